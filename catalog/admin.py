@@ -1,0 +1,13 @@
+from django.contrib import admin
+
+from catalog.models import Item
+from customers.admin import CustomerScopedAdmin
+
+
+@admin.register(Item)
+class ItemAdmin(CustomerScopedAdmin):
+    list_display = ["external_id", "title", "brand", "price", "in_stock", "customer", "updated_at"]
+    list_filter = ["in_stock"]
+    search_fields = ["external_id", "title", "brand"]
+    readonly_fields = ["created_at", "updated_at"]
+    list_select_related = ["customer"]

@@ -1,0 +1,68 @@
+"""Writes to the catalog."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from catalog.contracts import CatalogItemIn
+from catalog.models import Item
+from config.problems import FieldError, invalid_request
+
+UPSERT_FIELDS = ["title", "brand", "categories", "price", "in_stock", "attributes", "updated_at"]
+
+
+def _duplicate_id_errors(items: Sequence[CatalogItemIn]) -> list[FieldError]:
+    counts = Counter(item.id for item in items)
+    return [
+        FieldError(("items", index, "id"), "duplicate", f"Item id {item.id!r} appears twice.")
+        for index, item in enumerate(items)
+        if counts[item.id] > 1
+    ]
+
+
+@transaction.atomic
+def items_upsert(*, customer_id: int, items: Sequence[CatalogItemIn]) -> tuple[int, int]:
+    """Create or update items by id in one transaction; returns (created, updated)."""
+    errors = _duplicate_id_errors(items)
+    if errors:
+        raise invalid_request(errors)
+    ids = [item.id for item in items]
+    existing = set(
+        Item.objects.filter(customer_id=customer_id, external_id__in=ids).values_list(
+            "external_id", flat=True
+        )
+    )
+    now = timezone.now()
+    rows = [
+        Item(
+            customer_id=customer_id,
+            external_id=item.id,
+            title=item.title,
+            brand=item.brand or "",
+            categories=list(dict.fromkeys(item.categories)),
+            price=None if item.price is None else Decimal(str(item.price)),
+            in_stock=item.in_stock,
+            attributes=item.attributes,
+            created_at=now,
+            updated_at=now,
+        )
+        for item in items
+    ]
+    Item.objects.bulk_create(
+        rows,
+        batch_size=500,
+        update_conflicts=True,
+        unique_fields=["customer", "external_id"],
+        update_fields=UPSERT_FIELDS,
+    )
+    return len(ids) - len(existing), len(existing)
+
+
+@transaction.atomic
+def item_delete(*, item: Item) -> None:
+    item.delete()

@@ -1,0 +1,28 @@
+from django.contrib import admin
+from django.urls import path, re_path
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
+
+from catalog.api import CatalogItemApi, CatalogUpsertApi
+from config import health
+from config.problems import api_not_found, api_server_error
+from config.views import problem_type
+from events.api import EventsIngestApi
+from ranking.api import RankApi
+
+urlpatterns = [
+    path("v1/rank", RankApi.as_view(), name="rank"),
+    path("v1/events", EventsIngestApi.as_view(), name="events"),
+    path("v1/catalog/items", CatalogUpsertApi.as_view(), name="catalog-items"),
+    path("v1/catalog/items/<path:item_id>", CatalogItemApi.as_view(), name="catalog-item"),
+    path("v1/schema", SpectacularJSONAPIView.as_view(), name="schema"),
+    path("v1/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("problems/<slug:slug>", problem_type, name="problem-type"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("admin/", admin.site.urls),
+    # Unknown /v1 paths answer problem+json, with DEBUG on too.
+    re_path(r"^v1/", api_not_found),
+]
+
+handler404 = api_not_found
+handler500 = api_server_error

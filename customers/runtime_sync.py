@@ -1,0 +1,145 @@
+"""Keeps each process's cached copies of keys, configs, rules and models current.
+
+Every change to what the ranking path caches bumps `Customer.runtime_generation`. A daemon thread
+in each serving process reads all generations every `RUNTIME_REFRESH_SECONDS` (one small query)
+and evicts cache entries loaded at an older generation. Rank requests themselves never query the
+database in steady state, and when the database is down they keep serving from the cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from django.conf import settings
+from django.db import close_old_connections
+from django.db.models import F
+
+from customers.models import Customer
+
+logger = logging.getLogger(__name__)
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEntry(Generic[V]):
+    customer_id: int
+    generation: int
+    value: V
+
+
+class GenerationCache(Generic[K, V]):
+    """A cache whose entries remember the customer generation they were loaded at."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._entries: dict[K, CacheEntry[V]] = {}
+        self._lock = threading.Lock()
+        _caches.append(self)
+
+    def get(self, key: K) -> CacheEntry[V] | None:
+        return self._entries.get(key)
+
+    def put(self, key: K, entry: CacheEntry[V]) -> None:
+        with self._lock:
+            self._entries[key] = entry
+
+    def evict_older(self, customer_id: int, generation: int) -> None:
+        """Drop the customer's entries loaded before `generation` (all of them for -1)."""
+        with self._lock:
+            stale = [
+                key
+                for key, entry in self._entries.items()
+                if entry.customer_id == customer_id
+                and (generation < 0 or entry.generation < generation)
+            ]
+            for key in stale:
+                del self._entries[key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+_caches: list[GenerationCache[Any, Any]] = []
+_periodic_jobs: list[Callable[[], None]] = []
+
+
+def run_periodically(job: Callable[[], None]) -> None:
+    """Run `job` on the sync thread after each poll (e.g. flushing API-key last-used times)."""
+    _periodic_jobs.append(job)
+
+
+def forget_customer(customer_id: int) -> None:
+    """Evict every cached entry of a customer in this process."""
+    for cache in _caches:
+        cache.evict_older(customer_id, -1)
+
+
+def bump_generation(customer_id: int) -> None:
+    """Record that the customer's cached state changed, and drop this process's copy now."""
+    Customer.objects.filter(pk=customer_id).update(runtime_generation=F("runtime_generation") + 1)
+    forget_customer(customer_id)
+
+
+def current_generation(customer_id: int) -> int:
+    """Read before loading cached data, so a change racing with the load is caught next poll."""
+    return Customer.objects.values_list("runtime_generation", flat=True).get(pk=customer_id)
+
+
+class _Poller:
+    def __init__(self) -> None:
+        self.known: dict[int, int] = {}
+        self.pid: int | None = None
+        self.lock = threading.Lock()
+
+    def poll_once(self) -> None:
+        latest = dict(Customer.objects.values_list("id", "runtime_generation"))
+        for customer_id, generation in latest.items():
+            if self.known.get(customer_id) != generation:
+                for cache in _caches:
+                    cache.evict_older(customer_id, generation)
+        for customer_id in self.known.keys() - latest.keys():
+            forget_customer(customer_id)
+        self.known = latest
+
+    def loop(self, interval: float) -> None:
+        while True:
+            try:
+                self.poll_once()
+            except Exception:
+                # The database is away: keep serving from the cache and try again later.
+                logger.warning("runtime sync poll failed", exc_info=True)
+            finally:
+                close_old_connections()
+            for job in _periodic_jobs:
+                try:
+                    job()
+                except Exception:
+                    logger.warning("runtime sync job %s failed", job, exc_info=True)
+            time.sleep(interval)
+
+    def ensure_started(self) -> None:
+        interval = settings.RUNTIME_REFRESH_SECONDS
+        if interval <= 0 or self.pid == os.getpid():
+            return
+        with self.lock:
+            if self.pid == os.getpid():
+                return
+            self.pid = os.getpid()
+            self.known = {}
+            thread = threading.Thread(
+                target=self.loop, args=(interval,), name="runtime-sync", daemon=True
+            )
+            thread.start()
+
+
+poller = _Poller()
+ensure_started = poller.ensure_started

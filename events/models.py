@@ -1,0 +1,64 @@
+"""The append-only event log: what shoppers saw and did."""
+
+from django.db import models
+from django.utils import timezone
+
+from customers.models import Customer
+
+
+class EventType(models.TextChoices):
+    IMPRESSION = "impression", "impression"
+    CLICK = "click", "click"
+    ADD_TO_CART = "add_to_cart", "add to cart"
+    PURCHASE = "purchase", "purchase"
+
+
+class Event(models.Model):
+    """One row per (event, item): an impression of 20 items is 20 rows with ordinals 0..19.
+
+    Rows are only ever inserted. `query`, `surface` and `request_id` of clicks, carts and
+    purchases are filled at ingest from the impression they came from (see events.services).
+    """
+
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    event_id = models.CharField(max_length=128)
+    ordinal = models.PositiveSmallIntegerField(default=0)
+    type = models.CharField(max_length=16, choices=EventType.choices)
+    item_id = models.CharField(max_length=256)
+    position = models.PositiveIntegerField(null=True, blank=True)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField(default=timezone.now)
+    user_id = models.CharField(max_length=256, blank=True)
+    session_id = models.CharField(max_length=256, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    # True when request_id was not sent but attributed from the shopper's earlier click.
+    request_attributed = models.BooleanField(default=False)
+    surface = models.CharField(max_length=16, blank=True)
+    query = models.CharField(max_length=256, blank=True)
+    quantity = models.PositiveIntegerField(default=1)
+    price = models.FloatField(null=True, blank=True)
+    revenue = models.FloatField(default=0.0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "event_id", "ordinal"], name="event_unique_id"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["customer", "occurred_at"], name="event_customer_time"),
+            models.Index(fields=["customer", "request_id"], name="event_customer_request"),
+            models.Index(
+                fields=["customer", "user_id", "item_id", "occurred_at"],
+                name="event_customer_user_item",
+            ),
+            models.Index(
+                fields=["customer", "session_id", "item_id", "occurred_at"],
+                name="event_customer_session_item",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.item_id} ({self.event_id})"

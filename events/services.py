@@ -1,0 +1,267 @@
+"""Event ingestion: validate the batch whole, store it once, update shoppers' signals.
+
+Attribution: a click, add-to-cart or purchase that names a `request_id` inherits the query and
+surface of that request's impression. An add-to-cart or purchase without one is attributed to the
+shopper's latest click on the same item within ATTRIBUTION_WINDOW (its request, query, surface),
+and marked `request_attributed`. Impressions get positions from their order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from catalog.models import Item
+from config.problems import FieldError, invalid_request
+from events.contracts import AddToCartIn, ClickIn, EventIn, ImpressionIn, PurchaseIn
+from events.models import Event, EventType
+from events.queries import normalise_query, shopper_key
+from ranking.signals.store import ShopperAction, SignalStoreUnavailable, signal_store
+
+logger = logging.getLogger(__name__)
+
+ATTRIBUTION_WINDOW = timedelta(days=7)
+# Events stamped further ahead than this are refused: a client clock is wrong.
+MAX_CLOCK_SKEW = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    accepted: int
+    duplicates: int
+
+
+@dataclass(frozen=True)
+class _Origin:
+    request_id: str
+    query: str
+    surface: str
+    at: datetime
+
+
+def _future_errors(events: Sequence[EventIn], now: datetime) -> list[FieldError]:
+    limit = now + MAX_CLOCK_SKEW
+    return [
+        FieldError(
+            ("events", index, "timestamp"),
+            "in_future",
+            f"{event.timestamp.isoformat()} is in the future; check the client's clock.",
+        )
+        for index, event in enumerate(events)
+        if event.timestamp > limit
+    ]
+
+
+def _duplicate_item_errors(events: Sequence[EventIn]) -> list[FieldError]:
+    errors = []
+    for index, event in enumerate(events):
+        if isinstance(event, ImpressionIn) and len(set(event.items)) != len(event.items):
+            errors.append(
+                FieldError(("events", index, "items"), "duplicate", "An item is listed twice.")
+            )
+    return errors
+
+
+def _shopper(event: EventIn) -> str:
+    return shopper_key(event.user_id, event.session_id)
+
+
+def _impression_origins(customer_id: int, events: Sequence[EventIn]) -> dict[str, _Origin]:
+    """request_id -> the impression it came from, from this batch first, then the log."""
+    origins = {
+        event.request_id: _Origin(
+            event.request_id, normalise_query(event.query), event.surface or "", event.timestamp
+        )
+        for event in events
+        if isinstance(event, ImpressionIn) and event.request_id
+    }
+    wanted = {
+        event.request_id
+        for event in events
+        if not isinstance(event, ImpressionIn)
+        and event.request_id
+        and event.request_id not in origins
+    }
+    if wanted:
+        stored = Event.objects.filter(
+            customer_id=customer_id,
+            type=EventType.IMPRESSION,
+            ordinal=0,
+            request_id__in=wanted,
+        ).values_list("request_id", "query", "surface", "occurred_at")
+        for request_id, query, surface, at in stored:
+            origins.setdefault(request_id, _Origin(request_id, query, surface, at))
+    return origins
+
+
+def _latest_clicks(
+    customer_id: int, events: Sequence[EventIn], origins: dict[str, _Origin]
+) -> dict[tuple[str, str], list[_Origin]]:
+    """(shopper, item) -> clicks that carried a request, for carts and purchases without one."""
+    needing = [
+        event
+        for event in events
+        if isinstance(event, AddToCartIn | PurchaseIn) and not event.request_id and _shopper(event)
+    ]
+    clicks: dict[tuple[str, str], list[_Origin]] = {}
+    if not needing:
+        return clicks
+    for event in events:
+        if isinstance(event, ClickIn) and event.request_id and _shopper(event):
+            origin = origins.get(event.request_id)
+            clicks.setdefault((_shopper(event), event.item_id), []).append(
+                _Origin(
+                    event.request_id,
+                    origin.query if origin else normalise_query(event.query),
+                    origin.surface if origin else event.surface or "",
+                    event.timestamp,
+                )
+            )
+    earliest = min(event.timestamp for event in needing) - ATTRIBUTION_WINDOW
+    who = Q()
+    for event in needing:
+        if event.user_id:
+            who |= Q(user_id=event.user_id, item_id=event.item_id)
+        else:
+            who |= Q(user_id="", session_id=event.session_id, item_id=event.item_id)
+    stored = (
+        Event.objects.filter(who, customer_id=customer_id, type=EventType.CLICK)
+        .filter(occurred_at__gte=earliest)
+        .exclude(request_id="")
+        .values_list(
+            "user_id", "session_id", "item_id", "request_id", "query", "surface", "occurred_at"
+        )
+    )
+    for user_id, session_id, item_id, request_id, query, surface, at in stored:
+        clicks.setdefault((shopper_key(user_id, session_id), item_id), []).append(
+            _Origin(request_id, query, surface, at)
+        )
+    return clicks
+
+
+def _attribute(
+    event: EventIn,
+    origins: dict[str, _Origin],
+    clicks: dict[tuple[str, str], list[_Origin]],
+) -> tuple[_Origin | None, bool]:
+    if event.request_id:
+        return origins.get(event.request_id), False
+    if isinstance(event, AddToCartIn | PurchaseIn):
+        candidates = [
+            click
+            for click in clicks.get((_shopper(event), event.item_id), [])
+            if event.timestamp - ATTRIBUTION_WINDOW <= click.at <= event.timestamp
+        ]
+        if candidates:
+            return max(candidates, key=lambda click: click.at), True
+    return None, False
+
+
+def _rows(
+    customer_id: int,
+    event: EventIn,
+    origin: _Origin | None,
+    attributed: bool,
+    received_at: datetime,
+) -> list[Event]:
+    common = {
+        "customer_id": customer_id,
+        "event_id": event.event_id,
+        "type": event.type,
+        "occurred_at": event.timestamp,
+        "received_at": received_at,
+        "user_id": event.user_id or "",
+        "session_id": event.session_id or "",
+        "request_id": event.request_id or (origin.request_id if origin else ""),
+        "request_attributed": attributed,
+        "surface": event.surface or (origin.surface if origin else ""),
+        "query": normalise_query(event.query) or (origin.query if origin else ""),
+    }
+    if isinstance(event, ImpressionIn):
+        return [
+            Event(ordinal=ordinal, item_id=item_id, position=ordinal + 1, **common)
+            for ordinal, item_id in enumerate(event.items)
+        ]
+    row = Event(item_id=event.item_id, **common)
+    if isinstance(event, ClickIn):
+        row.position = event.position
+    if isinstance(event, AddToCartIn | PurchaseIn):
+        row.quantity = event.quantity
+    if isinstance(event, PurchaseIn):
+        row.price = event.price
+        row.revenue = event.price * event.quantity
+    return [row]
+
+
+def events_ingest(*, customer_id: int, events: Sequence[EventIn]) -> IngestResult:
+    """Store a validated batch; repeated event ids (in the log or the batch) are duplicates."""
+    now = timezone.now()
+    errors = _future_errors(events, now) + _duplicate_item_errors(events)
+    if errors:
+        raise invalid_request(errors)
+    with transaction.atomic():
+        seen = set(
+            Event.objects.filter(
+                customer_id=customer_id,
+                event_id__in={event.event_id for event in events},
+                ordinal=0,
+            ).values_list("event_id", flat=True)
+        )
+        fresh: list[EventIn] = []
+        for event in events:
+            if event.event_id not in seen:
+                seen.add(event.event_id)
+                fresh.append(event)
+        origins = _impression_origins(customer_id, fresh)
+        clicks = _latest_clicks(customer_id, fresh, origins)
+        rows = []
+        for event in fresh:
+            origin, attributed = _attribute(event, origins, clicks)
+            rows.extend(_rows(customer_id, event, origin, attributed, now))
+        Event.objects.bulk_create(rows, batch_size=2000, ignore_conflicts=True)
+    shopper_actions_record(customer_id=customer_id, events=fresh)
+    return IngestResult(accepted=len(fresh), duplicates=len(events) - len(fresh))
+
+
+def shopper_actions_record(*, customer_id: int, events: Sequence[EventIn]) -> None:
+    """Fold clicks, carts and purchases into shopper profiles, so the next ranking reflects them.
+
+    The event log is the source of truth: a signal-store outage loses these profile updates
+    (logged), never the events.
+    """
+    acting = [
+        event
+        for event in events
+        if isinstance(event, ClickIn | AddToCartIn | PurchaseIn) and _shopper(event)
+    ]
+    if not acting:
+        return
+    items = {
+        external_id: (brand, tuple(categories))
+        for external_id, brand, categories in Item.objects.filter(
+            customer_id=customer_id, external_id__in={event.item_id for event in acting}
+        ).values_list("external_id", "brand", "categories")
+    }
+    actions = [
+        ShopperAction(
+            shopper_key=_shopper(event),
+            item_id=event.item_id,
+            action=event.type,
+            timestamp=event.timestamp.timestamp(),
+            brand=items.get(event.item_id, ("", ()))[0],
+            categories=items.get(event.item_id, ("", ()))[1],
+        )
+        for event in acting
+    ]
+    try:
+        signal_store().record_shopper_actions(customer_id, actions)
+    except SignalStoreUnavailable:
+        logger.warning(
+            "signal store unavailable: %d shopper actions not applied", len(actions), exc_info=True
+        )

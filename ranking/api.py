@@ -1,0 +1,156 @@
+"""`POST /v1/rank`: re-rank the search engine's candidates for one shopper.
+
+Validation is strict (pydantic), rendering is orjson, and the customer's limits and configs come
+from the per-process runtime cache: no database query and one signal-store round trip per request.
+A dependency outage answers 200 with `"degraded": true`, never a 5xx.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import Counter
+from typing import Any
+
+import numpy as np
+from django.http import HttpResponse
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions
+from rest_framework.request import Request
+
+from config.problems import FieldError, invalid_request
+from config.schema import PROBLEM_RESPONSES
+from customers.api import CustomerApi, json_response
+from customers.auth import KeyStoreUnavailable
+from customers.models import Scope
+from events.queries import normalise_query, shopper_key
+from ranking.contracts import RankIn, RankOut
+from ranking.engine.pipeline import rank, rank_degraded
+from ranking.engine.records import RankInput, RankOutcome
+from ranking.runtime import RuntimeUnavailable, customer_runtime
+from ranking.signals.store import signal_store
+
+logger = logging.getLogger(__name__)
+
+QUERY_SURFACES = ("search", "autocomplete")
+
+
+def rank_input_errors(body: RankIn, max_candidates: int) -> list[FieldError]:
+    """The checks that need the customer's settings or span fields."""
+    errors = []
+    if body.surface in QUERY_SURFACES and not (body.query or "").strip():
+        errors.append(
+            FieldError(("query",), "missing", f"A query is required for surface {body.surface}.")
+        )
+    if len(body.items) > max_candidates:
+        errors.append(
+            FieldError(
+                ("items",),
+                "too_long",
+                f"{len(body.items)} candidates sent; at most {max_candidates} are allowed.",
+            )
+        )
+    counts = Counter(item.id for item in body.items)
+    errors.extend(
+        FieldError(("items", index, "id"), "duplicate", f"Item id {item.id!r} appears twice.")
+        for index, item in enumerate(body.items)
+        if counts[item.id] > 1
+    )
+    return errors
+
+
+def rank_input(body: RankIn) -> RankInput:
+    return RankInput(
+        surface=body.surface,
+        query=normalise_query(body.query),
+        category=body.category or "",
+        shopper_key=shopper_key(body.user_id, body.session_id),
+        item_ids=tuple(item.id for item in body.items),
+        relevance=np.array(
+            [np.nan if item.relevance is None else item.relevance for item in body.items]
+        ),
+        context=body.context,
+        limit=body.limit,
+        explain=body.explain,
+    )
+
+
+def render(request_id: str, body: RankIn, outcome: RankOutcome) -> dict[str, Any]:
+    ids = [body.items[index].id for index in outcome.order]
+    items: list[dict[str, Any]] = [
+        {"id": item_id, "position": position, "score": float(score)}
+        for position, (item_id, score) in enumerate(zip(ids, outcome.scores, strict=True), 1)
+    ]
+    if outcome.explanations is not None:
+        for item, explanation in zip(items, outcome.explanations, strict=True):
+            item["explanation"] = {
+                "method": explanation.method,
+                "base_value": explanation.base_value,
+                "contributions": [
+                    {"feature": c.feature, "value": c.value, "contribution": c.contribution}
+                    for c in explanation.contributions
+                ],
+                "model_score": explanation.model_score,
+                "transform": explanation.transform,
+                "rules": [],
+                "position_before_rules": explanation.position_before_rules,
+            }
+    response: dict[str, Any] = {
+        "request_id": request_id,
+        "surface": body.surface,
+        "degraded": outcome.degraded,
+        "ranker": {"config": outcome.config, "model": None, "variant": None},
+        "items": items,
+    }
+    if body.explain:
+        response["removed"] = []
+    return response
+
+
+class RankApi(CustomerApi):
+    required_scope = Scope.RANK
+    key_store_down = False
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().initial(request, *args, **kwargs)
+        except exceptions.AuthenticationFailed as exc:
+            if not isinstance(exc.__cause__, KeyStoreUnavailable):
+                raise
+            # The database is down and this key is not cached yet: answer in input order
+            # rather than fail the shopper's search. Nothing of any customer is read.
+            self.key_store_down = True
+
+    @extend_schema(
+        operation_id="rank",
+        summary="Re-rank candidate items",
+        request=RankIn,
+        responses={200: RankOut, **PROBLEM_RESPONSES},
+        tags=["ranking"],
+    )
+    def post(self, request: Request) -> HttpResponse:
+        body = self.read_json(request, RankIn)
+        request_id = str(uuid.uuid4())
+        if self.key_store_down:
+            return self._degraded(request_id, body)
+        try:
+            runtime = customer_runtime(self.customer_id)
+        except RuntimeUnavailable:
+            logger.warning("ranking runtime unavailable for customer %s", self.customer_id)
+            return self._degraded(request_id, body)
+        errors = rank_input_errors(body, runtime.max_candidates)
+        if errors:
+            raise invalid_request(errors)
+        outcome = rank(
+            rank_input(body), runtime.config_for(body.surface), signal_store(), self.customer_id
+        )
+        response = json_response(render(request_id, body, outcome))
+        response["X-Request-ID"] = request_id
+        return response
+
+    def _degraded(self, request_id: str, body: RankIn) -> HttpResponse:
+        errors = [e for e in rank_input_errors(body, len(body.items)) if e.code != "too_long"]
+        if errors:
+            raise invalid_request(errors)
+        outcome = rank_degraded(rank_input(body), "default")
+        return json_response(render(request_id, body, outcome))

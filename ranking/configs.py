@@ -1,0 +1,78 @@
+"""Ranking-config validation and the built-in defaults used when a surface has no config."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from django.core.exceptions import ValidationError
+
+from ranking.signals.schema import FEATURES
+
+MAX_ABS_WEIGHT = 100.0
+
+_PERSONAL = {
+    "user_category_affinity": 1.0,
+    "user_brand_affinity": 1.0,
+    "user_recently_viewed": 0.3,
+    "user_purchased": -0.3,
+}
+
+# Weights on standardised signals; chosen so relevance leads on search and engagement on browse.
+DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
+    "search": {
+        "relevance": 1.0,
+        "query_ctr": 0.5,
+        "query_conversion_rate": 0.3,
+        "ctr": 0.2,
+        "conversion_rate": 0.3,
+        "popularity": 0.2,
+        "in_stock": 0.3,
+        **_PERSONAL,
+    },
+    "browse": {
+        "conversion_rate": 0.5,
+        "ctr": 0.3,
+        "popularity": 0.5,
+        "trend": 0.2,
+        "freshness": 0.1,
+        "in_stock": 0.5,
+        **_PERSONAL,
+    },
+    "autocomplete": {
+        "query_ctr": 1.0,
+        "relevance": 0.5,
+        "popularity": 0.5,
+        **_PERSONAL,
+    },
+}
+
+
+def weights_clean(weights: Any) -> dict[str, float]:
+    """Validate a weights mapping: known signal names, finite numbers within +-100."""
+    if not isinstance(weights, Mapping):
+        raise ValidationError({"weights": "Weights must be an object of signal name -> number."})
+    errors = []
+    cleaned: dict[str, float] = {}
+    for name, value in weights.items():
+        if name not in FEATURES:
+            errors.append(f"{name!r} is not a signal; known: {', '.join(FEATURES)}")
+            continue
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            errors.append(f"{name}: {value!r} is not a finite number")
+            continue
+        if abs(value) > MAX_ABS_WEIGHT:
+            errors.append(f"{name}: {value} is outside -{MAX_ABS_WEIGHT:g}..{MAX_ABS_WEIGHT:g}")
+            continue
+        if value:
+            cleaned[name] = float(value)
+    if errors:
+        raise ValidationError({"weights": errors})
+    if not cleaned:
+        raise ValidationError({"weights": "Give at least one signal a non-zero weight."})
+    return cleaned

@@ -1,0 +1,113 @@
+"""One ranking pass: features -> score -> rules -> order -> explanation."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ranking.engine.features import build_features, standardised_relevance
+from ranking.engine.records import (
+    SCORE_TRANSFORM,
+    Contribution,
+    Explanation,
+    MissingSignals,
+    RankerConfig,
+    RankInput,
+    RankOutcome,
+)
+from ranking.signals.schema import FEATURES
+from ranking.signals.store import SignalStore, SignalStoreUnavailable
+
+
+def rank_score(model_score: np.ndarray) -> np.ndarray:
+    """The fixed monotone transform from model score to a positive rank score: the logistic
+    sigmoid, 1 / (1 + exp(-s)), in (0, 1). Boosts and buries multiply this score."""
+    return np.exp(-np.logaddexp(0.0, -model_score))
+
+
+def order_by_score(scores: np.ndarray, item_ids: tuple[str, ...]) -> np.ndarray:
+    """Best first; equal scores ordered by item id so the order is stable and reproducible."""
+    return np.lexsort((np.asarray(item_ids), -scores))
+
+
+def _truncate(order: np.ndarray, limit: int | None) -> np.ndarray:
+    return order if limit is None else order[:limit]
+
+
+def rank_degraded(request: RankInput, config_name: str) -> RankOutcome:
+    """The best order without signals: by the retriever's relevance, else as sent."""
+    relevance = standardised_relevance(request.relevance)
+    if np.isnan(request.relevance).all():
+        order = np.arange(len(request.item_ids))
+    else:
+        order = order_by_score(relevance, request.item_ids)
+    order = _truncate(order, request.limit)
+    missing = MissingSignals(
+        items_without_signals=len(request.item_ids),
+        pairs_without_query_signals=len(request.item_ids) if request.query else 0,
+        items_without_relevance=int(np.isnan(request.relevance).sum()),
+        shopper_known=False,
+        signals_version=None,
+    )
+    return RankOutcome(
+        order=order,
+        scores=rank_score(relevance[order]),
+        degraded=True,
+        config=config_name,
+        missing=missing,
+        features=None,
+    )
+
+
+def rank(
+    request: RankInput, config: RankerConfig, store: SignalStore, customer_id: int
+) -> RankOutcome:
+    try:
+        fetch = store.fetch(customer_id, request.item_ids, request.query, request.shopper_key)
+    except SignalStoreUnavailable:
+        return rank_degraded(request, config.name)
+    features, missing = build_features(request, fetch)
+    if fetch.meta is not None:
+        standardised = (features - fetch.meta.feature_mean) / fetch.meta.feature_std
+    else:
+        standardised = features
+    model_scores = standardised @ config.weights
+    scores = rank_score(model_scores)
+    order = _truncate(order_by_score(scores, request.item_ids), request.limit)
+    explanations = None
+    if request.explain:
+        positions = np.empty(len(scores), dtype=np.int64)
+        positions[order_by_score(scores, request.item_ids)] = np.arange(1, len(scores) + 1)
+        explanations = tuple(
+            _linear_explanation(
+                features[index],
+                standardised[index] * config.weights,
+                float(model_scores[index]),
+                int(positions[index]),
+            )
+            for index in order
+        )
+    return RankOutcome(
+        order=order,
+        scores=scores[order],
+        degraded=False,
+        config=config.name,
+        missing=missing,
+        features=features,
+        explanations=explanations,
+    )
+
+
+def _linear_explanation(
+    values: np.ndarray, contributions: np.ndarray, model_score: float, position: int
+) -> Explanation:
+    return Explanation(
+        method="linear",
+        base_value=0.0,
+        contributions=tuple(
+            Contribution(name, float(value), float(contribution))
+            for name, value, contribution in zip(FEATURES, values, contributions, strict=True)
+        ),
+        model_score=model_score,
+        transform=SCORE_TRANSFORM,
+        position_before_rules=position,
+    )

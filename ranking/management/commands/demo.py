@@ -1,0 +1,178 @@
+"""`manage.py demo`: a demo shop with catalog, simulated shoppers, fresh signals, logins, a key.
+
+It migrates, builds the shop (or reuses it), refreshes the signals, prints the admin login, an API
+key and a ready-to-paste curl, and then serves. On the embedded default the signal store lives in
+this process, so the demo serves from the same process that built it.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shlex
+import time
+from datetime import timedelta
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
+from django.utils import timezone
+
+from catalog.contracts import CatalogItemIn
+from catalog.models import Item
+from catalog.services import items_upsert
+from customers.models import Customer, Scope
+from customers.services import api_key_create, customer_create, membership_add
+from events.contracts import EventsIngestIn
+from events.models import Event
+from events.services import events_ingest
+from ranking.services import signals_refresh
+from ranking.simulation import build_world, simulate
+
+DEMO_SLUG = "demo-shop"
+EVENT_BATCH = 1000
+
+
+class Command(BaseCommand):
+    help = "Build a demo shop with simulated shoppers, refresh its signals and serve it."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--items", type=int, default=3000)
+        parser.add_argument("--shoppers", type=int, default=4000)
+        parser.add_argument("--sessions", type=int, default=12000)
+        parser.add_argument("--days", type=int, default=30, help="days of simulated history")
+        parser.add_argument("--rebuild", action="store_true", help="rebuild an existing demo shop")
+        parser.add_argument("--serve", action="store_true", help="serve after building")
+        parser.add_argument("--addr", default="127.0.0.1:8000", help="address to serve on")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        started = time.perf_counter()
+        call_command("migrate", interactive=False, verbosity=0)
+        customer = Customer.objects.filter(slug=DEMO_SLUG).first()
+        if customer is not None and options["rebuild"]:
+            self.stdout.write("Removing the old demo shop...")
+            customer.delete()
+            customer = None
+        if customer is None or not Event.objects.filter(customer=customer).exists():
+            customer = customer or customer_create(name="Demo Shop", slug=DEMO_SLUG)
+            self._build_shop(customer, options)
+        else:
+            self.stdout.write("Reusing the demo shop built earlier (--rebuild builds anew).")
+
+        self.stdout.write("Refreshing signals...")
+        result = signals_refresh(customer_id=customer.pk)
+        self.stdout.write(
+            f"  signal version {result.version}: {result.items} items, "
+            f"{result.query_pairs} query-item pairs in {result.seconds:.1f}s"
+        )
+        admin_password, merchandiser_password = self._users(customer)
+        _, key = api_key_create(
+            customer=customer, name=f"demo {timezone.now():%Y-%m-%d %H:%M}", scopes=Scope.values
+        )
+        self._print_access(customer, key, admin_password, merchandiser_password, options["addr"])
+        self.stdout.write(f"Ready in {time.perf_counter() - started:.0f}s.")
+        if options["serve"]:
+            call_command("runserver", options["addr"], use_reloader=False)
+
+    def _build_shop(self, customer: Customer, options: dict[str, Any]) -> None:
+        world = build_world(n_items=options["items"], n_shoppers=options["shoppers"])
+        self.stdout.write(f"Building the catalog: {options['items']} items...")
+        catalog = [CatalogItemIn.model_validate(row, strict=False) for row in world.catalog()]
+        for start in range(0, len(catalog), 5000):
+            items_upsert(customer_id=customer.pk, items=catalog[start : start + 5000])
+        self.stdout.write(
+            f"Simulating {options['sessions']} shopper sessions over {options['days']} days..."
+        )
+        end = timezone.now() - timedelta(hours=1)
+        batch: list[dict[str, Any]] = []
+        counts = {"impression": 0, "click": 0, "add_to_cart": 0, "purchase": 0}
+        for events in simulate(
+            world,
+            sessions=options["sessions"],
+            start=end - timedelta(days=options["days"]),
+            end=end,
+        ):
+            batch.extend(events)
+            for event in events:
+                counts[event["type"]] += 1
+            if len(batch) >= EVENT_BATCH:
+                self._ingest(customer, batch)
+                batch = []
+        if batch:
+            self._ingest(customer, batch)
+        self.stdout.write("  " + ", ".join(f"{count} {kind}s" for kind, count in counts.items()))
+
+    def _ingest(self, customer: Customer, events: list[dict[str, Any]]) -> None:
+        for start in range(0, len(events), EVENT_BATCH):
+            body = EventsIngestIn.model_validate_json(
+                orjson.dumps({"events": events[start : start + EVENT_BATCH]})
+            )
+            events_ingest(customer_id=customer.pk, events=body.events)
+
+    @transaction.atomic
+    def _users(self, customer: Customer) -> tuple[str, str]:
+        """A superuser and a merchandiser who sees only the demo shop; fresh passwords each run."""
+        user_model = get_user_model()
+        passwords = []
+        for username, superuser in (("admin", True), ("merchandiser", False)):
+            user, _ = user_model.objects.get_or_create(username=username)
+            password = secrets.token_urlsafe(12)
+            user.set_password(password)
+            user.is_staff = True
+            user.is_superuser = superuser
+            user.save()
+            if not superuser:
+                user.user_permissions.set(
+                    Permission.objects.filter(
+                        content_type__app_label__in=["catalog", "events", "ranking", "customers"]
+                    ).exclude(codename__in=["add_customer", "delete_customer"])
+                )
+                membership_add(customer=customer, user=user)
+            passwords.append(password)
+        return passwords[0], passwords[1]
+
+    def _print_access(
+        self, customer: Customer, key: str, admin_password: str, merch_password: str, addr: str
+    ) -> None:
+        base = f"http://{addr}"
+        items = Item.objects.filter(customer=customer).order_by("external_id")
+        ids = [
+            item_id
+            for item_id, categories in items.values_list("external_id", "categories")[:2000]
+            if "shoes/running" in categories
+        ][:5] or list(items.values_list("external_id", flat=True)[:5])
+        body = {
+            "surface": "search",
+            "query": "running shoes",
+            "user_id": "shopper-00001",
+            "items": [{"id": item_id, "relevance": 10.0 - n} for n, item_id in enumerate(ids)],
+            "limit": 5,
+        }
+        curl = (
+            f"curl -s {base}/v1/rank -H 'Authorization: Bearer {key}' "
+            f"-H 'Content-Type: application/json' -d {shlex.quote(orjson.dumps(body).decode())}"
+        )
+        store = settings.SIGNAL_STORE["BACKEND"]
+        database = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+        self.stdout.write(
+            self.style.SUCCESS(
+                "\n".join(
+                    [
+                        "",
+                        f"Demo shop '{customer.name}' (database {database}, signal store {store})",
+                        f"  Admin:        {base}/admin/   user admin / {admin_password}",
+                        f"  Merchandiser: {base}/admin/   user merchandiser / {merch_password}"
+                        "   (sees only this shop)",
+                        f"  API docs:     {base}/v1/docs",
+                        f"  API key (shown once, all scopes): {key}",
+                        "  Try a ranking:",
+                        f"    {curl}",
+                        "",
+                    ]
+                )
+            )
+        )

@@ -1,0 +1,152 @@
+"""The in-process signal store of the embedded default (one process, no Redis).
+
+A version is an immutable object; publishing replaces the reference to it in one assignment,
+which is atomic in CPython, so readers see the old or the new version whole.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import numpy as np
+
+from ranking.signals.store import (
+    EMPTY_PROFILE,
+    SHOPPER_ACTION_WEIGHTS,
+    SHOPPER_RECENT_ITEMS,
+    ShopperAction,
+    ShopperProfile,
+    SignalFetch,
+    SignalMeta,
+    SignalSnapshot,
+    SignalStore,
+    decode_items,
+)
+
+K = TypeVar("K")
+
+
+@dataclass(frozen=True)
+class _Version:
+    meta: SignalMeta
+    item_rows: dict[str, int]
+    item_records: np.ndarray
+    query_rows: dict[tuple[str, str], int]
+    query_records: np.ndarray
+
+
+@dataclass
+class _Shopper:
+    brand_weights: dict[str, float] = field(default_factory=dict)
+    category_weights: dict[str, float] = field(default_factory=dict)
+    total_weight: float = 0.0
+    viewed: dict[str, float] = field(default_factory=dict)
+    purchased: dict[str, float] = field(default_factory=dict)
+
+    def profile(self) -> ShopperProfile:
+        return ShopperProfile(
+            brand_weights=dict(self.brand_weights),
+            category_weights=dict(self.category_weights),
+            total_weight=self.total_weight,
+            recently_viewed=frozenset(self.viewed),
+            purchased=frozenset(self.purchased),
+        )
+
+
+def _take(
+    rows_by_key: dict[K, int], records: np.ndarray, keys: Sequence[K]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The records of `keys` (a copy, row 0 where missing) and the found mask."""
+    rows = np.fromiter((rows_by_key.get(key, -1) for key in keys), dtype=np.int64, count=len(keys))
+    found = rows >= 0
+    if len(records) == 0:
+        return np.zeros(len(keys), dtype=records.dtype), found
+    return records[np.maximum(rows, 0)], found
+
+
+def _remember(recent: dict[str, float], item_id: str, timestamp: float) -> None:
+    recent[item_id] = max(timestamp, recent.get(item_id, timestamp))
+    if len(recent) > SHOPPER_RECENT_ITEMS:
+        for stale, _ in sorted(recent.items(), key=lambda pair: pair[1])[
+            : len(recent) - SHOPPER_RECENT_ITEMS
+        ]:
+            del recent[stale]
+
+
+class MemorySignalStore(SignalStore):
+    def __init__(self) -> None:
+        self._current: dict[int, _Version] = {}
+        self._versions: dict[int, int] = {}
+        self._shoppers: dict[tuple[int, str], _Shopper] = {}
+        self._lock = threading.Lock()
+
+    def fetch(
+        self, customer_id: int, item_ids: Sequence[str], query: str, shopper_key: str
+    ) -> SignalFetch:
+        version = self._current.get(customer_id)
+        profile = self.shopper_profile(customer_id, shopper_key) if shopper_key else EMPTY_PROFILE
+        if version is None:
+            records, found = decode_items([None] * len(item_ids), None)
+            return SignalFetch(None, records, found, None, None, profile)
+        records, found = _take(version.item_rows, version.item_records, item_ids)
+        records[~found] = version.meta.default_item
+        query_records = query_found = None
+        if query:
+            keys = [(query, item_id) for item_id in item_ids]
+            query_records, query_found = _take(version.query_rows, version.query_records, keys)
+            query_records[~query_found] = np.zeros((), dtype=query_records.dtype)
+        return SignalFetch(version.meta, records, found, query_records, query_found, profile)
+
+    def next_version(self, customer_id: int) -> int:
+        with self._lock:
+            self._versions[customer_id] = self._versions.get(customer_id, 0) + 1
+            return self._versions[customer_id]
+
+    def publish(self, customer_id: int, snapshot: SignalSnapshot) -> int:
+        version = _Version(
+            meta=snapshot.meta,
+            item_rows={item_id: row for row, item_id in enumerate(snapshot.item_ids)},
+            item_records=np.array(snapshot.item_records, copy=True),
+            query_rows={key: row for row, key in enumerate(snapshot.query_keys)},
+            query_records=np.array(snapshot.query_records, copy=True),
+        )
+        self._current[customer_id] = version
+        return snapshot.meta.version
+
+    def current_meta(self, customer_id: int) -> SignalMeta | None:
+        version = self._current.get(customer_id)
+        return version.meta if version else None
+
+    def record_shopper_actions(self, customer_id: int, actions: Sequence[ShopperAction]) -> None:
+        with self._lock:
+            for action in actions:
+                shopper = self._shoppers.setdefault((customer_id, action.shopper_key), _Shopper())
+                weight = SHOPPER_ACTION_WEIGHTS[action.action]
+                if action.brand:
+                    shopper.brand_weights[action.brand] = (
+                        shopper.brand_weights.get(action.brand, 0.0) + weight
+                    )
+                for category in action.categories:
+                    shopper.category_weights[category] = (
+                        shopper.category_weights.get(category, 0.0) + weight
+                    )
+                shopper.total_weight += weight
+                recent = shopper.purchased if action.action == "purchase" else shopper.viewed
+                _remember(recent, action.item_id, action.timestamp)
+
+    def shopper_profile(self, customer_id: int, shopper_key: str) -> ShopperProfile:
+        with self._lock:
+            shopper = self._shoppers.get((customer_id, shopper_key))
+            return shopper.profile() if shopper is not None else EMPTY_PROFILE
+
+    def drop_customer(self, customer_id: int) -> None:
+        with self._lock:
+            self._current.pop(customer_id, None)
+            for key in [key for key in self._shoppers if key[0] == customer_id]:
+                del self._shoppers[key]
+
+    def ping(self) -> None:
+        return None

@@ -1,0 +1,303 @@
+"""The Redis signal store.
+
+Keys (all of one customer share the hash tag `{c<id>}`, so they sit in one Redis Cluster slot and
+one pipeline can read them):
+
+    <ns>:{c<id>}:ptr              current version number (the pointer that is swapped)
+    <ns>:{c<id>}:seq              version counter
+    <ns>:{c<id>}:v<n>:meta        the version's SignalMeta as JSON
+    <ns>:{c<id>}:v<n>:items       hash: item id -> packed ITEM_RECORD
+    <ns>:{c<id>}:v<n>:qi          hash: "query\\x1fitem id" -> packed QUERY_RECORD
+    <ns>:{c<id>}:sh:<hash>        hash: shopper interests ("b:<brand>", "c:<category>", "t")
+    <ns>:{c<id>}:sv:<hash>        sorted set: recently viewed item ids by time
+    <ns>:{c<id>}:sp:<hash>        sorted set: purchased item ids by time
+
+Each process caches the current version's meta. A fetch is one pipeline: the pointer, the item
+records, the query-item records and the shopper profile. When the pointer it returns has moved,
+the next request reads the new version; the replaced version stays readable for a grace period.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+
+from ranking.signals.schema import ITEM_RECORD, QUERY_RECORD
+from ranking.signals.store import (
+    EMPTY_PROFILE,
+    SHOPPER_ACTION_WEIGHTS,
+    SHOPPER_RECENT_ITEMS,
+    SHOPPER_TTL_SECONDS,
+    ShopperAction,
+    ShopperProfile,
+    SignalFetch,
+    SignalMeta,
+    SignalSnapshot,
+    SignalStore,
+    SignalStoreUnavailable,
+    decode_items,
+    decode_queries,
+    query_field,
+    shopper_hash,
+)
+
+logger = logging.getLogger(__name__)
+
+WRITE_BATCH = 5000
+# A version still being written expires by itself if its writer dies before the swap.
+UNPUBLISHED_TTL_SECONDS = 3600
+WRITER_TIMEOUT_SECONDS = 30.0
+
+
+class RedisSignalStore(SignalStore):
+    def __init__(
+        self,
+        *,
+        url: str,
+        namespace: str,
+        timeout: float,
+        breaker_seconds: float,
+        grace_seconds: int,
+    ) -> None:
+        self.namespace = namespace
+        self.breaker_seconds = breaker_seconds
+        self.grace_seconds = grace_seconds
+        self._reader = redis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False
+        )
+        self._writer = redis.Redis.from_url(
+            url, socket_timeout=WRITER_TIMEOUT_SECONDS, socket_connect_timeout=5.0
+        )
+        self._current: dict[int, SignalMeta] = {}
+        self._metas: dict[tuple[int, int], SignalMeta] = {}
+        self._lock = threading.Lock()
+        self._open_until = 0.0
+
+    # --- keys -----------------------------------------------------------------------------------
+    def _prefix(self, customer_id: int) -> str:
+        return f"{self.namespace}:{{c{customer_id}}}"
+
+    def _version_keys(self, customer_id: int, version: int) -> tuple[str, str, str]:
+        base = f"{self._prefix(customer_id)}:v{version}"
+        return f"{base}:meta", f"{base}:items", f"{base}:qi"
+
+    def _shopper_keys(self, customer_id: int, shopper_key: str) -> tuple[str, str, str]:
+        prefix, digest = self._prefix(customer_id), shopper_hash(shopper_key)
+        return f"{prefix}:sh:{digest}", f"{prefix}:sv:{digest}", f"{prefix}:sp:{digest}"
+
+    # --- reading --------------------------------------------------------------------------------
+    def fetch(
+        self, customer_id: int, item_ids: Sequence[str], query: str, shopper_key: str
+    ) -> SignalFetch:
+        if time.monotonic() < self._open_until:
+            raise SignalStoreUnavailable("Redis failed recently; not trying again yet")
+        try:
+            meta = self._current.get(customer_id)
+            if meta is None:
+                meta = self._load_current(customer_id)
+            pointer, fetched = self._read(customer_id, meta, item_ids, query, shopper_key)
+            if pointer is not None and (meta is None or pointer != meta.version):
+                new_meta = self._meta(customer_id, pointer)
+                if new_meta is not None:
+                    self._current[customer_id] = new_meta
+                    if meta is None or not fetched.item_found.any():
+                        # The version we held is gone (or there was none): read the new one.
+                        _, fetched = self._read(customer_id, new_meta, item_ids, query, shopper_key)
+            return fetched
+        except redis.RedisError as exc:
+            self._open_until = time.monotonic() + self.breaker_seconds
+            raise SignalStoreUnavailable(str(exc)) from exc
+
+    def _read(
+        self,
+        customer_id: int,
+        meta: SignalMeta | None,
+        item_ids: Sequence[str],
+        query: str,
+        shopper_key: str,
+    ) -> tuple[int | None, SignalFetch]:
+        pipe = self._reader.pipeline(transaction=False)
+        pipe.get(f"{self._prefix(customer_id)}:ptr")
+        if meta is not None:
+            _, items_key, query_key = self._version_keys(customer_id, meta.version)
+            pipe.hmget(items_key, list(item_ids))
+            if query:
+                pipe.hmget(query_key, [query_field(query, item_id) for item_id in item_ids])
+        if shopper_key:
+            interests, viewed, purchased = self._shopper_keys(customer_id, shopper_key)
+            pipe.hgetall(interests)
+            pipe.zrange(viewed, 0, -1)
+            pipe.zrange(purchased, 0, -1)
+        replies = iter(pipe.execute())
+        raw_pointer = next(replies)
+        pointer = int(raw_pointer) if raw_pointer is not None else None
+        if meta is not None:
+            records, found = decode_items(next(replies), meta)
+        else:
+            records, found = decode_items([None] * len(item_ids), None)
+        query_records = query_found = None
+        if meta is not None and query:
+            query_records, query_found = decode_queries(next(replies))
+        profile = EMPTY_PROFILE
+        if shopper_key:
+            profile = _profile(next(replies), next(replies), next(replies))
+        return pointer, SignalFetch(meta, records, found, query_records, query_found, profile)
+
+    def _meta(self, customer_id: int, version: int) -> SignalMeta | None:
+        cached = self._metas.get((customer_id, version))
+        if cached is not None:
+            return cached
+        raw = self._reader.get(self._version_keys(customer_id, version)[0])
+        if raw is None:
+            return None
+        meta = SignalMeta.from_json(raw)
+        with self._lock:
+            if len(self._metas) > 1000:
+                self._metas.clear()
+            self._metas[(customer_id, version)] = meta
+        return meta
+
+    def _load_current(self, customer_id: int) -> SignalMeta | None:
+        pointer = self._reader.get(f"{self._prefix(customer_id)}:ptr")
+        if pointer is None:
+            return None
+        meta = self._meta(customer_id, int(pointer))
+        if meta is not None:
+            self._current[customer_id] = meta
+        return meta
+
+    def current_meta(self, customer_id: int) -> SignalMeta | None:
+        try:
+            pointer = self._writer.get(f"{self._prefix(customer_id)}:ptr")
+            if pointer is None:
+                return None
+            raw = self._writer.get(self._version_keys(customer_id, int(pointer))[0])
+        except redis.RedisError as exc:
+            raise SignalStoreUnavailable(str(exc)) from exc
+        return SignalMeta.from_json(raw) if raw is not None else None
+
+    # --- writing --------------------------------------------------------------------------------
+    def next_version(self, customer_id: int) -> int:
+        return int(self._writer.incr(f"{self._prefix(customer_id)}:seq"))
+
+    def publish(self, customer_id: int, snapshot: SignalSnapshot) -> int:
+        version = snapshot.meta.version
+        meta_key, items_key, query_key = self._version_keys(customer_id, version)
+        self._write_hash(items_key, snapshot.item_ids, snapshot.item_records, ITEM_RECORD.itemsize)
+        fields = [query_field(query, item_id) for query, item_id in snapshot.query_keys]
+        self._write_hash(query_key, fields, snapshot.query_records, QUERY_RECORD.itemsize)
+        pipe = self._writer.pipeline(transaction=True)
+        pipe.set(meta_key, snapshot.meta.to_json())
+        for key in (items_key, query_key):
+            pipe.persist(key)
+        pipe.set(f"{self._prefix(customer_id)}:ptr", version, get=True)
+        old_pointer = pipe.execute()[-1]
+        if old_pointer is not None and int(old_pointer) != version:
+            pipe = self._writer.pipeline(transaction=False)
+            for key in self._version_keys(customer_id, int(old_pointer)):
+                pipe.expire(key, self.grace_seconds)
+            pipe.execute()
+        return version
+
+    def _write_hash(
+        self, key: str, fields: Sequence[str | bytes], records: Any, itemsize: int
+    ) -> None:
+        raw = memoryview(records.tobytes()) if len(fields) else memoryview(b"")
+        for start in range(0, len(fields), WRITE_BATCH):
+            stop = min(start + WRITE_BATCH, len(fields))
+            mapping = {
+                fields[row]: bytes(raw[row * itemsize : (row + 1) * itemsize])
+                for row in range(start, stop)
+            }
+            pipe = self._writer.pipeline(transaction=False)
+            pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
+            pipe.expire(key, UNPUBLISHED_TTL_SECONDS)
+            pipe.execute()
+
+    def record_shopper_actions(self, customer_id: int, actions: Sequence[ShopperAction]) -> None:
+        by_shopper: dict[str, list[ShopperAction]] = defaultdict(list)
+        for action in actions:
+            by_shopper[action.shopper_key].append(action)
+        pipe = self._writer.pipeline(transaction=False)
+        for shopper_key, shopper_actions in by_shopper.items():
+            interests, viewed, purchased = self._shopper_keys(customer_id, shopper_key)
+            increments: dict[str, float] = defaultdict(float)
+            recent: dict[str, dict[str, float]] = {viewed: {}, purchased: {}}
+            for action in shopper_actions:
+                weight = SHOPPER_ACTION_WEIGHTS[action.action]
+                increments["t"] += weight
+                if action.brand:
+                    increments[f"b:{action.brand}"] += weight
+                for category in action.categories:
+                    increments[f"c:{category}"] += weight
+                target = recent[purchased if action.action == "purchase" else viewed]
+                target[action.item_id] = max(action.timestamp, target.get(action.item_id, 0.0))
+            for name, amount in increments.items():
+                pipe.hincrbyfloat(interests, name, amount)
+            for key, members in recent.items():
+                if members:
+                    pipe.zadd(key, members)
+                    pipe.zremrangebyrank(key, 0, -(SHOPPER_RECENT_ITEMS + 1))
+            for key in (interests, viewed, purchased):
+                pipe.expire(key, SHOPPER_TTL_SECONDS)
+        try:
+            pipe.execute()
+        except redis.RedisError as exc:
+            raise SignalStoreUnavailable(str(exc)) from exc
+
+    def shopper_profile(self, customer_id: int, shopper_key: str) -> ShopperProfile:
+        interests, viewed, purchased = self._shopper_keys(customer_id, shopper_key)
+        pipe = self._writer.pipeline(transaction=False)
+        pipe.hgetall(interests)
+        pipe.zrange(viewed, 0, -1)
+        pipe.zrange(purchased, 0, -1)
+        return _profile(*pipe.execute())
+
+    def drop_customer(self, customer_id: int) -> None:
+        keys = list(self._writer.scan_iter(match=f"{self._prefix(customer_id)}:*", count=1000))
+        for start in range(0, len(keys), 1000):
+            self._writer.unlink(*keys[start : start + 1000])
+        self._current.pop(customer_id, None)
+
+    def ping(self) -> None:
+        try:
+            self._reader.ping()
+        except redis.RedisError as exc:
+            raise SignalStoreUnavailable(str(exc)) from exc
+
+    def forget_cached_versions(self) -> None:
+        """Drop the per-process pointer cache (tests use it to act as a fresh process)."""
+        self._current.clear()
+        self._metas.clear()
+        self._open_until = 0.0
+
+
+def _profile(
+    interests: dict[bytes, bytes], viewed: list[bytes], purchased: list[bytes]
+) -> ShopperProfile:
+    if not interests and not viewed and not purchased:
+        return EMPTY_PROFILE
+    brands: dict[str, float] = {}
+    categories: dict[str, float] = {}
+    total = 0.0
+    for raw_name, raw_value in interests.items():
+        name, value = raw_name.decode(), float(raw_value)
+        if name == "t":
+            total = value
+        elif name.startswith("b:"):
+            brands[name[2:]] = value
+        elif name.startswith("c:"):
+            categories[name[2:]] = value
+    return ShopperProfile(
+        brand_weights=brands,
+        category_weights=categories,
+        total_weight=total,
+        recently_viewed=frozenset(item.decode() for item in viewed),
+        purchased=frozenset(item.decode() for item in purchased),
+    )

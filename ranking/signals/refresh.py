@@ -1,0 +1,357 @@
+"""Recompute a customer's item and query-item signals from the event log.
+
+The database sums events per (item, day, type) and per (query, item, day, type); numpy applies
+the time decay, the Beta smoothing and the catalog-derived signals. The same SQL runs on SQLite
+(the embedded default) and PostgreSQL. The result is published as a new signal version.
+
+Method (also in docs/signals.md):
+- Decay: an event `d` days old counts 0.5 ** (d / half_life): short window 7 days with a 2-day
+  half-life, long window 90 days with a 14-day half-life.
+- Rates (CTR, add-to-cart rate, conversion rate, revenue per impression) are Beta-smoothed
+  towards the customer-level rate: (x + prior * m) / (impressions + m), m = PRIOR_STRENGTH
+  pseudo-impressions. Query-item rates are smoothed towards the item's own rate.
+- popularity = log1p(clicks + 3 add-to-carts + 10 purchases), long window, decayed.
+- trend = log((1 + short engagement per effective day) / (1 + long engagement per effective day)).
+- Counts are log1p of decayed counts; price is log1p(price).
+- freshness = exp(-age in days / 30) from the item's catalog creation time.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+from django.db.models import Count, QuerySet, Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from catalog.models import Item
+from events.models import Event, EventType
+from ranking.signals.schema import (
+    FEATURE_INDEX,
+    FEATURES,
+    ITEM_FEATURES,
+    ITEM_RECORD,
+    MAX_ITEM_CATEGORIES,
+    N_ITEM,
+    QUERY_FEATURES,
+    QUERY_RECORD,
+    QUERY_SLICE,
+    SCHEMA_HASH,
+    SHOPPER_SLICE,
+)
+from ranking.signals.store import SignalMeta, SignalSnapshot, SignalStore
+
+logger = logging.getLogger(__name__)
+
+SHORT_WINDOW_DAYS, SHORT_HALF_LIFE_DAYS = 7, 2.0
+LONG_WINDOW_DAYS, LONG_HALF_LIFE_DAYS = 90, 14.0
+PRIOR_STRENGTH = 50.0
+QUERY_PRIOR_STRENGTH = 20.0
+FRESHNESS_DAYS = 30.0
+ENGAGEMENT_WEIGHTS = {"click": 1.0, "add_to_cart": 3.0, "purchase": 10.0}
+# Query-item pairs need this many decayed impressions, or any engagement, to be stored.
+MIN_QUERY_IMPRESSIONS = 3.0
+
+TYPES = (EventType.IMPRESSION, EventType.CLICK, EventType.ADD_TO_CART, EventType.PURCHASE)
+TYPE_COLUMN = {event_type.value: column for column, event_type in enumerate(TYPES)}
+IMPRESSIONS, CLICKS, CARTS, PURCHASES = range(4)
+REVENUE = 4  # column after the four counts
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    version: int
+    items: int
+    query_pairs: int
+    event_groups: int
+    seconds: float
+
+
+def _decay(age_days: np.ndarray, window_days: int, half_life: float) -> np.ndarray:
+    weights = np.power(0.5, age_days / half_life)
+    weights[(age_days < 0) | (age_days >= window_days)] = 0.0
+    return weights
+
+
+def _effective_days(window_days: int, half_life: float) -> float:
+    return float(np.sum(np.power(0.5, np.arange(window_days) / half_life)))
+
+
+def _aggregate(
+    events: QuerySet[Event], key_fields: tuple[str, ...], today: datetime
+) -> tuple[list[tuple[str, ...]], np.ndarray, np.ndarray, int]:
+    """Sum events per (keys, day, type) in SQL; return keys, counts[short|long] and row count.
+
+    counts has shape (n_keys, 5) per window: impressions, clicks, carts, purchases, revenue.
+    """
+    rows = (
+        events.annotate(day=TruncDate("occurred_at"))
+        .values(*key_fields, "day", "type")
+        .annotate(n=Count("id"), revenue=Sum("revenue"))
+        .order_by()
+        .values_list(*key_fields, "day", "type", "n", "revenue")
+    )
+    key_index: dict[tuple[str, ...], int] = {}
+    rows_key, rows_age, rows_type, rows_n, rows_revenue = [], [], [], [], []
+    width = len(key_fields)
+    today_date = today.date()
+    for row in rows.iterator(chunk_size=20_000):
+        key = row[:width]
+        rows_key.append(key_index.setdefault(key, len(key_index)))
+        rows_age.append((today_date - row[width]).days)
+        rows_type.append(TYPE_COLUMN[row[width + 1]])
+        rows_n.append(row[width + 2])
+        rows_revenue.append(row[width + 3] or 0.0)
+    keys = list(key_index)
+    key_rows = np.asarray(rows_key, dtype=np.int64)
+    ages = np.asarray(rows_age, dtype=np.float64)
+    types = np.asarray(rows_type, dtype=np.int64)
+    counts = np.asarray(rows_n, dtype=np.float64)
+    revenue = np.asarray(rows_revenue, dtype=np.float64)
+    windows = []
+    for window_days, half_life in (
+        (SHORT_WINDOW_DAYS, SHORT_HALF_LIFE_DAYS),
+        (LONG_WINDOW_DAYS, LONG_HALF_LIFE_DAYS),
+    ):
+        weight = _decay(ages, window_days, half_life)
+        totals = np.zeros((len(keys), 5))
+        np.add.at(totals, (key_rows, types), counts * weight)
+        np.add.at(totals[:, REVENUE], key_rows, revenue * weight)
+        windows.append(totals)
+    return keys, windows[0], windows[1], len(rows_key)
+
+
+def _smoothed(successes: np.ndarray, trials: np.ndarray, prior: np.ndarray | float, m: float):
+    return np.minimum((successes + prior * m) / (trials + m), 1.0)
+
+
+def _price_percentiles(prices: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Percentile (0..1) of each price within its group; 0.5 where price or group is missing."""
+    result = np.full(len(prices), 0.5)
+    known = ~np.isnan(prices) & (groups >= 0)
+    index = np.flatnonzero(known)
+    if not len(index):
+        return result
+    order = index[np.lexsort((prices[index], groups[index]))]
+    sorted_groups = groups[order]
+    starts = np.flatnonzero(np.r_[True, sorted_groups[1:] != sorted_groups[:-1]])
+    sizes = np.diff(np.r_[starts, len(order)])
+    rank_in_group = np.arange(len(order)) - np.repeat(starts, sizes)
+    size_of_group = np.repeat(sizes, sizes)
+    result[order] = np.where(
+        size_of_group > 1, rank_in_group / np.maximum(size_of_group - 1, 1), 0.5
+    )
+    return result
+
+
+def compute_snapshot(
+    *, customer_id: int, version: int, now: datetime | None = None
+) -> tuple[SignalSnapshot, int]:
+    """Build a full signal version for a customer; returns it with the number of SQL groups."""
+    now = now or timezone.now()
+    since = now - timedelta(days=LONG_WINDOW_DAYS)
+    events = Event.objects.filter(customer_id=customer_id, occurred_at__gte=since)
+
+    event_keys, short, long_, item_groups = _aggregate(events, ("item_id",), now)
+    catalog = list(
+        Item.objects.filter(customer_id=customer_id).values_list(
+            "external_id", "brand", "categories", "price", "in_stock", "created_at"
+        )
+    )
+    item_ids = [row[0] for row in catalog]
+    known = set(item_ids)
+    item_ids += [key[0] for key in event_keys if key[0] not in known]
+    row_of = {item_id: row for row, item_id in enumerate(item_ids)}
+    n = len(item_ids)
+
+    short_counts = np.zeros((n, 5))
+    long_counts = np.zeros((n, 5))
+    if event_keys:
+        rows = np.fromiter((row_of[key[0]] for key in event_keys), dtype=np.int64)
+        short_counts[rows] = short
+        long_counts[rows] = long_
+
+    brands: dict[str, int] = {}
+    categories: dict[str, int] = {}
+    brand_codes = np.full(n, -1, dtype=np.int32)
+    category_codes = np.full((n, MAX_ITEM_CATEGORIES), -1, dtype=np.int32)
+    prices = np.full(n, np.nan)
+    in_stock = np.ones(n)
+    freshness = np.zeros(n)
+    primary_category = np.full(n, -1, dtype=np.int64)
+    for row, (_, brand, item_categories, price, stock, created_at) in enumerate(catalog):
+        if brand:
+            brand_codes[row] = brands.setdefault(brand, len(brands))
+        # The most specific (deepest) categories are kept when an item has too many.
+        kept = sorted(item_categories, key=lambda path: -path.count("/"))[:MAX_ITEM_CATEGORIES]
+        for slot, path in enumerate(kept):
+            category_codes[row, slot] = categories.setdefault(path, len(categories))
+        if kept:
+            primary_category[row] = category_codes[row, 0]
+        if price is not None:
+            prices[row] = float(price)
+        in_stock[row] = 1.0 if stock else 0.0
+        freshness[row] = math.exp(
+            -max((now - created_at).total_seconds(), 0) / 86400 / FRESHNESS_DAYS
+        )
+
+    impressions = long_counts[:, IMPRESSIONS]
+    total_impressions = impressions.sum()
+
+    def prior(column: int) -> float:
+        return float(long_counts[:, column].sum() / total_impressions) if total_impressions else 0.0
+
+    priors = {
+        "ctr": prior(CLICKS),
+        "add_to_cart_rate": prior(CARTS),
+        "conversion_rate": prior(PURCHASES),
+        "revenue_per_impression": prior(REVENUE),
+    }
+    signals = np.zeros((n, N_ITEM))
+    column = {name: index for index, name in enumerate(ITEM_FEATURES)}
+    signals[:, column["ctr"]] = _smoothed(
+        long_counts[:, CLICKS], impressions, priors["ctr"], PRIOR_STRENGTH
+    )
+    signals[:, column["add_to_cart_rate"]] = _smoothed(
+        long_counts[:, CARTS], impressions, priors["add_to_cart_rate"], PRIOR_STRENGTH
+    )
+    signals[:, column["conversion_rate"]] = _smoothed(
+        long_counts[:, PURCHASES], impressions, priors["conversion_rate"], PRIOR_STRENGTH
+    )
+    signals[:, column["revenue_per_impression"]] = (
+        long_counts[:, REVENUE] + priors["revenue_per_impression"] * PRIOR_STRENGTH
+    ) / (impressions + PRIOR_STRENGTH)
+
+    def engagement(counts: np.ndarray) -> np.ndarray:
+        return (
+            counts[:, CLICKS] * ENGAGEMENT_WEIGHTS["click"]
+            + counts[:, CARTS] * ENGAGEMENT_WEIGHTS["add_to_cart"]
+            + counts[:, PURCHASES] * ENGAGEMENT_WEIGHTS["purchase"]
+        )
+
+    signals[:, column["popularity"]] = np.log1p(engagement(long_counts))
+    short_rate = engagement(short_counts) / _effective_days(SHORT_WINDOW_DAYS, SHORT_HALF_LIFE_DAYS)
+    long_rate = engagement(long_counts) / _effective_days(LONG_WINDOW_DAYS, LONG_HALF_LIFE_DAYS)
+    signals[:, column["trend"]] = np.log1p(short_rate) - np.log1p(long_rate)
+    for name, counts, col in (
+        ("impressions_long", long_counts, IMPRESSIONS),
+        ("clicks_long", long_counts, CLICKS),
+        ("add_to_carts_long", long_counts, CARTS),
+        ("purchases_long", long_counts, PURCHASES),
+        ("revenue_long", long_counts, REVENUE),
+        ("impressions_short", short_counts, IMPRESSIONS),
+        ("clicks_short", short_counts, CLICKS),
+        ("purchases_short", short_counts, PURCHASES),
+    ):
+        signals[:, column[name]] = np.log1p(counts[:, col])
+    median_price = float(np.nanmedian(prices)) if np.any(~np.isnan(prices)) else 0.0
+    signals[:, column["price"]] = np.log1p(np.where(np.isnan(prices), median_price, prices))
+    signals[:, column["price_percentile"]] = _price_percentiles(prices, primary_category)
+    signals[:, column["freshness"]] = freshness
+    signals[:, column["in_stock"]] = in_stock
+
+    records = np.zeros(n, dtype=ITEM_RECORD)
+    records["signals"] = signals
+    records["brand"] = brand_codes
+    records["categories"] = category_codes
+
+    default_item = np.zeros((), dtype=ITEM_RECORD)
+    defaults = np.zeros(N_ITEM)
+    for name, value in priors.items():
+        defaults[column[name]] = value
+    defaults[column["price"]] = math.log1p(median_price)
+    defaults[column["price_percentile"]] = 0.5
+    defaults[column["in_stock"]] = 1.0
+    default_item["signals"] = defaults
+    default_item["brand"] = -1
+    default_item["categories"] = -1
+
+    query_keys, query_records, query_groups = _query_signals(events, now, row_of, signals, column)
+
+    mean = np.zeros(len(FEATURES))
+    std = np.ones(len(FEATURES))
+    if n:
+        mean[:N_ITEM] = signals.mean(axis=0)
+        std[:N_ITEM] = signals.std(axis=0)
+    if len(query_records):
+        query_values = query_records["signals"].astype(np.float64)
+        mean[QUERY_SLICE] = query_values.mean(axis=0)
+        std[QUERY_SLICE] = query_values.std(axis=0)
+    else:
+        for offset, name in enumerate(QUERY_FEATURES):
+            source = column["ctr" if name == "query_ctr" else "conversion_rate"]
+            mean[QUERY_SLICE.start + offset] = mean[source]
+            std[QUERY_SLICE.start + offset] = std[source]
+    mean[SHOPPER_SLICE] = 0.0
+    std[SHOPPER_SLICE] = 1.0
+    mean[FEATURE_INDEX["relevance"]] = 0.0
+    std[FEATURE_INDEX["relevance"]] = 1.0
+    std[~(std > 1e-12)] = 1.0
+
+    meta = SignalMeta(
+        version=version,
+        created_at=now.isoformat(),
+        schema_hash=SCHEMA_HASH,
+        default_item=default_item,
+        feature_mean=mean,
+        feature_std=std,
+        brands=tuple(brands),
+        categories=tuple(categories),
+        stats={
+            "items": n,
+            "catalog_items": len(catalog),
+            "query_pairs": len(query_keys),
+            "priors": priors,
+            "median_price": median_price,
+        },
+    )
+    snapshot = SignalSnapshot(meta, item_ids, records, query_keys, query_records)
+    return snapshot, item_groups + query_groups
+
+
+def _query_signals(
+    events: QuerySet[Event],
+    now: datetime,
+    row_of: dict[str, int],
+    signals: np.ndarray,
+    column: dict[str, int],
+) -> tuple[list[tuple[str, str]], np.ndarray, int]:
+    keys, _, long_counts, groups = _aggregate(events.exclude(query=""), ("query", "item_id"), now)
+    if not keys:
+        return [], np.zeros(0, dtype=QUERY_RECORD), groups
+    impressions = long_counts[:, IMPRESSIONS]
+    engaged = (long_counts[:, CLICKS] + long_counts[:, PURCHASES]) > 0
+    keep = np.flatnonzero(engaged | (impressions >= MIN_QUERY_IMPRESSIONS))
+    item_rows = np.fromiter((row_of[keys[i][1]] for i in keep), dtype=np.int64, count=len(keep))
+    item_ctr = signals[item_rows, column["ctr"]]
+    item_conversion = signals[item_rows, column["conversion_rate"]]
+    records = np.zeros(len(keep), dtype=QUERY_RECORD)
+    records["signals"][:, 0] = _smoothed(
+        long_counts[keep, CLICKS], impressions[keep], item_ctr, QUERY_PRIOR_STRENGTH
+    )
+    records["signals"][:, 1] = _smoothed(
+        long_counts[keep, PURCHASES], impressions[keep], item_conversion, QUERY_PRIOR_STRENGTH
+    )
+    return [(keys[i][0], keys[i][1]) for i in keep], records, groups
+
+
+def refresh_signals(
+    *, customer_id: int, store: SignalStore, now: datetime | None = None
+) -> RefreshResult:
+    """Compute and publish a new signal version for one customer."""
+    started = time.perf_counter()
+    version = store.next_version(customer_id)
+    snapshot, groups = compute_snapshot(customer_id=customer_id, version=version, now=now)
+    store.publish(customer_id, snapshot)
+    return RefreshResult(
+        version=version,
+        items=len(snapshot.item_ids),
+        query_pairs=len(snapshot.query_keys),
+        event_groups=groups,
+        seconds=time.perf_counter() - started,
+    )

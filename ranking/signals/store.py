@@ -1,0 +1,245 @@
+"""The signal store: one interface, two backends (Redis, and in-process for the embedded default).
+
+A signal version is written whole under a new number and then made current by one pointer swap,
+so a reader sees the old or the new version, never a mix. A rank request reads everything it needs
+(item records, query-item records, the shopper's profile) in one `fetch`: one Redis round trip.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import orjson
+from django.conf import settings
+
+from ranking.signals.schema import ITEM_RECORD, QUERY_RECORD
+
+# How many recently viewed / purchased items a shopper profile keeps.
+SHOPPER_RECENT_ITEMS = 50
+# A shopper profile with no activity for this long is forgotten.
+SHOPPER_TTL_SECONDS = 90 * 24 * 3600
+# Interest an action shows in the item's brand and categories.
+SHOPPER_ACTION_WEIGHTS = {"click": 1.0, "add_to_cart": 3.0, "purchase": 5.0}
+
+
+class SignalStoreUnavailable(Exception):
+    """The backend did not answer in time; the caller degrades."""
+
+
+@dataclass(frozen=True)
+class SignalMeta:
+    """What a reader needs to decode one signal version; immutable, cached per version."""
+
+    version: int
+    created_at: str
+    schema_hash: str
+    # Decoded item record used when an item is unknown to this version.
+    default_item: np.ndarray
+    # Mean and standard deviation of every feature column (see schema.FEATURES).
+    feature_mean: np.ndarray
+    feature_std: np.ndarray
+    brands: tuple[str, ...]
+    categories: tuple[str, ...]
+    stats: dict[str, Any]
+
+    @cached_property
+    def brand_index(self) -> dict[str, int]:
+        return {name: code for code, name in enumerate(self.brands)}
+
+    @cached_property
+    def category_index(self) -> dict[str, int]:
+        return {name: code for code, name in enumerate(self.categories)}
+
+    @cached_property
+    def default_item_bytes(self) -> bytes:
+        return self.default_item.tobytes()
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {
+                "version": self.version,
+                "created_at": self.created_at,
+                "schema_hash": self.schema_hash,
+                "default_item": self.default_item.tobytes().hex(),
+                "feature_mean": self.feature_mean.tolist(),
+                "feature_std": self.feature_std.tolist(),
+                "brands": self.brands,
+                "categories": self.categories,
+                "stats": self.stats,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> SignalMeta:
+        data = orjson.loads(raw)
+        return cls(
+            version=data["version"],
+            created_at=data["created_at"],
+            schema_hash=data["schema_hash"],
+            default_item=np.frombuffer(bytes.fromhex(data["default_item"]), dtype=ITEM_RECORD)[0],
+            feature_mean=np.asarray(data["feature_mean"], dtype=np.float64),
+            feature_std=np.asarray(data["feature_std"], dtype=np.float64),
+            brands=tuple(data["brands"]),
+            categories=tuple(data["categories"]),
+            stats=data["stats"],
+        )
+
+
+@dataclass(frozen=True)
+class SignalSnapshot:
+    """A complete signal version ready to publish."""
+
+    meta: SignalMeta
+    item_ids: Sequence[str]
+    item_records: np.ndarray  # ITEM_RECORD, aligned with item_ids
+    query_keys: Sequence[tuple[str, str]]  # (normalised query, item id)
+    query_records: np.ndarray  # QUERY_RECORD, aligned with query_keys
+
+
+@dataclass(frozen=True)
+class ShopperProfile:
+    """A shopper's interests: action weight per brand and category, and recent items."""
+
+    brand_weights: dict[str, float] = field(default_factory=dict)
+    category_weights: dict[str, float] = field(default_factory=dict)
+    total_weight: float = 0.0
+    recently_viewed: frozenset[str] = frozenset()
+    purchased: frozenset[str] = frozenset()
+
+    @property
+    def is_empty(self) -> bool:
+        return self.total_weight <= 0 and not self.recently_viewed and not self.purchased
+
+
+EMPTY_PROFILE = ShopperProfile()
+
+
+@dataclass(frozen=True, slots=True)
+class ShopperAction:
+    """One click, add-to-cart or purchase, with what ingest knows of the item."""
+
+    shopper_key: str
+    item_id: str
+    action: str
+    timestamp: float
+    brand: str
+    categories: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SignalFetch:
+    """Everything one rank request reads: aligned with the requested item ids."""
+
+    meta: SignalMeta | None
+    item_records: np.ndarray  # ITEM_RECORD, one per requested item
+    item_found: np.ndarray  # bool
+    query_records: np.ndarray | None  # QUERY_RECORD, or None when the request has no query
+    query_found: np.ndarray | None
+    shopper: ShopperProfile
+
+
+def shopper_hash(shopper_key: str) -> str:
+    """Shopper ids may be personal data: keys carry a hash, never the id itself."""
+    return hashlib.blake2b(shopper_key.encode(), digest_size=12).hexdigest()
+
+
+def query_field(query: str, item_id: str) -> bytes:
+    return f"{query}\x1f{item_id}".encode()
+
+
+def decode_items(
+    raw: Sequence[bytes | None], meta: SignalMeta | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Packed records (None where missing) -> (records, found mask)."""
+    found = np.fromiter((value is not None for value in raw), dtype=bool, count=len(raw))
+    if meta is None:
+        return np.zeros(len(raw), dtype=ITEM_RECORD), np.zeros(len(raw), dtype=bool)
+    default = meta.default_item_bytes
+    joined = b"".join(value if value is not None else default for value in raw)
+    return np.frombuffer(joined, dtype=ITEM_RECORD), found
+
+
+def decode_queries(raw: Sequence[bytes | None]) -> tuple[np.ndarray, np.ndarray]:
+    found = np.fromiter((value is not None for value in raw), dtype=bool, count=len(raw))
+    missing = bytes(QUERY_RECORD.itemsize)
+    joined = b"".join(value if value is not None else missing for value in raw)
+    return np.frombuffer(joined, dtype=QUERY_RECORD), found
+
+
+class SignalStore(abc.ABC):
+    @abc.abstractmethod
+    def fetch(
+        self, customer_id: int, item_ids: Sequence[str], query: str, shopper_key: str
+    ) -> SignalFetch:
+        """Read all signals of one request. Raises SignalStoreUnavailable on an outage."""
+
+    @abc.abstractmethod
+    def publish(self, customer_id: int, snapshot: SignalSnapshot) -> int:
+        """Write a whole version, then make it current atomically; returns its number."""
+
+    @abc.abstractmethod
+    def next_version(self, customer_id: int) -> int:
+        """Reserve the next version number of a customer."""
+
+    @abc.abstractmethod
+    def current_meta(self, customer_id: int) -> SignalMeta | None:
+        """The meta of the current version, read fresh (not from the per-process cache)."""
+
+    @abc.abstractmethod
+    def record_shopper_actions(self, customer_id: int, actions: Sequence[ShopperAction]) -> None:
+        """Fold clicks, carts and purchases into the shoppers' profiles."""
+
+    @abc.abstractmethod
+    def shopper_profile(self, customer_id: int, shopper_key: str) -> ShopperProfile:
+        """One shopper's profile, for explanations and tests."""
+
+    @abc.abstractmethod
+    def drop_customer(self, customer_id: int) -> None:
+        """Delete everything stored for a customer."""
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Raise SignalStoreUnavailable unless the backend answers."""
+
+
+_store: SignalStore | None = None
+_store_lock = threading.Lock()
+
+
+def signal_store() -> SignalStore:
+    """The process's signal store, chosen by settings.SIGNAL_STORE."""
+    global _store
+    if _store is None:
+        with _store_lock:
+            if _store is None:
+                _store = build_store(settings.SIGNAL_STORE)
+    return _store
+
+
+def build_store(config: dict[str, Any]) -> SignalStore:
+    if config["BACKEND"] == "redis":
+        from ranking.signals.redis_store import RedisSignalStore
+
+        return RedisSignalStore(
+            url=config["URL"],
+            namespace=config["NAMESPACE"],
+            timeout=config["TIMEOUT_SECONDS"],
+            breaker_seconds=config["BREAKER_SECONDS"],
+            grace_seconds=config["VERSION_GRACE_SECONDS"],
+        )
+    from ranking.signals.memory_store import MemorySignalStore
+
+    return MemorySignalStore()
+
+
+def reset_signal_store() -> None:
+    """Forget the process's store (tests switch settings between backends)."""
+    global _store
+    _store = None

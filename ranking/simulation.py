@@ -1,0 +1,340 @@
+"""A shopper simulator: a shop whose shoppers have latent tastes and look at results with
+position bias. It feeds the demo and the tests (and, later, learning-to-rank evaluation).
+
+The truth, known only here:
+- each item has a latent quality; each shopper a preference over categories and brands and a
+  price sensitivity; utility(u, i) = quality_i + 1.5 pref_cat[u, cat_i] + 1.0 pref_brand[u, brand_i]
+  - sensitivity_u * price_z_i;
+- a shopper examines position k with probability 1 / k ** POSITION_BIAS_ETA, clicks an examined
+  item with probability sigmoid(utility - 2), adds a clicked item to the cart with probability
+  sigmoid(utility - 1.5) and buys a carted item with probability 0.5.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+POSITION_BIAS_ETA = 1.0
+PAGE_SIZE = 20
+CANDIDATES_PER_SESSION = 40
+
+DEPARTMENTS: dict[str, dict[str, list[str]]] = {
+    "shoes": {
+        "running": ["running shoes", "trainers", "marathon shoes"],
+        "trail": ["trail shoes", "hiking shoes"],
+        "casual": ["sneakers", "casual shoes"],
+    },
+    "clothing": {
+        "jackets": ["rain jacket", "down jacket", "jacket"],
+        "shirts": ["t-shirt", "running shirt", "shirt"],
+        "trousers": ["running tights", "trousers", "shorts"],
+    },
+    "outdoor": {
+        "tents": ["tent", "camping tent", "2 person tent"],
+        "backpacks": ["backpack", "hiking backpack", "daypack"],
+        "lamps": ["headlamp", "camping lamp"],
+    },
+    "electronics": {
+        "watches": ["gps watch", "running watch", "smartwatch"],
+        "headphones": ["headphones", "wireless earbuds", "sport headphones"],
+    },
+}
+BRANDS = [
+    "Northpeak",
+    "Strider",
+    "Kestrel",
+    "Aldergrove",
+    "Fjellbu",
+    "Quanta",
+    "Velox",
+    "Marlowe",
+    "Tundra Co",
+    "Sable",
+    "Brightwater",
+    "Cobalt",
+    "Juniper",
+    "Orbit",
+    "Halden",
+    "Pioneer",
+    "Redwing",
+    "Solace",
+    "Trailhead",
+    "Windrose",
+    "Atlas",
+    "Borealis",
+    "Cascade",
+    "Drift",
+]
+ADJECTIVES = ["Pro", "Lite", "Max", "Trail", "Air", "Ultra", "Classic", "Evo", "Flex", "Storm"]
+COLORS = ["black", "blue", "red", "green", "grey", "white", "orange"]
+PRICE_LEVEL = {"shoes": 110, "clothing": 60, "outdoor": 140, "electronics": 180}
+
+
+@dataclass(frozen=True)
+class Category:
+    department: str
+    leaf: str
+    queries: tuple[str, ...]
+
+    @property
+    def path(self) -> str:
+        return f"{self.department}/{self.leaf}"
+
+
+@dataclass
+class ShopWorld:
+    """The simulated shop and its shoppers, with the latent truth behind their behaviour."""
+
+    categories: list[Category]
+    item_ids: list[str]
+    item_titles: list[str]
+    item_brand: np.ndarray  # index into BRANDS
+    item_category: np.ndarray  # index into categories
+    item_price: np.ndarray
+    item_age_days: np.ndarray
+    item_in_stock: np.ndarray
+    item_quality: np.ndarray
+    shopper_ids: list[str]
+    pref_category: np.ndarray  # shoppers x categories
+    pref_brand: np.ndarray  # shoppers x brands
+    price_sensitivity: np.ndarray
+    shopper_activity: np.ndarray  # probability of each shopper starting a session
+
+    def utility(self, shopper: int, items: np.ndarray) -> np.ndarray:
+        """The true utility of items for a shopper: what a perfect ranker would sort by."""
+        price_z = (np.log(self.item_price[items]) - np.log(self.item_price).mean()) / np.log(
+            self.item_price
+        ).std()
+        return (
+            self.item_quality[items]
+            + 1.5 * self.pref_category[shopper, self.item_category[items]]
+            + 1.0 * self.pref_brand[shopper, self.item_brand[items]]
+            - self.price_sensitivity[shopper] * price_z
+        )
+
+    def catalog(self) -> list[dict[str, Any]]:
+        """The catalog as the catalog API takes it."""
+        rows = []
+        for index, item_id in enumerate(self.item_ids):
+            category = self.categories[self.item_category[index]]
+            rows.append(
+                {
+                    "id": item_id,
+                    "title": self.item_titles[index],
+                    "brand": BRANDS[self.item_brand[index]],
+                    "categories": [category.department, category.path],
+                    "price": round(float(self.item_price[index]), 2),
+                    "in_stock": bool(self.item_in_stock[index]),
+                    "attributes": {"color": COLORS[index % len(COLORS)]},
+                }
+            )
+        return rows
+
+
+def build_world(*, n_items: int, n_shoppers: int, seed: int = 7) -> ShopWorld:
+    rng = np.random.default_rng(seed)
+    categories = [
+        Category(department, leaf, tuple(queries))
+        for department, leaves in DEPARTMENTS.items()
+        for leaf, queries in leaves.items()
+    ]
+    n_categories = len(categories)
+    item_category = rng.integers(0, n_categories, n_items)
+    # Brands specialise: each category is served mostly by a handful of brands.
+    brand_pool = [rng.choice(len(BRANDS), size=6, replace=False) for _ in categories]
+    item_brand = np.array([rng.choice(brand_pool[c]) for c in item_category])
+    base_price = np.array([PRICE_LEVEL[categories[c].department] for c in item_category])
+    item_price = np.round(base_price * rng.lognormal(0.0, 0.45, n_items), 2) + 0.99
+    titles = [
+        " ".join(
+            [
+                BRANDS[item_brand[i]],
+                str(rng.choice(ADJECTIVES)),
+                categories[item_category[i]].leaf.rstrip("s").title(),
+                str(i),
+            ]
+        )
+        for i in range(n_items)
+    ]
+    pref_category = rng.dirichlet(np.full(n_categories, 0.3), n_shoppers) * 3.0
+    pref_brand = rng.normal(0.0, 0.6, (n_shoppers, len(BRANDS)))
+    activity = rng.pareto(2.0, n_shoppers) + 1.0
+    return ShopWorld(
+        categories=categories,
+        item_ids=[f"sku-{i:05d}" for i in range(n_items)],
+        item_titles=titles,
+        item_brand=item_brand,
+        item_category=item_category,
+        item_price=item_price,
+        item_age_days=rng.uniform(0, 365, n_items),
+        item_in_stock=rng.random(n_items) > 0.05,
+        item_quality=rng.normal(0.0, 1.0, n_items),
+        shopper_ids=[f"shopper-{u:05d}" for u in range(n_shoppers)],
+        pref_category=pref_category,
+        pref_brand=pref_brand,
+        price_sensitivity=rng.uniform(0.0, 0.8, n_shoppers),
+        shopper_activity=activity / activity.sum(),
+    )
+
+
+@dataclass(frozen=True)
+class Session:
+    """One shopper's search or browse: what a rank request would carry."""
+
+    shopper: int
+    surface: str
+    query: str
+    category: int
+    candidates: np.ndarray  # item indexes
+    relevance: np.ndarray
+    at: datetime
+
+    def rank_request(self, world: ShopWorld, limit: int = PAGE_SIZE) -> dict[str, Any]:
+        return {
+            "surface": self.surface,
+            "query": self.query or None,
+            "category": world.categories[self.category].path if self.surface == "browse" else None,
+            "user_id": world.shopper_ids[self.shopper],
+            "items": [
+                {"id": world.item_ids[i], "relevance": round(float(r), 4)}
+                for i, r in zip(self.candidates, self.relevance, strict=True)
+            ],
+            "limit": limit,
+        }
+
+
+def draw_session(world: ShopWorld, rng: np.random.Generator, at: datetime) -> Session:
+    shopper = int(rng.choice(len(world.shopper_ids), p=world.shopper_activity))
+    taste = world.pref_category[shopper] + 0.05
+    category = int(rng.choice(len(world.categories), p=taste / taste.sum()))
+    in_category = np.flatnonzero(world.item_category == category)
+    same_department = np.flatnonzero(
+        np.array([c.department for c in world.categories])[world.item_category]
+        == world.categories[category].department
+    )
+    pool = np.union1d(in_category, rng.choice(same_department, size=min(8, len(same_department))))
+    candidates = rng.choice(pool, size=min(CANDIDATES_PER_SESSION, len(pool)), replace=False)
+    # The retriever's text relevance: higher for the asked category, noisy, blind to taste.
+    relevance = np.where(world.item_category[candidates] == category, 10.0, 6.0) + rng.normal(
+        0.0, 1.5, len(candidates)
+    )
+    searching = rng.random() < 0.7
+    query = str(rng.choice(world.categories[category].queries)) if searching else ""
+    return Session(
+        shopper=shopper,
+        surface="search" if searching else "browse",
+        query=query,
+        category=category,
+        candidates=candidates,
+        relevance=relevance,
+        at=at,
+    )
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def shopper_events(
+    world: ShopWorld,
+    session: Session,
+    shown: np.ndarray,
+    rng: np.random.Generator,
+    request_id: str,
+) -> list[dict[str, Any]]:
+    """What the shopper does with a page of `shown` item indexes, as /v1/events events."""
+    user_id = world.shopper_ids[session.shopper]
+    stamp = session.at
+    events: list[dict[str, Any]] = [
+        {
+            "event_id": f"imp-{request_id}",
+            "type": "impression",
+            "timestamp": stamp.isoformat(),
+            "user_id": user_id,
+            "request_id": request_id,
+            "surface": session.surface,
+            **({"query": session.query} if session.query else {}),
+            "items": [world.item_ids[i] for i in shown],
+        }
+    ]
+    utility = world.utility(session.shopper, shown)
+    examined = rng.random(len(shown)) < 1.0 / np.arange(1, len(shown) + 1) ** POSITION_BIAS_ETA
+    clicked = examined & (rng.random(len(shown)) < _sigmoid(utility - 2.0))
+    for position in np.flatnonzero(clicked):
+        item = shown[position]
+        stamp += timedelta(seconds=int(rng.integers(5, 90)))
+        item_id = world.item_ids[item]
+        events.append(
+            {
+                "event_id": f"clk-{request_id}-{position}",
+                "type": "click",
+                "timestamp": stamp.isoformat(),
+                "user_id": user_id,
+                "request_id": request_id,
+                "item_id": item_id,
+                "position": int(position) + 1,
+            }
+        )
+        if not world.item_in_stock[item] or rng.random() >= _sigmoid(utility[position] - 1.5):
+            continue
+        stamp += timedelta(seconds=int(rng.integers(10, 300)))
+        events.append(
+            {
+                "event_id": f"atc-{request_id}-{position}",
+                "type": "add_to_cart",
+                "timestamp": stamp.isoformat(),
+                "user_id": user_id,
+                "item_id": item_id,
+                "quantity": 1,
+            }
+        )
+        if rng.random() < 0.5:
+            stamp += timedelta(seconds=int(rng.integers(30, 900)))
+            events.append(
+                {
+                    "event_id": f"pur-{request_id}-{position}",
+                    "type": "purchase",
+                    "timestamp": stamp.isoformat(),
+                    "user_id": user_id,
+                    "item_id": item_id,
+                    "quantity": 1,
+                    "price": round(float(world.item_price[item]), 2),
+                }
+            )
+    return events
+
+
+Ranker = Callable[[Session], np.ndarray]
+
+
+def retriever_order(session: Session) -> np.ndarray:
+    """Candidates in the retriever's order (relevance), as a shop without us would show them."""
+    return session.candidates[np.argsort(-session.relevance, kind="stable")]
+
+
+def simulate(
+    world: ShopWorld,
+    *,
+    sessions: int,
+    start: datetime,
+    end: datetime,
+    seed: int = 11,
+    ranker: Ranker = retriever_order,
+) -> Iterator[list[dict[str, Any]]]:
+    """Yield each session's events in time order; the page shown is the ranker's top 20."""
+    rng = np.random.default_rng(seed)
+    span = (end - start).total_seconds()
+    offsets = np.sort(rng.uniform(0.0, span, sessions))
+    namespace = uuid.UUID(int=seed)
+    for number, offset in enumerate(offsets):
+        session = draw_session(world, rng, start + timedelta(seconds=math.floor(offset)))
+        shown = ranker(session)[:PAGE_SIZE]
+        request_id = str(uuid.uuid5(namespace, str(number)))
+        yield shopper_events(world, session, shown, rng, request_id)
