@@ -37,6 +37,10 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+## Benchmarks against the local Redis (see bench/).
+bench: install services
+	REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python bench/signal_read.py
+
 format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
+from pydantic_core import PydanticCustomError
 
 MAX_ITEMS_PER_UPSERT = 5000
 
@@ -14,7 +24,7 @@ ItemId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, m
 
 def category_path_clean(path: str) -> str:
     """`" Shoes / Running/ "` -> `"Shoes/Running"`: no empty segments, no stray slashes."""
-    segments = [segment.strip() for segment in path.split("/")]
+    segments = [segment.strip() for segment in path.strip().strip("/").split("/")]
     if not all(segments):
         raise ValueError("category paths are segments joined by '/', none of them empty")
     return "/".join(segments)
@@ -26,9 +36,28 @@ CategoryPath = Annotated[
     AfterValidator(category_path_clean),
 ]
 AttributeKey = Annotated[str, StringConstraints(min_length=1, max_length=100)]
-AttributeValue = Annotated[str, StringConstraints(max_length=500)] | bool | int | float | list[str]
+
+
+def attribute_value_check(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """One error at the attribute's key, instead of one per union member named after it."""
+    try:
+        return handler(value)
+    except ValidationError as exc:
+        raise PydanticCustomError(
+            "attribute_value",
+            "An attribute value is a string (at most 500 characters), a boolean, a finite "
+            "number or a list of strings.",
+        ) from exc
+
+
+AttributeValue = Annotated[
+    Annotated[str, StringConstraints(max_length=500)] | bool | int | float | list[str],
+    WrapValidator(attribute_value_check),
+]
 
 STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+# Responses declare every field they carry, so the OpenAPI schema describes them exactly.
+RESPONSE = ConfigDict(extra="forbid")
 
 
 class CatalogItemIn(BaseModel):
@@ -50,11 +79,15 @@ class CatalogUpsertIn(BaseModel):
 
 
 class CatalogUpsertOut(BaseModel):
+    model_config = RESPONSE
+
     created: int
     updated: int
 
 
 class CatalogItemOut(BaseModel):
+    model_config = RESPONSE
+
     id: str
     title: str
     brand: str | None

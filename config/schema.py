@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
+
+from config.problems import PROBLEM_CONTENT_TYPE
+
+# Responses declare every field they carry, so the OpenAPI schema describes them exactly.
+RESPONSE = ConfigDict(extra="forbid")
 
 
 class ProblemFieldError(BaseModel):
+    model_config = RESPONSE
+
     field: str
     pointer: str
     code: str
@@ -15,6 +22,8 @@ class ProblemFieldError(BaseModel):
 
 class Problem(BaseModel):
     """RFC 9457 problem details."""
+
+    model_config = RESPONSE
 
     type: str
     title: str
@@ -27,11 +36,12 @@ def _problem(description: str) -> OpenApiResponse:
     return OpenApiResponse(response=Problem, description=description)
 
 
+# Keyed by (status, media type): problems are served as application/problem+json.
 PROBLEM_RESPONSES = {
-    400: _problem("Invalid body; `errors` names each field"),
-    401: _problem("Missing or invalid API key"),
-    403: _problem("The key lacks the scope"),
-    404: _problem("Not found"),
-    413: _problem("Body too large"),
-    415: _problem("Body is not JSON"),
+    (400, PROBLEM_CONTENT_TYPE): _problem("Invalid body; `errors` names each field"),
+    (401, PROBLEM_CONTENT_TYPE): _problem("Missing or invalid API key"),
+    (403, PROBLEM_CONTENT_TYPE): _problem("The key lacks the scope"),
+    (404, PROBLEM_CONTENT_TYPE): _problem("Not found"),
+    (413, PROBLEM_CONTENT_TYPE): _problem("Body too large"),
+    (415, PROBLEM_CONTENT_TYPE): _problem("Body is not JSON"),
 }

@@ -35,7 +35,9 @@ class CustomerScopedAdmin(admin.ModelAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_list_filter(self, request: HttpRequest) -> Any:
-        return ("customer", *super().get_list_filter(request))
+        # RelatedOnly: the filter offers only customers of the scoped queryset, never all names.
+        customer_filter = (self.customer_path, admin.RelatedOnlyFieldListFilter)
+        return (customer_filter, *super().get_list_filter(request))
 
 
 class MembershipInline(admin.TabularInline):
@@ -140,5 +142,19 @@ class MembershipAdmin(CustomerScopedAdmin):
     list_display = ["user", "customer", "created_at"]
     autocomplete_fields = ["user"]
 
+    # Who works for which customer is for superusers only: hiding the module is not enough, the
+    # pages themselves must refuse staff whatever permissions they hold.
     def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.is_superuser

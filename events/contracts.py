@@ -12,6 +12,8 @@ MAX_EVENTS_PER_BATCH = 1000
 MAX_ITEMS_PER_IMPRESSION = 1000
 
 STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+# Responses declare every field they carry, so the OpenAPI schema describes them exactly.
+RESPONSE = ConfigDict(extra="forbid")
 
 EventId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
 ShopperId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
@@ -66,5 +68,7 @@ class EventsIngestIn(BaseModel):
 
 
 class EventsIngestOut(BaseModel):
+    model_config = RESPONSE
+
     accepted: int
     duplicates: int

@@ -65,6 +65,15 @@ class RankingConfigAdmin(CustomerScopedAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return ["customer", "surface"] if obj is not None else []
 
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        # The form adds the weight fields per instance; they are no model fields, so the form
+        # class is built without them (the fieldsets below still show them).
+        fields = kwargs.get("fields") or RankingConfigForm.Meta.fields
+        kwargs["fields"] = [name for name in fields if not name.startswith(WEIGHT_PREFIX)]
+        return super().get_form(request, obj, change, **kwargs)
+
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         return [
             (None, {"fields": ["customer", "surface", "name", "personalization_weight"]}),

@@ -10,6 +10,8 @@ from catalog.contracts import ItemId
 from customers.models import MAX_CANDIDATES_LIMIT
 
 STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+# Responses declare every field they carry, so the OpenAPI schema describes them exactly.
+RESPONSE = ConfigDict(extra="forbid")
 
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=256)]
 ContextKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -44,18 +46,24 @@ class RankIn(BaseModel):
 
 
 class RankerOut(BaseModel):
+    model_config = RESPONSE
+
     config: str
     model: str | None
     variant: str | None
 
 
 class ContributionOut(BaseModel):
+    model_config = RESPONSE
+
     feature: str
     value: float
     contribution: float
 
 
 class RuleEffectOut(BaseModel):
+    model_config = RESPONSE
+
     rule_id: int
     name: str
     action: str
@@ -63,6 +71,8 @@ class RuleEffectOut(BaseModel):
 
 
 class ExplanationOut(BaseModel):
+    model_config = RESPONSE
+
     method: Literal["linear", "tree_shap"]
     base_value: float
     contributions: list[ContributionOut]
@@ -73,6 +83,8 @@ class ExplanationOut(BaseModel):
 
 
 class RankedItemOut(BaseModel):
+    model_config = RESPONSE
+
     id: str
     position: int
     score: float
@@ -80,12 +92,16 @@ class RankedItemOut(BaseModel):
 
 
 class RemovedItemOut(BaseModel):
+    model_config = RESPONSE
+
     id: str
     rule_id: int
     reason: str
 
 
 class RankOut(BaseModel):
+    model_config = RESPONSE
+
     request_id: str
     surface: str
     degraded: bool

@@ -7,7 +7,7 @@ The truth, known only here:
   - sensitivity_u * price_z_i;
 - a shopper examines position k with probability 1 / k ** POSITION_BIAS_ETA, clicks an examined
   item with probability sigmoid(utility - 2), adds a clicked item to the cart with probability
-  sigmoid(utility - 1.5) and buys a carted item with probability 0.5.
+  CART_RATE * sigmoid(utility - 1) and buys a carted item with probability BUY_RATE.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 
 POSITION_BIAS_ETA = 1.0
+CART_RATE = 0.25
+BUY_RATE = 0.5
 PAGE_SIZE = 20
 CANDIDATES_PER_SESSION = 40
 
@@ -282,7 +284,9 @@ def shopper_events(
                 "position": int(position) + 1,
             }
         )
-        if not world.item_in_stock[item] or rng.random() >= _sigmoid(utility[position] - 1.5):
+        if not world.item_in_stock[item] or rng.random() >= CART_RATE * _sigmoid(
+            utility[position] - 1.0
+        ):
             continue
         stamp += timedelta(seconds=int(rng.integers(10, 300)))
         events.append(
@@ -295,7 +299,7 @@ def shopper_events(
                 "quantity": 1,
             }
         )
-        if rng.random() < 0.5:
+        if rng.random() < BUY_RATE:
             stamp += timedelta(seconds=int(rng.integers(30, 900)))
             events.append(
                 {

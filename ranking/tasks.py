@@ -36,7 +36,7 @@ def refresh_signals(customer_id: int) -> dict[str, float]:
     return {"version": result.version, "items": result.items, "seconds": result.seconds}
 
 
-@shared_task(time_limit=60)
+@shared_task(soft_time_limit=50, time_limit=60)
 def schedule_signal_refresh() -> int:
     """Beat's entry point: one refresh task per active customer."""
     customer_ids = list(Customer.objects.active().values_list("id", flat=True))

@@ -34,17 +34,20 @@ def _truncate(order: np.ndarray, limit: int | None) -> np.ndarray:
 
 
 def rank_degraded(request: RankInput, config_name: str) -> RankOutcome:
-    """The best order without signals: by the retriever's relevance, else as sent."""
+    """The best order without signals: by the retriever's relevance (items without one last),
+    else as sent."""
     relevance = standardised_relevance(request.relevance)
-    if np.isnan(request.relevance).all():
+    missing = np.isnan(request.relevance)
+    if missing.all():
         order = np.arange(len(request.item_ids))
     else:
+        relevance[missing] = relevance[~missing].min() - 1.0
         order = order_by_score(relevance, request.item_ids)
     order = _truncate(order, request.limit)
-    missing = MissingSignals(
+    missing_signals = MissingSignals(
         items_without_signals=len(request.item_ids),
         pairs_without_query_signals=len(request.item_ids) if request.query else 0,
-        items_without_relevance=int(np.isnan(request.relevance).sum()),
+        items_without_relevance=int(missing.sum()),
         shopper_known=False,
         signals_version=None,
     )
@@ -53,7 +56,7 @@ def rank_degraded(request: RankInput, config_name: str) -> RankOutcome:
         scores=rank_score(relevance[order]),
         degraded=True,
         config=config_name,
-        missing=missing,
+        missing=missing_signals,
         features=None,
     )
 

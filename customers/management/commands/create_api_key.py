@@ -1,5 +1,6 @@
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from customers.models import Customer, Scope
@@ -23,7 +24,12 @@ class Command(BaseCommand):
         if customer is None:
             raise CommandError(f"No customer with slug {options['customer']!r}.")
         scopes = [scope.strip() for scope in options["scopes"].split(",") if scope.strip()]
-        api_key, plaintext = api_key_create(customer=customer, name=options["name"], scopes=scopes)
+        try:
+            api_key, plaintext = api_key_create(
+                customer=customer, name=options["name"], scopes=scopes
+            )
+        except ValidationError as exc:
+            raise CommandError("; ".join(exc.messages)) from exc
         self.stderr.write(
             f"API key {api_key.name!r} for {customer.slug} with scopes {', '.join(api_key.scopes)}."
             " Copy it now; it is not shown again:"

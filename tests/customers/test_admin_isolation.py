@@ -1,0 +1,388 @@
+"""The admin shows staff only the customers they belong to; superusers see every customer.
+
+Every admin of a tenant-owned model is one line in ADMIN_CASES, and every test here runs for it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.contrib import admin
+from django.contrib.auth.models import AbstractBaseUser, Permission
+from django.db.models import Model
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from customers.models import ApiKey, Customer
+from customers.services import api_key_create
+from events.models import Event
+from ranking.models import RankingConfig, SignalVersion
+from ranking.services import ranking_config_save, signals_refresh
+from tests.conftest import ApiCaller
+from tests.factories import CustomerFactory, ItemFactory, MembershipFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+TENANT_APPS = ("customers", "catalog", "events", "ranking")
+
+
+def signal_version(customer: Customer, version: int) -> SignalVersion:
+    return SignalVersion.objects.create(
+        customer=customer,
+        version=version,
+        schema_hash="test",
+        items=1,
+        query_pairs=0,
+        event_groups=0,
+        seconds=0.1,
+    )
+
+
+def click(customer: Customer, tag: str) -> Event:
+    return Event.objects.create(
+        customer=customer,
+        event_id=f"{tag}-event",
+        type="click",
+        item_id=f"{tag}-clicked-sku",
+        occurred_at=timezone.now(),
+    )
+
+
+@dataclass(frozen=True)
+class AdminCase:
+    """A tenant-owned model's admin: how to give a customer one object, and the text it shows."""
+
+    model: str  # app_label.model_name
+    make: Callable[[Customer, str, int], tuple[Model, str]]  # (customer, tag, number)
+    addable: bool = False
+
+    @property
+    def url_prefix(self) -> str:
+        return "admin:" + self.model.replace(".", "_")
+
+
+ADMIN_CASES = [
+    AdminCase("customers.customer", lambda c, tag, n: (c, c.name)),
+    AdminCase(
+        "customers.apikey",
+        lambda c, tag, n: (
+            api_key_create(customer=c, name=f"{tag}-key", scopes=["rank"])[0],
+            f"{tag}-key",
+        ),
+        addable=True,
+    ),
+    AdminCase(
+        "catalog.item",
+        lambda c, tag, n: (ItemFactory(customer=c, external_id=f"{tag}-sku"), f"{tag}-sku"),
+        addable=True,
+    ),
+    AdminCase("events.event", lambda c, tag, n: (click(c, tag), f"{tag}-clicked-sku")),
+    AdminCase(
+        "ranking.rankingconfig",
+        lambda c, tag, n: (
+            ranking_config_save(
+                customer=c,
+                surface="browse",
+                name=f"{tag}-config",
+                weights={"popularity": 1.0},
+                personalization_weight=1.0,
+            ),
+            f"{tag}-config",
+        ),
+        addable=True,
+    ),
+    AdminCase("ranking.signalversion", lambda c, tag, n: (signal_version(c, n), f">{n}<")),
+]
+ADD_CASES = [case for case in ADMIN_CASES if case.addable]
+
+
+def case_id(case: AdminCase) -> str:
+    return case.model
+
+
+@dataclass
+class Tenant:
+    customer: Customer
+    objects: dict[str, tuple[Model, str]]
+
+    def obj(self, case: AdminCase) -> Model:
+        return self.objects[case.model][0]
+
+    def marker(self, case: AdminCase) -> str:
+        return self.objects[case.model][1]
+
+
+def make_tenant(name: str, tag: str, number: int) -> Tenant:
+    customer = CustomerFactory(name=name)
+    return Tenant(customer, {case.model: case.make(customer, tag, number) for case in ADMIN_CASES})
+
+
+@pytest.fixture
+def tenant_a() -> Tenant:
+    return make_tenant("Alphaquux Outdoor", "alphaquux", 31337)
+
+
+@pytest.fixture
+def tenant_b() -> Tenant:
+    return make_tenant("Bravozed Boutique", "bravozed", 42421)
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: Any) -> None:
+    """Staff users get a password; hashing it the production way is slow and tests nothing."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def logged_in(user: AbstractBaseUser) -> Client:
+    user.save()  # the factory leaves the password unsaved, and a login session checks it
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def staff_a(tenant_a: Tenant) -> Client:
+    """A staff user of customer A only, with every permission on the tenant apps."""
+    user = UserFactory(is_staff=True)
+    user.save()
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label__in=TENANT_APPS))
+    MembershipFactory(customer=tenant_a.customer, user=user)
+    return logged_in(user)
+
+
+@pytest.fixture
+def superuser() -> Client:
+    return logged_in(UserFactory(is_staff=True, is_superuser=True))
+
+
+def page(client: Client, url: str) -> str:
+    response = client.get(url)
+    assert response.status_code == 200, (url, response.status_code)
+    return response.content.decode()
+
+
+def customer_choices(html: str) -> list[str]:
+    select = re.search(r'<select name="customer".*?</select>', html, re.S)
+    assert select is not None, "the form has no customer dropdown"
+    return re.findall(r'<option value="\d+"[^>]*>([^<]*)</option>', select.group(0))
+
+
+def test_every_tenant_admin_has_a_case_here() -> None:
+    tenant_models = {
+        f"{model._meta.app_label}.{model._meta.model_name}"
+        for model in admin.site._registry
+        if model is Customer or any(field.name == "customer" for field in model._meta.fields)
+    }
+
+    assert tenant_models - {"customers.membership"} == {case.model for case in ADMIN_CASES}
+
+
+@pytest.mark.parametrize("case", ADMIN_CASES, ids=case_id)
+def test_staff_see_only_their_customers_objects_in_a_changelist(
+    case: AdminCase, staff_a: Client, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
+    html = page(staff_a, reverse(f"{case.url_prefix}_changelist"))
+
+    assert tenant_a.marker(case) in html
+    assert tenant_b.marker(case) not in html
+    assert tenant_b.customer.name not in html
+
+
+@pytest.mark.parametrize("case", ADMIN_CASES, ids=case_id)
+def test_staff_see_nothing_of_another_customer_when_searching_or_filtering(
+    case: AdminCase, staff_a: Client, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
+    changelist = reverse(f"{case.url_prefix}_changelist")
+    filter_by_b = "id" if case.model == "customers.customer" else "customer__id__exact"
+
+    own = staff_a.get(changelist, {filter_by_b: tenant_a.customer.pk, "q": "alphaquux"})
+    other = staff_a.get(changelist, {filter_by_b: tenant_b.customer.pk, "q": "bravozed"})
+
+    assert own.status_code == other.status_code == 200
+    assert tenant_a.marker(case) in own.content.decode()
+    html = other.content.decode()
+    assert tenant_b.marker(case) not in html
+    assert tenant_b.customer.name not in html
+
+
+@pytest.mark.parametrize("case", ADMIN_CASES, ids=case_id)
+def test_staff_open_their_own_objects(case: AdminCase, staff_a: Client, tenant_a: Tenant) -> None:
+    html = page(staff_a, reverse(f"{case.url_prefix}_change", args=[tenant_a.obj(case).pk]))
+
+    assert tenant_a.customer.name in html
+
+
+@pytest.mark.parametrize("view", ["change", "history", "delete"])
+@pytest.mark.parametrize("case", ADMIN_CASES, ids=case_id)
+def test_staff_cannot_open_another_customers_object(
+    case: AdminCase, view: str, staff_a: Client, tenant_b: Tenant
+) -> None:
+    url = reverse(f"{case.url_prefix}_{view}", args=[tenant_b.obj(case).pk])
+
+    response = staff_a.get(url)
+
+    allowed = {302, 404} if view == "change" else {302, 403, 404}
+    assert response.status_code in allowed
+    if response.status_code == 302:
+        assert response["Location"] == reverse("admin:index")
+    html = staff_a.get(url, follow=True).content.decode()
+    assert tenant_b.marker(case) not in html
+    assert tenant_b.customer.name not in html
+
+
+@pytest.mark.parametrize("case", ADMIN_CASES, ids=case_id)
+def test_a_superuser_sees_every_customers_objects(
+    case: AdminCase, superuser: Client, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
+    html = page(superuser, reverse(f"{case.url_prefix}_changelist"))
+
+    assert tenant_a.marker(case) in html
+    assert tenant_b.marker(case) in html
+    page(superuser, reverse(f"{case.url_prefix}_change", args=[tenant_b.obj(case).pk]))
+
+
+@pytest.mark.parametrize("case", ADD_CASES, ids=case_id)
+def test_add_forms_offer_staff_only_their_customers(
+    case: AdminCase, staff_a: Client, superuser: Client, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
+    add_url = reverse(f"{case.url_prefix}_add")
+
+    assert customer_choices(page(staff_a, add_url)) == [tenant_a.customer.name]
+    assert set(customer_choices(page(superuser, add_url))) >= {
+        tenant_a.customer.name,
+        tenant_b.customer.name,
+    }
+
+
+@pytest.mark.parametrize("case", ADD_CASES, ids=case_id)
+def test_staff_cannot_add_an_object_for_another_customer(
+    case: AdminCase, staff_a: Client, tenant_b: Tenant
+) -> None:
+    model = type(tenant_b.obj(case))
+    before = model._default_manager.filter(customer=tenant_b.customer).count()
+
+    response = staff_a.post(reverse(f"{case.url_prefix}_add"), {"customer": tenant_b.customer.pk})
+
+    assert response.status_code == 200
+    assert "customer" in response.context["adminform"].form.errors
+    assert model._default_manager.filter(customer=tenant_b.customer).count() == before
+
+
+def test_staff_cannot_add_customers(staff_a: Client) -> None:
+    assert staff_a.get(reverse("admin:customers_customer_add")).status_code == 403
+
+
+def test_memberships_are_managed_by_superusers_only(
+    staff_a: Client, superuser: Client, tenant_a: Tenant
+) -> None:
+    staff_member = tenant_a.customer.memberships.get().user
+
+    assert staff_a.get(reverse("admin:customers_membership_changelist")).status_code == 403
+    assert staff_a.get(reverse("admin:customers_membership_add")).status_code == 403
+    assert "customers/membership/" not in page(staff_a, reverse("admin:index"))
+    assert staff_member.get_username() in page(
+        superuser, reverse("admin:customers_membership_changelist")
+    )
+
+
+# --- ranking configs ---------------------------------------------------------------------------
+
+
+def config_form(customer: Customer, surface: str = "browse", **weights: Any) -> dict[str, Any]:
+    return {
+        "customer": customer.pk,
+        "surface": surface,
+        "name": "by price",
+        "personalization_weight": "1.0",
+        **{f"weight__{feature}": value for feature, value in weights.items()},
+    }
+
+
+def test_the_config_form_refuses_an_out_of_range_weight_naming_the_field(
+    staff_a: Client, tenant_a: Tenant
+) -> None:
+    response = staff_a.post(
+        reverse("admin:ranking_rankingconfig_add"),
+        config_form(tenant_a.customer, "search", price="1000", ctr="1"),
+    )
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == ["weight__price"]
+    html = response.content.decode()
+    assert re.search(r'class="[^"]*errors[^"]*field-weight__price', html)
+    assert not RankingConfig.objects.filter(name="by price").exists()
+
+
+def rank_browse(api: ApiCaller, ids: list[str]) -> dict[str, Any]:
+    response = api.post("/v1/rank", {"surface": "browse", "items": [{"id": i} for i in ids]})
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def test_saving_a_config_in_the_admin_changes_the_next_ranking(
+    make_caller: Callable[..., ApiCaller], staff_a: Client, tenant_a: Tenant
+) -> None:
+    RankingConfig.objects.filter(customer=tenant_a.customer).delete()
+    api = make_caller(customer=tenant_a.customer)
+    prices = {"cheap": 10.0, "dear": 90.0, "mid": 40.0}
+    items = [{"id": i, "title": i, "price": price} for i, price in prices.items()]
+    assert api.put("/v1/catalog/items", {"items": items}).status_code == 200
+    signals_refresh(customer_id=tenant_a.customer.pk)
+    ids = list(prices)
+    before = rank_browse(api, ids)
+
+    added = staff_a.post(
+        reverse("admin:ranking_rankingconfig_add"), config_form(tenant_a.customer, price="1")
+    )
+    by_price = rank_browse(api, ids)
+    config = RankingConfig.objects.get(customer=tenant_a.customer)
+    changed = staff_a.post(
+        reverse("admin:ranking_rankingconfig_change", args=[config.pk]),
+        {"name": "cheap first", "personalization_weight": "1.0", "weight__price": "-1"},
+    )
+    cheap_first = rank_browse(api, ids)
+
+    assert [item["id"] for item in before["items"]] == ["cheap", "dear", "mid"]
+    assert before["ranker"]["config"] == "default"
+    assert added.status_code == changed.status_code == 302
+    assert [item["id"] for item in by_price["items"]] == ["dear", "mid", "cheap"]
+    assert by_price["ranker"]["config"] == "by price"
+    assert [item["id"] for item in cheap_first["items"]] == ["cheap", "mid", "dear"]
+    assert cheap_first["ranker"]["config"] == "cheap first"
+
+
+def test_saving_a_config_for_one_customer_leaves_the_others_ranking(
+    make_caller: Callable[..., ApiCaller], staff_a: Client, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
+    api_b = make_caller(customer=tenant_b.customer)
+    before = rank_browse(api_b, ["x", "y"])["ranker"]["config"]
+
+    staff_a.post(
+        reverse(
+            "admin:ranking_rankingconfig_change",
+            args=[tenant_a.objects["ranking.rankingconfig"][0].pk],
+        ),
+        {"name": "renamed", "personalization_weight": "1.0", "weight__price": "1"},
+    )
+
+    assert RankingConfig.objects.get(customer=tenant_a.customer).name == "renamed"
+    assert rank_browse(api_b, ["x", "y"])["ranker"]["config"] == before == "bravozed-config"
+
+
+def test_an_api_key_of_another_customer_cannot_be_revoked_by_staff(
+    staff_a: Client, tenant_b: Tenant
+) -> None:
+    b_key = tenant_b.objects["customers.apikey"][0]
+
+    staff_a.post(
+        reverse("admin:customers_apikey_changelist"),
+        {"action": "revoke", "_selected_action": [b_key.pk]},
+    )
+
+    assert ApiKey.objects.get(pk=b_key.pk).revoked_at is None

@@ -1,0 +1,177 @@
+"""Signal refresh: SQL aggregation, decay, Beta smoothing, catalog signals, tasks and schedule."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+
+from events.models import Event
+from ranking import tasks
+from ranking.models import SignalVersion
+from ranking.signals import refresh
+from ranking.signals.schema import ITEM_FEATURES
+from ranking.signals.store import signal_store
+from tests.factories import CustomerFactory, ItemFactory
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+COLUMN = {name: index for index, name in enumerate(ITEM_FEATURES)}
+
+
+def events(
+    customer: Any, item_id: str, kind: str, count: int, days_ago: float, **extra: Any
+) -> None:
+    at = NOW - timedelta(days=days_ago)
+    Event.objects.bulk_create(
+        Event(
+            customer=customer,
+            event_id=f"{item_id}-{kind}-{days_ago}-{extra}-{n}",
+            type=kind,
+            item_id=item_id,
+            occurred_at=at,
+            **extra,
+        )
+        for n in range(count)
+    )
+
+
+def signals_of(customer: Any) -> tuple[dict[str, np.ndarray], Any]:
+    snapshot, _ = refresh.compute_snapshot(customer_id=customer.pk, version=1, now=NOW)
+    by_id = {
+        item_id: snapshot.item_records["signals"][row].astype(float)
+        for row, item_id in enumerate(snapshot.item_ids)
+    }
+    return by_id, snapshot
+
+
+def test_rates_are_beta_smoothed_towards_the_customer_rate() -> None:
+    customer = CustomerFactory()
+    events(customer, "a", "impression", 100, 0)
+    events(customer, "a", "click", 10, 0)
+    events(customer, "b", "impression", 100, 0)
+    events(customer, "b", "click", 30, 0)
+
+    signals, snapshot = signals_of(customer)
+
+    prior = 40 / 200
+    m = refresh.PRIOR_STRENGTH
+    assert snapshot.meta.stats["priors"]["ctr"] == pytest.approx(prior)
+    assert signals["a"][COLUMN["ctr"]] == pytest.approx((10 + prior * m) / (100 + m), rel=1e-6)
+    assert signals["b"][COLUMN["ctr"]] == pytest.approx((30 + prior * m) / (100 + m), rel=1e-6)
+    # An item never shown gets the prior itself.
+    assert snapshot.meta.default_item["signals"][COLUMN["ctr"]] == pytest.approx(prior)
+
+
+def test_old_events_count_less_and_events_past_the_window_not_at_all() -> None:
+    customer = CustomerFactory()
+    events(customer, "a", "click", 1, 0)
+    events(customer, "a", "click", 1, refresh.LONG_HALF_LIFE_DAYS)
+    events(customer, "a", "click", 5, refresh.LONG_WINDOW_DAYS + 1)
+
+    signals, _ = signals_of(customer)
+
+    assert signals["a"][COLUMN["clicks_long"]] == pytest.approx(math.log1p(1.5), rel=1e-6)
+    # The short window (7 days) sees only today's click.
+    assert signals["a"][COLUMN["clicks_short"]] == pytest.approx(math.log1p(1.0), rel=1e-6)
+
+
+def test_purchases_drive_popularity_and_revenue() -> None:
+    customer = CustomerFactory()
+    for item_id in ("a", "b"):
+        events(customer, item_id, "impression", 50, 1)
+    events(customer, "a", "purchase", 3, 1, revenue=30.0, price=10.0)
+
+    signals, _ = signals_of(customer)
+
+    assert signals["a"][COLUMN["popularity"]] > signals["b"][COLUMN["popularity"]]
+    assert signals["a"][COLUMN["conversion_rate"]] > signals["b"][COLUMN["conversion_rate"]]
+    assert signals["a"][COLUMN["revenue_long"]] > 0
+    assert signals["b"][COLUMN["revenue_long"]] == 0
+
+
+def test_a_rising_item_trends_up_and_a_fading_one_down() -> None:
+    customer = CustomerFactory()
+    events(customer, "rising", "click", 10, 0)
+    events(customer, "fading", "click", 10, 30)
+
+    signals, _ = signals_of(customer)
+
+    assert signals["rising"][COLUMN["trend"]] > 0 > signals["fading"][COLUMN["trend"]]
+
+
+def test_catalog_signals_price_percentile_stock_and_freshness() -> None:
+    customer = CustomerFactory()
+    for n, price in enumerate([10, 20, 30]):
+        ItemFactory(
+            customer=customer,
+            external_id=f"s{n}",
+            price=price,
+            categories=["shoes", "shoes/running"],
+            created_at=NOW - timedelta(days=30 * n),
+        )
+    ItemFactory(customer=customer, external_id="out", in_stock=False, categories=["hats"])
+
+    signals, _ = signals_of(customer)
+
+    assert [signals[f"s{n}"][COLUMN["price_percentile"]] for n in range(3)] == [0.0, 0.5, 1.0]
+    assert signals["out"][COLUMN["in_stock"]] == 0.0
+    assert signals["s0"][COLUMN["in_stock"]] == 1.0
+    assert signals["s0"][COLUMN["freshness"]] == pytest.approx(1.0, abs=1e-3)
+    assert signals["s1"][COLUMN["freshness"]] == pytest.approx(math.exp(-1), rel=1e-3)
+
+
+def test_query_item_rates_are_smoothed_towards_the_item_rate() -> None:
+    customer = CustomerFactory()
+    events(customer, "a", "impression", 40, 0, query="shoes")
+    events(customer, "a", "click", 20, 0, query="shoes")
+    events(customer, "a", "impression", 60, 0, query="boots")
+
+    signals, snapshot = signals_of(customer)
+
+    pairs = dict(zip(snapshot.query_keys, snapshot.query_records["signals"][:, 0], strict=True))
+    item_ctr = signals["a"][COLUMN["ctr"]]
+    m = refresh.QUERY_PRIOR_STRENGTH
+    assert pairs[("shoes", "a")] == pytest.approx((20 + item_ctr * m) / (40 + m), rel=1e-5)
+    assert pairs[("boots", "a")] < item_ctr < pairs[("shoes", "a")]
+
+
+def test_a_customer_refresh_reads_only_its_own_events() -> None:
+    mine, theirs = CustomerFactory(), CustomerFactory()
+    events(theirs, "a", "click", 50, 0)
+    events(mine, "b", "click", 1, 0)
+
+    signals, _ = signals_of(mine)
+
+    assert set(signals) == {"b"}
+
+
+def test_the_refresh_task_publishes_and_records_a_version() -> None:
+    customer = CustomerFactory()
+    ItemFactory(customer=customer, external_id="a")
+
+    tasks.refresh_signals.delay(customer.pk)
+
+    recorded = SignalVersion.objects.get(customer=customer)
+    assert recorded.items == 1
+    assert signal_store().current_meta(customer.pk).version == recorded.version  # type: ignore[union-attr]
+
+
+def test_the_schedule_refreshes_every_active_customer_and_no_other() -> None:
+    active, inactive = CustomerFactory(), CustomerFactory(is_active=False)
+
+    tasks.schedule_signal_refresh.delay()
+
+    assert SignalVersion.objects.filter(customer=active).count() == 1
+    assert not SignalVersion.objects.filter(customer=inactive).exists()
+
+
+def test_beat_runs_the_schedule(settings: Any) -> None:
+    entry = settings.CELERY_BEAT_SCHEDULE["refresh-signals-for-active-customers"]
+
+    assert entry["task"] == tasks.schedule_signal_refresh.name
+    assert entry["schedule"] == settings.SIGNAL_REFRESH_INTERVAL_SECONDS

@@ -1,0 +1,253 @@
+"""The signal store, on both backends: round trips, the atomic version swap, shopper profiles."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import redis
+from redis.crc import key_slot
+
+from ranking.signals import redis_store
+from ranking.signals.schema import FEATURE_INDEX, ITEM_RECORD, QUERY_RECORD, SCHEMA_HASH
+from ranking.signals.store import (
+    ShopperAction,
+    SignalMeta,
+    SignalSnapshot,
+    SignalStore,
+    build_store,
+)
+
+CTR = FEATURE_INDEX["ctr"]
+CUSTOMER = 4242
+
+
+def store_config(settings: Any, backend: str) -> dict[str, Any]:
+    return {**settings.SIGNAL_STORE, "BACKEND": backend}
+
+
+@pytest.fixture(params=["redis", "memory"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def make_store(settings: Any, backend: str) -> Iterator[Any]:
+    """Each call is a separate store instance: for Redis, like another process."""
+    shared = build_store(store_config(settings, backend))
+
+    def make() -> SignalStore:
+        return build_store(store_config(settings, backend)) if backend == "redis" else shared
+
+    yield make
+    shared.drop_customer(CUSTOMER)
+
+
+def snapshot(version: int, n_items: int, ctr: float, queries: int = 0) -> SignalSnapshot:
+    records = np.zeros(n_items, dtype=ITEM_RECORD)
+    records["signals"][:, CTR] = ctr
+    records["brand"] = 0
+    records["categories"] = -1
+    default = np.zeros((), dtype=ITEM_RECORD)
+    default["signals"][CTR] = 0.01
+    default["brand"] = -1
+    default["categories"] = -1
+    meta = SignalMeta(
+        version=version,
+        created_at="2026-11-26T00:00:00+00:00",
+        schema_hash=SCHEMA_HASH,
+        default_item=default,
+        feature_mean=np.zeros(25),
+        feature_std=np.ones(25),
+        brands=("Acme",),
+        categories=(),
+        stats={},
+    )
+    query_records = np.zeros(queries, dtype=QUERY_RECORD)
+    query_records["signals"][:, 0] = ctr
+    return SignalSnapshot(
+        meta=meta,
+        item_ids=[f"i{n}" for n in range(n_items)],
+        item_records=records,
+        query_keys=[("shoes", f"i{n}") for n in range(queries)],
+        query_records=query_records,
+    )
+
+
+def publish(store: SignalStore, n_items: int, ctr: float, queries: int = 0) -> int:
+    version = store.next_version(CUSTOMER)
+    return store.publish(CUSTOMER, snapshot(version, n_items, ctr, queries))
+
+
+def test_a_published_version_reads_back_with_defaults_for_unknown_items(make_store: Any) -> None:
+    store = make_store()
+    version = publish(store, 10, ctr=0.2, queries=3)
+
+    fetch = make_store().fetch(CUSTOMER, ["i1", "nope", "i5"], "shoes", "")
+
+    assert fetch.meta is not None
+    assert fetch.meta.version == version
+    assert fetch.item_found.tolist() == [True, False, True]
+    assert fetch.item_records["signals"][:, CTR] == pytest.approx([0.2, 0.01, 0.2])
+    assert fetch.query_found is not None
+    assert fetch.query_found.tolist() == [True, False, False]
+
+
+def test_nothing_published_reads_as_all_missing(make_store: Any) -> None:
+    fetch = make_store().fetch(CUSTOMER, ["a", "b"], "", "")
+
+    assert fetch.meta is None
+    assert not fetch.item_found.any()
+
+
+def test_a_reader_during_a_refresh_sees_the_old_or_the_new_version_never_a_mix(
+    make_store: Any, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small write batches make the new version take many round trips to write.
+    monkeypatch.setattr(redis_store, "WRITE_BATCH", 100)
+    writer, reader = make_store(), make_store()
+    n_items = 6000
+    old = publish(writer, n_items, ctr=0.1)
+    ids = [f"i{n}" for n in range(0, n_items, 7)]
+    seen: list[tuple[float, int | None, set[float]]] = []
+    stop = threading.Event()
+
+    def read_continuously() -> None:
+        while not stop.is_set():
+            fetch = reader.fetch(CUSTOMER, ids, "", "")
+            values = set(np.round(fetch.item_records["signals"][:, CTR].astype(float), 3).tolist())
+            seen.append((time.monotonic(), fetch.meta.version if fetch.meta else None, values))
+
+    thread = threading.Thread(target=read_continuously)
+    thread.start()
+    while len(seen) < 3:
+        time.sleep(0.001)
+    started = time.monotonic()
+    new = publish(writer, n_items, ctr=0.9)
+    finished = time.monotonic()
+    time.sleep(0.05)
+    reads_after = len(seen)
+    while len(seen) < reads_after + 3:
+        time.sleep(0.001)
+    stop.set()
+    thread.join()
+
+    assert all(values in ({0.1}, {0.9}) for _, _, values in seen), "a read mixed two versions"
+    assert all((version, values) in ((old, {0.1}), (new, {0.9})) for _, version, values in seen), (
+        "a read's values did not belong to its version"
+    )
+    assert seen[-1][1] == new
+    if backend == "redis":
+        # The test only proves something if reads happened while the new version was written.
+        assert any(started <= at <= finished and version == old for at, version, _ in seen)
+
+
+def test_a_reader_holding_the_old_pointer_still_reads_it_whole(settings: Any) -> None:
+    writer = build_store(store_config(settings, "redis"))
+    reader = build_store(store_config(settings, "redis"))
+    try:
+        old = publish(writer, 50, ctr=0.1)
+        assert reader.fetch(CUSTOMER, ["i1"], "", "").meta.version == old  # type: ignore[union-attr]
+
+        publish(writer, 50, ctr=0.9)
+        first = reader.fetch(CUSTOMER, ["i1", "i2"], "", "")
+        second = reader.fetch(CUSTOMER, ["i1", "i2"], "", "")
+
+        # The pointer came back with the first read; that read still used the old version.
+        assert first.item_records["signals"][:, CTR] == pytest.approx([0.1, 0.1])
+        assert second.item_records["signals"][:, CTR] == pytest.approx([0.9, 0.9])
+    finally:
+        writer.drop_customer(CUSTOMER)
+
+
+def test_the_replaced_version_expires_and_an_unfinished_one_cannot_linger(
+    settings: Any, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = build_store(store_config(settings, "redis"))
+    client = redis.Redis.from_url(redis_url)
+    prefix = f"{settings.SIGNAL_STORE['NAMESPACE']}:{{c{CUSTOMER}}}"
+    try:
+        old = publish(store, 20, ctr=0.1)
+        new = publish(store, 20, ctr=0.2)
+        assert client.ttl(f"{prefix}:v{old}:items") > 0
+        assert client.ttl(f"{prefix}:v{new}:items") == -1
+
+        # A writer that dies mid-way leaves keys that expire by themselves.
+        def die(*args: Any, **kwargs: Any) -> None:
+            raise RuntimeError("worker killed")
+
+        monkeypatch.setattr(redis_store.RedisSignalStore, "_write_hash", die)
+        version = store.next_version(CUSTOMER)
+        monkeypatch.undo()
+        store._write_hash(  # type: ignore[attr-defined]
+            f"{prefix}:v{version}:items",
+            ["x"],
+            np.zeros(1, dtype=ITEM_RECORD),
+            ITEM_RECORD.itemsize,
+        )
+        assert 0 < client.ttl(f"{prefix}:v{version}:items") <= redis_store.UNPUBLISHED_TTL_SECONDS
+        assert int(client.get(f"{prefix}:ptr")) == new
+    finally:
+        store.drop_customer(CUSTOMER)
+        client.close()
+
+
+def test_shopper_actions_build_a_profile_read_in_the_same_fetch(make_store: Any) -> None:
+    store = make_store()
+    publish(store, 5, ctr=0.1)
+    store.record_shopper_actions(
+        CUSTOMER,
+        [
+            ShopperAction("u:1", "i1", "click", 1.0, "Acme", ("shoes", "shoes/running")),
+            ShopperAction("u:1", "i2", "purchase", 2.0, "Zeta", ("shoes",)),
+        ],
+    )
+
+    profile = make_store().fetch(CUSTOMER, ["i1"], "", "u:1").shopper
+
+    assert profile.total_weight == pytest.approx(6.0)
+    assert profile.brand_weights == pytest.approx({"Acme": 1.0, "Zeta": 5.0})
+    assert profile.category_weights == pytest.approx({"shoes": 6.0, "shoes/running": 1.0})
+    assert profile.recently_viewed == {"i1"}
+    assert profile.purchased == {"i2"}
+    assert make_store().fetch(CUSTOMER, ["i1"], "", "u:2").shopper.is_empty
+
+
+def test_recent_items_are_capped(make_store: Any) -> None:
+    store = make_store()
+    store.record_shopper_actions(
+        CUSTOMER,
+        [ShopperAction("u:1", f"i{n}", "click", float(n), "", ()) for n in range(80)],
+    )
+
+    viewed = store.shopper_profile(CUSTOMER, "u:1").recently_viewed
+
+    assert len(viewed) == 50
+    assert "i79" in viewed
+    assert "i0" not in viewed
+
+
+def test_redis_keys_carry_no_shopper_id_and_share_one_cluster_slot(
+    settings: Any, redis_url: str
+) -> None:
+    store = build_store(store_config(settings, "redis"))
+    client = redis.Redis.from_url(redis_url)
+    try:
+        publish(store, 3, ctr=0.1)
+        store.record_shopper_actions(
+            CUSTOMER, [ShopperAction("u:jane@example.com", "i1", "click", 1.0, "Acme", ())]
+        )
+        keys = [
+            key.decode()
+            for key in client.scan_iter(match=f"{settings.SIGNAL_STORE['NAMESPACE']}:*")
+        ]
+        assert keys
+        assert not any("jane" in key for key in keys)
+        assert {key_slot(key.encode()) for key in keys} == {key_slot(f"c{CUSTOMER}".encode())}
+    finally:
+        store.drop_customer(CUSTOMER)
+        client.close()
