@@ -92,18 +92,24 @@ def render(request_id: str, body: RankIn, outcome: RankOutcome) -> dict[str, Any
                 ],
                 "model_score": explanation.model_score,
                 "transform": explanation.transform,
-                "rules": [],
+                "rules": [
+                    {"rule_id": r.rule_id, "name": r.name, "action": r.action, "effect": r.effect}
+                    for r in explanation.rules
+                ],
                 "position_before_rules": explanation.position_before_rules,
             }
     response: dict[str, Any] = {
         "request_id": request_id,
         "surface": body.surface,
         "degraded": outcome.degraded,
-        "ranker": {"config": outcome.config, "model": None, "variant": None},
+        "ranker": {"config": outcome.config, "model": outcome.model, "variant": None},
         "items": items,
     }
     if body.explain:
-        response["removed"] = []
+        response["removed"] = [
+            {"id": body.items[r.index].id, "rule_id": r.rule_id, "reason": r.reason}
+            for r in outcome.removed
+        ]
     return response
 
 

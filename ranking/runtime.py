@@ -15,6 +15,7 @@ from customers import runtime_sync
 from customers.models import Customer
 from ranking.configs import DEFAULT_WEIGHTS
 from ranking.engine.records import RankerConfig
+from ranking.engine.scoring import BlendScorer
 from ranking.models import RankingConfig, Surface
 from ranking.signals.schema import FEATURE_INDEX, FEATURES, SHOPPER_SLICE
 
@@ -41,7 +42,7 @@ def ranker_config(
         vector[FEATURE_INDEX[feature]] = weight
     vector[SHOPPER_SLICE] *= personalization_weight
     vector.setflags(write=False)
-    return RankerConfig(name=name, surface=surface, weights=vector)
+    return RankerConfig(name=name, surface=surface, scorer=BlendScorer(vector))
 
 
 DEFAULT_CONFIGS = {

@@ -13,9 +13,11 @@ from ranking.engine.records import (
     RankerConfig,
     RankInput,
     RankOutcome,
+    RulesApplied,
 )
+from ranking.engine.scoring import Scorer
 from ranking.signals.schema import FEATURES
-from ranking.signals.store import SignalStore, SignalStoreUnavailable
+from ranking.signals.store import SignalFetch, SignalStore, SignalStoreUnavailable
 
 
 def rank_score(model_score: np.ndarray) -> np.ndarray:
@@ -69,48 +71,60 @@ def rank(
     except SignalStoreUnavailable:
         return rank_degraded(request, config.name)
     features, missing = build_features(request, fetch)
-    if fetch.meta is not None:
-        standardised = (features - fetch.meta.feature_mean) / fetch.meta.feature_std
-    else:
-        standardised = features
-    model_scores = standardised @ config.weights
+    scorer = config.scorer
+    model_scores = scorer.scores(features, fetch.meta)
     scores = rank_score(model_scores)
-    order = _truncate(order_by_score(scores, request.item_ids), request.limit)
+    base_order = order_by_score(scores, request.item_ids)
+    if config.rules is None:
+        applied = RulesApplied(order=base_order, scores=scores)
+    else:
+        applied = config.rules.apply(request, fetch, scores)
+    order = _truncate(applied.order, request.limit)
     explanations = None
     if request.explain:
-        positions = np.empty(len(scores), dtype=np.int64)
-        positions[order_by_score(scores, request.item_ids)] = np.arange(1, len(scores) + 1)
-        explanations = tuple(
-            _linear_explanation(
-                features[index],
-                standardised[index] * config.weights,
-                float(model_scores[index]),
-                int(positions[index]),
-            )
-            for index in order
-        )
+        explanations = _explanations(request, scorer, fetch, features, model_scores,
+                                     base_order, applied, order)  # fmt: skip
     return RankOutcome(
         order=order,
-        scores=scores[order],
+        scores=applied.scores[order],
         degraded=False,
         config=config.name,
         missing=missing,
         features=features,
         explanations=explanations,
+        model=scorer.label,
+        removed=applied.removed,
     )
 
 
-def _linear_explanation(
-    values: np.ndarray, contributions: np.ndarray, model_score: float, position: int
-) -> Explanation:
-    return Explanation(
-        method="linear",
-        base_value=0.0,
-        contributions=tuple(
-            Contribution(name, float(value), float(contribution))
-            for name, value, contribution in zip(FEATURES, values, contributions, strict=True)
-        ),
-        model_score=model_score,
-        transform=SCORE_TRANSFORM,
-        position_before_rules=position,
+def _explanations(
+    request: RankInput,
+    scorer: Scorer,
+    fetch: SignalFetch,
+    features: np.ndarray,
+    model_scores: np.ndarray,
+    base_order: np.ndarray,
+    applied: RulesApplied,
+    order: np.ndarray,
+) -> tuple[Explanation, ...]:
+    """Only for the returned items: exact contributions, rules' effects, position before rules."""
+    positions = np.empty(len(base_order), dtype=np.int64)
+    positions[base_order] = np.arange(1, len(base_order) + 1)
+    base_values, contributions = scorer.contributions(features[order], fetch.meta)
+    return tuple(
+        Explanation(
+            method=scorer.method,
+            base_value=float(base_values[row]),
+            contributions=tuple(
+                Contribution(name, float(value), float(contribution))
+                for name, value, contribution in zip(
+                    FEATURES, features[index], contributions[row], strict=True
+                )
+            ),
+            model_score=float(model_scores[index]),
+            transform=SCORE_TRANSFORM,
+            position_before_rules=int(positions[index]),
+            rules=applied.effects.get(int(index), ()),
+        )
+        for row, index in enumerate(order)
     )

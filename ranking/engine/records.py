@@ -3,19 +3,61 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ranking.engine.scoring import Scorer
+    from ranking.signals.store import SignalFetch
 
 SCORE_TRANSFORM = "sigmoid"
 
 
 @dataclass(frozen=True)
+class RuleEffect:
+    """One rule's effect on one item, as the explanation shows it."""
+
+    rule_id: int
+    name: str
+    action: str
+    effect: str
+
+
+@dataclass(frozen=True)
+class Removal:
+    index: int  # into RankInput.item_ids
+    rule_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class RulesApplied:
+    """The rule stage's result: the whole order (hidden items left out) and adjusted scores."""
+
+    order: np.ndarray
+    scores: np.ndarray  # rank score per input item after boosts and buries
+    removed: tuple[Removal, ...] = ()
+    effects: dict[int, tuple[RuleEffect, ...]] = field(default_factory=dict)
+
+
+class RuleStage(Protocol):
+    def apply(
+        self, request: RankInput, fetch: SignalFetch | None, rank_scores: np.ndarray
+    ) -> RulesApplied:
+        """Hide, boost/bury, order, diversify, slot and pin, as vectorised masks."""
+        ...
+
+
+@dataclass(frozen=True)
 class RankerConfig:
-    """A surface's blend of signals: weights over schema.FEATURES, personalisation applied."""
+    """A surface's ranker: the config's name, its scorer and the customer's rules."""
 
     name: str
     surface: str
-    weights: np.ndarray
+    scorer: Scorer
+    rules: RuleStage | None = None
 
 
 @dataclass(frozen=True)
@@ -29,6 +71,7 @@ class RankInput:
     context: dict[str, str] = field(default_factory=dict)
     limit: int | None = None
     explain: bool = False
+    at: datetime | None = None  # when the request is ranked (rules' windows); None: now
 
 
 @dataclass(frozen=True)
@@ -46,6 +89,7 @@ class Explanation:
     model_score: float
     transform: str
     position_before_rules: int
+    rules: tuple[RuleEffect, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -68,3 +112,5 @@ class RankOutcome:
     missing: MissingSignals
     features: np.ndarray | None  # K x F matrix the scores came from (None when degraded)
     explanations: tuple[Explanation, ...] | None = None
+    model: str | None = None
+    removed: tuple[Removal, ...] = ()
