@@ -124,24 +124,30 @@ def _latest_clicks(
                 )
             )
     earliest = min(event.timestamp for event in needing) - ATTRIBUTION_WINDOW
-    who = Q()
-    for event in needing:
-        if event.user_id:
-            who |= Q(user_id=event.user_id, item_id=event.item_id)
-        else:
-            who |= Q(user_id="", session_id=event.session_id, item_id=event.item_id)
+    # Filter by the sets of shoppers and items (a flat, indexable query whatever the batch size),
+    # then keep only the (shopper, item) pairs asked for.
+    wanted = {(_shopper(event), event.item_id) for event in needing}
     stored = (
-        Event.objects.filter(who, customer_id=customer_id, type=EventType.CLICK)
-        .filter(occurred_at__gte=earliest)
+        Event.objects.filter(
+            customer_id=customer_id,
+            type=EventType.CLICK,
+            item_id__in={event.item_id for event in needing},
+            occurred_at__gte=earliest,
+        )
+        .filter(
+            Q(user_id__in={event.user_id for event in needing if event.user_id})
+            | Q(user_id="", session_id__in={e.session_id for e in needing if not e.user_id})
+        )
         .exclude(request_id="")
         .values_list(
             "user_id", "session_id", "item_id", "request_id", "query", "surface", "occurred_at"
         )
     )
     for user_id, session_id, item_id, request_id, query, surface, at in stored:
-        clicks.setdefault((shopper_key(user_id, session_id), item_id), []).append(
-            _Origin(request_id, query, surface, at)
-        )
+        key = (shopper_key(user_id, session_id), item_id)
+        if key not in wanted:
+            continue
+        clicks.setdefault(key, []).append(_Origin(request_id, query, surface, at))
     return clicks
 
 
