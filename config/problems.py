@@ -34,6 +34,11 @@ PROBLEM_TYPES: dict[str, tuple[str, str]] = {
     ),
     "forbidden": ("Missing scope", "The API key is valid but lacks the scope this call needs."),
     "not-found": ("Not found", "No such resource for this customer."),
+    "rule-conflict": (
+        "Contradictory rule",
+        "The rule contradicts another rule of this customer; `errors` names the fields and the "
+        "rule. Nothing was stored.",
+    ),
     "method-not-allowed": ("Method not allowed", "This resource does not accept that method."),
     "unsupported-media-type": (
         "Unsupported media type",
@@ -103,6 +108,11 @@ class NotFound(ApiError):
     slug = "not-found"
 
 
+class Conflict(ApiError):
+    status = 409
+    slug = "rule-conflict"
+
+
 class UnsupportedMediaType(ApiError):
     status = 415
     slug = "unsupported-media-type"
@@ -120,10 +130,11 @@ def invalid_request(errors: Iterable[FieldError]) -> InvalidRequest:
 
 
 def _location(error: Any, union_tags: frozenset[str]) -> tuple[str | int, ...]:
-    """Pydantic's location without the tag it adds after a list index for tagged unions."""
+    """Pydantic's location without the tag it adds inside a tagged union (`union_tags` are
+    the tag values; no field of a contract shares a name with one)."""
     location: list[str | int] = []
     for part in error["loc"]:
-        if part in union_tags and location and isinstance(location[-1], int):
+        if part in union_tags and location:
             continue
         location.append(part)
     if error["type"] in ("union_tag_invalid", "union_tag_not_found"):

@@ -45,3 +45,7 @@ PROBLEM_RESPONSES = {
     (413, PROBLEM_CONTENT_TYPE): _problem("Body too large"),
     (415, PROBLEM_CONTENT_TYPE): _problem("Body is not JSON"),
 }
+
+CONFLICT_RESPONSES = {
+    (409, PROBLEM_CONTENT_TYPE): _problem("Contradicts another rule; `errors` says how"),
+}

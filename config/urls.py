@@ -7,6 +7,7 @@ from config import health
 from config.problems import api_not_found, api_server_error
 from config.views import problem_type
 from events.api import EventsIngestApi
+from merchandising.api import RuleDetailApi, RuleListApi, RuleRevisionsApi
 from ranking.api import RankApi
 
 urlpatterns = [
@@ -14,6 +15,9 @@ urlpatterns = [
     path("v1/events", EventsIngestApi.as_view(), name="events"),
     path("v1/catalog/items", CatalogUpsertApi.as_view(), name="catalog-items"),
     path("v1/catalog/items/<path:item_id>", CatalogItemApi.as_view(), name="catalog-item"),
+    path("v1/rules", RuleListApi.as_view(), name="rules"),
+    path("v1/rules/<int:rule_id>", RuleDetailApi.as_view(), name="rule"),
+    path("v1/rules/<int:rule_id>/revisions", RuleRevisionsApi.as_view(), name="rule-revisions"),
     path("v1/schema", SpectacularJSONAPIView.as_view(), name="schema"),
     path("v1/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("problems/<slug:slug>", problem_type, name="problem-type"),

@@ -6,13 +6,14 @@ query in steady state.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from django.db import DatabaseError
 
 from customers import runtime_sync
 from customers.models import Customer
+from merchandising.loading import load_rule_set
 from ranking.configs import DEFAULT_WEIGHTS
 from ranking.engine.records import RankerConfig
 from ranking.engine.scoring import BlendScorer
@@ -64,6 +65,11 @@ def load_customer_runtime(customer_id: int) -> CustomerRuntime:
             personalization_weight=config.personalization_weight,
         )
     assert set(configs) == set(Surface.values)
+    rules = load_rule_set(customer_id)
+    configs = {
+        surface: replace(config, rules=rules.for_surface(surface) if rules.rules else None)
+        for surface, config in configs.items()
+    }
     return CustomerRuntime(customer_id, customer.max_candidates, configs)
 
 

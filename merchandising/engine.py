@@ -1,0 +1,440 @@
+"""The rule engine: compiled, immutable rules applied to one request as vectorised masks.
+
+Plain Python and numpy, no Django models (merchandising.loading compiles rules from the
+database). The order of application, documented in docs/rules.md:
+
+1. select the rules whose conditions match the request (surface, window, query, page category,
+   context), highest priority first, equal priorities by id;
+2. hide: hidden items are removed, whatever else would touch them;
+3. boost and bury: each matching rule multiplies the rank score by its factor;
+4. order by the adjusted score, ties by item id;
+5. diversity caps: items over a cap in the top K move to just after it, keeping their order;
+6. pins, then slots: a pin takes its position first; a slot fills what pins left free with
+   the best-ordered matching items; the other items fill the remaining positions in order.
+A pin beats a slot beats a boost; between two pins of one position the higher priority wins.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ranking.engine.records import Removal, RuleEffect, RulesApplied
+from ranking.signals.schema import FEATURE_INDEX
+
+if TYPE_CHECKING:
+    from ranking.engine.records import RankInput
+    from ranking.signals.store import SignalFetch, SignalMeta
+
+_PRICE = FEATURE_INDEX["price"]
+_IN_STOCK = FEATURE_INDEX["in_stock"]
+
+
+class Vocabulary:
+    """The brand and category names that item facts' codes index, with memoised lookups."""
+
+    def __init__(self, brands: Sequence[str], categories: Sequence[str]) -> None:
+        self.brands = tuple(brands)
+        self.categories = tuple(categories)
+        self._brand_index = {name.casefold(): code for code, name in enumerate(self.brands)}
+        self._folded_categories = [name.casefold() for name in self.categories]
+        self._codes: dict[tuple[str, tuple[str, ...]], np.ndarray] = {}
+
+    def brand_codes(self, brands: tuple[str, ...]) -> np.ndarray:
+        key = ("brand", brands)
+        codes = self._codes.get(key)
+        if codes is None:
+            found = [self._brand_index.get(brand.casefold()) for brand in brands]
+            codes = np.array([code for code in found if code is not None], dtype=np.int64)
+            self._codes[key] = codes
+        return codes
+
+    def category_codes(self, categories: tuple[str, ...]) -> np.ndarray:
+        """Codes of the categories and all their descendants (`shoes` takes `shoes/running`)."""
+        key = ("category", categories)
+        codes = self._codes.get(key)
+        if codes is None:
+            wanted = [c.casefold() for c in categories]
+            codes = np.array(
+                [
+                    code
+                    for code, name in enumerate(self._folded_categories)
+                    if any(name == c or name.startswith(c + "/") for c in wanted)
+                ],
+                dtype=np.int64,
+            )
+            self._codes[key] = codes
+        return codes
+
+    @cached_property
+    def top_level_codes(self) -> np.ndarray:
+        """Per category code, a code for its top-level category (for diversity by category)."""
+        tops: dict[str, int] = {}
+        codes = [tops.setdefault(name.split("/", 1)[0].casefold(), len(tops))
+                 for name in self.categories]  # fmt: skip
+        return np.array([*codes, -1], dtype=np.int64)  # the extra slot is code -1: none
+
+
+_vocabularies: dict[int, tuple[SignalMeta, Vocabulary]] = {}
+
+
+def vocabulary_for(meta: SignalMeta) -> Vocabulary:
+    """One vocabulary per signal version, reused by every request on that version."""
+    entry = _vocabularies.get(id(meta))
+    if entry is None or entry[0] is not meta:
+        if len(_vocabularies) > 64:
+            _vocabularies.clear()
+        entry = (meta, Vocabulary(meta.brands, meta.categories))
+        _vocabularies[id(meta)] = entry
+    return entry[1]
+
+
+@dataclass(frozen=True)
+class ItemFacts:
+    """What selectors look at, per candidate: from the signal records, or from the catalog."""
+
+    item_ids: tuple[str, ...]
+    known: np.ndarray  # bool: facts come from the catalog; unknown items match no catalog clause
+    brand_codes: np.ndarray  # int, -1 for none
+    category_codes: np.ndarray  # K x C int, -1 for none
+    price: np.ndarray  # float, NaN for none
+    in_stock: np.ndarray  # bool
+    vocabulary: Vocabulary
+
+    @cached_property
+    def index(self) -> dict[str, int]:
+        return {item_id: index for index, item_id in enumerate(self.item_ids)}
+
+    def ids_mask(self, ids: frozenset[str]) -> np.ndarray:
+        mask = np.zeros(len(self.item_ids), dtype=bool)
+        if len(ids) < len(self.item_ids):
+            hits = [self.index[i] for i in ids if i in self.index]
+            mask[hits] = True
+        else:
+            mask[:] = [item_id in ids for item_id in self.item_ids]
+        return mask
+
+    @classmethod
+    def from_fetch(cls, item_ids: tuple[str, ...], fetch: SignalFetch | None) -> ItemFacts:
+        k = len(item_ids)
+        if fetch is None or fetch.meta is None:
+            return cls(
+                item_ids, np.zeros(k, bool), np.full(k, -1), np.full((k, 1), -1),
+                np.full(k, np.nan), np.zeros(k, bool), Vocabulary((), ()),
+            )  # fmt: skip
+        records = fetch.item_records
+        signals = records["signals"]
+        return cls(
+            item_ids=item_ids,
+            known=np.asarray(fetch.item_found, dtype=bool),
+            brand_codes=records["brand"].astype(np.int64),
+            category_codes=records["categories"].astype(np.int64),
+            # Stored as log1p(price), in float32: back to the price, to the cent.
+            price=np.round(np.expm1(signals[:, _PRICE].astype(np.float64)), 2),
+            in_stock=signals[:, _IN_STOCK] > 0.5,
+            vocabulary=vocabulary_for(fetch.meta),
+        )
+
+    @classmethod
+    def from_catalog(
+        cls,
+        item_ids: tuple[str, ...],
+        catalog: Mapping[str, tuple[str, Sequence[str], float | None, bool]],
+    ) -> ItemFacts:
+        """Facts from (brand, categories, price, in_stock) per id: previews and tests."""
+        brands = sorted({entry[0] for entry in catalog.values() if entry[0]})
+        categories = sorted({c for entry in catalog.values() for c in entry[1]})
+        brand_index = {name: code for code, name in enumerate(brands)}
+        category_index = {name: code for code, name in enumerate(categories)}
+        width = max([len(entry[1]) for entry in catalog.values()] + [1])
+        k = len(item_ids)
+        known = np.zeros(k, bool)
+        brand_codes = np.full(k, -1)
+        category_codes = np.full((k, width), -1)
+        price = np.full(k, np.nan)
+        in_stock = np.zeros(k, bool)
+        for row, item_id in enumerate(item_ids):
+            entry = catalog.get(item_id)
+            if entry is None:
+                continue
+            brand, item_categories, item_price, item_in_stock = entry
+            known[row] = True
+            brand_codes[row] = brand_index.get(brand, -1)
+            for column, category in enumerate(item_categories):
+                category_codes[row, column] = category_index[category]
+            price[row] = np.nan if item_price is None else item_price
+            in_stock[row] = item_in_stock
+        return cls(item_ids, known, brand_codes, category_codes, price, in_stock,
+                   Vocabulary(brands, categories))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CompiledSelector:
+    """Clauses AND-ed, values within a clause OR-ed. Attribute clauses are resolved against the
+    catalog when rules are compiled, into the ids of the items they match."""
+
+    brands: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    price_min: float | None = None
+    price_max: float | None = None
+    in_stock: bool | None = None
+    item_ids: frozenset[str] | None = None
+    attribute_item_ids: frozenset[str] | None = None
+
+    @property
+    def needs_catalog_facts(self) -> bool:
+        return bool(self.brands or self.categories) or (
+            self.price_min is not None or self.price_max is not None or self.in_stock is not None
+        )
+
+    def mask(self, facts: ItemFacts) -> np.ndarray:
+        mask = np.ones(len(facts.item_ids), dtype=bool)
+        if self.needs_catalog_facts:
+            mask &= facts.known
+        if self.brands:
+            mask &= np.isin(facts.brand_codes, facts.vocabulary.brand_codes(self.brands))
+        if self.categories:
+            codes = facts.vocabulary.category_codes(self.categories)
+            mask &= np.isin(facts.category_codes, codes).any(axis=1)
+        with np.errstate(invalid="ignore"):
+            if self.price_min is not None:
+                mask &= facts.price >= self.price_min
+            if self.price_max is not None:
+                mask &= facts.price <= self.price_max
+        if self.in_stock is not None:
+            mask &= facts.in_stock == self.in_stock
+        if self.item_ids is not None:
+            mask &= facts.ids_mask(self.item_ids)
+        if self.attribute_item_ids is not None:
+            mask &= facts.ids_mask(self.attribute_item_ids)
+        return mask
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    id: int
+    name: str
+    priority: int
+    action: str  # boost | bury | pin | slot | hide | diversity
+    surfaces: frozenset[str] = frozenset()
+    windows: tuple[tuple[datetime | None, datetime | None], ...] = ()
+    query_match: str = "any"
+    patterns: tuple[str, ...] = ()
+    page_categories: tuple[str, ...] = ()
+    context: tuple[tuple[str, frozenset[str]], ...] = ()
+    selector: CompiledSelector = field(default_factory=CompiledSelector)
+    multiplier: float = 1.0
+    pins: tuple[tuple[str, int], ...] = ()
+    positions: tuple[int, ...] = ()
+    diversity_field: str = ""
+    max_items: int = 0
+    top_k: int = 0
+
+    def is_on(self, at: datetime) -> bool:
+        return not self.windows or any(
+            (start is None or start <= at) and (end is None or at < end)
+            for start, end in self.windows
+        )
+
+    def query_matches(self, query: str) -> bool:
+        if self.query_match == "any":
+            return True
+        if not query:
+            return False
+        if self.query_match == "exact":
+            return query in self.patterns
+        if self.query_match == "contains":  # whole words, in order
+            padded = f" {query} "
+            return any(f" {pattern} " in padded for pattern in self.patterns)
+        return any(query.startswith(pattern) for pattern in self.patterns)
+
+    def applies(self, request: RankInput, at: datetime) -> bool:
+        if self.surfaces and request.surface not in self.surfaces:
+            return False
+        if not self.is_on(at) or not self.query_matches(request.query):
+            return False
+        if self.page_categories:
+            page = request.category.casefold()
+            if not any(page == c or page.startswith(c + "/") for c in self.page_categories):
+                return False
+        return all(request.context.get(key) in values for key, values in self.context)
+
+
+def _effect(rule: CompiledRule, effect: str) -> RuleEffect:
+    return RuleEffect(rule_id=rule.id, name=rule.name, action=rule.action, effect=effect)
+
+
+def _order(scores: np.ndarray, item_ids: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    """Visible items, best first; equal scores by item id (the engine's own tie-break)."""
+    candidates = np.flatnonzero(visible)
+    return candidates[np.lexsort((item_ids[candidates], -scores[candidates]))]
+
+
+def _diversify(
+    rule: CompiledRule, order: np.ndarray, facts: ItemFacts
+) -> tuple[np.ndarray, list[int]]:
+    """Fill the top K in order, skipping items over the cap; the skipped follow just after it.
+    Items without a brand (or category) are never capped. Returns the new order and the
+    skipped items."""
+    if rule.diversity_field == "brand":
+        keys = facts.brand_codes[order]
+    else:
+        keys = facts.vocabulary.top_level_codes[facts.category_codes[order, 0]]
+    counts: dict[int, int] = defaultdict(int)
+    top: list[int] = []
+    skipped: list[int] = []
+    seen = 0
+    for index, key in zip(order.tolist(), keys.tolist(), strict=True):
+        if len(top) == rule.top_k:
+            break
+        seen += 1
+        if key >= 0 and counts[key] >= rule.max_items:
+            skipped.append(index)
+            continue
+        counts[key] += 1
+        top.append(index)
+    if not skipped:
+        return order, []
+    rest = order[seen:]
+    return np.concatenate([np.array(top + skipped, dtype=np.int64), rest]), skipped
+
+
+def apply_rules(
+    rules: Sequence[CompiledRule],
+    facts: ItemFacts,
+    rank_scores: np.ndarray,
+    explain: bool = False,
+) -> RulesApplied:
+    """Apply matching rules (already selected for the request, in priority order)."""
+    k = len(facts.item_ids)
+    ids = np.asarray(facts.item_ids)
+    touched: list[tuple[CompiledRule, np.ndarray, str]] = []  # for explanations only
+    effects: dict[int, list[RuleEffect]] = defaultdict(list)
+
+    hidden = np.zeros(k, dtype=bool)
+    hidden_by: dict[int, CompiledRule] = {}
+    for rule in rules:
+        if rule.action == "hide":
+            newly = rule.selector.mask(facts) & ~hidden
+            hidden |= newly
+            for index in np.flatnonzero(newly).tolist():
+                hidden_by[index] = rule
+    removed = tuple(
+        Removal(index, rule.id, f"hidden by rule {rule.name!r}")
+        for index, rule in sorted(hidden_by.items())
+    )
+
+    scores = rank_scores.copy()
+    for rule in rules:
+        if rule.action in ("boost", "bury"):
+            mask = rule.selector.mask(facts) & ~hidden
+            scores[mask] *= rule.multiplier
+            if explain:
+                touched.append((rule, mask, f"score x{rule.multiplier:g}"))
+
+    order = _order(scores, ids, ~hidden)
+    for rule in rules:
+        if rule.action == "diversity":
+            before = order
+            order, moved = _diversify(rule, order, facts)
+            if explain and moved:
+                where = {index: position for position, index in enumerate(before.tolist(), 1)}
+                limit = (
+                    f"at most {rule.max_items} per {rule.diversity_field} in the top {rule.top_k}"
+                )
+                for index in moved:
+                    effects[index].append(_effect(rule, f"moved down from {where[index]}: {limit}"))
+
+    n = len(order)
+    placed: dict[int, int] = {}  # position (1-based) -> item index
+    placed_items: set[int] = set()
+    for rule in rules:
+        if rule.action != "pin":
+            continue
+        for item_id, position in rule.pins:
+            if item_id not in facts.index:
+                continue
+            index = facts.index[item_id]
+            if hidden[index]:
+                if explain:
+                    winner = hidden_by[index]
+                    effects[index].append(_effect(rule, f"pin ignored: hidden by {winner.name!r}"))
+                continue
+            if position > n or position in placed or index in placed_items:
+                if explain:
+                    effects[index].append(_effect(rule, f"pin to {position} lost to another"))
+                continue
+            placed[position] = index
+            placed_items.add(index)
+            if explain:
+                effects[index].append(_effect(rule, f"pinned at position {position}"))
+    for rule in rules:
+        if rule.action != "slot":
+            continue
+        free = [p for p in rule.positions if p <= n and p not in placed]
+        if not free:
+            continue
+        mask = rule.selector.mask(facts)
+        fillers = [i for i in order[mask[order]].tolist() if i not in placed_items]
+        for position, index in zip(free, fillers, strict=False):
+            placed[position] = index
+            placed_items.add(index)
+            if explain:
+                effects[index].append(_effect(rule, f"slotted at position {position}"))
+
+    if placed:
+        final = np.empty(n, dtype=np.int64)
+        positions = np.fromiter(placed.keys(), dtype=np.int64, count=len(placed)) - 1
+        final[positions] = np.fromiter(placed.values(), dtype=np.int64, count=len(placed))
+        free_positions = np.ones(n, dtype=bool)
+        free_positions[positions] = False
+        final[free_positions] = order[~np.isin(order, list(placed_items))]
+        order = final
+
+    if explain:
+        for rule, mask, effect in touched:
+            for index in np.flatnonzero(mask).tolist():
+                effects[index].append(_effect(rule, effect))
+        for index, rule in hidden_by.items():
+            effects[index].insert(0, _effect(rule, "hidden"))
+    return RulesApplied(
+        order=order,
+        scores=scores,
+        removed=removed,
+        effects={index: tuple(found) for index, found in effects.items()},
+    )
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """A customer's enabled rules, compiled; the rank engine's rule stage."""
+
+    rules: tuple[CompiledRule, ...] = ()
+
+    def for_surface(self, surface: str) -> RuleSet:
+        return RuleSet(tuple(r for r in self.rules if not r.surfaces or surface in r.surfaces))
+
+    def matching(self, request: RankInput) -> list[CompiledRule]:
+        at = request.at or datetime.now(UTC)
+        return [rule for rule in self.rules if rule.applies(request, at)]
+
+    def apply(
+        self, request: RankInput, fetch: SignalFetch | None, rank_scores: np.ndarray
+    ) -> RulesApplied:
+        active = self.matching(request)
+        if not active:
+            ids = np.asarray(request.item_ids)
+            return RulesApplied(
+                order=_order(rank_scores, ids, np.ones(len(ids), dtype=bool)), scores=rank_scores
+            )
+        facts = ItemFacts.from_fetch(request.item_ids, fetch)
+        return apply_rules(active, facts, rank_scores, explain=request.explain)
+
+
+EMPTY_RULES = RuleSet()

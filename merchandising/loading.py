@@ -1,0 +1,140 @@
+"""Compile stored rules into the engine's immutable objects, and evaluate selectors on the
+catalog (for attribute clauses, previews and conflict checks)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db.models import Q
+
+from catalog.models import Item
+from merchandising.contracts import (
+    BoostAction,
+    BuryAction,
+    DiversityAction,
+    PinAction,
+    RuleIn,
+    SlotAction,
+)
+from merchandising.contracts import Selector as SelectorDoc
+from merchandising.engine import CompiledRule, CompiledSelector, ItemFacts, RuleSet
+from merchandising.models import Rule
+
+
+def _attribute_matches(value: object, wanted: list[str]) -> bool:
+    if isinstance(value, list):
+        return any(_attribute_matches(v, wanted) for v in value)
+    if isinstance(value, bool):
+        return ("true" if value else "false") in wanted
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value)) in wanted or str(value) in wanted
+    return str(value) in wanted
+
+
+def attribute_item_ids(customer_id: int, attributes: dict[str, list[str]]) -> frozenset[str]:
+    """Ids of the customer's items whose attributes match every clause (values OR-ed)."""
+    query = Item.objects.filter(customer_id=customer_id)
+    for key in attributes:
+        query = query.filter(attributes__has_key=key)
+    return frozenset(
+        external_id
+        for external_id, item_attributes in query.values_list("external_id", "attributes")
+        if all(_attribute_matches(item_attributes[k], v) for k, v in attributes.items())
+    )
+
+
+def selector_compile(customer_id: int, selector: SelectorDoc) -> CompiledSelector:
+    return CompiledSelector(
+        brands=tuple(selector.brands),
+        categories=tuple(selector.categories),
+        price_min=selector.price_min,
+        price_max=selector.price_max,
+        in_stock=selector.in_stock,
+        item_ids=frozenset(selector.item_ids) if selector.item_ids else None,
+        attribute_item_ids=(
+            attribute_item_ids(customer_id, selector.attributes) if selector.attributes else None
+        ),
+    )
+
+
+def rule_compile(*, rule_id: int, customer_id: int, document: RuleIn) -> CompiledRule:
+    action = document.action
+    extra: dict[str, object] = {}
+    if isinstance(action, BoostAction | BuryAction):
+        extra["multiplier"] = action.multiplier
+    elif isinstance(action, PinAction):
+        pins = sorted(action.pins, key=lambda pin: pin.position)
+        extra["pins"] = tuple((pin.item_id, pin.position) for pin in pins)
+    elif isinstance(action, SlotAction):
+        extra["positions"] = tuple(sorted(action.positions))
+    elif isinstance(action, DiversityAction):
+        extra.update(diversity_field=action.field, max_items=action.max_items, top_k=action.top_k)
+    return CompiledRule(
+        id=rule_id,
+        name=document.name,
+        priority=document.priority,
+        action=action.type,
+        surfaces=frozenset(document.surfaces),
+        windows=tuple((w.start, w.end) for w in document.windows),
+        query_match=document.query.match,
+        patterns=tuple(document.query.patterns),
+        page_categories=tuple(c.casefold() for c in document.page_categories),
+        context=tuple((key, frozenset(values)) for key, values in document.context.items()),
+        selector=selector_compile(customer_id, document.selector),
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def rule_set(rules: Iterable[CompiledRule]) -> RuleSet:
+    """Highest priority first, equal priorities by id: the documented order of application."""
+    return RuleSet(tuple(sorted(rules, key=lambda rule: (-rule.priority, rule.id))))
+
+
+def load_rule_set(customer_id: int) -> RuleSet:
+    """The customer's enabled rules, compiled (one query, plus one per attribute selector)."""
+    return rule_set(
+        rule_compile(
+            rule_id=rule.pk,
+            customer_id=customer_id,
+            document=RuleIn.stored(rule.document()),
+        )
+        for rule in Rule.objects.for_customer(customer_id).enabled()
+    )
+
+
+def catalog_facts(customer_id: int, item_ids: Iterable[str] | None = None) -> ItemFacts:
+    """Item facts from the catalog itself (the preview's and conflict checks' view)."""
+    query = Item.objects.filter(customer_id=customer_id)
+    if item_ids is not None:
+        query = query.filter(external_id__in=list(item_ids))
+    catalog = {
+        external_id: (brand, tuple(categories), None if price is None else float(price), stock)
+        for external_id, brand, categories, price, stock in query.values_list(
+            "external_id", "brand", "categories", "price", "in_stock"
+        )
+    }
+    ids = tuple(catalog) if item_ids is None else tuple(item_ids)
+    return ItemFacts.from_catalog(ids, catalog)
+
+
+def catalog_matches(customer_id: int, selector: SelectorDoc) -> list[str]:
+    """Ids of the customer's catalog items the selector matches (SQL narrows, the engine's own
+    mask decides, so authoring checks and ranking agree)."""
+    query = Item.objects.filter(customer_id=customer_id)
+    if selector.brands:
+        brands = Q()
+        for brand in selector.brands:
+            brands |= Q(brand__iexact=brand)
+        query = query.filter(brands)
+    if selector.price_min is not None:
+        query = query.filter(price__gte=selector.price_min)
+    if selector.price_max is not None:
+        query = query.filter(price__lte=selector.price_max)
+    if selector.in_stock is not None:
+        query = query.filter(in_stock=selector.in_stock)
+    if selector.item_ids:
+        query = query.filter(external_id__in=selector.item_ids)
+    ids = list(query.values_list("external_id", flat=True))
+    facts = catalog_facts(customer_id, ids)
+    mask = selector_compile(customer_id, selector).mask(facts)
+    return [item_id for item_id, hit in zip(ids, mask.tolist(), strict=True) if hit]

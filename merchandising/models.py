@@ -1,0 +1,118 @@
+"""Merchandising rules and their revision history.
+
+A rule stores the parts of its document (merchandising.contracts.RuleIn) as columns: scalar
+fields as they are, conditions, selector and action as validated JSON. Writes go through
+merchandising.services, which validates, records a revision and tells every API process.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from customers.models import Customer
+
+
+class RuleQuerySet(models.QuerySet["Rule"]):
+    def enabled(self) -> RuleQuerySet:
+        return self.filter(enabled=True)
+
+    def for_customer(self, customer_id: int) -> RuleQuerySet:
+        return self.filter(customer_id=customer_id)
+
+
+class Rule(models.Model):
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="rules")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    enabled = models.BooleanField(default=True)
+    # Higher first: a higher-priority rule wins a contested position; equal priorities by id.
+    priority = models.IntegerField(default=0)
+    surfaces = models.JSONField(default=list, blank=True)  # empty: every surface
+    windows = models.JSONField(default=list, blank=True)  # empty: always on
+    query = models.JSONField(default=dict, blank=True)
+    page_categories = models.JSONField(default=list, blank=True)
+    context = models.JSONField(default=dict, blank=True)
+    selector = models.JSONField(default=dict, blank=True)
+    action = models.JSONField()
+    action_type = models.CharField(max_length=16, editable=False)
+    revision = models.PositiveIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+    )
+
+    objects = RuleQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-priority", "id"]
+        indexes = [models.Index(fields=["customer", "enabled"], name="rule_customer_enabled")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def document(self) -> dict[str, Any]:
+        """The rule as the API and the revision history show it (merchandising.contracts)."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "enabled": self.enabled,
+            "priority": self.priority,
+            "surfaces": self.surfaces,
+            "windows": self.windows,
+            "query": self.query or {"match": "any", "patterns": []},
+            "page_categories": self.page_categories,
+            "context": self.context,
+            "selector": self.selector,
+            "action": self.action,
+        }
+
+
+class RevisionKind(models.TextChoices):
+    CREATED = "created", "created"
+    UPDATED = "updated", "updated"
+    DELETED = "deleted", "deleted"
+    REVERTED = "reverted", "reverted"
+
+
+class RuleRevision(models.Model):
+    """One change to a rule: who, when, what (the whole document after the change)."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    # Kept when the rule is deleted, so its history stays reviewable and revertible.
+    rule_id_value = models.PositiveIntegerField("rule id")
+    rule = models.ForeignKey(
+        Rule, on_delete=models.SET_NULL, null=True, blank=True, related_name="revisions"
+    )
+    number = models.PositiveIntegerField()
+    kind = models.CharField(max_length=16, choices=RevisionKind.choices)
+    document = models.JSONField()
+    note = models.CharField(max_length=300, blank=True)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-changed_at", "-number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "rule_id_value", "number"], name="rulerevision_unique_number"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"rule {self.rule_id_value} r{self.number} ({self.kind})"

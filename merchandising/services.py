@@ -1,0 +1,134 @@
+"""Writes for merchandising rules: every change validated, checked, recorded and propagated."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from customers import runtime_sync
+from customers.models import Customer
+from merchandising.conflicts import RuleWarning, rule_warnings
+from merchandising.contracts import RuleIn
+from merchandising.models import RevisionKind, Rule, RuleRevision
+
+
+class RuleRejected(Exception):
+    """The rule contradicts another (blocking warnings); nothing was stored."""
+
+    def __init__(self, warnings: list[RuleWarning]) -> None:
+        super().__init__("; ".join(w.detail for w in warnings if w.blocking))
+        self.warnings = warnings
+
+
+def _user(user: Any) -> Any:
+    return user if user is not None and getattr(user, "is_authenticated", False) else None
+
+
+def _apply(rule: Rule, document: RuleIn) -> None:
+    stored = document.model_dump(mode="json")
+    rule.name = stored["name"]
+    rule.description = stored["description"]
+    rule.enabled = stored["enabled"]
+    rule.priority = stored["priority"]
+    rule.surfaces = stored["surfaces"]
+    rule.windows = stored["windows"]
+    rule.query = stored["query"]
+    rule.page_categories = stored["page_categories"]
+    rule.context = stored["context"]
+    rule.selector = stored["selector"]
+    rule.action = stored["action"]
+    rule.action_type = stored["action"]["type"]
+
+
+def _record(rule: Rule, kind: str, user: Any, note: str = "") -> RuleRevision:
+    last = RuleRevision.objects.filter(
+        customer_id=rule.customer_id, rule_id_value=rule.pk
+    ).aggregate(number=Max("number"))["number"]
+    revision = RuleRevision.objects.create(
+        customer_id=rule.customer_id,
+        rule_id_value=rule.pk,
+        rule=rule if kind != RevisionKind.DELETED else None,
+        number=(last or 0) + 1,
+        kind=kind,
+        document=rule.document(),
+        note=note,
+        changed_by=_user(user),
+    )
+    if kind != RevisionKind.DELETED:
+        Rule.objects.filter(pk=rule.pk).update(revision=revision.number)
+        rule.revision = revision.number
+    return revision
+
+
+def _checked(customer_id: int, document: RuleIn, rule_id: int | None) -> list[RuleWarning]:
+    warnings = rule_warnings(
+        customer_id=customer_id, document=document, rule_id=rule_id, at=timezone.now()
+    )
+    if any(w.blocking for w in warnings):
+        raise RuleRejected(warnings)
+    return warnings
+
+
+def _propagate(customer_id: int) -> None:
+    transaction.on_commit(lambda: runtime_sync.bump_generation(customer_id))
+
+
+@transaction.atomic
+def rule_create(
+    *, customer: Customer, document: RuleIn, user: Any = None
+) -> tuple[Rule, list[RuleWarning]]:
+    warnings = _checked(customer.pk, document, None)
+    rule = Rule(customer=customer, updated_by=_user(user))
+    _apply(rule, document)
+    rule.save()
+    _record(rule, RevisionKind.CREATED, user)
+    _propagate(customer.pk)
+    return rule, warnings
+
+
+@transaction.atomic
+def rule_update(
+    *, rule: Rule, document: RuleIn, user: Any = None, kind: str = RevisionKind.UPDATED,
+    note: str = "",
+) -> tuple[Rule, list[RuleWarning]]:  # fmt: skip
+    warnings = _checked(rule.customer_id, document, rule.pk)
+    _apply(rule, document)
+    rule.updated_at = timezone.now()
+    rule.updated_by = _user(user)
+    rule.save()
+    _record(rule, kind, user, note)
+    _propagate(rule.customer_id)
+    return rule, warnings
+
+
+@transaction.atomic
+def rule_delete(*, rule: Rule, user: Any = None) -> None:
+    customer_id = rule.customer_id
+    _record(rule, RevisionKind.DELETED, user)
+    rule.delete()
+    _propagate(customer_id)
+
+
+@transaction.atomic
+def rule_revert(*, revision: RuleRevision, user: Any = None) -> tuple[Rule, list[RuleWarning]]:
+    """Make the rule what it was at `revision` (recreating it if it was deleted since)."""
+    document = RuleIn.stored(revision.document)
+    note = f"reverted to revision {revision.number}"
+    rule = Rule.objects.filter(customer_id=revision.customer_id, pk=revision.rule_id_value).first()
+    if rule is not None:
+        return rule_update(
+            rule=rule, document=document, user=user, kind=RevisionKind.REVERTED, note=note
+        )
+    warnings = _checked(revision.customer_id, document, revision.rule_id_value)
+    rule = Rule(pk=revision.rule_id_value, customer_id=revision.customer_id, updated_by=_user(user))
+    _apply(rule, document)
+    rule.save(force_insert=True)
+    RuleRevision.objects.filter(
+        customer_id=revision.customer_id, rule_id_value=revision.rule_id_value
+    ).update(rule=rule)
+    _record(rule, RevisionKind.REVERTED, user, note)
+    _propagate(revision.customer_id)
+    return rule, warnings

@@ -1,0 +1,271 @@
+"""Properties of the rule engine over random candidate lists and rule sets (no database)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from merchandising.engine import (
+    CompiledRule,
+    CompiledSelector,
+    ItemFacts,
+    RuleSet,
+    apply_rules,
+)
+from ranking.engine.records import RankInput
+
+BRANDS = ["Nike", "Puma", "Asics", ""]
+CATEGORIES = ["shoes", "shoes/running", "shoes/trail", "bags", "bags/city"]
+
+
+@st.composite
+def candidates(draw: st.DrawFn) -> tuple[ItemFacts, np.ndarray]:
+    k = draw(st.integers(1, 40))
+    ids = tuple(f"i{n}" for n in range(k))
+    catalog = {}
+    for item_id in ids:
+        if draw(st.integers(0, 9)):  # now and then an item unknown to the catalog
+            catalog[item_id] = (
+                draw(st.sampled_from(BRANDS)),
+                tuple(draw(st.lists(st.sampled_from(CATEGORIES), max_size=2, unique=True))),
+                draw(st.none() | st.floats(1, 500)),
+                draw(st.booleans()),
+            )
+    scores = np.array(
+        draw(st.lists(st.floats(0.01, 0.99), min_size=k, max_size=k)), dtype=np.float64
+    )
+    return ItemFacts.from_catalog(ids, catalog), scores
+
+
+@st.composite
+def selectors(draw: st.DrawFn, k: int) -> CompiledSelector:
+    low = draw(st.none() | st.floats(1, 300))
+    return CompiledSelector(
+        brands=tuple(draw(st.lists(st.sampled_from(BRANDS[:3]), max_size=2, unique=True))),
+        categories=tuple(draw(st.lists(st.sampled_from(CATEGORIES), max_size=1))),
+        price_min=low,
+        price_max=draw(st.none() | st.floats(low or 1, 600)),
+        in_stock=draw(st.none() | st.booleans()),
+        item_ids=draw(
+            st.none() | st.frozensets(st.sampled_from([f"i{n}" for n in range(k + 3)]), max_size=5)
+        ),
+    )
+
+
+@st.composite
+def rules(
+    draw: st.DrawFn, k: int, actions: tuple[str, ...] = ("hide", "boost", "bury", "pin", "slot",
+                                                          "diversity"),
+) -> list[CompiledRule]:  # fmt: skip
+    result = []
+    for rule_id in range(1, draw(st.integers(0, 6)) + 1):
+        action = draw(st.sampled_from(actions))
+        extra: dict[str, object] = {}
+        selector = draw(selectors(k))
+        if action == "boost":
+            extra["multiplier"] = draw(st.floats(1.01, 10))
+        elif action == "bury":
+            extra["multiplier"] = draw(st.floats(0.01, 0.99))
+        elif action == "pin":
+            positions = draw(st.lists(st.integers(1, k + 2), min_size=1, max_size=3, unique=True))
+            pool = st.sampled_from([f"i{n}" for n in range(k + 2)])
+            size = len(positions)
+            items = draw(st.lists(pool, min_size=size, max_size=size, unique=True))
+            extra["pins"] = tuple(zip(items, positions, strict=True))
+            selector = CompiledSelector()
+        elif action == "slot":
+            extra["positions"] = tuple(
+                sorted(draw(st.lists(st.integers(1, k + 2), min_size=1, max_size=3, unique=True)))
+            )
+        elif action == "diversity":
+            top_k = draw(st.integers(2, k + 2))
+            extra.update(
+                diversity_field=draw(st.sampled_from(["brand", "category"])),
+                max_items=draw(st.integers(1, top_k - 1)),
+                top_k=top_k,
+            )
+        result.append(
+            CompiledRule(
+                id=rule_id,
+                name=f"rule {rule_id}",
+                priority=draw(st.integers(-2, 2)),
+                action=action,
+                selector=selector,
+                **extra,  # type: ignore[arg-type]
+            )
+        )
+    return sorted(result, key=lambda rule: (-rule.priority, rule.id))
+
+
+@st.composite
+def cases(
+    draw: st.DrawFn, actions: tuple[str, ...] = ("hide", "boost", "bury", "pin", "slot",
+                                                 "diversity"),
+) -> tuple[ItemFacts, np.ndarray, list[CompiledRule]]:  # fmt: skip
+    facts, scores = draw(candidates())
+    return facts, scores, draw(rules(len(facts.item_ids), actions))
+
+
+def hidden_indexes(facts: ItemFacts, rule_list: list[CompiledRule]) -> set[int]:
+    hidden: set[int] = set()
+    for rule in rule_list:
+        if rule.action == "hide":
+            hidden |= set(np.flatnonzero(rule.selector.mask(facts)).tolist())
+    return hidden
+
+
+@settings(max_examples=150, deadline=None)
+@given(cases())
+def test_the_output_is_a_permutation_of_the_input_minus_hidden_items(case: tuple) -> None:
+    facts, scores, rule_list = case
+
+    applied = apply_rules(rule_list, facts, scores, explain=True)
+
+    order = applied.order.tolist()
+    hidden = hidden_indexes(facts, rule_list)
+    assert len(order) == len(set(order))
+    assert set(order) == set(range(len(facts.item_ids))) - hidden
+    assert {removal.index for removal in applied.removed} == hidden
+
+
+@settings(max_examples=150, deadline=None)
+@given(cases())
+def test_hidden_items_never_appear_even_when_pinned(case: tuple) -> None:
+    facts, scores, rule_list = case
+    pinned = [(item, pos) for rule in rule_list if rule.action == "pin" for item, pos in rule.pins]
+
+    applied = apply_rules(rule_list, facts, scores)
+
+    returned = {facts.item_ids[i] for i in applied.order.tolist()}
+    hidden = {facts.item_ids[i] for i in hidden_indexes(facts, rule_list)}
+    assert not returned & hidden
+    assert not {item for item, _ in pinned} & hidden & returned
+
+
+@settings(max_examples=150, deadline=None)
+@given(cases())
+def test_pins_land_at_their_positions(case: tuple) -> None:
+    facts, scores, rule_list = case
+    hidden = {facts.item_ids[i] for i in hidden_indexes(facts, rule_list)}
+
+    applied = apply_rules(rule_list, facts, scores)
+
+    returned = [facts.item_ids[i] for i in applied.order.tolist()]
+    claimed_positions: set[int] = set()
+    claimed_items: set[str] = set()
+    for rule in rule_list:  # priority order: the first claim of a position or item wins
+        if rule.action != "pin":
+            continue
+        for item, position in rule.pins:
+            eligible = item in facts.index and item not in hidden and position <= len(returned)
+            if eligible and position not in claimed_positions and item not in claimed_items:
+                assert returned[position - 1] == item
+                claimed_positions.add(position)
+                claimed_items.add(item)
+
+
+@settings(max_examples=150, deadline=None)
+@given(cases(actions=("hide", "boost", "bury")), st.data())
+def test_a_boost_never_lowers_an_item_and_a_bury_never_raises_it(
+    case: tuple, data: st.DataObject
+) -> None:
+    facts, scores, rule_list = case
+    k = len(facts.item_ids)
+    action = data.draw(st.sampled_from(["boost", "bury"]))
+    extra = CompiledRule(
+        id=99,
+        name="extra",
+        priority=data.draw(st.integers(-3, 3)),
+        action=action,
+        selector=data.draw(selectors(k)),
+        multiplier=data.draw(st.floats(1.01, 10) if action == "boost" else st.floats(0.01, 0.99)),
+    )
+    with_extra = sorted([*rule_list, extra], key=lambda rule: (-rule.priority, rule.id))
+
+    before = apply_rules(rule_list, facts, scores).order.tolist()
+    after = apply_rules(with_extra, facts, scores).order.tolist()
+
+    targeted = set(np.flatnonzero(extra.selector.mask(facts)).tolist())
+    for index in before:
+        moved = after.index(index) - before.index(index)
+        if (index in targeted) == (action == "boost"):
+            assert moved <= 0, (index, before, after)
+        else:
+            assert moved >= 0, (index, before, after)
+
+
+@settings(max_examples=150, deadline=None)
+@given(cases(actions=("diversity",)))
+def test_a_diversity_cap_holds_in_the_top_k_while_other_items_are_left(case: tuple) -> None:
+    facts, scores, rule_list = case
+    if len(rule_list) != 1:
+        return
+    (rule,) = rule_list
+
+    order = apply_rules(rule_list, facts, scores).order
+
+    if rule.diversity_field == "brand":
+        keys = facts.brand_codes[order]
+    else:
+        keys = facts.vocabulary.top_level_codes[facts.category_codes[order, 0]]
+    top = keys[: rule.top_k]
+    counts = {key: int((top == key).sum()) for key in set(top.tolist()) if key >= 0}
+    if any(count > rule.max_items for count in counts.values()):
+        # Over the cap only when nothing below the top K could have taken the place.
+        below = keys[rule.top_k :].tolist()
+        assert all(key >= 0 and counts.get(key, 0) >= rule.max_items for key in below)
+    assert sorted(order.tolist()) == list(range(len(facts.item_ids)))
+
+
+def test_a_pin_beats_a_slot_beats_a_boost() -> None:
+    ids = ("a", "b", "c", "d")
+    catalog = {i: ("Nike" if i in "cd" else "Puma", ("shoes",), 10.0, True) for i in ids}
+    facts = ItemFacts.from_catalog(ids, catalog)
+    scores = np.array([0.9, 0.8, 0.7, 0.6])
+    only_b = CompiledSelector(item_ids=frozenset("b"))
+    boost_b = CompiledRule(1, "boost b", 9, "boost", selector=only_b, multiplier=10.0)
+    nike = CompiledSelector(brands=("nike",))
+    slot_nike = CompiledRule(2, "nike first", 0, "slot", selector=nike, positions=(1, 2))
+    pin_a = CompiledRule(3, "pin a", -5, "pin", pins=(("a", 1),))
+
+    applied = apply_rules([boost_b, slot_nike, pin_a], facts, scores, explain=True)
+
+    assert [ids[i] for i in applied.order] == ["a", "c", "b", "d"]
+    assert [e.effect for e in applied.effects[0]] == ["pinned at position 1"]
+    assert [e.effect for e in applied.effects[2]] == ["slotted at position 2"]
+
+
+def test_rules_match_on_surface_window_query_category_and_context() -> None:
+    now = datetime(2026, 11, 27, 12, tzinfo=UTC)
+    rule = CompiledRule(
+        1, "r", 0, "hide",
+        surfaces=frozenset({"search"}),
+        windows=((now, now + timedelta(hours=1)),),
+        query_match="starts_with", patterns=("run",),
+        context=(("device", frozenset({"mobile"})),),
+    )  # fmt: skip
+
+    def request(**changes: object) -> RankInput:
+        fields: dict[str, object] = {
+            "surface": "search",
+            "query": "running shoes",
+            "category": "",
+            "shopper_key": "",
+            "item_ids": ("a",),
+            "relevance": np.array([np.nan]),
+            "context": {"device": "mobile"},
+            "at": now,
+        }
+        return RankInput(**(fields | changes))  # type: ignore[arg-type]
+
+    ruleset = RuleSet((rule,))
+    assert ruleset.matching(request()) == [rule]
+    assert ruleset.matching(request(surface="browse")) == []
+    assert ruleset.matching(request(query="trail running")) == []
+    assert ruleset.matching(request(context={})) == []
+    assert ruleset.matching(request(at=now - timedelta(microseconds=1))) == []
+    assert ruleset.matching(request(at=now + timedelta(hours=1))) == []
+    assert ruleset.matching(request(at=now + timedelta(minutes=59))) == [rule]
