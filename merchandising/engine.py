@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ranking.engine.ordering import order_by_score
 from ranking.engine.records import Removal, RuleEffect, RulesApplied
 from ranking.signals.schema import FEATURE_INDEX
 
@@ -46,31 +47,35 @@ class Vocabulary:
         self._folded_categories = [name.casefold() for name in self.categories]
         self._codes: dict[tuple[str, tuple[str, ...]], np.ndarray] = {}
 
-    def brand_codes(self, brands: tuple[str, ...]) -> np.ndarray:
-        key = ("brand", brands)
-        codes = self._codes.get(key)
-        if codes is None:
-            found = [self._brand_index.get(brand.casefold()) for brand in brands]
-            codes = np.array([code for code in found if code is not None], dtype=np.int64)
-            self._codes[key] = codes
-        return codes
+    def _table(self, codes: list[int], size: int) -> np.ndarray:
+        """A lookup table over codes: True for the wanted ones; the extra last slot is the
+        code -1 (none), always False."""
+        table = np.zeros(size + 1, dtype=bool)
+        table[codes] = True
+        return table
 
-    def category_codes(self, categories: tuple[str, ...]) -> np.ndarray:
-        """Codes of the categories and all their descendants (`shoes` takes `shoes/running`)."""
+    def brand_table(self, brands: tuple[str, ...]) -> np.ndarray:
+        key = ("brand", brands)
+        table = self._codes.get(key)
+        if table is None:
+            found = [self._brand_index.get(brand.casefold()) for brand in brands]
+            codes = [code for code in found if code is not None]
+            table = self._codes[key] = self._table(codes, len(self.brands))
+        return table
+
+    def category_table(self, categories: tuple[str, ...]) -> np.ndarray:
+        """The categories and all their descendants (`shoes` takes `shoes/running`)."""
         key = ("category", categories)
-        codes = self._codes.get(key)
-        if codes is None:
+        table = self._codes.get(key)
+        if table is None:
             wanted = [c.casefold() for c in categories]
-            codes = np.array(
-                [
-                    code
-                    for code, name in enumerate(self._folded_categories)
-                    if any(name == c or name.startswith(c + "/") for c in wanted)
-                ],
-                dtype=np.int64,
-            )
-            self._codes[key] = codes
-        return codes
+            codes = [
+                code
+                for code, name in enumerate(self._folded_categories)
+                if any(name == c or name.startswith(c + "/") for c in wanted)
+            ]
+            table = self._codes[key] = self._table(codes, len(self.categories))
+        return table
 
     @cached_property
     def top_level_codes(self) -> np.ndarray:
@@ -96,6 +101,19 @@ def vocabulary_for(meta: SignalMeta) -> Vocabulary:
 
 
 @dataclass(frozen=True)
+class IdSet:
+    """Item ids a selector names (or an attribute clause resolved to), with their sorted
+    hashes for vectorised lookups. Built when rules compile, in the process that uses it."""
+
+    members: frozenset[str]
+    hashes: np.ndarray = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        hashes = np.sort(np.fromiter(map(hash, self.members), dtype=np.int64))
+        object.__setattr__(self, "hashes", hashes)
+
+
+@dataclass(frozen=True)
 class ItemFacts:
     """What selectors look at, per candidate: from the signal records, or from the catalog."""
 
@@ -111,13 +129,20 @@ class ItemFacts:
     def index(self) -> dict[str, int]:
         return {item_id: index for index, item_id in enumerate(self.item_ids)}
 
-    def ids_mask(self, ids: frozenset[str]) -> np.ndarray:
-        mask = np.zeros(len(self.item_ids), dtype=bool)
-        if len(ids) < len(self.item_ids):
-            hits = [self.index[i] for i in ids if i in self.index]
-            mask[hits] = True
-        else:
-            mask[:] = [item_id in ids for item_id in self.item_ids]
+    @cached_property
+    def id_hashes(self) -> np.ndarray:
+        return np.fromiter(map(hash, self.item_ids), dtype=np.int64, count=len(self.item_ids))
+
+    def ids_mask(self, ids: IdSet) -> np.ndarray:
+        """Candidates in the set: a vectorised search of hashes, each hit confirmed exactly."""
+        if len(ids.hashes) == 0:
+            return np.zeros(len(self.item_ids), dtype=bool)
+        candidates = self.id_hashes
+        found = np.minimum(np.searchsorted(ids.hashes, candidates), len(ids.hashes) - 1)
+        mask = ids.hashes[found] == candidates
+        for index in np.flatnonzero(mask).tolist():
+            if self.item_ids[index] not in ids.members:
+                mask[index] = False
         return mask
 
     @classmethod
@@ -184,8 +209,8 @@ class CompiledSelector:
     price_min: float | None = None
     price_max: float | None = None
     in_stock: bool | None = None
-    item_ids: frozenset[str] | None = None
-    attribute_item_ids: frozenset[str] | None = None
+    item_ids: IdSet | None = None
+    attribute_item_ids: IdSet | None = None
 
     @property
     def needs_catalog_facts(self) -> bool:
@@ -198,10 +223,10 @@ class CompiledSelector:
         if self.needs_catalog_facts:
             mask &= facts.known
         if self.brands:
-            mask &= np.isin(facts.brand_codes, facts.vocabulary.brand_codes(self.brands))
+            mask &= facts.vocabulary.brand_table(self.brands)[facts.brand_codes]
         if self.categories:
-            codes = facts.vocabulary.category_codes(self.categories)
-            mask &= np.isin(facts.category_codes, codes).any(axis=1)
+            table = facts.vocabulary.category_table(self.categories)
+            mask &= table[facts.category_codes].any(axis=1)
         with np.errstate(invalid="ignore"):
             if self.price_min is not None:
                 mask &= facts.price >= self.price_min
@@ -270,10 +295,9 @@ def _effect(rule: CompiledRule, effect: str) -> RuleEffect:
     return RuleEffect(rule_id=rule.id, name=rule.name, action=rule.action, effect=effect)
 
 
-def _order(scores: np.ndarray, item_ids: np.ndarray, visible: np.ndarray) -> np.ndarray:
-    """Visible items, best first; equal scores by item id (the engine's own tie-break)."""
-    candidates = np.flatnonzero(visible)
-    return candidates[np.lexsort((item_ids[candidates], -scores[candidates]))]
+def _order(scores: np.ndarray, item_ids: Sequence[str], visible: np.ndarray) -> np.ndarray:
+    """Visible items, best first; equal scores by item id (the engine's own ordering)."""
+    return order_by_score(scores, item_ids, np.flatnonzero(visible))
 
 
 def _diversify(
@@ -313,7 +337,6 @@ def apply_rules(
 ) -> RulesApplied:
     """Apply matching rules (already selected for the request, in priority order)."""
     k = len(facts.item_ids)
-    ids = np.asarray(facts.item_ids)
     touched: list[tuple[CompiledRule, np.ndarray, str]] = []  # for explanations only
     effects: dict[int, list[RuleEffect]] = defaultdict(list)
 
@@ -338,7 +361,7 @@ def apply_rules(
             if explain:
                 touched.append((rule, mask, f"score x{rule.multiplier:g}"))
 
-    order = _order(scores, ids, ~hidden)
+    order = _order(scores, facts.item_ids, ~hidden)
     for rule in rules:
         if rule.action == "diversity":
             before = order
@@ -429,9 +452,8 @@ class RuleSet:
     ) -> RulesApplied:
         active = self.matching(request)
         if not active:
-            ids = np.asarray(request.item_ids)
             return RulesApplied(
-                order=_order(rank_scores, ids, np.ones(len(ids), dtype=bool)), scores=rank_scores
+                order=order_by_score(rank_scores, request.item_ids), scores=rank_scores
             )
         facts = ItemFacts.from_fetch(request.item_ids, fetch)
         return apply_rules(active, facts, rank_scores, explain=request.explain)

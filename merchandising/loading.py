@@ -17,7 +17,7 @@ from merchandising.contracts import (
     SlotAction,
 )
 from merchandising.contracts import Selector as SelectorDoc
-from merchandising.engine import CompiledRule, CompiledSelector, ItemFacts, RuleSet
+from merchandising.engine import CompiledRule, CompiledSelector, IdSet, ItemFacts, RuleSet
 from merchandising.models import Rule
 
 
@@ -50,9 +50,11 @@ def selector_compile(customer_id: int, selector: SelectorDoc) -> CompiledSelecto
         price_min=selector.price_min,
         price_max=selector.price_max,
         in_stock=selector.in_stock,
-        item_ids=frozenset(selector.item_ids) if selector.item_ids else None,
+        item_ids=IdSet(frozenset(selector.item_ids)) if selector.item_ids else None,
         attribute_item_ids=(
-            attribute_item_ids(customer_id, selector.attributes) if selector.attributes else None
+            IdSet(attribute_item_ids(customer_id, selector.attributes))
+            if selector.attributes
+            else None
         ),
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ranking.engine.features import build_features, standardised_relevance
+from ranking.engine.ordering import order_by_score
 from ranking.engine.records import (
     SCORE_TRANSFORM,
     Contribution,
@@ -24,11 +25,6 @@ def rank_score(model_score: np.ndarray) -> np.ndarray:
     """The fixed monotone transform from model score to a positive rank score: the logistic
     sigmoid, 1 / (1 + exp(-s)), in (0, 1). Boosts and buries multiply this score."""
     return np.exp(-np.logaddexp(0.0, -model_score))
-
-
-def order_by_score(scores: np.ndarray, item_ids: tuple[str, ...]) -> np.ndarray:
-    """Best first; equal scores ordered by item id so the order is stable and reproducible."""
-    return np.lexsort((np.asarray(item_ids), -scores))
 
 
 def _truncate(order: np.ndarray, limit: int | None) -> np.ndarray:
@@ -74,11 +70,12 @@ def rank(
     scorer = config.scorer
     model_scores = scorer.scores(features, fetch.meta)
     scores = rank_score(model_scores)
-    base_order = order_by_score(scores, request.item_ids)
     if config.rules is None:
+        base_order = order_by_score(scores, request.item_ids)
         applied = RulesApplied(order=base_order, scores=scores)
     else:
         applied = config.rules.apply(request, fetch, scores)
+        base_order = order_by_score(scores, request.item_ids) if request.explain else applied.order
     order = _truncate(applied.order, request.limit)
     explanations = None
     if request.explain:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from merchandising.engine import (
     CompiledRule,
     CompiledSelector,
+    IdSet,
     ItemFacts,
     RuleSet,
     apply_rules,
@@ -50,7 +51,8 @@ def selectors(draw: st.DrawFn, k: int) -> CompiledSelector:
         price_max=draw(st.none() | st.floats(low or 1, 600)),
         in_stock=draw(st.none() | st.booleans()),
         item_ids=draw(
-            st.none() | st.frozensets(st.sampled_from([f"i{n}" for n in range(k + 3)]), max_size=5)
+            st.none()
+            | st.frozensets(st.sampled_from([f"i{n}" for n in range(k + 3)]), max_size=5).map(IdSet)
         ),
     )
 
@@ -225,7 +227,7 @@ def test_a_pin_beats_a_slot_beats_a_boost() -> None:
     catalog = {i: ("Nike" if i in "cd" else "Puma", ("shoes",), 10.0, True) for i in ids}
     facts = ItemFacts.from_catalog(ids, catalog)
     scores = np.array([0.9, 0.8, 0.7, 0.6])
-    only_b = CompiledSelector(item_ids=frozenset("b"))
+    only_b = CompiledSelector(item_ids=IdSet(frozenset("b")))
     boost_b = CompiledRule(1, "boost b", 9, "boost", selector=only_b, multiplier=10.0)
     nike = CompiledSelector(brands=("nike",))
     slot_nike = CompiledRule(2, "nike first", 0, "slot", selector=nike, positions=(1, 2))
