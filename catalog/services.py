@@ -12,6 +12,7 @@ from django.utils import timezone
 from catalog.contracts import CatalogItemIn
 from catalog.models import Item
 from config.problems import FieldError, invalid_request
+from merchandising.services import catalog_changed
 
 UPSERT_FIELDS = ["title", "brand", "categories", "price", "in_stock", "attributes", "updated_at"]
 
@@ -60,9 +61,11 @@ def items_upsert(*, customer_id: int, items: Sequence[CatalogItemIn]) -> tuple[i
         unique_fields=["customer", "external_id"],
         update_fields=UPSERT_FIELDS,
     )
+    catalog_changed(customer_id)
     return len(ids) - len(existing), len(existing)
 
 
 @transaction.atomic
 def item_delete(*, item: Item) -> None:
     item.delete()
+    catalog_changed(item.customer_id)

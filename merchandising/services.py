@@ -73,7 +73,9 @@ def _checked(customer_id: int, document: RuleIn, rule_id: int | None) -> list[Ru
 
 
 def _propagate(customer_id: int) -> None:
-    transaction.on_commit(lambda: runtime_sync.bump_generation(customer_id))
+    """Bump the customer's generation in the same transaction: other processes see the new
+    generation and the new rules together, when it commits."""
+    runtime_sync.bump_generation(customer_id)
 
 
 @transaction.atomic
@@ -132,3 +134,11 @@ def rule_revert(*, revision: RuleRevision, user: Any = None) -> tuple[Rule, list
     _record(rule, RevisionKind.REVERTED, user, note)
     _propagate(revision.customer_id)
     return rule, warnings
+
+
+def catalog_changed(customer_id: int) -> None:
+    """Attribute selectors are resolved against the catalog when rules compile: recompile them
+    everywhere after a catalog write, when the customer has any (one small query otherwise)."""
+    selectors = Rule.objects.for_customer(customer_id).enabled().values_list("selector", flat=True)
+    if any(selector.get("attributes") for selector in selectors):
+        _propagate(customer_id)

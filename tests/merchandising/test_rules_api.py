@@ -298,3 +298,13 @@ def test_ranking_with_rules_reads_no_database_once_warm(
 
     with django_assert_num_queries(0):
         assert ranked_ids(search(shop))[0] == "sku-4"
+
+
+def test_an_attribute_rule_follows_catalog_changes(shop: ApiCaller) -> None:
+    create(shop, {"name": "green first", "selector": {"attributes": {"color": ["green"]}},
+                  "action": {"type": "slot", "positions": [1]}})  # fmt: skip
+    assert ranked_ids(search(shop))[0] == "sku-0"
+
+    put_items(shop, [{"id": "sku-3", "title": "Shoe 3", "attributes": {"color": "green"}}])
+
+    assert ranked_ids(search(shop))[0] == "sku-3"
