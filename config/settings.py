@@ -178,10 +178,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {"ApiKey": {"type": "http", "scheme": "bearer"}},
-    },
-    "SECURITY": [{"ApiKey": []}],
+    # The security scheme comes from customers.schema (the API key authentication's extension).
+    "ENUM_NAME_OVERRIDES": {"SurfaceEnum": ["search", "browse", "autocomplete"]},
 }
 
 # --- auth, i18n, static -----------------------------------------------------------------------

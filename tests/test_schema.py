@@ -28,6 +28,7 @@ OPERATIONS = {
     "catalog_items_upsert",
     "catalog_item_read",
     "catalog_item_delete",
+    "models_list",
 }
 DOCUMENT_URI = "urn:rankwell:openapi"
 
@@ -336,3 +337,24 @@ def test_a_forbidden_response_matches_the_schema(
 
     assert response.status_code == 403
     assert_matches_schema(openapi, "events_ingest", response)
+
+
+def test_every_v1_operation_requires_the_api_key(openapi: dict[str, Any]) -> None:
+    scheme = openapi["components"]["securitySchemes"]["ApiKey"]
+
+    assert scheme == {**scheme, "type": "http", "scheme": "bearer"}
+    for operation_id, (path, _, operation) in operations(openapi).items():
+        if path.startswith("/v1/") and path != "/v1/schema":
+            assert operation.get("security") == [{"ApiKey": []}], operation_id
+
+
+def test_rule_responses_match_the_schema(api: ApiCaller, openapi: dict[str, Any]) -> None:
+    rule = {"name": "pin", "windows": [{"start": "2026-01-01T00:00:00Z"}],
+            "action": {"type": "pin", "pins": [{"item_id": "sku-1", "position": 1}]}}  # fmt: skip
+    created = api.post("/v1/rules", rule)
+    conflicting = api.post("/v1/rules", rule | {"name": "again"})
+
+    assert_matches_schema(openapi, "rules_create", created)
+    assert_matches_schema(openapi, "rules_create", conflicting)
+    assert_matches_schema(openapi, "rules_list", api.get("/v1/rules"))
+    assert_matches_schema(openapi, "rules_read", api.get(f"/v1/rules/{created.json()['id']}"))
