@@ -100,17 +100,23 @@ def vocabulary_for(meta: SignalMeta) -> Vocabulary:
     return entry[1]
 
 
+ID_TABLE_SIZE = 1 << 16  # 64 KiB per id set: a few percent of false hits, each confirmed
+
+
 @dataclass(frozen=True)
 class IdSet:
-    """Item ids a selector names (or an attribute clause resolved to), with their sorted
-    hashes for vectorised lookups. Built when rules compile, in the process that uses it."""
+    """Item ids a selector names (or an attribute clause resolved to). For vectorised lookups it
+    keeps a table of which hash slots hold a member; candidates that land on one are confirmed
+    against the set, so the answer is exact. Built when rules compile, in the process using it."""
 
     members: frozenset[str]
-    hashes: np.ndarray = field(init=False, compare=False, repr=False)
+    table: np.ndarray = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        hashes = np.sort(np.fromiter(map(hash, self.members), dtype=np.int64))
-        object.__setattr__(self, "hashes", hashes)
+        table = np.zeros(ID_TABLE_SIZE, dtype=bool)
+        hashes = np.fromiter(map(hash, self.members), dtype=np.int64, count=len(self.members))
+        table[hashes & (ID_TABLE_SIZE - 1)] = True
+        object.__setattr__(self, "table", table)
 
 
 @dataclass(frozen=True)
@@ -130,16 +136,25 @@ class ItemFacts:
         return {item_id: index for index, item_id in enumerate(self.item_ids)}
 
     @cached_property
-    def id_hashes(self) -> np.ndarray:
-        return np.fromiter(map(hash, self.item_ids), dtype=np.int64, count=len(self.item_ids))
+    def id_slots(self) -> np.ndarray:
+        hashes = np.fromiter(map(hash, self.item_ids), dtype=np.int64, count=len(self.item_ids))
+        return hashes & (ID_TABLE_SIZE - 1)
+
+    @cached_property
+    def used_category_codes(self) -> np.ndarray:
+        """The category codes without the trailing columns no candidate uses."""
+        used = np.flatnonzero((self.category_codes >= 0).any(axis=0))
+        width = int(used[-1]) + 1 if len(used) else 1
+        return self.category_codes[:, :width]
 
     def ids_mask(self, ids: IdSet) -> np.ndarray:
-        """Candidates in the set: a vectorised search of hashes, each hit confirmed exactly."""
-        if len(ids.hashes) == 0:
-            return np.zeros(len(self.item_ids), dtype=bool)
-        candidates = self.id_hashes
-        found = np.minimum(np.searchsorted(ids.hashes, candidates), len(ids.hashes) - 1)
-        mask = ids.hashes[found] == candidates
+        """Candidates in the set: a few dictionary lookups for a small set, else one table
+        lookup per candidate with each hit confirmed exactly."""
+        if len(ids.members) <= SMALL_ID_SET:
+            mask = np.zeros(len(self.item_ids), dtype=bool)
+            mask[[self.index[i] for i in ids.members if i in self.index]] = True
+            return mask
+        mask = ids.table[self.id_slots]
         for index in np.flatnonzero(mask).tolist():
             if self.item_ids[index] not in ids.members:
                 mask[index] = False
@@ -241,6 +256,88 @@ class CompiledSelector:
         return mask
 
 
+SELECTOR_ACTIONS = ("hide", "boost", "bury", "slot")
+SMALL_ID_SET = 64
+
+
+class SelectorBank:
+    """The selectors of several rules stacked, so that one request computes all their masks in
+    a handful of array operations instead of a handful per rule. Built per (rules, vocabulary)
+    and reused; `CompiledSelector.mask` is the one-selector reference it agrees with."""
+
+    def __init__(self, selectors: Sequence[CompiledSelector], vocabulary: Vocabulary) -> None:
+        self.selectors = tuple(selectors)
+        self.vocabulary = vocabulary
+        n = len(self.selectors)
+        self.brand_rows = np.array([i for i, s in enumerate(selectors) if s.brands], dtype=np.int64)
+        self.brand_tables = np.array(
+            [vocabulary.brand_table(selectors[i].brands) for i in self.brand_rows.tolist()]
+        ).reshape(len(self.brand_rows), len(vocabulary.brands) + 1)
+        self.category_rows = np.array(
+            [i for i, s in enumerate(selectors) if s.categories], dtype=np.int64
+        )
+        self.category_tables = np.array(
+            [
+                vocabulary.category_table(selectors[i].categories)
+                for i in self.category_rows.tolist()
+            ]
+        ).reshape(len(self.category_rows), len(vocabulary.categories) + 1)
+        self.price_rows = np.array(
+            [
+                i
+                for i, s in enumerate(selectors)
+                if s.price_min is not None or s.price_max is not None
+            ],
+            dtype=np.int64,
+        )
+        self.price_min = np.array(
+            [selectors[i].price_min for i in self.price_rows.tolist()], dtype=np.float64
+        )  # None -> nan
+        self.price_max = np.array(
+            [selectors[i].price_max for i in self.price_rows.tolist()], dtype=np.float64
+        )
+        self.price_min[np.isnan(self.price_min)] = -np.inf
+        self.price_max[np.isnan(self.price_max)] = np.inf
+        self.stock_rows = np.array(
+            [i for i, s in enumerate(selectors) if s.in_stock is not None], dtype=np.int64
+        )
+        self.stock_wanted = np.array(
+            [bool(selectors[i].in_stock) for i in self.stock_rows.tolist()], dtype=bool
+        )
+        self.known_rows = np.array(
+            [i for i, s in enumerate(selectors) if s.needs_catalog_facts], dtype=np.int64
+        )
+        self.id_rows = [
+            (i, id_set)
+            for i, s in enumerate(selectors)
+            for id_set in (s.item_ids, s.attribute_item_ids)
+            if id_set is not None
+        ]
+        self.size = n
+
+    def masks(self, facts: ItemFacts) -> np.ndarray:
+        """One row of booleans per selector, one column per candidate."""
+        masks = np.ones((self.size, len(facts.item_ids)), dtype=bool)
+        if len(self.brand_rows):
+            masks[self.brand_rows] &= self.brand_tables[:, facts.brand_codes]
+        if len(self.category_rows):
+            codes = facts.used_category_codes
+            masks[self.category_rows] &= self.category_tables[:, codes].any(axis=2)
+        if len(self.price_rows):
+            price = facts.price[None, :]
+            with np.errstate(invalid="ignore"):
+                masks[self.price_rows] &= (price >= self.price_min[:, None]) & (
+                    price <= self.price_max[:, None]
+                )
+        if len(self.stock_rows):
+            masks[self.stock_rows] &= facts.in_stock[None, :] == self.stock_wanted[:, None]
+        if len(self.known_rows):
+            masks[self.known_rows] &= facts.known[None, :]
+        for row, id_set in self.id_rows:
+            masks[row] &= facts.ids_mask(id_set)
+        return masks
+
+
 @dataclass(frozen=True)
 class CompiledRule:
     id: int
@@ -334,9 +431,16 @@ def apply_rules(
     facts: ItemFacts,
     rank_scores: np.ndarray,
     explain: bool = False,
+    bank: SelectorBank | None = None,
 ) -> RulesApplied:
-    """Apply matching rules (already selected for the request, in priority order)."""
+    """Apply matching rules (already selected for the request, in priority order). `bank`
+    stacks the selectors of `rules` with SELECTOR_ACTIONS, in order (built here if not given)."""
     k = len(facts.item_ids)
+    with_selector = [rule for rule in rules if rule.action in SELECTOR_ACTIONS]
+    if bank is None:
+        bank = SelectorBank([rule.selector for rule in with_selector], facts.vocabulary)
+    stacked = bank.masks(facts)
+    mask_of = {rule.id: stacked[row] for row, rule in enumerate(with_selector)}
     touched: list[tuple[CompiledRule, np.ndarray, str]] = []  # for explanations only
     effects: dict[int, list[RuleEffect]] = defaultdict(list)
 
@@ -344,7 +448,7 @@ def apply_rules(
     hidden_by: dict[int, CompiledRule] = {}
     for rule in rules:
         if rule.action == "hide":
-            newly = rule.selector.mask(facts) & ~hidden
+            newly = mask_of[rule.id] & ~hidden
             hidden |= newly
             for index in np.flatnonzero(newly).tolist():
                 hidden_by[index] = rule
@@ -356,7 +460,7 @@ def apply_rules(
     scores = rank_scores.copy()
     for rule in rules:
         if rule.action in ("boost", "bury"):
-            mask = rule.selector.mask(facts) & ~hidden
+            mask = mask_of[rule.id] & ~hidden
             scores[mask] *= rule.multiplier
             if explain:
                 touched.append((rule, mask, f"score x{rule.multiplier:g}"))
@@ -403,7 +507,7 @@ def apply_rules(
         free = [p for p in rule.positions if p <= n and p not in placed]
         if not free:
             continue
-        mask = rule.selector.mask(facts)
+        mask = mask_of[rule.id]
         fillers = [i for i in order[mask[order]].tolist() if i not in placed_items]
         for position, index in zip(free, fillers, strict=False):
             placed[position] = index
@@ -439,6 +543,10 @@ class RuleSet:
     """A customer's enabled rules, compiled; the rank engine's rule stage."""
 
     rules: tuple[CompiledRule, ...] = ()
+    # Selector banks per (active rules, vocabulary): requests repeat the same few combinations.
+    _banks: dict[tuple[tuple[int, ...], int], SelectorBank] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def for_surface(self, surface: str) -> RuleSet:
         return RuleSet(tuple(r for r in self.rules if not r.surfaces or surface in r.surfaces))
@@ -456,7 +564,15 @@ class RuleSet:
                 order=order_by_score(rank_scores, request.item_ids), scores=rank_scores
             )
         facts = ItemFacts.from_fetch(request.item_ids, fetch)
-        return apply_rules(active, facts, rank_scores, explain=request.explain)
+        with_selector = [rule for rule in active if rule.action in SELECTOR_ACTIONS]
+        key = (tuple(rule.id for rule in with_selector), id(facts.vocabulary))
+        bank = self._banks.get(key)
+        if bank is None or bank.vocabulary is not facts.vocabulary:
+            if len(self._banks) >= 256:
+                self._banks.clear()
+            bank = SelectorBank([rule.selector for rule in with_selector], facts.vocabulary)
+            self._banks[key] = bank
+        return apply_rules(active, facts, rank_scores, explain=request.explain, bank=bank)
 
 
 EMPTY_RULES = RuleSet()

@@ -14,6 +14,7 @@ from merchandising.engine import (
     IdSet,
     ItemFacts,
     RuleSet,
+    SelectorBank,
     apply_rules,
 )
 from ranking.engine.records import RankInput
@@ -271,3 +272,25 @@ def test_rules_match_on_surface_window_query_category_and_context() -> None:
     assert ruleset.matching(request(at=now - timedelta(microseconds=1))) == []
     assert ruleset.matching(request(at=now + timedelta(hours=1))) == []
     assert ruleset.matching(request(at=now + timedelta(minutes=59))) == [rule]
+
+
+@settings(max_examples=150, deadline=None)
+@given(cases(actions=("hide", "boost", "bury", "slot")))
+def test_stacked_selector_masks_equal_each_selectors_own_mask(case: tuple) -> None:
+    facts, _, rule_list = case
+    selectors = [rule.selector for rule in rule_list]
+
+    stacked = SelectorBank(selectors, facts.vocabulary).masks(facts)
+
+    for row, selector in enumerate(selectors):
+        assert stacked[row].tolist() == selector.mask(facts).tolist()
+
+
+def test_large_id_sets_are_matched_exactly() -> None:
+    ids = tuple(f"sku-{n}" for n in range(5000))
+    facts = ItemFacts.from_catalog(ids, {})
+    members = frozenset(f"sku-{n}" for n in range(0, 20000, 7))
+
+    mask = facts.ids_mask(IdSet(members))
+
+    assert [ids[i] for i in np.flatnonzero(mask)] == [i for i in ids if i in members]
