@@ -9,8 +9,11 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/rankwell
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 DEMO_ADDR ?= 127.0.0.1:8000
+# Tools whose pins conflict with the project's (checkov) live in their own virtualenv.
+TOOLS_VENV := .venv-tools
+TOOLS_STAMP := $(TOOLS_VENV)/.installed-$(shell sha1sum platform/dev/tools-requirements.txt | cut -c1-12)
 
-.PHONY: install demo test lint format services bench clean
+.PHONY: install tools demo test lint format services bench clean
 
 install: $(STAMP)
 
@@ -20,12 +23,21 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $@
 
+## checkov (tests/operations runs it over terraform/) in its own virtualenv.
+tools: $(TOOLS_STAMP)
+
+$(TOOLS_STAMP): platform/dev/tools-requirements.txt
+	test -x $(TOOLS_VENV)/bin/python || $(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install --quiet --upgrade pip
+	$(TOOLS_VENV)/bin/pip install --quiet -r platform/dev/tools-requirements.txt
+	rm -f $(TOOLS_VENV)/.installed-* && touch $@
+
 ## Build the demo shop on the embedded default (SQLite, in-process signals, eager tasks), serve it.
 demo: install
 	$(BIN)/python manage.py demo --serve --addr $(DEMO_ADDR)
 
 ## The whole suite, plus lint, against real PostgreSQL and Redis (started if not running).
-test: install services lint
+test: install tools services lint
 	RANKWELL_ENV=test DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 	RUNTIME_REFRESH_SECONDS=0 $(BIN)/pytest
 
@@ -46,4 +58,4 @@ format: install
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache .hypothesis test-artifacts
+	rm -rf $(VENV) $(TOOLS_VENV) var .mypy_cache .ruff_cache .pytest_cache .hypothesis test-artifacts

@@ -9,7 +9,11 @@ import secrets
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
+
+from config.logs import logging_config
+from config.sentry import init_sentry
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -61,9 +65,15 @@ INSTALLED_APPS = [
     "ranking",
     "merchandising",
     "explain",
+    "django_prometheus",
 ]
 
 MIDDLEWARE = [
+    # Prometheus's pair wraps everything else, so every response is counted and timed.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "config.logs.RequestContextMiddleware",
+    # Health checks and scrapes address tasks by IP: answered before the Host header is checked.
+    "config.probes.ProbeMiddleware",
     "config.middleware.ApiBodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -73,6 +83,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -143,13 +154,35 @@ CELERY_TASK_ROUTES = {"ranking.tasks.*": {"queue": "signals"}}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 30 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 25 * 60
+# Workers log through Django's LOGGING (JSON lines), not Celery's own format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 SIGNAL_REFRESH_INTERVAL_SECONDS = env.int("SIGNAL_REFRESH_INTERVAL_SECONDS", default=300)
 CELERY_BEAT_SCHEDULE = {
     "refresh-signals-for-active-customers": {
         "task": "ranking.tasks.schedule_signal_refresh",
         "schedule": SIGNAL_REFRESH_INTERVAL_SECONDS,
     },
+    "train-ranking-models-nightly": {
+        "task": "ranking.tasks.schedule_model_training",
+        "schedule": crontab(hour=2, minute=30),
+    },
+    "purge-old-rank-log": {
+        "task": "ranking.tasks.purge_rank_log",
+        "schedule": crontab(hour=3, minute=15),
+    },
 }
+
+# --- learning to rank (docs/learning.md) ------------------------------------------------------
+# Rank-log entries a process buffers before dropping the oldest (about 10 KB each at 100 items).
+RANK_LOG_BUFFER_SIZE = env.int("RANK_LOG_BUFFER_SIZE", default=10_000)
+# Positions logged per request: training learns from what shoppers could see.
+RANK_LOG_MAX_POSITIONS = env.int("RANK_LOG_MAX_POSITIONS", default=100)
+RANK_LOG_FLUSH_BATCH = env.int("RANK_LOG_FLUSH_BATCH", default=500)
+RANK_LOG_RETENTION_DAYS = env.int("RANK_LOG_RETENTION_DAYS", default=60)
+# Nightly training: the window it reads, and the labelled requests a surface needs to be trained.
+TRAINING_WINDOW_DAYS = env.int("TRAINING_WINDOW_DAYS", default=28)
+TRAINING_MIN_REQUESTS = env.int("TRAINING_MIN_REQUESTS", default=500)
+TRAINING_ALGORITHM = env.str("TRAINING_ALGORITHM", default="lambdamart")
 
 # --- API --------------------------------------------------------------------------------------
 # Bodies larger than this get 413 before they are read.
@@ -196,11 +229,19 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=VAR_DIR / "media")
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Model artifacts live here: the filesystem under MEDIA_ROOT by default; an S3 backend (e.g.
+    # django-storages' "storages.backends.s3.S3Storage") by setting STORAGE_BACKEND.
+    "default": {
+        "BACKEND": env.str(
+            "STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage"
+        ),
+        "OPTIONS": env.json("STORAGE_OPTIONS", default={}),
+    },
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
         if PRODUCTION
@@ -214,9 +255,25 @@ if PRODUCTION:
     CSRF_COOKIE_SECURE = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-}
+# --- observability (docs/operations.md) -------------------------------------------------------
+# Logs: JSON lines with the request id and customer (config/logs.py); LOG_FORMAT=text for
+# readable lines, the default in development.
+LOGGING = logging_config(
+    level=env.str("LOG_LEVEL", default="INFO"),
+    json_lines=env.str("LOG_FORMAT", default="text" if RANKWELL_ENV == "development" else "json")
+    == "json",
+)
+# Request latency buckets of django-prometheus: fine below 50 ms, where /v1/rank answers.
+PROMETHEUS_LATENCY_BUCKETS = (
+    0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, float("inf")
+)  # fmt: skip
+# Errors go to Sentry when SENTRY_DSN is set, scrubbed of keys and shopper ids (config/sentry.py).
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+RANKWELL_RELEASE = env.str("RANKWELL_RELEASE", default="") or None
+if SENTRY_DSN:
+    init_sentry(
+        dsn=SENTRY_DSN,
+        environment=env.str("SENTRY_ENVIRONMENT", default=RANKWELL_ENV),
+        release=RANKWELL_RELEASE,
+        traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
+    )

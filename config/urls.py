@@ -4,14 +4,17 @@ from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
 from catalog.api import CatalogItemApi, CatalogUpsertApi
 from config import health
+from config.metrics import metrics_view
 from config.problems import api_not_found, api_server_error
 from config.views import problem_type
 from events.api import EventsIngestApi
 from merchandising.api import RuleDetailApi, RuleListApi, RuleRevisionsApi
 from ranking.api import RankApi
+from ranking.registry_api import ModelListApi
 
 urlpatterns = [
     path("v1/rank", RankApi.as_view(), name="rank"),
+    path("v1/models", ModelListApi.as_view(), name="models"),
     path("v1/events", EventsIngestApi.as_view(), name="events"),
     path("v1/catalog/items", CatalogUpsertApi.as_view(), name="catalog-items"),
     path("v1/catalog/items/<path:item_id>", CatalogItemApi.as_view(), name="catalog-item"),
@@ -23,6 +26,7 @@ urlpatterns = [
     path("problems/<slug:slug>", problem_type, name="problem-type"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     # Unknown /v1 paths answer problem+json, with DEBUG on too.
     re_path(r"^v1/", api_not_found),

@@ -21,6 +21,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
+from config.logs import bind_customer
 from customers import runtime_sync
 from customers.models import ApiKey
 
@@ -130,6 +131,7 @@ class ApiKeyAuthentication(BaseAuthentication):
         if principal is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
         note_used(principal)
+        bind_customer(principal.customer_id)
         return principal, token
 
     def authenticate_header(self, request: Request) -> str:

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.db.models import F
 
+from config import metrics
 from customers.models import Customer
 
 logger = logging.getLogger(__name__)
@@ -41,11 +42,15 @@ class GenerationCache(Generic[K, V]):
     def __init__(self, name: str) -> None:
         self.name = name
         self._entries: dict[K, CacheEntry[V]] = {}
+        self._hits = metrics.CACHE_LOOKUPS.labels(name, "hit")
+        self._misses = metrics.CACHE_LOOKUPS.labels(name, "miss")
         self._lock = threading.Lock()
         _caches.append(self)
 
     def get(self, key: K) -> CacheEntry[V] | None:
-        return self._entries.get(key)
+        entry = self._entries.get(key)
+        (self._misses if entry is None else self._hits).inc()
+        return entry
 
     def put(self, key: K, entry: CacheEntry[V]) -> None:
         with self._lock:

@@ -6,6 +6,8 @@ from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 
+from config import metrics
+from config.problems import InvalidRequest
 from config.schema import PROBLEM_RESPONSES
 from customers.api import CustomerApi, json_response
 from customers.models import Scope
@@ -27,8 +29,21 @@ class EventsIngestApi(CustomerApi):
         tags=["events"],
     )
     def post(self, request: Request) -> HttpResponse:
-        body = self.read_json(request, EventsIngestIn, union_tags=EVENT_TYPES)
-        result = services.events_ingest(customer_id=self.customer_id, events=body.events)
+        try:
+            body = self.read_json(request, EventsIngestIn, union_tags=EVENT_TYPES)
+            result = services.events_ingest(customer_id=self.customer_id, events=body.events)
+        except InvalidRequest:
+            rejected = metrics.events_in_body(request._request.body)
+            metrics.observe_events(
+                customer_id=self.customer_id, accepted=0, duplicates=0, rejected=rejected
+            )
+            raise
+        metrics.observe_events(
+            customer_id=self.customer_id,
+            accepted=result.accepted,
+            duplicates=result.duplicates,
+            rejected=0,
+        )
         return json_response(
             {"accepted": result.accepted, "duplicates": result.duplicates}, status=202
         )

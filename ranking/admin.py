@@ -3,14 +3,16 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db import models
 from django.http import HttpRequest
 
 from customers.admin import CustomerScopedAdmin
 from ranking import services
 from ranking.configs import DEFAULT_WEIGHTS, MAX_ABS_WEIGHT, weights_clean
-from ranking.models import RankingConfig, SignalVersion
+from ranking.learning import registry
+from ranking.models import ModelStatus, RankingConfig, RankingModel, SignalVersion
 from ranking.signals.schema import FEATURES
 
 WEIGHT_PREFIX = "weight__"
@@ -113,3 +115,148 @@ class SignalVersionAdmin(CustomerScopedAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class RankingModelForm(forms.ModelForm):
+    """Nothing of a trained model is editable; the form only activates it, with a reason when
+    the guards ask for one."""
+
+    activate = forms.BooleanField(required=False, help_text="Serve this model on its surface.")
+    activation_reason = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Needed when the model scored below the active model or the baseline.",
+    )
+
+    class Meta:
+        model = RankingModel
+        fields: list[str] = []
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if cleaned.get("activate"):
+            blockers = registry.activation_blockers(self.instance)
+            if blockers:
+                raise ValidationError(blockers)
+            warnings = registry.activation_warnings(self.instance)
+            if warnings and not (cleaned.get("activation_reason") or "").strip():
+                self.add_error(
+                    "activation_reason",
+                    [*warnings, "Give a reason to activate it anyway."],
+                )
+        return cleaned
+
+
+def _metric(obj: RankingModel, who: str) -> str:
+    values = (obj.metrics or {}).get(who)
+    return f"{values['ndcg@10']:.4f}" if isinstance(values, dict) else "-"
+
+
+@admin.register(RankingModel)
+class RankingModelAdmin(CustomerScopedAdmin):
+    form = RankingModelForm
+    list_display = [
+        "customer",
+        "surface",
+        "label",
+        "status",
+        "holdout_ndcg",
+        "active_ndcg",
+        "baseline_ndcg",
+        "created_at",
+        "created_by",
+        "activated_at",
+    ]
+    list_select_related = ["customer"]
+    list_filter = ["surface", "status", "algorithm"]
+    actions = ["activate_selected", "rollback_selected"]
+    readonly_fields = [
+        "customer",
+        "surface",
+        "algorithm",
+        "version",
+        "status",
+        "schema_hash",
+        "params",
+        "train_from",
+        "train_until",
+        "holdout_from",
+        "row_counts",
+        "propensity",
+        "metrics",
+        "artifact_path",
+        "artifact_sha256",
+        "previous",
+        "created_at",
+        "created_by",
+        "activated_at",
+        "activated_by",
+        "override_reason",
+    ]
+
+    @admin.display(description="model")
+    def label(self, obj: RankingModel) -> str:
+        return obj.label
+
+    @admin.display(description="NDCG@10")
+    def holdout_ndcg(self, obj: RankingModel) -> str:
+        return _metric(obj, "model")
+
+    @admin.display(description="active's")
+    def active_ndcg(self, obj: RankingModel) -> str:
+        return _metric(obj, "active")
+
+    @admin.display(description="baseline's")
+    def baseline_ndcg(self, obj: RankingModel) -> str:
+        return _metric(obj, "baseline")
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is not None and obj.status != ModelStatus.ACTIVE:
+            return [*self.readonly_fields, "activate", "activation_reason"]
+        return list(self.readonly_fields)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # models come from training (manage.py train_model, the nightly task)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # the registry is the audit trail of what served
+
+    def save_model(self, request: HttpRequest, obj: RankingModel, form: Any, change: bool) -> None:
+        if not form.cleaned_data.get("activate"):
+            return
+        registry.model_activate(
+            model=obj,
+            user=request.user.get_username(),
+            override_reason=form.cleaned_data.get("activation_reason") or "",
+        )
+        messages.success(request, f"{obj.label} now serves {obj.surface}.")
+
+    @admin.action(description="Activate selected models (no override)")
+    def activate_selected(
+        self, request: HttpRequest, queryset: models.QuerySet[RankingModel]
+    ) -> None:
+        for model in queryset:
+            try:
+                registry.model_activate(model=model, user=request.user.get_username())
+            except registry.ActivationRefused as exc:
+                hint = " Open the model to activate it with a reason." if exc.needs_override else ""
+                messages.error(request, f"{model.label} was not activated: {exc}{hint}")
+            else:
+                messages.success(request, f"{model.label} now serves {model.surface}.")
+
+    @admin.action(description="Roll back: serve the model each selected one replaced")
+    def rollback_selected(
+        self, request: HttpRequest, queryset: models.QuerySet[RankingModel]
+    ) -> None:
+        for model in queryset.filter(status=ModelStatus.ACTIVE):
+            try:
+                serving = registry.model_rollback(
+                    customer_id=model.customer_id,
+                    surface=model.surface,
+                    user=request.user.get_username(),
+                )
+            except registry.ActivationRefused as exc:
+                messages.error(request, f"{model.label} was not rolled back: {exc}")
+            else:
+                now = serving.label if serving is not None else "the config's blend"
+                messages.success(request, f"{model.surface}: {model.label} retired, {now} serves.")

@@ -8,6 +8,7 @@ A dependency outage answers 200 with `"degraded": true`, never a 5xx.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections import Counter
 from typing import Any
@@ -18,6 +19,8 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions
 from rest_framework.request import Request
 
+from config.logs import current_request_id
+from config.metrics import observe_rank_outcome, observe_stage
 from config.problems import FieldError, invalid_request
 from config.schema import PROBLEM_RESPONSES
 from customers.api import CustomerApi, json_response
@@ -27,6 +30,7 @@ from events.queries import normalise_query, shopper_key
 from ranking.contracts import RankIn, RankOut
 from ranking.engine.pipeline import rank, rank_degraded
 from ranking.engine.records import RankInput, RankOutcome
+from ranking.learning import rank_log
 from ranking.runtime import RuntimeUnavailable, customer_runtime
 from ranking.signals.store import signal_store
 
@@ -135,28 +139,43 @@ class RankApi(CustomerApi):
         tags=["ranking"],
     )
     def post(self, request: Request) -> HttpResponse:
+        self.started = time.perf_counter()
         body = self.read_json(request, RankIn)
-        request_id = str(uuid.uuid4())
+        request_id = current_request_id() or str(uuid.uuid4())
         if self.key_store_down:
-            return self._degraded(request_id, body)
+            return self._degraded(request_id, body, "key_store")
         try:
             runtime = customer_runtime(self.customer_id)
         except RuntimeUnavailable:
             logger.warning("ranking runtime unavailable for customer %s", self.customer_id)
-            return self._degraded(request_id, body)
+            return self._degraded(request_id, body, "runtime")
         errors = rank_input_errors(body, runtime.max_candidates)
         if errors:
             raise invalid_request(errors)
-        outcome = rank(
-            rank_input(body), runtime.config_for(body.surface), signal_store(), self.customer_id
+        ranked = rank_input(body)
+        engine_started = time.perf_counter()
+        outcome = rank(ranked, runtime.config_for(body.surface), signal_store(), self.customer_id)
+        observe_stage(body.surface, "engine", time.perf_counter() - engine_started)
+        rank_log.record_outcome(
+            customer_id=self.customer_id, request_id=request_id, request=ranked, outcome=outcome
         )
         response = json_response(render(request_id, body, outcome))
         response["X-Request-ID"] = request_id
+        observe_rank_outcome(
+            customer_id=self.customer_id, surface=body.surface, started=self.started,
+            candidates=len(body.items), outcome=outcome,
+        )  # fmt: skip
         return response
 
-    def _degraded(self, request_id: str, body: RankIn) -> HttpResponse:
+    def _degraded(self, request_id: str, body: RankIn, reason: str) -> HttpResponse:
         errors = [e for e in rank_input_errors(body, len(body.items)) if e.code != "too_long"]
         if errors:
             raise invalid_request(errors)
         outcome = rank_degraded(rank_input(body), "default")
-        return json_response(render(request_id, body, outcome))
+        response = json_response(render(request_id, body, outcome))
+        observe_rank_outcome(
+            customer_id=None if self.key_store_down else self.customer_id, surface=body.surface,
+            started=self.started, candidates=len(body.items), outcome=outcome,
+            degraded_reason=reason,
+        )  # fmt: skip
+        return response

@@ -67,3 +67,117 @@ class SignalVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer} v{self.version}"
+
+
+class RankLog(models.Model):
+    """One served rank request, as training needs it: the items in the order shown and the exact
+    float32 feature vectors they were scored on.
+
+    One row per request, not per item: a page of 20-100 items is one insert and one read, and the
+    feature matrix (positions x features, little-endian float32, schema.FEATURES order of
+    `schema_hash`) unpacks with one `np.frombuffer`. Position p is row p - 1.
+    """
+
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    request_id = models.CharField(max_length=64)
+    surface = models.CharField(max_length=16, choices=Surface.choices)
+    query = models.CharField(max_length=256, blank=True)
+    shopper_key = models.CharField(max_length=260, blank=True)
+    model = models.CharField(max_length=64, blank=True)  # `ranker.model`, or "config:<name>"
+    schema_hash = models.CharField(max_length=32)
+    item_ids = models.JSONField()
+    features = models.BinaryField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "request_id"], name="ranklog_unique_request"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["customer", "surface", "created_at"], name="ranklog_customer_time"
+            ),
+            models.Index(fields=["customer", "created_at"], name="ranklog_customer_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.surface} {self.request_id}"
+
+
+class ModelStatus(models.TextChoices):
+    CANDIDATE = "candidate", "candidate"
+    ACTIVE = "active", "active"
+    RETIRED = "retired", "retired"
+
+
+class Algorithm(models.TextChoices):
+    LINEAR = "linear", "linear"
+    LAMBDAMART = "lambdamart", "lambdamart"
+
+
+class RankingModelQuerySet(models.QuerySet["RankingModel"]):
+    def active(self) -> RankingModelQuerySet:
+        return self.filter(status=ModelStatus.ACTIVE)
+
+
+class RankingModel(models.Model):
+    """A trained ranking model of one customer's surface: how it was trained, how it scored on
+    its holdout, where its artifact is (with its SHA-256) and whether it serves."""
+
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    surface = models.CharField(max_length=16, choices=Surface.choices)
+    algorithm = models.CharField(max_length=16, choices=Algorithm.choices)
+    version = models.PositiveIntegerField()
+    schema_hash = models.CharField(max_length=32)
+    params = models.JSONField(default=dict)
+    train_from = models.DateTimeField()
+    train_until = models.DateTimeField()
+    holdout_from = models.DateTimeField()
+    row_counts = models.JSONField(default=dict)
+    propensity = models.JSONField(default=dict)
+    metrics = models.JSONField(default=dict)
+    artifact_path = models.CharField(max_length=500)
+    artifact_sha256 = models.CharField(max_length=64)
+    status = models.CharField(
+        max_length=16, choices=ModelStatus.choices, default=ModelStatus.CANDIDATE
+    )
+    previous = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.CharField(max_length=150, blank=True)  # a username, or "beat"
+    activated_at = models.DateTimeField(null=True, blank=True)
+    activated_by = models.CharField(max_length=150, blank=True)
+    override_reason = models.TextField(blank=True)
+
+    objects = RankingModelQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "surface", "version"], name="rankingmodel_unique_version"
+            ),
+            models.UniqueConstraint(
+                fields=["customer", "surface"],
+                condition=models.Q(status="active"),
+                name="rankingmodel_one_active",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["customer", "surface", "status"], name="rankingmodel_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer} / {self.surface}: {self.label}"
+
+    @property
+    def label(self) -> str:
+        """What `ranker.model` shows when this model serves."""
+        return f"{self.algorithm}@{self.version}"

@@ -17,6 +17,7 @@ from merchandising.loading import load_rule_set
 from ranking.configs import DEFAULT_WEIGHTS
 from ranking.engine.records import RankerConfig
 from ranking.engine.scoring import BlendScorer
+from ranking.learning.registry import active_scorers
 from ranking.models import RankingConfig, Surface
 from ranking.signals.schema import FEATURE_INDEX, FEATURES, SHOPPER_SLICE
 
@@ -64,6 +65,8 @@ def load_customer_runtime(customer_id: int) -> CustomerRuntime:
             weights=config.weights,
             personalization_weight=config.personalization_weight,
         )
+    for surface, scorer in active_scorers(customer_id).items():
+        configs[surface] = replace(configs[surface], scorer=scorer)
     assert set(configs) == set(Surface.values)
     rules = load_rule_set(customer_id)
     configs = {

@@ -250,8 +250,10 @@ def shopper_events(
     shown: np.ndarray,
     rng: np.random.Generator,
     request_id: str,
+    eta: float = POSITION_BIAS_ETA,
 ) -> list[dict[str, Any]]:
-    """What the shopper does with a page of `shown` item indexes, as /v1/events events."""
+    """What the shopper does with a page of `shown` item indexes, as /v1/events events;
+    `eta` is the position bias (position k is examined with probability 1 / k ** eta)."""
     user_id = world.shopper_ids[session.shopper]
     stamp = session.at
     events: list[dict[str, Any]] = [
@@ -267,7 +269,7 @@ def shopper_events(
         }
     ]
     utility = world.utility(session.shopper, shown)
-    examined = rng.random(len(shown)) < 1.0 / np.arange(1, len(shown) + 1) ** POSITION_BIAS_ETA
+    examined = rng.random(len(shown)) < 1.0 / np.arange(1, len(shown) + 1) ** eta
     clicked = examined & (rng.random(len(shown)) < _sigmoid(utility - 2.0))
     for position in np.flatnonzero(clicked):
         item = shown[position]
@@ -323,6 +325,20 @@ def retriever_order(session: Session) -> np.ndarray:
     return session.candidates[np.argsort(-session.relevance, kind="stable")]
 
 
+def simulated_sessions(
+    world: ShopWorld, *, sessions: int, start: datetime, end: datetime, seed: int = 11
+) -> Iterator[tuple[str, Session, np.random.Generator]]:
+    """Yield (request id, session, the run's generator) in time order; request ids are unique
+    per seed. Pass the generator on to `shopper_events` to keep a run reproducible."""
+    rng = np.random.default_rng(seed)
+    span = (end - start).total_seconds()
+    offsets = np.sort(rng.uniform(0.0, span, sessions))
+    namespace = uuid.UUID(int=seed)
+    for number, offset in enumerate(offsets):
+        session = draw_session(world, rng, start + timedelta(seconds=math.floor(offset)))
+        yield str(uuid.uuid5(namespace, str(number))), session, rng
+
+
 def simulate(
     world: ShopWorld,
     *,
@@ -333,12 +349,8 @@ def simulate(
     ranker: Ranker = retriever_order,
 ) -> Iterator[list[dict[str, Any]]]:
     """Yield each session's events in time order; the page shown is the ranker's top 20."""
-    rng = np.random.default_rng(seed)
-    span = (end - start).total_seconds()
-    offsets = np.sort(rng.uniform(0.0, span, sessions))
-    namespace = uuid.UUID(int=seed)
-    for number, offset in enumerate(offsets):
-        session = draw_session(world, rng, start + timedelta(seconds=math.floor(offset)))
+    for request_id, session, rng in simulated_sessions(
+        world, sessions=sessions, start=start, end=end, seed=seed
+    ):
         shown = ranker(session)[:PAGE_SIZE]
-        request_id = str(uuid.uuid5(namespace, str(number)))
         yield shopper_events(world, session, shown, rng, request_id)

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
+from typing import Any
 
 from celery import shared_task
+from django.conf import settings
 from django.db import OperationalError
+from django.db.models import Count
+from django.utils import timezone
 
 from customers.models import Customer
 from ranking import services
+from ranking.learning import rank_log, training
+from ranking.models import RankLog
 from ranking.signals.store import SignalStoreUnavailable
 
 logger = logging.getLogger(__name__)
@@ -43,3 +50,66 @@ def schedule_signal_refresh() -> int:
     for customer_id in customer_ids:
         refresh_signals.delay(customer_id)
     return len(customer_ids)
+
+
+@shared_task(
+    autoretry_for=(OperationalError,),
+    retry_backoff=2,
+    max_retries=5,
+    acks_late=True,
+    soft_time_limit=50,
+    time_limit=60,
+)
+def flush_rank_log(entries: list[dict[str, Any]]) -> int:
+    """Write one batch of rank-log entries. Idempotent: a request id already logged is skipped."""
+    return rank_log.rank_log_write([rank_log.RankLogEntry.from_payload(e) for e in entries])
+
+
+@shared_task(soft_time_limit=25 * 60, time_limit=30 * 60)
+def purge_rank_log() -> int:
+    """Delete rank-log rows past RANK_LOG_RETENTION_DAYS."""
+    return rank_log.rank_log_purge()
+
+
+@shared_task(
+    autoretry_for=(OperationalError,),
+    retry_backoff=30,
+    max_retries=3,
+    soft_time_limit=50 * 60,
+    time_limit=55 * 60,
+)
+def train_model(customer_id: int, surface: str, algorithm: str) -> int | None:
+    """Train a candidate model for one customer's surface; None when there is too little data."""
+    if not Customer.objects.active().filter(pk=customer_id).exists():
+        return None
+    try:
+        model = training.model_train(
+            customer_id=customer_id,
+            surface=surface,
+            params=training.TrainingParams(algorithm=algorithm),
+            created_by="beat",
+        )
+    except training.NotEnoughData as exc:
+        logger.info("not training %s/%s: %s", customer_id, surface, exc)
+        return None
+    logger.info("trained candidate %s", model, extra={"customer_id": customer_id})
+    return model.pk
+
+
+@shared_task(soft_time_limit=50, time_limit=60)
+def schedule_model_training() -> int:
+    """Beat's nightly entry point: one training task per customer surface with enough logged
+    requests in the training window."""
+    since = timezone.now() - timedelta(days=settings.TRAINING_WINDOW_DAYS)
+    scheduled = 0
+    for customer_id in Customer.objects.active().values_list("id", flat=True):
+        counts = (
+            RankLog.objects.filter(customer_id=customer_id, created_at__gte=since)
+            .values("surface")
+            .annotate(requests=Count("id"))
+        )
+        for row in counts:
+            if row["requests"] >= settings.TRAINING_MIN_REQUESTS:
+                train_model.delay(customer_id, row["surface"], settings.TRAINING_ALGORITHM)
+                scheduled += 1
+    return scheduled

@@ -21,6 +21,7 @@ from django.test import Client
 from customers import auth, runtime_sync
 from customers.models import Customer, Scope
 from customers.services import api_key_create
+from ranking.learning import rank_log
 from ranking.signals import store as store_module
 from tests.factories import CustomerFactory
 
@@ -46,7 +47,9 @@ def _isolated_runtime(settings: Any) -> Iterator[None]:
     for cache in runtime_sync._caches:
         cache.clear()
     auth._unknown.clear()
+    rank_log.buffer.entries.clear()
     yield
+    rank_log.buffer.entries.clear()
     store_module.reset_signal_store()
     if redis_url:
         _drop_namespace(redis_url, NAMESPACE)

@@ -28,6 +28,7 @@ OPERATIONS = {
     "catalog_items_upsert",
     "catalog_item_read",
     "catalog_item_delete",
+    "models_list",
 }
 DOCUMENT_URI = "urn:rankwell:openapi"
 

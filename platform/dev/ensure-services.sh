@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
-# Makes sure PostgreSQL and Redis answer on 127.0.0.1 for the test suite: uses running ones,
-# otherwise starts the installed servers, otherwise installs them from Debian's packages.
+# Makes sure PostgreSQL and Redis answer for the test suite: uses running ones, otherwise starts
+# the installed servers, otherwise installs them from Debian's packages. TEST_DATABASE_URL and
+# TEST_REDIS_URL (the Makefile's) may name other hosts, as CI's service containers are: those
+# are only waited for.
 set -euo pipefail
 
-listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+host_port() { local rest=${1#*://}; rest=${rest#*@}; rest=${rest%%/*}; echo "${rest%:*} ${rest##*:}"; }
+read -r pg_host pg_port <<<"$(host_port "${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/rankwell}")"
+read -r redis_host redis_port <<<"$(host_port "${TEST_REDIS_URL:-redis://127.0.0.1:6379/0}")"
+
+listening() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+local_host() { [ "$1" = 127.0.0.1 ] || [ "$1" = localhost ]; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 wait_for() {
-  for _ in $(seq 1 30); do listening "$1" && return 0; sleep 1; done
-  echo "nothing answers on port $1" >&2; return 1
+  for _ in $(seq 1 30); do listening "$1" "$2" && return 0; sleep 1; done
+  echo "nothing answers on $1:$2" >&2; return 1
 }
 
-if ! listening 5432; then
+if ! local_host "$pg_host"; then
+  wait_for "$pg_host" "$pg_port"
+elif ! listening 127.0.0.1 5432; then
   if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
     echo "installing PostgreSQL from Debian's packages..."
     as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql
@@ -20,10 +29,12 @@ if ! listening 5432; then
   fi
   version=$(ls /etc/postgresql | sort -V | tail -n 1)
   as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start
-  wait_for 5432
+  wait_for 127.0.0.1 5432
 fi
 
-if ! listening 6379; then
+if ! local_host "$redis_host"; then
+  wait_for "$redis_host" "$redis_port"
+elif ! listening 127.0.0.1 6379; then
   if ! command -v redis-server >/dev/null; then
     echo "installing Redis from Debian's packages..."
     as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
@@ -31,6 +42,22 @@ if ! listening 6379; then
   as_root mkdir -p /var/lib/redis /var/log/redis
   as_root redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
     --dir /var/lib/redis --logfile /var/log/redis/rankwell-test.log
-  wait_for 6379
+  wait_for 127.0.0.1 6379
 fi
 echo "PostgreSQL and Redis are up."
+
+# The browser tests (tests/e2e) drive Debian's chromium through Playwright; Playwright never
+# downloads a browser of its own.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "installing chromium from Debian's packages..."
+  as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+fi
+echo "chromium is at /usr/bin/chromium."
+
+# promtool (Debian's prometheus package) checks and unit-tests platform/prometheus/alerts.yml.
+# Only the tool is wanted: the package's own server is never started.
+if ! command -v promtool >/dev/null; then
+  echo "installing promtool from Debian's prometheus package..."
+  as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+echo "promtool is at $(command -v promtool)."

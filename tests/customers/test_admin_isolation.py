@@ -21,14 +21,17 @@ from django.utils import timezone
 from customers.models import ApiKey, Customer
 from customers.services import api_key_create
 from events.models import Event
-from ranking.models import RankingConfig, SignalVersion
+from merchandising.contracts import RuleIn
+from merchandising.models import Rule, RuleRevision
+from merchandising.services import rule_create
+from ranking.models import RankingConfig, RankingModel, SignalVersion
 from ranking.services import ranking_config_save, signals_refresh
 from tests.conftest import ApiCaller
 from tests.factories import CustomerFactory, ItemFactory, MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
-TENANT_APPS = ("customers", "catalog", "events", "ranking")
+TENANT_APPS = ("customers", "catalog", "events", "ranking", "merchandising")
 
 
 def signal_version(customer: Customer, version: int) -> SignalVersion:
@@ -43,6 +46,22 @@ def signal_version(customer: Customer, version: int) -> SignalVersion:
     )
 
 
+def ranking_model(customer: Customer, version: int) -> RankingModel:
+    now = timezone.now()
+    return RankingModel.objects.create(
+        customer=customer,
+        surface="search",
+        algorithm="lambdamart",
+        version=version,
+        schema_hash="test",
+        train_from=now,
+        train_until=now,
+        holdout_from=now,
+        artifact_path="models/none.txt",
+        artifact_sha256="0" * 64,
+    )
+
+
 def click(customer: Customer, tag: str) -> Event:
     return Event.objects.create(
         customer=customer,
@@ -51,6 +70,11 @@ def click(customer: Customer, tag: str) -> Event:
         item_id=f"{tag}-clicked-sku",
         occurred_at=timezone.now(),
     )
+
+
+def rule(customer: Customer, tag: str) -> Rule:
+    document = {"name": f"{tag}-rule", "action": {"type": "boost", "strength": "weak"}}
+    return rule_create(customer=customer, document=RuleIn.model_validate(document))[0]
 
 
 @dataclass(frozen=True)
@@ -97,6 +121,12 @@ ADMIN_CASES = [
         addable=True,
     ),
     AdminCase("ranking.signalversion", lambda c, tag, n: (signal_version(c, n), f">{n}<")),
+    AdminCase("ranking.rankingmodel", lambda c, tag, n: (ranking_model(c, n), f"lambdamart@{n}")),
+    AdminCase("merchandising.rule", lambda c, tag, n: (rule(c, tag), f"{tag}-rule"), addable=True),
+    AdminCase(
+        "merchandising.rulerevision",
+        lambda c, tag, n: (RuleRevision.objects.get(customer=c), f"{tag}-rule"),
+    ),
 ]
 ADD_CASES = [case for case in ADMIN_CASES if case.addable]
 

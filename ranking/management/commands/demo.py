@@ -27,9 +27,11 @@ from catalog.models import Item
 from catalog.services import items_upsert
 from customers.models import Customer, Scope
 from customers.services import api_key_create, customer_create, membership_add
-from events.contracts import EventsIngestIn
 from events.models import Event
-from events.services import events_ingest
+from ranking.learning import registry
+from ranking.learning.traffic import events_send, simulate_ranked_traffic
+from ranking.learning.training import NotEnoughData, model_train
+from ranking.models import Surface
 from ranking.services import signals_refresh
 from ranking.simulation import build_world, simulate
 
@@ -57,9 +59,11 @@ class Command(BaseCommand):
             self.stdout.write("Removing the old demo shop...")
             customer.delete()
             customer = None
+        built = False
         if customer is None or not Event.objects.filter(customer=customer).exists():
             customer = customer or customer_create(name="Demo Shop", slug=DEMO_SLUG)
             self._build_shop(customer, options)
+            built = True
         else:
             self.stdout.write("Reusing the demo shop built earlier (--rebuild builds anew).")
 
@@ -69,6 +73,8 @@ class Command(BaseCommand):
             f"  signal version {result.version}: {result.items} items, "
             f"{result.query_pairs} query-item pairs in {result.seconds:.1f}s"
         )
+        if built:
+            self._train(customer)
         admin_password, merchandiser_password = self._users(customer)
         _, key = api_key_create(
             customer=customer, name=f"demo {timezone.now():%Y-%m-%d %H:%M}", scopes=Scope.values
@@ -84,34 +90,60 @@ class Command(BaseCommand):
         catalog = [CatalogItemIn.model_validate(row, strict=False) for row in world.catalog()]
         for start in range(0, len(catalog), 5000):
             items_upsert(customer_id=customer.pk, items=catalog[start : start + 5000])
-        self.stdout.write(
-            f"Simulating {options['sessions']} shopper sessions over {options['days']} days..."
-        )
+        # Two thirds of the history is shown in the retriever's order (the shop before us); then
+        # the signals are computed and the last third is ranked by the engine and logged, so the
+        # shop has a rank log to learn from.
+        ranked_sessions = options["sessions"] // 3
+        history_sessions = options["sessions"] - ranked_sessions
         end = timezone.now() - timedelta(hours=1)
+        first_day = end - timedelta(days=options["days"])
+        middle = first_day + (end - first_day) * 2 / 3
+        self.stdout.write(
+            f"Simulating {history_sessions} shopper sessions over {options['days'] * 2 // 3} "
+            "days in the retriever's order..."
+        )
         batch: list[dict[str, Any]] = []
         counts = {"impression": 0, "click": 0, "add_to_cart": 0, "purchase": 0}
-        for events in simulate(
-            world,
-            sessions=options["sessions"],
-            start=end - timedelta(days=options["days"]),
-            end=end,
-        ):
+        for events in simulate(world, sessions=history_sessions, start=first_day, end=middle):
             batch.extend(events)
             for event in events:
                 counts[event["type"]] += 1
             if len(batch) >= EVENT_BATCH:
-                self._ingest(customer, batch)
+                events_send(customer.pk, batch)
                 batch = []
         if batch:
-            self._ingest(customer, batch)
+            events_send(customer.pk, batch)
+        self.stdout.write("  " + ", ".join(f"{count} {kind}s" for kind, count in counts.items()))
+        signals_refresh(customer_id=customer.pk)
+        self.stdout.write(
+            f"Simulating {ranked_sessions} more sessions ranked by the engine, logging features..."
+        )
+        counts = simulate_ranked_traffic(
+            customer_id=customer.pk,
+            world=world,
+            sessions=ranked_sessions,
+            start=middle,
+            end=end,
+            seed=12,
+        )
         self.stdout.write("  " + ", ".join(f"{count} {kind}s" for kind, count in counts.items()))
 
-    def _ingest(self, customer: Customer, events: list[dict[str, Any]]) -> None:
-        for start in range(0, len(events), EVENT_BATCH):
-            body = EventsIngestIn.model_validate_json(
-                orjson.dumps({"events": events[start : start + EVENT_BATCH]})
-            )
-            events_ingest(customer_id=customer.pk, events=body.events)
+    def _train(self, customer: Customer) -> None:
+        """Train LambdaMART on the rank log of each surface and activate it if it may serve."""
+        for surface in (Surface.SEARCH, Surface.BROWSE):
+            self.stdout.write(f"Training a LambdaMART model for {surface}...")
+            try:
+                model = model_train(
+                    customer_id=customer.pk,
+                    surface=surface,
+                    created_by="manage.py demo",
+                    progress=lambda line: self.stdout.write(f"  {line}"),
+                )
+                registry.model_activate(model=model, user="manage.py demo")
+            except (NotEnoughData, registry.ActivationRefused) as exc:
+                self.stdout.write(f"  not serving a model on {surface}: {exc}")
+            else:
+                self.stdout.write(f"  {model.label} serves {surface}.")
 
     @transaction.atomic
     def _users(self, customer: Customer) -> tuple[str, str]:
@@ -128,7 +160,13 @@ class Command(BaseCommand):
             if not superuser:
                 user.user_permissions.set(
                     Permission.objects.filter(
-                        content_type__app_label__in=["catalog", "events", "ranking", "customers"]
+                        content_type__app_label__in=[
+                            "catalog",
+                            "events",
+                            "ranking",
+                            "customers",
+                            "merchandising",
+                        ]
                     ).exclude(codename__in=["add_customer", "delete_customer"])
                 )
                 membership_add(customer=customer, user=user)

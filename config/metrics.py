@@ -1,0 +1,284 @@
+"""Every Prometheus metric of Rankwell, in one place, and how they are exposed.
+
+HTTP latency and errors per endpoint come from django-prometheus's middleware
+(`django_http_requests_latency_seconds_by_view_method`, `django_http_responses_total_by_status_
+view_method_total`). The metrics below are the domain's. Under gunicorn with several workers, and
+in Celery's prefork children, `PROMETHEUS_MULTIPROC_DIR` is set: each process writes its samples
+to files there and one scrape sums them (prometheus_client's multiprocess mode).
+
+Label sets are bounded: `surface` and `stage` are enums, `customer` is the customer id for at
+most `METRICS_MAX_CUSTOMERS` customers per process (then "other"), `task` is a task name.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import orjson
+from django.http import HttpRequest, HttpResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import REGISTRY, Collector
+
+if TYPE_CHECKING:
+    from ranking.engine.records import RankOutcome
+
+logger = logging.getLogger(__name__)
+
+# Rank latency buckets: the budgets are p50 3-8 ms and p99 8-20 ms, so they are fine below 50 ms.
+RANK_BUCKETS = (0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 1.0)
+STAGE_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5)
+CANDIDATE_BUCKETS = (1, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+TASK_BUCKETS = (0.01, 0.1, 0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800)
+
+# The engine's stages, as the `stage` label names them. "engine" is the whole pass around
+# `rank(...)`, until the engine reports its own stages through `observe_stage`.
+STAGES = ("engine", "features", "score", "rules", "explain")
+
+RANK_SECONDS = Histogram(
+    "rankwell_rank_seconds",
+    "Time to answer POST /v1/rank, from validated body to rendered response.",
+    ["customer", "surface"],
+    buckets=RANK_BUCKETS,
+)
+RANK_STAGE_SECONDS = Histogram(
+    "rankwell_rank_stage_seconds",
+    "Time spent in each stage of the ranking engine.",
+    ["surface", "stage"],
+    buckets=STAGE_BUCKETS,
+)
+RANK_CANDIDATES = Histogram(
+    "rankwell_rank_candidates",
+    "Candidates sent per rank request.",
+    ["surface"],
+    buckets=CANDIDATE_BUCKETS,
+)
+RANK_DEGRADED = Counter(
+    "rankwell_rank_degraded",
+    "Rank requests answered in degraded mode, by the dependency that failed.",
+    ["customer", "surface", "reason"],
+)
+RANK_ITEMS = Counter(
+    "rankwell_rank_items",
+    "Candidate items ranked (the denominator of the missing-signal ratio).",
+    ["customer", "surface"],
+)
+RANK_MISSING_SIGNALS = Counter(
+    "rankwell_rank_missing_signals",
+    "Items ranked with defaults for missing data: item signals, query-item signals, relevance.",
+    ["customer", "surface", "kind"],
+)
+ACTIVE_MODEL_VERSION = Gauge(
+    "rankwell_active_model_version",
+    "Version of the model that ranked the latest request (0: the config's weighted blend).",
+    ["customer", "surface"],
+    multiprocess_mode="mostrecent",
+)
+CACHE_LOOKUPS = Counter(
+    "rankwell_cache_lookups",
+    "Lookups in the per-process runtime caches (API keys, ranking configs).",
+    ["cache", "result"],
+)
+EVENTS = Counter(
+    "rankwell_events",
+    "Events sent to POST /v1/events: accepted, duplicate (ignored) or rejected (invalid batch).",
+    ["customer", "outcome"],
+)
+TASK_SECONDS = Histogram(
+    "rankwell_celery_task_seconds",
+    "Celery task run time, by task and final state.",
+    ["task", "state"],
+    buckets=TASK_BUCKETS,
+)
+TASK_RETRIES = Counter("rankwell_celery_task_retries", "Celery task retries.", ["task"])
+TASK_FAILURES = Counter("rankwell_celery_task_failures", "Celery tasks that failed.", ["task"])
+
+MAX_CUSTOMER_LABELS = int(os.environ.get("METRICS_MAX_CUSTOMERS", "500"))
+_customer_labels: set[str] = set()
+_customer_labels_lock = threading.Lock()
+
+
+def customer_label(customer_id: int | None) -> str:
+    """The `customer` label: the id, for a bounded number of customers per process."""
+    if customer_id is None:
+        return "unknown"
+    label = str(customer_id)
+    if label in _customer_labels:
+        return label
+    with _customer_labels_lock:
+        if len(_customer_labels) >= MAX_CUSTOMER_LABELS:
+            return "other"
+        _customer_labels.add(label)
+    return label
+
+
+def model_version(model: str | None) -> int:
+    """`lambdamart@3` -> 3; no model (the weighted blend) -> 0."""
+    if not model or "@" not in model:
+        return 0
+    try:
+        return int(model.rsplit("@", 1)[1])
+    except ValueError:
+        return 0
+
+
+def observe_stage(surface: str, stage: str, seconds: float) -> None:
+    """Record one engine stage's duration; `stage` is one of STAGES."""
+    RANK_STAGE_SECONDS.labels(surface, stage).observe(seconds)
+
+
+@contextmanager
+def stage_timer(surface: str, stage: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        observe_stage(surface, stage, time.perf_counter() - started)
+
+
+def observe_rank(
+    *,
+    customer_id: int | None,
+    surface: str,
+    seconds: float,
+    candidates: int,
+    degraded_reason: str | None,
+    missing: dict[str, int] | None = None,
+    model: str | None = None,
+) -> None:
+    """Record one answered rank request."""
+    customer = customer_label(customer_id)
+    RANK_SECONDS.labels(customer, surface).observe(seconds)
+    RANK_CANDIDATES.labels(surface).observe(candidates)
+    if degraded_reason is not None:
+        RANK_DEGRADED.labels(customer, surface, degraded_reason).inc()
+    else:
+        RANK_ITEMS.labels(customer, surface).inc(candidates)
+    for kind, count in (missing or {}).items():
+        RANK_MISSING_SIGNALS.labels(customer, surface, kind).inc(count)
+    if degraded_reason is None and customer_id is not None:
+        ACTIVE_MODEL_VERSION.labels(customer, surface).set(model_version(model))
+
+
+def observe_rank_outcome(
+    *,
+    customer_id: int | None,
+    surface: str,
+    started: float,
+    candidates: int,
+    outcome: RankOutcome,
+    degraded_reason: str | None = None,
+) -> None:
+    """Record one answered rank request from the engine's outcome. A degraded outcome counts
+    as degraded (reason `signal_store` unless named) and not in the missing-signal ratio."""
+    if outcome.degraded:
+        observe_rank(
+            customer_id=customer_id, surface=surface, seconds=time.perf_counter() - started,
+            candidates=candidates, degraded_reason=degraded_reason or "signal_store",
+        )  # fmt: skip
+        return
+    missing = outcome.missing
+    observe_rank(
+        customer_id=customer_id,
+        surface=surface,
+        seconds=time.perf_counter() - started,
+        candidates=candidates,
+        degraded_reason=None,
+        missing={
+            "item": missing.items_without_signals,
+            "query_item": missing.pairs_without_query_signals,
+            "relevance": missing.items_without_relevance,
+        },
+        model=outcome.model,
+    )
+
+
+def observe_events(*, customer_id: int, accepted: int, duplicates: int, rejected: int) -> None:
+    customer = customer_label(customer_id)
+    for outcome, count in (("accepted", accepted), ("duplicate", duplicates)):
+        EVENTS.labels(customer, outcome).inc(count)
+    if rejected:
+        EVENTS.labels(customer, "rejected").inc(rejected)
+
+
+def events_in_body(body: bytes) -> int:
+    """How many events a refused batch held, read leniently: 0 when the body is no batch."""
+    try:
+        events = orjson.loads(body).get("events")
+    except (orjson.JSONDecodeError, AttributeError):
+        return 0
+    return len(events) if isinstance(events, list) else 0
+
+
+class SignalAgeCollector(Collector):
+    """`rankwell_signal_age_seconds{customer}`: age of each active customer's newest signal
+    version, read from the database at scrape time (one query), so it is right in any process."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from django.db import DatabaseError
+        from django.db.models import Max
+
+        from ranking.models import SignalVersion
+
+        family = GaugeMetricFamily(
+            "rankwell_signal_age_seconds",
+            "Seconds since the newest signal version of each active customer was published.",
+            labels=["customer"],
+        )
+        try:
+            newest = (
+                SignalVersion.objects.filter(customer__is_active=True)
+                .values("customer_id")
+                .annotate(at=Max("created_at"))
+            )
+            now = datetime.now(UTC)
+            rows = [(row["customer_id"], row["at"]) for row in newest]
+        except DatabaseError:
+            logger.warning("signal age unavailable: the database did not answer")
+            rows = []
+        for customer_id, created_at in rows:
+            family.add_metric([str(customer_id)], (now - created_at).total_seconds())
+        yield family
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def scrape_registry() -> CollectorRegistry:
+    """What one scrape reads: every process's samples in multiprocess mode, else this one's."""
+    if multiprocess_dir():
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return registry
+    return REGISTRY
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """`/metrics`: the Prometheus text exposition of every metric above, plus signal age."""
+    signal_age = CollectorRegistry()
+    signal_age.register(SignalAgeCollector())
+    body = generate_latest(scrape_registry()) + generate_latest(signal_age)
+    return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)
+
+
+def start_metrics_server(port: int) -> None:
+    """Serve /metrics from a Celery worker or beat process on `port` (its children included)."""
+    from prometheus_client import start_http_server
+
+    start_http_server(port, registry=scrape_registry())

@@ -1,0 +1,409 @@
+"""The merchandisers' admin for rules: a structured form, live conflict warnings, a preview of the
+rule on the live ranking, and its revision history with revert. Every write goes through
+merchandising.services; every page is scoped to the staff user's customers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db import models
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from customers.admin import CustomerScopedAdmin
+from customers.models import Customer
+from merchandising import services
+from merchandising.conflicts import RuleWarning, rule_warnings
+from merchandising.contracts import RuleIn
+from merchandising.forms import PreviewForm, RuleForm, warning_field
+from merchandising.history import document_diff
+from merchandising.models import RevisionKind, Rule, RuleRevision
+from merchandising.preview import rule_preview
+
+RULE_FIELDSETS: list[tuple[str | None, dict[str, Any]]] = [
+    (None, {"fields": ["customer", "name", "description", "enabled", "priority"]}),
+    (
+        "When it applies",
+        {
+            "fields": [
+                "surfaces",
+                "windows",
+                "query_match",
+                "query_patterns",
+                "page_categories",
+                "context",
+            ],
+            "description": "Every condition must hold; a blank condition always holds.",
+        },
+    ),
+    (
+        "Which items",
+        {
+            "fields": [
+                "selector_brands",
+                "selector_categories",
+                "selector_price_min",
+                "selector_price_max",
+                "selector_in_stock",
+                "selector_attributes",
+                "selector_item_ids",
+            ],
+            "description": "The items the action applies to: every filled clause must match "
+            "(any of its values). All blank: every item. A pin names its own items: leave these "
+            "blank.",
+        },
+    ),
+    (
+        "Action",
+        {
+            "fields": [
+                "action_kind",
+                "action_strength",
+                "action_factor",
+                "action_pins",
+                "slot_positions",
+                "diversity_field",
+                "diversity_max_items",
+                "diversity_top_k",
+            ],
+            "description": "Fill in the fields of the chosen action; the others are ignored.",
+        },
+    ),
+]
+
+
+def _window_summary(windows: list[dict[str, Any]]) -> str:
+    if not windows:
+        return "always"
+    now = timezone.now()
+
+    def parsed(value: str | None) -> datetime | None:
+        return None if value is None else datetime.fromisoformat(value)
+
+    spans = [(parsed(w.get("start")), parsed(w.get("end"))) for w in windows]
+    if any((s is None or s <= now) and (e is None or now < e) for s, e in spans):
+        state = "on now"
+    elif any(s is not None and s > now for s, _ in spans):
+        state = "scheduled"
+    else:
+        state = "ended"
+    first = windows[0]
+    text = f"{first.get('start') or '…'} → {first.get('end') or '…'}"
+    more = f" (+{len(windows) - 1})" if len(windows) > 1 else ""
+    return f"{state}: {text}{more}"
+
+
+class ScheduleFilter(admin.SimpleListFilter):
+    title = "schedule"
+    parameter_name = "schedule"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("always", "always on"), ("windowed", "with windows")]
+
+    def queryset(self, request: HttpRequest, queryset: models.QuerySet[Any]) -> Any:
+        if self.value() == "always":
+            return queryset.filter(windows=[])
+        if self.value() == "windowed":
+            return queryset.exclude(windows=[])
+        return queryset
+
+
+@admin.register(Rule)
+class RuleAdmin(CustomerScopedAdmin):
+    form = RuleForm
+    list_display = ["name", "customer", "enabled", "priority", "action_type", "surface_list",
+                    "window_summary", "updated_at", "updated_by"]  # fmt: skip
+    list_filter = ["enabled", "action_type", ScheduleFilter]
+    list_select_related = ["customer", "updated_by"]
+    search_fields = ["name", "description"]
+    change_form_template = "admin/merchandising/rule/change_form.html"
+
+    @admin.display(description="surfaces")
+    def surface_list(self, rule: Rule) -> str:
+        return ", ".join(rule.surfaces) or "all"
+
+    @admin.display(description="when")
+    def window_summary(self, rule: Rule) -> str:
+        return _window_summary(rule.windows)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return RULE_FIELDSETS
+        return [*RULE_FIELDSETS, ("Record", {"fields": ["revision", "updated_at", "updated_by"]})]
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        # Only the scalar columns are model fields of the form; the structured fields (some named
+        # like the JSON columns) become the document, which the services store.
+        readonly = self.get_readonly_fields(request, obj)
+        kwargs["fields"] = [name for name in RuleForm.Meta.fields if name not in readonly]
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return ["customer", "revision", "updated_at", "updated_by"] if obj is not None else []
+
+    # --- writes through the services ----------------------------------------------------------
+
+    def save_model(self, request: HttpRequest, obj: Rule, form: Any, change: bool) -> None:
+        if change:
+            stored = Rule.objects.get(pk=obj.pk).document()
+            if form.document.model_dump(mode="json") == RuleIn.stored(stored).model_dump(
+                mode="json"
+            ):
+                messages.info(request, "Nothing changed: no new revision.")
+                return
+            _, warnings = services.rule_update(rule=obj, document=form.document, user=request.user)
+        else:
+            rule, warnings = services.rule_create(
+                customer=form.cleaned_data["customer"], document=form.document, user=request.user
+            )
+            obj.pk = rule.pk
+        for warning in warnings:
+            messages.warning(request, f"Saved, but: {warning.detail}")
+
+    def delete_model(self, request: HttpRequest, obj: Rule) -> None:
+        services.rule_delete(rule=obj, user=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for rule in queryset:
+            services.rule_delete(rule=rule, user=request.user)
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> Any:
+        # The form checks conflicts before saving; a rule written meanwhile by someone else can
+        # still make the service refuse. Nothing is stored then (the view's transaction rolls
+        # back), and the author sees why.
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except services.RuleRejected as exc:
+            messages.error(request, f"Not saved: {exc}")
+            return HttpResponseRedirect(request.get_full_path())
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> Any:
+        extra_context = dict(extra_context or {})
+        rule = self.get_object(request, object_id)
+        if rule is not None and request.method == "GET":
+            extra_context["rule_warnings"] = [
+                (warning_field(w), w) for w in self.current_warnings(rule)
+            ]
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @staticmethod
+    def current_warnings(rule: Rule) -> list[RuleWarning]:
+        """What the conflict checks say about the rule as stored, right now."""
+        return rule_warnings(
+            customer_id=rule.customer_id,
+            document=RuleIn.stored(rule.document()),
+            rule_id=rule.pk,
+            at=timezone.now(),
+        )
+
+    # --- preview and history ------------------------------------------------------------------
+
+    def get_urls(self) -> list[URLPattern]:
+        own = [
+            path(
+                "<path:object_id>/preview/",
+                self.admin_site.admin_view(self.preview_view),
+                name="merchandising_rule_preview",
+            ),
+            path(
+                "<path:object_id>/history/<int:number>/revert/",
+                self.admin_site.admin_view(self.revert_view),
+                name="merchandising_rule_revert",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def _scoped_rule(self, request: HttpRequest, object_id: str) -> Rule:
+        rule = self.get_object(request, object_id)
+        if rule is None:
+            raise Http404("No such rule.")
+        if not self.has_view_permission(request, rule):
+            raise PermissionDenied
+        return rule
+
+    def preview_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        rule = self._scoped_rule(request, object_id)
+        document = rule.document()
+        initial = {
+            "surface": (rule.surfaces or ["search"])[0],
+            "query": next(iter(document["query"].get("patterns", [])), ""),
+            "category": next(iter(rule.page_categories), ""),
+            "context": "\n".join(f"{k}={v[0]}" for k, v in rule.context.items() if v),
+            "candidates": 50,
+            "top": 20,
+        }
+        if initial["surface"] == "search" and not initial["query"] and rule.page_categories:
+            initial["surface"] = "browse"
+        form = PreviewForm({**initial, **request.GET.dict()} if request.GET else initial)
+        preview = None
+        if form.is_valid():
+            data = form.cleaned_data
+            preview = rule_preview(
+                rule=rule,
+                surface=data["surface"],
+                query=data["query"],
+                category=data["category"],
+                context=data["context"],
+                at=data["at"],
+                candidates=data["candidates"],
+                top=data["top"],
+            )
+        window_starts = [w["start"] for w in rule.windows if w.get("start")]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Preview: {rule.name}",
+            "opts": self.opts,
+            "original": rule,
+            "form": form,
+            "preview": preview,
+            "at": form.cleaned_data.get("at") if form.is_valid() else None,
+            "window_starts": window_starts,
+        }
+        return TemplateResponse(request, "admin/merchandising/rule/preview.html", context)
+
+    def _revisions(self, request: HttpRequest, rule_id: int) -> list[RuleRevision]:
+        return list(
+            RuleRevision.objects.filter(
+                customer__in=Customer.objects.visible_to(request.user), rule_id_value=rule_id
+            )
+            .select_related("changed_by")
+            .order_by("-number")
+        )
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """The rule's revisions and their diffs; kept, and revertible, once it is deleted."""
+        if not object_id.isdigit():
+            raise Http404("No such rule.")
+        revisions = self._revisions(request, int(object_id))
+        if not revisions:
+            raise Http404("No such rule.")
+        rule = self.get_object(request, object_id)
+        if not self.has_view_permission(request, rule):
+            raise PermissionDenied
+        newest = revisions[0]
+        entries = [
+            {
+                "revision": revision,
+                "diff": document_diff(older.document if older else None, revision.document),
+                "revertible": revision is not newest or newest.kind == RevisionKind.DELETED,
+            }
+            for revision, older in zip(revisions, [*revisions[1:], None], strict=True)
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"History: {newest.document.get('name', object_id)}",
+            "opts": self.opts,
+            "rule": rule,
+            "rule_id": object_id,
+            "entries": entries,
+            "can_revert": self.has_change_permission(request, rule)
+            and (rule is not None or self.has_add_permission(request)),
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/merchandising/rule/history.html", context)
+
+    @staticmethod
+    def revert(request: HttpRequest, revision: RuleRevision) -> Rule | None:
+        """Revert through the service; tell the author the outcome."""
+        try:
+            rule, warnings = services.rule_revert(revision=revision, user=request.user)
+        except services.RuleRejected as exc:
+            messages.error(request, f"Not reverted to revision {revision.number}: {exc}")
+            return None
+        messages.success(request, f"“{rule.name}” is back to revision {revision.number}.")
+        for warning in warnings:
+            messages.warning(request, f"Reverted, but: {warning.detail}")
+        return rule
+
+    def revert_view(self, request: HttpRequest, object_id: str, number: int) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not object_id.isdigit():
+            raise Http404("No such rule.")
+        revision = next(
+            (r for r in self._revisions(request, int(object_id)) if r.number == number), None
+        )
+        if revision is None:
+            raise Http404("No such revision.")
+        rule = self.get_object(request, object_id)
+        if not self.has_change_permission(request, rule) or (
+            rule is None and not self.has_add_permission(request)
+        ):
+            raise PermissionDenied
+        reverted = self.revert(request, revision)
+        if reverted is None:
+            return HttpResponseRedirect(
+                reverse("admin:merchandising_rule_history", args=[object_id])
+            )
+        return HttpResponseRedirect(reverse("admin:merchandising_rule_change", args=[reverted.pk]))
+
+
+@admin.register(RuleRevision)
+class RuleRevisionAdmin(CustomerScopedAdmin):
+    """Every rule's changes, deleted rules' too: read-only, with a revert action."""
+
+    list_display = ["rule_id_value", "rule_name", "number", "kind", "changed_by", "changed_at",
+                    "note", "history_link"]  # fmt: skip
+    list_filter = ["kind"]
+    list_select_related = ["customer", "changed_by"]
+    search_fields = ["document__name", "note"]
+    actions = ["revert_selected"]
+
+    @admin.display(description="rule")
+    def rule_name(self, revision: RuleRevision) -> str:
+        return str(revision.document.get("name", ""))
+
+    @admin.display(description="history")
+    def history_link(self, revision: RuleRevision) -> str:
+        url = reverse("admin:merchandising_rule_history", args=[revision.rule_id_value])
+        return format_html('<a href="{}">history and diffs</a>', url)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_revert_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("merchandising.change_rule") and request.user.has_perm(
+            "merchandising.add_rule"
+        )
+
+    @admin.action(description="Revert each rule to the selected revision", permissions=["revert"])
+    def revert_selected(self, request: HttpRequest, queryset: Any) -> None:
+        chosen: dict[int, RuleRevision] = {}
+        for revision in queryset.order_by("number"):
+            chosen[revision.rule_id_value] = revision  # one per rule: the newest selected
+        for revision in chosen.values():
+            RuleAdmin.revert(request, revision)

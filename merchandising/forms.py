@@ -1,0 +1,537 @@
+"""The rule form of the admin: structured fields a merchandiser fills in, turned into the rule
+document (merchandising.contracts.RuleIn) and validated through it, so the admin and /v1/rules
+accept exactly the same rules. Each contract error comes back on the field it belongs to."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import pydantic
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from merchandising.conflicts import RuleWarning, rule_warnings
+from merchandising.contracts import (
+    ACTION_TYPES,
+    BOOST_STRENGTHS,
+    BURY_STRENGTHS,
+    SURFACES,
+    Pin,
+    RuleIn,
+    Window,
+)
+from merchandising.models import Rule
+from merchandising.preview import MAX_CANDIDATES
+
+LINES = {"rows": 4, "cols": 60}
+STRENGTHS = ("weak", "medium", "strong", "max")
+
+# Which form field shows an error of a document field (the longest matching prefix wins).
+DOCUMENT_FIELDS: dict[tuple[str, ...], str] = {
+    ("name",): "name",
+    ("description",): "description",
+    ("enabled",): "enabled",
+    ("priority",): "priority",
+    ("surfaces",): "surfaces",
+    ("windows",): "windows",
+    ("query",): "query_patterns",
+    ("query", "match"): "query_match",
+    ("query", "patterns"): "query_patterns",
+    ("page_categories",): "page_categories",
+    ("context",): "context",
+    ("selector",): "selector_attributes",
+    ("selector", "brands"): "selector_brands",
+    ("selector", "categories"): "selector_categories",
+    ("selector", "price_min"): "selector_price_min",
+    ("selector", "price_max"): "selector_price_max",
+    ("selector", "in_stock"): "selector_in_stock",
+    ("selector", "attributes"): "selector_attributes",
+    ("selector", "item_ids"): "selector_item_ids",
+    ("action",): "action_kind",
+    ("action", "type"): "action_kind",
+    ("action", "boost"): "action_factor",
+    ("action", "boost", "strength"): "action_strength",
+    ("action", "bury"): "action_factor",
+    ("action", "bury", "strength"): "action_strength",
+    ("action", "pin"): "action_pins",
+    ("action", "pin", "pins"): "action_pins",
+    ("action", "slot"): "slot_positions",
+    ("action", "slot", "positions"): "slot_positions",
+    ("action", "diversity"): "diversity_max_items",
+    ("action", "diversity", "field"): "diversity_field",
+    ("action", "diversity", "max_items"): "diversity_max_items",
+    ("action", "diversity", "top_k"): "diversity_top_k",
+}
+# Whole-document errors name no field; their message says which one they are about.
+MESSAGE_FIELDS = (
+    ("price_max", "selector_price_max"),
+    ("surface", "surfaces"),
+    ("context key", "context"),
+    ("leave the selector empty", None),
+)
+# Fields entered one entry per line: a contract error at index i is about the i-th entry.
+LINE_FIELDS = {"windows", "query_patterns", "page_categories", "selector_brands",
+               "selector_categories", "selector_item_ids", "action_pins"}  # fmt: skip
+# A conflict warning's `field` (merchandising.conflicts) -> the form field.
+WARNING_FIELDS = {
+    "action.pins": "action_pins",
+    "action.positions": "slot_positions",
+    "priority": "priority",
+    "windows": "windows",
+    "selector": None,
+}
+
+
+def warning_field(warning: RuleWarning) -> str | None:
+    """The form field a conflict warning is about (None: the rule as a whole)."""
+    head = warning.field.split("[", 1)[0]
+    return WARNING_FIELDS.get(head)
+
+
+def _lines(text: str) -> list[tuple[int, str]]:
+    """Non-blank lines, stripped, with their 1-based line numbers."""
+    return [(number, line.strip()) for number, line in enumerate(text.splitlines(), 1)
+            if line.strip()]  # fmt: skip
+
+
+def _datetime(text: str, number: int | None = None) -> datetime | None:
+    """An aware datetime from ISO 8601 text; None for an open side (blank or 'open')."""
+    where = f"line {number}: " if number is not None else ""
+    if text.casefold() in ("", "open"):
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValidationError(
+            f"{where}{text!r} is not an ISO 8601 date and time (e.g. 2026-12-01T09:00+01:00)"
+        ) from exc
+    if value.tzinfo is None:
+        raise ValidationError(f"{where}{text!r} needs a time zone (e.g. +01:00, or Z for UTC)")
+    return value
+
+
+def _part(location: Sequence[str | int]) -> str:
+    return f" ({'.'.join(str(part) for part in location)})" if location else ""
+
+
+def _checked_line(contract: type[pydantic.BaseModel], value: dict[str, Any], number: int) -> None:
+    """Validate one line's entry by its part of the contract, so every bad line is named."""
+    try:
+        contract.model_validate(value)
+    except pydantic.ValidationError as exc:
+        raise ValidationError(
+            [
+                f"line {number}{_part(error['loc'])}: {error['msg'].removeprefix('Value error, ')}"
+                for error in exc.errors(include_url=False, include_input=False)
+            ]
+        ) from exc
+
+
+def _key_values(text: str, what: str) -> tuple[dict[str, list[str]], list[int]]:
+    """Lines `key=value`; a key on several lines collects every value."""
+    values: dict[str, list[str]] = {}
+    numbers = []
+    for number, line in _lines(text):
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise ValidationError(f"line {number}: write {what} as key=value")
+        values.setdefault(key.strip(), []).append(value.strip())
+        numbers.append(number)
+    return values, numbers
+
+
+def _key_value_text(values: dict[str, list[str]]) -> str:
+    return "\n".join(f"{key}={value}" for key, items in values.items() for value in items)
+
+
+def _window_text(window: dict[str, Any]) -> str:
+    return f"{window.get('start') or 'open'} / {window.get('end') or 'open'}"
+
+
+class RuleForm(forms.ModelForm):
+    surfaces = forms.MultipleChoiceField(
+        choices=[(s, s) for s in SURFACES],
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text="None ticked: every surface.",
+    )
+    windows = forms.CharField(
+        widget=forms.Textarea(attrs=LINES),
+        required=False,
+        label="When (windows)",
+        help_text="One window per line: start / end, ISO 8601 with a time zone, e.g. "
+        "2026-12-01T00:00+01:00 / 2026-12-24T00:00+01:00; 'open' for no start or end. "
+        "None: always on.",
+    )
+    query_match = forms.ChoiceField(
+        choices=[
+            ("any", "any query (or none)"),
+            ("exact", "the query is exactly"),
+            ("contains", "the query contains the words"),
+            ("starts_with", "the query starts with"),
+        ],
+        initial="any",
+        label="Query",
+    )
+    query_patterns = forms.CharField(
+        widget=forms.Textarea(attrs=LINES),
+        required=False,
+        label="Query patterns",
+        help_text="One per line (compared after case folding and removing accents).",
+    )
+    page_categories = forms.CharField(
+        widget=forms.Textarea(attrs=LINES),
+        required=False,
+        help_text="Browse pages: one category path per line, e.g. shoes/running (its "
+        "subcategories too). None: every page.",
+    )
+    context = forms.CharField(
+        widget=forms.Textarea(attrs=LINES),
+        required=False,
+        help_text="Request context, one key=value per line (e.g. device=mobile); a key on "
+        "several lines accepts any of its values. None: any context.",
+    )
+    selector_brands = forms.CharField(
+        widget=forms.Textarea(attrs=LINES),
+        required=False,
+        label="Brands",
+        help_text="One per line.",
+    )
+    selector_categories = forms.CharField(
+        widget=forms.Textarea(attrs=LINES),
+        required=False,
+        label="Categories",
+        help_text="One category path per line (its subcategories too).",
+    )
+    selector_price_min = forms.FloatField(required=False, min_value=0, label="Price from")
+    selector_price_max = forms.FloatField(required=False, min_value=0, label="Price up to")
+    selector_in_stock = forms.TypedChoiceField(
+        choices=[
+            ("", "in stock or not"),
+            ("true", "in stock only"),
+            ("false", "out of stock only"),
+        ],
+        coerce=lambda value: value == "true",
+        empty_value=None,
+        required=False,
+        label="Stock",
+    )
+    selector_attributes = forms.CharField(
+        widget=forms.Textarea(attrs=LINES),
+        required=False,
+        label="Attributes",
+        help_text="One key=value per line, e.g. color=red.",
+    )
+    selector_item_ids = forms.CharField(
+        widget=forms.Textarea(attrs=LINES),
+        required=False,
+        label="Item ids",
+        help_text="One per line.",
+    )
+    action_kind = forms.ChoiceField(
+        choices=[(t, t) for t in ACTION_TYPES],
+        label="Action",
+        help_text="boost/bury multiply the score of the selected items; pin puts items at "
+        "positions; slot fills positions with the best selected items; hide removes them; "
+        "diversity caps items per brand or category in the top K.",
+    )
+    action_strength = forms.ChoiceField(
+        choices=[("", "---------")] + [(s, s) for s in STRENGTHS],
+        required=False,
+        label="Strength",
+        help_text="Boost: "
+        + ", ".join(f"{s} x{f:g}" for s, f in BOOST_STRENGTHS.items())
+        + ". Bury: "
+        + ", ".join(f"{s} x{f:g}" for s, f in BURY_STRENGTHS.items())
+        + ".",
+    )
+    action_factor = forms.FloatField(
+        required=False,
+        label="Factor",
+        help_text="Instead of a strength: above 1 for a boost, between 0 and 1 for a bury.",
+    )
+    action_pins = forms.CharField(
+        widget=forms.Textarea(attrs=LINES),
+        required=False,
+        label="Pins",
+        help_text="One per line: item_id @ position (1 is the first position).",
+    )
+    slot_positions = forms.CharField(
+        required=False,
+        label="Slot positions",
+        help_text="Positions separated by commas, e.g. 1, 5, 9.",
+    )
+    diversity_field = forms.ChoiceField(
+        choices=[("brand", "brand"), ("category", "top-level category")],
+        required=False,
+        label="Diversify by",
+    )
+    diversity_max_items = forms.IntegerField(required=False, min_value=1, label="At most")
+    diversity_top_k = forms.IntegerField(required=False, min_value=1, label="In the top")
+
+    class Meta:
+        model = Rule
+        fields = ["customer", "name", "description", "enabled", "priority"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 2, "cols": 60})}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.document: RuleIn | None = None
+        self.warnings: list[RuleWarning] = []
+        self._line_numbers: dict[str, list[int]] = {}
+        if self.instance.pk is not None and not self.is_bound:
+            self.initial.update(self.initial_from_document(self.instance.document()))
+
+    @staticmethod
+    def initial_from_document(document: dict[str, Any]) -> dict[str, Any]:
+        """The form's fields for a stored rule document."""
+        query = document.get("query") or {}
+        selector = document.get("selector") or {}
+        action = document.get("action") or {}
+        in_stock = selector.get("in_stock")
+        return {
+            "surfaces": document.get("surfaces", []),
+            "windows": "\n".join(_window_text(w) for w in document.get("windows", [])),
+            "query_match": query.get("match", "any"),
+            "query_patterns": "\n".join(query.get("patterns", [])),
+            "page_categories": "\n".join(document.get("page_categories", [])),
+            "context": _key_value_text(document.get("context", {})),
+            "selector_brands": "\n".join(selector.get("brands", [])),
+            "selector_categories": "\n".join(selector.get("categories", [])),
+            "selector_price_min": selector.get("price_min"),
+            "selector_price_max": selector.get("price_max"),
+            "selector_in_stock": "" if in_stock is None else str(in_stock).lower(),
+            "selector_attributes": _key_value_text(selector.get("attributes", {})),
+            "selector_item_ids": "\n".join(selector.get("item_ids", [])),
+            "action_kind": action.get("type"),
+            "action_strength": action.get("strength") or "",
+            "action_factor": action.get("factor"),
+            "action_pins": "\n".join(
+                f"{pin['item_id']} @ {pin['position']}" for pin in action.get("pins", [])
+            ),
+            "slot_positions": ", ".join(str(p) for p in action.get("positions", [])),
+            "diversity_field": action.get("field", "brand"),
+            "diversity_max_items": action.get("max_items"),
+            "diversity_top_k": action.get("top_k"),
+        }
+
+    # --- one clean_* per structured field: text -> the document's shape ------------------------
+
+    def _listed(self, name: str) -> list[str]:
+        lines = _lines(self.cleaned_data.get(name) or "")
+        self._line_numbers[name] = [number for number, _ in lines]
+        return [line for _, line in lines]
+
+    def clean_windows(self) -> list[dict[str, datetime | None]]:
+        windows, numbers, problems = [], [], []
+        for number, line in _lines(self.cleaned_data.get("windows") or ""):
+            start, sep, end = line.partition(" / ") if " / " in line else line.partition("/")
+            try:
+                if not sep:
+                    raise ValidationError(f"line {number}: write a window as start / end")
+                window = {
+                    "start": _datetime(start.strip(), number),
+                    "end": _datetime(end.strip(), number),
+                }
+                _checked_line(Window, window, number)
+            except ValidationError as exc:
+                problems.extend(exc.messages)
+                continue
+            windows.append(window)
+            numbers.append(number)
+        if problems:
+            raise ValidationError(problems)
+        self._line_numbers["windows"] = numbers
+        return windows
+
+    def clean_context(self) -> dict[str, list[str]]:
+        values, self._line_numbers["context"] = _key_values(
+            self.cleaned_data.get("context") or "", "a context condition"
+        )
+        return values
+
+    def clean_selector_attributes(self) -> dict[str, list[str]]:
+        values, self._line_numbers["selector_attributes"] = _key_values(
+            self.cleaned_data.get("selector_attributes") or "", "an attribute"
+        )
+        return values
+
+    def clean_action_pins(self) -> list[dict[str, Any]]:
+        pins, numbers, problems = [], [], []
+        for number, line in _lines(self.cleaned_data.get("action_pins") or ""):
+            item_id, sep, position = line.rpartition("@")
+            try:
+                if not sep or not item_id.strip():
+                    raise ValidationError(f"line {number}: write a pin as item_id @ position")
+                if not position.strip().isdigit():
+                    raise ValidationError(
+                        f"line {number}: the position {position.strip()!r} is not a whole number"
+                    )
+                pin = {"item_id": item_id.strip(), "position": int(position)}
+                _checked_line(Pin, pin, number)
+            except ValidationError as exc:
+                problems.extend(exc.messages)
+                continue
+            pins.append(pin)
+            numbers.append(number)
+        if problems:
+            raise ValidationError(problems)
+        self._line_numbers["action_pins"] = numbers
+        return pins
+
+    def clean_slot_positions(self) -> list[int]:
+        text = self.cleaned_data.get("slot_positions") or ""
+        parts = [part.strip() for part in text.replace(";", ",").split(",") if part.strip()]
+        try:
+            return [int(part) for part in parts]
+        except ValueError as exc:
+            raise ValidationError("write whole numbers separated by commas, e.g. 1, 5, 9") from exc
+
+    # --- the document ----------------------------------------------------------------------------
+
+    def _action(self, data: dict[str, Any]) -> dict[str, Any]:
+        action_type = data.get("action_kind")
+        action: dict[str, Any] = {"type": action_type}
+        if action_type in ("boost", "bury"):
+            if data.get("action_factor") is not None:
+                action["factor"] = data["action_factor"]
+            if data.get("action_strength"):
+                action["strength"] = data["action_strength"]
+        elif action_type == "pin":
+            action["pins"] = data.get("action_pins", [])
+        elif action_type == "slot":
+            action["positions"] = data.get("slot_positions", [])
+        elif action_type == "diversity":
+            action.update(
+                field=data.get("diversity_field") or "brand",
+                max_items=data.get("diversity_max_items"),
+                top_k=data.get("diversity_top_k"),
+            )
+        return action
+
+    def document_data(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The rule document (before validation) from the cleaned fields."""
+        selector: dict[str, Any] = {
+            "brands": self._listed("selector_brands"),
+            "categories": self._listed("selector_categories"),
+            "price_min": data.get("selector_price_min"),
+            "price_max": data.get("selector_price_max"),
+            "in_stock": data.get("selector_in_stock"),
+            "attributes": data.get("selector_attributes", {}),
+            "item_ids": self._listed("selector_item_ids"),
+        }
+        return {
+            "name": data.get("name", ""),
+            "description": data.get("description", ""),
+            "enabled": bool(data.get("enabled")),
+            "priority": data.get("priority", 0),
+            "surfaces": list(data.get("surfaces", [])),
+            "windows": data.get("windows", []),
+            "query": {
+                "match": data.get("query_match") or "any",
+                "patterns": self._listed("query_patterns"),
+            },
+            "page_categories": self._listed("page_categories"),
+            "context": data.get("context", {}),
+            "selector": selector,
+            "action": self._action(data),
+        }
+
+    def _add_contract_error(
+        self, location: Sequence[str | int], message: str, skip: set[str]
+    ) -> None:
+        message = message.removeprefix("Value error, ")
+        names = tuple(part for part in location if isinstance(part, str))
+        field = next(
+            (DOCUMENT_FIELDS[names[:n]] for n in range(len(names), 0, -1)
+             if names[:n] in DOCUMENT_FIELDS),
+            None,
+        )  # fmt: skip
+        if not location:
+            field = next((f for text, f in MESSAGE_FIELDS if text in message), None)
+        elif field == "selector_attributes" and names == ("selector",) and "price" in message:
+            field = "selector_price_max"
+        if field in LINE_FIELDS:
+            index = next((part for part in location if isinstance(part, int)), None)
+            numbers = self._line_numbers.get(field, [])
+            if index is not None and index < len(numbers):
+                message = f"line {numbers[index]}: {message}"
+        if field not in skip:
+            self.add_error(field, message)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        # The contract runs even when some fields could not be read, so every mistake shows at
+        # once; a field that failed its own reading keeps that one error.
+        unreadable = set(self.errors)
+        try:
+            document = RuleIn.model_validate(self.document_data(data))
+        except pydantic.ValidationError as exc:
+            for error in exc.errors(include_url=False, include_input=False):
+                self._add_contract_error(error["loc"], error["msg"], skip=unreadable)
+            return data
+        if unreadable:
+            return data
+        self.document = document
+        customer = data.get("customer")
+        customer_id = customer.pk if customer is not None else self.instance.customer_id
+        if customer_id is None:
+            return data
+        self.warnings = rule_warnings(
+            customer_id=customer_id, document=self.document, rule_id=self.instance.pk,
+            at=timezone.now(),
+        )  # fmt: skip
+        for warning in self.warnings:
+            if warning.blocking:
+                self.add_error(warning_field(warning), f"Conflict: {warning.detail}")
+        return data
+
+
+class PreviewForm(forms.Form):
+    surface = forms.ChoiceField(choices=[(s, s) for s in SURFACES])
+    query = forms.CharField(required=False, max_length=200, help_text="Search words.")
+    category = forms.CharField(
+        required=False, max_length=200, help_text="Browse: the page's category path."
+    )
+    context = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 30}),
+        help_text="key=value per line, e.g. device=mobile.",
+    )
+    at = forms.CharField(
+        required=False,
+        label="At",
+        help_text="ISO 8601 with a time zone, e.g. 2026-12-01T09:00+01:00; blank: now. Rules' "
+        "windows are evaluated then.",
+    )
+    candidates = forms.IntegerField(min_value=1, max_value=MAX_CANDIDATES, initial=50)
+    top = forms.IntegerField(min_value=1, max_value=200, initial=20, label="Show the top")
+
+    def clean_at(self) -> datetime:
+        text = (self.cleaned_data.get("at") or "").strip()
+        if not text:
+            return timezone.now().replace(microsecond=0)
+        at = _datetime(text)
+        if at is None:
+            raise ValidationError("Give a date and time, or leave it blank for now.")
+        return at
+
+    def clean_context(self) -> dict[str, str]:
+        context = {}
+        for line in (self.cleaned_data.get("context") or "").splitlines():
+            if not line.strip():
+                continue
+            key, sep, value = line.partition("=")
+            if not sep or not key.strip():
+                raise forms.ValidationError(f"Write {line.strip()!r} as key=value.")
+            context[key.strip()] = value.strip()
+        return context
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("surface") in ("search", "autocomplete") and not data.get("query"):
+            self.add_error("query", "A search needs a query.")
+        return data

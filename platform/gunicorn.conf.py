@@ -1,0 +1,59 @@
+"""gunicorn's configuration for the API: `gunicorn --config platform/gunicorn.conf.py config.wsgi`.
+
+Every value can be overridden from the environment (the names below). Metrics run in
+prometheus_client's multiprocess mode: the master clears PROMETHEUS_MULTIPROC_DIR on start, each
+worker writes its samples there, and a dead worker's live gauges are dropped.
+"""
+
+import multiprocessing
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+_env = os.environ.get
+
+bind = f"0.0.0.0:{_env('PORT', '8000')}"
+# The rank path is CPU bound (numpy, the model): about one process per core, a few threads each
+# for the time spent waiting on Redis and PostgreSQL.
+workers = int(_env("GUNICORN_WORKERS", str(multiprocessing.cpu_count())))
+worker_class = "gthread"
+threads = int(_env("GUNICORN_THREADS", "4"))
+# Above the load balancer's idle timeout (60 s), so the ALB never reuses a connection we closed.
+keepalive = int(_env("GUNICORN_KEEPALIVE", "75"))
+timeout = int(_env("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = int(_env("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+# Recycle workers now and then so a slow leak can never reach the 250 MB budget.
+max_requests = int(_env("GUNICORN_MAX_REQUESTS", "20000"))
+max_requests_jitter = int(_env("GUNICORN_MAX_REQUESTS_JITTER", "2000"))
+# Docker's /dev/shm is in memory; the default (/tmp) may be a slow overlay.
+_shm = "/dev/shm"  # noqa: S108 (gunicorn's heartbeat files, not data)
+worker_tmp_dir = _env("GUNICORN_WORKER_TMP_DIR", _shm if Path(_shm).is_dir() else "") or None
+forwarded_allow_ips = _env("FORWARDED_ALLOW_IPS", "*")
+proxy_allow_ips = forwarded_allow_ips
+
+# Access log as JSON lines, with the request id the app put in X-Request-ID.
+accesslog = _env("GUNICORN_ACCESS_LOG", "-") or None
+# Only fields that cannot hold a double quote, so every line stays valid JSON (the user agent is
+# in the load balancer's access log).
+access_log_format = (
+    '{"time": "%(t)s", "logger": "gunicorn.access", "remote": "%(h)s", "method": "%(m)s", '
+    '"path": "%(U)s", "status": %(s)s, "bytes": %(B)s, "duration_ms": %(M)s, '
+    '"request_id": "%({x-request-id}o)s"}'
+)
+errorlog = "-"
+loglevel = _env("LOG_LEVEL", "info").lower()
+
+_multiproc_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", "/tmp/prometheus")  # noqa: S108
+
+
+def on_starting(server: Any) -> None:
+    """Start each deployment with an empty metrics directory: old workers' files are stale."""
+    shutil.rmtree(_multiproc_dir, ignore_errors=True)
+    Path(_multiproc_dir).mkdir(parents=True, exist_ok=True)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,230 @@
+"""The rank log: what each rank request showed, with the exact features it was scored on.
+
+A request appends one entry to a bounded in-process buffer (no database, no Redis). The
+runtime-sync thread drains it every second and hands batches to the `flush_rank_log` Celery task,
+which bulk-inserts `RankLog` rows. When the buffer is full the oldest entries are dropped and
+counted: losing some training rows is better than growing without bound or slowing the shopper.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import logging
+import threading
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.utils import timezone
+
+from customers import runtime_sync
+from customers.models import Customer
+from ranking.engine.records import RankInput, RankOutcome
+from ranking.models import RankLog
+from ranking.signals.schema import FEATURES, SCHEMA_HASH
+
+logger = logging.getLogger(__name__)
+
+FEATURE_DTYPE = np.dtype("<f4")
+
+
+@dataclass(frozen=True, slots=True)
+class RankLogEntry:
+    customer_id: int
+    request_id: str
+    surface: str
+    query: str
+    shopper_key: str
+    model: str
+    item_ids: tuple[str, ...]  # in the order shown: position p is index p - 1
+    features: bytes  # positions x features, little-endian float32
+    created_at: datetime
+
+    def to_payload(self) -> dict[str, Any]:
+        """JSON-safe, for the Celery message."""
+        return {
+            "customer_id": self.customer_id,
+            "request_id": self.request_id,
+            "surface": self.surface,
+            "query": self.query,
+            "shopper_key": self.shopper_key,
+            "model": self.model,
+            "item_ids": list(self.item_ids),
+            "features": base64.b64encode(self.features).decode(),
+            "created_at": self.created_at.isoformat(),
+        }
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> RankLogEntry:
+        return cls(
+            customer_id=int(payload["customer_id"]),
+            request_id=str(payload["request_id"]),
+            surface=str(payload["surface"]),
+            query=str(payload["query"]),
+            shopper_key=str(payload["shopper_key"]),
+            model=str(payload["model"]),
+            item_ids=tuple(payload["item_ids"]),
+            features=base64.b64decode(payload["features"]),
+            created_at=datetime.fromisoformat(payload["created_at"]),
+        )
+
+
+def feature_matrix(features: bytes) -> np.ndarray:
+    """A logged feature blob back as a positions x features float32 matrix."""
+    return np.frombuffer(features, dtype=FEATURE_DTYPE).reshape(-1, len(FEATURES))
+
+
+class RankLogBuffer:
+    """A bounded FIFO of log entries, shared by the request threads of one process."""
+
+    def __init__(self, capacity: int) -> None:
+        self.entries: deque[RankLogEntry] = deque(maxlen=capacity)
+        self.dropped = 0
+        self.lock = threading.Lock()
+
+    def append(self, entry: RankLogEntry) -> None:
+        with self.lock:
+            if len(self.entries) == self.entries.maxlen:
+                self.dropped += 1
+            self.entries.append(entry)
+
+    def drain(self, limit: int) -> list[RankLogEntry]:
+        with self.lock:
+            return [self.entries.popleft() for _ in range(min(limit, len(self.entries)))]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+buffer = RankLogBuffer(settings.RANK_LOG_BUFFER_SIZE)
+
+
+def record(
+    *,
+    customer_id: int,
+    request_id: str,
+    surface: str,
+    query: str,
+    shopper_key: str,
+    model: str,
+    item_ids: tuple[str, ...],
+    features: np.ndarray,
+    at: datetime | None = None,
+) -> None:
+    """Remember one served request: the shown items in order and their feature rows (the first
+    RANK_LOG_MAX_POSITIONS positions). An in-memory append; never touches the database."""
+    keep = settings.RANK_LOG_MAX_POSITIONS
+    buffer.append(
+        RankLogEntry(
+            customer_id=customer_id,
+            request_id=request_id,
+            surface=surface,
+            query=query,
+            shopper_key=shopper_key,
+            model=model,
+            item_ids=item_ids[:keep],
+            features=np.ascontiguousarray(features[:keep], dtype=FEATURE_DTYPE).tobytes(),
+            created_at=at or timezone.now(),
+        )
+    )
+
+
+def record_outcome(
+    *,
+    customer_id: int,
+    request_id: str,
+    request: RankInput,
+    outcome: RankOutcome,
+    at: datetime | None = None,
+) -> None:
+    """Log a ranked (not degraded) request: the returned items in order, with their features."""
+    if outcome.degraded or outcome.features is None or not len(outcome.order):
+        return
+    order = outcome.order[: settings.RANK_LOG_MAX_POSITIONS]
+    record(
+        customer_id=customer_id,
+        request_id=request_id,
+        surface=request.surface,
+        query=request.query,
+        shopper_key=request.shopper_key,
+        model=outcome.model or f"config:{outcome.config}",
+        item_ids=tuple(request.item_ids[index] for index in order),
+        features=outcome.features[order],
+        at=at,
+    )
+
+
+def rank_log_write(entries: list[RankLogEntry]) -> int:
+    """Insert a batch of entries; a request id already logged for the customer is skipped."""
+    rows = [
+        RankLog(
+            customer_id=entry.customer_id,
+            request_id=entry.request_id,
+            surface=entry.surface,
+            query=entry.query[:256],
+            shopper_key=entry.shopper_key[:260],
+            model=entry.model[:64],
+            schema_hash=SCHEMA_HASH,
+            item_ids=list(entry.item_ids),
+            features=entry.features,
+            created_at=entry.created_at,
+        )
+        for entry in entries
+    ]
+    RankLog.objects.bulk_create(rows, batch_size=500, ignore_conflicts=True)
+    return len(rows)
+
+
+def flush(*, limit: int | None = None) -> int:
+    """Hand everything buffered (or up to `limit` entries) to the flush task, in batches.
+
+    Called by the runtime-sync thread every second, at exit, and explicitly by the simulator and
+    tests. With eager Celery (embedded default, tests) the batches are written right here, as the
+    task would.
+    """
+    from ranking.tasks import flush_rank_log
+
+    batch_size = settings.RANK_LOG_FLUSH_BATCH
+    sent = 0
+    while len(buffer) and (limit is None or sent < limit):
+        batch = buffer.drain(batch_size if limit is None else min(batch_size, limit - sent))
+        if not batch:
+            break
+        if settings.CELERY_TASK_ALWAYS_EAGER:
+            # The task would run right here; skip the message (and its log of every argument).
+            rank_log_write(batch)
+        else:
+            # argsrepr: the task's log lines name the batch, not its features and shopper keys.
+            options: dict[str, Any] = {"argsrepr": f"[<{len(batch)} rank-log entries>]"}
+            flush_rank_log.apply_async(args=([entry.to_payload() for entry in batch],), **options)
+        sent += len(batch)
+    if buffer.dropped:
+        logger.warning("rank log buffer full: dropped %s entries", buffer.dropped)
+        buffer.dropped = 0
+    return sent
+
+
+def _flush_quietly() -> None:
+    try:
+        flush()
+    except Exception:
+        logger.warning("rank log flush failed", exc_info=True)
+
+
+def rank_log_purge(*, now: datetime | None = None) -> int:
+    """Delete log rows older than RANK_LOG_RETENTION_DAYS, in bounded batches."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.RANK_LOG_RETENTION_DAYS)
+    deleted = 0
+    for customer_id in Customer.objects.values_list("id", flat=True):
+        old = RankLog.objects.filter(customer_id=customer_id, created_at__lt=cutoff)
+        while ids := list(old.values_list("id", flat=True)[:5000]):
+            deleted += RankLog.objects.filter(id__in=ids).delete()[0]
+    return deleted
+
+
+runtime_sync.run_periodically(_flush_quietly)
+atexit.register(_flush_quietly)

@@ -1,0 +1,188 @@
+"""The model registry's writes (activation, rollback) and the loading of active models.
+
+Guards on activation (docs/learning.md):
+- a model whose feature schema is not the live signal schema is never activated;
+- an artifact that does not match its checksum is never activated or served;
+- a model that scored below the active model or the popularity baseline on its holdout needs an
+  explicit override with a reason, which is recorded with the activation.
+Activation and rollback bump the customer's runtime generation after commit, so every API process
+serves the new model within RUNTIME_REFRESH_SECONDS.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from customers import runtime_sync
+from ranking.engine.scoring import Scorer
+from ranking.learning.artifacts import ArtifactRefused, scorer_load
+from ranking.learning.training import NDCG
+from ranking.models import ModelStatus, RankingModel
+from ranking.signals.schema import SCHEMA_HASH
+
+logger = logging.getLogger(__name__)
+
+
+class ActivationRefused(Exception):
+    """The model cannot be activated as asked; `needs_override` says whether a reason would do."""
+
+    def __init__(self, message: str, *, needs_override: bool = False) -> None:
+        super().__init__(message)
+        self.needs_override = needs_override
+
+
+def activation_blockers(model: RankingModel) -> list[str]:
+    """What forbids activating the model whatever the reason given."""
+    blockers = []
+    if model.schema_hash != SCHEMA_HASH:
+        blockers.append(
+            f"{model.label} was trained on feature schema {model.schema_hash}; the live signal "
+            f"schema is {SCHEMA_HASH}"
+        )
+    if model.status == ModelStatus.ACTIVE:
+        blockers.append(f"{model.label} is already active")
+    return blockers
+
+
+def activation_warnings(model: RankingModel) -> list[str]:
+    """What activating the model needs an override with a reason for: a worse holdout score."""
+    metrics = model.metrics or {}
+    score = (metrics.get("model") or {}).get(NDCG)
+    if score is None:
+        return [f"{model.label} has no holdout metrics"]
+    warnings = []
+    baseline = (metrics.get("baseline") or {}).get(NDCG)
+    if baseline is not None and score < baseline:
+        warnings.append(
+            f"{model.label} scored NDCG@10 {score:.4f} on its holdout, below the popularity "
+            f"baseline's {baseline:.4f}"
+        )
+    current = _active(model.customer_id, model.surface)
+    if current is not None and current.pk != model.pk:
+        active_score = (metrics.get("active") or {}).get(NDCG)
+        if metrics.get("active_model_id") != current.pk or active_score is None:
+            warnings.append(
+                f"{model.label} was not compared with the active model {current.label} on its "
+                "holdout (train it again to compare)"
+            )
+        elif score < active_score:
+            warnings.append(
+                f"{model.label} scored NDCG@10 {score:.4f} on its holdout, below the active "
+                f"model {current.label}'s {active_score:.4f}"
+            )
+    return warnings
+
+
+def _active(customer_id: int, surface: str) -> RankingModel | None:
+    return RankingModel.objects.active().filter(customer_id=customer_id, surface=surface).first()
+
+
+@transaction.atomic
+def model_activate(*, model: RankingModel, user: str, override_reason: str = "") -> RankingModel:
+    """Make the model its surface's active model; the one it replaces becomes its `previous`."""
+    model = RankingModel.objects.select_for_update().get(pk=model.pk)
+    blockers = activation_blockers(model)
+    if blockers:
+        raise ActivationRefused("; ".join(blockers))
+    try:
+        scorer_load(model)
+    except ArtifactRefused as exc:
+        raise ActivationRefused(str(exc)) from exc
+    warnings = activation_warnings(model)
+    override_reason = override_reason.strip()
+    if warnings and not override_reason:
+        raise ActivationRefused(
+            "; ".join(warnings) + ". Activating it needs an override with a reason.",
+            needs_override=True,
+        )
+    current = _active(model.customer_id, model.surface)
+    if current is not None:
+        current.status = ModelStatus.RETIRED
+        current.save(update_fields=["status"])
+    model.status = ModelStatus.ACTIVE
+    model.previous = current
+    model.activated_at = timezone.now()
+    model.activated_by = user
+    model.override_reason = (
+        f"{override_reason} (overriding: {'; '.join(warnings)})" if warnings else ""
+    )
+    model.save(
+        update_fields=["status", "previous", "activated_at", "activated_by", "override_reason"]
+    )
+    _bump_after_commit(model.customer_id)
+    logger.info("model %s activated by %s", model, user)
+    return model
+
+
+@transaction.atomic
+def model_rollback(*, customer_id: int, surface: str, user: str) -> RankingModel | None:
+    """Retire the active model and serve the one it replaced (or the config's blend when it
+    replaced none). Returns the model now serving, None for the blend."""
+    current = (
+        RankingModel.objects.select_for_update()
+        .active()
+        .filter(customer_id=customer_id, surface=surface)
+        .first()
+    )
+    if current is None:
+        raise ActivationRefused(f"no active model on {surface} to roll back")
+    target = current.previous
+    if target is not None:
+        if target.schema_hash != SCHEMA_HASH:
+            raise ActivationRefused(
+                f"the previous model {target.label} was trained on another feature schema"
+            )
+        try:
+            scorer_load(target)
+        except ArtifactRefused as exc:
+            raise ActivationRefused(str(exc)) from exc
+    current.status = ModelStatus.RETIRED
+    current.save(update_fields=["status"])
+    if target is not None:
+        target.status = ModelStatus.ACTIVE
+        target.activated_at = timezone.now()
+        target.activated_by = user
+        target.override_reason = f"rollback from {current.label}"
+        target.save(update_fields=["status", "activated_at", "activated_by", "override_reason"])
+    _bump_after_commit(customer_id)
+    logger.info("rolled back %s by %s", current, user)
+    return target
+
+
+def _bump_after_commit(customer_id: int) -> None:
+    transaction.on_commit(lambda: runtime_sync.bump_generation(customer_id))
+
+
+def active_model_scorer(*, customer_id: int, surface: str) -> tuple[RankingModel, Scorer] | None:
+    """The surface's active model and its verified scorer, or None (no model, or refused)."""
+    model = _active(customer_id, surface)
+    if model is None:
+        return None
+    scorer = _usable_scorer(model)
+    return None if scorer is None else (model, scorer)
+
+
+def active_scorers(customer_id: int) -> dict[str, Scorer]:
+    """Scorer per surface of the customer's active models that may serve: of the live schema,
+    with a verified artifact. A refused model is logged and its surface keeps the config's
+    blend, so a bad artifact never takes ranking down."""
+    scorers = {}
+    for model in RankingModel.objects.active().filter(customer_id=customer_id):
+        scorer = _usable_scorer(model)
+        if scorer is not None:
+            scorers[model.surface] = scorer
+    return scorers
+
+
+def _usable_scorer(model: RankingModel) -> Scorer | None:
+    if model.schema_hash != SCHEMA_HASH:
+        logger.error("active model %s has another feature schema; not serving it", model)
+        return None
+    try:
+        return scorer_load(model)
+    except ArtifactRefused:
+        logger.exception("active model %s refused; serving the config's blend", model)
+        return None

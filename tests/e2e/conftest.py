@@ -1,0 +1,66 @@
+"""Browser tests: Playwright driving Debian's chromium (never a browser Playwright downloads).
+
+`make test` installs chromium (platform/dev/ensure-services.sh); without it these tests fail,
+saying so. Screenshots go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from playwright.sync_api import Browser, Page, sync_playwright
+
+CHROMIUM = Path("/usr/bin/chromium")
+ASYNC_UNSAFE = "DJANGO_ALLOW_ASYNC_UNSAFE"
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    path = Path(settings.BASE_DIR) / "test-artifacts"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One chromium per test module, closed after it: Playwright's sync API keeps an event loop
+    in this thread while it runs, which Django takes for async code, so the database calls of
+    the tests (setup, checks, teardown) are allowed by DJANGO_ALLOW_ASYNC_UNSAFE only meanwhile."""
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"Debian's chromium is missing ({CHROMIUM}): the browser tests need it. "
+            "Run platform/dev/ensure-services.sh as root (make test does), or "
+            "apt-get install chromium.",
+            pytrace=False,
+        )
+    before = os.environ.get(ASYNC_UNSAFE)
+    os.environ[ASYNC_UNSAFE] = "true"
+    try:
+        with sync_playwright() as playwright:
+            launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+            yield launched
+            launched.close()
+    finally:
+        if before is None:
+            os.environ.pop(ASYNC_UNSAFE, None)
+        else:
+            os.environ[ASYNC_UNSAFE] = before
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(15_000)
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: Any) -> None:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,91 @@
+"""A merchandiser creates a pin rule in the admin and previews it, in a real browser."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Permission
+from playwright.sync_api import Page, expect
+
+from customers.models import Customer
+from merchandising.models import Rule
+from ranking.services import signals_refresh
+from tests.factories import CustomerFactory, ItemFactory, MembershipFactory, UserFactory
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def shop() -> Customer:
+    """A small catalog with signals, and a merchandiser who sees only this shop."""
+    customer = CustomerFactory(name="E2E Outdoor")
+    for number in range(1, 13):
+        ItemFactory(
+            customer=customer,
+            external_id=f"shoe-{number:02d}",
+            title=f"Trail shoe {number}",
+            brand="Acme" if number % 2 else "Zeta",
+            price=Decimal(5 * number),
+        )
+    ItemFactory(customer=customer, external_id="sock-01", title="Wool sock")
+    signals_refresh(customer_id=customer.pk)
+    user = UserFactory(username="merch", is_staff=True)
+    user.set_password(PASSWORD)
+    user.save()
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="merchandising"))
+    MembershipFactory(customer=customer, user=user)
+    return customer
+
+
+def test_a_merchandiser_pins_an_item_and_sees_it_move_in_the_preview(
+    page: Page, live_server: Any, shop: Customer, artifacts: Path
+) -> None:
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/merchandising/rule/add/")
+    page.fill("#id_username", "merch")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+
+    expect(page.locator("#rule_form")).to_be_visible()
+    page.select_option("#id_customer", label="E2E Outdoor")
+    page.fill("#id_name", "Trail shoe 12 second")
+    page.check("input[name=surfaces][value=search]")
+    page.select_option("#id_query_match", "contains")
+    page.fill("#id_query_patterns", "trail")
+    page.select_option("#id_action_kind", "pin")
+    expect(page.locator(".field-action_strength")).to_be_hidden()  # only the pin's fields show
+    page.fill("#id_action_pins", "shoe-12 @ 2")
+    page.screenshot(path=artifacts / "rules-admin-1-form.png", full_page=True)
+    page.click("input[name=_continue]")
+
+    expect(page.locator(".messagelist .success")).to_contain_text("Trail shoe 12 second")
+    rule = Rule.objects.get(customer=shop)
+    assert rule.action == {"type": "pin", "pins": [{"item_id": "shoe-12", "position": 2}]}
+    page.screenshot(path=artifacts / "rules-admin-2-saved.png", full_page=True)
+
+    page.click("a.previewlink")
+    page.fill("#id_query", "trail shoe")
+    page.click("#preview-form input[type=submit]")
+
+    pinned = page.locator("#with-rule tr.preview-row[data-item-id=shoe-12]")
+    expect(pinned).to_have_attribute("data-position", "2")
+    expect(pinned.locator(".badges")).to_contain_text("pinned")
+    before = page.locator("#without-rule tr.preview-row[data-item-id=shoe-12]")
+    before_position = int(before.get_attribute("data-position") or 0) if before.count() else None
+    move = pinned.locator(".move")
+    if before_position is None:  # below the shown top before: it entered the top
+        expect(pinned).to_have_class("preview-row entered")
+    elif before_position > 2:
+        expect(move).to_contain_text(f"▲{before_position - 2}")
+    expect(page.locator(".rule-applies")).to_be_visible()
+    page.screenshot(path=artifacts / "rules-admin-3-preview.png", full_page=True)
+
+    page.click(".breadcrumbs a:has-text('Trail shoe 12 second')")
+    page.click("a.historylink")
+    expect(page.locator("#revision-1 h2")).to_contain_text("Revision 1: created by merch")
+    expect(page.locator("#revision-1 .rule-diff")).to_contain_text('"item_id": "shoe-12"')
+    page.screenshot(path=artifacts / "rules-admin-4-history.png", full_page=True)

@@ -1,0 +1,624 @@
+"""The rules admin: the structured form, conflicts and warnings, the preview, history and revert,
+and tenant isolation of every page."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.test import Client
+from django.urls import reverse
+
+from customers.models import Customer
+from merchandising.contracts import RuleIn
+from merchandising.models import Rule, RuleRevision
+from merchandising.services import rule_create, rule_delete
+from ranking.services import signals_refresh
+from tests.factories import CustomerFactory, ItemFactory, MembershipFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: Any) -> None:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def staff_client(customer: Customer) -> Client:
+    """A staff user of `customer` only, with every permission on rules."""
+    user = UserFactory(is_staff=True)
+    user.save()
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="merchandising"))
+    MembershipFactory(customer=customer, user=user)
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def shop() -> Customer:
+    customer = CustomerFactory(name="Alphaquux Outdoor")
+    for number in range(1, 9):
+        ItemFactory(
+            customer=customer,
+            external_id=f"shoe-{number}",
+            title=f"Trail shoe {number}",
+            brand="Acme" if number % 2 else "Zeta",
+            price=Decimal(10 * number),
+        )
+    ItemFactory(customer=customer, external_id="sock-1", title="Wool sock", categories=["socks"])
+    return customer
+
+
+@pytest.fixture
+def other_shop() -> Customer:
+    customer = CustomerFactory(name="Bravozed Boutique")
+    ItemFactory(customer=customer, external_id="bravozed-sku", title="Bravozed shoe")
+    return customer
+
+
+@pytest.fixture
+def staff(shop: Customer) -> Client:
+    return staff_client(shop)
+
+
+def form_data(customer: Customer | None = None, **fields: Any) -> dict[str, Any]:
+    """A full POST of the rule form: a weak boost for every item unless `fields` say otherwise."""
+    data: dict[str, Any] = {
+        "name": "Rule",
+        "description": "",
+        "enabled": "on",
+        "priority": "0",
+        "windows": "",
+        "query_match": "any",
+        "query_patterns": "",
+        "page_categories": "",
+        "context": "",
+        "selector_brands": "",
+        "selector_categories": "",
+        "selector_price_min": "",
+        "selector_price_max": "",
+        "selector_in_stock": "",
+        "selector_attributes": "",
+        "selector_item_ids": "",
+        "action_kind": "boost",
+        "action_strength": "weak",
+        "action_factor": "",
+        "action_pins": "",
+        "slot_positions": "",
+        "diversity_field": "brand",
+        "diversity_max_items": "",
+        "diversity_top_k": "",
+    }
+    if customer is not None:
+        data["customer"] = customer.pk
+    data.update(fields)
+    return data
+
+
+def stored_rule(customer: Customer, **document: Any) -> Rule:
+    body = {"name": "Stored rule", "action": {"type": "boost", "strength": "weak"}, **document}
+    return rule_create(customer=customer, document=RuleIn.model_validate(body))[0]
+
+
+def add_url() -> str:
+    return reverse("admin:merchandising_rule_add")
+
+
+def change_url(rule: Rule | int) -> str:
+    return reverse("admin:merchandising_rule_change", args=[getattr(rule, "pk", rule)])
+
+
+def preview_url(rule: Rule) -> str:
+    return reverse("admin:merchandising_rule_preview", args=[rule.pk])
+
+
+def history_url(rule: Rule | int) -> str:
+    return reverse("admin:merchandising_rule_history", args=[getattr(rule, "pk", rule)])
+
+
+def revert_url(rule_id: int, number: int) -> str:
+    return reverse("admin:merchandising_rule_revert", args=[rule_id, number])
+
+
+# --- the form ----------------------------------------------------------------------------------
+
+
+def test_a_pin_rule_created_in_the_form_is_stored_with_its_revision(
+    staff: Client, shop: Customer
+) -> None:
+    response = staff.post(
+        add_url(),
+        form_data(
+            shop,
+            name="Trail shoes up",
+            surfaces=["search"],
+            query_match="contains",
+            query_patterns="Trail\nshoe",
+            action_kind="pin",
+            action_pins="shoe-8 @ 1\n\n shoe-7@3 ",
+        ),
+    )
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    rule = Rule.objects.get(customer=shop)
+    assert rule.document() | {"action": None} == {
+        "name": "Trail shoes up",
+        "description": "",
+        "enabled": True,
+        "priority": 0,
+        "surfaces": ["search"],
+        "windows": [],
+        "query": {"match": "contains", "patterns": ["trail", "shoe"]},
+        "page_categories": [],
+        "context": {},
+        "selector": RuleIn.model_validate(
+            {"name": "x", "action": {"type": "hide"}}
+        ).selector.model_dump(mode="json"),
+        "action": None,
+    }
+    assert rule.action == {
+        "type": "pin",
+        "pins": [{"item_id": "shoe-8", "position": 1}, {"item_id": "shoe-7", "position": 3}],
+    }
+    revision = RuleRevision.objects.get(rule_id_value=rule.pk)
+    assert (revision.number, revision.kind, rule.revision) == (1, "created", 1)
+    assert revision.changed_by is not None
+
+
+def test_editing_a_rule_shows_its_fields_and_stores_a_boost_with_strength_and_window(
+    staff: Client, shop: Customer
+) -> None:
+    rule = stored_rule(shop, action={"type": "pin", "pins": [{"item_id": "shoe-1", "position": 2}]})
+
+    page = staff.get(change_url(rule)).content.decode()
+    response = staff.post(
+        change_url(rule),
+        form_data(
+            name="Acme in December",
+            selector_brands="Acme",
+            selector_attributes="color=red",
+            context="device = mobile\ndevice=tablet",
+            action_kind="boost",
+            action_strength="strong",
+            windows="2026-12-01T00:00+01:00 / 2026-12-24T00:00+01:00\nopen / 2025-01-01T00:00Z",
+        ),
+    )
+
+    assert "shoe-1 @ 2" in page
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    rule.refresh_from_db()
+    assert rule.name == "Acme in December"
+    assert rule.action == {"type": "boost", "factor": None, "strength": "strong"}
+    assert rule.action_type == "boost"
+    assert rule.selector["brands"] == ["Acme"]
+    assert rule.selector["attributes"] == {"color": ["red"]}
+    assert rule.context == {"device": ["mobile", "tablet"]}
+    assert [RuleIn.stored(rule.document()).windows[0].start] == [
+        datetime(2026, 11, 30, 23, 0, tzinfo=UTC)
+    ]
+    assert rule.windows[1] == {"start": None, "end": "2025-01-01T00:00:00Z"}
+    assert rule.revision == 2
+    edited = staff.get(change_url(rule)).content.decode()
+    assert "2026-12-01T00:00:00+01:00 / 2026-12-24T00:00:00+01:00" in edited
+    assert "device=mobile\ndevice=tablet" in edited
+
+
+def test_saving_an_unchanged_rule_records_no_revision(staff: Client, shop: Customer) -> None:
+    rule = stored_rule(shop, name="Same", selector={"brands": ["Acme"]})
+
+    response = staff.post(change_url(rule), form_data(name="Same", selector_brands="Acme"))
+
+    assert response.status_code == 302
+    rule.refresh_from_db()
+    assert rule.revision == 1
+    assert RuleRevision.objects.filter(rule_id_value=rule.pk).count() == 1
+
+
+ROUND_TRIP_DOCUMENTS = [
+    {
+        "name": "Everything",
+        "description": "all conditions",
+        "enabled": False,
+        "priority": -3,
+        "surfaces": ["search", "autocomplete"],
+        "windows": [
+            {"start": datetime(2026, 12, 1, tzinfo=UTC), "end": None},
+            {"start": None, "end": datetime(2025, 1, 1, 12, 30, tzinfo=UTC)},
+        ],
+        "query": {"match": "starts_with", "patterns": ["trail", "run"]},
+        "page_categories": ["shoes/running", "socks"],
+        "context": {"device": ["mobile", "tablet"], "country": ["fr"]},
+        "selector": {"brands": ["Acme", "Zeta"], "categories": ["shoes"], "price_min": 9.5,
+                     "price_max": 120.0, "in_stock": False,
+                     "attributes": {"color": ["red", "black"]}, "item_ids": ["shoe-1"]},
+        "action": {"type": "bury", "factor": 0.4},
+    },
+    {"name": "Slots", "selector": {"in_stock": True}, "action": {"type": "slot",
+                                                                 "positions": [1, 5, 9]}},
+    {"name": "Hide", "selector": {"item_ids": ["shoe-2"]}, "action": {"type": "hide"}},
+    {"name": "Diverse", "action": {"type": "diversity", "field": "category", "max_items": 2,
+                                   "top_k": 10}},
+    {"name": "Pins", "action": {"type": "pin", "pins": [{"item_id": "shoe-3", "position": 4},
+                                                        {"item_id": "shoe-1", "position": 1}]}},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("document", ROUND_TRIP_DOCUMENTS, ids=lambda d: d["name"])
+def test_saving_the_form_as_shown_keeps_the_rule_as_it_was(
+    staff: Client, shop: Customer, document: dict[str, Any]
+) -> None:
+    rule = stored_rule(shop, **document)
+    before = rule.document()
+    form = staff.get(change_url(rule)).context["adminform"].form
+    shown = {**form.initial, **{name: form[name].value() for name in form.fields}}
+
+    response = staff.post(
+        change_url(rule),
+        {name: value for name, value in shown.items() if value is not None and value is not False},
+    )
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    rule.refresh_from_db()
+    assert rule.document() == before
+    assert rule.revision == 1  # nothing changed, so nothing recorded
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "says"),
+    [
+        ({"action_kind": "pin", "action_pins": "shoe-1 @ 0"}, "action_pins", "line 1"),
+        ({"action_kind": "pin", "action_pins": "shoe-1\nshoe-2 @ x"}, "action_pins", "line 1"),
+        ({"action_kind": "pin", "action_pins": "a @ 1\nb @ 1"}, "action_pins", "share a position"),
+        ({"windows": "2026-12-24T00:00Z / 2026-12-01T00:00Z"}, "windows", "ends before"),
+        ({"windows": "2026-12-01T09:00 / open"}, "windows", "time zone"),
+        ({"query_match": "exact"}, "query_patterns", "needs at least one pattern"),
+        ({"action_strength": "", "action_factor": "0.5"}, "action_factor", "greater than 1"),
+        ({"action_factor": "2"}, "action_factor", "either a factor"),
+        (
+            {"action_kind": "diversity", "diversity_max_items": "5", "diversity_top_k": "3"},
+            "diversity_max_items",
+            "below top_k",
+        ),
+        ({"selector_price_min": "50", "selector_price_max": "10"}, "selector_price_max", "below"),
+        ({"action_kind": "slot", "slot_positions": "1, two"}, "slot_positions", "whole numbers"),
+        ({"context": "mobile"}, "context", "key=value"),
+        (
+            {"action_kind": "pin", "action_pins": "a @ 1", "selector_brands": "Acme"},
+            "__all__",
+            "leave the selector empty",
+        ),
+    ],
+)
+def test_bad_input_is_refused_on_the_field_it_concerns_and_nothing_is_saved(
+    staff: Client, shop: Customer, fields: dict[str, Any], field: str, says: str
+) -> None:
+    response = staff.post(add_url(), form_data(shop, **fields))
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == [field]
+    assert says in " ".join(errors[field])
+    assert not Rule.objects.exists()
+    assert not RuleRevision.objects.exists()
+
+
+def test_every_mistake_of_a_form_is_named_at_once(staff: Client, shop: Customer) -> None:
+    response = staff.post(
+        add_url(),
+        form_data(
+            shop,
+            name="",
+            windows="2026-12-24T00:00Z / 2026-12-01T00:00Z\n\n2026-12-01 / open",
+            query_match="exact",
+            action_kind="pin",
+            action_pins="shoe-1 @ 0\nshoe-2 @ 3\nshoe-3 @ x",
+        ),
+    )
+
+    errors = response.context["adminform"].form.errors
+    assert set(errors) == {"name", "windows", "query_patterns", "action_pins"}
+    assert [message[:6] for message in errors["windows"]] == ["line 1", "line 3"]
+    assert errors["action_pins"] == [
+        "line 1 (position): Input should be greater than or equal to 1",
+        "line 3: the position 'x' is not a whole number",
+    ]
+    assert not Rule.objects.exists()
+
+
+def test_a_pin_contradicting_another_at_the_same_priority_is_refused(
+    staff: Client, shop: Customer
+) -> None:
+    stored_rule(shop, action={"type": "pin", "pins": [{"item_id": "shoe-1", "position": 1}]})
+
+    response = staff.post(
+        add_url(), form_data(shop, name="Clash", action_kind="pin", action_pins="shoe-2 @ 1")
+    )
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == ["action_pins"]
+    assert "same priority" in errors["action_pins"][0]
+    assert not Rule.objects.filter(name="Clash").exists()
+
+
+def test_a_conflict_the_service_finds_after_the_form_checked_is_refused_too(
+    staff: Client, shop: Customer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another author's pin saved between the form's check and the save: the service refuses."""
+    stored_rule(shop, action={"type": "pin", "pins": [{"item_id": "shoe-1", "position": 1}]})
+    monkeypatch.setattr("merchandising.forms.rule_warnings", lambda **kwargs: [])
+
+    response = staff.post(
+        add_url(),
+        form_data(shop, name="Late clash", action_kind="pin", action_pins="shoe-2 @ 1"),
+        follow=True,
+    )
+
+    assert response.redirect_chain == [(add_url(), 302)]
+    assert any("Not saved" in str(m) for m in response.context["messages"])
+    assert not Rule.objects.filter(name="Late clash").exists()
+    assert RuleRevision.objects.count() == 1
+
+
+def test_warnings_are_shown_after_saving_and_on_the_change_page(
+    staff: Client, shop: Customer
+) -> None:
+    response = staff.post(
+        add_url(),
+        form_data(shop, name="Ghost pin", action_kind="pin", action_pins="no-such-sku @ 2"),
+        follow=True,
+    )
+
+    rule = Rule.objects.get(name="Ghost pin")
+    shown = [str(message) for message in response.context["messages"]]
+    assert any("No item 'no-such-sku'" in message for message in shown)
+    page = staff.get(change_url(rule)).content.decode()
+    assert preview_url(rule) in page
+    assert 'id="rule-warnings"' in page
+    assert "no_matching_item" in page
+
+
+def test_deleting_a_rule_in_the_admin_records_the_deletion(staff: Client, shop: Customer) -> None:
+    rule = stored_rule(shop)
+
+    response = staff.post(
+        reverse("admin:merchandising_rule_delete", args=[rule.pk]), {"post": "yes"}
+    )
+
+    assert response.status_code == 302
+    assert not Rule.objects.exists()
+    assert RuleRevision.objects.get(rule_id_value=rule.pk, number=2).kind == "deleted"
+
+
+def test_the_changelist_summarises_rules_and_filters_them(staff: Client, shop: Customer) -> None:
+    stored_rule(shop, name="Always boost")
+    stored_rule(
+        shop,
+        name="Xmas pin",
+        windows=[{"start": datetime(2099, 12, 1, tzinfo=UTC), "end": None}],
+        action={"type": "pin", "pins": [{"item_id": "shoe-1", "position": 1}]},
+    )
+    changelist = reverse("admin:merchandising_rule_changelist")
+
+    everything = staff.get(changelist).content.decode()
+    windowed = staff.get(changelist, {"schedule": "windowed"}).content.decode()
+    pins = staff.get(changelist, {"action_type__exact": "pin", "q": "xmas"}).content.decode()
+
+    assert "Always boost" in everything
+    assert "scheduled: 2099-12-01T00:00:00Z" in everything
+    assert "Always boost" not in windowed
+    assert "Xmas pin" in windowed
+    assert "Always boost" not in pins
+    assert "Xmas pin" in pins
+
+
+# --- preview -----------------------------------------------------------------------------------
+
+
+def preview_rows(response: Any, side: str) -> list[tuple[str, int, str]]:
+    preview = response.context["preview"]
+    return [(row.item_id, row.position, row.move) for row in getattr(preview, side)]
+
+
+def test_the_preview_shows_the_pinned_item_moving_to_its_position(
+    staff: Client, shop: Customer
+) -> None:
+    signals_refresh(customer_id=shop.pk)
+    rule = stored_rule(shop, action={"type": "pin", "pins": [{"item_id": "shoe-8", "position": 2}]})
+
+    response = staff.get(
+        preview_url(rule), {"surface": "search", "query": "trail shoe", "candidates": "50",
+                            "top": "10"}
+    )  # fmt: skip
+
+    assert response.status_code == 200, response.context["form"].errors
+    before = {item: position for item, position, _ in preview_rows(response, "without_rule")}
+    after = preview_rows(response, "with_rule")
+    assert set(before) == {f"shoe-{n}" for n in range(1, 9)}  # no sock: not a shoe
+    assert after[1][:2] == ("shoe-8", 2)
+    assert after[1][2] == f"▲{before['shoe-8'] - 2}" if before["shoe-8"] > 2 else "="
+    html = response.content.decode()
+    assert 'data-item-id="shoe-8" data-position="2"' in html
+    assert "pinned" in html
+    assert response.context["preview"].applies
+
+
+def test_the_preview_of_a_scheduled_rule_shows_it_only_at_a_time_in_its_window(
+    staff: Client, shop: Customer
+) -> None:
+    signals_refresh(customer_id=shop.pk)
+    rule = stored_rule(
+        shop,
+        enabled=False,
+        windows=[
+            {
+                "start": datetime(2030, 1, 1, tzinfo=UTC),
+                "end": datetime(2030, 2, 1, tzinfo=UTC),
+            }
+        ],
+        action={"type": "pin", "pins": [{"item_id": "shoe-8", "position": 1}]},
+    )
+    query = {"surface": "search", "query": "shoe"}
+
+    now = staff.get(preview_url(rule), query)
+    in_window = staff.get(preview_url(rule), {**query, "at": "2030-01-15T12:00:00+01:00"})
+
+    assert not now.context["preview"].applies
+    assert "windows" in now.context["preview"].reasons[0]
+    assert preview_rows(now, "with_rule") == [
+        (item, position, "=") for item, position, _ in preview_rows(now, "without_rule")
+    ]
+    assert in_window.context["preview"].applies
+    assert preview_rows(in_window, "with_rule")[0][:2] == ("shoe-8", 1)
+    html = in_window.content.decode()
+    assert "disabled" in html
+    assert "at=2030-01-01T00%3A00%3A00Z" in html  # a link to preview at the window's start
+
+
+def test_the_preview_of_a_browse_hide_rule_lists_what_it_hides(
+    staff: Client, shop: Customer
+) -> None:
+    signals_refresh(customer_id=shop.pk)
+    rule = stored_rule(shop, selector={"brands": ["Zeta"]}, action={"type": "hide"})
+
+    response = staff.get(preview_url(rule), {"surface": "browse", "category": "shoes"})
+
+    preview = response.context["preview"]
+    hidden = {row.item_id for row in preview.hidden}
+    assert hidden == {"shoe-2", "shoe-4", "shoe-6", "shoe-8"}
+    assert {row.item_id for row in preview.with_rule}.isdisjoint(hidden)
+    assert {row.move for row in preview.without_rule if row.item_id in hidden} == {"hidden"}
+
+
+def test_the_preview_form_names_a_bad_input(staff: Client, shop: Customer) -> None:
+    rule = stored_rule(shop)
+
+    response = staff.get(preview_url(rule), {"surface": "search", "query": "", "at": "soon"})
+    naive = staff.get(preview_url(rule), {"surface": "search", "query": "shoe", "at": "2030-01-01"})
+
+    assert response.status_code == 200
+    assert set(response.context["form"].errors) == {"query", "at"}
+    assert "time zone" in naive.context["form"].errors["at"][0]
+    assert response.context["preview"] is None
+
+
+# --- history -----------------------------------------------------------------------------------
+
+
+def test_the_history_lists_each_change_with_its_diff_and_revert_restores_it(
+    staff: Client, shop: Customer
+) -> None:
+    staff.post(add_url(), form_data(shop, name="Acme up", selector_brands="Acme"))
+    rule = Rule.objects.get()
+    original = rule.document()
+    staff.post(
+        change_url(rule), form_data(name="Acme way up", selector_brands="Acme", action_factor="3",
+                                    action_strength="")
+    )  # fmt: skip
+
+    page = staff.get(history_url(rule))
+    html = page.content.decode()
+    reverted = staff.post(revert_url(rule.pk, 1))
+
+    assert page.status_code == 200
+    assert "Revision 2: updated" in html
+    assert "Revision 1: created" in html
+    assert '<span class="del">-  &quot;name&quot;: &quot;Acme up&quot;,</span>' in html
+    assert '<span class="add">+  &quot;name&quot;: &quot;Acme way up&quot;,</span>' in html
+    assert html.count("Revert to this revision") == 1  # not to the current revision
+    assert reverted.status_code == 302
+    rule.refresh_from_db()
+    assert rule.document() == original
+    assert RuleRevision.objects.get(rule_id_value=rule.pk, number=3).kind == "reverted"
+
+
+def test_a_deleted_rules_history_stays_reachable_and_revert_recreates_it(
+    staff: Client, shop: Customer
+) -> None:
+    rule = stored_rule(shop, name="Gone soon")
+    rule_id = rule.pk
+    staff.post(reverse("admin:merchandising_rule_delete", args=[rule_id]), {"post": "yes"})
+
+    revisions = staff.get(reverse("admin:merchandising_rulerevision_changelist")).content.decode()
+    history = staff.get(history_url(rule_id)).content.decode()
+    staff.post(revert_url(rule_id, 1))
+
+    assert "Gone soon" in revisions
+    assert history_url(rule_id) in revisions
+    assert "has been deleted" in history
+    assert Rule.objects.get(pk=rule_id).name == "Gone soon"
+
+
+def test_the_revert_action_of_the_revision_list_recreates_a_deleted_rule(
+    staff: Client, shop: Customer
+) -> None:
+    rule = stored_rule(shop, name="Gone soon")
+    staff.post(reverse("admin:merchandising_rule_delete", args=[rule.pk]), {"post": "yes"})
+    first = RuleRevision.objects.get(rule_id_value=rule.pk, number=1)
+
+    staff.post(
+        reverse("admin:merchandising_rulerevision_changelist"),
+        {"action": "revert_selected", "_selected_action": [first.pk]},
+    )
+
+    assert Rule.objects.get(pk=rule.pk).name == "Gone soon"
+
+
+def test_a_revert_needs_a_post(staff: Client, shop: Customer) -> None:
+    rule = stored_rule(shop)
+
+    assert staff.get(revert_url(rule.pk, 1)).status_code == 405
+
+
+# --- two tenants -------------------------------------------------------------------------------
+
+
+def test_staff_of_one_customer_cannot_reach_another_customers_rules(
+    staff: Client, shop: Customer, other_shop: Customer
+) -> None:
+    theirs = stored_rule(other_shop, name="bravozed-rule")
+    stored_rule(shop, name="alphaquux-rule")
+    deleted = stored_rule(other_shop, name="bravozed-deleted")
+    deleted_id = deleted.pk
+    rule_delete(rule=deleted)
+
+    changelist = staff.get(reverse("admin:merchandising_rule_changelist")).content.decode()
+    revisions = staff.get(reverse("admin:merchandising_rulerevision_changelist")).content.decode()
+    change = staff.get(change_url(theirs))
+    edit = staff.post(change_url(theirs), form_data(name="hijacked"))
+    preview = staff.get(preview_url(theirs), {"surface": "search", "query": "shoe"})
+    history = staff.get(history_url(theirs))
+    deleted_history = staff.get(history_url(deleted_id))
+    revert = staff.post(revert_url(theirs.pk, 1))
+    revert_deleted = staff.post(revert_url(deleted_id, 1))
+    staff.post(
+        reverse("admin:merchandising_rulerevision_changelist"),
+        {
+            "action": "revert_selected",
+            "_selected_action": list(
+                RuleRevision.objects.filter(customer=other_shop).values_list("pk", flat=True)
+            ),
+        },
+    )
+    delete = staff.post(
+        reverse("admin:merchandising_rule_delete", args=[theirs.pk]), {"post": "yes"}
+    )
+
+    assert "alphaquux-rule" in changelist
+    assert "bravozed" not in changelist
+    assert "Bravozed" not in changelist
+    assert "alphaquux-rule" in revisions
+    assert "bravozed" not in revisions
+    assert change.status_code in (302, 404)
+    assert edit.status_code in (302, 404)
+    assert preview.status_code == history.status_code == deleted_history.status_code == 404
+    assert revert.status_code == revert_deleted.status_code == 404
+    assert delete.status_code in (302, 404)
+    theirs.refresh_from_db()
+    assert (theirs.name, theirs.revision) == ("bravozed-rule", 1)
+    assert not Rule.objects.filter(pk=deleted_id).exists()
+    assert RuleRevision.objects.filter(customer=other_shop).count() == 3

@@ -1,0 +1,79 @@
+"""The registry in the admin: activation with the override form, and rollback in one action."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from customers.models import Customer
+from ranking.models import ModelStatus, RankingModel
+from tests.factories import CustomerFactory, UserFactory
+from tests.ranking.learning_shop import GOOD, register
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _artifacts_in_tmp(settings: Any, tmp_path: Path) -> None:
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def admin_client() -> Client:
+    user = UserFactory(is_staff=True, is_superuser=True, username="chief")
+    user.save()
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def customer() -> Customer:
+    return CustomerFactory()
+
+
+def test_activating_a_worse_model_in_the_admin_asks_for_a_reason_and_records_it(
+    admin_client: Client, customer: Customer, django_capture_on_commit_callbacks: Any
+) -> None:
+    model = register(customer, metrics={**GOOD, "model": {"ndcg@10": 0.1}})
+    url = reverse("admin:ranking_rankingmodel_change", args=[model.pk])
+    assert "activation_reason" in admin_client.get(url).content.decode()
+
+    refused = admin_client.post(url, {"activate": "on", "activation_reason": ""})
+
+    assert refused.status_code == 200
+    assert "below the popularity baseline" in str(refused.context["adminform"].form.errors)
+    assert RankingModel.objects.get(pk=model.pk).status == ModelStatus.CANDIDATE
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        done = admin_client.post(url, {"activate": "on", "activation_reason": "holiday catalog"})
+
+    assert done.status_code == 302
+    model.refresh_from_db()
+    assert model.status == ModelStatus.ACTIVE
+    assert model.activated_by == "chief"
+    assert model.override_reason.startswith("holiday catalog")
+    assert callbacks  # the generation bump, so every API process reloads
+
+
+def test_the_rollback_action_serves_the_previous_model(
+    admin_client: Client, customer: Customer
+) -> None:
+    first = register(customer)
+    changelist = reverse("admin:ranking_rankingmodel_changelist")
+    admin_client.post(changelist, {"action": "activate_selected", "_selected_action": [first.pk]})
+    second = register(
+        customer, metrics={**GOOD, "active": {"ndcg@10": 0.3}, "active_model_id": first.pk}
+    )
+    admin_client.post(changelist, {"action": "activate_selected", "_selected_action": [second.pk]})
+    assert RankingModel.objects.get(pk=second.pk).status == ModelStatus.ACTIVE
+
+    admin_client.post(changelist, {"action": "rollback_selected", "_selected_action": [second.pk]})
+
+    assert RankingModel.objects.get(pk=first.pk).status == ModelStatus.ACTIVE
+    assert RankingModel.objects.get(pk=second.pk).status == ModelStatus.RETIRED

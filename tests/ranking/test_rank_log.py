@@ -1,0 +1,148 @@
+"""The rank log: each ranked request is kept with the exact features it was scored on, off the
+request path, in bounded memory, written in batches, and purged after the retention period; the
+training set joins it with what shoppers did."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+from django.utils import timezone
+
+from ranking.learning import rank_log
+from ranking.learning.dataset import LoggedRequest, Outcome, training_set_build
+from ranking.models import RankLog
+from ranking.services import signals_refresh
+from ranking.signals.schema import FEATURES, SCHEMA_HASH
+from ranking.tasks import flush_rank_log, purge_rank_log
+from tests.conftest import ApiCaller
+from tests.ranking.helpers import put_items, rank
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_ranked_request_is_logged_with_its_features_after_the_request(
+    api: ApiCaller, django_assert_num_queries: Any
+) -> None:
+    put_items(
+        api,
+        [
+            {"id": f"sku-{i}", "title": f"Item {i}", "categories": ["shoes"], "price": 10.0 * i}
+            for i in range(1, 5)
+        ],
+    )
+    signals_refresh(customer_id=api.customer.pk)
+    body = {
+        "surface": "search",
+        "query": "Running  SHOES",
+        "user_id": "u-1",
+        "items": [{"id": f"sku-{i}", "relevance": float(i % 3)} for i in range(1, 5)],
+        "limit": 3,
+        "explain": True,
+    }
+
+    response = rank(api, body)
+
+    assert RankLog.objects.count() == 0  # nothing written by the request itself
+    rank_log.flush()
+    logged = RankLog.objects.get()
+    assert logged.customer_id == api.customer.pk
+    assert logged.request_id == response["request_id"]
+    assert (logged.surface, logged.query, logged.shopper_key) == (
+        "search",
+        "running shoes",
+        "u:u-1",
+    )
+    assert logged.model == "config:default"
+    assert logged.schema_hash == SCHEMA_HASH
+    assert logged.item_ids == [item["id"] for item in response["items"]]
+    features = rank_log.feature_matrix(bytes(logged.features))
+    served = np.array(
+        [[c["value"] for c in item["explanation"]["contributions"]] for item in response["items"]]
+    )
+    assert features.shape == (3, len(FEATURES))
+    np.testing.assert_array_equal(features, served.astype(np.float32))
+
+
+def test_the_buffer_is_bounded_and_drops_the_oldest() -> None:
+    buffer = rank_log.RankLogBuffer(capacity=3)
+    for n in range(5):
+        buffer.append(entry(f"r{n}"))
+
+    assert [e.request_id for e in buffer.drain(10)] == ["r2", "r3", "r4"]
+    assert buffer.dropped == 2
+
+
+def entry(request_id: str, customer_id: int = 1, days_ago: float = 0) -> rank_log.RankLogEntry:
+    return rank_log.RankLogEntry(
+        customer_id=customer_id,
+        request_id=request_id,
+        surface="browse",
+        query="",
+        shopper_key="",
+        model="config:default",
+        item_ids=("a", "b"),
+        features=np.zeros((2, len(FEATURES)), dtype=np.float32).tobytes(),
+        created_at=timezone.now() - timedelta(days=days_ago),
+    )
+
+
+def test_flushing_writes_batches_once_and_the_purge_keeps_the_retention(
+    api: ApiCaller, settings: Any
+) -> None:
+    settings.RANK_LOG_FLUSH_BATCH = 2
+    settings.RANK_LOG_RETENTION_DAYS = 30
+    customer_id = api.customer.pk
+    for n, days_ago in enumerate([1, 2, 40, 50, 29]):
+        rank_log.buffer.append(entry(f"r{n}", customer_id, days_ago))
+    rank_log.buffer.append(entry("r0", customer_id))  # a retried request id is kept once
+
+    assert rank_log.flush() == 6
+    assert RankLog.objects.filter(customer_id=customer_id).count() == 5
+
+    assert purge_rank_log.delay().get() == 2
+    assert sorted(RankLog.objects.values_list("request_id", flat=True)) == ["r0", "r1", "r4"]
+
+
+def test_labels_are_graded_by_request_and_item_with_purchase_value() -> None:
+    features = np.arange(3 * len(FEATURES), dtype=np.float32).reshape(3, -1)
+    requests = [
+        LoggedRequest("r1", timezone.now(), ("a", "b", "c"), features),
+        LoggedRequest("r2", timezone.now(), ("a", "b"), features[:2]),
+    ]
+    outcomes = {
+        ("r1", "a"): Outcome(1, 0.0),
+        ("r1", "c"): Outcome(3, 59.9),
+        ("r2", "b"): Outcome(2, 0.0),
+    }
+
+    data = training_set_build(requests, outcomes)
+
+    assert data.labels.tolist() == [1, 0, 3, 0, 2]
+    assert data.revenue.tolist() == [0.0, 0.0, 59.9, 0.0, 0.0]
+    assert data.positions.tolist() == [1, 2, 3, 1, 2]
+    assert data.group_starts.tolist() == [0, 3]
+    np.testing.assert_array_equal(data.features[3:], features[:2])
+    assert data.row_counts()["labelled_requests"] == 2
+
+
+def test_with_a_broker_batches_go_to_the_flush_task_which_writes_them(
+    api: ApiCaller, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    sent: list[dict[str, Any]] = []
+    monkeypatch.setattr(flush_rank_log, "apply_async", lambda **options: sent.append(options))
+    rank_log.buffer.append(entry("r1", api.customer.pk))
+    rank_log.buffer.append(entry("r2", api.customer.pk))
+
+    assert rank_log.flush() == 2
+    assert RankLog.objects.count() == 0
+    (message,) = sent
+    assert message["argsrepr"] == "[<2 rank-log entries>]"  # no features or shoppers in logs
+
+    assert flush_rank_log(*message["args"]) == 2  # what the worker runs
+    logged = RankLog.objects.get(request_id="r2")
+    assert logged.item_ids == ["a", "b"]
+    assert rank_log.feature_matrix(bytes(logged.features)).shape == (2, len(FEATURES))
