@@ -46,8 +46,8 @@ STAGE_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.05, 0
 CANDIDATE_BUCKETS = (1, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 TASK_BUCKETS = (0.01, 0.1, 0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800)
 
-# The engine's stages, as the `stage` label names them. "engine" is the whole pass around
-# `rank(...)`, until the engine reports its own stages through `observe_stage`.
+# The engine's stages, as the `stage` label names them: "engine" is the whole pass around
+# `rank(...)`; the engine reports the others itself (RankOutcome.stage_seconds).
 STAGES = ("engine", "features", "score", "rules", "explain")
 
 RANK_SECONDS = Histogram(

@@ -156,6 +156,8 @@ class RankApi(CustomerApi):
         engine_started = time.perf_counter()
         outcome = rank(ranked, runtime.config_for(body.surface), signal_store(), self.customer_id)
         observe_stage(body.surface, "engine", time.perf_counter() - engine_started)
+        for stage, seconds in outcome.stage_seconds:
+            observe_stage(body.surface, stage, seconds)
         rank_log.record_outcome(
             customer_id=self.customer_id, request_id=request_id, request=ranked, outcome=outcome
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from ranking.engine.features import build_features, standardised_relevance
@@ -62,14 +64,17 @@ def rank_degraded(request: RankInput, config_name: str) -> RankOutcome:
 def rank(
     request: RankInput, config: RankerConfig, store: SignalStore, customer_id: int
 ) -> RankOutcome:
+    started = time.perf_counter()
     try:
         fetch = store.fetch(customer_id, request.item_ids, request.query, request.shopper_key)
     except SignalStoreUnavailable:
         return rank_degraded(request, config.name)
     features, missing = build_features(request, fetch)
+    featured = time.perf_counter()
     scorer = config.scorer
     model_scores = scorer.scores(features, fetch.meta)
     scores = rank_score(model_scores)
+    scored = time.perf_counter()
     if config.rules is None:
         base_order = order_by_score(scores, request.item_ids)
         applied = RulesApplied(order=base_order, scores=scores)
@@ -77,10 +82,14 @@ def rank(
         applied = config.rules.apply(request, fetch, scores)
         base_order = order_by_score(scores, request.item_ids) if request.explain else applied.order
     order = _truncate(applied.order, request.limit)
+    ordered = time.perf_counter()
+    stages = [("features", featured - started), ("score", scored - featured),
+              ("rules", ordered - scored)]  # fmt: skip
     explanations = None
     if request.explain:
         explanations = _explanations(request, scorer, fetch, features, model_scores,
                                      base_order, applied, order)  # fmt: skip
+        stages.append(("explain", time.perf_counter() - ordered))
     return RankOutcome(
         order=order,
         scores=applied.scores[order],
@@ -91,6 +100,7 @@ def rank(
         explanations=explanations,
         model=scorer.label,
         removed=applied.removed,
+        stage_seconds=tuple(stages),
     )
 
 

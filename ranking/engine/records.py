@@ -114,3 +114,5 @@ class RankOutcome:
     explanations: tuple[Explanation, ...] | None = None
     model: str | None = None
     removed: tuple[Removal, ...] = ()
+    # Seconds spent per stage ("features", "score", "rules", "explain"), for the metrics.
+    stage_seconds: tuple[tuple[str, float], ...] = ()

@@ -61,7 +61,7 @@ def test_a_scrape_after_real_requests_finds_every_metric(api: ApiCaller, setting
     assert api.post("/v1/events", {"events": [EVENT]}).status_code == 202  # a duplicate
     bad = {"events": [EVENT, {**EVENT, "event_id": "e-2", "type": "teleport"}]}
     assert api.post("/v1/events", bad).status_code == 400
-    assert api.post("/v1/rank", RANK_REQUEST).status_code == 200
+    assert api.post("/v1/rank", RANK_REQUEST | {"explain": True}).status_code == 200
     settings.SIGNAL_STORE = {**settings.SIGNAL_STORE, "URL": "redis://127.0.0.1:1/0"}
     reset_signal_store()
     degraded = api.post("/v1/rank", {**RANK_REQUEST, "surface": "browse", "query": None})
@@ -81,7 +81,8 @@ def test_a_scrape_after_real_requests_finds_every_metric(api: ApiCaller, setting
     # the rank path
     assert delta("rankwell_rank_seconds_count", customer=customer, surface="search") == 1
     assert delta("rankwell_rank_seconds_count", customer=customer, surface="browse") == 1
-    assert delta("rankwell_rank_stage_seconds_count", surface="search", stage="engine") == 1
+    for stage in ("engine", "features", "score", "rules", "explain"):
+        assert delta("rankwell_rank_stage_seconds_count", surface="search", stage=stage) == 1
     assert delta("rankwell_rank_candidates_sum", surface="search") == 3
     assert delta("rankwell_rank_items_total", customer=customer, surface="search") == 3
     assert delta("rankwell_rank_missing_signals_total", customer=customer, kind="item") == 1
