@@ -49,9 +49,9 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-## Benchmarks against the local Redis (see bench/).
+## Benchmarks against the local Redis: writes bench/results.json and docs/performance.md.
 bench: install services
-	REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python bench/signal_read.py
+	REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python bench/run.py
 
 format: install
 	$(BIN)/ruff check --fix .

@@ -6,6 +6,7 @@ the same bytes, in the same run. Prints medians and their ratio as JSON.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -24,10 +25,13 @@ from ranking.signals.schema import FEATURES, ITEM_RECORD, SCHEMA_HASH
 from ranking.signals.store import SignalMeta, SignalSnapshot
 
 CUSTOMER = 999_001
-N_CATALOG, N_READ, ROUNDS = 100_000, 1000, 300
+N_CATALOG, N_READ = 100_000, 1000
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=300)
+    rounds = parser.parse_args().rounds
     url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     store = RedisSignalStore(
         url=url, namespace="rwbench", timeout=1.0, breaker_seconds=1.0, grace_seconds=60
@@ -55,7 +59,7 @@ def main() -> None:
     client.mset({key: records[n].tobytes() for n, key in enumerate(bare_keys)})
 
     ours, bare = [], []
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         wanted = [ids[n] for n in rng.choice(N_CATALOG, N_READ, replace=False)]
         started = time.perf_counter()
         store.fetch(CUSTOMER, wanted, "", "")
