@@ -133,7 +133,7 @@ class ItemFacts:
 
     @cached_property
     def index(self) -> dict[str, int]:
-        return {item_id: index for index, item_id in enumerate(self.item_ids)}
+        return dict(zip(self.item_ids, range(len(self.item_ids)), strict=True))
 
     @cached_property
     def id_slots(self) -> np.ndarray:
@@ -148,16 +148,12 @@ class ItemFacts:
         return self.category_codes[:, :width]
 
     def ids_mask(self, ids: IdSet) -> np.ndarray:
-        """Candidates in the set: a few dictionary lookups for a small set, else one table
-        lookup per candidate with each hit confirmed exactly."""
-        if len(ids.members) <= SMALL_ID_SET:
-            mask = np.zeros(len(self.item_ids), dtype=bool)
-            mask[[self.index[i] for i in ids.members if i in self.index]] = True
-            return mask
+        """Candidates in the set: one table lookup per candidate, each hit confirmed exactly."""
         mask = ids.table[self.id_slots]
-        for index in np.flatnonzero(mask).tolist():
-            if self.item_ids[index] not in ids.members:
-                mask[index] = False
+        hits = np.flatnonzero(mask).tolist()
+        if hits:
+            hit_ids = map(self.item_ids.__getitem__, hits)
+            mask[hits] = np.fromiter(map(ids.members.__contains__, hit_ids), bool, len(hits))
         return mask
 
     @classmethod
@@ -257,7 +253,6 @@ class CompiledSelector:
 
 
 SELECTOR_ACTIONS = ("hide", "boost", "bury", "slot")
-SMALL_ID_SET = 64
 
 
 class SelectorBank:
@@ -270,18 +265,22 @@ class SelectorBank:
         self.vocabulary = vocabulary
         n = len(self.selectors)
         self.brand_rows = np.array([i for i, s in enumerate(selectors) if s.brands], dtype=np.int64)
-        self.brand_tables = np.array(
-            [vocabulary.brand_table(selectors[i].brands) for i in self.brand_rows.tolist()]
-        ).reshape(len(self.brand_rows), len(vocabulary.brands) + 1)
+        # Tables are stored code-major (one row per code), so a candidate's lookup is one row.
+        brand_tables = [vocabulary.brand_table(selectors[i].brands) for i in self.brand_rows]
+        self.brand_tables = np.ascontiguousarray(
+            np.array(brand_tables).reshape(len(self.brand_rows), len(vocabulary.brands) + 1).T
+        )
         self.category_rows = np.array(
             [i for i, s in enumerate(selectors) if s.categories], dtype=np.int64
         )
-        self.category_tables = np.array(
-            [
-                vocabulary.category_table(selectors[i].categories)
-                for i in self.category_rows.tolist()
-            ]
-        ).reshape(len(self.category_rows), len(vocabulary.categories) + 1)
+        category_tables = [
+            vocabulary.category_table(selectors[i].categories) for i in self.category_rows
+        ]
+        self.category_tables = np.ascontiguousarray(
+            np.array(category_tables)
+            .reshape(len(self.category_rows), len(vocabulary.categories) + 1)
+            .T
+        )
         self.price_rows = np.array(
             [
                 i
@@ -319,10 +318,13 @@ class SelectorBank:
         """One row of booleans per selector, one column per candidate."""
         masks = np.ones((self.size, len(facts.item_ids)), dtype=bool)
         if len(self.brand_rows):
-            masks[self.brand_rows] &= self.brand_tables[:, facts.brand_codes]
+            masks[self.brand_rows] &= self.brand_tables[facts.brand_codes].T
         if len(self.category_rows):
             codes = facts.used_category_codes
-            masks[self.category_rows] &= self.category_tables[:, codes].any(axis=2)
+            matched = self.category_tables[codes[:, 0]]
+            for column in range(1, codes.shape[1]):
+                matched |= self.category_tables[codes[:, column]]
+            masks[self.category_rows] &= matched.T
         if len(self.price_rows):
             price = facts.price[None, :]
             with np.errstate(invalid="ignore"):
@@ -444,26 +446,36 @@ def apply_rules(
     touched: list[tuple[CompiledRule, np.ndarray, str]] = []  # for explanations only
     effects: dict[int, list[RuleEffect]] = defaultdict(list)
 
+    # Hide: an item is hidden by the first (highest-priority) hide rule that matches it.
+    hide_rows = [row for row, rule in enumerate(with_selector) if rule.action == "hide"]
     hidden = np.zeros(k, dtype=bool)
+    removed: tuple[Removal, ...] = ()
     hidden_by: dict[int, CompiledRule] = {}
-    for rule in rules:
-        if rule.action == "hide":
-            newly = mask_of[rule.id] & ~hidden
-            hidden |= newly
-            for index in np.flatnonzero(newly).tolist():
-                hidden_by[index] = rule
-    removed = tuple(
-        Removal(index, rule.id, f"hidden by rule {rule.name!r}")
-        for index, rule in sorted(hidden_by.items())
-    )
+    if hide_rows:
+        hide_masks = stacked[hide_rows]
+        hidden = np.asarray(hide_masks.any(axis=0))
+        hidden_items = np.flatnonzero(hidden)
+        first = hide_masks[:, hidden_items].argmax(axis=0)
+        hide_rules = [with_selector[row] for row in hide_rows]
+        hidden_by = {
+            i: hide_rules[r] for i, r in zip(hidden_items.tolist(), first.tolist(), strict=True)
+        }
+        removed = tuple(Removal(i, rule.id, f"hidden by rule {rule.name!r}")
+                        for i, rule in hidden_by.items())  # fmt: skip
 
-    scores = rank_scores.copy()
-    for rule in rules:
-        if rule.action in ("boost", "bury"):
-            mask = mask_of[rule.id] & ~hidden
-            scores[mask] *= rule.multiplier
-            if explain:
-                touched.append((rule, mask, f"score x{rule.multiplier:g}"))
+    # Boost and bury: the factors of every matching rule multiply.
+    scored_rows = [
+        row for row, rule in enumerate(with_selector) if rule.action in ("boost", "bury")
+    ]
+    scores = rank_scores
+    if scored_rows:
+        multipliers = np.array([with_selector[row].multiplier for row in scored_rows])
+        scored_masks = stacked[scored_rows]
+        scores = rank_scores * np.where(scored_masks, multipliers[:, None], 1.0).prod(axis=0)
+        if explain:
+            for row, mask in zip(scored_rows, scored_masks, strict=True):
+                rule = with_selector[row]
+                touched.append((rule, mask & ~hidden, f"score x{rule.multiplier:g}"))
 
     order = _order(scores, facts.item_ids, ~hidden)
     for rule in rules:
@@ -507,8 +519,9 @@ def apply_rules(
         free = [p for p in rule.positions if p <= n and p not in placed]
         if not free:
             continue
-        mask = mask_of[rule.id]
-        fillers = [i for i in order[mask[order]].tolist() if i not in placed_items]
+        mask = mask_of[rule.id].copy()
+        mask[list(placed_items)] = False
+        fillers = order[mask[order]][: len(free)].tolist()
         for position, index in zip(free, fillers, strict=False):
             placed[position] = index
             placed_items.add(index)
@@ -521,7 +534,9 @@ def apply_rules(
         final[positions] = np.fromiter(placed.values(), dtype=np.int64, count=len(placed))
         free_positions = np.ones(n, dtype=bool)
         free_positions[positions] = False
-        final[free_positions] = order[~np.isin(order, list(placed_items))]
+        unplaced = np.ones(k, dtype=bool)
+        unplaced[list(placed_items)] = False
+        final[free_positions] = order[unplaced[order]]
         order = final
 
     if explain:
