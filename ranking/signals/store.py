@@ -158,9 +158,11 @@ def decode_items(
     raw: Sequence[bytes | None], meta: SignalMeta | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Packed records (None where missing) -> (records, found mask)."""
-    found = np.fromiter((value is not None for value in raw), dtype=bool, count=len(raw))
     if meta is None:
         return np.zeros(len(raw), dtype=ITEM_RECORD), np.zeros(len(raw), dtype=bool)
+    if None not in raw:  # the common case: every candidate known, joined at C speed
+        return np.frombuffer(b"".join(raw), dtype=ITEM_RECORD), np.ones(len(raw), dtype=bool)  # type: ignore[arg-type]
+    found = np.fromiter((value is not None for value in raw), dtype=bool, count=len(raw))
     default = meta.default_item_bytes
     joined = b"".join(value if value is not None else default for value in raw)
     return np.frombuffer(joined, dtype=ITEM_RECORD), found
