@@ -234,8 +234,8 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
-    # Model artifacts live here: the filesystem under MEDIA_ROOT by default; an S3 backend (e.g.
-    # django-storages' "storages.backends.s3.S3Storage") by setting STORAGE_BACKEND.
+    # Model artifacts live here: the filesystem under MEDIA_ROOT by default; S3 with
+    # STORAGE_BACKEND=storages.backends.s3.S3Storage and STORAGE_OPTIONS={"bucket_name": ...}.
     "default": {
         "BACKEND": env.str(
             "STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage"

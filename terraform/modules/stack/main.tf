@@ -117,7 +117,11 @@ module "ecs" {
   allowed_hosts           = var.allowed_hosts
   secret_arns             = module.secrets.secret_arns
   artifacts_bucket_arn    = module.artifacts.bucket_arn
-  extra_environment       = merge({ MODEL_ARTIFACTS_BUCKET = module.artifacts.bucket }, var.extra_environment)
+  extra_environment = merge({
+    # Model artifacts in the artifacts bucket, through django-storages (the task role may).
+    STORAGE_BACKEND = "storages.backends.s3.S3Storage"
+    STORAGE_OPTIONS = jsonencode({ bucket_name = module.artifacts.bucket })
+  }, var.extra_environment)
   api                     = var.api
   worker                  = var.worker
   kms_key_arn             = module.kms.key_arn
