@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
 from catalog.api import CatalogItemApi, CatalogUpsertApi
@@ -27,6 +27,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),
+    path("explain/", include("explain.urls")),
     path("admin/", admin.site.urls),
     # Unknown /v1 paths answer problem+json, with DEBUG on too.
     re_path(r"^v1/", api_not_found),

@@ -1,0 +1,16 @@
+"""The explain UI under /explain/."""
+
+from django.urls import path
+
+from explain import views
+
+app_name = "explain"
+
+urlpatterns = [
+    path("", views.ranking_view, name="ranking"),
+    path("item/", views.item_view, name="item"),
+    path("why/", views.why_view, name="why"),
+    path("compare/", views.compare_view, name="compare"),
+    path("export.json", views.export_view, {"fmt": "json"}, name="export-json"),
+    path("export.csv", views.export_view, {"fmt": "csv"}, name="export-csv"),
+]
