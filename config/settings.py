@@ -138,6 +138,8 @@ SIGNAL_STORE = {
     "BREAKER_SECONDS": env.float("SIGNAL_STORE_BREAKER_SECONDS", default=1.0),
     # A replaced signal version stays readable this long for readers holding the old pointer.
     "VERSION_GRACE_SECONDS": env.int("SIGNAL_VERSION_GRACE_SECONDS", default=300),
+    # REDIS_URL names one node of a Redis Cluster (e.g. ElastiCache in cluster mode).
+    "CLUSTER": env.bool("REDIS_CLUSTER", default=False),
 }
 # How often each process checks whether a customer's keys, configs or rules changed.
 RUNTIME_REFRESH_SECONDS = env.float("RUNTIME_REFRESH_SECONDS", default=1.0)

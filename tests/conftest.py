@@ -8,6 +8,11 @@ after every test.
 from __future__ import annotations
 
 import os
+import random
+import shutil
+import socket
+import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -61,6 +66,87 @@ def memory_store(settings: Any) -> store_module.SignalStore:
     settings.SIGNAL_STORE = {**settings.SIGNAL_STORE, "BACKEND": "memory"}
     store_module.reset_signal_store()
     return store_module.signal_store()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Redis Cluster of three primaries on local ports, as ElastiCache's cluster mode
+    runs it (redis-server and redis-cli come with the Redis that `make test` ensures)."""
+    server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    needed = "redis-server and redis-cli are needed (platform/dev/ensure-services.sh)"
+    assert server, needed
+    assert cli, needed
+    workdir = tmp_path_factory.mktemp("redis-cluster")
+    ports = [_free_port() for _ in range(3)]
+    nodes = [
+        subprocess.Popen(
+            [
+                server,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                f"nodes-{port}.conf",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            cwd=workdir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for port in ports
+    ]
+    try:
+        for port in ports:
+            _wait_for_port(port)
+        subprocess.run(
+            [cli, "--cluster", "create", *(f"127.0.0.1:{port}" for port in ports),
+             "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, capture_output=True, timeout=30,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while (
+            b"cluster_state:ok"
+            not in subprocess.run(
+                [cli, "-p", str(ports[0]), "cluster", "info"], capture_output=True, check=True
+            ).stdout
+        ):
+            assert time.monotonic() < deadline, "the local Redis Cluster never became ready"
+            time.sleep(0.1)
+        yield f"redis://127.0.0.1:{ports[0]}/0"
+    finally:
+        for node in nodes:
+            node.terminate()
+            node.wait(timeout=10)
+
+
+def _free_port() -> int:
+    """A free port whose cluster-bus port (+10000) is free and valid too."""
+    while True:
+        port = random.randrange(20000, 30000)
+        try:
+            for candidate in (port, port + 10000):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+
+
+def _wait_for_port(port: int) -> None:
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            assert time.monotonic() < deadline, f"redis-server on {port} never listened"
+            time.sleep(0.05)
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis
+from redis.cluster import RedisCluster
 
 from ranking.signals.schema import ITEM_RECORD, QUERY_RECORD
 from ranking.signals.store import (
@@ -64,14 +65,18 @@ class RedisSignalStore(SignalStore):
         timeout: float,
         breaker_seconds: float,
         grace_seconds: int,
+        cluster: bool = False,
     ) -> None:
         self.namespace = namespace
         self.breaker_seconds = breaker_seconds
         self.grace_seconds = grace_seconds
-        self._reader = redis.Redis.from_url(
+        # A Redis Cluster (ElastiCache cluster mode) works the same: every key of a customer
+        # carries the hash tag {c<id>}, so one request's commands go to one node in one pipeline.
+        client: Any = RedisCluster if cluster else redis.Redis
+        self._reader = client.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False
         )
-        self._writer = redis.Redis.from_url(
+        self._writer = client.from_url(
             url, socket_timeout=WRITER_TIMEOUT_SECONDS, socket_connect_timeout=5.0
         )
         self._current: dict[int, SignalMeta] = {}
@@ -216,7 +221,7 @@ class RedisSignalStore(SignalStore):
                 for row in range(start, stop)
             }
             pipe = self._writer.pipeline(transaction=False)
-            pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
+            pipe.hset(key, mapping=mapping)
             pipe.expire(key, UNPUBLISHED_TTL_SECONDS)
             pipe.execute()
 

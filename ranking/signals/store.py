@@ -235,6 +235,7 @@ def build_store(config: dict[str, Any]) -> SignalStore:
             timeout=config["TIMEOUT_SECONDS"],
             breaker_seconds=config["BREAKER_SECONDS"],
             grace_seconds=config["VERSION_GRACE_SECONDS"],
+            cluster=config.get("CLUSTER", False),
         )
     from ranking.signals.memory_store import MemorySignalStore
 

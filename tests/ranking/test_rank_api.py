@@ -9,6 +9,7 @@ import pytest
 from customers.models import Customer
 from ranking import services
 from ranking.services import signals_refresh
+from ranking.signals.store import reset_signal_store
 from tests.conftest import ApiCaller
 from tests.ranking.helpers import (
     ago,
@@ -22,11 +23,16 @@ from tests.ranking.helpers import (
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True, params=["redis", "memory"])
-def backend(request: pytest.FixtureRequest) -> str:
-    """Every test here runs on Redis and on the in-process store of the embedded default."""
+@pytest.fixture(autouse=True, params=["redis", "cluster", "memory"])
+def backend(request: pytest.FixtureRequest, settings: Any) -> str:
+    """Every test here runs on Redis, on a real Redis Cluster (as ElastiCache's cluster mode),
+    and on the in-process store of the embedded default."""
     if request.param == "memory":
         request.getfixturevalue("memory_store")
+    if request.param == "cluster":
+        url = request.getfixturevalue("redis_cluster_url")
+        settings.SIGNAL_STORE = {**settings.SIGNAL_STORE, "URL": url, "CLUSTER": True}
+        reset_signal_store()
     return str(request.param)
 
 

@@ -121,6 +121,8 @@ module "ecs" {
     # Model artifacts in the artifacts bucket, through django-storages (the task role may).
     STORAGE_BACKEND = "storages.backends.s3.S3Storage"
     STORAGE_OPTIONS = jsonencode({ bucket_name = module.artifacts.bucket })
+    # The signal store's ElastiCache group runs in cluster mode.
+    REDIS_CLUSTER = "true"
   }, var.extra_environment)
   api                     = var.api
   worker                  = var.worker
