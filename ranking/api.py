@@ -18,6 +18,7 @@ from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions
 from rest_framework.request import Request
+from threadpoolctl import threadpool_limits
 
 from config.logs import current_request_id
 from config.metrics import observe_rank_outcome, observe_stage
@@ -37,6 +38,10 @@ from ranking.signals.store import signal_store
 logger = logging.getLogger(__name__)
 
 QUERY_SURFACES = ("search", "autocomplete")
+
+# An API process runs one per core: a numpy (BLAS) call on the rank path must stay on its own
+# core, like the model's predict (num_threads=1), rather than contend with the other workers.
+threadpool_limits(1, user_api="blas")
 
 
 def rank_input_errors(body: RankIn, max_candidates: int) -> list[FieldError]:
@@ -87,21 +92,7 @@ def render(request_id: str, body: RankIn, outcome: RankOutcome) -> dict[str, Any
     ]
     if outcome.explanations is not None:
         for item, explanation in zip(items, outcome.explanations, strict=True):
-            item["explanation"] = {
-                "method": explanation.method,
-                "base_value": explanation.base_value,
-                "contributions": [
-                    {"feature": c.feature, "value": c.value, "contribution": c.contribution}
-                    for c in explanation.contributions
-                ],
-                "model_score": explanation.model_score,
-                "transform": explanation.transform,
-                "rules": [
-                    {"rule_id": r.rule_id, "name": r.name, "action": r.action, "effect": r.effect}
-                    for r in explanation.rules
-                ],
-                "position_before_rules": explanation.position_before_rules,
-            }
+            item["explanation"] = explanation.as_dict()
     response: dict[str, Any] = {
         "request_id": request_id,
         "surface": body.surface,

@@ -7,7 +7,6 @@ from explain.services.explained import Explained, ExplainedItem
 
 def explanation_dict(item: ExplainedItem) -> dict[str, object]:
     """One item as /v1/rank renders it with `explain: true`, plus the catalog fields."""
-    explanation = item.explanation
     return {
         "id": item.item_id,
         "position": item.position,
@@ -16,21 +15,7 @@ def explanation_dict(item: ExplainedItem) -> dict[str, object]:
         "brand": item.brand,
         "price": None if item.price is None else float(item.price),
         "reason": item.reason,
-        "explanation": {
-            "method": explanation.method,
-            "base_value": explanation.base_value,
-            "contributions": [
-                {"feature": c.feature, "value": c.value, "contribution": c.contribution}
-                for c in explanation.contributions
-            ],
-            "model_score": explanation.model_score,
-            "transform": explanation.transform,
-            "rules": [
-                {"rule_id": r.rule_id, "name": r.name, "action": r.action, "effect": r.effect}
-                for r in explanation.rules
-            ],
-            "position_before_rules": explanation.position_before_rules,
-        },
+        "explanation": item.explanation.as_dict(),
     }
 
 

@@ -91,6 +91,24 @@ class Explanation:
     position_before_rules: int
     rules: tuple[RuleEffect, ...] = ()
 
+    def as_dict(self) -> dict[str, object]:
+        """As `/v1/rank` renders it with `explain: true`."""
+        return {
+            "method": self.method,
+            "base_value": self.base_value,
+            "contributions": [
+                {"feature": c.feature, "value": c.value, "contribution": c.contribution}
+                for c in self.contributions
+            ],
+            "model_score": self.model_score,
+            "transform": self.transform,
+            "rules": [
+                {"rule_id": r.rule_id, "name": r.name, "action": r.action, "effect": r.effect}
+                for r in self.rules
+            ],
+            "position_before_rules": self.position_before_rules,
+        }
+
 
 @dataclass(frozen=True)
 class MissingSignals:
