@@ -40,6 +40,11 @@ PROBLEM_TYPES: dict[str, tuple[str, str]] = {
         "rule. Nothing was stored.",
     ),
     "method-not-allowed": ("Method not allowed", "This resource does not accept that method."),
+    "not-acceptable": (
+        "Not acceptable",
+        "The API answers `application/json` (errors `application/problem+json`); send an "
+        "`Accept` header that admits one of them, or none.",
+    ),
     "unsupported-media-type": (
         "Unsupported media type",
         "Bodies must be sent as `Content-Type: application/json`.",
@@ -223,6 +228,8 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpRe
         return problem_response(404, "not-found", str(exc.detail))
     if isinstance(exc, drf_exceptions.MethodNotAllowed):
         return problem_response(405, "method-not-allowed", str(exc.detail))
+    if isinstance(exc, drf_exceptions.NotAcceptable):
+        return problem_response(406, "not-acceptable", str(exc.detail))
     if isinstance(exc, drf_exceptions.UnsupportedMediaType):
         return problem_response(415, "unsupported-media-type", str(exc.detail))
     if isinstance(exc, drf_exceptions.ParseError):

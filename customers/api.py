@@ -61,9 +61,8 @@ class CustomerApi(APIView):
         """Validate the body against a pydantic contract; errors name each field."""
         content_type = request.META.get("CONTENT_TYPE", "")
         if not is_json_content_type(content_type):
-            raise UnsupportedMediaType(
-                f"Send the body as application/json, not {content_type or 'no content type'}."
-            )
+            sent = f"not {content_type}" if content_type else "and name it in Content-Type"
+            raise UnsupportedMediaType(f"Send the body as application/json, {sent}.")
         try:
             body = request._request.body
         except RequestDataTooBig as exc:

@@ -462,6 +462,25 @@ def test_a_body_that_is_not_sent_as_json_is_unsupported(
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_a_body_without_a_content_type_is_unsupported_and_told_why(
+    api: ApiCaller, endpoint: str
+) -> None:
+    method_and_path, body = VALID_BODIES[endpoint]
+
+    response = send(api, method_and_path, orjson.dumps(body), content_type="")
+
+    problem = assert_problem(response, 415)
+    assert problem["detail"] == "Send the body as application/json, and name it in Content-Type."
+
+
+@pytest.mark.parametrize("path", ["/v1/rules", "/v1/models"])
+def test_an_accept_header_the_api_cannot_answer_is_a_problem_406(api: ApiCaller, path: str) -> None:
+    response = api.client.get(path, HTTP_AUTHORIZATION=f"Bearer {api.key}", HTTP_ACCEPT="text/html")
+
+    assert assert_problem(response, 406)["type"] == "/problems/not-acceptable"
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
 def test_a_body_over_the_size_limit_is_refused_with_413(
     api: ApiCaller, endpoint: str, settings: Any
 ) -> None:
