@@ -94,6 +94,10 @@ CACHE_LOOKUPS = Counter(
     "Lookups in the per-process runtime caches (API keys, ranking configs).",
     ["cache", "result"],
 )
+RANK_LOG_DROPPED = Counter(
+    "rankwell_rank_log_dropped",
+    "Rank-log entries dropped because the process's buffer was full (training rows lost).",
+)
 EVENTS = Counter(
     "rankwell_events",
     "Events sent to POST /v1/events: accepted, duplicate (ignored) or rejected (invalid batch).",

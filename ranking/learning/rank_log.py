@@ -21,6 +21,7 @@ import numpy as np
 from django.conf import settings
 from django.utils import timezone
 
+from config.metrics import RANK_LOG_DROPPED
 from customers import runtime_sync
 from customers.models import Customer
 from ranking.engine.records import RankInput, RankOutcome
@@ -90,6 +91,7 @@ class RankLogBuffer:
         with self.lock:
             if len(self.entries) == self.entries.maxlen:
                 self.dropped += 1
+                RANK_LOG_DROPPED.inc()
             self.entries.append(entry)
 
     def drain(self, limit: int) -> list[RankLogEntry]:

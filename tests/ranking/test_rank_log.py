@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from django.utils import timezone
 
+from config.metrics import RANK_LOG_DROPPED
 from ranking.learning import rank_log
 from ranking.learning.dataset import LoggedRequest, Outcome, training_set_build
 from ranking.models import RankLog
@@ -66,13 +67,15 @@ def test_a_ranked_request_is_logged_with_its_features_after_the_request(
     np.testing.assert_array_equal(features, served.astype(np.float32))
 
 
-def test_the_buffer_is_bounded_and_drops_the_oldest() -> None:
+def test_the_buffer_is_bounded_drops_the_oldest_and_counts_them() -> None:
     buffer = rank_log.RankLogBuffer(capacity=3)
+    dropped_before = RANK_LOG_DROPPED._value.get()
     for n in range(5):
         buffer.append(entry(f"r{n}"))
 
     assert [e.request_id for e in buffer.drain(10)] == ["r2", "r3", "r4"]
     assert buffer.dropped == 2
+    assert RANK_LOG_DROPPED._value.get() - dropped_before == 2
 
 
 def entry(request_id: str, customer_id: int = 1, days_ago: float = 0) -> rank_log.RankLogEntry:
