@@ -159,10 +159,8 @@ class RuleAdmin(CustomerScopedAdmin):
 
     def save_model(self, request: HttpRequest, obj: Rule, form: Any, change: bool) -> None:
         if change:
-            stored = Rule.objects.get(pk=obj.pk).document()
-            if form.document.model_dump(mode="json") == RuleIn.stored(stored).model_dump(
-                mode="json"
-            ):
+            stored = Rule.objects.get(pk=obj.pk)
+            if services.rule_unchanged(rule=stored, document=form.document):
                 messages.info(request, "Nothing changed: no new revision.")
                 return
             _, warnings = services.rule_update(rule=obj, document=form.document, user=request.user)

@@ -91,12 +91,20 @@ def rule_create(
     return rule, warnings
 
 
+def rule_unchanged(*, rule: Rule, document: RuleIn) -> bool:
+    """Would saving `document` leave the stored rule as it is?"""
+    stored = RuleIn.stored(rule.document()).model_dump(mode="json")
+    return bool(document.model_dump(mode="json") == stored)
+
+
 @transaction.atomic
 def rule_update(
     *, rule: Rule, document: RuleIn, user: Any = None, kind: str = RevisionKind.UPDATED,
     note: str = "",
 ) -> tuple[Rule, list[RuleWarning]]:  # fmt: skip
     warnings = _checked(rule.customer_id, document, rule.pk)
+    if kind == RevisionKind.UPDATED and rule_unchanged(rule=rule, document=document):
+        return rule, warnings  # nothing to record or propagate
     _apply(rule, document)
     rule.updated_at = timezone.now()
     rule.updated_by = _user(user)

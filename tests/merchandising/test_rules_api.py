@@ -232,6 +232,7 @@ def test_warnings_come_back_with_the_saved_rule(shop: ApiCaller) -> None:
 
 def test_every_change_is_in_the_history(shop: ApiCaller) -> None:
     rule = create(shop, pin("sku-4", 1))
+    shop.put(f"/v1/rules/{rule['id']}", pin("sku-4", 1))  # the same: no revision
     shop.put(f"/v1/rules/{rule['id']}", pin("sku-4", 3))
     shop.delete(f"/v1/rules/{rule['id']}")
 
