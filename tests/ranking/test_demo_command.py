@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from django.core.management import call_command
@@ -70,6 +71,8 @@ def test_the_demo_reuses_its_shop_and_logins_work() -> None:
     client = Client()
     assert client.login(username="merchandiser", password=password)
     assert client.get("/admin/catalog/item/").status_code == 200
+    explain_url = re.search(r"Explain UI:\s+(\S+)", output).group(1)  # type: ignore[union-attr]
+    assert client.get(urlsplit(explain_url).path).status_code == 200
 
 
 def free_port() -> int:

@@ -218,6 +218,7 @@ class Command(BaseCommand):
                         f"  Admin:        {base}/admin/   user admin / {admin_password}",
                         f"  Merchandiser: {base}/admin/   user merchandiser / {merch_password}"
                         "   (sees only this shop)",
+                        f"  Explain UI:   {base}/explain/   (log in as either user)",
                         f"  API docs:     {base}/v1/docs",
                         f"  API key (shown once, all scopes): {key}",
                         "  Try a ranking:",
