@@ -9,10 +9,11 @@ from django.db import models
 from django.http import HttpRequest
 
 from customers.admin import CustomerScopedAdmin
+from customers.models import Customer
 from ranking import services
 from ranking.configs import DEFAULT_WEIGHTS, MAX_ABS_WEIGHT, weights_clean
 from ranking.learning import registry
-from ranking.models import ModelStatus, RankingConfig, RankingModel, SignalVersion
+from ranking.models import Experiment, ModelStatus, RankingConfig, RankingModel, SignalVersion
 from ranking.signals.schema import FEATURES
 
 WEIGHT_PREFIX = "weight__"
@@ -260,3 +261,61 @@ class RankingModelAdmin(CustomerScopedAdmin):
             else:
                 now = serving.label if serving is not None else "the config's blend"
                 messages.success(request, f"{model.surface}: {model.label} retired, {now} serves.")
+
+
+class ExperimentForm(forms.ModelForm):
+    class Meta:
+        model = Experiment
+        fields = ["customer", "surface", "name", "treatment_model", "treatment_percent", "enabled"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.errors:
+            return cleaned
+        candidate = Experiment(
+            pk=self.instance.pk,
+            customer=cleaned["customer"],
+            surface=cleaned["surface"],
+            treatment_model=cleaned["treatment_model"],
+            enabled=cleaned.get("enabled", False),
+        )
+        for field, messages_ in services.experiment_errors(candidate).items():
+            self.add_error(field, messages_)
+        return cleaned
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(CustomerScopedAdmin):
+    """A/B tests of a model on a share of shoppers; `ranker.variant` says which one served."""
+
+    form = ExperimentForm
+    list_display = [
+        "name",
+        "customer",
+        "surface",
+        "treatment_model",
+        "treatment_percent",
+        "enabled",
+        "updated_at",
+    ]
+    list_select_related = ["customer", "treatment_model"]
+    list_filter = ["surface", "enabled"]
+
+    def formfield_for_foreignkey(
+        self, db_field: Any, request: HttpRequest, **kwargs: Any
+    ) -> forms.ModelChoiceField | None:
+        if db_field.name == "treatment_model":
+            kwargs["queryset"] = RankingModel.objects.filter(
+                customer__in=Customer.objects.visible_to(request.user)
+            ).exclude(status=ModelStatus.ACTIVE)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request: HttpRequest, obj: Experiment, form: Any, change: bool) -> None:
+        services.experiment_save(experiment=obj, user=request.user)
+
+    def delete_model(self, request: HttpRequest, obj: Experiment) -> None:
+        services.experiment_delete(experiment=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for experiment in queryset:
+            services.experiment_delete(experiment=experiment)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -181,3 +183,49 @@ class RankingModel(models.Model):
     def label(self) -> str:
         """What `ranker.model` shows when this model serves."""
         return f"{self.algorithm}@{self.version}"
+
+
+def _salt() -> str:
+    return secrets.token_hex(8)
+
+
+class Experiment(models.Model):
+    """An A/B test on one surface: shoppers hashed into `treatment_percent` percent see variant
+    B (the treatment model), the others variant A (the surface's live ranker). Assignment is a
+    deterministic hash of the experiment's salt and the shopper, so a shopper stays in a variant;
+    a request without user or session is always A."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="experiments")
+    surface = models.CharField(max_length=16, choices=Surface.choices)
+    name = models.CharField(max_length=200)
+    treatment_model = models.ForeignKey(
+        RankingModel, on_delete=models.PROTECT, related_name="+", verbose_name="model of B"
+    )
+    treatment_percent = models.PositiveSmallIntegerField(
+        "share of shoppers in B (%)", validators=[MinValueValidator(1), MaxValueValidator(99)]
+    )
+    enabled = models.BooleanField(default=True)
+    salt = models.CharField(max_length=32, default=_salt, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "surface"],
+                condition=models.Q(enabled=True),
+                name="experiment_one_enabled_per_surface",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer} / {self.surface}: {self.name}"

@@ -6,7 +6,8 @@ query in steady state.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import logging
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from django.db import DatabaseError
@@ -15,11 +16,14 @@ from customers import runtime_sync
 from customers.models import Customer
 from merchandising.loading import load_rule_set
 from ranking.configs import DEFAULT_WEIGHTS
+from ranking.engine.experiments import CONTROL, TREATMENT, SurfaceExperiment
 from ranking.engine.records import RankerConfig
 from ranking.engine.scoring import BlendScorer
-from ranking.learning.registry import active_scorers
-from ranking.models import RankingConfig, Surface
+from ranking.learning.registry import active_scorers, usable_scorer
+from ranking.models import Experiment, RankingConfig, Surface
 from ranking.signals.schema import FEATURE_INDEX, FEATURES, SHOPPER_SLICE
+
+logger = logging.getLogger(__name__)
 
 
 class RuntimeUnavailable(Exception):
@@ -31,8 +35,13 @@ class CustomerRuntime:
     customer_id: int
     max_candidates: int
     configs: dict[str, RankerConfig]
+    experiments: dict[str, SurfaceExperiment] = field(default_factory=dict)
 
-    def config_for(self, surface: str) -> RankerConfig:
+    def config_for(self, surface: str, shopper_key: str = "") -> RankerConfig:
+        """The surface's live ranker, or the shopper's variant of its running experiment."""
+        experiment = self.experiments.get(surface)
+        if experiment is not None:
+            return experiment.ranker_for(shopper_key)
         return self.configs[surface]
 
 
@@ -73,7 +82,32 @@ def load_customer_runtime(customer_id: int) -> CustomerRuntime:
         surface: replace(config, rules=rules.for_surface(surface) if rules.rules else None)
         for surface, config in configs.items()
     }
-    return CustomerRuntime(customer_id, customer.max_candidates, configs)
+    return CustomerRuntime(
+        customer_id, customer.max_candidates, configs, load_experiments(customer_id, configs)
+    )
+
+
+def load_experiments(
+    customer_id: int, configs: dict[str, RankerConfig]
+) -> dict[str, SurfaceExperiment]:
+    """The running experiments: B is the live ranker with the treatment model's scorer (same
+    rules). An experiment whose model may not serve is left out (logged): everyone gets A."""
+    experiments = {}
+    running = Experiment.objects.filter(customer_id=customer_id, enabled=True)
+    for experiment in running.select_related("treatment_model"):
+        scorer = usable_scorer(experiment.treatment_model)
+        if scorer is None:
+            logger.error("experiment %s: its model may not serve; not running it", experiment)
+            continue
+        live = configs[experiment.surface]
+        experiments[experiment.surface] = SurfaceExperiment(
+            name=experiment.name,
+            salt=experiment.salt,
+            treatment_percent=experiment.treatment_percent,
+            control=replace(live, variant=CONTROL),
+            treatment=replace(live, scorer=scorer, variant=TREATMENT),
+        )
+    return experiments
 
 
 _runtimes: runtime_sync.GenerationCache[int, CustomerRuntime] = runtime_sync.GenerationCache(

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from customers import runtime_sync
 from customers.models import Customer
 from ranking.configs import weights_clean
-from ranking.models import RankingConfig, SignalVersion
+from ranking.learning.registry import usable_scorer
+from ranking.models import Experiment, ModelStatus, RankingConfig, SignalVersion
 from ranking.signals.refresh import RefreshResult, refresh_signals
 from ranking.signals.schema import SCHEMA_HASH
 from ranking.signals.store import signal_store
@@ -57,4 +60,47 @@ def ranking_config_save(
 def ranking_config_delete(*, config: RankingConfig) -> None:
     customer_id = config.customer_id
     config.delete()
+    runtime_sync.bump_generation(customer_id)
+
+
+def experiment_errors(experiment: Experiment) -> dict[str, list[str]]:
+    """Why the experiment cannot run as set, by field (empty when it can)."""
+    errors: dict[str, list[str]] = {}
+    model = experiment.treatment_model
+    if model.customer_id != experiment.customer_id or model.surface != experiment.surface:
+        errors["treatment_model"] = ["Choose a model of this customer and surface."]
+    elif model.status == ModelStatus.ACTIVE:
+        errors["treatment_model"] = ["This model already serves everyone: B would equal A."]
+    elif usable_scorer(model) is None:
+        errors["treatment_model"] = [
+            "This model cannot serve: another feature schema, or an artifact that fails its "
+            "checksum."
+        ]
+    running = Experiment.objects.filter(
+        customer_id=experiment.customer_id, surface=experiment.surface, enabled=True
+    ).exclude(pk=experiment.pk)
+    if experiment.enabled and running.exists():
+        errors["enabled"] = [f"An experiment already runs on {experiment.surface}: stop it first."]
+    return errors
+
+
+@transaction.atomic
+def experiment_save(*, experiment: Experiment, user: Any = None) -> Experiment:
+    """Create or change an experiment after checking that B can serve and differs from A;
+    every API process runs it (or stops it) within seconds."""
+    errors = experiment_errors(experiment)
+    if errors:
+        raise ValidationError(errors)
+    experiment.updated_at = timezone.now()
+    experiment.updated_by = user if user is not None and user.is_authenticated else None
+    experiment.full_clean(exclude=["treatment_model"])
+    experiment.save()
+    runtime_sync.bump_generation(experiment.customer_id)
+    return experiment
+
+
+@transaction.atomic
+def experiment_delete(*, experiment: Experiment) -> None:
+    customer_id = experiment.customer_id
+    experiment.delete()
     runtime_sync.bump_generation(customer_id)

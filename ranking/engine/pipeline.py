@@ -101,6 +101,7 @@ def rank(
         model=scorer.label,
         removed=applied.removed,
         stage_seconds=tuple(stages),
+        variant=config.variant,
     )
 
 

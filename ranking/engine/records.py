@@ -58,6 +58,7 @@ class RankerConfig:
     surface: str
     scorer: Scorer
     rules: RuleStage | None = None
+    variant: str | None = None  # the experiment variant this ranker is ("A", "B"), if any
 
 
 @dataclass(frozen=True)
@@ -134,3 +135,4 @@ class RankOutcome:
     removed: tuple[Removal, ...] = ()
     # Seconds spent per stage ("features", "score", "rules", "explain"), for the metrics.
     stage_seconds: tuple[tuple[str, float], ...] = ()
+    variant: str | None = None

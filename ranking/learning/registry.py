@@ -177,6 +177,11 @@ def active_scorers(customer_id: int) -> dict[str, Scorer]:
     return scorers
 
 
+def usable_scorer(model: RankingModel) -> Scorer | None:
+    """The model's verified scorer if it may serve (live schema, intact artifact), else None."""
+    return _usable_scorer(model)
+
+
 def _usable_scorer(model: RankingModel) -> Scorer | None:
     if model.schema_hash != SCHEMA_HASH:
         logger.error("active model %s has another feature schema; not serving it", model)

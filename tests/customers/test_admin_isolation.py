@@ -24,7 +24,7 @@ from events.models import Event
 from merchandising.contracts import RuleIn
 from merchandising.models import Rule, RuleRevision
 from merchandising.services import rule_create
-from ranking.models import RankingConfig, RankingModel, SignalVersion
+from ranking.models import Experiment, RankingConfig, RankingModel, SignalVersion
 from ranking.services import ranking_config_save, signals_refresh
 from tests.conftest import ApiCaller
 from tests.factories import CustomerFactory, ItemFactory, MembershipFactory, UserFactory
@@ -59,6 +59,17 @@ def ranking_model(customer: Customer, version: int) -> RankingModel:
         holdout_from=now,
         artifact_path="models/none.txt",
         artifact_sha256="0" * 64,
+    )
+
+
+def experiment(customer: Customer, tag: str, version: int) -> Experiment:
+    """An experiment row as the admin lists it (serving checks are tests/ranking's business)."""
+    return Experiment.objects.create(
+        customer=customer,
+        surface="search",
+        name=f"{tag}-test",
+        treatment_model=ranking_model(customer, version + 100),
+        treatment_percent=10,
     )
 
 
@@ -122,6 +133,7 @@ ADMIN_CASES = [
     ),
     AdminCase("ranking.signalversion", lambda c, tag, n: (signal_version(c, n), f">{n}<")),
     AdminCase("ranking.rankingmodel", lambda c, tag, n: (ranking_model(c, n), f"lambdamart@{n}")),
+    AdminCase("ranking.experiment", lambda c, tag, n: (experiment(c, tag, n), f"{tag}-test")),
     AdminCase("merchandising.rule", lambda c, tag, n: (rule(c, tag), f"{tag}-rule"), addable=True),
     AdminCase(
         "merchandising.rulerevision",

@@ -1,0 +1,34 @@
+"""Experiment assignment: which variant a shopper sees, decided without any shared state."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from ranking.engine.records import RankerConfig
+
+CONTROL, TREATMENT = "A", "B"
+BUCKETS = 10_000
+
+
+def shopper_bucket(salt: str, shopper_key: str) -> int:
+    """A stable bucket in [0, BUCKETS) for the shopper, independent across experiments."""
+    digest = hashlib.blake2b(f"{salt}:{shopper_key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % BUCKETS
+
+
+@dataclass(frozen=True)
+class SurfaceExperiment:
+    """A surface's running experiment: A is the live ranker, B the treatment's."""
+
+    name: str
+    salt: str
+    treatment_percent: int
+    control: RankerConfig
+    treatment: RankerConfig
+
+    def ranker_for(self, shopper_key: str) -> RankerConfig:
+        """A request without a shopper (no user, no session) always gets A."""
+        if shopper_key and shopper_bucket(self.salt, shopper_key) < self.treatment_percent * 100:
+            return self.treatment
+        return self.control
