@@ -49,7 +49,9 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-## Benchmarks against the local Redis: writes bench/results.json and docs/performance.md.
+## Benchmarks on the local PostgreSQL (its own database, rankwell_bench) and Redis (namespace
+## rwbench), served by gunicorn with production settings: writes bench/results.json and the table
+## in docs/performance.md. About 15 minutes here, most of it writing 10M events for the refresh.
 bench: install services
 	REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python bench/run.py
 

@@ -57,3 +57,17 @@ def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker: Any) -> None:
+    """Load the URLconf (and with it the ranking engine, NumPy, LightGBM) now, then move every
+    object that exists into the garbage collector's permanent generation. Otherwise each full
+    collection walks the whole imported code base, about 100 ms on this machine, and lands on
+    one request in fifty: that was /v1/rank's p99 (docs/performance.md)."""
+    import gc
+
+    from django.urls import get_resolver
+
+    get_resolver().url_patterns  # noqa: B018 (imports every view module)
+    gc.collect()
+    gc.freeze()

@@ -45,6 +45,7 @@ from ranking.signals.store import (
     decode_items,
     decode_queries,
     query_field,
+    query_fields,
     shopper_hash,
 )
 
@@ -133,7 +134,7 @@ class RedisSignalStore(SignalStore):
             _, items_key, query_key = self._version_keys(customer_id, meta.version)
             pipe.hmget(items_key, list(item_ids))
             if query:
-                pipe.hmget(query_key, [query_field(query, item_id) for item_id in item_ids])
+                pipe.hmget(query_key, query_fields(query, item_ids))
         if shopper_key:
             interests, viewed, purchased = self._shopper_keys(customer_id, shopper_key)
             pipe.hgetall(interests)

@@ -154,6 +154,12 @@ def query_field(query: str, item_id: str) -> bytes:
     return f"{query}\x1f{item_id}".encode()
 
 
+def query_fields(query: str, item_ids: Sequence[str]) -> list[bytes]:
+    """`query_field` of each candidate, built in one pass (a call per item shows at 1000)."""
+    prefix = f"{query}\x1f"
+    return [(prefix + item_id).encode() for item_id in item_ids]
+
+
 def decode_items(
     raw: Sequence[bytes | None], meta: SignalMeta | None
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,516 @@
+"""/v1/rank and /v1/events through gunicorn with production settings, on a shop it builds itself.
+
+1. Builds the bench shop in its own PostgreSQL database (`rankwell_bench`, dropped and created
+   again each run) and Redis namespace (`rwbench`, removed at the end): a simulated catalog with
+   brands and categories, simulated shoppers whose history gives the signals and personal
+   profiles, a refresh, traffic ranked by the engine and logged, a LambdaMART of 200 trees
+   trained on that log and activated, and 10 active rules that apply to every search.
+2. Serves it with gunicorn (platform/gunicorn.conf.py: RANKWELL_ENV=production, a SECRET_KEY
+   made for the run, DEBUG off, ALLOWED_HOSTS=127.0.0.1, one worker per core).
+3. Measures, with bench/loadgen.py in its own process: the generator's own ceiling against a
+   trivial server; per candidate count, the maximum throughput (closed loop) and then the latency
+   percentiles at half of it (open loop, constant rate, latency from each request's due time);
+   events ingest throughput (batches of 1000 events); and the workers' peak RSS.
+
+    REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/python bench/rank.py [--quick]
+
+Prints one JSON line. The load generator shares the machine's cores with the server, as the
+numbers in docs/performance.md say.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# --quick uses its own database and namespace, so the suite can run it while a full run goes on.
+DATABASE, QUICK_DATABASE = "rankwell_bench", "rankwell_bench_quick"
+NAMESPACE, QUICK_NAMESPACE = "rwbench", "rwbenchquick"
+SERVER = "127.0.0.1"
+VAR = ROOT / "var" / "bench"
+PYTHON = sys.executable
+
+FULL = {
+    "items": 100_000,
+    "shoppers": 20_000,
+    "history_sessions": 30_000,
+    "ranked_sessions": 6_000,
+    "trees": 200,
+    "max_seconds": 10.0,
+    "open_seconds": 30.0,
+    "ingest_seconds": 10.0,
+    "candidates": (100, 1000),
+}
+QUICK = {
+    "items": 2_000,
+    "shoppers": 300,
+    "history_sessions": 600,
+    "ranked_sessions": 300,
+    "trees": 10,
+    "max_seconds": 1.0,
+    "open_seconds": 1.0,
+    "ingest_seconds": 1.0,
+    "candidates": (100, 1000),
+}
+
+
+def configure_environment(secret_key: str, quick: bool) -> dict[str, str]:
+    """The environment of this process and of gunicorn: production settings on bench stores."""
+    redis_url = os.environ.get("REDIS_URL", "")
+    if not redis_url:
+        raise SystemExit("REDIS_URL must name the Redis to benchmark against")
+    global DATABASE, NAMESPACE
+    if quick:
+        DATABASE, NAMESPACE = QUICK_DATABASE, QUICK_NAMESPACE
+    host = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
+    env = {
+        "RANKWELL_ENV": "production",
+        "DEBUG": "false",
+        "SECRET_KEY": secret_key,
+        "ALLOWED_HOSTS": SERVER,
+        "DATABASE_URL": f"{host}/{DATABASE}",
+        "REDIS_URL": redis_url,
+        "SIGNAL_STORE_NAMESPACE": NAMESPACE,
+        "MEDIA_ROOT": str(VAR / "media"),
+        "LOG_LEVEL": "WARNING",
+    }
+    os.environ.pop("CELERY_BROKER_URL", None)
+    os.environ.update(env)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    return env
+
+
+def recreate_database(create: bool = True) -> None:
+    import psycopg
+
+    host = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
+    with psycopg.connect(f"{host}/postgres", autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+        if create:
+            connection.execute(f"CREATE DATABASE {DATABASE}")
+
+
+def drop_namespace() -> None:
+    import redis
+
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    keys = list(client.scan_iter(match=f"{NAMESPACE}:*", count=5000))
+    for start in range(0, len(keys), 5000):
+        client.unlink(*keys[start : start + 5000])
+    client.close()
+
+
+def ten_rules(world: Any, rng: Any) -> list[dict[str, Any]]:
+    """Ten rules that apply to every search: hide, boosts, buries, a pin, a slot, diversity."""
+    from ranking.simulation import BRANDS
+
+    def some_ids(n: int) -> list[str]:
+        return [world.item_ids[i] for i in rng.choice(len(world.item_ids), n, replace=False)]
+
+    departments = sorted({category.department for category in world.categories})
+    return [
+        {"name": "hide a recall", "selector": {"item_ids": some_ids(50)},
+         "action": {"type": "hide"}},
+        {"name": "boost brand 0", "selector": {"brands": [BRANDS[0]]},
+         "action": {"type": "boost", "factor": 1.5}},
+        {"name": "boost brands 1-2", "selector": {"brands": [BRANDS[1], BRANDS[2]]},
+         "action": {"type": "boost", "strength": "weak"}},
+        {"name": "boost a department", "selector": {"categories": [departments[0]]},
+         "action": {"type": "boost", "factor": 1.2}},
+        {"name": "boost in stock under 50", "selector": {"price_max": 50.0, "in_stock": True},
+         "action": {"type": "boost", "factor": 1.1}},
+        {"name": "bury expensive", "selector": {"price_min": 400.0},
+         "action": {"type": "bury", "factor": 0.7}},
+        {"name": "bury orange", "selector": {"attributes": {"color": ["orange"]}},
+         "action": {"type": "bury", "factor": 0.9}},
+        {"name": "pin two", "action": {"type": "pin", "pins": [
+            {"item_id": item_id, "position": n} for n, item_id in enumerate(some_ids(2), 1)]}},
+        {"name": "slot brand 3", "selector": {"brands": [BRANDS[3]]},
+         "action": {"type": "slot", "positions": [5, 10]}},
+        {"name": "brand diversity", "action": {"type": "diversity", "field": "brand",
+                                                "max_items": 3, "top_k": 20}},
+    ]  # fmt: skip
+
+
+def build_shop(size: dict[str, Any]) -> tuple[Any, str, dict[str, Any]]:
+    """The bench shop as described above; returns (world, API key, facts about it)."""
+    import numpy as np
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from catalog.contracts import CatalogItemIn
+    from catalog.services import items_upsert
+    from customers.models import Scope
+    from customers.services import api_key_create, customer_create
+    from merchandising.contracts import RuleIn
+    from merchandising.services import rule_create
+    from ranking.learning import rank_log, registry
+    from ranking.learning.traffic import events_send, simulate_ranked_traffic
+    from ranking.learning.training import TrainingParams, model_train
+    from ranking.services import signals_refresh
+    from ranking.simulation import build_world, simulate
+
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    call_command("migrate", verbosity=0)
+    customer = customer_create(name="Bench shop", slug="bench", max_candidates=1000)
+    world = build_world(n_items=size["items"], n_shoppers=size["shoppers"], seed=7)
+    catalog = [CatalogItemIn.model_validate(row, strict=False) for row in world.catalog()]
+    for start in range(0, len(catalog), 5000):
+        items_upsert(customer_id=customer.pk, items=catalog[start : start + 5000])
+    timings["catalog_seconds"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    end = timezone.now() - timedelta(hours=1)
+    first_day, middle = end - timedelta(days=28), end - timedelta(days=7)
+    history: list[dict[str, Any]] = []
+    for events in simulate(world, sessions=size["history_sessions"], start=first_day, end=middle):
+        history.extend(events)
+    events_send(customer.pk, history)
+    timings["history_seconds"] = time.perf_counter() - started
+    started = time.perf_counter()
+    refreshed = signals_refresh(customer_id=customer.pk)
+    timings["first_refresh_seconds"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    simulate_ranked_traffic(
+        customer_id=customer.pk, world=world, sessions=size["ranked_sessions"],
+        start=middle, end=end, seed=12,
+    )  # fmt: skip
+    rank_log.flush()
+    params = TrainingParams(rounds=size["trees"], min_labelled_requests=5)
+    model = model_train(customer_id=customer.pk, surface="search", params=params)
+    registry.model_activate(model=model, user="bench", override_reason="benchmark")
+    timings["train_seconds"] = time.perf_counter() - started
+
+    rng = np.random.default_rng(3)
+    for document in ten_rules(world, rng):
+        rule_create(customer=customer, document=RuleIn.model_validate(document))
+    _, key = api_key_create(customer=customer, name="bench", scopes=[Scope.RANK, Scope.EVENTS])
+    facts = {
+        "items": size["items"],
+        "shoppers": size["shoppers"],
+        "history_events": len(history),
+        "features": len(refreshed_features()),
+        "model": model.label,
+        "trees": trees_of(model),
+        "active_rules": 10,
+        "refresh": str(refreshed),
+        "setup": {name: round(seconds, 1) for name, seconds in timings.items()},
+    }
+    return world, key, facts
+
+
+def refreshed_features() -> tuple[str, ...]:
+    from ranking.signals.schema import FEATURES
+
+    return tuple(FEATURES)
+
+
+def trees_of(model: Any) -> int:
+    from ranking.learning.registry import active_model_scorer
+
+    active = active_model_scorer(customer_id=model.customer_id, surface="search")
+    assert active is not None
+    booster = active[1].booster  # type: ignore[attr-defined]
+    return int(booster.num_trees())
+
+
+def rank_bodies(world: Any, candidates: int, count: int, seed: int) -> list[bytes]:
+    """Search requests of `candidates` items (mostly from the query's department), each for a
+    simulated shopper with a history, with the retriever's relevance."""
+    import numpy as np
+    import orjson
+
+    rng = np.random.default_rng(seed)
+    departments = np.array([c.department for c in world.categories])[world.item_category]
+    bodies = []
+    for _ in range(count):
+        category = int(rng.integers(len(world.categories)))
+        pool = np.flatnonzero(departments == world.categories[category].department)
+        picked = rng.choice(pool, size=min(len(pool), candidates * 3 // 4), replace=False)
+        rest = rng.choice(len(world.item_ids), size=candidates * 2, replace=False)
+        rest = rest[~np.isin(rest, picked)][: candidates - len(picked)]
+        items = np.concatenate([picked, rest])
+        relevance = rng.normal(8.0, 2.0, len(items)).round(4)
+        body = {
+            "surface": "search",
+            "query": str(rng.choice(world.categories[category].queries)),
+            "user_id": world.shopper_ids[int(rng.integers(len(world.shopper_ids)))],
+            "items": [
+                {"id": world.item_ids[i], "relevance": float(r)}
+                for i, r in zip(items, relevance, strict=True)
+            ],
+        }
+        bodies.append(orjson.dumps(body))
+    return bodies
+
+
+def event_bodies(world: Any, batches: int, seed: int) -> list[bytes]:
+    """Batches of 1000 new events: 60% impressions of 20 items, clicks, carts and purchases."""
+    import numpy as np
+    import orjson
+    from django.utils import timezone
+
+    rng = np.random.default_rng(seed)
+    now = timezone.now() - timedelta(minutes=5)
+    bodies = []
+    for batch in range(batches):
+        events = []
+        for n in range(1000):
+            shopper = world.shopper_ids[int(rng.integers(len(world.shopper_ids)))]
+            item = world.item_ids[int(rng.integers(len(world.item_ids)))]
+            event: dict[str, Any] = {
+                "event_id": f"bench-{seed}-{batch}-{n}",
+                "timestamp": (now + timedelta(milliseconds=n)).isoformat(),
+                "user_id": shopper,
+                "request_id": f"req-{seed}-{batch}-{n // 10}",
+                "surface": "search",
+            }
+            draw = rng.random()
+            if draw < 0.6:
+                picks = rng.choice(len(world.item_ids), 20, replace=False)
+                event.update(type="impression", items=[world.item_ids[i] for i in picks])
+            elif draw < 0.9:
+                event.update(type="click", item_id=item, position=int(rng.integers(1, 21)))
+            elif draw < 0.97:
+                event.update(type="add_to_cart", item_id=item)
+            else:
+                event.update(type="purchase", item_id=item, price=19.9)
+            events.append(event)
+        bodies.append(orjson.dumps({"events": events}))
+    return bodies
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((SERVER, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(url: str, seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 (local http)
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} never answered")
+        time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def gunicorn(env: dict[str, str], workers: int) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    port = free_port()
+    server_env = {
+        **os.environ, **env, "PORT": str(port), "GUNICORN_WORKERS": str(workers),
+        "PROMETHEUS_MULTIPROC_DIR": str(VAR / "prometheus"),
+    }  # fmt: skip
+    process = subprocess.Popen(
+        [str(Path(PYTHON).parent / "gunicorn"), "--config", "platform/gunicorn.conf.py",
+         "--bind", f"{SERVER}:{port}", "config.wsgi"],
+        cwd=ROOT, env=server_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for(f"http://{SERVER}:{port}/healthz")
+        yield port, process
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def worker_pids(master: int) -> list[int]:
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return [int(pid) for pid in children]
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    """VmRSS (now) and VmHWM (peak RSS) of a process, in MB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = round(int(value.split()[0]) / 1024, 1)
+    return fields
+
+
+def loadgen(mode: str, port: int, **options: Any) -> dict[str, Any]:
+    command = [PYTHON, str(ROOT / "bench" / "loadgen.py"), mode, "--port", str(port)]
+    for name, value in options.items():
+        for one in value if isinstance(value, list) else [value]:
+            command += [f"--{name.replace('_', '-')}", str(one)]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+    return result
+
+
+def generator_ceiling(seconds: float) -> dict[str, Any]:
+    """The generator's own limits against a server that does nothing (same JSON, no work)."""
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        ready = Path(tmp) / "ready"
+        server = subprocess.Popen(
+            [PYTHON, str(ROOT / "bench" / "loadgen.py"), "trivial", "--port", str(port),
+             "--ready-file", str(ready)],
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 10
+            while not ready.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            closed = loadgen("closed", port, duration=seconds, connections=16)
+            rate = round(closed["achieved_rps"] / 2)
+            opened = loadgen("open", port, rate=rate, duration=seconds, connections=32)
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+    return {"max_rps": closed["achieved_rps"], "open_at_half": opened}
+
+
+def measure_rank(port: int, key: str, bodies: Path, size: dict[str, Any]) -> dict[str, Any]:
+    common = {"path": "/v1/rank", "bodies": bodies, "header": [f"Authorization: Bearer {key}"]}
+    loadgen("closed", port, duration=min(3.0, size["max_seconds"]), connections=8, **common)
+    maximum = loadgen("closed", port, duration=size["max_seconds"], connections=8, **common)
+    rate = max(1, round(maximum["achieved_rps"] / 2))
+    at_half = loadgen(
+        "open", port, rate=rate, duration=size["open_seconds"], connections=32, **common
+    )
+    return {"max": maximum, "at_half": at_half}
+
+
+def measure_ingest(port: int, key: str, bodies: Path, size: dict[str, Any]) -> dict[str, Any]:
+    from events.models import Event
+
+    before = Event.objects.count()
+    result = loadgen(
+        "closed", port, path="/v1/events", bodies=bodies, duration=size["ingest_seconds"],
+        connections=4, header=[f"Authorization: Bearer {key}"],
+    )  # fmt: skip
+    rows = Event.objects.count() - before
+    return {
+        "batch_events": 1000,
+        "requests": result["completed"],
+        "statuses": result["statuses"],
+        "events_per_second": round(result["completed"] * 1000 / result["seconds"]),
+        "event_rows_written": rows,
+        "p50_ms": result["p50_ms"],
+    }
+
+
+def profile_rank(key: str, bodies: Path, rounds: int, report: Path) -> dict[str, Any]:
+    """The rank path (the whole Django stack, the same stores) under pyinstrument, in a fresh
+    process of this environment so its heap is a worker's, not this builder's (a big heap makes
+    the garbage collector's passes, and so the profile, look worse than a worker's)."""
+    output = subprocess.run(
+        [PYTHON, __file__, "--profile-child", str(bodies), "--profile", str(report),
+         "--rounds", str(rounds)],
+        env={**os.environ, "BENCH_KEY": key}, check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+    return result
+
+
+def profile_child(bodies_file: Path, rounds: int, report: Path) -> None:
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    django.setup()
+    from django.test import Client
+    from pyinstrument import Profiler
+
+    bodies = bodies_file.read_bytes().splitlines()
+    client = Client(HTTP_HOST=SERVER, HTTP_AUTHORIZATION=f"Bearer {os.environ['BENCH_KEY']}")
+
+    def post(body: bytes) -> None:
+        response = client.post("/v1/rank", body, content_type="application/json")
+        assert response.status_code == 200, response.content
+
+    for body in bodies[:50]:
+        post(body)
+    gc.collect()
+    gc.freeze()  # as each gunicorn worker does after loading (platform/gunicorn.conf.py)
+    started = time.perf_counter()
+    for n in range(rounds):
+        post(bodies[n % len(bodies)])
+    plain = time.perf_counter() - started
+    profiler = Profiler(interval=0.0002)
+    with profiler:
+        for n in range(rounds):
+            post(bodies[n % len(bodies)])
+    report.write_text(profiler.output_text(unicode=False, color=False, show_all=False))
+    print(json.dumps({"requests": rounds, "mean_ms_unprofiled": round(plain / rounds * 1000, 2)}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--profile-child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--rounds", type=int, default=300, help=argparse.SUPPRESS)
+    parser.add_argument("--profile", type=Path, help="write a pyinstrument report of the rank "
+                        "path at 1000 candidates here, before serving")  # fmt: skip
+    args = parser.parse_args()
+    if args.profile_child:
+        profile_child(args.profile_child, args.rounds, args.profile)
+        return
+    size = QUICK if args.quick else FULL
+    env = configure_environment(secrets.token_urlsafe(50), args.quick)
+    (VAR / "media").mkdir(parents=True, exist_ok=True)
+    recreate_database()
+    drop_namespace()
+
+    import django
+
+    django.setup()
+    try:
+        world, key, facts = build_shop(size)
+        result: dict[str, Any] = {"shop": facts, "workers": args.workers}
+        if args.profile:
+            with tempfile.TemporaryDirectory() as tmp:
+                bodies = Path(tmp) / "rank-1000.jsonl"
+                bodies.write_bytes(b"\n".join(rank_bodies(world, 1000, 200, 1000)))
+                result["profile"] = profile_rank(key, bodies, 300, args.profile)
+        result["generator"] = generator_ceiling(size["max_seconds"])
+        with tempfile.TemporaryDirectory() as tmp, gunicorn(env, args.workers) as (port, master):
+            for candidates in size["candidates"]:
+                bodies = Path(tmp) / f"rank-{candidates}.jsonl"
+                bodies.write_bytes(b"\n".join(rank_bodies(world, candidates, 200, candidates)))
+                result[f"rank_{candidates}"] = measure_rank(port, key, bodies, size)
+            pids = worker_pids(master.pid)
+            result["worker_memory_after_rank_mb"] = [memory_mb(pid) for pid in pids]
+            batches = 20 if args.quick else 400
+            events = Path(tmp) / "events.jsonl"
+            events.write_bytes(b"\n".join(event_bodies(world, batches, seed=99)))
+            result["ingest"] = measure_ingest(port, key, events, size)
+            result["worker_memory_mb"] = [memory_mb(pid) for pid in pids]
+    finally:
+        drop_namespace()
+        if args.quick:
+            from django.db import connections
+
+            connections.close_all()
+            recreate_database(create=False)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
