@@ -405,23 +405,26 @@ def _diversify(
     """Fill the top K in order, skipping items over the cap; the skipped follow just after it.
     Items without a brand (or category) are never capped. Returns the new order and the
     skipped items."""
-    if rule.diversity_field == "brand":
-        keys = facts.brand_codes[order]
-    else:
-        keys = facts.vocabulary.top_level_codes[facts.category_codes[order, 0]]
     counts: dict[int, int] = defaultdict(int)
     top: list[int] = []
     skipped: list[int] = []
     seen = 0
-    for index, key in zip(order.tolist(), keys.tolist(), strict=True):
-        if len(top) == rule.top_k:
-            break
-        seen += 1
-        if key >= 0 and counts[key] >= rule.max_items:
-            skipped.append(index)
-            continue
-        counts[key] += 1
-        top.append(index)
+    chunk = max(2 * rule.top_k, 64)  # look at the head of the order only, a chunk at a time
+    while len(top) < rule.top_k and seen < len(order):
+        window = order[seen : seen + chunk]
+        if rule.diversity_field == "brand":
+            keys = facts.brand_codes[window]
+        else:
+            keys = facts.vocabulary.top_level_codes[facts.category_codes[window, 0]]
+        for index, key in zip(window.tolist(), keys.tolist(), strict=True):
+            if len(top) == rule.top_k:
+                break
+            seen += 1
+            if key >= 0 and counts[key] >= rule.max_items:
+                skipped.append(index)
+                continue
+            counts[key] += 1
+            top.append(index)
     if not skipped:
         return order, []
     rest = order[seen:]
