@@ -46,6 +46,13 @@ elif ! listening 127.0.0.1 6379; then
 fi
 echo "PostgreSQL and Redis are up."
 
+# The signal store is also tested on a local three-node Redis Cluster, started from the
+# redis-server and redis-cli binaries (needed even when the suite's Redis is a remote service).
+if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+  echo "installing redis-server and redis-cli from Debian's packages..."
+  as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
+fi
+
 # The browser tests (tests/e2e) drive Debian's chromium through Playwright; Playwright never
 # downloads a browser of its own.
 if [ ! -x /usr/bin/chromium ]; then
