@@ -17,7 +17,6 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -34,6 +33,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
+
+from ranking.engine.experiments import TREATMENT
 
 if TYPE_CHECKING:
     from ranking.engine.records import RankOutcome
@@ -146,15 +147,6 @@ def observe_stage(surface: str, stage: str, seconds: float) -> None:
     RANK_STAGE_SECONDS.labels(surface, stage).observe(seconds)
 
 
-@contextmanager
-def stage_timer(surface: str, stage: str) -> Iterator[None]:
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        observe_stage(surface, stage, time.perf_counter() - started)
-
-
 def observe_rank(
     *,
     customer_id: int | None,
@@ -164,8 +156,10 @@ def observe_rank(
     degraded_reason: str | None,
     missing: dict[str, int] | None = None,
     model: str | None = None,
+    candidate_served: bool = False,
 ) -> None:
-    """Record one answered rank request."""
+    """Record one answered rank request. `model` served it (None: the config's blend); it is
+    the surface's active model unless an experiment's candidate served (`candidate_served`)."""
     customer = customer_label(customer_id)
     RANK_SECONDS.labels(customer, surface).observe(seconds)
     RANK_CANDIDATES.labels(surface).observe(candidates)
@@ -175,7 +169,7 @@ def observe_rank(
         RANK_ITEMS.labels(customer, surface).inc(candidates)
     for kind, count in (missing or {}).items():
         RANK_MISSING_SIGNALS.labels(customer, surface, kind).inc(count)
-    if degraded_reason is None and customer_id is not None:
+    if degraded_reason is None and customer_id is not None and not candidate_served:
         ACTIVE_MODEL_VERSION.labels(customer, surface).set(model_version(model))
 
 
@@ -209,6 +203,7 @@ def observe_rank_outcome(
             "relevance": missing.items_without_relevance,
         },
         model=outcome.model,
+        candidate_served=outcome.variant == TREATMENT,
     )
 
 

@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
 
+from config.metrics import ACTIVE_MODEL_VERSION, customer_label
 from customers.models import Customer
 from ranking import services
 from ranking.engine.experiments import BUCKETS, shopper_bucket
@@ -72,6 +73,10 @@ def test_a_share_of_shoppers_gets_the_treatment_model_and_keeps_it(shop: ApiCall
     assert all(r["model"] == label for r in rankers.values() if r["variant"] == "B")
     assert all(r["model"] is None for r in rankers.values() if r["variant"] == "A")
     assert all(again[user] == rankers[user] for user in again)
+    # B's candidate serves, but the active-model gauge keeps showing what serves A (the blend).
+    search(shop, next(user for user, r in rankers.items() if r["variant"] == "B"))
+    gauge = ACTIVE_MODEL_VERSION.labels(customer_label(shop.customer.pk), "search")
+    assert gauge._value.get() == 0
 
 
 def test_a_request_without_a_shopper_gets_a(shop: ApiCaller) -> None:
