@@ -77,7 +77,7 @@ def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
     assert server, needed
     assert cli, needed
     workdir = tmp_path_factory.mktemp("redis-cluster")
-    ports = [_free_port() for _ in range(3)]
+    ports = [_cluster_port() for _ in range(3)]
     nodes = [
         subprocess.Popen(
             [
@@ -125,7 +125,7 @@ def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
             node.wait(timeout=10)
 
 
-def _free_port() -> int:
+def _cluster_port() -> int:
     """A free port whose cluster-bus port (+10000) is free and valid too."""
     while True:
         port = random.randrange(20000, 30000)

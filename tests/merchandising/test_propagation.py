@@ -4,19 +4,13 @@ within 2 seconds (the issue's promise), with no database query per rank request.
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 
 from catalog.contracts import CatalogItemIn
 from catalog.services import items_upsert
@@ -25,37 +19,16 @@ from customers.services import api_key_create
 from merchandising import services
 from merchandising.contracts import RuleIn
 from tests.factories import CustomerFactory
+from tests.processes import api_process
 
-ROOT = Path(__file__).resolve().parents[2]
 IDS = ["sku-a", "sku-b", "sku-c"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
 def server(transactional_db: None) -> Iterator[str]:
     """A separate API process on the test database, polling generations every second."""
-    database = connection.settings_dict
-    addr = f"127.0.0.1:{free_port()}"
-    env = {
-        **os.environ,
-        "RUNTIME_REFRESH_SECONDS": "1",
-        "DATABASE_URL": (
-            f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/"
-            f"{database['NAME']}"
-        ),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "runserver", "--noreload", "--skip-checks", addr],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    yield f"http://{addr}"
-    process.terminate()
-    process.wait(timeout=10)
+    with api_process(RUNTIME_REFRESH_SECONDS="1") as base:
+        yield base
 
 
 def rank(base: str, key: str) -> list[str]:

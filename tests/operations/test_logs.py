@@ -22,7 +22,6 @@ from unittest.mock import Mock
 import orjson
 import pytest
 from celery import Celery
-from django.db import connection
 from django.test import Client
 
 from config.logs import JsonFormatter, RequestContextFilter, customer_var, request_id_var
@@ -30,7 +29,8 @@ from events import services as event_services
 from ranking.models import SignalVersion
 from tests.conftest import NAMESPACE, ApiCaller
 from tests.factories import CustomerFactory, ItemFactory
-from tests.operations.conftest import ROOT, free_port, parse, value
+from tests.operations.conftest import ROOT, parse, value
+from tests.processes import free_port, subprocess_database_url
 
 QUEUE = f"ops-logs-{NAMESPACE}"
 EVENT = {
@@ -102,7 +102,6 @@ class Worker:
 def worker(redis_url: str, transactional_db: None, tmp_path: Path) -> Iterator[Worker]:
     """A real worker process (JSON logs and multiprocess metrics, as in production)."""
     broker_url = redis_url.rsplit("/", 1)[0] + "/1"
-    database = connection.settings_dict
     metrics_port = free_port()
     env = {
         **os.environ,
@@ -110,10 +109,7 @@ def worker(redis_url: str, transactional_db: None, tmp_path: Path) -> Iterator[W
         "LOG_FORMAT": "json",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
         "METRICS_PORT": str(metrics_port),
-        "DATABASE_URL": (
-            f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/"
-            f"{database['NAME']}"
-        ),
+        "DATABASE_URL": subprocess_database_url(),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",

@@ -18,14 +18,14 @@ from unittest.mock import Mock
 
 import orjson
 import pytest
-from django.db import connection
 from django.test import Client
 
 from config.celery import app as celery_app
 from ranking import services, tasks
 from ranking.signals.store import SignalStoreUnavailable, reset_signal_store
 from tests.conftest import ApiCaller
-from tests.operations.conftest import ROOT, Samples, free_port, parse, value
+from tests.operations.conftest import ROOT, Samples, parse, value
+from tests.processes import free_port, subprocess_database_url
 from tests.ranking.helpers import put_items
 
 
@@ -149,7 +149,6 @@ class Gunicorn:
 def gunicorn(transactional_db: None, tmp_path: Path) -> Iterator[Gunicorn]:
     """The API under gunicorn with platform/gunicorn.conf.py and two workers; its output
     (gunicorn's access log and the application's logs) goes to a file."""
-    database = connection.settings_dict
     port = free_port()
     env = {
         **os.environ,
@@ -158,10 +157,7 @@ def gunicorn(transactional_db: None, tmp_path: Path) -> Iterator[Gunicorn]:
         "GUNICORN_THREADS": "1",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
         "LOG_FORMAT": "json",
-        "DATABASE_URL": (
-            f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/"
-            f"{database['NAME']}"
-        ),
+        "DATABASE_URL": subprocess_database_url(),
     }
     log = tmp_path / "gunicorn.log"
     with log.open("w") as output:

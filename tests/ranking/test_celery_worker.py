@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 from celery import Celery
-from django.db import connection
 
 from ranking.models import SignalVersion
 from tests.conftest import NAMESPACE
 from tests.factories import CustomerFactory, ItemFactory
+from tests.processes import subprocess_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 QUEUE = f"signals-{NAMESPACE}"
@@ -32,14 +32,10 @@ def broker_url(redis_url: str) -> str:
 
 @pytest.fixture
 def worker(broker_url: str, transactional_db: None) -> Iterator[subprocess.Popen[str]]:
-    database = connection.settings_dict
     env = {
         **os.environ,
         "CELERY_BROKER_URL": broker_url,
-        "DATABASE_URL": (
-            f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/"
-            f"{database['NAME']}"
-        ),
+        "DATABASE_URL": subprocess_database_url(),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from catalog.models import Item
 from customers.models import Customer, Membership
 from events.models import Event
 from ranking.models import SignalVersion
+from tests.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,12 +73,6 @@ def test_the_demo_reuses_its_shop_and_logins_work() -> None:
     assert client.get("/admin/catalog/item/").status_code == 200
     explain_url = re.search(r"Explain UI:\s+(\S+)", output).group(1)  # type: ignore[union-attr]
     assert client.get(urlsplit(explain_url).path).status_code == 200
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_the_demo_serves_on_the_embedded_default(tmp_path: Path) -> None:

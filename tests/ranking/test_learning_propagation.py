@@ -4,10 +4,6 @@ that process logs its requests off the request path, written by its sync thread.
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -16,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 
 from catalog.contracts import CatalogItemIn
 from catalog.services import items_upsert
@@ -25,16 +20,10 @@ from customers.services import api_key_create
 from ranking.learning import registry
 from ranking.models import RankLog
 from tests.factories import CustomerFactory
+from tests.processes import api_process
 from tests.ranking.learning_shop import register
 
-ROOT = Path(__file__).resolve().parents[2]
 IDS = ["sku-a", "sku-b", "sku-c"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -45,25 +34,12 @@ def media(settings: Any, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def server(transactional_db: None, media: Path) -> Iterator[str]:
-    """A separate API process on the test database and artifact storage, polling every second."""
-    database = connection.settings_dict
-    addr = f"127.0.0.1:{free_port()}"
-    env = {
-        **{k: v for k, v in os.environ.items() if k != "CELERY_BROKER_URL"},
-        "RUNTIME_REFRESH_SECONDS": "1",
-        "MEDIA_ROOT": str(media),
-        "DATABASE_URL": (
-            f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/"
-            f"{database['NAME']}"
-        ),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "runserver", "--noreload", "--skip-checks", addr],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    yield f"http://{addr}"
-    process.terminate()
-    process.wait(timeout=10)
+    """A separate API process on the test database and artifact storage, polling every second;
+    tasks run eagerly in it (its rank log is written by its own sync thread)."""
+    with api_process(
+        RUNTIME_REFRESH_SECONDS="1", MEDIA_ROOT=str(media), CELERY_BROKER_URL=""
+    ) as base:
+        yield base
 
 
 def rank(base: str, key: str) -> dict[str, Any]:
