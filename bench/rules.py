@@ -79,7 +79,9 @@ def publish(store: MemorySignalStore, rng: np.random.Generator) -> list[str]:
     return ids
 
 
-def fifty_rules(ids: list[str], rng: np.random.Generator) -> list[CompiledRule]:
+def fifty_rules(
+    store: MemorySignalStore, ids: list[str], rng: np.random.Generator
+) -> list[CompiledRule]:
     def some_ids(n: int) -> frozenset[str]:
         return frozenset(ids[i] for i in rng.choice(len(ids), n, replace=False))
 
@@ -100,9 +102,11 @@ def fifty_rules(ids: list[str], rng: np.random.Generator) -> list[CompiledRule]:
         ]
         add("boost", selector=selectors[n % 3], multiplier=1.5)
     for n in range(10):
-        selector = CompiledSelector(
-            categories=(f"{TOPS[n]}/sub{n % 5}",), attribute_item_ids=IdSet(some_ids(2000))
-        )
+        # An attribute clause: its matching items are a set in the signal store, read with the
+        # request's signals (2000 items of the catalog each).
+        attributes = (("colour", (f"colour{n}",)),)
+        selector = CompiledSelector(categories=(f"{TOPS[n]}/sub{n % 5}",), attributes=attributes)
+        store.attribute_set_replace(CUSTOMER, selector.attribute_set, sorted(some_ids(2000)))
         add("bury", selector=selector, multiplier=0.5)
     for n in range(8):
         add("pin", pins=tuple((ids[int(i)], n * 3 + j + 1) for j, i in
@@ -121,7 +125,7 @@ def main() -> None:
     rng = np.random.default_rng(7)
     store = MemorySignalStore()
     ids = publish(store, rng)
-    rules = fifty_rules(ids, rng)
+    rules = fifty_rules(store, ids, rng)
     plain = DEFAULT_CONFIGS["search"]
     ruled = replace(plain, rules=rule_set(rules))
 

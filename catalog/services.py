@@ -61,11 +61,11 @@ def items_upsert(*, customer_id: int, items: Sequence[CatalogItemIn]) -> tuple[i
         unique_fields=["customer", "external_id"],
         update_fields=UPSERT_FIELDS,
     )
-    catalog_changed(customer_id)
+    catalog_changed(customer_id, [(item.id, item.attributes) for item in items])
     return len(ids) - len(existing), len(existing)
 
 
 @transaction.atomic
 def item_delete(*, item: Item) -> None:
     item.delete()
-    catalog_changed(item.customer_id)
+    catalog_changed(item.customer_id, [(item.external_id, None)])

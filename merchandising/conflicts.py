@@ -247,7 +247,7 @@ def _hidden_targets(
         if not isinstance(other.document.action, HideAction):
             continue
         facts = catalog_facts(customer_id, sorted(targets))
-        mask = selector_compile(customer_id, other.document.selector).mask(facts)
+        mask = selector_compile(other.document.selector).mask(facts)
         hidden = {item_id for item_id, hit in zip(facts.item_ids, mask.tolist(), strict=True)
                   if hit}  # fmt: skip
         if isinstance(action, PinAction) and hidden:

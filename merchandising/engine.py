@@ -16,6 +16,8 @@ A pin beats a slot beats a boost; between two pins of one position the higher pr
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -105,9 +107,10 @@ ID_TABLE_SIZE = 1 << 16  # 64 KiB per id set: a few percent of false hits, each 
 
 @dataclass(frozen=True)
 class IdSet:
-    """Item ids a selector names (or an attribute clause resolved to). For vectorised lookups it
-    keeps a table of which hash slots hold a member; candidates that land on one are confirmed
-    against the set, so the answer is exact. Built when rules compile, in the process using it."""
+    """Item ids a selector names. For vectorised lookups it keeps a table of which hash slots
+    hold a member; candidates that land on one are confirmed against the set, so the answer is
+    exact. Built when rules compile, in the process using it (a rule names at most a few
+    thousand ids, so this is bounded by the rule, not the catalog)."""
 
     members: frozenset[str]
     table: np.ndarray = field(init=False, compare=False, repr=False)
@@ -119,9 +122,35 @@ class IdSet:
         object.__setattr__(self, "table", table)
 
 
+def attribute_matches(value: object, wanted: Sequence[str]) -> bool:
+    """Does one item attribute value match a clause's values? Lists match when any element does;
+    booleans as "true"/"false"; whole floats also as integers."""
+    if isinstance(value, list):
+        return any(attribute_matches(v, wanted) for v in value)
+    if isinstance(value, bool):
+        return ("true" if value else "false") in wanted
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value)) in wanted or str(value) in wanted
+    return str(value) in wanted
+
+
+Attributes = tuple[tuple[str, tuple[str, ...]], ...]
+
+
+def attribute_set_name(attributes: Attributes) -> str:
+    """The name of the signal-store set of items matching these attribute clauses: a digest of
+    the clauses, so equal selectors share one set and a changed selector gets a new one."""
+    canonical = json.dumps(sorted((key, sorted(values)) for key, values in attributes))
+    return hashlib.blake2b(canonical.encode(), digest_size=8).hexdigest()
+
+
 @dataclass(frozen=True)
 class ItemFacts:
-    """What selectors look at, per candidate: from the signal records, or from the catalog."""
+    """What selectors look at, per candidate: from the signal records, or from the catalog.
+
+    Attribute clauses are answered by `attribute_masks` (set name -> candidates in the set, read
+    from the signal store in the request's one round trip), or, for facts built from the catalog
+    (previews and authoring checks), from each item's own attributes."""
 
     item_ids: tuple[str, ...]
     known: np.ndarray  # bool: facts come from the catalog; unknown items match no catalog clause
@@ -130,6 +159,8 @@ class ItemFacts:
     price: np.ndarray  # float, NaN for none
     in_stock: np.ndarray  # bool
     vocabulary: Vocabulary
+    attribute_masks: Mapping[str, np.ndarray] = field(default_factory=dict)
+    item_attributes: tuple[Mapping[str, object] | None, ...] | None = None
 
     @cached_property
     def index(self) -> dict[str, int]:
@@ -156,6 +187,25 @@ class ItemFacts:
             mask[hits] = np.fromiter(map(ids.members.__contains__, hit_ids), bool, len(hits))
         return mask
 
+    def attribute_mask(self, attributes: Attributes, set_name: str) -> np.ndarray:
+        """Candidates whose attributes match every clause. Without the set (not published, or
+        the store could not say) and without catalog attributes, nothing matches."""
+        mask = self.attribute_masks.get(set_name)
+        if mask is not None:
+            return mask
+        if self.item_attributes is None:
+            return np.zeros(len(self.item_ids), dtype=bool)
+        return np.fromiter(
+            (
+                item is not None
+                and all(key in item and attribute_matches(item[key], values)
+                        for key, values in attributes)
+                for item in self.item_attributes
+            ),
+            dtype=bool,
+            count=len(self.item_ids),
+        )  # fmt: skip
+
     @classmethod
     def from_fetch(cls, item_ids: tuple[str, ...], fetch: SignalFetch | None) -> ItemFacts:
         k = len(item_ids)
@@ -163,6 +213,7 @@ class ItemFacts:
             return cls(
                 item_ids, np.zeros(k, bool), np.full(k, -1), np.full((k, 1), -1),
                 np.full(k, np.nan), np.zeros(k, bool), Vocabulary((), ()),
+                attribute_masks=fetch.attribute_masks if fetch is not None else {},
             )  # fmt: skip
         records = fetch.item_records
         signals = records["signals"]
@@ -175,6 +226,7 @@ class ItemFacts:
             price=np.round(np.expm1(signals[:, _PRICE].astype(np.float64)), 2),
             in_stock=signals[:, _IN_STOCK] > 0.5,
             vocabulary=vocabulary_for(fetch.meta),
+            attribute_masks=fetch.attribute_masks,
         )
 
     @classmethod
@@ -182,8 +234,10 @@ class ItemFacts:
         cls,
         item_ids: tuple[str, ...],
         catalog: Mapping[str, tuple[str, Sequence[str], float | None, bool]],
+        attributes: Mapping[str, Mapping[str, object]] | None = None,
     ) -> ItemFacts:
-        """Facts from (brand, categories, price, in_stock) per id: previews and tests."""
+        """Facts from (brand, categories, price, in_stock) per id, and the items' attributes when
+        given: authoring checks and tests."""
         brands = sorted({entry[0] for entry in catalog.values() if entry[0]})
         categories = sorted({c for entry in catalog.values() for c in entry[1]})
         brand_index = {name: code for code, name in enumerate(brands)}
@@ -206,14 +260,19 @@ class ItemFacts:
                 category_codes[row, column] = category_index[category]
             price[row] = np.nan if item_price is None else item_price
             in_stock[row] = item_in_stock
+        item_attributes = (
+            None if attributes is None else tuple(attributes.get(item_id) for item_id in item_ids)
+        )
         return cls(item_ids, known, brand_codes, category_codes, price, in_stock,
-                   Vocabulary(brands, categories))  # fmt: skip
+                   Vocabulary(brands, categories), item_attributes=item_attributes)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class CompiledSelector:
-    """Clauses AND-ed, values within a clause OR-ed. Attribute clauses are resolved against the
-    catalog when rules are compiled, into the ids of the items they match."""
+    """Clauses AND-ed, values within a clause OR-ed. Attribute clauses are not resolved in the
+    process: the items they match are a set in the signal store (named by `attribute_set`), kept
+    by merchandising.attribute_sets and read with the request's signals, so no API process holds
+    anything per catalog item."""
 
     brands: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
@@ -221,7 +280,11 @@ class CompiledSelector:
     price_max: float | None = None
     in_stock: bool | None = None
     item_ids: IdSet | None = None
-    attribute_item_ids: IdSet | None = None
+    attributes: Attributes = ()
+
+    @cached_property
+    def attribute_set(self) -> str:
+        return attribute_set_name(self.attributes) if self.attributes else ""
 
     @property
     def needs_catalog_facts(self) -> bool:
@@ -247,8 +310,8 @@ class CompiledSelector:
             mask &= facts.in_stock == self.in_stock
         if self.item_ids is not None:
             mask &= facts.ids_mask(self.item_ids)
-        if self.attribute_item_ids is not None:
-            mask &= facts.ids_mask(self.attribute_item_ids)
+        if self.attributes:
+            mask &= facts.attribute_mask(self.attributes, self.attribute_set)
         return mask
 
 
@@ -306,12 +369,8 @@ class SelectorBank:
         self.known_rows = np.array(
             [i for i, s in enumerate(selectors) if s.needs_catalog_facts], dtype=np.int64
         )
-        self.id_rows = [
-            (i, id_set)
-            for i, s in enumerate(selectors)
-            for id_set in (s.item_ids, s.attribute_item_ids)
-            if id_set is not None
-        ]
+        self.id_rows = [(i, s.item_ids) for i, s in enumerate(selectors) if s.item_ids is not None]
+        self.attribute_rows = [(i, s) for i, s in enumerate(selectors) if s.attributes]
         self.size = n
 
     def masks(self, facts: ItemFacts) -> np.ndarray:
@@ -337,6 +396,8 @@ class SelectorBank:
             masks[self.known_rows] &= facts.known[None, :]
         for row, id_set in self.id_rows:
             masks[row] &= facts.ids_mask(id_set)
+        for row, selector in self.attribute_rows:
+            masks[row] &= facts.attribute_mask(selector.attributes, selector.attribute_set)
         return masks
 
 
@@ -573,10 +634,25 @@ class RuleSet:
         at = request.at or datetime.now(UTC)
         return [rule for rule in self.rules if rule.applies(request, at)]
 
+    @staticmethod
+    def attribute_sets(active: Sequence[CompiledRule]) -> tuple[str, ...]:
+        """The signal-store sets the matching rules' attribute clauses need, to read with the
+        request's signals."""
+        names = {rule.selector.attribute_set for rule in active if rule.action in SELECTOR_ACTIONS}
+        names.discard("")
+        return tuple(sorted(names))
+
     def apply(
-        self, request: RankInput, fetch: SignalFetch | None, rank_scores: np.ndarray
+        self,
+        request: RankInput,
+        fetch: SignalFetch | None,
+        rank_scores: np.ndarray,
+        active: list[CompiledRule] | None = None,
     ) -> RulesApplied:
-        active = self.matching(request)
+        """`active`: `matching(request)` when the caller computed it already (before the fetch,
+        to know the attribute sets to read)."""
+        if active is None:
+            active = self.matching(request)
         if not active:
             return RulesApplied(
                 order=order_by_score(rank_scores, request.item_ids), scores=rank_scores

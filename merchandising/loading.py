@@ -1,5 +1,5 @@
 """Compile stored rules into the engine's immutable objects, and evaluate selectors on the
-catalog (for attribute clauses, previews and conflict checks)."""
+catalog (for previews and conflict checks)."""
 
 from __future__ import annotations
 
@@ -17,33 +17,22 @@ from merchandising.contracts import (
     SlotAction,
 )
 from merchandising.contracts import Selector as SelectorDoc
-from merchandising.engine import CompiledRule, CompiledSelector, IdSet, ItemFacts, RuleSet
+from merchandising.engine import (
+    Attributes,
+    CompiledRule,
+    CompiledSelector,
+    IdSet,
+    ItemFacts,
+    RuleSet,
+)
 from merchandising.models import Rule
 
 
-def _attribute_matches(value: object, wanted: list[str]) -> bool:
-    if isinstance(value, list):
-        return any(_attribute_matches(v, wanted) for v in value)
-    if isinstance(value, bool):
-        return ("true" if value else "false") in wanted
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value)) in wanted or str(value) in wanted
-    return str(value) in wanted
+def attributes_compile(attributes: dict[str, list[str]]) -> Attributes:
+    return tuple((key, tuple(values)) for key, values in sorted(attributes.items()))
 
 
-def attribute_item_ids(customer_id: int, attributes: dict[str, list[str]]) -> frozenset[str]:
-    """Ids of the customer's items whose attributes match every clause (values OR-ed)."""
-    query = Item.objects.filter(customer_id=customer_id)
-    for key in attributes:
-        query = query.filter(attributes__has_key=key)
-    return frozenset(
-        external_id
-        for external_id, item_attributes in query.values_list("external_id", "attributes")
-        if all(_attribute_matches(item_attributes[k], v) for k, v in attributes.items())
-    )
-
-
-def selector_compile(customer_id: int, selector: SelectorDoc) -> CompiledSelector:
+def selector_compile(selector: SelectorDoc) -> CompiledSelector:
     return CompiledSelector(
         brands=tuple(selector.brands),
         categories=tuple(selector.categories),
@@ -51,15 +40,11 @@ def selector_compile(customer_id: int, selector: SelectorDoc) -> CompiledSelecto
         price_max=selector.price_max,
         in_stock=selector.in_stock,
         item_ids=IdSet(frozenset(selector.item_ids)) if selector.item_ids else None,
-        attribute_item_ids=(
-            IdSet(attribute_item_ids(customer_id, selector.attributes))
-            if selector.attributes
-            else None
-        ),
+        attributes=attributes_compile(selector.attributes),
     )
 
 
-def rule_compile(*, rule_id: int, customer_id: int, document: RuleIn) -> CompiledRule:
+def rule_compile(*, rule_id: int, document: RuleIn) -> CompiledRule:
     action = document.action
     extra: dict[str, object] = {}
     if isinstance(action, BoostAction | BuryAction):
@@ -82,7 +67,7 @@ def rule_compile(*, rule_id: int, customer_id: int, document: RuleIn) -> Compile
         patterns=tuple(document.query.patterns),
         page_categories=tuple(c.casefold() for c in document.page_categories),
         context=tuple((key, frozenset(values)) for key, values in document.context.items()),
-        selector=selector_compile(customer_id, document.selector),
+        selector=selector_compile(document.selector),
         **extra,  # type: ignore[arg-type]
     )
 
@@ -93,13 +78,9 @@ def rule_set(rules: Iterable[CompiledRule]) -> RuleSet:
 
 
 def load_rule_set(customer_id: int) -> RuleSet:
-    """The customer's enabled rules, compiled (one query, plus one per attribute selector)."""
+    """The customer's enabled rules, compiled (one query)."""
     return rule_set(
-        rule_compile(
-            rule_id=rule.pk,
-            customer_id=customer_id,
-            document=RuleIn.stored(rule.document()),
-        )
+        rule_compile(rule_id=rule.pk, document=RuleIn.stored(rule.document()))
         for rule in Rule.objects.for_customer(customer_id).enabled()
     )
 
@@ -109,14 +90,16 @@ def catalog_facts(customer_id: int, item_ids: Iterable[str] | None = None) -> It
     query = Item.objects.filter(customer_id=customer_id)
     if item_ids is not None:
         query = query.filter(external_id__in=list(item_ids))
-    catalog = {
-        external_id: (brand, tuple(categories), None if price is None else float(price), stock)
-        for external_id, brand, categories, price, stock in query.values_list(
-            "external_id", "brand", "categories", "price", "in_stock"
-        )
-    }
+    catalog, attributes = {}, {}
+    for external_id, brand, categories, price, stock, item_attributes in query.values_list(
+        "external_id", "brand", "categories", "price", "in_stock", "attributes"
+    ):
+        catalog[external_id] = (
+            brand, tuple(categories), None if price is None else float(price), stock
+        )  # fmt: skip
+        attributes[external_id] = item_attributes
     ids = tuple(catalog) if item_ids is None else tuple(item_ids)
-    return ItemFacts.from_catalog(ids, catalog)
+    return ItemFacts.from_catalog(ids, catalog, attributes)
 
 
 def catalog_matches(customer_id: int, selector: SelectorDoc) -> list[str]:
@@ -136,7 +119,9 @@ def catalog_matches(customer_id: int, selector: SelectorDoc) -> list[str]:
         query = query.filter(in_stock=selector.in_stock)
     if selector.item_ids:
         query = query.filter(external_id__in=selector.item_ids)
+    for key in selector.attributes:
+        query = query.filter(attributes__has_key=key)
     ids = list(query.values_list("external_id", flat=True))
     facts = catalog_facts(customer_id, ids)
-    mask = selector_compile(customer_id, selector).mask(facts)
+    mask = selector_compile(selector).mask(facts)
     return [item_id for item_id, hit in zip(ids, mask.tolist(), strict=True) if hit]

@@ -148,7 +148,7 @@ def rule_preview(
     """Rank the candidates without and with `rule`, as the customer's live ranking would at `at`."""
     customer_id = rule.customer_id
     document = RuleIn.stored(rule.document())
-    compiled = rule_compile(rule_id=rule.pk, customer_id=customer_id, document=document)
+    compiled = rule_compile(rule_id=rule.pk, document=document)
     pins = tuple(item_id for item_id, _ in compiled.pins)
     item_ids = tuple(
         preview_candidates(

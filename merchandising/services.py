@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.db import transaction
@@ -10,6 +11,7 @@ from django.utils import timezone
 
 from customers import runtime_sync
 from customers.models import Customer
+from merchandising.attribute_sets import attribute_set_publish, attribute_sets_items_changed
 from merchandising.conflicts import RuleWarning, rule_warnings
 from merchandising.contracts import RuleIn
 from merchandising.models import RevisionKind, Rule, RuleRevision
@@ -72,9 +74,12 @@ def _checked(customer_id: int, document: RuleIn, rule_id: int | None) -> list[Ru
     return warnings
 
 
-def _propagate(customer_id: int) -> None:
-    """Bump the customer's generation in the same transaction: other processes see the new
-    generation and the new rules together, when it commits."""
+def _propagate(customer_id: int, document: RuleIn | None = None) -> None:
+    """Write the rule's attribute set (if it has attribute clauses), then bump the customer's
+    generation in the same transaction: other processes see the new generation and the new
+    rules together, when it commits, and the set is there by then."""
+    if document is not None:
+        attribute_set_publish(customer_id, document.selector)
     runtime_sync.bump_generation(customer_id)
 
 
@@ -87,7 +92,7 @@ def rule_create(
     _apply(rule, document)
     rule.save()
     _record(rule, RevisionKind.CREATED, user)
-    _propagate(customer.pk)
+    _propagate(customer.pk, document)
     return rule, warnings
 
 
@@ -110,7 +115,7 @@ def rule_update(
     rule.updated_by = _user(user)
     rule.save()
     _record(rule, kind, user, note)
-    _propagate(rule.customer_id)
+    _propagate(rule.customer_id, document)
     return rule, warnings
 
 
@@ -140,13 +145,15 @@ def rule_revert(*, revision: RuleRevision, user: Any = None) -> tuple[Rule, list
         customer_id=revision.customer_id, rule_id_value=revision.rule_id_value
     ).update(rule=rule)
     _record(rule, RevisionKind.REVERTED, user, note)
-    _propagate(revision.customer_id)
+    _propagate(revision.customer_id, document)
     return rule, warnings
 
 
-def catalog_changed(customer_id: int) -> None:
-    """Attribute selectors are resolved against the catalog when rules compile: recompile them
-    everywhere after a catalog write, when the customer has any (one small query otherwise)."""
-    selectors = Rule.objects.for_customer(customer_id).enabled().values_list("selector", flat=True)
-    if any(selector.get("attributes") for selector in selectors):
-        _propagate(customer_id)
+def catalog_changed(
+    customer_id: int, items: Sequence[tuple[str, Mapping[str, object] | None]]
+) -> None:
+    """At the end of a catalog write, move the written items (id, attributes; None when deleted)
+    into or out of the rules' attribute sets. Nothing compiled in API processes depends on the
+    catalog, so nothing is recompiled. (Were the write's commit to fail after this, the sets
+    would be ahead of the catalog until the next signal refresh recomputes them.)"""
+    attribute_sets_items_changed(customer_id, items)

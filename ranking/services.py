@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from customers import runtime_sync
 from customers.models import Customer
+from merchandising.attribute_sets import attribute_sets_sync
 from ranking.configs import weights_clean
 from ranking.learning.registry import usable_scorer
 from ranking.models import Experiment, ModelStatus, RankingConfig, SignalVersion
@@ -19,8 +20,10 @@ from ranking.signals.store import signal_store
 
 
 def signals_refresh(*, customer_id: int) -> RefreshResult:
-    """Recompute and publish a customer's signals, and record the version."""
+    """Recompute and publish a customer's signals, and record the version; recompute the rules'
+    attribute sets too (repairing any write an outage made them miss)."""
     result = refresh_signals(customer_id=customer_id, store=signal_store())
+    attribute_sets_sync(customer_id)
     SignalVersion.objects.create(
         customer_id=customer_id,
         version=result.version,

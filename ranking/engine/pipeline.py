@@ -65,8 +65,13 @@ def rank(
     request: RankInput, config: RankerConfig, store: SignalStore, customer_id: int
 ) -> RankOutcome:
     started = time.perf_counter()
+    # The matching rules are known before the read, so their attribute sets come in the same trip.
+    active = config.rules.matching(request) if config.rules is not None else []
+    attribute_sets = config.rules.attribute_sets(active) if config.rules is not None else ()
     try:
-        fetch = store.fetch(customer_id, request.item_ids, request.query, request.shopper_key)
+        fetch = store.fetch(
+            customer_id, request.item_ids, request.query, request.shopper_key, attribute_sets
+        )
     except SignalStoreUnavailable:
         return rank_degraded(request, config.name)
     features, missing = build_features(request, fetch)
@@ -79,7 +84,7 @@ def rank(
         base_order = order_by_score(scores, request.item_ids)
         applied = RulesApplied(order=base_order, scores=scores)
     else:
-        applied = config.rules.apply(request, fetch, scores)
+        applied = config.rules.apply(request, fetch, scores, active)
         base_order = order_by_score(scores, request.item_ids) if request.explain else applied.order
     order = _truncate(applied.order, request.limit)
     ordered = time.perf_counter()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -43,8 +43,20 @@ class RulesApplied:
 
 
 class RuleStage(Protocol):
+    def matching(self, request: RankInput) -> Any:
+        """The rules that apply to this request (computed before the signals are read)."""
+        ...
+
+    def attribute_sets(self, active: Any) -> tuple[str, ...]:
+        """The signal-store attribute sets those rules need, read with the signals."""
+        ...
+
     def apply(
-        self, request: RankInput, fetch: SignalFetch | None, rank_scores: np.ndarray
+        self,
+        request: RankInput,
+        fetch: SignalFetch | None,
+        rank_scores: np.ndarray,
+        active: Any = None,
     ) -> RulesApplied:
         """Hide, boost/bury, order, diversify, slot and pin, as vectorised masks."""
         ...

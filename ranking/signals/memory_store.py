@@ -81,16 +81,26 @@ class MemorySignalStore(SignalStore):
         self._current: dict[int, _Version] = {}
         self._versions: dict[int, int] = {}
         self._shoppers: dict[tuple[int, str], _Shopper] = {}
+        self._attribute_sets: dict[tuple[int, str], frozenset[str]] = {}
         self._lock = threading.Lock()
 
     def fetch(
-        self, customer_id: int, item_ids: Sequence[str], query: str, shopper_key: str
+        self,
+        customer_id: int,
+        item_ids: Sequence[str],
+        query: str,
+        shopper_key: str,
+        attribute_sets: Sequence[str] = (),
     ) -> SignalFetch:
         version = self._current.get(customer_id)
         profile = self.shopper_profile(customer_id, shopper_key) if shopper_key else EMPTY_PROFILE
+        masks = {}
+        for name in attribute_sets:
+            members = self._attribute_sets.get((customer_id, name), frozenset())
+            masks[name] = np.fromiter(map(members.__contains__, item_ids), bool, len(item_ids))
         if version is None:
             records, found = decode_items([None] * len(item_ids), None)
-            return SignalFetch(None, records, found, None, None, profile)
+            return SignalFetch(None, records, found, None, None, profile, masks)
         records, found = _take(version.item_rows, version.item_records, item_ids)
         records[~found] = version.meta.default_item
         query_records = query_found = None
@@ -98,7 +108,25 @@ class MemorySignalStore(SignalStore):
             keys = [(query, item_id) for item_id in item_ids]
             query_records, query_found = _take(version.query_rows, version.query_records, keys)
             query_records[~query_found] = np.zeros((), dtype=query_records.dtype)
-        return SignalFetch(version.meta, records, found, query_records, query_found, profile)
+        return SignalFetch(version.meta, records, found, query_records, query_found, profile, masks)
+
+    def attribute_set_replace(self, customer_id: int, name: str, item_ids: Sequence[str]) -> None:
+        with self._lock:
+            self._attribute_sets[(customer_id, name)] = frozenset(item_ids)
+
+    def attribute_sets_update(
+        self, customer_id: int, changes: dict[str, tuple[Sequence[str], Sequence[str]]]
+    ) -> None:
+        with self._lock:
+            for name, (added, removed) in changes.items():
+                members = self._attribute_sets.get((customer_id, name), frozenset())
+                self._attribute_sets[(customer_id, name)] = (members | set(added)) - set(removed)
+
+    def attribute_sets_retain(self, customer_id: int, names: Sequence[str]) -> None:
+        with self._lock:
+            for key in [k for k in self._attribute_sets if k[0] == customer_id]:
+                if key[1] not in names:
+                    del self._attribute_sets[key]
 
     def next_version(self, customer_id: int) -> int:
         with self._lock:
@@ -147,6 +175,8 @@ class MemorySignalStore(SignalStore):
             self._current.pop(customer_id, None)
             for key in [key for key in self._shoppers if key[0] == customer_id]:
                 del self._shoppers[key]
+            for set_key in [k for k in self._attribute_sets if k[0] == customer_id]:
+                del self._attribute_sets[set_key]
 
     def ping(self) -> None:
         return None

@@ -11,21 +11,25 @@ one pipeline can read them):
     <ns>:{c<id>}:sh:<hash>        hash: shopper interests ("b:<brand>", "c:<category>", "t")
     <ns>:{c<id>}:sv:<hash>        sorted set: recently viewed item ids by time
     <ns>:{c<id>}:sp:<hash>        sorted set: purchased item ids by time
+    <ns>:{c<id>}:as:<name>        set: item ids matching a rule's attribute clauses
 
 Each process caches the current version's meta. A fetch is one pipeline: the pointer, the item
-records, the query-item records and the shopper profile. When the pointer it returns has moved,
-the next request reads the new version; the replaced version stays readable for a grace period.
+records, the query-item records, the shopper profile and an SMISMEMBER per attribute set asked.
+When the pointer it returns has moved, the next request reads the new version; the replaced
+version stays readable for a grace period.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import redis
 from redis.cluster import RedisCluster
 
@@ -97,9 +101,17 @@ class RedisSignalStore(SignalStore):
         prefix, digest = self._prefix(customer_id), shopper_hash(shopper_key)
         return f"{prefix}:sh:{digest}", f"{prefix}:sv:{digest}", f"{prefix}:sp:{digest}"
 
+    def _attribute_key(self, customer_id: int, name: str) -> str:
+        return f"{self._prefix(customer_id)}:as:{name}"
+
     # --- reading --------------------------------------------------------------------------------
     def fetch(
-        self, customer_id: int, item_ids: Sequence[str], query: str, shopper_key: str
+        self,
+        customer_id: int,
+        item_ids: Sequence[str],
+        query: str,
+        shopper_key: str,
+        attribute_sets: Sequence[str] = (),
     ) -> SignalFetch:
         if time.monotonic() < self._open_until:
             raise SignalStoreUnavailable("Redis failed recently; not trying again yet")
@@ -107,14 +119,15 @@ class RedisSignalStore(SignalStore):
             meta = self._current.get(customer_id)
             if meta is None:
                 meta = self._load_current(customer_id)
-            pointer, fetched = self._read(customer_id, meta, item_ids, query, shopper_key)
+            read = (item_ids, query, shopper_key, attribute_sets)
+            pointer, fetched = self._read(customer_id, meta, *read)
             if pointer is not None and (meta is None or pointer != meta.version):
                 new_meta = self._meta(customer_id, pointer)
                 if new_meta is not None:
                     self._current[customer_id] = new_meta
                     if meta is None or not fetched.item_found.any():
                         # The version we held is gone (or there was none): read the new one.
-                        _, fetched = self._read(customer_id, new_meta, item_ids, query, shopper_key)
+                        _, fetched = self._read(customer_id, new_meta, *read)
             return fetched
         except redis.RedisError as exc:
             self._open_until = time.monotonic() + self.breaker_seconds
@@ -127,6 +140,7 @@ class RedisSignalStore(SignalStore):
         item_ids: Sequence[str],
         query: str,
         shopper_key: str,
+        attribute_sets: Sequence[str],
     ) -> tuple[int | None, SignalFetch]:
         pipe = self._reader.pipeline(transaction=False)
         pipe.get(f"{self._prefix(customer_id)}:ptr")
@@ -140,6 +154,8 @@ class RedisSignalStore(SignalStore):
             pipe.hgetall(interests)
             pipe.zrange(viewed, 0, -1)
             pipe.zrange(purchased, 0, -1)
+        for name in attribute_sets:
+            pipe.smismember(self._attribute_key(customer_id, name), list(item_ids))
         replies = iter(pipe.execute())
         raw_pointer = next(replies)
         pointer = int(raw_pointer) if raw_pointer is not None else None
@@ -153,7 +169,9 @@ class RedisSignalStore(SignalStore):
         profile = EMPTY_PROFILE
         if shopper_key:
             profile = _profile(next(replies), next(replies), next(replies))
-        return pointer, SignalFetch(meta, records, found, query_records, query_found, profile)
+        masks = {name: np.array(next(replies), dtype=bool) for name in attribute_sets}
+        fetched = SignalFetch(meta, records, found, query_records, query_found, profile, masks)
+        return pointer, fetched
 
     def _meta(self, customer_id: int, version: int) -> SignalMeta | None:
         cached = self._metas.get((customer_id, version))
@@ -225,6 +243,54 @@ class RedisSignalStore(SignalStore):
             pipe.hset(key, mapping=mapping)
             pipe.expire(key, UNPUBLISHED_TTL_SECONDS)
             pipe.execute()
+
+    def attribute_set_replace(self, customer_id: int, name: str, item_ids: Sequence[str]) -> None:
+        key = self._attribute_key(customer_id, name)
+        staging = f"{key}:staging:{secrets.token_hex(4)}"  # same hash tag: same slot as `key`
+        try:
+            if not item_ids:
+                self._writer.delete(key)
+                return
+            for start in range(0, len(item_ids), WRITE_BATCH):
+                pipe = self._writer.pipeline(transaction=False)
+                pipe.sadd(staging, *item_ids[start : start + WRITE_BATCH])
+                pipe.expire(staging, UNPUBLISHED_TTL_SECONDS)
+                pipe.execute()
+            # RENAME replaces the set atomically (cluster pipelines refuse it, hence two calls);
+            # it carries the staging key's expiry over, which PERSIST then removes.
+            self._writer.rename(staging, key)
+            self._writer.persist(key)
+        except redis.RedisError as exc:
+            raise SignalStoreUnavailable(str(exc)) from exc
+
+    def attribute_sets_update(
+        self, customer_id: int, changes: dict[str, tuple[Sequence[str], Sequence[str]]]
+    ) -> None:
+        pipe = self._writer.pipeline(transaction=False)
+        for name, (added, removed) in changes.items():
+            key = self._attribute_key(customer_id, name)
+            for start in range(0, len(added), WRITE_BATCH):
+                pipe.sadd(key, *added[start : start + WRITE_BATCH])
+            for start in range(0, len(removed), WRITE_BATCH):
+                pipe.srem(key, *removed[start : start + WRITE_BATCH])
+        try:
+            pipe.execute()
+        except redis.RedisError as exc:
+            raise SignalStoreUnavailable(str(exc)) from exc
+
+    def attribute_sets_retain(self, customer_id: int, names: Sequence[str]) -> None:
+        keep = {self._attribute_key(customer_id, name) for name in names}
+        pattern = f"{self._prefix(customer_id)}:as:*"
+        try:
+            stale = [
+                key
+                for key in (raw.decode() for raw in self._writer.scan_iter(match=pattern))
+                if key not in keep and ":staging:" not in key
+            ]
+            if stale:
+                self._writer.delete(*stale)
+        except redis.RedisError as exc:
+            raise SignalStoreUnavailable(str(exc)) from exc
 
     def record_shopper_actions(self, customer_id: int, actions: Sequence[ShopperAction]) -> None:
         by_shopper: dict[str, list[ShopperAction]] = defaultdict(list)

@@ -2,7 +2,13 @@
 
 A signal version is written whole under a new number and then made current by one pointer swap,
 so a reader sees the old or the new version, never a mix. A rank request reads everything it needs
-(item records, query-item records, the shopper's profile) in one `fetch`: one Redis round trip.
+(item records, query-item records, the shopper's profile, and the attribute sets its rules ask
+about) in one `fetch`: one Redis round trip.
+
+Attribute sets: the items matching a rule's attribute clauses, one set per distinct clause set
+(named by merchandising.engine.attribute_set_name), kept current by merchandising.attribute_sets
+on rule and catalog writes and with every signal refresh. They live beside the signal versions,
+not in them: a rule's set is there as soon as the rule is saved.
 """
 
 from __future__ import annotations
@@ -143,6 +149,8 @@ class SignalFetch:
     query_records: np.ndarray | None  # QUERY_RECORD, or None when the request has no query
     query_found: np.ndarray | None
     shopper: ShopperProfile
+    # attribute set name -> bool per requested item (only the sets the request asked for)
+    attribute_masks: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def shopper_hash(shopper_key: str) -> str:
@@ -184,9 +192,29 @@ def decode_queries(raw: Sequence[bytes | None]) -> tuple[np.ndarray, np.ndarray]
 class SignalStore(abc.ABC):
     @abc.abstractmethod
     def fetch(
-        self, customer_id: int, item_ids: Sequence[str], query: str, shopper_key: str
+        self,
+        customer_id: int,
+        item_ids: Sequence[str],
+        query: str,
+        shopper_key: str,
+        attribute_sets: Sequence[str] = (),
     ) -> SignalFetch:
-        """Read all signals of one request. Raises SignalStoreUnavailable on an outage."""
+        """Read all signals of one request, and which items are in each of `attribute_sets`.
+        Raises SignalStoreUnavailable on an outage."""
+
+    @abc.abstractmethod
+    def attribute_set_replace(self, customer_id: int, name: str, item_ids: Sequence[str]) -> None:
+        """Make the attribute set `name` exactly `item_ids` (readers see the old or the new)."""
+
+    @abc.abstractmethod
+    def attribute_sets_update(
+        self, customer_id: int, changes: dict[str, tuple[Sequence[str], Sequence[str]]]
+    ) -> None:
+        """Per set name, (ids to add, ids to remove): after a catalog write."""
+
+    @abc.abstractmethod
+    def attribute_sets_retain(self, customer_id: int, names: Sequence[str]) -> None:
+        """Delete the customer's attribute sets not named (no rule uses them any more)."""
 
     @abc.abstractmethod
     def publish(self, customer_id: int, snapshot: SignalSnapshot) -> int:

@@ -44,7 +44,7 @@ class FixedStore:
 
     result: SignalFetch
 
-    def fetch(self, customer_id: int, item_ids: Any, query: str, shopper_key: str) -> SignalFetch:
+    def fetch(self, customer_id: int, item_ids: Any, *args: Any) -> SignalFetch:
         return self.result
 
 

@@ -257,3 +257,43 @@ def test_redis_keys_carry_no_shopper_id_and_share_one_cluster_slot(
     finally:
         store.drop_customer(CUSTOMER)
         client.close()
+
+
+def test_attribute_sets_are_read_with_the_signals_and_replaced_whole(make_store: Any) -> None:
+    writer, reader = make_store(), make_store()
+    writer.attribute_set_replace(CUSTOMER, "red", ["a", "c"])
+    writer.attribute_set_replace(CUSTOMER, "big", ["b"])
+
+    fetch = reader.fetch(CUSTOMER, ["a", "b", "c", "d"], "", "", ["red", "big", "never"])
+
+    assert fetch.attribute_masks["red"].tolist() == [True, False, True, False]
+    assert fetch.attribute_masks["big"].tolist() == [False, True, False, False]
+    assert fetch.attribute_masks["never"].tolist() == [False] * 4  # no such set: nothing in it
+
+    writer.attribute_set_replace(CUSTOMER, "red", ["d"])
+    writer.attribute_sets_update(CUSTOMER, {"big": (["a"], ["b"])})
+    fetch = reader.fetch(CUSTOMER, ["a", "b", "c", "d"], "", "", ["red", "big"])
+    assert fetch.attribute_masks["red"].tolist() == [False, False, False, True]
+    assert fetch.attribute_masks["big"].tolist() == [True, False, False, False]
+
+
+def test_attribute_sets_not_retained_are_deleted(make_store: Any) -> None:
+    store = make_store()
+    store.attribute_set_replace(CUSTOMER, "keep", ["a"])
+    store.attribute_set_replace(CUSTOMER, "stale", ["a"])
+    store.attribute_set_replace(CUSTOMER + 1, "stale", ["a"])  # another customer's: untouched
+
+    store.attribute_sets_retain(CUSTOMER, ["keep"])
+
+    fetch = store.fetch(CUSTOMER, ["a"], "", "", ["keep", "stale"])
+    assert fetch.attribute_masks["keep"].tolist() == [True]
+    assert fetch.attribute_masks["stale"].tolist() == [False]
+    assert store.fetch(CUSTOMER + 1, ["a"], "", "", ["stale"]).attribute_masks["stale"][0]
+    store.drop_customer(CUSTOMER + 1)
+
+
+def test_an_emptied_attribute_set_matches_nothing(make_store: Any) -> None:
+    store = make_store()
+    store.attribute_set_replace(CUSTOMER, "red", ["a"])
+    store.attribute_set_replace(CUSTOMER, "red", [])
+    assert store.fetch(CUSTOMER, ["a"], "", "", ["red"]).attribute_masks["red"].tolist() == [False]
