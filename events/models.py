@@ -47,16 +47,24 @@ class Event(models.Model):
                 fields=["customer", "event_id", "ordinal"], name="event_unique_id"
             ),
         ]
+        # The attribution look-ups of events.services are the only readers of the last three:
+        # partial, they cost an insert only for the few rows those look-ups can return.
         indexes = [
             models.Index(fields=["customer", "occurred_at"], name="event_customer_time"),
-            models.Index(fields=["customer", "request_id"], name="event_customer_request"),
+            models.Index(
+                fields=["customer", "request_id"],
+                name="event_impression_request",
+                condition=models.Q(type=EventType.IMPRESSION, ordinal=0),
+            ),
             models.Index(
                 fields=["customer", "user_id", "item_id", "occurred_at"],
-                name="event_customer_user_item",
+                name="event_click_user_item",
+                condition=models.Q(type=EventType.CLICK) & ~models.Q(request_id=""),
             ),
             models.Index(
                 fields=["customer", "session_id", "item_id", "occurred_at"],
-                name="event_customer_session_item",
+                name="event_click_session_item",
+                condition=models.Q(type=EventType.CLICK, user_id="") & ~models.Q(request_id=""),
             ),
         ]
 
