@@ -61,6 +61,40 @@ UNPUBLISHED_TTL_SECONDS = 3600
 WRITER_TIMEOUT_SECONDS = 30.0
 
 
+# Shopper actions of one ingest batch. KEYS: per shopper its interests hash, viewed and purchased
+# sorted sets. ARGV: the TTL, how many recent items to keep, then per shopper: the number of
+# interest increments and (name, amount) pairs, then for viewed and for purchased the number of
+# items and (timestamp, item id) pairs. ZADD takes at most 1000 items a call (Lua's unpack limit).
+RECORD_ACTIONS_SCRIPT = """
+local ttl, keep = tonumber(ARGV[1]), tonumber(ARGV[2])
+local a = 3
+for k = 1, #KEYS, 3 do
+  local n = tonumber(ARGV[a]); a = a + 1
+  for _ = 1, n do
+    redis.call('HINCRBYFLOAT', KEYS[k], ARGV[a], ARGV[a + 1]); a = a + 2
+  end
+  for j = 1, 2 do
+    local m = tonumber(ARGV[a]); a = a + 1
+    if m > 0 then
+      local pairs_left = m
+      while pairs_left > 0 do
+        local take = math.min(pairs_left, 1000)
+        local zargs = {}
+        for _ = 1, take do
+          zargs[#zargs + 1] = ARGV[a]; zargs[#zargs + 1] = ARGV[a + 1]; a = a + 2
+        end
+        redis.call('ZADD', KEYS[k + j], unpack(zargs))
+        pairs_left = pairs_left - take
+      end
+      redis.call('ZREMRANGEBYRANK', KEYS[k + j], 0, -(keep + 1))
+    end
+  end
+  for j = 0, 2 do redis.call('EXPIRE', KEYS[k + j], ttl) end
+end
+return 0
+"""
+
+
 class RedisSignalStore(SignalStore):
     def __init__(
         self,
@@ -84,6 +118,7 @@ class RedisSignalStore(SignalStore):
         self._writer = client.from_url(
             url, socket_timeout=WRITER_TIMEOUT_SECONDS, socket_connect_timeout=5.0
         )
+        self._record_actions = self._writer.register_script(RECORD_ACTIONS_SCRIPT)
         self._current: dict[int, SignalMeta] = {}
         self._metas: dict[tuple[int, int], SignalMeta] = {}
         self._lock = threading.Lock()
@@ -293,14 +328,18 @@ class RedisSignalStore(SignalStore):
             raise SignalStoreUnavailable(str(exc)) from exc
 
     def record_shopper_actions(self, customer_id: int, actions: Sequence[ShopperAction]) -> None:
+        """One script call for the whole batch: a pipeline of a command per interest, recent item
+        and expiry costs redis-py more to pack and parse than Redis takes to run the script."""
         by_shopper: dict[str, list[ShopperAction]] = defaultdict(list)
         for action in actions:
             by_shopper[action.shopper_key].append(action)
-        pipe = self._writer.pipeline(transaction=False)
+        keys: list[str] = []
+        args: list[str | float | int] = [SHOPPER_TTL_SECONDS, SHOPPER_RECENT_ITEMS]
         for shopper_key, shopper_actions in by_shopper.items():
-            interests, viewed, purchased = self._shopper_keys(customer_id, shopper_key)
+            keys.extend(self._shopper_keys(customer_id, shopper_key))
             increments: dict[str, float] = defaultdict(float)
-            recent: dict[str, dict[str, float]] = {viewed: {}, purchased: {}}
+            viewed: dict[str, float] = {}
+            purchased: dict[str, float] = {}
             for action in shopper_actions:
                 weight = SHOPPER_ACTION_WEIGHTS[action.action]
                 increments["t"] += weight
@@ -308,18 +347,19 @@ class RedisSignalStore(SignalStore):
                     increments[f"b:{action.brand}"] += weight
                 for category in action.categories:
                     increments[f"c:{category}"] += weight
-                target = recent[purchased if action.action == "purchase" else viewed]
+                target = purchased if action.action == "purchase" else viewed
                 target[action.item_id] = max(action.timestamp, target.get(action.item_id, 0.0))
+            args.append(len(increments))
             for name, amount in increments.items():
-                pipe.hincrbyfloat(interests, name, amount)
-            for key, members in recent.items():
-                if members:
-                    pipe.zadd(key, members)
-                    pipe.zremrangebyrank(key, 0, -(SHOPPER_RECENT_ITEMS + 1))
-            for key in (interests, viewed, purchased):
-                pipe.expire(key, SHOPPER_TTL_SECONDS)
+                args += (name, amount)
+            for recent in (viewed, purchased):
+                args.append(len(recent))
+                for item_id, timestamp in recent.items():
+                    args += (timestamp, item_id)
+        if not keys:
+            return
         try:
-            pipe.execute()
+            self._record_actions(keys=keys, args=args)
         except redis.RedisError as exc:
             raise SignalStoreUnavailable(str(exc)) from exc
 
