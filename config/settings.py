@@ -159,6 +159,9 @@ CELERY_TASK_SOFT_TIME_LIMIT = 25 * 60
 # Workers log through Django's LOGGING (JSON lines), not Celery's own format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 SIGNAL_REFRESH_INTERVAL_SECONDS = env.int("SIGNAL_REFRESH_INTERVAL_SECONDS", default=300)
+# PostgreSQL's work_mem for the refresh's (query, item) sums, set for that one statement: about
+# 200 bytes per distinct pair in the long window; with less it spills to disk (slower, same sums).
+SIGNAL_REFRESH_WORK_MEM = env.str("SIGNAL_REFRESH_WORK_MEM", default="1GB")
 CELERY_BEAT_SCHEDULE = {
     "refresh-signals-for-active-customers": {
         "task": "ranking.tasks.schedule_signal_refresh",

@@ -1,8 +1,9 @@
 """Recompute a customer's item and query-item signals from the event log.
 
-The database sums events per (item, day, type) and per (query, item, day, type); numpy applies
-the time decay, the Beta smoothing and the catalog-derived signals. The same SQL runs on SQLite
-(the embedded default) and PostgreSQL. The result is published as a new signal version.
+On PostgreSQL one SQL statement per key (item; query and item) returns the decayed sums directly,
+one row per key; elsewhere (SQLite, the embedded default) the ORM sums events per (key, day,
+type) and numpy applies the same decay weights. numpy then applies the Beta smoothing and the
+catalog-derived signals. The result is published as a new signal version.
 
 Method (also in docs/signals.md):
 - Decay: an event `d` days old counts 0.5 ** (d / half_life): short window 7 days with a 2-day
@@ -23,8 +24,11 @@ import math
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
+from django.conf import settings
+from django.db import connection, transaction
 from django.db.models import Count, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
@@ -82,12 +86,20 @@ def _effective_days(window_days: int, half_life: float) -> float:
     return float(np.sum(np.power(0.5, np.arange(window_days) / half_life)))
 
 
+def _weights_by_age(window_days: int, half_life: float) -> list[float]:
+    """The decay weight of an event 0..LONG_WINDOW_DAYS days old (0 outside the window)."""
+    return _decay(
+        np.arange(LONG_WINDOW_DAYS + 1, dtype=np.float64), window_days, half_life
+    ).tolist()
+
+
 def _aggregate(
     events: QuerySet[Event], key_fields: tuple[str, ...], today: datetime
 ) -> tuple[list[tuple[str, ...]], np.ndarray, np.ndarray, int]:
     """Sum events per (keys, day, type) in SQL; return keys, counts[short|long] and row count.
 
     counts has shape (n_keys, 5) per window: impressions, clicks, carts, purchases, revenue.
+    The portable path (SQLite); PostgreSQL decays in SQL instead (_fetch_decayed_sums).
     """
     rows = (
         events.annotate(day=TruncDate("occurred_at"))
@@ -126,6 +138,109 @@ def _aggregate(
     return keys, windows[0], windows[1], len(rows_key)
 
 
+# One row per key with the decayed sums of each window: an event's age in calendar days of the
+# current time zone (as TruncDate counts it) indexes the same weight tables numpy uses, so both
+# paths agree. The item sums run in parallel workers. The (query, item) sums stay in one process:
+# partial sums of millions of keys in each worker would triple the memory for little time; there
+# `OFFSET 0` keeps the subquery from being inlined, so each row's age is computed once, not once
+# per sum (it also rules out the parallel plan).
+DECAYED_SUMS_SQL = """
+    SELECT {keys}, {sums}
+    FROM (
+        SELECT {keys}, type, revenue,
+            (%(short)s::float8[])[age] AS short, (%(long)s::float8[])[age] AS long
+        FROM (
+            SELECT {keys}, type, revenue,
+                %(today)s::date - (occurred_at AT TIME ZONE %(tz)s)::date + 1 AS age
+            FROM {table}
+            WHERE customer_id = %(customer)s AND occurred_at >= %(since)s {where}
+            {fence}
+        ) AS dated
+    ) AS weighted
+    GROUP BY {keys}
+    {having}
+"""
+
+
+def _window_sums(window: str, types: tuple[EventType, ...], revenue: bool) -> list[str]:
+    sums = [f"COALESCE(SUM({window}) FILTER (WHERE type = '{kind.value}'), 0)" for kind in types]
+    if revenue:
+        sums.append(f"COALESCE(SUM({window} * revenue), 0)")
+    return sums
+
+
+def _fetch_decayed_sums(
+    *, customer_id: int, now: datetime, by_query: bool
+) -> tuple[list[tuple[str, ...]], np.ndarray]:
+    """Run DECAYED_SUMS_SQL; returns the keys and their sums, one row per key."""
+    if by_query:
+        keys, where, fence = "query, item_id", "AND query <> ''", "OFFSET 0"
+        # Only the long window's impressions, clicks and purchases make query-item signals,
+        # and only pairs _query_signals keeps are read.
+        sums = _window_sums(
+            "long", (EventType.IMPRESSION, EventType.CLICK, EventType.PURCHASE), False
+        )
+        having = f"HAVING {sums[1]} + {sums[2]} > 0 OR {sums[0]} >= {MIN_QUERY_IMPRESSIONS!r}"
+    else:
+        keys, where, having, fence = "item_id", "", "", ""
+        sums = _window_sums("short", TYPES, True) + _window_sums("long", TYPES, True)
+    sql = DECAYED_SUMS_SQL.format(
+        keys=keys,
+        sums=", ".join(sums),
+        table=Event._meta.db_table,
+        where=where,
+        having=having,
+        fence=fence,
+    )
+    params: dict[str, Any] = {
+        "short": _weights_by_age(SHORT_WINDOW_DAYS, SHORT_HALF_LIFE_DAYS),
+        "long": _weights_by_age(LONG_WINDOW_DAYS, LONG_HALF_LIFE_DAYS),
+        "today": now.date(),
+        "tz": timezone.get_current_timezone_name(),
+        "customer": customer_id,
+        "since": now - timedelta(days=LONG_WINDOW_DAYS),
+    }
+    width = 2 if by_query else 1
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Memory for the hash of (query, item) keys: 7.3M keys take about 1.5 GB (within work_mem
+        # times hash_mem_multiplier); with less, PostgreSQL spills to disk, slower, same sums.
+        cursor.execute(
+            "SELECT set_config('work_mem', %s, true)", [settings.SIGNAL_REFRESH_WORK_MEM]
+        )
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    keys_found = [row[:width] for row in rows]
+    sums_found = np.array([row[width:] for row in rows], dtype=np.float64)
+    sums_found = sums_found.reshape(len(rows), len(sums))
+    return keys_found, sums_found
+
+
+def _decays_in_sql() -> bool:
+    """PostgreSQL weights events by age in SQL; other databases return per-day sums to numpy."""
+    return connection.vendor == "postgresql"
+
+
+def _item_sums(
+    events: QuerySet[Event], customer_id: int, now: datetime
+) -> tuple[list[tuple[str, ...]], np.ndarray, np.ndarray, int]:
+    """Item keys and their decayed sums, short and long window, and the rows the database sent."""
+    if _decays_in_sql():
+        keys, sums = _fetch_decayed_sums(customer_id=customer_id, now=now, by_query=False)
+        return keys, sums[:, :5], sums[:, 5:], len(keys)
+    return _aggregate(events, ("item_id",), now)
+
+
+def _query_sums(
+    events: QuerySet[Event], customer_id: int, now: datetime
+) -> tuple[list[tuple[str, ...]], np.ndarray, int]:
+    """(query, item) keys and their long-window impressions, clicks and purchases."""
+    if _decays_in_sql():
+        keys, sums = _fetch_decayed_sums(customer_id=customer_id, now=now, by_query=True)
+        return keys, sums, len(keys)
+    keys, _, long_counts, groups = _aggregate(events.exclude(query=""), ("query", "item_id"), now)
+    return keys, long_counts[:, [IMPRESSIONS, CLICKS, PURCHASES]], groups
+
+
 def _smoothed(successes: np.ndarray, trials: np.ndarray, prior: np.ndarray | float, m: float):
     return np.minimum((successes + prior * m) / (trials + m), 1.0)
 
@@ -157,7 +272,7 @@ def compute_snapshot(
     since = now - timedelta(days=LONG_WINDOW_DAYS)
     events = Event.objects.filter(customer_id=customer_id, occurred_at__gte=since)
 
-    event_keys, short, long_, item_groups = _aggregate(events, ("item_id",), now)
+    event_keys, short, long_, item_groups = _item_sums(events, customer_id, now)
     catalog = list(
         Item.objects.filter(customer_id=customer_id).values_list(
             "external_id", "brand", "categories", "price", "in_stock", "created_at"
@@ -271,7 +386,9 @@ def compute_snapshot(
     default_item["brand"] = -1
     default_item["categories"] = -1
 
-    query_keys, query_records, query_groups = _query_signals(events, now, row_of, signals, column)
+    query_keys, query_records, query_groups = _query_signals(
+        events, customer_id, now, row_of, signals, column
+    )
 
     mean = np.zeros(len(FEATURES))
     std = np.ones(len(FEATURES))
@@ -316,26 +433,27 @@ def compute_snapshot(
 
 def _query_signals(
     events: QuerySet[Event],
+    customer_id: int,
     now: datetime,
     row_of: dict[str, int],
     signals: np.ndarray,
     column: dict[str, int],
 ) -> tuple[list[tuple[str, str]], np.ndarray, int]:
-    keys, _, long_counts, groups = _aggregate(events.exclude(query=""), ("query", "item_id"), now)
+    keys, long_counts, groups = _query_sums(events, customer_id, now)
     if not keys:
         return [], np.zeros(0, dtype=QUERY_RECORD), groups
-    impressions = long_counts[:, IMPRESSIONS]
-    engaged = (long_counts[:, CLICKS] + long_counts[:, PURCHASES]) > 0
+    impressions, clicks, purchases = long_counts.T
+    engaged = (clicks + purchases) > 0
     keep = np.flatnonzero(engaged | (impressions >= MIN_QUERY_IMPRESSIONS))
     item_rows = np.fromiter((row_of[keys[i][1]] for i in keep), dtype=np.int64, count=len(keep))
     item_ctr = signals[item_rows, column["ctr"]]
     item_conversion = signals[item_rows, column["conversion_rate"]]
     records = np.zeros(len(keep), dtype=QUERY_RECORD)
     records["signals"][:, 0] = _smoothed(
-        long_counts[keep, CLICKS], impressions[keep], item_ctr, QUERY_PRIOR_STRENGTH
+        clicks[keep], impressions[keep], item_ctr, QUERY_PRIOR_STRENGTH
     )
     records["signals"][:, 1] = _smoothed(
-        long_counts[keep, PURCHASES], impressions[keep], item_conversion, QUERY_PRIOR_STRENGTH
+        purchases[keep], impressions[keep], item_conversion, QUERY_PRIOR_STRENGTH
     )
     return [(keys[i][0], keys[i][1]) for i in keep], records, groups
 
