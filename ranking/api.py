@@ -8,6 +8,7 @@ A dependency outage answers 200 with `"degraded": true`, never a 5xx.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from collections import Counter
@@ -41,6 +42,10 @@ QUERY_SURFACES = ("search", "autocomplete")
 
 # An API process runs one per core: a numpy (BLAS) call on the rank path must stay on its own
 # core, like the model's predict (num_threads=1), rather than contend with the other workers.
+# The limit covers the BLAS libraries loaded so far; the environment covers any loaded later
+# (SciPy's own OpenBLAS comes only with scipy.linalg), as OpenBLAS and MKL read it when they load.
+for _variable in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
 threadpool_limits(1, user_api="blas")
 
 

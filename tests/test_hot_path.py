@@ -10,7 +10,6 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-import lightgbm
 import pytest
 import redis.connection
 import threadpoolctl
@@ -21,6 +20,7 @@ from catalog.contracts import CatalogItemIn
 from catalog.services import items_upsert
 from customers import runtime_sync
 from ranking.learning import registry
+from ranking.learning.lgbm import lightgbm
 from ranking.learning.scorers import TreeModelScorer
 from ranking.runtime import customer_runtime
 from ranking.services import signals_refresh

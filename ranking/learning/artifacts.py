@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import hashlib
 
-import lightgbm
 import numpy as np
 import orjson
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from ranking.engine.scoring import Scorer
+from ranking.learning.lgbm import lightgbm
 from ranking.learning.scorers import LinearModelScorer, TreeModelScorer
 from ranking.models import Algorithm, RankingModel
 from ranking.signals.schema import FEATURES

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import lightgbm
 import numpy as np
 
+from ranking.learning.lgbm import lightgbm
 from ranking.signals.store import SignalMeta
 
 

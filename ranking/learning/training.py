@@ -7,18 +7,17 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
-import lightgbm
 import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
-from sklearn.linear_model import Ridge
 from threadpoolctl import threadpool_limits
 
 from ranking.engine.scoring import Scorer
 from ranking.learning import artifacts
 from ranking.learning.dataset import TrainingSet, training_set_load
+from ranking.learning.lgbm import lightgbm
 from ranking.learning.metrics import label_gains, ndcg_at_k
 from ranking.learning.propensity import PositionBias, estimate_position_bias
 from ranking.learning.scorers import LinearModelScorer, TreeModelScorer
@@ -124,6 +123,9 @@ def fit_linear(
     target = label_gains(data.labels)
     if bias is not None:
         target = target * bias.weights(data.positions)
+    # Imported here: API processes import this module (the registry does) and never fit.
+    from sklearn.linear_model import Ridge
+
     with threadpool_limits(1):
         ridge = Ridge(alpha=params.ridge_alpha).fit((values - mean) / std, target)
     coef = np.asarray(ridge.coef_, dtype=np.float64)
