@@ -29,7 +29,8 @@ BENCHMARKS = {
     "signal_read": ("signal_read.py", [], ["--rounds", "5"]),
     "rules": ("rules.py", ["--rounds", "500"], ["--rounds", "5"]),
     "served": ("rank.py", ["--profile", str(PROFILE)], ["--quick"]),
-    "refresh": ("refresh.py", [], ["--events", "20000", "--items", "2000"]),
+    "refresh": ("refresh.py", [], ["--events", "20000", "--items", "2000", "--quick"]),
+    "memory": ("memory.py", [], ["--small", "500", "--large", "5000", "--seconds", "1", "--quick"]),
 }
 
 
@@ -61,6 +62,7 @@ def table(results: dict[str, object]) -> str:
     ]  # fmt: skip
     rows += served_rows(results["served"])
     rows.append(refresh_row(results["refresh"]))
+    rows.append(memory_row(results["memory"]))
     lines = [
         f"Measured {results['measured_at']} on {results['machine']} by `make bench`.",
         "",
@@ -121,6 +123,20 @@ def refresh_row(refresh: object) -> tuple[str, str, str]:
         "(PostgreSQL to a published Redis version)",
         f"{refresh['refresh_seconds']} s ({refresh['events_per_second']:,} events/s)",
         "10M events, 100k items: 30 s",
+    )
+
+
+def memory_row(memory: object) -> tuple[str, str, str]:
+    assert isinstance(memory, dict)
+    small = ", ".join(f"{w['VmRSS']}" for w in memory["small"]["workers_mb"])
+    large = ", ".join(f"{w['VmRSS']}" for w in memory["large"]["workers_mb"])
+    growth = ", ".join(f"{g:+}" for g in memory["rss_growth_mb"])
+    return (
+        "API worker RSS (VmRSS per worker) serving 1000-candidate searches while the catalog "
+        f"grows from {memory['small_items']:,} to {memory['large_items']:,} items "
+        "(bench/memory.py)",
+        f"{small} MB; then {large} MB: {growth} MB",
+        "flat",
     )
 
 

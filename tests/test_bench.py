@@ -35,3 +35,4 @@ def test_every_benchmark_runs_and_reports_its_numbers() -> None:
     for measured in ("'rank_100'", "'rank_1000'", "'ingest'", "'worker_memory_mb'"):
         assert measured in lines["served"]
     assert "'refresh_seconds'" in lines["refresh"]
+    assert "'rss_growth_mb'" in lines["memory"]

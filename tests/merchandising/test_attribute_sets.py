@@ -14,10 +14,13 @@ from ranking.services import signals_refresh
 from ranking.signals import store as store_module
 from ranking.signals.store import SignalStoreUnavailable, signal_store
 from tests.conftest import ApiCaller
-from tests.merchandising.test_rules_api import create, search, shop  # noqa: F401
+from tests.merchandising import test_rules_api
 from tests.ranking.helpers import put_items, ranked_ids
 
 pytestmark = pytest.mark.django_db
+
+shop = test_rules_api.shop  # the six-item shop fixture of the rules API tests
+create, search = test_rules_api.create, test_rules_api.search
 
 RED = attribute_set_name((("color", ("red",)),))
 
@@ -35,14 +38,14 @@ def hide_red(api: ApiCaller) -> None:
                  "action": {"type": "hide"}})  # fmt: skip
 
 
-def test_saving_a_rule_writes_its_set_and_the_rule_applies(shop: ApiCaller) -> None:  # noqa: F811
+def test_saving_a_rule_writes_its_set_and_the_rule_applies(shop: ApiCaller) -> None:
     hide_red(shop)
 
     assert members(shop, RED, ALL) == ["sku-1", "sku-4"]
     assert ranked_ids(search(shop)) == ["sku-0", "sku-2", "sku-3", "sku-5"]
 
 
-def test_catalog_writes_move_items_in_and_out_of_sets(shop: ApiCaller) -> None:  # noqa: F811
+def test_catalog_writes_move_items_in_and_out_of_sets(shop: ApiCaller) -> None:
     hide_red(shop)
 
     put_items(shop, [
@@ -59,7 +62,7 @@ def test_catalog_writes_move_items_in_and_out_of_sets(shop: ApiCaller) -> None: 
 
 
 def test_a_changed_selector_gets_a_new_set_and_a_refresh_drops_the_old(
-    shop: ApiCaller,  # noqa: F811
+    shop: ApiCaller,
 ) -> None:
     hide_red(shop)
     rule = Rule.objects.get(customer=shop.customer)
@@ -80,7 +83,7 @@ def test_a_changed_selector_gets_a_new_set_and_a_refresh_drops_the_old(
 def test_a_store_outage_while_saving_loses_nothing_and_a_refresh_repairs(
     shop: ApiCaller,
     monkeypatch: pytest.MonkeyPatch,
-    caplog: Any,  # noqa: F811
+    caplog: Any,
 ) -> None:
     store = signal_store()
 
@@ -105,7 +108,7 @@ def test_a_store_outage_while_saving_loses_nothing_and_a_refresh_repairs(
 
 def test_attribute_sets_are_kept_per_customer(
     shop: ApiCaller,
-    other_api: ApiCaller,  # noqa: F811
+    other_api: ApiCaller,
 ) -> None:
     hide_red(shop)
     put_items(other_api, [{"id": "sku-0", "title": "Theirs", "attributes": {"color": "red"}}])
