@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ranking.engine.idsets import IdSet, id_slots
 from ranking.engine.ordering import order_by_score
 from ranking.engine.records import Removal, RuleEffect, RulesApplied
 from ranking.signals.schema import FEATURE_INDEX
@@ -102,26 +103,6 @@ def vocabulary_for(meta: SignalMeta) -> Vocabulary:
     return entry[1]
 
 
-ID_TABLE_SIZE = 1 << 16  # 64 KiB per id set: a few percent of false hits, each confirmed
-
-
-@dataclass(frozen=True)
-class IdSet:
-    """Item ids a selector names. For vectorised lookups it keeps a table of which hash slots
-    hold a member; candidates that land on one are confirmed against the set, so the answer is
-    exact. Built when rules compile, in the process using it (a rule names at most a few
-    thousand ids, so this is bounded by the rule, not the catalog)."""
-
-    members: frozenset[str]
-    table: np.ndarray = field(init=False, compare=False, repr=False)
-
-    def __post_init__(self) -> None:
-        table = np.zeros(ID_TABLE_SIZE, dtype=bool)
-        hashes = np.fromiter(map(hash, self.members), dtype=np.int64, count=len(self.members))
-        table[hashes & (ID_TABLE_SIZE - 1)] = True
-        object.__setattr__(self, "table", table)
-
-
 def attribute_matches(value: object, wanted: Sequence[str]) -> bool:
     """Does one item attribute value match a clause's values? Lists match when any element does;
     booleans as "true"/"false"; whole floats also as integers."""
@@ -168,8 +149,7 @@ class ItemFacts:
 
     @cached_property
     def id_slots(self) -> np.ndarray:
-        hashes = np.fromiter(map(hash, self.item_ids), dtype=np.int64, count=len(self.item_ids))
-        return hashes & (ID_TABLE_SIZE - 1)
+        return id_slots(self.item_ids)
 
     @cached_property
     def used_category_codes(self) -> np.ndarray:
@@ -180,12 +160,7 @@ class ItemFacts:
 
     def ids_mask(self, ids: IdSet) -> np.ndarray:
         """Candidates in the set: one table lookup per candidate, each hit confirmed exactly."""
-        mask = ids.table[self.id_slots]
-        hits = np.flatnonzero(mask).tolist()
-        if hits:
-            hit_ids = map(self.item_ids.__getitem__, hits)
-            mask[hits] = np.fromiter(map(ids.members.__contains__, hit_ids), bool, len(hits))
-        return mask
+        return ids.mask(self.item_ids, self.id_slots)
 
     def attribute_mask(self, attributes: Attributes, set_name: str) -> np.ndarray:
         """Candidates whose attributes match every clause. Without the set (not published, or

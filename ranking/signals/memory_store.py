@@ -13,6 +13,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from ranking.engine.idsets import IdSet, id_slots
 from ranking.signals.store import (
     EMPTY_PROFILE,
     SHOPPER_ACTION_WEIGHTS,
@@ -76,12 +77,15 @@ def _remember(recent: dict[str, float], item_id: str, timestamp: float) -> None:
             del recent[stale]
 
 
+EMPTY_ID_SET = IdSet(frozenset())
+
+
 class MemorySignalStore(SignalStore):
     def __init__(self) -> None:
         self._current: dict[int, _Version] = {}
         self._versions: dict[int, int] = {}
         self._shoppers: dict[tuple[int, str], _Shopper] = {}
-        self._attribute_sets: dict[tuple[int, str], frozenset[str]] = {}
+        self._attribute_sets: dict[tuple[int, str], IdSet] = {}
         self._lock = threading.Lock()
 
     def fetch(
@@ -95,9 +99,11 @@ class MemorySignalStore(SignalStore):
         version = self._current.get(customer_id)
         profile = self.shopper_profile(customer_id, shopper_key) if shopper_key else EMPTY_PROFILE
         masks = {}
-        for name in attribute_sets:
-            members = self._attribute_sets.get((customer_id, name), frozenset())
-            masks[name] = np.fromiter(map(members.__contains__, item_ids), bool, len(item_ids))
+        if attribute_sets:
+            slots = id_slots(item_ids)  # once per request, shared by every set's lookup
+            for name in attribute_sets:
+                members = self._attribute_sets.get((customer_id, name), EMPTY_ID_SET)
+                masks[name] = members.mask(item_ids, slots)
         if version is None:
             records, found = decode_items([None] * len(item_ids), None)
             return SignalFetch(None, records, found, None, None, profile, masks)
@@ -112,15 +118,16 @@ class MemorySignalStore(SignalStore):
 
     def attribute_set_replace(self, customer_id: int, name: str, item_ids: Sequence[str]) -> None:
         with self._lock:
-            self._attribute_sets[(customer_id, name)] = frozenset(item_ids)
+            self._attribute_sets[(customer_id, name)] = IdSet(frozenset(item_ids))
 
     def attribute_sets_update(
         self, customer_id: int, changes: dict[str, tuple[Sequence[str], Sequence[str]]]
     ) -> None:
         with self._lock:
             for name, (added, removed) in changes.items():
-                members = self._attribute_sets.get((customer_id, name), frozenset())
-                self._attribute_sets[(customer_id, name)] = (members | set(added)) - set(removed)
+                members = self._attribute_sets.get((customer_id, name), EMPTY_ID_SET).members
+                updated = (members | set(added)) - set(removed)
+                self._attribute_sets[(customer_id, name)] = IdSet(updated)
 
     def attribute_sets_retain(self, customer_id: int, names: Sequence[str]) -> None:
         with self._lock:
