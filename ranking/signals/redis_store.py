@@ -177,11 +177,12 @@ class RedisSignalStore(SignalStore):
         shopper_key: str,
         attribute_sets: Sequence[str],
     ) -> tuple[int | None, SignalFetch]:
+        ids = list(item_ids)  # one list for the HMGET and every SMISMEMBER
         pipe = self._reader.pipeline(transaction=False)
         pipe.get(f"{self._prefix(customer_id)}:ptr")
         if meta is not None:
             _, items_key, query_key = self._version_keys(customer_id, meta.version)
-            pipe.hmget(items_key, list(item_ids))
+            pipe.hmget(items_key, ids)
             if query:
                 pipe.hmget(query_key, query_fields(query, item_ids))
         if shopper_key:
@@ -190,7 +191,7 @@ class RedisSignalStore(SignalStore):
             pipe.zrange(viewed, 0, -1)
             pipe.zrange(purchased, 0, -1)
         for name in attribute_sets:
-            pipe.smismember(self._attribute_key(customer_id, name), list(item_ids))
+            pipe.smismember(self._attribute_key(customer_id, name), ids)
         replies = iter(pipe.execute())
         raw_pointer = next(replies)
         pointer = int(raw_pointer) if raw_pointer is not None else None
