@@ -178,6 +178,11 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # --- learning to rank (docs/learning.md) ------------------------------------------------------
+# LambdaMART models are compiled to native code on each serving host (ranking/learning/compiled.py):
+# the C compiler to use (empty: always predict with LightGBM) and the private directory the
+# compiled models are kept in (default: rankwell-models-<uid> in the temporary directory).
+MODEL_COMPILER = env.str("MODEL_COMPILER", default="cc")
+COMPILED_MODELS_DIR = env.str("COMPILED_MODELS_DIR", default="")
 # Rank-log entries a process buffers before dropping the oldest (about 10 KB each at 100 items).
 RANK_LOG_BUFFER_SIZE = env.int("RANK_LOG_BUFFER_SIZE", default=10_000)
 # Positions logged per request: training learns from what shoppers could see.

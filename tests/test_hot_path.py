@@ -1,11 +1,12 @@
 """The structure of the rank path in steady state (DESIGN.md, "The ranking engine"), asserted
 without timing anything: a warm rank request with an active LambdaMART, rules and a known shopper
 makes no database query and one Redis round trip, instantiates no DRF serializer, and predicts on
-one thread."""
+one thread (the model's compiled trees on the request's thread, or LightGBM with one thread)."""
 
 from __future__ import annotations
 
 import gc
+import threading
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from catalog.contracts import CatalogItemIn
 from catalog.services import items_upsert
 from customers import runtime_sync
 from ranking.learning import registry
+from ranking.learning.compiled import CompiledTrees
 from ranking.learning.lgbm import lightgbm
 from ranking.learning.scorers import TreeModelScorer
 from ranking.runtime import customer_runtime
@@ -83,6 +85,10 @@ def warm_shop(
         response = api.post("/v1/rules", rule)
         assert response.status_code == 201, response.content
     search(api)
+    scorer = customer_runtime(api.customer.pk).config_for("search").scorer
+    assert isinstance(scorer, TreeModelScorer)
+    assert scorer.native is not None
+    assert scorer.native.wait(60), "the model's compile never finished"
     return api
 
 
@@ -174,9 +180,42 @@ def test_the_rank_path_builds_no_drf_serializer(
     assert serializers_built == []
 
 
-def test_the_model_predicts_on_one_thread_without_a_threaded_blas(
+def test_the_model_predicts_with_its_compiled_trees_on_the_calling_thread(
     warm_shop: ApiCaller, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    scorer = customer_runtime(warm_shop.customer.pk).config_for("search").scorer
+    assert isinstance(scorer, TreeModelScorer)
+    assert scorer.native is not None
+    assert scorer.native.trees is not None, "this host has a C compiler: the model is compiled"
+    compiled_calls: list[int] = []
+    lightgbm_calls: list[int] = []
+    original = CompiledTrees.predict
+
+    def recording(self: CompiledTrees, features: Any) -> Any:
+        compiled_calls.append(len(features))
+        return original(self, features)
+
+    monkeypatch.setattr(CompiledTrees, "predict", recording)
+    monkeypatch.setattr(
+        lightgbm.Booster, "predict", lambda *args, **kwargs: lightgbm_calls.append(1)
+    )
+    threads_before = threading.active_count()
+
+    search(warm_shop)
+
+    # One call for every candidate, in plain C on the request's thread: no pool, no new thread.
+    assert compiled_calls == [len(IDS)]
+    assert lightgbm_calls == []
+    assert threading.active_count() == threads_before
+
+
+def test_without_its_compiled_trees_the_model_predicts_on_one_thread_without_a_threaded_blas(
+    warm_shop: ApiCaller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scorer = customer_runtime(warm_shop.customer.pk).config_for("search").scorer
+    assert isinstance(scorer, TreeModelScorer)
+    assert scorer.native is not None
+    monkeypatch.setattr(scorer.native, "trees", None)  # not compiled yet, or no compiler
     calls: list[dict[str, Any]] = []
     blas_threads: list[int] = []
     original = lightgbm.Booster.predict

@@ -12,6 +12,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from ranking.engine.scoring import Scorer
+from ranking.learning.compiled import compile_in_background
 from ranking.learning.lgbm import lightgbm
 from ranking.learning.scorers import LinearModelScorer, TreeModelScorer
 from ranking.models import Algorithm, RankingModel
@@ -85,7 +86,9 @@ def scorer_load(model: RankingModel) -> Scorer:
             intercept=float(data["intercept"]),
             label=model.label,
         )
-    booster = lightgbm.Booster(model_str=content.decode())
+    text = content.decode()
+    booster = lightgbm.Booster(model_str=text)
     if tuple(booster.feature_name()) != FEATURES:
         raise ArtifactRefused(f"artifact of {model.label} has other features than the schema")
-    return TreeModelScorer(booster=booster, label=model.label)
+    native = compile_in_background(text, model.label)
+    return TreeModelScorer(booster=booster, label=model.label, native=native)

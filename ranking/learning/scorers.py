@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ranking.learning.compiled import NativeSlot
 from ranking.learning.lgbm import lightgbm
 from ranking.signals.store import SignalMeta
 
@@ -48,13 +49,21 @@ class LinearModelScorer:
 
 @dataclass(frozen=True)
 class TreeModelScorer:
-    """A LightGBM LambdaMART booster; explanations are LightGBM's exact tree SHAP values."""
+    """A LightGBM LambdaMART booster; explanations are LightGBM's exact tree SHAP values.
+
+    Scores come from the model compiled on this host once that is ready (`native`, filled in the
+    background: ranking/learning/compiled.py), the same numbers several times faster; until then,
+    or if it cannot be compiled, from LightGBM's predict on one thread."""
 
     booster: lightgbm.Booster
     label: str | None
     method: str = "tree_shap"
+    native: NativeSlot | None = None
 
     def scores(self, features: np.ndarray, meta: SignalMeta | None) -> np.ndarray:
+        compiled = self.native.trees if self.native is not None else None
+        if compiled is not None:
+            return compiled.predict(as_logged(features))
         result = self.booster.predict(as_logged(features), raw_score=True, num_threads=1)
         return np.asarray(result, dtype=np.float64)
 
