@@ -397,10 +397,120 @@ def generator_ceiling(seconds: float) -> dict[str, Any]:
     return {"max_rps": closed["achieved_rps"], "open_at_half": opened}
 
 
-def measure_rank(port: int, key: str, bodies: Path, size: dict[str, Any]) -> dict[str, Any]:
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def machine_seconds() -> tuple[float, float]:
+    """(busy, all) CPU seconds of the whole machine so far, from /proc/stat."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = ticks[3] + ticks[4]
+    return (sum(ticks) - idle) / TICKS, sum(ticks) / TICKS
+
+
+def processes_named(*names: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "comm").read_text().strip()
+            except OSError:
+                continue
+            if command.startswith(names):
+                pids.append(int(entry.name))
+    return pids
+
+
+@contextlib.contextmanager
+def cpu_split(workers: list[int]) -> Iterator[dict[str, Any]]:
+    """Where the machine's CPU went while the block ran: the gunicorn workers, Redis, PostgreSQL
+    (when they run on this machine) and everything else (the load generator first of all)."""
+    groups = {"workers": workers, "redis": processes_named("redis-server"),
+              "postgres": processes_named("postgres")}  # fmt: skip
+    before = {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in groups.items()}
+    busy_before, all_before = machine_seconds()
+    split: dict[str, Any] = {}
+    yield split
+    busy, every = machine_seconds()
+    used = {name: sum(cpu_seconds(pid) for pid in pids) - before[name]
+            for name, pids in groups.items()}  # fmt: skip
+    used["other"] = max(0.0, (busy - busy_before) - sum(used.values()))
+    used["idle"] = max(0.0, (every - all_before) - (busy - busy_before))
+    split.update({f"{name}_cpu_seconds": round(value, 2) for name, value in used.items()})
+
+
+def served_profile(workers: list[int], seconds: float, report: Path) -> subprocess.Popen[bytes]:
+    """py-spy (pinned in the dev extras) sampling every worker for `seconds`, in the background;
+    `write_served_profile` turns its raw stacks into the report."""
+    spy = Path(PYTHON).parent / "py-spy"
+    commands = " & ".join(
+        f"{spy} record --nonblocking --rate 200 --format raw --duration {max(1, int(seconds))} "
+        f"--pid {pid} --output {report}.{pid}.raw"
+        for pid in workers
+    )
+    return subprocess.Popen(  # noqa: S602 (our own command line, no outside input)
+        f"{commands} & wait", shell=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+
+
+def write_served_profile(workers: list[int], report: Path, header: str) -> None:
+    """Inclusive and own share of the samples per function, over all workers' threads."""
+    inclusive: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    for pid in workers:
+        raw = Path(f"{report}.{pid}.raw")
+        if not raw.exists():
+            continue
+        for line in raw.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            frames = [frame.rsplit(":", 1)[0] + ")" if frame.endswith(")") else frame
+                      for frame in stack.split(";")]  # fmt: skip
+            total += int(count)
+            for frame in set(frames):
+                inclusive[frame] = inclusive.get(frame, 0) + int(count)
+            own[frames[-1]] = own.get(frames[-1], 0) + int(count)
+        raw.unlink()
+    lines = [header, f"{total} samples", "", "inclusive %  function (file)"]
+    top = sorted(inclusive.items(), key=lambda pair: -pair[1])[:60]
+    lines += [f"{100 * n / max(total, 1):10.1f}  {frame}" for frame, n in top]
+    lines += ["", "own %  function (file)"]
+    top = sorted(own.items(), key=lambda pair: -pair[1])[:40]
+    lines += [f"{100 * n / max(total, 1):6.1f}  {frame}" for frame, n in top]
+    report.write_text("\n".join(lines) + "\n")
+
+
+def measure_rank(
+    port: int,
+    key: str,
+    bodies: Path,
+    size: dict[str, Any],
+    workers: list[int],
+    profile: Path | None = None,
+) -> dict[str, Any]:
     common = {"path": "/v1/rank", "bodies": bodies, "header": [f"Authorization: Bearer {key}"]}
     loadgen("closed", port, duration=min(3.0, size["max_seconds"]), connections=8, **common)
-    maximum = loadgen("closed", port, duration=size["max_seconds"], connections=8, **common)
+    spy = served_profile(workers, size["max_seconds"] - 1, profile) if profile else None
+    with cpu_split(workers) as split:
+        maximum = loadgen("closed", port, duration=size["max_seconds"], connections=8, **common)
+    maximum["cpu"] = split
+    if spy is not None and profile is not None:
+        _, errors = spy.communicate(timeout=60)
+        header = (
+            f"py-spy on the {len(workers)} gunicorn workers (all threads, GIL or not) during the "
+            f"closed-loop maximum run of {bodies.stem} ({maximum['achieved_rps']} req/s)"
+        )
+        write_served_profile(workers, profile, header)
+        if spy.returncode:
+            maximum["profile_error"] = errors.decode(errors="replace")[-500:]
     rate = max(1, round(maximum["achieved_rps"] / 2))
     at_half = loadgen(
         "open", port, rate=rate, duration=size["open_seconds"], connections=32, **common
@@ -479,6 +589,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=300, help=argparse.SUPPRESS)
     parser.add_argument("--profile", type=Path, help="write a pyinstrument report of the rank "
                         "path at 1000 candidates here, before serving")  # fmt: skip
+    parser.add_argument("--served-profile", type=Path, help="write a py-spy report of the "
+                        "workers serving 1000 candidates at full speed here")  # fmt: skip
     args = parser.parse_args()
     if args.profile_child:
         profile_child(args.profile_child, args.rounds, args.profile)
@@ -502,11 +614,12 @@ def main() -> None:
                 result["profile"] = profile_rank(key, bodies, 300, args.profile)
         result["generator"] = generator_ceiling(size["max_seconds"])
         with tempfile.TemporaryDirectory() as tmp, gunicorn(env, args.workers) as (port, master):
+            pids = worker_pids(master.pid)
             for candidates in size["candidates"]:
                 bodies = Path(tmp) / f"rank-{candidates}.jsonl"
                 bodies.write_bytes(b"\n".join(rank_bodies(world, candidates, 200, candidates)))
-                result[f"rank_{candidates}"] = measure_rank(port, key, bodies, size)
-            pids = worker_pids(master.pid)
+                profile = args.served_profile if candidates == 1000 else None
+                result[f"rank_{candidates}"] = measure_rank(port, key, bodies, size, pids, profile)
             result["worker_memory_after_rank_mb"] = [memory_mb(pid) for pid in pids]
             batches = 20 if args.quick else 400
             events = Path(tmp) / "events.jsonl"

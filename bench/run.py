@@ -22,13 +22,18 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.json"
 DOC = ROOT / "docs" / "performance.md"
 PROFILE = ROOT / "bench" / "profile-rank-1000.txt"
+SERVED_PROFILE = ROOT / "bench" / "profile-served-1000.txt"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 # name -> (script, arguments for a full run, arguments for a quick run)
 BENCHMARKS = {
     "signal_read": ("signal_read.py", [], ["--rounds", "5"]),
     "rules": ("rules.py", ["--rounds", "500"], ["--rounds", "5"]),
-    "served": ("rank.py", ["--profile", str(PROFILE)], ["--quick"]),
+    "served": (
+        "rank.py",
+        ["--profile", str(PROFILE), "--served-profile", str(SERVED_PROFILE)],
+        ["--quick", "--served-profile", str(ROOT / "var" / "bench" / "profile-served-quick.txt")],
+    ),
     "refresh": ("refresh.py", [], ["--events", "20000", "--items", "2000", "--quick"]),
     "memory": ("memory.py", [], ["--small", "500", "--large", "5000", "--seconds", "1", "--quick"]),
 }

@@ -34,5 +34,9 @@ def test_every_benchmark_runs_and_reports_its_numbers() -> None:
     assert "'added_ms'" in lines["rules"]
     for measured in ("'rank_100'", "'rank_1000'", "'ingest'", "'worker_memory_mb'"):
         assert measured in lines["served"]
+    assert "'workers_cpu_seconds'" in lines["served"]
+    assert "'profile_error'" not in lines["served"]
+    served_profile = (ROOT / "var" / "bench" / "profile-served-quick.txt").read_text()
+    assert "RankApi.post" in served_profile
     assert "'refresh_seconds'" in lines["refresh"]
     assert "'rss_growth_mb'" in lines["memory"]
