@@ -12,6 +12,7 @@ one pipeline can read them):
     <ns>:{c<id>}:sv:<hash>        sorted set: recently viewed item ids by time
     <ns>:{c<id>}:sp:<hash>        sorted set: purchased item ids by time
     <ns>:{c<id>}:as:<name>        set: item ids matching a rule's attribute clauses
+    <ns>:{c<id>}:asindex          set: the names of those sets (and "")
 
 Each process caches the current version's meta. A fetch is one pipeline: the pointer, the item
 records, the query-item records, the shopper profile and an SMISMEMBER per attribute set asked.
@@ -138,6 +139,11 @@ class RedisSignalStore(SignalStore):
 
     def _attribute_key(self, customer_id: int, name: str) -> str:
         return f"{self._prefix(customer_id)}:as:{name}"
+
+    def _attribute_index(self, customer_id: int) -> str:
+        """The set of the customer's attribute-set names (and "", so it exists once written):
+        a refresh finds the stale sets here instead of scanning every key in Redis."""
+        return f"{self._prefix(customer_id)}:asindex"
 
     # --- reading --------------------------------------------------------------------------------
     def fetch(
@@ -292,6 +298,7 @@ class RedisSignalStore(SignalStore):
                 pipe.sadd(staging, *item_ids[start : start + WRITE_BATCH])
                 pipe.expire(staging, UNPUBLISHED_TTL_SECONDS)
                 pipe.execute()
+            self._writer.sadd(self._attribute_index(customer_id), "", name)
             # RENAME replaces the set atomically (cluster pipelines refuse it, hence two calls);
             # it carries the staging key's expiry over, which PERSIST then removes.
             self._writer.rename(staging, key)
@@ -303,6 +310,8 @@ class RedisSignalStore(SignalStore):
         self, customer_id: int, changes: dict[str, tuple[Sequence[str], Sequence[str]]]
     ) -> None:
         pipe = self._writer.pipeline(transaction=False)
+        if changes:
+            pipe.sadd(self._attribute_index(customer_id), "", *changes)
         for name, (added, removed) in changes.items():
             key = self._attribute_key(customer_id, name)
             for start in range(0, len(added), WRITE_BATCH):
@@ -315,16 +324,23 @@ class RedisSignalStore(SignalStore):
             raise SignalStoreUnavailable(str(exc)) from exc
 
     def attribute_sets_retain(self, customer_id: int, names: Sequence[str]) -> None:
-        keep = {self._attribute_key(customer_id, name) for name in names}
-        pattern = f"{self._prefix(customer_id)}:as:*"
+        index = self._attribute_index(customer_id)
+        prefix = f"{self._prefix(customer_id)}:as:"
         try:
-            stale = [
-                key
-                for key in (raw.decode() for raw in self._writer.scan_iter(match=pattern))
-                if key not in keep and ":staging:" not in key
-            ]
+            known = {raw.decode() for raw in self._writer.smembers(index)}
+            if not known:
+                # Sets written before the index existed: found once by a scan (of every key in
+                # Redis, hence only this once), then indexed.
+                found = (raw.decode() for raw in self._writer.scan_iter(match=f"{prefix}*"))
+                known = {key[len(prefix) :] for key in found if ":staging:" not in key}
+            stale = sorted(known - set(names) - {""})
+            pipe = self._writer.pipeline(transaction=False)
+            for name in stale:  # one key per DELETE: cluster pipelines refuse several
+                pipe.delete(self._attribute_key(customer_id, name))
             if stale:
-                self._writer.delete(*stale)
+                pipe.srem(index, *stale)
+            pipe.sadd(index, "", *names)
+            pipe.execute()
         except redis.RedisError as exc:
             raise SignalStoreUnavailable(str(exc)) from exc
 

@@ -292,6 +292,32 @@ def test_attribute_sets_not_retained_are_deleted(make_store: Any) -> None:
     store.drop_customer(CUSTOMER + 1)
 
 
+@pytest.mark.parametrize("backend", ["redis", "cluster"])
+def test_a_refresh_finds_stale_attribute_sets_without_scanning_redis(
+    make_store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = make_store()
+    # Sets written before the name index existed: the first retain finds them by a scan.
+    store.attribute_set_replace(CUSTOMER, "old", ["a"])
+    store._writer.delete(store._attribute_index(CUSTOMER))
+    store.attribute_sets_retain(CUSTOMER, [])
+    assert not store.fetch(CUSTOMER, ["a"], "", "", ["old"]).attribute_masks["old"][0]
+    store.attribute_set_replace(CUSTOMER, "keep", ["a"])
+    store.attribute_set_replace(CUSTOMER, "stale", ["a"])
+    store.attribute_sets_update(CUSTOMER, {"updated": (["a"], [])})
+
+    def no_scan(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("scanned every key in Redis")
+
+    monkeypatch.setattr(store._writer, "scan_iter", no_scan)
+    store.attribute_sets_retain(CUSTOMER, ["keep"])
+
+    masks = store.fetch(CUSTOMER, ["a"], "", "", ["keep", "stale", "updated"]).attribute_masks
+    assert masks["keep"].tolist() == [True]
+    assert masks["stale"].tolist() == [False]
+    assert masks["updated"].tolist() == [False]
+
+
 def test_an_emptied_attribute_set_matches_nothing(make_store: Any) -> None:
     store = make_store()
     store.attribute_set_replace(CUSTOMER, "red", ["a"])
