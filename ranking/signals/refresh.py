@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -140,7 +141,9 @@ def _aggregate(
 
 # One row per key with the decayed sums of each window: an event's age in calendar days of the
 # current time zone (as TruncDate counts it) indexes the same weight tables numpy uses, so both
-# paths agree. The item sums run in parallel workers. The (query, item) sums stay in one process:
+# paths agree. The item sums run in parallel workers, unless the (query, item) sums run beside
+# them on another connection (refresh tasks do: `_query_sums_on_another_connection`), which keeps
+# both cores busy with less contention. The (query, item) sums stay in one process:
 # partial sums of millions of keys in each worker would triple the memory for little time; there
 # `OFFSET 0` keeps the subquery from being inlined, so each row's age is computed once, not once
 # per sum (it also rules out the parallel plan).
@@ -170,7 +173,7 @@ def _window_sums(window: str, types: tuple[EventType, ...], revenue: bool) -> li
 
 
 def _fetch_decayed_sums(
-    *, customer_id: int, now: datetime, by_query: bool
+    *, customer_id: int, now: datetime, by_query: bool, parallel: bool = True
 ) -> tuple[list[tuple[str, ...]], np.ndarray]:
     """Run DECAYED_SUMS_SQL; returns the keys and their sums, one row per key."""
     if by_query:
@@ -207,6 +210,8 @@ def _fetch_decayed_sums(
         cursor.execute(
             "SELECT set_config('work_mem', %s, true)", [settings.SIGNAL_REFRESH_WORK_MEM]
         )
+        if not parallel:
+            cursor.execute("SELECT set_config('max_parallel_workers_per_gather', '0', true)")
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     keys_found = [row[:width] for row in rows]
@@ -221,11 +226,14 @@ def _decays_in_sql() -> bool:
 
 
 def _item_sums(
-    events: QuerySet[Event], customer_id: int, now: datetime
+    events: QuerySet[Event], customer_id: int, now: datetime, parallel: bool = True
 ) -> tuple[list[tuple[str, ...]], np.ndarray, np.ndarray, int]:
-    """Item keys and their decayed sums, short and long window, and the rows the database sent."""
+    """Item keys and their decayed sums, short and long window, and the rows the database sent.
+    `parallel=False` keeps PostgreSQL's parallel workers out (the other core is busy)."""
     if _decays_in_sql():
-        keys, sums = _fetch_decayed_sums(customer_id=customer_id, now=now, by_query=False)
+        keys, sums = _fetch_decayed_sums(
+            customer_id=customer_id, now=now, by_query=False, parallel=parallel
+        )
         return keys, sums[:, :5], sums[:, 5:], len(keys)
     return _aggregate(events, ("item_id",), now)
 
@@ -272,7 +280,10 @@ def compute_snapshot(
     since = now - timedelta(days=LONG_WINDOW_DAYS)
     events = Event.objects.filter(customer_id=customer_id, occurred_at__gte=since)
 
-    event_keys, short, long_, item_groups = _item_sums(events, customer_id, now)
+    pending_query_sums = _query_sums_on_another_connection(events, customer_id, now)
+    event_keys, short, long_, item_groups = _item_sums(
+        events, customer_id, now, parallel=pending_query_sums is None
+    )
     catalog = list(
         Item.objects.filter(customer_id=customer_id).values_list(
             "external_id", "brand", "categories", "price", "in_stock", "created_at"
@@ -386,9 +397,12 @@ def compute_snapshot(
     default_item["brand"] = -1
     default_item["categories"] = -1
 
-    query_keys, query_records, query_groups = _query_signals(
-        events, customer_id, now, row_of, signals, column
+    query_sums = (
+        pending_query_sums.result()
+        if pending_query_sums is not None
+        else _query_sums(events, customer_id, now)
     )
+    query_keys, query_records, query_groups = _query_signals(query_sums, row_of, signals, column)
 
     mean = np.zeros(len(FEATURES))
     std = np.ones(len(FEATURES))
@@ -431,15 +445,37 @@ def compute_snapshot(
     return snapshot, item_groups + query_groups
 
 
+def _query_sums_on_another_connection(
+    events: QuerySet[Event], customer_id: int, now: datetime
+) -> Future[tuple[list[tuple[str, ...]], np.ndarray, int]] | None:
+    """On PostgreSQL, the (query, item) sums, the refresh's longest statement (a hash aggregate
+    on one core), start at once on a connection of their own, while this one sums the items and
+    reads the catalog on the other core. Not inside a transaction (a test's, say): the other
+    connection could not see its rows. The two reads may be a few new events apart; the next
+    refresh catches up, as it does with events that arrive during one."""
+    if not _decays_in_sql() or connection.in_atomic_block:
+        return None
+
+    def run() -> tuple[list[tuple[str, ...]], np.ndarray, int]:
+        try:
+            return _query_sums(events, customer_id, now)
+        finally:
+            connection.close()  # this thread's own connection
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="refresh-query-sums")
+    try:
+        return pool.submit(run)
+    finally:
+        pool.shutdown(wait=False)
+
+
 def _query_signals(
-    events: QuerySet[Event],
-    customer_id: int,
-    now: datetime,
+    query_sums: tuple[list[tuple[str, ...]], np.ndarray, int],
     row_of: dict[str, int],
     signals: np.ndarray,
     column: dict[str, int],
 ) -> tuple[list[tuple[str, str]], np.ndarray, int]:
-    keys, long_counts, groups = _query_sums(events, customer_id, now)
+    keys, long_counts, groups = query_sums
     if not keys:
         return [], np.zeros(0, dtype=QUERY_RECORD), groups
     impressions, clicks, purchases = long_counts.T

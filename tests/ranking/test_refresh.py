@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from events.models import Event
 from ranking import tasks
@@ -217,3 +218,41 @@ def test_postgresql_decay_in_sql_gives_the_signals_of_the_portable_path(
     )
     for key, values in pairs_portable.items():
         np.testing.assert_allclose(pairs_in_sql[key], values, rtol=1e-6)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the concurrent path is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_query_sums_run_on_their_own_connection_with_the_same_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Outside a transaction (a refresh task) the (query, item) sums run on another connection,
+    in another thread, at the same time as the item sums; the version is the same as when they
+    run one after the other (inside a transaction)."""
+    customer = CustomerFactory()
+    ItemFactory(customer=customer, external_id="a", price=10, categories=["shoes"])
+    for days_ago in (0, 2, 30):
+        events(customer, "a", "impression", 30, days_ago, query="shoes")
+        events(customer, "b", "impression", 25, days_ago, query="boots")
+        events(customer, "a", "click", 3, days_ago, query="shoes")
+        events(customer, "b", "purchase", 1, days_ago, revenue=9.0, price=9.0, query="boots")
+    threads: list[str] = []
+    original = refresh._query_sums
+
+    def recording(*args: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return original(*args)
+
+    monkeypatch.setattr(refresh, "_query_sums", recording)
+
+    concurrent, concurrent_snapshot = signals_of(customer)
+    with transaction.atomic():
+        one_by_one, one_by_one_snapshot = signals_of(customer)
+
+    assert threads[0].startswith("refresh-query-sums")
+    assert threads[1] == threading.current_thread().name
+    assert set(concurrent) == set(one_by_one) == {"a", "b"}
+    for item_id, values in one_by_one.items():
+        np.testing.assert_array_equal(concurrent[item_id], values)
+    assert pairs_of(concurrent_snapshot).keys() == {("shoes", "a"), ("boots", "b")}
+    for key, values in pairs_of(one_by_one_snapshot).items():
+        np.testing.assert_array_equal(pairs_of(concurrent_snapshot)[key], values)
