@@ -409,11 +409,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def machine_seconds() -> tuple[float, float]:
-    """(busy, all) CPU seconds of the whole machine so far, from /proc/stat."""
-    ticks = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = ticks[3] + ticks[4]
-    return (sum(ticks) - idle) / TICKS, sum(ticks) / TICKS
+def machine_seconds() -> tuple[float, float, float]:
+    """(busy, stolen, all) CPU seconds of the whole machine so far, from /proc/stat; stolen is
+    time the hypervisor gave to other machines while this one wanted to run."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    idle, stolen = ticks[3] + ticks[4], ticks[7]
+    return (sum(ticks) - idle - stolen) / TICKS, stolen / TICKS, sum(ticks) / TICKS
 
 
 def processes_named(*names: str) -> list[int]:
@@ -436,14 +437,15 @@ def cpu_split(workers: list[int]) -> Iterator[dict[str, Any]]:
     groups = {"workers": workers, "redis": processes_named("redis-server"),
               "postgres": processes_named("postgres")}  # fmt: skip
     before = {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in groups.items()}
-    busy_before, all_before = machine_seconds()
+    busy_before, stolen_before, all_before = machine_seconds()
     split: dict[str, Any] = {}
     yield split
-    busy, every = machine_seconds()
+    busy, stolen, every = machine_seconds()
     used = {name: sum(cpu_seconds(pid) for pid in pids) - before[name]
             for name, pids in groups.items()}  # fmt: skip
     used["other"] = max(0.0, (busy - busy_before) - sum(used.values()))
-    used["idle"] = max(0.0, (every - all_before) - (busy - busy_before))
+    used["stolen"] = stolen - stolen_before
+    used["idle"] = max(0.0, (every - all_before) - (busy - busy_before) - used["stolen"])
     split.update({f"{name}_cpu_seconds": round(value, 2) for name, value in used.items()})
 
 
