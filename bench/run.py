@@ -96,6 +96,17 @@ def served_rows(served: object) -> list[tuple[str, str, str]]:
             f"p99.9 {half['p99.9_ms']} ms",
             budget,
         ))  # fmt: skip
+    for candidates in budgets:
+        maximum = served[f"rank_{candidates}"]["max"]
+        cpu = maximum.get("cpu", {})
+        if cpu:
+            per_request = {name.removesuffix("_cpu_seconds"): seconds * 1000 / maximum["completed"]
+                           for name, seconds in cpu.items()}  # fmt: skip
+            rows.append((
+                f"CPU per /v1/rank request of {candidates} candidates at full speed, by process",
+                ", ".join(f"{name} {ms:.2f} ms" for name, ms in per_request.items()),
+                "no budget: where the two cores went (idle: no process wanted them)",
+            ))  # fmt: skip
     generator = served["generator"]
     rows.append((
         "load generator's own ceiling (bench/loadgen.py against a trivial server)",
