@@ -398,6 +398,11 @@ def generator_ceiling(seconds: float) -> dict[str, Any]:
 
 
 TICKS = os.sysconf("SC_CLK_TCK")
+# Closed loops keep this many connections busy. Keep-alive ties a connection to the worker that
+# accepted it, and with 8 connections one worker often accepted all of them (measured: per-worker
+# CPU 8.7 s and 0.0 s), so the maximum measured one worker or two by chance; with 32 both
+# workers got their share in every run.
+CLOSED_CONNECTIONS = 32
 
 
 def cpu_seconds(pid: int) -> float:
@@ -437,6 +442,7 @@ def cpu_split(workers: list[int]) -> Iterator[dict[str, Any]]:
     groups = {"workers": workers, "redis": processes_named("redis-server"),
               "postgres": processes_named("postgres")}  # fmt: skip
     before = {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in groups.items()}
+    worker_before = {pid: cpu_seconds(pid) for pid in workers}
     busy_before, stolen_before, all_before = machine_seconds()
     split: dict[str, Any] = {}
     yield split
@@ -447,6 +453,8 @@ def cpu_split(workers: list[int]) -> Iterator[dict[str, Any]]:
     used["stolen"] = stolen - stolen_before
     used["idle"] = max(0.0, (every - all_before) - (busy - busy_before) - used["stolen"])
     split.update({f"{name}_cpu_seconds": round(value, 2) for name, value in used.items()})
+    split["per_worker_cpu_seconds"] = [round(cpu_seconds(pid) - worker_before[pid], 2)
+                                       for pid in workers]  # fmt: skip
 
 
 def served_profile(workers: list[int], seconds: float, report: Path) -> subprocess.Popen[bytes]:
@@ -499,16 +507,19 @@ def measure_rank(
     profile: Path | None = None,
 ) -> dict[str, Any]:
     common = {"path": "/v1/rank", "bodies": bodies, "header": [f"Authorization: Bearer {key}"]}
-    loadgen("closed", port, duration=min(3.0, size["max_seconds"]), connections=8, **common)
-    spy = served_profile(workers, size["max_seconds"] - 1, profile) if profile else None
+    closed = {"connections": CLOSED_CONNECTIONS, **common}
+    loadgen("closed", port, duration=min(3.0, size["max_seconds"]), **closed)
     with cpu_split(workers) as split:
-        maximum = loadgen("closed", port, duration=size["max_seconds"], connections=8, **common)
+        maximum = loadgen("closed", port, duration=size["max_seconds"], **closed)
     maximum["cpu"] = split
-    if spy is not None and profile is not None:
+    if profile is not None:
+        # A run of its own: py-spy takes CPU from the machine while it samples.
+        spy = served_profile(workers, size["max_seconds"] - 1, profile)
+        profiled = loadgen("closed", port, duration=size["max_seconds"], **closed)
         _, errors = spy.communicate(timeout=60)
         header = (
-            f"py-spy on the {len(workers)} gunicorn workers (all threads, GIL or not) during the "
-            f"closed-loop maximum run of {bodies.stem} ({maximum['achieved_rps']} req/s)"
+            f"py-spy on the {len(workers)} gunicorn workers (all threads, GIL or not) during a "
+            f"closed-loop run of {bodies.stem} ({profiled['achieved_rps']} req/s while sampled)"
         )
         write_served_profile(workers, profile, header)
         if spy.returncode:
@@ -520,16 +531,20 @@ def measure_rank(
     return {"max": maximum, "at_half": at_half}
 
 
-def measure_ingest(port: int, key: str, bodies: Path, size: dict[str, Any]) -> dict[str, Any]:
+def measure_ingest(
+    port: int, key: str, bodies: Path, size: dict[str, Any], workers: list[int]
+) -> dict[str, Any]:
     from events.models import Event
 
     before = Event.objects.count()
-    result = loadgen(
-        "closed", port, path="/v1/events", bodies=bodies, duration=size["ingest_seconds"],
-        connections=4, header=[f"Authorization: Bearer {key}"],
-    )  # fmt: skip
+    with cpu_split(workers) as split:
+        result = loadgen(
+            "closed", port, path="/v1/events", bodies=bodies, duration=size["ingest_seconds"],
+            connections=16, header=[f"Authorization: Bearer {key}"],
+        )  # fmt: skip
     rows = Event.objects.count() - before
     return {
+        "cpu": split,
         "batch_events": 1000,
         "requests": result["completed"],
         "statuses": result["statuses"],
@@ -626,7 +641,7 @@ def main() -> None:
             batches = 20 if args.quick else 400
             events = Path(tmp) / "events.jsonl"
             events.write_bytes(b"\n".join(event_bodies(world, batches, seed=99)))
-            result["ingest"] = measure_ingest(port, key, events, size)
+            result["ingest"] = measure_ingest(port, key, events, size, pids)
             result["worker_memory_mb"] = [memory_mb(pid) for pid in pids]
     finally:
         drop_namespace()

@@ -100,11 +100,16 @@ def served_rows(served: object) -> list[tuple[str, str, str]]:
         maximum = served[f"rank_{candidates}"]["max"]
         cpu = maximum.get("cpu", {})
         if cpu:
-            per_request = {name.removesuffix("_cpu_seconds"): seconds * 1000 / maximum["completed"]
-                           for name, seconds in cpu.items()}  # fmt: skip
+            per_request = {
+                name.removesuffix("_cpu_seconds"): seconds * 1000 / maximum["completed"]
+                for name, seconds in cpu.items()
+                if name != "per_worker_cpu_seconds"
+            }
+            shares = " / ".join(f"{seconds} s" for seconds in cpu["per_worker_cpu_seconds"])
             rows.append((
                 f"CPU per /v1/rank request of {candidates} candidates at full speed, by process",
-                ", ".join(f"{name} {ms:.2f} ms" for name, ms in per_request.items()),
+                ", ".join(f"{name} {ms:.2f} ms" for name, ms in per_request.items())
+                + f" (the workers' CPU seconds: {shares})",
                 "no budget: where the two cores went (idle: no process wanted them)",
             ))  # fmt: skip
     generator = served["generator"]
@@ -119,7 +124,10 @@ def served_rows(served: object) -> list[tuple[str, str, str]]:
     per_process = round(ingest["events_per_second"] / served["workers"])
     rows.append((
         f"events ingest, batches of {ingest['batch_events']}, {served['workers']} workers",
-        f"{ingest['events_per_second']} events/s in all, {per_process} per process",
+        f"{ingest['events_per_second']} events/s in all, {per_process} per process"
+        + (f" (the workers' CPU seconds: {' / '.join(f'{v} s' for v in shares)}; PostgreSQL "
+           f"{ingest['cpu']['postgres_cpu_seconds']} s)"
+           if (shares := ingest.get("cpu", {}).get("per_worker_cpu_seconds")) else ""),
         "10,000 events/s per API process",
     ))  # fmt: skip
     after_rank = max(worker["VmHWM"] for worker in served["worker_memory_after_rank_mb"])

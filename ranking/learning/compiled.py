@@ -14,6 +14,7 @@ the scorer predicts with LightGBM: compiling is a speed-up, never a dependency.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import logging
@@ -24,6 +25,7 @@ import stat
 import subprocess
 import tempfile
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +41,7 @@ DEFAULT_LEFT_MASK = 2
 MISSING_NONE, MISSING_ZERO, MISSING_NAN = 0, 1, 2
 ZERO_THRESHOLD = "((double)1e-35f)"  # LightGBM: const double kZeroThreshold = 1e-35f
 CFLAGS = ("-O2", "-shared", "-fPIC", "-fno-fast-math", "-std=c99")
+UNUSED_DAYS = 7
 
 
 class NotCompilable(Exception):
@@ -196,12 +199,18 @@ def compile_model(text: str) -> CompiledTrees:
     executable = shutil.which(compiler) if compiler else None
     if executable is None:
         raise NotCompilable(f"no C compiler {compiler!r} on this host")
-    width, trees = parse_model(text)
+    try:
+        width, trees = parse_model(text)
+    except (KeyError, ValueError, IndexError) as exc:
+        raise NotCompilable(f"model text not understood: {exc!r}") from exc
     source = c_source(width, trees)
     key = hashlib.sha256("\0".join((source, executable, *CFLAGS)).encode()).hexdigest()
     directory = _private_directory()
     library = directory / f"{key}.so"
-    if not library.exists():
+    if library.exists():
+        library.touch()  # in use: kept by the clean-up below
+    else:
+        _remove_unused(directory)
         with tempfile.TemporaryDirectory(dir=directory) as scratch:
             source_file = Path(scratch) / "model.c"
             source_file.write_text(source)
@@ -212,6 +221,16 @@ def compile_model(text: str) -> CompiledTrees:
             )  # fmt: skip
             os.replace(built, library)  # atomic: another worker sees all of it or none
     return CompiledTrees(library, width)
+
+
+def _remove_unused(directory: Path) -> None:
+    """Libraries no process of this host has loaded for a week: models long replaced. (A process
+    that has one loaded keeps it: an unlinked file stays mapped.)"""
+    cutoff = time.time() - UNUSED_DAYS * 86400
+    for old in directory.glob("*.so"):
+        with contextlib.suppress(OSError):
+            if old.stat().st_mtime < cutoff:
+                old.unlink()
 
 
 class NativeSlot:

@@ -6,6 +6,8 @@ that cannot be compiled still serves, with LightGBM."""
 from __future__ import annotations
 
 import logging
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +123,25 @@ def test_a_host_compiles_a_model_once(monkeypatch: pytest.MonkeyPatch, cache_dir
     rows = np.random.default_rng(5).random((10, WIDTH)).astype(np.float32)
     assert np.array_equal(again.predict(rows), first.predict(rows))
     assert list(cache_dir.glob("*.so")) == libraries
+
+
+def test_libraries_unused_for_a_week_are_removed_when_a_model_is_compiled(cache_dir: Path) -> None:
+    in_use = compile_model(trained({}))
+    cache_dir.joinpath("old.so").write_bytes(b"")
+    cache_dir.joinpath("recent.so").write_bytes(b"")
+    week_ago = time.time() - 8 * 86400
+    for name in ("old.so", *(p.name for p in cache_dir.glob("*.so") if p.name[0] != "r")):
+        os.utime(cache_dir / name, (week_ago, week_ago))
+
+    again = compile_model(trained({}))  # loaded again: its library is in use
+    compile_model(trained({"use_missing": False}))  # a new model: the clean-up runs
+
+    names = {p.name for p in cache_dir.glob("*.so")}
+    assert "old.so" not in names
+    assert "recent.so" in names
+    assert len(names) == 3  # the two models and recent.so
+    rows = np.random.default_rng(1).random((5, WIDTH)).astype(np.float32)
+    assert np.array_equal(again.predict(rows), in_use.predict(rows))
 
 
 def test_compiled_code_is_never_loaded_from_a_directory_others_can_write(
