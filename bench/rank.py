@@ -439,16 +439,21 @@ def processes_named(*names: str) -> list[int]:
 def cpu_split(workers: list[int]) -> Iterator[dict[str, Any]]:
     """Where the machine's CPU went while the block ran: the gunicorn workers, Redis, PostgreSQL
     (when they run on this machine) and everything else (the load generator first of all)."""
-    groups = {"workers": workers, "redis": processes_named("redis-server"),
-              "postgres": processes_named("postgres")}  # fmt: skip
-    before = {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in groups.items()}
+
+    def groups() -> dict[str, list[int]]:
+        return {"workers": workers, "redis": processes_named("redis-server"),
+                "postgres": processes_named("postgres")}  # fmt: skip
+
+    before = {pid: cpu_seconds(pid) for pids in groups().values() for pid in pids}
     worker_before = {pid: cpu_seconds(pid) for pid in workers}
     busy_before, stolen_before, all_before = machine_seconds()
     split: dict[str, Any] = {}
     yield split
     busy, stolen, every = machine_seconds()
-    used = {name: sum(cpu_seconds(pid) for pid in pids) - before[name]
-            for name, pids in groups.items()}  # fmt: skip
+    # A PostgreSQL backend that started meanwhile counts all its time; one that ended, nothing
+    # (not minus its past).
+    used = {name: sum(max(0.0, cpu_seconds(pid) - before.get(pid, 0.0)) for pid in pids)
+            for name, pids in groups().items()}  # fmt: skip
     used["other"] = max(0.0, (busy - busy_before) - sum(used.values()))
     used["stolen"] = stolen - stolen_before
     used["idle"] = max(0.0, (every - all_before) - (busy - busy_before) - used["stolen"])
