@@ -19,7 +19,11 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.db import connection, transaction
 from django.utils import timezone
+from psycopg import sql
+from psycopg.errors import UniqueViolation
+from psycopg.types.json import Jsonb
 
 from config.metrics import RANK_LOG_DROPPED
 from customers import runtime_sync
@@ -160,8 +164,26 @@ def record_outcome(
     )
 
 
+# The columns a rank-log row is written with, in COPY's order.
+_COPY_COLUMNS = ("customer_id", "request_id", "surface", "query", "shopper_key", "model",
+                 "schema_hash", "item_ids", "features", "created_at")  # fmt: skip
+
+
 def rank_log_write(entries: list[RankLogEntry]) -> int:
-    """Insert a batch of entries; a request id already logged for the customer is skipped."""
+    """Insert a batch of entries; a request id already logged for the customer is skipped.
+
+    On PostgreSQL a binary COPY: an API process without a broker writes here, on a thread beside
+    the requests, and the ORM's bulk insert took about 0.2 ms of CPU per entry (150 entries a
+    second per worker at 300 req/s: the p99 of /v1/rank, docs/performance.md). A request id
+    logged already (a retried flush) fails the COPY whole; the batch then goes through the ORM,
+    which skips it."""
+    if connection.vendor == "postgresql":
+        try:
+            with transaction.atomic(), connection.cursor() as wrapper:
+                _copy_entries(wrapper.cursor, entries)
+            return len(entries)
+        except UniqueViolation:
+            pass
     rows = [
         RankLog(
             customer_id=entry.customer_id,
@@ -179,6 +201,23 @@ def rank_log_write(entries: list[RankLogEntry]) -> int:
     ]
     RankLog.objects.bulk_create(rows, batch_size=500, ignore_conflicts=True)
     return len(rows)
+
+
+def _copy_entries(cursor: Any, entries: list[RankLogEntry]) -> None:
+    table = sql.Identifier(RankLog._meta.db_table)
+    columns = sql.SQL(", ").join(map(sql.Identifier, _COPY_COLUMNS))
+    cursor.execute(sql.SQL("SELECT {} FROM {} LIMIT 0").format(columns, table))
+    column_types = [column.type_code for column in cursor.description or ()]
+    with cursor.copy(
+        sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(table, columns)
+    ) as copy:
+        copy.set_types(column_types)
+        for entry in entries:
+            copy.write_row((
+                entry.customer_id, entry.request_id, entry.surface, entry.query[:256],
+                entry.shopper_key[:260], entry.model[:64], SCHEMA_HASH, Jsonb(list(entry.item_ids)),
+                entry.features, entry.created_at,
+            ))  # fmt: skip
 
 
 def flush(*, limit: int | None = None) -> int:
