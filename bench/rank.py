@@ -331,11 +331,13 @@ def wait_for(url: str, seconds: float = 60.0) -> None:
 
 
 @contextlib.contextmanager
-def gunicorn(env: dict[str, str], workers: int) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+def gunicorn(
+    env: dict[str, str], workers: int, metrics: str = "prometheus"
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     port = free_port()
     server_env = {
         **os.environ, **env, "PORT": str(port), "GUNICORN_WORKERS": str(workers),
-        "PROMETHEUS_MULTIPROC_DIR": str(VAR / "prometheus"),
+        "PROMETHEUS_MULTIPROC_DIR": str(VAR / metrics),
     }  # fmt: skip
     process = subprocess.Popen(
         [str(Path(PYTHON).parent / "gunicorn"), "--config", "platform/gunicorn.conf.py",
