@@ -19,6 +19,10 @@ bind = f"0.0.0.0:{_env('PORT', '8000')}"
 workers = int(_env("GUNICORN_WORKERS", str(multiprocessing.cpu_count())))
 worker_class = "gthread"
 threads = int(_env("GUNICORN_THREADS", "4"))
+# Each worker listens on a socket of its own (SO_REUSEPORT) and the kernel spreads new connections
+# across them. With one shared socket the first worker awake accepted them: keep-alive then tied
+# a client's every connection to that worker, and the other sat idle (docs/performance.md).
+reuse_port = _env("GUNICORN_REUSE_PORT", "true").lower() == "true"
 # Above the load balancer's idle timeout (60 s), so the ALB never reuses a connection we closed.
 keepalive = int(_env("GUNICORN_KEEPALIVE", "75"))
 timeout = int(_env("GUNICORN_TIMEOUT", "30"))
