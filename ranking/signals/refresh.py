@@ -480,7 +480,11 @@ def _query_signals(
         return [], np.zeros(0, dtype=QUERY_RECORD), groups
     impressions, clicks, purchases = long_counts.T
     engaged = (clicks + purchases) > 0
-    keep = np.flatnonzero(engaged | (impressions >= MIN_QUERY_IMPRESSIONS))
+    kept = engaged | (impressions >= MIN_QUERY_IMPRESSIONS)
+    # Read on their own connection, the pairs may name an item whose first event arrived after
+    # the item sums were read: it has no item row yet, and the next refresh has both.
+    kept &= np.fromiter((key[1] in row_of for key in keys), dtype=bool, count=len(keys))
+    keep = np.flatnonzero(kept)
     item_rows = np.fromiter((row_of[keys[i][1]] for i in keep), dtype=np.int64, count=len(keep))
     item_ctr = signals[item_rows, column["ctr"]]
     item_conversion = signals[item_rows, column["conversion_rate"]]

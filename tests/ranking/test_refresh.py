@@ -256,3 +256,18 @@ def test_query_sums_run_on_their_own_connection_with_the_same_result(
     assert pairs_of(concurrent_snapshot).keys() == {("shoes", "a"), ("boots", "b")}
     for key, values in pairs_of(one_by_one_snapshot).items():
         np.testing.assert_array_equal(pairs_of(concurrent_snapshot)[key], values)
+
+
+def test_query_pairs_of_an_item_the_item_sums_did_not_see_wait_for_the_next_refresh() -> None:
+    """The (query, item) sums run on their own connection: an item's first events can land
+    between the two reads. Its pairs are left for the next refresh rather than fail this one."""
+    row_of = {"a": 0}
+    signals = np.zeros((1, len(ITEM_FEATURES)))
+    keys = [("shoes", "a"), ("shoes", "new")]
+    sums = np.array([[40.0, 4.0, 1.0], [50.0, 5.0, 0.0]])
+
+    pairs, records, groups = refresh._query_signals((keys, sums, 2), row_of, signals, COLUMN)
+
+    assert pairs == [("shoes", "a")]
+    assert len(records) == 1
+    assert groups == 2
