@@ -29,8 +29,8 @@ timeout = int(_env("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = int(_env("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 # Recycle workers now and then so a slow leak can never reach the 250 MB budget. Not often: a
 # worker serves hundreds of requests a second, and each restart costs a core a few seconds of
-# imports and cache loading while the other workers take its share (at 20,000 requests a worker
-# restarted every minute or so under load, and the bench saw it as idle cores and p99 spikes).
+# imports and cache loading while the other workers take its share (at 20,000 requests, a worker
+# serving 300 requests a second would restart about once a minute).
 max_requests = int(_env("GUNICORN_MAX_REQUESTS", "1000000"))
 max_requests_jitter = int(_env("GUNICORN_MAX_REQUESTS_JITTER", "100000"))
 # Docker's /dev/shm is in memory; the default (/tmp) may be a slow overlay.
