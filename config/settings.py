@@ -182,7 +182,11 @@ CELERY_BEAT_SCHEDULE = {
 # the C compiler to use (empty: always predict with LightGBM) and the private directory the
 # compiled models are kept in (default: rankwell-models-<uid> in the temporary directory).
 MODEL_COMPILER = env.str("MODEL_COMPILER", default="cc")
-COMPILED_MODELS_DIR = env.str("COMPILED_MODELS_DIR", default="")
+# The test suite keeps the models it compiles under var/, away from a host's own cache.
+COMPILED_MODELS_DIR = env.str(
+    "COMPILED_MODELS_DIR",
+    default=str(VAR_DIR / "test-compiled-models") if RANKWELL_ENV == "test" else "",
+)
 # Rank-log entries a process buffers before dropping the oldest (about 10 KB each at 100 items).
 RANK_LOG_BUFFER_SIZE = env.int("RANK_LOG_BUFFER_SIZE", default=10_000)
 # Positions logged per request: training learns from what shoppers could see.
