@@ -12,15 +12,15 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
-from psycopg import Cursor, sql
+from psycopg import sql
 from psycopg.errors import UniqueViolation
 
 from catalog.models import Item
+from config.bulk_copy import copy_rows
 from config.problems import FieldError, invalid_request
 from events.contracts import AddToCartIn, ClickIn, EventIn, ImpressionIn, PurchaseIn
 from events.models import Event, EventType
@@ -262,7 +262,7 @@ def _store_copy(rows: list[_Row]) -> set[str]:
     """
     try:
         with transaction.atomic(), connection.cursor() as wrapper:
-            _copy(wrapper.cursor, "events_event", rows)
+            copy_rows(wrapper.cursor, "events_event", _COLUMNS, rows)
     except UniqueViolation:
         return _store_skipping_conflicts(rows)
     return {str(row[1]) for row in rows}
@@ -278,7 +278,7 @@ def _store_skipping_conflicts(rows: list[_Row]) -> set[str]:
                 " AS SELECT {columns} FROM events_event WITH NO DATA"
             ).format(columns=_COLUMN_LIST)
         )
-        _copy(cursor, "events_ingest_rows", rows)
+        copy_rows(cursor, "events_ingest_rows", _COLUMNS, rows)
         cursor.execute(
             sql.SQL(
                 """
@@ -295,22 +295,6 @@ def _store_skipping_conflicts(rows: list[_Row]) -> set[str]:
         # Dropped now, not only at commit: a caller's transaction may ingest more than once.
         cursor.execute("DROP TABLE events_ingest_rows")
         return stored
-
-
-def _copy(cursor: Cursor[Any], table: str, rows: list[_Row]) -> None:
-    # Binary COPY is about three times cheaper to encode than text; it needs the exact column
-    # types, read from the table rather than repeated here.
-    cursor.execute(
-        sql.SQL("SELECT {columns} FROM {table} LIMIT 0").format(
-            columns=_COLUMN_LIST, table=sql.Identifier(table)
-        )
-    )
-    column_types = [column.type_code for column in cursor.description or ()]
-    copy_in = sql.SQL("COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)")
-    with cursor.copy(copy_in.format(table=sql.Identifier(table), columns=_COLUMN_LIST)) as copy:
-        copy.set_types(column_types)
-        for row in rows:
-            copy.write_row(row)
 
 
 def _store_orm(rows: list[_Row]) -> set[str]:

@@ -21,7 +21,7 @@ from catalog.contracts import CatalogItemIn
 from catalog.services import items_upsert
 from customers import runtime_sync
 from ranking.learning import registry
-from ranking.learning.compiled import CompiledTrees
+from ranking.learning.compiled import CompiledTrees, NativeSlot
 from ranking.learning.lgbm import lightgbm
 from ranking.learning.scorers import TreeModelScorer
 from ranking.runtime import customer_runtime
@@ -85,11 +85,16 @@ def warm_shop(
         response = api.post("/v1/rules", rule)
         assert response.status_code == 201, response.content
     search(api)
+    assert compiled_model(api).wait(60), "the model's compile never finished"
+    return api
+
+
+def compiled_model(api: ApiCaller) -> NativeSlot:
+    """Where the search surface's LambdaMART, in this process, keeps its compiled trees."""
     scorer = customer_runtime(api.customer.pk).config_for("search").scorer
     assert isinstance(scorer, TreeModelScorer)
     assert scorer.native is not None
-    assert scorer.native.wait(60), "the model's compile never finished"
-    return api
+    return scorer.native
 
 
 def search(api: ApiCaller) -> dict[str, Any]:
@@ -183,10 +188,7 @@ def test_the_rank_path_builds_no_drf_serializer(
 def test_the_model_predicts_with_its_compiled_trees_on_the_calling_thread(
     warm_shop: ApiCaller, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    scorer = customer_runtime(warm_shop.customer.pk).config_for("search").scorer
-    assert isinstance(scorer, TreeModelScorer)
-    assert scorer.native is not None
-    assert scorer.native.trees is not None, "this host has a C compiler: the model is compiled"
+    assert compiled_model(warm_shop).trees is not None, "this host has a C compiler"
     compiled_calls: list[int] = []
     lightgbm_calls: list[int] = []
     original = CompiledTrees.predict
@@ -212,10 +214,7 @@ def test_the_model_predicts_with_its_compiled_trees_on_the_calling_thread(
 def test_without_its_compiled_trees_the_model_predicts_on_one_thread_without_a_threaded_blas(
     warm_shop: ApiCaller, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    scorer = customer_runtime(warm_shop.customer.pk).config_for("search").scorer
-    assert isinstance(scorer, TreeModelScorer)
-    assert scorer.native is not None
-    monkeypatch.setattr(scorer.native, "trees", None)  # not compiled yet, or no compiler
+    monkeypatch.setattr(compiled_model(warm_shop), "trees", None)  # not compiled yet, or no cc
     calls: list[dict[str, Any]] = []
     blas_threads: list[int] = []
     original = lightgbm.Booster.predict

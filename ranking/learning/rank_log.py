@@ -21,10 +21,10 @@ import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
-from psycopg import sql
 from psycopg.errors import UniqueViolation
 from psycopg.types.json import Jsonb
 
+from config.bulk_copy import copy_rows
 from config.metrics import RANK_LOG_DROPPED
 from customers import runtime_sync
 from customers.models import Customer
@@ -179,8 +179,14 @@ def rank_log_write(entries: list[RankLogEntry]) -> int:
     which skips it."""
     if connection.vendor == "postgresql":
         try:
+            copied = (
+                (entry.customer_id, entry.request_id, entry.surface, entry.query[:256],
+                 entry.shopper_key[:260], entry.model[:64], SCHEMA_HASH,
+                 Jsonb(list(entry.item_ids)), entry.features, entry.created_at)
+                for entry in entries
+            )  # fmt: skip
             with transaction.atomic(), connection.cursor() as wrapper:
-                _copy_entries(wrapper.cursor, entries)
+                copy_rows(wrapper.cursor, RankLog._meta.db_table, _COPY_COLUMNS, copied)
             return len(entries)
         except UniqueViolation:
             pass
@@ -201,23 +207,6 @@ def rank_log_write(entries: list[RankLogEntry]) -> int:
     ]
     RankLog.objects.bulk_create(rows, batch_size=500, ignore_conflicts=True)
     return len(rows)
-
-
-def _copy_entries(cursor: Any, entries: list[RankLogEntry]) -> None:
-    table = sql.Identifier(RankLog._meta.db_table)
-    columns = sql.SQL(", ").join(map(sql.Identifier, _COPY_COLUMNS))
-    cursor.execute(sql.SQL("SELECT {} FROM {} LIMIT 0").format(columns, table))
-    column_types = [column.type_code for column in cursor.description or ()]
-    with cursor.copy(
-        sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(table, columns)
-    ) as copy:
-        copy.set_types(column_types)
-        for entry in entries:
-            copy.write_row((
-                entry.customer_id, entry.request_id, entry.surface, entry.query[:256],
-                entry.shopper_key[:260], entry.model[:64], SCHEMA_HASH, Jsonb(list(entry.item_ids)),
-                entry.features, entry.created_at,
-            ))  # fmt: skip
 
 
 def flush(*, limit: int | None = None) -> int:
