@@ -185,9 +185,10 @@ def observe_rank_outcome(
     """Record one answered rank request from the engine's outcome. A degraded outcome counts
     as degraded (reason `signal_store` unless named) and not in the missing-signal ratio."""
     if outcome.degraded:
+        reason = degraded_reason or outcome.degraded_reason or "signal_store"
         observe_rank(
             customer_id=customer_id, surface=surface, seconds=time.perf_counter() - started,
-            candidates=candidates, degraded_reason=degraded_reason or "signal_store",
+            candidates=candidates, degraded_reason=reason,
         )  # fmt: skip
         return
     missing = outcome.missing

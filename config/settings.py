@@ -132,10 +132,15 @@ SIGNAL_STORE = {
     "URL": REDIS_URL,
     # Every key starts with this; tests give each run its own namespace.
     "NAMESPACE": env.str("SIGNAL_STORE_NAMESPACE", default="rw"),
-    # A rank request never waits longer than this on Redis before answering degraded.
-    "TIMEOUT_SECONDS": env.float("SIGNAL_STORE_TIMEOUT_SECONDS", default=0.05),
-    # After a Redis failure, requests skip Redis for this long instead of each paying a timeout.
+    # A rank request never waits longer than this on Redis before answering degraded. Generous
+    # enough that a read slowed by a CPU spike still succeeds; a frozen Redis opens the breaker.
+    "TIMEOUT_SECONDS": env.float("SIGNAL_STORE_TIMEOUT_SECONDS", default=0.2),
+    # The breaker opens when, over 10 s, at least BREAKER_MIN_CALLS reads were tried and at least
+    # BREAKER_FAILURE_RATE of them failed; then requests skip Redis for BREAKER_SECONDS (one read
+    # then tries again) instead of each paying a timeout.
     "BREAKER_SECONDS": env.float("SIGNAL_STORE_BREAKER_SECONDS", default=1.0),
+    "BREAKER_MIN_CALLS": env.int("SIGNAL_STORE_BREAKER_MIN_CALLS", default=20),
+    "BREAKER_FAILURE_RATE": env.float("SIGNAL_STORE_BREAKER_FAILURE_RATE", default=0.5),
     # A replaced signal version stays readable this long for readers holding the old pointer.
     "VERSION_GRACE_SECONDS": env.int("SIGNAL_VERSION_GRACE_SECONDS", default=300),
     # REDIS_URL names one node of a Redis Cluster (e.g. ElastiCache in cluster mode).

@@ -25,7 +25,8 @@ from config.problems import FieldError, invalid_request
 from events.contracts import AddToCartIn, ClickIn, EventIn, ImpressionIn, PurchaseIn
 from events.models import Event, EventType
 from events.queries import normalise_query, shopper_key
-from ranking.signals.store import ShopperAction, SignalStoreUnavailable, signal_store
+from ranking.signals.shopper import ShopperAction
+from ranking.signals.store import SignalStoreUnavailable, signal_store
 
 logger = logging.getLogger(__name__)
 
@@ -354,19 +355,21 @@ def shopper_actions_record(*, customer_id: int, events: Sequence[EventIn]) -> No
     if not acting:
         return
     items = {
-        external_id: (brand, tuple(categories))
-        for external_id, brand, categories in Item.objects.filter(
+        external_id: (brand, tuple(categories), None if price is None else float(price))
+        for external_id, brand, categories, price in Item.objects.filter(
             customer_id=customer_id, external_id__in={event.item_id for event in acting}
-        ).values_list("external_id", "brand", "categories")
+        ).values_list("external_id", "brand", "categories", "price")
     }
+    unknown: tuple[str, tuple[str, ...], float | None] = ("", (), None)
     actions = [
         ShopperAction(
             shopper_key=_shopper(event),
             item_id=event.item_id,
             action=event.type,
             timestamp=event.timestamp.timestamp(),
-            brand=items.get(event.item_id, ("", ()))[0],
-            categories=items.get(event.item_id, ("", ()))[1],
+            brand=items.get(event.item_id, unknown)[0],
+            categories=items.get(event.item_id, unknown)[1],
+            price=items.get(event.item_id, unknown)[2],
         )
         for event in acting
     ]

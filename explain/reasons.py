@@ -47,11 +47,23 @@ PHRASES: dict[str, tuple[str, str]] = {
         "matches this shopper's favourite brand",
         "not a brand this shopper favours",
     ),
+    "user_price_gap": (
+        "pricier than this shopper usually pays in its category",
+        "cheaper than this shopper usually pays in its category",
+    ),
     "user_recently_viewed": (
         "viewed recently by this shopper",
         "not viewed lately by this shopper",
     ),
     "user_purchased": ("already bought by this shopper", "not bought by this shopper before"),
+    "session_category_affinity": (
+        "in the category this shopper is looking at right now",
+        "outside what this shopper is looking at right now",
+    ),
+    "session_brand_affinity": (
+        "the brand this shopper is looking at right now",
+        "not a brand this shopper is looking at right now",
+    ),
     "relevance": (
         "the search engine finds it very relevant",
         "the search engine finds it less relevant",
@@ -62,10 +74,16 @@ assert set(PHRASES) == set(FEATURES), "every feature needs its phrases"
 # Features whose zero means "none" (no affinity, not viewed, out of stock): a zero is low even
 # when the typical value is zero too.
 ZERO_IS_LOW = frozenset({"user_category_affinity", "user_brand_affinity", "user_recently_viewed",
-                         "user_purchased", "in_stock"})  # fmt: skip
+                         "user_purchased", "session_category_affinity", "session_brand_affinity",
+                         "in_stock"})  # fmt: skip
 # Features where a higher value lifting the item (and a lower one lowering it) goes without
 # saying; for the others the effect is always spelled out.
-HIGHER_HELPS = frozenset(FEATURES) - {"price", "price_percentile", "user_purchased"}
+HIGHER_HELPS = frozenset(FEATURES) - {
+    "price",
+    "price_percentile",
+    "user_price_gap",
+    "user_purchased",
+}
 LIFTS = "which counts in its favour"
 LOWERS = "which counts against it"
 # Contributions smaller than this say nothing worth a sentence.

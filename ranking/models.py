@@ -86,12 +86,22 @@ class RankLog(models.Model):
     request_id = models.CharField(max_length=64)
     surface = models.CharField(max_length=16, choices=Surface.choices)
     query = models.CharField(max_length=256, blank=True)
+    category = models.CharField(max_length=256, blank=True)
     shopper_key = models.CharField(max_length=260, blank=True)
     model = models.CharField(max_length=64, blank=True)  # `ranker.model`, or "config:<name>"
     schema_hash = models.CharField(max_length=32)
     item_ids = models.JSONField()
     features = models.BinaryField()
     created_at = models.DateTimeField(default=timezone.now)
+    # The signal version the features were read from and when it was computed; null when the
+    # request had none (no refresh yet, or a degraded answer). Training rebuilds such rows.
+    signals_version = models.PositiveIntegerField(null=True, blank=True)
+    signals_at = models.DateTimeField(null=True, blank=True)
+    # Answered without signals (the signal store was unavailable): the order was the retriever's
+    # and only the relevance column of `features` is real.
+    degraded = models.BooleanField(default=False)
+    # Position k when the pair at k and k + 1 was swapped at random (exploration), else null.
+    swapped_at = models.PositiveSmallIntegerField(null=True, blank=True)
 
     class Meta:
         constraints = [

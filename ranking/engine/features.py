@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from ranking.engine.records import MissingSignals, RankInput
@@ -11,15 +13,14 @@ from ranking.signals.schema import (
     N_ITEM,
     QUERY_SLICE,
     RELEVANCE_COLUMN,
+    SHOPPER_SLICE,
 )
+from ranking.signals.shopper import ItemCodes, shopper_columns
 from ranking.signals.store import SignalFetch
 
 _CTR = FEATURE_INDEX["ctr"]
 _CONVERSION = FEATURE_INDEX["conversion_rate"]
-_CATEGORY_AFFINITY = FEATURE_INDEX["user_category_affinity"]
-_BRAND_AFFINITY = FEATURE_INDEX["user_brand_affinity"]
-_VIEWED = FEATURE_INDEX["user_recently_viewed"]
-_PURCHASED = FEATURE_INDEX["user_purchased"]
+_PRICE = FEATURE_INDEX["price"]
 
 
 def standardised_relevance(relevance: np.ndarray) -> np.ndarray:
@@ -32,18 +33,6 @@ def standardised_relevance(relevance: np.ndarray) -> np.ndarray:
         if std > 0:
             result[given] = (values - values.mean()) / std
     return result
-
-
-def _shares(
-    weights: dict[str, float], index: dict[str, int], size: int, total: float
-) -> np.ndarray:
-    """Weight share per dictionary code, with one extra 0 slot that code -1 (none) lands on."""
-    shares = np.zeros(size + 1)
-    for name, weight in weights.items():
-        code = index.get(name)
-        if code is not None:
-            shares[code] = weight / total
-    return shares
 
 
 def build_features(request: RankInput, fetch: SignalFetch) -> tuple[np.ndarray, MissingSignals]:
@@ -65,18 +54,17 @@ def build_features(request: RankInput, fetch: SignalFetch) -> tuple[np.ndarray, 
 
     profile = fetch.shopper
     meta = fetch.meta
-    if meta is not None and profile.total_weight > 0:
-        total = profile.total_weight
-        brand_shares = _shares(profile.brand_weights, meta.brand_index, len(meta.brands), total)
-        category_shares = _shares(
-            profile.category_weights, meta.category_index, len(meta.categories), total
+    if not profile.is_empty:
+        codes = ItemCodes(
+            item_ids=request.item_ids,
+            brand=records["brand"],
+            categories=records["categories"],
+            log_price=matrix[:, _PRICE],
+            brand_index=meta.brand_index if meta is not None else {},
+            category_index=meta.category_index if meta is not None else {},
         )
-        matrix[:, _BRAND_AFFINITY] = brand_shares[records["brand"]]
-        matrix[:, _CATEGORY_AFFINITY] = category_shares[records["categories"]].max(axis=1)
-    if profile.recently_viewed:
-        matrix[:, _VIEWED] = [item in profile.recently_viewed for item in request.item_ids]
-    if profile.purchased:
-        matrix[:, _PURCHASED] = [item in profile.purchased for item in request.item_ids]
+        now = request.at.timestamp() if request.at is not None else time.time()
+        matrix[:, SHOPPER_SLICE] = shopper_columns(profile, codes, now)
 
     matrix[:, RELEVANCE_COLUMN] = standardised_relevance(request.relevance)
     missing = MissingSignals(
@@ -85,5 +73,6 @@ def build_features(request: RankInput, fetch: SignalFetch) -> tuple[np.ndarray, 
         items_without_relevance=int(np.isnan(request.relevance).sum()),
         shopper_known=not profile.is_empty,
         signals_version=meta.version if meta is not None else None,
+        signals_at=meta.created_at if meta is not None else None,
     )
     return matrix, missing

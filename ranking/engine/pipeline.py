@@ -33,7 +33,7 @@ def _truncate(order: np.ndarray, limit: int | None) -> np.ndarray:
     return order if limit is None else order[:limit]
 
 
-def rank_degraded(request: RankInput, config_name: str) -> RankOutcome:
+def rank_degraded(request: RankInput, config_name: str, reason: str | None = None) -> RankOutcome:
     """The best order without signals: by the retriever's relevance (items without one last),
     else as sent."""
     relevance = standardised_relevance(request.relevance)
@@ -58,6 +58,7 @@ def rank_degraded(request: RankInput, config_name: str) -> RankOutcome:
         config=config_name,
         missing=missing_signals,
         features=None,
+        degraded_reason=reason,
     )
 
 
@@ -72,8 +73,8 @@ def rank(
         fetch = store.fetch(
             customer_id, request.item_ids, request.query, request.shopper_key, attribute_sets
         )
-    except SignalStoreUnavailable:
-        return rank_degraded(request, config.name)
+    except SignalStoreUnavailable as exc:
+        return rank_degraded(request, config.name, exc.reason)
     features, missing = build_features(request, fetch)
     featured = time.perf_counter()
     scorer = config.scorer

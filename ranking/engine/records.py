@@ -132,6 +132,7 @@ class MissingSignals:
     items_without_relevance: int
     shopper_known: bool
     signals_version: int | None
+    signals_at: str | None = None  # when that version was computed (ISO 8601)
 
 
 @dataclass(frozen=True)
@@ -148,3 +149,7 @@ class RankOutcome:
     # Seconds spent per stage ("features", "score", "rules", "explain"), for the metrics.
     stage_seconds: tuple[tuple[str, float], ...] = ()
     variant: str | None = None
+    # Why the answer is degraded ("signal_store", "signal_store_breaker"), None when not.
+    degraded_reason: str | None = None
+    # Position k when exploration swapped the items at k and k + 1 (1-based), else None.
+    swapped_at: int | None = None

@@ -28,9 +28,10 @@ from config.bulk_copy import copy_rows
 from config.metrics import RANK_LOG_DROPPED
 from customers import runtime_sync
 from customers.models import Customer
+from ranking.engine.features import standardised_relevance
 from ranking.engine.records import RankInput, RankOutcome
 from ranking.models import RankLog
-from ranking.signals.schema import FEATURES, SCHEMA_HASH
+from ranking.signals.schema import FEATURES, RELEVANCE_COLUMN, SCHEMA_HASH
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,11 @@ class RankLogEntry:
     item_ids: tuple[str, ...]  # in the order shown: position p is index p - 1
     features: bytes  # positions x features, little-endian float32
     created_at: datetime
+    category: str = ""
+    signals_version: int | None = None
+    signals_at: str | None = None  # ISO 8601, the version's SignalMeta.created_at
+    degraded: bool = False
+    swapped_at: int | None = None
 
     def to_payload(self) -> dict[str, Any]:
         """JSON-safe, for the Celery message."""
@@ -61,6 +67,11 @@ class RankLogEntry:
             "item_ids": list(self.item_ids),
             "features": base64.b64encode(self.features).decode(),
             "created_at": self.created_at.isoformat(),
+            "category": self.category,
+            "signals_version": self.signals_version,
+            "signals_at": self.signals_at,
+            "degraded": self.degraded,
+            "swapped_at": self.swapped_at,
         }
 
     @classmethod
@@ -75,7 +86,16 @@ class RankLogEntry:
             item_ids=tuple(payload["item_ids"]),
             features=base64.b64decode(payload["features"]),
             created_at=datetime.fromisoformat(payload["created_at"]),
+            category=str(payload.get("category", "")),
+            signals_version=payload.get("signals_version"),
+            signals_at=payload.get("signals_at"),
+            degraded=bool(payload.get("degraded", False)),
+            swapped_at=payload.get("swapped_at"),
         )
+
+    @property
+    def signals_time(self) -> datetime | None:
+        return datetime.fromisoformat(self.signals_at) if self.signals_at else None
 
 
 def feature_matrix(features: bytes) -> np.ndarray:
@@ -120,6 +140,11 @@ def record(
     item_ids: tuple[str, ...],
     features: np.ndarray,
     at: datetime | None = None,
+    category: str = "",
+    signals_version: int | None = None,
+    signals_at: str | None = None,
+    degraded: bool = False,
+    swapped_at: int | None = None,
 ) -> None:
     """Remember one served request: the shown items in order and their feature rows (the first
     RANK_LOG_MAX_POSITIONS positions). An in-memory append; never touches the database."""
@@ -135,6 +160,11 @@ def record(
             item_ids=item_ids[:keep],
             features=np.ascontiguousarray(features[:keep], dtype=FEATURE_DTYPE).tobytes(),
             created_at=at or timezone.now(),
+            category=category,
+            signals_version=signals_version,
+            signals_at=signals_at,
+            degraded=degraded,
+            swapped_at=swapped_at,
         )
     )
 
@@ -147,10 +177,15 @@ def record_outcome(
     outcome: RankOutcome,
     at: datetime | None = None,
 ) -> None:
-    """Log a ranked (not degraded) request: the returned items in order, with their features."""
-    if outcome.degraded or outcome.features is None or not len(outcome.order):
+    """Log a ranked request: the returned items in order, with their features. A degraded answer
+    is logged too, flagged, with only its relevance column (training rebuilds the rest)."""
+    if not len(outcome.order):
         return
     order = outcome.order[: settings.RANK_LOG_MAX_POSITIONS]
+    features = outcome.features
+    if features is None:
+        features = np.zeros((len(request.item_ids), len(FEATURES)))
+        features[:, RELEVANCE_COLUMN] = standardised_relevance(request.relevance)
     record(
         customer_id=customer_id,
         request_id=request_id,
@@ -159,14 +194,20 @@ def record_outcome(
         shopper_key=request.shopper_key,
         model=outcome.model or f"config:{outcome.config}",
         item_ids=tuple(request.item_ids[index] for index in order),
-        features=outcome.features[order],
+        features=features[order],
         at=at,
+        category=request.category,
+        signals_version=outcome.missing.signals_version,
+        signals_at=outcome.missing.signals_at,
+        degraded=outcome.degraded,
+        swapped_at=outcome.swapped_at,
     )
 
 
 # The columns a rank-log row is written with, in COPY's order.
 _COPY_COLUMNS = ("customer_id", "request_id", "surface", "query", "shopper_key", "model",
-                 "schema_hash", "item_ids", "features", "created_at")  # fmt: skip
+                 "schema_hash", "item_ids", "features", "created_at", "category",
+                 "signals_version", "signals_at", "degraded", "swapped_at")  # fmt: skip
 
 
 def rank_log_write(entries: list[RankLogEntry]) -> int:
@@ -182,7 +223,9 @@ def rank_log_write(entries: list[RankLogEntry]) -> int:
             copied = (
                 (entry.customer_id, entry.request_id, entry.surface, entry.query[:256],
                  entry.shopper_key[:260], entry.model[:64], SCHEMA_HASH,
-                 Jsonb(list(entry.item_ids)), entry.features, entry.created_at)
+                 Jsonb(list(entry.item_ids)), entry.features, entry.created_at,
+                 entry.category[:256], entry.signals_version, entry.signals_time,
+                 entry.degraded, entry.swapped_at)
                 for entry in entries
             )  # fmt: skip
             with transaction.atomic(), connection.cursor() as wrapper:
@@ -202,6 +245,11 @@ def rank_log_write(entries: list[RankLogEntry]) -> int:
             item_ids=list(entry.item_ids),
             features=entry.features,
             created_at=entry.created_at,
+            category=entry.category[:256],
+            signals_version=entry.signals_version,
+            signals_at=entry.signals_time,
+            degraded=entry.degraded,
+            swapped_at=entry.swapped_at,
         )
         for entry in entries
     ]

@@ -8,18 +8,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
 
 from ranking.engine.idsets import IdSet, id_slots
+from ranking.signals.shopper import EMPTY_PROFILE, ProfileBuilder, ShopperAction, ShopperProfile
 from ranking.signals.store import (
-    EMPTY_PROFILE,
-    SHOPPER_ACTION_WEIGHTS,
-    SHOPPER_RECENT_ITEMS,
-    ShopperAction,
-    ShopperProfile,
     SignalFetch,
     SignalMeta,
     SignalSnapshot,
@@ -39,24 +35,6 @@ class _Version:
     query_records: np.ndarray
 
 
-@dataclass
-class _Shopper:
-    brand_weights: dict[str, float] = field(default_factory=dict)
-    category_weights: dict[str, float] = field(default_factory=dict)
-    total_weight: float = 0.0
-    viewed: dict[str, float] = field(default_factory=dict)
-    purchased: dict[str, float] = field(default_factory=dict)
-
-    def profile(self) -> ShopperProfile:
-        return ShopperProfile(
-            brand_weights=dict(self.brand_weights),
-            category_weights=dict(self.category_weights),
-            total_weight=self.total_weight,
-            recently_viewed=frozenset(self.viewed),
-            purchased=frozenset(self.purchased),
-        )
-
-
 def _take(
     rows_by_key: dict[K, int], records: np.ndarray, keys: Sequence[K]
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -68,15 +46,6 @@ def _take(
     return records[np.maximum(rows, 0)], found
 
 
-def _remember(recent: dict[str, float], item_id: str, timestamp: float) -> None:
-    recent[item_id] = max(timestamp, recent.get(item_id, timestamp))
-    if len(recent) > SHOPPER_RECENT_ITEMS:
-        for stale, _ in sorted(recent.items(), key=lambda pair: pair[1])[
-            : len(recent) - SHOPPER_RECENT_ITEMS
-        ]:
-            del recent[stale]
-
-
 EMPTY_ID_SET = IdSet(frozenset())
 
 
@@ -84,7 +53,7 @@ class MemorySignalStore(SignalStore):
     def __init__(self) -> None:
         self._current: dict[int, _Version] = {}
         self._versions: dict[int, int] = {}
-        self._shoppers: dict[tuple[int, str], _Shopper] = {}
+        self._shoppers: dict[tuple[int, str], ProfileBuilder] = {}
         self._attribute_sets: dict[tuple[int, str], IdSet] = {}
         self._lock = threading.Lock()
 
@@ -157,20 +126,9 @@ class MemorySignalStore(SignalStore):
 
     def record_shopper_actions(self, customer_id: int, actions: Sequence[ShopperAction]) -> None:
         with self._lock:
-            for action in actions:
-                shopper = self._shoppers.setdefault((customer_id, action.shopper_key), _Shopper())
-                weight = SHOPPER_ACTION_WEIGHTS[action.action]
-                if action.brand:
-                    shopper.brand_weights[action.brand] = (
-                        shopper.brand_weights.get(action.brand, 0.0) + weight
-                    )
-                for category in action.categories:
-                    shopper.category_weights[category] = (
-                        shopper.category_weights.get(category, 0.0) + weight
-                    )
-                shopper.total_weight += weight
-                recent = shopper.purchased if action.action == "purchase" else shopper.viewed
-                _remember(recent, action.item_id, action.timestamp)
+            for action in sorted(actions, key=lambda action: action.timestamp):
+                key = (customer_id, action.shopper_key)
+                self._shoppers.setdefault(key, ProfileBuilder()).add(action)
 
     def shopper_profile(self, customer_id: int, shopper_key: str) -> ShopperProfile:
         with self._lock:

@@ -8,9 +8,13 @@ one pipeline can read them):
     <ns>:{c<id>}:v<n>:meta        the version's SignalMeta as JSON
     <ns>:{c<id>}:v<n>:items       hash: item id -> packed ITEM_RECORD
     <ns>:{c<id>}:v<n>:qi          hash: "query\\x1fitem id" -> packed QUERY_RECORD
-    <ns>:{c<id>}:sh:<hash>        hash: shopper interests ("b:<brand>", "c:<category>", "t")
+    <ns>:{c<id>}:pf:<hash>        hash: shopper interests, decayed ("t" total, "b:<brand>",
+                                  "c:<category>", and the price band's "p:<category>" and
+                                  "w:<category>"), ranking/signals/shopper.py
     <ns>:{c<id>}:sv:<hash>        sorted set: recently viewed item ids by time
     <ns>:{c<id>}:sp:<hash>        sorted set: purchased item ids by time
+    <ns>:{c<id>}:ss:<hash>        hash: the shopper's current session ("t", "b:...", "c:...",
+                                  "last": its latest action's time)
     <ns>:{c<id>}:as:<name>        set: item ids matching a rule's attribute clauses
     <ns>:{c<id>}:asindex          set: the names of those sets (and "")
 
@@ -25,7 +29,6 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -34,14 +37,20 @@ import numpy as np
 import redis
 from redis.cluster import RedisCluster
 
+from ranking.signals.breaker import Breaker
 from ranking.signals.schema import ITEM_RECORD, QUERY_RECORD
-from ranking.signals.store import (
+from ranking.signals.shopper import (
     EMPTY_PROFILE,
+    SESSION_GAP_SECONDS,
     SHOPPER_ACTION_WEIGHTS,
     SHOPPER_RECENT_ITEMS,
     SHOPPER_TTL_SECONDS,
     ShopperAction,
     ShopperProfile,
+    decayed_weight,
+    log_price_of,
+)
+from ranking.signals.store import (
     SignalFetch,
     SignalMeta,
     SignalSnapshot,
@@ -62,14 +71,17 @@ UNPUBLISHED_TTL_SECONDS = 3600
 WRITER_TIMEOUT_SECONDS = 30.0
 
 
-# Shopper actions of one ingest batch. KEYS: per shopper its interests hash, viewed and purchased
-# sorted sets. ARGV: the TTL, how many recent items to keep, then per shopper: the number of
-# interest increments and (name, amount) pairs, then for viewed and for purchased the number of
-# items and (timestamp, item id) pairs. ZADD takes at most 1000 items a call (Lua's unpack limit).
+# Shopper actions of one ingest batch, folded as ranking.signals.shopper.ProfileBuilder does.
+# KEYS: per shopper its interests hash, viewed and purchased sorted sets and session hash. ARGV:
+# the TTL, how many recent items to keep, the session gap, then per shopper: the number of
+# interest increments and (name, amount) pairs; for viewed and for purchased the number of items
+# and (timestamp, item id) pairs; the number of actions and, per action in time order, its time,
+# its number of session increments and their (name, amount) pairs. ZADD takes at most 1000 items
+# a call (Lua's unpack limit); GT keeps an item's latest time when an older action comes late.
 RECORD_ACTIONS_SCRIPT = """
-local ttl, keep = tonumber(ARGV[1]), tonumber(ARGV[2])
-local a = 3
-for k = 1, #KEYS, 3 do
+local ttl, keep, gap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local a = 4
+for k = 1, #KEYS, 4 do
   local n = tonumber(ARGV[a]); a = a + 1
   for _ = 1, n do
     redis.call('HINCRBYFLOAT', KEYS[k], ARGV[a], ARGV[a + 1]); a = a + 2
@@ -84,13 +96,39 @@ for k = 1, #KEYS, 3 do
         for _ = 1, take do
           zargs[#zargs + 1] = ARGV[a]; zargs[#zargs + 1] = ARGV[a + 1]; a = a + 2
         end
-        redis.call('ZADD', KEYS[k + j], unpack(zargs))
+        redis.call('ZADD', KEYS[k + j], 'GT', unpack(zargs))
         pairs_left = pairs_left - take
       end
       redis.call('ZREMRANGEBYRANK', KEYS[k + j], 0, -(keep + 1))
     end
   end
-  for j = 0, 2 do redis.call('EXPIRE', KEYS[k + j], ttl) end
+  local session = KEYS[k + 3]
+  local last = tonumber(redis.call('HGET', session, 'last') or '0')
+  local total = tonumber(redis.call('HGET', session, 't') or '0')
+  local actions = tonumber(ARGV[a]); a = a + 1
+  for _ = 1, actions do
+    local ts, fields = tonumber(ARGV[a]), tonumber(ARGV[a + 1]); a = a + 2
+    local late = false
+    if total > 0 then
+      if ts - last > gap then
+        redis.call('DEL', session); total = 0; last = 0
+      elseif last - ts > gap then
+        late = true
+      end
+    end
+    if late then
+      a = a + 2 * fields
+    else
+      for _ = 1, fields do
+        redis.call('HINCRBYFLOAT', session, ARGV[a], ARGV[a + 1])
+        if ARGV[a] == 't' then total = total + tonumber(ARGV[a + 1]) end
+        a = a + 2
+      end
+      if ts > last then last = ts end
+    end
+  end
+  if actions > 0 then redis.call('HSET', session, 'last', string.format('%.6f', last)) end
+  for j = 0, 3 do redis.call('EXPIRE', KEYS[k + j], ttl) end
 end
 return 0
 """
@@ -106,9 +144,15 @@ class RedisSignalStore(SignalStore):
         breaker_seconds: float,
         grace_seconds: int,
         cluster: bool = False,
+        breaker_min_calls: int = 20,
+        breaker_failure_rate: float = 0.5,
     ) -> None:
         self.namespace = namespace
-        self.breaker_seconds = breaker_seconds
+        self.breaker = Breaker(
+            open_seconds=breaker_seconds,
+            min_calls=breaker_min_calls,
+            failure_rate=breaker_failure_rate,
+        )
         self.grace_seconds = grace_seconds
         # A Redis Cluster (ElastiCache cluster mode) works the same: every key of a customer
         # carries the hash tag {c<id>}, so one request's commands go to one node in one pipeline.
@@ -123,7 +167,6 @@ class RedisSignalStore(SignalStore):
         self._current: dict[int, SignalMeta] = {}
         self._metas: dict[tuple[int, int], SignalMeta] = {}
         self._lock = threading.Lock()
-        self._open_until = 0.0
 
     # --- keys -----------------------------------------------------------------------------------
     def _prefix(self, customer_id: int) -> str:
@@ -133,9 +176,15 @@ class RedisSignalStore(SignalStore):
         base = f"{self._prefix(customer_id)}:v{version}"
         return f"{base}:meta", f"{base}:items", f"{base}:qi"
 
-    def _shopper_keys(self, customer_id: int, shopper_key: str) -> tuple[str, str, str]:
+    def _shopper_keys(self, customer_id: int, shopper_key: str) -> tuple[str, str, str, str]:
+        """Interests, viewed, purchased, session."""
         prefix, digest = self._prefix(customer_id), shopper_hash(shopper_key)
-        return f"{prefix}:sh:{digest}", f"{prefix}:sv:{digest}", f"{prefix}:sp:{digest}"
+        return (
+            f"{prefix}:pf:{digest}",
+            f"{prefix}:sv:{digest}",
+            f"{prefix}:sp:{digest}",
+            f"{prefix}:ss:{digest}",
+        )
 
     def _attribute_key(self, customer_id: int, name: str) -> str:
         return f"{self._prefix(customer_id)}:as:{name}"
@@ -154,8 +203,10 @@ class RedisSignalStore(SignalStore):
         shopper_key: str,
         attribute_sets: Sequence[str] = (),
     ) -> SignalFetch:
-        if time.monotonic() < self._open_until:
-            raise SignalStoreUnavailable("Redis failed recently; not trying again yet")
+        if not self.breaker.allow():
+            raise SignalStoreUnavailable(
+                "Redis failed often lately; not trying again yet", reason="signal_store_breaker"
+            )
         try:
             meta = self._current.get(customer_id)
             if meta is None:
@@ -169,10 +220,11 @@ class RedisSignalStore(SignalStore):
                     if meta is None or not fetched.item_found.any():
                         # The version we held is gone (or there was none): read the new one.
                         _, fetched = self._read(customer_id, new_meta, *read)
-            return fetched
         except redis.RedisError as exc:
-            self._open_until = time.monotonic() + self.breaker_seconds
+            self.breaker.record(False)
             raise SignalStoreUnavailable(str(exc)) from exc
+        self.breaker.record(True)
+        return fetched
 
     def _read(
         self,
@@ -192,10 +244,11 @@ class RedisSignalStore(SignalStore):
             if query:
                 pipe.hmget(query_key, query_fields(query, item_ids))
         if shopper_key:
-            interests, viewed, purchased = self._shopper_keys(customer_id, shopper_key)
+            interests, viewed, purchased, session = self._shopper_keys(customer_id, shopper_key)
             pipe.hgetall(interests)
             pipe.zrange(viewed, 0, -1)
             pipe.zrange(purchased, 0, -1)
+            pipe.hgetall(session)
         for name in attribute_sets:
             pipe.smismember(self._attribute_key(customer_id, name), ids)
         replies = iter(pipe.execute())
@@ -210,7 +263,7 @@ class RedisSignalStore(SignalStore):
             query_records, query_found = decode_queries(next(replies))
         profile = EMPTY_PROFILE
         if shopper_key:
-            profile = _profile(next(replies), next(replies), next(replies))
+            profile = _profile(next(replies), next(replies), next(replies), next(replies))
         masks = {name: np.array(next(replies), dtype=bool) for name in attribute_sets}
         fetched = SignalFetch(meta, records, found, query_records, query_found, profile, masks)
         return pointer, fetched
@@ -348,31 +401,49 @@ class RedisSignalStore(SignalStore):
         """One script call for the whole batch: a pipeline of a command per interest, recent item
         and expiry costs redis-py more to pack and parse than Redis takes to run the script."""
         by_shopper: dict[str, list[ShopperAction]] = defaultdict(list)
-        for action in actions:
+        for action in sorted(actions, key=lambda action: action.timestamp):
             by_shopper[action.shopper_key].append(action)
         keys: list[str] = []
-        args: list[str | float | int] = [SHOPPER_TTL_SECONDS, SHOPPER_RECENT_ITEMS]
+        args: list[str | float | int] = [
+            SHOPPER_TTL_SECONDS,
+            SHOPPER_RECENT_ITEMS,
+            SESSION_GAP_SECONDS,
+        ]
         for shopper_key, shopper_actions in by_shopper.items():
             keys.extend(self._shopper_keys(customer_id, shopper_key))
             increments: dict[str, float] = defaultdict(float)
             viewed: dict[str, float] = {}
             purchased: dict[str, float] = {}
+            session: list[str | float | int] = [len(shopper_actions)]
             for action in shopper_actions:
-                weight = SHOPPER_ACTION_WEIGHTS[action.action]
+                weight = decayed_weight(action.action, action.timestamp)
                 increments["t"] += weight
                 if action.brand:
                     increments[f"b:{action.brand}"] += weight
+                log_price = log_price_of(action.price)
                 for category in action.categories:
                     increments[f"c:{category}"] += weight
+                    if log_price is not None:
+                        increments[f"p:{category}"] += weight * log_price
+                        increments[f"w:{category}"] += weight
                 target = purchased if action.action == "purchase" else viewed
                 target[action.item_id] = max(action.timestamp, target.get(action.item_id, 0.0))
+                plain = SHOPPER_ACTION_WEIGHTS[action.action]
+                fields = [("t", plain)]
+                if action.brand:
+                    fields.append((f"b:{action.brand}", plain))
+                fields += [(f"c:{category}", plain) for category in action.categories]
+                session += (repr(action.timestamp), len(fields))
+                for name, amount in fields:
+                    session += (name, amount)
             args.append(len(increments))
             for name, amount in increments.items():
-                args += (name, amount)
+                args += (name, repr(amount))
             for recent in (viewed, purchased):
                 args.append(len(recent))
                 for item_id, timestamp in recent.items():
                     args += (timestamp, item_id)
+            args += session
         if not keys:
             return
         try:
@@ -381,11 +452,12 @@ class RedisSignalStore(SignalStore):
             raise SignalStoreUnavailable(str(exc)) from exc
 
     def shopper_profile(self, customer_id: int, shopper_key: str) -> ShopperProfile:
-        interests, viewed, purchased = self._shopper_keys(customer_id, shopper_key)
+        interests, viewed, purchased, session = self._shopper_keys(customer_id, shopper_key)
         pipe = self._writer.pipeline(transaction=False)
         pipe.hgetall(interests)
         pipe.zrange(viewed, 0, -1)
         pipe.zrange(purchased, 0, -1)
+        pipe.hgetall(session)
         return _profile(*pipe.execute())
 
     def drop_customer(self, customer_id: int) -> None:
@@ -404,29 +476,45 @@ class RedisSignalStore(SignalStore):
         """Drop the per-process pointer cache (tests use it to act as a fresh process)."""
         self._current.clear()
         self._metas.clear()
-        self._open_until = 0.0
+        self.breaker.reset()
 
 
 def _profile(
-    interests: dict[bytes, bytes], viewed: list[bytes], purchased: list[bytes]
+    interests: dict[bytes, bytes],
+    viewed: list[bytes],
+    purchased: list[bytes],
+    session: dict[bytes, bytes],
 ) -> ShopperProfile:
-    if not interests and not viewed and not purchased:
+    if not interests and not viewed and not purchased and not session:
         return EMPTY_PROFILE
-    brands: dict[str, float] = {}
-    categories: dict[str, float] = {}
+    weights: dict[str, dict[str, float]] = {"b": {}, "c": {}, "p": {}, "w": {}}
     total = 0.0
     for raw_name, raw_value in interests.items():
         name, value = raw_name.decode(), float(raw_value)
         if name == "t":
             total = value
-        elif name.startswith("b:"):
-            brands[name[2:]] = value
-        elif name.startswith("c:"):
-            categories[name[2:]] = value
+        elif name[1:2] == ":" and name[0] in weights:
+            weights[name[0]][name[2:]] = value
+    session_weights: dict[str, dict[str, float]] = {"b": {}, "c": {}}
+    session_total = session_last = 0.0
+    for raw_name, raw_value in session.items():
+        name, value = raw_name.decode(), float(raw_value)
+        if name == "t":
+            session_total = value
+        elif name == "last":
+            session_last = value
+        elif name[1:2] == ":" and name[0] in session_weights:
+            session_weights[name[0]][name[2:]] = value
     return ShopperProfile(
-        brand_weights=brands,
-        category_weights=categories,
+        brand_weights=weights["b"],
+        category_weights=weights["c"],
         total_weight=total,
+        price_sums=weights["p"],
+        price_weights=weights["w"],
+        session_brands=session_weights["b"],
+        session_categories=session_weights["c"],
+        session_total=session_total,
+        session_last=session_last,
         recently_viewed=frozenset(item.decode() for item in viewed),
         purchased=frozenset(item.decode() for item in purchased),
     )

@@ -9,7 +9,9 @@ Defaults for missing data (documented in docs/signals.md):
 - item unknown to the signal version: the customer's prior means for rates, zero for counts,
   the median price, price percentile 0.5, freshness 0, in stock 1;
 - query-item pair never seen: the item's own smoothed rates (the prior of the pair);
-- shopper unknown, or no shopper in the request: all shopper signals 0;
+- shopper unknown, or no shopper in the request: all shopper signals 0 (the price gap too: no
+  usual price to compare with); a shopper whose last action is over half an hour before the
+  request has no session, so both session signals are 0;
 - relevance not sent: 0 after standardisation within the request.
 """
 
@@ -40,12 +42,18 @@ ITEM_FEATURES: tuple[str, ...] = (
     "in_stock",
 )
 QUERY_FEATURES: tuple[str, ...] = ("query_ctr", "query_conversion_rate")
+# What the shopper's own actions say (ranking/signals/shopper.py has their definitions).
 SHOPPER_FEATURES: tuple[str, ...] = (
     "user_category_affinity",
     "user_brand_affinity",
+    "user_price_gap",
     "user_recently_viewed",
     "user_purchased",
+    "session_category_affinity",
+    "session_brand_affinity",
 )
+# The request's own: always the last column, in every schema this project has had (training reads
+# the relevance of log rows of an older schema from there).
 REQUEST_FEATURES: tuple[str, ...] = ("relevance",)
 
 FEATURES: tuple[str, ...] = ITEM_FEATURES + QUERY_FEATURES + SHOPPER_FEATURES + REQUEST_FEATURES

@@ -26,17 +26,17 @@ import orjson
 from django.conf import settings
 
 from ranking.signals.schema import ITEM_RECORD, QUERY_RECORD
-
-# How many recently viewed / purchased items a shopper profile keeps.
-SHOPPER_RECENT_ITEMS = 50
-# A shopper profile with no activity for this long is forgotten.
-SHOPPER_TTL_SECONDS = 90 * 24 * 3600
-# Interest an action shows in the item's brand and categories.
-SHOPPER_ACTION_WEIGHTS = {"click": 1.0, "add_to_cart": 3.0, "purchase": 5.0}
+from ranking.signals.shopper import ShopperAction, ShopperProfile
 
 
 class SignalStoreUnavailable(Exception):
-    """The backend did not answer in time; the caller degrades."""
+    """The backend did not answer in time; the caller degrades. `reason` is what the metrics
+    count: "signal_store" (the read failed) or "signal_store_breaker" (not tried: the breaker
+    is open after many failures)."""
+
+    def __init__(self, message: str, reason: str = "signal_store") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -107,36 +107,6 @@ class SignalSnapshot:
     item_records: np.ndarray  # ITEM_RECORD, aligned with item_ids
     query_keys: Sequence[tuple[str, str]]  # (normalised query, item id)
     query_records: np.ndarray  # QUERY_RECORD, aligned with query_keys
-
-
-@dataclass(frozen=True)
-class ShopperProfile:
-    """A shopper's interests: action weight per brand and category, and recent items."""
-
-    brand_weights: dict[str, float] = field(default_factory=dict)
-    category_weights: dict[str, float] = field(default_factory=dict)
-    total_weight: float = 0.0
-    recently_viewed: frozenset[str] = frozenset()
-    purchased: frozenset[str] = frozenset()
-
-    @property
-    def is_empty(self) -> bool:
-        return self.total_weight <= 0 and not self.recently_viewed and not self.purchased
-
-
-EMPTY_PROFILE = ShopperProfile()
-
-
-@dataclass(frozen=True, slots=True)
-class ShopperAction:
-    """One click, add-to-cart or purchase, with what ingest knows of the item."""
-
-    shopper_key: str
-    item_id: str
-    action: str
-    timestamp: float
-    brand: str
-    categories: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -268,6 +238,8 @@ def build_store(config: dict[str, Any]) -> SignalStore:
             namespace=config["NAMESPACE"],
             timeout=config["TIMEOUT_SECONDS"],
             breaker_seconds=config["BREAKER_SECONDS"],
+            breaker_min_calls=config.get("BREAKER_MIN_CALLS", 20),
+            breaker_failure_rate=config.get("BREAKER_FAILURE_RATE", 0.5),
             grace_seconds=config["VERSION_GRACE_SECONDS"],
             cluster=config.get("CLUSTER", False),
         )

@@ -3,6 +3,7 @@ in-process store): round trips, the atomic version swap, shopper profiles."""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -14,9 +15,9 @@ import redis
 from redis.crc import key_slot
 
 from ranking.signals import redis_store
-from ranking.signals.schema import FEATURE_INDEX, ITEM_RECORD, QUERY_RECORD, SCHEMA_HASH
+from ranking.signals.schema import FEATURE_INDEX, FEATURES, ITEM_RECORD, QUERY_RECORD, SCHEMA_HASH
+from ranking.signals.shopper import ProfileBuilder, ShopperAction
 from ranking.signals.store import (
-    ShopperAction,
     SignalMeta,
     SignalSnapshot,
     SignalStore,
@@ -67,8 +68,8 @@ def snapshot(version: int, n_items: int, ctr: float, queries: int = 0) -> Signal
         created_at="2026-11-26T00:00:00+00:00",
         schema_hash=SCHEMA_HASH,
         default_item=default,
-        feature_mean=np.zeros(25),
-        feature_std=np.ones(25),
+        feature_mean=np.zeros(len(FEATURES)),
+        feature_std=np.ones(len(FEATURES)),
         brands=("Acme",),
         categories=(),
         stats={},
@@ -202,32 +203,122 @@ def test_the_replaced_version_expires_and_an_unfinished_one_cannot_linger(
         client.close()
 
 
+NOW = 1_764_900_000.0  # 2025-12-05, a time of realistic size for the forward decay
+DAY = 86400.0
+
+
 def test_shopper_actions_build_a_profile_read_in_the_same_fetch(make_store: Any) -> None:
     store = make_store()
     publish(store, 5, ctr=0.1)
     store.record_shopper_actions(
         CUSTOMER,
         [
-            ShopperAction("u:1", "i1", "click", 1.0, "Acme", ("shoes", "shoes/running")),
-            ShopperAction("u:1", "i2", "purchase", 2.0, "Zeta", ("shoes",)),
+            ShopperAction("u:1", "i1", "click", NOW, "Acme", ("shoes", "shoes/running"), 99.0),
+            ShopperAction("u:1", "i2", "purchase", NOW + 1, "Zeta", ("shoes",), 49.0),
         ],
     )
 
     profile = make_store().fetch(CUSTOMER, ["i1"], "", "u:1").shopper
 
-    assert profile.total_weight == pytest.approx(6.0)
-    assert profile.brand_weights == pytest.approx({"Acme": 1.0, "Zeta": 5.0})
-    assert profile.category_weights == pytest.approx({"shoes": 6.0, "shoes/running": 1.0})
+    shares = {brand: w / profile.total_weight for brand, w in profile.brand_weights.items()}
+    assert shares == pytest.approx({"Acme": 1 / 6, "Zeta": 5 / 6}, rel=1e-5)
+    categories = {c: w / profile.total_weight for c, w in profile.category_weights.items()}
+    assert categories == pytest.approx({"shoes": 1.0, "shoes/running": 1 / 6}, rel=1e-5)
+    usual_shoe_price = profile.price_sums["shoes"] / profile.price_weights["shoes"]
+    assert usual_shoe_price == pytest.approx((math.log1p(99) + 5 * math.log1p(49)) / 6, rel=1e-5)
+    assert profile.session_categories == pytest.approx({"shoes": 6.0, "shoes/running": 1.0})
+    assert profile.session_active(NOW + 600)
+    assert not profile.session_active(NOW + 3600)
     assert profile.recently_viewed == {"i1"}
     assert profile.purchased == {"i2"}
     assert make_store().fetch(CUSTOMER, ["i1"], "", "u:2").shopper.is_empty
+
+
+def test_older_interests_count_less_with_a_thirty_day_half_life(make_store: Any) -> None:
+    store = make_store()
+    store.record_shopper_actions(
+        CUSTOMER,
+        [
+            ShopperAction("u:1", "i1", "purchase", NOW - 30 * DAY, "Acme", ()),
+            ShopperAction("u:1", "i2", "purchase", NOW, "Zeta", ()),
+        ],
+    )
+
+    profile = store.shopper_profile(CUSTOMER, "u:1")
+
+    assert profile.brand_weights["Acme"] / profile.brand_weights["Zeta"] == pytest.approx(0.5)
+
+
+def test_a_pause_of_over_half_an_hour_starts_a_new_session(make_store: Any) -> None:
+    store = make_store()
+    store.record_shopper_actions(
+        CUSTOMER,
+        [
+            ShopperAction("u:1", "i1", "click", NOW, "Acme", ("tents",)),
+            ShopperAction("u:1", "i2", "click", NOW + 20 * 60, "Acme", ("tents",)),
+        ],
+    )
+    # A later batch: a click two hours on, then one that arrives late from the first session.
+    store.record_shopper_actions(
+        CUSTOMER,
+        [
+            ShopperAction("u:1", "i3", "add_to_cart", NOW + 7200, "Zeta", ("lamps",)),
+            ShopperAction("u:1", "i4", "click", NOW + 60, "Acme", ("tents",)),
+        ],
+    )
+
+    profile = store.shopper_profile(CUSTOMER, "u:1")
+
+    assert profile.session_categories == pytest.approx({"lamps": 3.0})
+    assert profile.session_brands == pytest.approx({"Zeta": 3.0})
+    assert profile.session_last == pytest.approx(NOW + 7200)
+    assert profile.category_weights.keys() == {"tents", "lamps"}
+
+
+def test_every_backend_folds_actions_as_the_profile_builder_does(make_store: Any) -> None:
+    """The Redis script and the in-process store against ProfileBuilder, the definition that
+    training also rebuilds past profiles with."""
+    rng = np.random.default_rng(4)
+    kinds = ["click", "add_to_cart", "purchase"]
+    actions = [
+        ShopperAction(
+            f"u:{rng.integers(3)}",
+            f"i{rng.integers(70)}",
+            kinds[rng.integers(3)],
+            NOW + float(rng.uniform(0, 5 * DAY)),
+            ["Acme", "Zeta", ""][rng.integers(3)],
+            (("shoes", "shoes/running"), ("tents",), ())[rng.integers(3)],
+            [None, 19.5, 120.0][rng.integers(3)],
+        )
+        for _ in range(400)
+    ]
+    actions.sort(key=lambda action: action.timestamp)
+    store = make_store()
+    for start in range(0, len(actions), 90):
+        store.record_shopper_actions(CUSTOMER, actions[start : start + 90])
+
+    for shopper in ("u:0", "u:1", "u:2"):
+        builder = ProfileBuilder()
+        for action in actions:
+            if action.shopper_key == shopper:
+                builder.add(action)
+        expected = builder.profile()
+        got = store.shopper_profile(CUSTOMER, shopper)
+        for field in ("brand_weights", "category_weights", "price_sums", "price_weights",
+                      "session_brands", "session_categories"):  # fmt: skip
+            assert getattr(got, field) == pytest.approx(getattr(expected, field), rel=1e-9)
+        assert got.total_weight == pytest.approx(expected.total_weight, rel=1e-9)
+        assert got.session_total == expected.session_total
+        assert got.session_last == pytest.approx(expected.session_last, abs=1e-5)
+        assert got.recently_viewed == expected.recently_viewed
+        assert got.purchased == expected.purchased
 
 
 def test_recent_items_are_capped(make_store: Any) -> None:
     store = make_store()
     store.record_shopper_actions(
         CUSTOMER,
-        [ShopperAction("u:1", f"i{n}", "click", float(n), "", ()) for n in range(80)],
+        [ShopperAction("u:1", f"i{n}", "click", NOW + n, "", ()) for n in range(80)],
     )
 
     viewed = store.shopper_profile(CUSTOMER, "u:1").recently_viewed
