@@ -202,6 +202,9 @@ RANK_LOG_RETENTION_DAYS = env.int("RANK_LOG_RETENTION_DAYS", default=60)
 TRAINING_WINDOW_DAYS = env.int("TRAINING_WINDOW_DAYS", default=28)
 TRAINING_MIN_REQUESTS = env.int("TRAINING_MIN_REQUESTS", default=500)
 TRAINING_ALGORITHM = env.str("TRAINING_ALGORITHM", default="lambdamart")
+# A logged request whose signal version was older than this when it was served is rebuilt from
+# the event log for training (three refresh intervals by default).
+TRAINING_STALE_SIGNALS_SECONDS = env.int("TRAINING_STALE_SIGNALS_SECONDS", default=900)
 
 # --- API --------------------------------------------------------------------------------------
 # Bodies larger than this get 413 before they are read.

@@ -272,43 +272,38 @@ def _price_percentiles(prices: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return result
 
 
-def compute_snapshot(
-    *, customer_id: int, version: int, now: datetime | None = None
-) -> tuple[SignalSnapshot, int]:
-    """Build a full signal version for a customer; returns it with the number of SQL groups."""
-    now = now or timezone.now()
-    since = now - timedelta(days=LONG_WINDOW_DAYS)
-    events = Event.objects.filter(customer_id=customer_id, occurred_at__gte=since)
+@dataclass(frozen=True)
+class CatalogArrays:
+    """The customer's catalog as the signals need it, one row per item."""
 
-    pending_query_sums = _query_sums_on_another_connection(events, customer_id, now)
-    event_keys, short, long_, item_groups = _item_sums(
-        events, customer_id, now, parallel=pending_query_sums is None
-    )
+    item_ids: list[str]
+    brand_names: list[str]  # as the catalog holds them, "" for none
+    category_lists: list[tuple[str, ...]]
+    brands: dict[str, int]  # brand -> code
+    categories: dict[str, int]  # category path -> code
+    brand_codes: np.ndarray  # n, -1 for none
+    category_codes: np.ndarray  # n x MAX_ITEM_CATEGORIES, the most specific first, -1 for none
+    prices: np.ndarray  # n, NaN where unknown
+    in_stock: np.ndarray  # n, 1.0 / 0.0
+    created_ts: np.ndarray  # n, epoch seconds
+    price_percentile: np.ndarray  # n, within the primary (most specific) category
+    median_price: float
+
+
+def catalog_arrays(customer_id: int) -> CatalogArrays:
     catalog = list(
         Item.objects.filter(customer_id=customer_id).values_list(
             "external_id", "brand", "categories", "price", "in_stock", "created_at"
         )
     )
-    item_ids = [row[0] for row in catalog]
-    known = set(item_ids)
-    item_ids += [key[0] for key in event_keys if key[0] not in known]
-    row_of = {item_id: row for row, item_id in enumerate(item_ids)}
-    n = len(item_ids)
-
-    short_counts = np.zeros((n, 5))
-    long_counts = np.zeros((n, 5))
-    if event_keys:
-        rows = np.fromiter((row_of[key[0]] for key in event_keys), dtype=np.int64)
-        short_counts[rows] = short
-        long_counts[rows] = long_
-
+    n = len(catalog)
     brands: dict[str, int] = {}
     categories: dict[str, int] = {}
     brand_codes = np.full(n, -1, dtype=np.int32)
     category_codes = np.full((n, MAX_ITEM_CATEGORIES), -1, dtype=np.int32)
     prices = np.full(n, np.nan)
     in_stock = np.ones(n)
-    freshness = np.zeros(n)
+    created_ts = np.zeros(n)
     primary_category = np.full(n, -1, dtype=np.int64)
     for row, (_, brand, item_categories, price, stock, created_at) in enumerate(catalog):
         if brand:
@@ -322,33 +317,69 @@ def compute_snapshot(
         if price is not None:
             prices[row] = float(price)
         in_stock[row] = 1.0 if stock else 0.0
-        freshness[row] = math.exp(
-            -max((now - created_at).total_seconds(), 0) / 86400 / FRESHNESS_DAYS
-        )
+        created_ts[row] = created_at.timestamp()
+    return CatalogArrays(
+        item_ids=[row[0] for row in catalog],
+        brand_names=[row[1] or "" for row in catalog],
+        category_lists=[tuple(row[2]) for row in catalog],
+        brands=brands,
+        categories=categories,
+        brand_codes=brand_codes,
+        category_codes=category_codes,
+        prices=prices,
+        in_stock=in_stock,
+        created_ts=created_ts,
+        price_percentile=_price_percentiles(prices, primary_category),
+        median_price=float(np.nanmedian(prices)) if np.any(~np.isnan(prices)) else 0.0,
+    )
 
-    impressions = long_counts[:, IMPRESSIONS]
-    total_impressions = impressions.sum()
 
-    def prior(column: int) -> float:
-        return float(long_counts[:, column].sum() / total_impressions) if total_impressions else 0.0
+def customer_priors(long_totals: np.ndarray) -> dict[str, np.ndarray]:
+    """The customer-level rates the item rates are smoothed towards, from the long window's
+    summed (..., 5) counts; 0 without impressions."""
+    impressions = long_totals[..., IMPRESSIONS]
+    safe = np.where(impressions > 0, impressions, 1.0)
 
-    priors = {
-        "ctr": prior(CLICKS),
-        "add_to_cart_rate": prior(CARTS),
-        "conversion_rate": prior(PURCHASES),
-        "revenue_per_impression": prior(REVENUE),
+    def rate(column: int) -> np.ndarray:
+        return np.where(impressions > 0, long_totals[..., column] / safe, 0.0)
+
+    return {
+        "ctr": rate(CLICKS),
+        "add_to_cart_rate": rate(CARTS),
+        "conversion_rate": rate(PURCHASES),
+        "revenue_per_impression": rate(REVENUE),
     }
+
+
+def freshness_at(created_ts: np.ndarray, now_ts: float | np.ndarray) -> np.ndarray:
+    return np.exp(-np.maximum(now_ts - created_ts, 0.0) / 86400.0 / FRESHNESS_DAYS)
+
+
+def item_signal_matrix(
+    *,
+    short_counts: np.ndarray,
+    long_counts: np.ndarray,
+    priors: dict[str, np.ndarray],
+    prices: np.ndarray,
+    price_percentile: np.ndarray,
+    median_price: float,
+    freshness: np.ndarray,
+    in_stock: np.ndarray,
+) -> np.ndarray:
+    """The item signals (n x N_ITEM, ITEM_FEATURES order) from decayed counts (n x 5 per
+    window) and catalog values. Priors are scalars, or one per row (training's past moments)."""
+    n = len(long_counts)
+    impressions = long_counts[:, IMPRESSIONS]
     signals = np.zeros((n, N_ITEM))
     column = {name: index for index, name in enumerate(ITEM_FEATURES)}
-    signals[:, column["ctr"]] = _smoothed(
-        long_counts[:, CLICKS], impressions, priors["ctr"], PRIOR_STRENGTH
-    )
-    signals[:, column["add_to_cart_rate"]] = _smoothed(
-        long_counts[:, CARTS], impressions, priors["add_to_cart_rate"], PRIOR_STRENGTH
-    )
-    signals[:, column["conversion_rate"]] = _smoothed(
-        long_counts[:, PURCHASES], impressions, priors["conversion_rate"], PRIOR_STRENGTH
-    )
+    for name, counts_column in (
+        ("ctr", CLICKS),
+        ("add_to_cart_rate", CARTS),
+        ("conversion_rate", PURCHASES),
+    ):
+        signals[:, column[name]] = _smoothed(
+            long_counts[:, counts_column], impressions, priors[name], PRIOR_STRENGTH
+        )
     signals[:, column["revenue_per_impression"]] = (
         long_counts[:, REVENUE] + priors["revenue_per_impression"] * PRIOR_STRENGTH
     ) / (impressions + PRIOR_STRENGTH)
@@ -375,25 +406,91 @@ def compute_snapshot(
         ("purchases_short", short_counts, PURCHASES),
     ):
         signals[:, column[name]] = np.log1p(counts[:, col])
-    median_price = float(np.nanmedian(prices)) if np.any(~np.isnan(prices)) else 0.0
     signals[:, column["price"]] = np.log1p(np.where(np.isnan(prices), median_price, prices))
-    signals[:, column["price_percentile"]] = _price_percentiles(prices, primary_category)
+    signals[:, column["price_percentile"]] = price_percentile
     signals[:, column["freshness"]] = freshness
     signals[:, column["in_stock"]] = in_stock
+    return signals
+
+
+def default_item_signals(priors: dict[str, np.ndarray], median_price: float) -> np.ndarray:
+    """The signals of an item the version does not know (..., N_ITEM): priors for rates, zero
+    for counts, the median price, percentile 0.5, freshness 0, in stock."""
+    shape = np.shape(priors["ctr"])
+    defaults = np.zeros((*shape, N_ITEM))
+    column = {name: index for index, name in enumerate(ITEM_FEATURES)}
+    for name, value in priors.items():
+        defaults[..., column[name]] = value
+    defaults[..., column["price"]] = math.log1p(median_price)
+    defaults[..., column["price_percentile"]] = 0.5
+    defaults[..., column["in_stock"]] = 1.0
+    return defaults
+
+
+def query_pair_signals(
+    pair_counts: np.ndarray, item_ctr: np.ndarray, item_conversion: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(kept mask, n x 2 query CTR and conversion) from the pairs' long-window decayed
+    impressions, clicks and purchases (n x 3), smoothed towards the item's own rates. A pair is
+    kept with any engagement or MIN_QUERY_IMPRESSIONS decayed impressions."""
+    impressions, clicks, purchases = pair_counts.T
+    kept = ((clicks + purchases) > 0) | (impressions >= MIN_QUERY_IMPRESSIONS)
+    values = np.zeros((len(pair_counts), 2))
+    values[:, 0] = _smoothed(clicks, impressions, item_ctr, QUERY_PRIOR_STRENGTH)
+    values[:, 1] = _smoothed(purchases, impressions, item_conversion, QUERY_PRIOR_STRENGTH)
+    return kept, values
+
+
+def compute_snapshot(
+    *, customer_id: int, version: int, now: datetime | None = None
+) -> tuple[SignalSnapshot, int]:
+    """Build a full signal version for a customer; returns it with the number of SQL groups."""
+    now = now or timezone.now()
+    since = now - timedelta(days=LONG_WINDOW_DAYS)
+    events = Event.objects.filter(customer_id=customer_id, occurred_at__gte=since)
+
+    pending_query_sums = _query_sums_on_another_connection(events, customer_id, now)
+    event_keys, short, long_, item_groups = _item_sums(
+        events, customer_id, now, parallel=pending_query_sums is None
+    )
+    catalog = catalog_arrays(customer_id)
+    n_catalog = len(catalog.item_ids)
+    item_ids = list(catalog.item_ids)
+    known = set(item_ids)
+    item_ids += [key[0] for key in event_keys if key[0] not in known]
+    row_of = {item_id: row for row, item_id in enumerate(item_ids)}
+    n = len(item_ids)
+    extra = n - n_catalog  # items with events and no catalog entry
+
+    short_counts = np.zeros((n, 5))
+    long_counts = np.zeros((n, 5))
+    if event_keys:
+        rows = np.fromiter((row_of[key[0]] for key in event_keys), dtype=np.int64)
+        short_counts[rows] = short
+        long_counts[rows] = long_
+
+    priors = customer_priors(long_counts.sum(axis=0))
+    signals = item_signal_matrix(
+        short_counts=short_counts,
+        long_counts=long_counts,
+        priors=priors,
+        prices=np.r_[catalog.prices, np.full(extra, np.nan)],
+        price_percentile=np.r_[catalog.price_percentile, np.full(extra, 0.5)],
+        median_price=catalog.median_price,
+        freshness=np.r_[freshness_at(catalog.created_ts, now.timestamp()), np.zeros(extra)],
+        in_stock=np.r_[catalog.in_stock, np.ones(extra)],
+    )
+    column = {name: index for index, name in enumerate(ITEM_FEATURES)}
 
     records = np.zeros(n, dtype=ITEM_RECORD)
     records["signals"] = signals
-    records["brand"] = brand_codes
-    records["categories"] = category_codes
+    records["brand"] = np.r_[catalog.brand_codes, np.full(extra, -1, dtype=np.int32)]
+    records["categories"] = np.r_[
+        catalog.category_codes, np.full((extra, MAX_ITEM_CATEGORIES), -1, dtype=np.int32)
+    ]
 
     default_item = np.zeros((), dtype=ITEM_RECORD)
-    defaults = np.zeros(N_ITEM)
-    for name, value in priors.items():
-        defaults[column[name]] = value
-    defaults[column["price"]] = math.log1p(median_price)
-    defaults[column["price_percentile"]] = 0.5
-    defaults[column["in_stock"]] = 1.0
-    default_item["signals"] = defaults
+    default_item["signals"] = default_item_signals(priors, catalog.median_price)
     default_item["brand"] = -1
     default_item["categories"] = -1
 
@@ -431,14 +528,14 @@ def compute_snapshot(
         default_item=default_item,
         feature_mean=mean,
         feature_std=std,
-        brands=tuple(brands),
-        categories=tuple(categories),
+        brands=tuple(catalog.brands),
+        categories=tuple(catalog.categories),
         stats={
             "items": n,
-            "catalog_items": len(catalog),
+            "catalog_items": n_catalog,
             "query_pairs": len(query_keys),
-            "priors": priors,
-            "median_price": median_price,
+            "priors": {name: float(value) for name, value in priors.items()},
+            "median_price": catalog.median_price,
         },
     )
     snapshot = SignalSnapshot(meta, item_ids, records, query_keys, query_records)
@@ -478,23 +575,15 @@ def _query_signals(
     keys, long_counts, groups = query_sums
     if not keys:
         return [], np.zeros(0, dtype=QUERY_RECORD), groups
-    impressions, clicks, purchases = long_counts.T
-    engaged = (clicks + purchases) > 0
-    kept = engaged | (impressions >= MIN_QUERY_IMPRESSIONS)
     # Read on their own connection, the pairs may name an item whose first event arrived after
     # the item sums were read: it has no item row yet, and the next refresh has both.
-    kept &= np.fromiter((key[1] in row_of for key in keys), dtype=bool, count=len(keys))
-    keep = np.flatnonzero(kept)
-    item_rows = np.fromiter((row_of[keys[i][1]] for i in keep), dtype=np.int64, count=len(keep))
-    item_ctr = signals[item_rows, column["ctr"]]
-    item_conversion = signals[item_rows, column["conversion_rate"]]
+    has_item = np.fromiter((key[1] in row_of for key in keys), dtype=bool, count=len(keys))
+    rows = np.fromiter((row_of.get(key[1], 0) for key in keys), dtype=np.int64, count=len(keys))
+    item_rates = signals[rows][:, [column["ctr"], column["conversion_rate"]]]
+    kept, values = query_pair_signals(long_counts, item_rates[:, 0], item_rates[:, 1])
+    keep = np.flatnonzero(kept & has_item)
     records = np.zeros(len(keep), dtype=QUERY_RECORD)
-    records["signals"][:, 0] = _smoothed(
-        clicks[keep], impressions[keep], item_ctr, QUERY_PRIOR_STRENGTH
-    )
-    records["signals"][:, 1] = _smoothed(
-        purchases[keep], impressions[keep], item_conversion, QUERY_PRIOR_STRENGTH
-    )
+    records["signals"] = values[keep]
     return [(keys[i][0], keys[i][1]) for i in keep], records, groups
 
 

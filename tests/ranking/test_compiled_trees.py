@@ -19,6 +19,7 @@ from ranking.learning.artifacts import scorer_load
 from ranking.learning.compiled import NotCompilable, compile_in_background, compile_model
 from ranking.learning.lgbm import lightgbm
 from ranking.learning.scorers import TreeModelScorer
+from ranking.signals.schema import FEATURES
 from tests.ranking.learning_shop import register
 
 WIDTH = 6
@@ -103,7 +104,7 @@ def test_a_served_model_scores_with_its_compiled_trees(api: Any) -> None:
     assert scorer.native is not None
     assert scorer.native.wait(60)
     assert scorer.native.trees is not None
-    features = np.random.default_rng(3).random((1000, 25)).astype(np.float32)
+    features = np.random.default_rng(3).random((1000, len(FEATURES))).astype(np.float32)
     lightgbm_scores = scorer.booster.predict(features, raw_score=True, num_threads=1)
     assert np.array_equal(scorer.scores(features, None), lightgbm_scores)
 

@@ -304,8 +304,14 @@ def test_every_backend_folds_actions_as_the_profile_builder_does(make_store: Any
                 builder.add(action)
         expected = builder.profile()
         got = store.shopper_profile(CUSTOMER, shopper)
-        for field in ("brand_weights", "category_weights", "price_sums", "price_weights",
-                      "session_brands", "session_categories"):  # fmt: skip
+        for field in (
+            "brand_weights",
+            "category_weights",
+            "price_sums",
+            "price_weights",
+            "session_brands",
+            "session_categories",
+        ):
             assert getattr(got, field) == pytest.approx(getattr(expected, field), rel=1e-9)
         assert got.total_weight == pytest.approx(expected.total_weight, rel=1e-9)
         assert got.session_total == expected.session_total
