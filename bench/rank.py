@@ -119,7 +119,7 @@ def drop_namespace() -> None:
 
 def ten_rules(world: Any, rng: Any) -> list[dict[str, Any]]:
     """Ten rules that apply to every search: hide, boosts, buries, a pin, a slot, diversity."""
-    from ranking.simulation import BRANDS
+    from demo.simulation import BRANDS
 
     def some_ids(n: int) -> list[str]:
         return [world.item_ids[i] for i in rng.choice(len(world.item_ids), n, replace=False)]
@@ -159,13 +159,13 @@ def build_shop(size: dict[str, Any]) -> tuple[Any, str, dict[str, Any]]:
     from catalog.services import items_upsert
     from customers.models import Scope
     from customers.services import api_key_create, customer_create
+    from demo.simulation import build_world, simulate
+    from demo.traffic import events_send, simulate_ranked_traffic
     from merchandising.contracts import RuleIn
     from merchandising.services import rule_create
     from ranking.learning import rank_log, registry
-    from ranking.learning.traffic import events_send, simulate_ranked_traffic
     from ranking.learning.training import TrainingParams, model_train
     from ranking.services import signals_refresh
-    from ranking.simulation import build_world, simulate
 
     timings: dict[str, float] = {}
     started = time.perf_counter()

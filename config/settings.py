@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "ranking",
     "merchandising",
     "explain",
+    "demo",
     "django_prometheus",
 ]
 
@@ -201,10 +202,13 @@ RANK_LOG_RETENTION_DAYS = env.int("RANK_LOG_RETENTION_DAYS", default=60)
 # Nightly training: the window it reads, and the labelled requests a surface needs to be trained.
 TRAINING_WINDOW_DAYS = env.int("TRAINING_WINDOW_DAYS", default=28)
 TRAINING_MIN_REQUESTS = env.int("TRAINING_MIN_REQUESTS", default=500)
-TRAINING_ALGORITHM = env.str("TRAINING_ALGORITHM", default="lambdamart")
+TRAINING_ALGORITHM = env.str("TRAINING_ALGORITHM", default="auto")
 # A logged request whose signal version was older than this when it was served is rebuilt from
 # the event log for training (three refresh intervals by default).
 TRAINING_STALE_SIGNALS_SECONDS = env.int("TRAINING_STALE_SIGNALS_SECONDS", default=900)
+# A model judged on fewer later requests with outcomes than this cannot be told apart from the
+# live ranker: activating it needs an override (docs/learning.md).
+TRAINING_MIN_HOLDOUT_REQUESTS = env.int("TRAINING_MIN_HOLDOUT_REQUESTS", default=200)
 
 # --- API --------------------------------------------------------------------------------------
 # Bodies larger than this get 413 before they are read.

@@ -154,6 +154,9 @@ class RankingModel(models.Model):
     row_counts = models.JSONField(default=dict)
     propensity = models.JSONField(default=dict)
     metrics = models.JSONField(default=dict)
+    # What training found: where its requests' features came from, per-feature coverage and
+    # importance, features that never varied, the comparison in words, and the decision taken.
+    report = models.JSONField(default=dict, blank=True)
     artifact_path = models.CharField(max_length=500)
     artifact_sha256 = models.CharField(max_length=64)
     status = models.CharField(

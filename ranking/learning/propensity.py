@@ -1,11 +1,13 @@
 """Position bias: how likely a shopper is to look at each position, estimated from the clicks.
 
 The method (docs/learning.md): a position-based click model, P(click) = theta_position x
-gamma_item, fitted by expectation-maximisation over every logged impression (Chuklin et al.,
-"Click Models for Web Search", 2015; Wang et al., WSDM 2018). Because the same item is shown at
-different positions across requests (different shoppers, queries and signal versions), the
-model can tell "seen less" apart from "liked less". theta is normalised to theta_1 = 1, and a
-power law theta_k = k ** -eta is fitted to it for reporting and to smooth thin positions.
+gamma, fitted by expectation-maximisation over every logged impression (Chuklin et al., "Click
+Models for Web Search", 2015). gamma, how much the shopper wants the item, is first one number
+per item, then (regression EM, Wang et al., WSDM 2018) a function of the request's features,
+shopper signals included, fitted by gradient-boosted trees at each M step: a personalised ranker
+puts what this shopper likes on top, and a per-item gamma would read that as position bias.
+theta is normalised to theta_1 = 1, and a power law theta_k = k ** -eta is fitted to it for
+reporting and to smooth thin positions.
 """
 
 from __future__ import annotations
@@ -20,11 +22,23 @@ MAX_WEIGHT = 20.0
 MIN_IMPRESSIONS_PER_POSITION = 30
 
 
+REGRESSION_ITERATIONS = 8
+REGRESSION_TREES = 40
+
+
 @dataclass(frozen=True)
 class PositionBias:
     examination: np.ndarray  # theta per position 1..P, theta_1 = 1
     eta: float  # power-law exponent fitted to theta
     impressions: int
+    method: str = "position-based click model, EM"
+
+    def examination_at(self, positions: np.ndarray) -> np.ndarray:
+        """theta of each 1-based position (positions past the estimate take the power law)."""
+        index = positions - 1
+        known = index < len(self.examination)
+        theta = np.where(known, self.examination[np.clip(index, 0, len(self.examination) - 1)], 0.0)
+        return np.where(known, theta, np.maximum(positions, 1).astype(np.float64) ** -self.eta)
 
     def weights(self, positions: np.ndarray) -> np.ndarray:
         """Inverse propensity weight per row (1-based positions), capped at MAX_WEIGHT."""
@@ -34,7 +48,7 @@ class PositionBias:
 
     def to_json(self) -> dict[str, object]:
         return {
-            "method": "position-based click model, EM",
+            "method": self.method,
             "eta": round(self.eta, 4),
             "examination": [round(float(t), 5) for t in self.examination[:30]],
             "impressions": self.impressions,
@@ -42,10 +56,16 @@ class PositionBias:
 
 
 def estimate_position_bias(
-    positions: np.ndarray, items: np.ndarray, clicked: np.ndarray
+    positions: np.ndarray,
+    items: np.ndarray,
+    clicked: np.ndarray,
+    *,
+    features: np.ndarray | None = None,
+    group_starts: np.ndarray | None = None,
 ) -> PositionBias:
     """Fit the position-based click model to logged impressions (1-based position, an item code
-    per row, clicked or not) and return the examination probability of each position."""
+    per row, clicked or not) and return the examination probability of each position. With
+    `features` (a row per impression), gamma is a function of them (regression EM)."""
     positions = positions.astype(np.int64) - 1
     n_positions = int(positions.max()) + 1 if len(positions) else 1
     n_items = int(items.max()) + 1 if len(items) else 1
@@ -55,21 +75,71 @@ def estimate_position_bias(
     theta = np.full(n_positions, 0.5)
     gamma = np.full(n_items, 0.5)
     for _ in range(EM_ITERATIONS):
-        t = theta[positions]
-        g = gamma[items]
-        unclicked = 1.0 - t * g
-        seen = clicks + (1.0 - clicks) * t * (1.0 - g) / unclicked
-        liked = clicks + (1.0 - clicks) * (1.0 - t) * g / unclicked
-        theta = np.bincount(positions, seen, n_positions) / np.maximum(per_position, 1.0)
+        theta, liked = _e_and_theta(theta, gamma[items], positions, clicks, per_position)
         gamma = np.bincount(items, liked, n_items) / np.maximum(per_item, 1.0)
-        theta = np.clip(theta, 1e-4, 1.0 - 1e-6)
         gamma = np.clip(gamma, 1e-6, 1.0 - 1e-6)
+    method = "position-based click model, EM"
+    if features is not None and clicks.sum() >= 50:
+        theta = _regression_em(theta, gamma[items], positions, clicks, per_position, features)
+        method = "position-based click model, regression EM on the features"
     theta = theta / theta[0]
     eta = _power_law_exponent(theta, per_position)
     # Thin positions take the power law's value rather than a noisy estimate.
     thin = per_position < MIN_IMPRESSIONS_PER_POSITION
     theta[thin] = np.arange(1, n_positions + 1)[thin] ** -eta
-    return PositionBias(examination=np.minimum(theta, 1.0), eta=eta, impressions=len(positions))
+    return PositionBias(
+        examination=np.minimum(theta, 1.0), eta=eta, impressions=len(positions), method=method
+    )
+
+
+def _e_and_theta(
+    theta: np.ndarray,
+    gamma_rows: np.ndarray,
+    positions: np.ndarray,
+    clicks: np.ndarray,
+    per_position: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One E step and theta's M step: the new theta, and each row's posterior of "liked"."""
+    t = theta[positions]
+    unclicked = 1.0 - t * gamma_rows
+    seen = clicks + (1.0 - clicks) * t * (1.0 - gamma_rows) / unclicked
+    liked = clicks + (1.0 - clicks) * (1.0 - t) * gamma_rows / unclicked
+    theta = np.bincount(positions, seen, len(theta)) / np.maximum(per_position, 1.0)
+    return np.clip(theta, 1e-4, 1.0 - 1e-6), liked
+
+
+def _regression_em(
+    theta: np.ndarray,
+    gamma_rows: np.ndarray,
+    positions: np.ndarray,
+    clicks: np.ndarray,
+    per_position: np.ndarray,
+    features: np.ndarray,
+) -> np.ndarray:
+    """Regression EM: gamma = f(features), f boosted trees fitted to the posterior of "liked"
+    (cross-entropy on soft labels), warm-started from the per-item estimate."""
+    from ranking.learning.lgbm import lightgbm
+
+    values = np.ascontiguousarray(features, dtype=np.float32)
+    params = {
+        "objective": "cross_entropy",
+        "learning_rate": 0.1,
+        "num_leaves": 15,
+        "min_data_in_leaf": 50,
+        "num_threads": 1,
+        "deterministic": True,
+        "seed": 7,
+        "verbose": -1,
+    }
+    for _ in range(REGRESSION_ITERATIONS):
+        theta, liked = _e_and_theta(theta, gamma_rows, positions, clicks, per_position)
+        dataset = lightgbm.Dataset(
+            values, label=liked, params={"feature_pre_filter": False, "verbose": -1}
+        )
+        booster = lightgbm.train(params, dataset, num_boost_round=REGRESSION_TREES)
+        gamma_rows = np.clip(np.asarray(booster.predict(values)), 1e-6, 1.0 - 1e-6)
+    theta, _ = _e_and_theta(theta, gamma_rows, positions, clicks, per_position)
+    return theta
 
 
 def _power_law_exponent(theta: np.ndarray, counts: np.ndarray) -> float:

@@ -3,8 +3,10 @@
 Guards on activation (docs/learning.md):
 - a model whose feature schema is not the live signal schema is never activated;
 - an artifact that does not match its checksum is never activated or served;
-- a model that scored below the active model or the popularity baseline on its holdout needs an
-  explicit override with a reason, which is recorded with the activation.
+- a model needs an explicit override with a reason, recorded with the activation, when on its
+  holdout it did not beat both the popularity order and the live ranker (active model or blend)
+  on NDCG@10 and on revenue per search, when the holdout was too small to tell, or when a feature
+  it would be served was constant over its training rows.
 Activation and rollback bump the customer's runtime generation after commit, so every API process
 serves the new model within RUNTIME_REFRESH_SECONDS.
 """
@@ -13,13 +15,14 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from customers import runtime_sync
 from ranking.engine.scoring import Scorer
 from ranking.learning.artifacts import ArtifactRefused, scorer_load
-from ranking.learning.training import NDCG
+from ranking.learning.training import NDCG, REVENUE
 from ranking.models import ModelStatus, RankingModel
 from ranking.signals.schema import SCHEMA_HASH
 
@@ -48,30 +51,53 @@ def activation_blockers(model: RankingModel) -> list[str]:
 
 
 def activation_warnings(model: RankingModel) -> list[str]:
-    """What activating the model needs an override with a reason for: a worse holdout score."""
+    """What activating the model needs an override with a reason for."""
     metrics = model.metrics or {}
-    score = (metrics.get("model") or {}).get(NDCG)
-    if score is None:
+    mine = metrics.get("model") or {}
+    if NDCG not in mine:
         return [f"{model.label} has no holdout metrics"]
     warnings = []
-    baseline = (metrics.get("baseline") or {}).get(NDCG)
-    if baseline is not None and score < baseline:
+    requests = metrics.get("holdout_requests_with_outcomes")
+    minimum = settings.TRAINING_MIN_HOLDOUT_REQUESTS
+    if requests is not None and requests < minimum:
         warnings.append(
-            f"{model.label} scored NDCG@10 {score:.4f} on its holdout, below the popularity "
-            f"baseline's {baseline:.4f}"
+            f"its holdout had {requests} requests with outcomes, too few to tell it apart from "
+            f"the live ranker (at least {minimum} are needed)"
         )
+    warnings += _not_better(model, mine, metrics.get("baseline"), "the popularity order")
     current = _active(model.customer_id, model.surface)
     if current is not None and current.pk != model.pk:
-        active_score = (metrics.get("active") or {}).get(NDCG)
-        if metrics.get("active_model_id") != current.pk or active_score is None:
+        if metrics.get("active_model_id") != current.pk or not metrics.get("active"):
             warnings.append(
                 f"{model.label} was not compared with the active model {current.label} on its "
                 "holdout (train it again to compare)"
             )
-        elif score < active_score:
+        else:
+            warnings += _not_better(model, mine, metrics["active"], f"the active {current.label}")
+    elif metrics.get("active") and metrics.get("active_model_id") is None:
+        label = metrics.get("active_label") or "the config's blend"
+        warnings += _not_better(model, mine, metrics["active"], f"the live {label}")
+    constant = (model.report or {}).get("constant_features") or []
+    if constant:
+        warnings.append(
+            f"{model.label} was trained while {', '.join(constant)} never varied, so it cannot "
+            "use them, though they vary now"
+        )
+    return warnings
+
+
+def _not_better(
+    model: RankingModel, mine: dict[str, float], other: dict[str, float] | None, name: str
+) -> list[str]:
+    """Warnings where the model did not beat `other` on NDCG@10 or on revenue per search."""
+    if not other:
+        return []
+    warnings = []
+    for metric, words in ((NDCG, "NDCG@10"), (REVENUE, "revenue per search")):
+        if metric in mine and metric in other and mine[metric] <= other[metric]:
             warnings.append(
-                f"{model.label} scored NDCG@10 {score:.4f} on its holdout, below the active "
-                f"model {current.label}'s {active_score:.4f}"
+                f"{model.label} scored {words} {mine[metric]:.4f} on its holdout, not above "
+                f"{name}'s {other[metric]:.4f}"
             )
     return warnings
 

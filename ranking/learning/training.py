@@ -1,10 +1,17 @@
-"""Training: split the logged requests by time, correct for position bias, fit, compare on the
-later part against the active model and a popularity baseline, and register a candidate."""
+"""Training: split the requests by time, correct for position bias, fit, compare on the later
+part with the live ranker and the popularity order, and register a candidate with a report.
+
+The comparison (docs/learning.md): on the holdout, NDCG@10 of graded labels and the expected
+revenue per search, both corrected for position bias, of the new model, of the live ranker (the
+active model, or the config's blend when none serves) scored on the features it would have had,
+and of the popularity order counted from the events before each request (never a logged feature).
+"""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -19,24 +26,34 @@ from ranking.learning import artifacts
 from ranking.learning.dataset import TrainingSet, training_set_load
 from ranking.learning.lgbm import lightgbm
 from ranking.learning.metrics import label_gains, ndcg_at_k
-from ranking.learning.propensity import PositionBias, estimate_position_bias
+from ranking.learning.propensity import MAX_WEIGHT, PositionBias, estimate_position_bias
 from ranking.learning.scorers import LinearModelScorer, TreeModelScorer
 from ranking.models import Algorithm, RankingModel
 from ranking.signals.schema import FEATURE_INDEX, FEATURES, SCHEMA_HASH
+from ranking.signals.store import SignalMeta, SignalStoreUnavailable, signal_store
 
 Progress = Callable[[str], None]
-POPULARITY = FEATURE_INDEX["popularity"]
 NDCG = "ndcg@10"
 REVENUE_NDCG = "revenue_ndcg@10"
+REVENUE = "revenue_per_search"
+CLICKS = "clicks_per_search"
+# A feature "varies" when its values over the rows are not all equal (to this tolerance).
+CONSTANT_TOLERANCE = 1e-9
 
 
 class NotEnoughData(Exception):
     """Too few labelled requests to train and evaluate a model."""
 
 
+AUTO = "auto"
+# The share of the training requests "auto" judges its candidates on.
+VALIDATION_FRACTION = 0.15
+
+
 @dataclass(frozen=True)
 class TrainingParams:
-    algorithm: str = Algorithm.LAMBDAMART
+    # "linear", "lambdamart", or "auto": both, the better on later training requests
+    algorithm: str = AUTO
     # Inverse propensity weighting of the labels (docs/learning.md); off only to measure it.
     position_bias_correction: bool = True
     # Weight purchases by their value relative to the mean purchase.
@@ -49,6 +66,13 @@ class TrainingParams:
     ridge_alpha: float = 1.0
     seed: int = 7
     min_labelled_requests: int = 20
+    # "graded": clicks 1, carts 3, purchases 7 (gains of labels 1, 2, 3); "revenue": a
+    # purchase's gain is proportional to its value (the retailer's revenue), clicks and carts
+    # keep a small gain so that rare purchases are not all the model sees; "auto": both, as
+    # for the algorithm.
+    target: str = AUTO
+    # Features the model must not use (held constant in training): to measure what they bring.
+    without: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -80,12 +104,41 @@ def row_weights(data: TrainingSet, bias: PositionBias | None, params: TrainingPa
     return np.where(positive, weights, np.repeat(mean_positive, sizes))
 
 
+GRADED_GAINS = [0.0, 1.0, 3.0, 7.0]
+# Purchase value buckets for the revenue target: a purchase of value v gets label 3 + bucket,
+# bucket = round(log2(v / median purchase)) clipped to -3..+4, gain 7 x 2 ** bucket.
+REVENUE_BUCKETS = range(-3, 5)
+
+
+def ranking_labels(data: TrainingSet, params: TrainingParams) -> tuple[np.ndarray, list[float]]:
+    """Integer labels and the gain of each label, for LightGBM's lambdarank."""
+    if params.target != "revenue" or not (data.revenue > 0).any():
+        return data.labels, GRADED_GAINS
+    bought = data.revenue > 0
+    median = float(np.median(data.revenue[bought]))
+    buckets = np.clip(np.rint(np.log2(np.maximum(data.revenue, 1e-9) / median)), -3, 4)
+    labels = np.where(bought, 3 + buckets - REVENUE_BUCKETS.start, data.labels).astype(np.int32)
+    labels = np.where(bought, labels, np.minimum(data.labels, 2))
+    gains = GRADED_GAINS[:3] + [7.0 * 2.0**bucket for bucket in REVENUE_BUCKETS]
+    return labels, gains
+
+
+def training_features(data: TrainingSet, params: TrainingParams) -> np.ndarray:
+    """The features the model may use: those it is asked to go without are held at 0."""
+    if not params.without:
+        return data.features
+    features = data.features.copy()
+    features[:, [FEATURE_INDEX[name] for name in params.without]] = 0.0
+    return features
+
+
 def fit_lambdamart(data: TrainingSet, bias: PositionBias | None, params: TrainingParams) -> Fitted:
     keep = _labelled_groups(data)
     data = _select_groups(data, keep)
+    labels, gains = ranking_labels(data, params)
     dataset = lightgbm.Dataset(
-        data.features,
-        label=data.labels,
+        training_features(data, params),
+        label=labels,
         group=data.group_sizes,
         weight=row_weights(data, bias, params),
         feature_name=list(FEATURES),
@@ -96,7 +149,7 @@ def fit_lambdamart(data: TrainingSet, bias: PositionBias | None, params: Trainin
             "objective": "lambdarank",
             "metric": "ndcg",
             "lambdarank_truncation_level": 20,
-            "label_gain": [0, 1, 3, 7],
+            "label_gain": gains,
             "learning_rate": params.learning_rate,
             "num_leaves": params.num_leaves,
             "min_data_in_leaf": params.min_data_in_leaf,
@@ -116,11 +169,12 @@ def fit_linear(
 ) -> Fitted:
     """Ridge regression on standardised features of the propensity-corrected gain
     (gain / examination probability: an unbiased estimate of the gain were every row seen)."""
-    values = data.features.astype(np.float64)
+    values = training_features(data, params).astype(np.float64)
     mean = values.mean(axis=0)
     std = values.std(axis=0)
     std = np.where(std > 1e-12, std, 1.0)
-    target = label_gains(data.labels)
+    labels, gains = ranking_labels(data, params)
+    target = np.asarray(gains)[labels]
     if bias is not None:
         target = target * bias.weights(data.positions)
     # Imported here: API processes import this module (the registry does) and never fit.
@@ -153,6 +207,8 @@ def _select_groups(data: TrainingSet, keep: np.ndarray) -> TrainingSet:
         item_codes=data.item_codes[rows],
         group_starts=np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64),
         request_times=data.request_times[keep],
+        popularity=data.popularity_baseline[rows],
+        provenance=data.provenance,
     )
 
 
@@ -160,17 +216,44 @@ def holdout_metrics(
     holdout: TrainingSet, scores: np.ndarray, bias: PositionBias
 ) -> dict[str, float]:
     """NDCG@10 on graded labels (gain 2^label - 1) and on purchase revenue, corrected for
-    position bias (gains weighted by inverse propensity, pooled normalisation), and the same
-    uncorrected (per-request mean on the raw labels), which favours the order that was served."""
+    position bias (gains weighted by inverse propensity, pooled normalisation); the expected
+    revenue and clicks per search in the top 10 of the new order (each outcome counted at the
+    examination probability of its new position over that of the position it was shown at);
+    and the uncorrected NDCG (per-request mean on the raw labels), which favours the order that
+    was served."""
     weights = bias.weights(holdout.positions)
     gains = label_gains(holdout.labels)
     starts = holdout.group_starts
     return {
         NDCG: round(ndcg_at_k(gains * weights, scores, starts, pooled=True), 6),
         REVENUE_NDCG: round(ndcg_at_k(holdout.revenue * weights, scores, starts, pooled=True), 6),
+        REVENUE: round(counterfactual_per_request(holdout, scores, bias, holdout.revenue), 6),
+        CLICKS: round(
+            counterfactual_per_request(
+                holdout, scores, bias, (holdout.labels > 0).astype(np.float64)
+            ),
+            6,
+        ),
         f"{NDCG} uncorrected": round(ndcg_at_k(gains, scores, starts), 6),
         f"{REVENUE_NDCG} uncorrected": round(ndcg_at_k(holdout.revenue, scores, starts), 6),
     }
+
+
+def counterfactual_per_request(
+    data: TrainingSet, scores: np.ndarray, bias: PositionBias, outcome: np.ndarray, k: int = 10
+) -> float:
+    """The outcome per request had the items been ordered by `scores`, under the
+    position-based model: an outcome seen at position p would be seen at its new position q
+    (within the top k) with probability theta_q / theta_p (the ratio capped like the weights)."""
+    new_positions = np.empty(len(scores), dtype=np.int64)
+    for start, stop in zip(
+        data.group_starts, np.append(data.group_starts[1:], len(scores)), strict=False
+    ):
+        order = np.lexsort((np.arange(stop - start), -scores[start:stop]))
+        new_positions[start + order] = np.arange(1, stop - start + 1)
+    theta = bias.examination_at(new_positions) * bias.weights(data.positions)
+    ratio = np.where(new_positions <= k, np.minimum(theta, MAX_WEIGHT), 0.0)
+    return float((outcome * ratio).sum() / max(data.requests, 1))
 
 
 def time_split(data: TrainingSet, holdout_fraction: float) -> tuple[TrainingSet, TrainingSet]:
@@ -179,39 +262,260 @@ def time_split(data: TrainingSet, holdout_fraction: float) -> tuple[TrainingSet,
     return data.groups(0, cut), data.groups(cut, data.requests)
 
 
+def position_bias_of(train: TrainingSet) -> PositionBias:
+    return estimate_position_bias(
+        train.positions,
+        train.item_codes,
+        (train.labels > 0).astype(np.int8),
+        features=train.features,
+        group_starts=train.group_starts,
+    )
+
+
+def fit_with(
+    train: TrainingSet, bias: PositionBias, params: TrainingParams, customer_id: int
+) -> Fitted:
+    """Fit one algorithm and target (neither "auto")."""
+    used = bias if params.position_bias_correction else None
+    if params.algorithm == Algorithm.LAMBDAMART:
+        return fit_lambdamart(train, used, params)
+    return fit_linear(train, used, params, customer_id)
+
+
+def choose(
+    train: TrainingSet, bias: PositionBias, params: TrainingParams, customer_id: int
+) -> tuple[TrainingParams, list[dict[str, object]]]:
+    """Resolve "auto" algorithm and target: each candidate is fitted on the earlier part of the
+    training requests and judged on the rest (never on the holdout, which must stay unbiased for
+    the guard), by its worse lift over the popularity order on NDCG@10 and revenue per search.
+    Returns the chosen parameters and the table of candidates."""
+    algorithms = [params.algorithm]
+    if params.algorithm == AUTO:
+        algorithms = [Algorithm.LINEAR, Algorithm.LAMBDAMART]
+    targets = ["graded", "revenue"] if params.target == AUTO else [params.target]
+    if len(algorithms) * len(targets) == 1:
+        return replace(params, algorithm=algorithms[0], target=targets[0]), []
+    fitting, validation = time_split(train, VALIDATION_FRACTION)
+    baseline = holdout_metrics(validation, validation.popularity_baseline, bias)
+    table: list[dict[str, object]] = []
+    for algorithm in algorithms:
+        for target in targets:
+            candidate = replace(params, algorithm=algorithm, target=target)
+            fitted = fit_with(fitting, bias, candidate, customer_id)
+            metrics = holdout_metrics(
+                validation, fitted.scorer.scores(validation.features, None), bias
+            )
+            worse_lift = min(
+                metrics[NDCG] / max(baseline[NDCG], 1e-12),
+                metrics[REVENUE] / max(baseline[REVENUE], 1e-12),
+            )
+            table.append(
+                {
+                    "algorithm": algorithm,
+                    "target": target,
+                    NDCG: metrics[NDCG],
+                    REVENUE: metrics[REVENUE],
+                    "worse lift": round(worse_lift, 4),
+                }
+            )
+    best = max(table, key=lambda row: float(row["worse lift"]))  # type: ignore[arg-type]
+    return replace(params, algorithm=str(best["algorithm"]), target=str(best["target"])), table
+
+
 def fit(
     train: TrainingSet, params: TrainingParams, customer_id: int
 ) -> tuple[Fitted, PositionBias]:
-    bias = estimate_position_bias(
-        train.positions, train.item_codes, (train.labels > 0).astype(np.int8)
-    )
-    used = bias if params.position_bias_correction else None
-    if params.algorithm == Algorithm.LAMBDAMART:
-        return fit_lambdamart(train, used, params), bias
-    return fit_linear(train, used, params, customer_id), bias
+    """Estimate the position bias, resolve "auto" choices and fit on all of `train`."""
+    bias = position_bias_of(train)
+    chosen, _ = choose(train, bias, params, customer_id)
+    return fit_with(train, bias, chosen, customer_id), bias
+
+
+@dataclass(frozen=True)
+class LiveRanker:
+    """What serves the surface now: the active model, or the config's blend."""
+
+    label: str  # "lambdamart@3", or "config:<name>"
+    scorer: Scorer
+    meta: SignalMeta | None  # the blend standardises with the live version's statistics
+    model_id: int | None
+
+
+def live_ranker(*, customer_id: int, surface: str) -> LiveRanker | None:
+    """The surface's live ranker, or None when it cannot be scored (a blend without signals)."""
+    from ranking.learning.registry import active_model_scorer
+    from ranking.runtime import load_customer_runtime
+
+    active = active_model_scorer(customer_id=customer_id, surface=surface)
+    if active is not None:
+        return LiveRanker(active[0].label, active[1], None, active[0].pk)
+    config = load_customer_runtime(customer_id).configs[surface]
+    try:
+        meta = signal_store().current_meta(customer_id)
+    except SignalStoreUnavailable:
+        meta = None
+    if meta is None:
+        return None
+    return LiveRanker(f"config:{config.name}", config.scorer, meta, None)
 
 
 def evaluate(
     holdout: TrainingSet,
     bias: PositionBias,
     model: Scorer,
-    active: tuple[RankingModel, Scorer] | None,
+    live: LiveRanker | None,
 ) -> dict[str, object]:
-    """The holdout metrics of the new model, the active model, the popularity baseline and the
-    order that was served."""
+    """The holdout metrics of the new model, the live ranker, the popularity order (counted
+    from events) and the order that was served, with the model's lift over the first two and
+    its 95% interval."""
+    model_scores = model.scores(holdout.features, None)
+    popularity = holdout.popularity_baseline
     report: dict[str, object] = {
-        "model": holdout_metrics(holdout, model.scores(holdout.features, None), bias),
-        "baseline": holdout_metrics(
-            holdout, holdout.features[:, POPULARITY].astype(np.float64), bias
-        ),
+        "model": holdout_metrics(holdout, model_scores, bias),
+        "baseline": holdout_metrics(holdout, popularity, bias),
         "served": holdout_metrics(holdout, -holdout.positions.astype(np.float64), bias),
         "active": None,
         "active_model_id": None,
+        "active_label": None,
+        "lift": {"baseline": lift_intervals(holdout, model_scores, popularity, bias)},
+        "holdout_requests_with_outcomes": holdout.labelled_requests(),
     }
-    if active is not None:
-        report["active"] = holdout_metrics(holdout, active[1].scores(holdout.features, None), bias)
-        report["active_model_id"] = active[0].pk
+    if live is not None:
+        live_scores = live.scorer.scores(holdout.features, live.meta)
+        report["active"] = holdout_metrics(holdout, live_scores, bias)
+        report["active_model_id"] = live.model_id
+        report["active_label"] = live.label
+        report["lift"]["active"] = lift_intervals(holdout, model_scores, live_scores, bias)  # type: ignore[index]
     return report
+
+
+def _per_request(
+    data: TrainingSet, scores: np.ndarray, bias: PositionBias
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per request: the corrected DCG@10 and ideal DCG@10 of graded gains, and the
+    counterfactual revenue in the top 10."""
+    weights = bias.weights(data.positions)
+    gains = label_gains(data.labels) * weights
+    bounds = np.append(data.group_starts, len(scores))
+    discounts = 1.0 / np.log2(np.arange(2, 12))
+    dcg = np.zeros(data.requests)
+    ideal = np.zeros(data.requests)
+    revenue = np.zeros(data.requests)
+    for index, (start, stop) in enumerate(itertools.pairwise(bounds)):
+        order = np.lexsort((np.arange(stop - start), -scores[start:stop]))
+        gain = gains[start:stop]
+        top = gain[order][:10]
+        best = np.sort(gain)[::-1][:10]
+        dcg[index] = (top * discounts[: len(top)]).sum()
+        ideal[index] = (best * discounts[: len(best)]).sum()
+        positions = np.empty(stop - start, dtype=np.int64)
+        positions[order] = np.arange(1, stop - start + 1)
+        ratio = bias.examination_at(positions) * weights[start:stop]
+        kept = np.where(positions <= 10, np.minimum(ratio, MAX_WEIGHT), 0.0)
+        revenue[index] = (data.revenue[start:stop] * kept).sum()
+    return dcg, ideal, revenue
+
+
+def lift_intervals(
+    data: TrainingSet, scores: np.ndarray, other: np.ndarray, bias: PositionBias, draws: int = 400
+) -> dict[str, list[float]]:
+    """The relative lift of `scores` over `other` on NDCG@10 and revenue per search, with a 95%
+    interval from a paired bootstrap over requests: [low, estimate, high]."""
+    dcg, ideal, revenue = _per_request(data, scores, bias)
+    other_dcg, _, other_revenue = _per_request(data, other, bias)
+    rng = np.random.default_rng(0)
+    picks = rng.integers(0, max(data.requests, 1), (draws, data.requests))
+
+    def ratio(numerator: np.ndarray, denominator: np.ndarray) -> list[float]:
+        if not data.requests or denominator.sum() <= 0:
+            return [0.0, 0.0, 0.0]
+        estimate = numerator.sum() / denominator.sum() - 1.0
+        drawn = numerator[picks].sum(axis=1) / np.maximum(denominator[picks].sum(axis=1), 1e-12)
+        low, high = np.percentile(drawn - 1.0, [2.5, 97.5])
+        return [round(float(low), 4), round(float(estimate), 4), round(float(high), 4)]
+
+    del ideal  # the same for both orders: it cancels in the ratio
+    return {NDCG: ratio(dcg, other_dcg), REVENUE: ratio(revenue, other_revenue)}
+
+
+def feature_report(
+    train: TrainingSet, holdout: TrainingSet, fitted: Fitted, params: TrainingParams
+) -> dict[str, object]:
+    """Per feature: the share of training rows where it is not 0 (coverage), its share of the
+    model's importance, whether it varied in training; and the features that were constant in
+    training but vary on the later requests (the model cannot use what it never saw vary)."""
+    features = training_features(train, params)
+    coverage = (features != 0).mean(axis=0) if len(features) else np.zeros(len(FEATURES))
+    spread = np.ptp(features, axis=0) if len(features) else np.zeros(len(FEATURES))
+    later = np.ptp(holdout.features, axis=0) if holdout.requests else np.zeros(len(FEATURES))
+    importance = model_importance(fitted.scorer)
+    total = importance.sum() or 1.0
+    rows = [
+        {
+            "feature": name,
+            "coverage": round(float(coverage[index]), 4),
+            "importance": round(float(importance[index] / total), 4),
+            "varied": bool(spread[index] > CONSTANT_TOLERANCE),
+        }
+        for index, name in enumerate(FEATURES)
+    ]
+    constant = [
+        name
+        for index, name in enumerate(FEATURES)
+        if spread[index] <= CONSTANT_TOLERANCE
+        and later[index] > CONSTANT_TOLERANCE
+        and name not in params.without
+    ]
+    return {"features": rows, "constant_features": constant}
+
+
+def model_importance(scorer: Scorer) -> np.ndarray:
+    """Per feature: LightGBM's total split gain, or a linear model's |coefficient| (on
+    standardised features)."""
+    if isinstance(scorer, TreeModelScorer):
+        return np.asarray(scorer.booster.feature_importance("gain"), dtype=np.float64)
+    if isinstance(scorer, LinearModelScorer):
+        return np.abs(scorer.coef)
+    return np.zeros(len(FEATURES))
+
+
+def comparison_words(metrics: dict[str, object], report: dict[str, object]) -> list[str]:
+    """The comparison in plain words, as the registry shows it."""
+    words = []
+    lift = metrics.get("lift") or {}
+    assert isinstance(lift, dict)
+    names = {
+        "baseline": "the popularity order",
+        "active": f"the live ranker ({metrics.get('active_label')})",
+    }
+    for key, name in names.items():
+        values = lift.get(key)
+        if not values:
+            continue
+        ndcg, revenue = values[NDCG], values[REVENUE]
+        words.append(
+            f"Against {name}: ranking quality (NDCG@10) {_percent(ndcg[1])} "
+            f"(95% interval {_percent(ndcg[0])} to {_percent(ndcg[2])}), revenue per search "
+            f"{_percent(revenue[1])} ({_percent(revenue[0])} to {_percent(revenue[2])})."
+        )
+    requests = metrics.get("holdout_requests_with_outcomes", 0)
+    words.append(
+        f"Judged on {requests} later requests with a click, cart or purchase "
+        f"(at least {settings.TRAINING_MIN_HOLDOUT_REQUESTS} are needed to tell)."
+    )
+    constant = report.get("constant_features") or []
+    assert isinstance(constant, list)
+    if constant:
+        words.append(
+            "Never varied in training, so the model cannot use them: "
+            + ", ".join(str(name) for name in constant)
+            + "."
+        )
+    return words
+
+
+def _percent(value: float) -> str:
+    return f"{value * 100:+.1f}%"
 
 
 def model_train(
@@ -224,32 +528,49 @@ def model_train(
     created_by: str = "",
     progress: Progress = _noop,
 ) -> RankingModel:
-    """Train a candidate for one customer's surface on its rank log and register it."""
-    from ranking.learning.registry import active_model_scorer
-
+    """Train a candidate for one customer's surface and register it with its report."""
     params = params or TrainingParams()
     until = until or timezone.now()
     start = until - timedelta(days=days or settings.TRAINING_WINDOW_DAYS)
-    progress(f"Loading the rank log and outcomes from {start:%Y-%m-%d} to {until:%Y-%m-%d}...")
+    progress(f"Loading requests and outcomes from {start:%Y-%m-%d} to {until:%Y-%m-%d}...")
     data = training_set_load(customer_id=customer_id, surface=surface, start=start, end=until)
     counts = data.row_counts()
     progress(
         f"  {counts['requests']} requests ({counts['labelled_requests']} with outcomes), "
         f"{counts['rows']} rows, {counts['clicks']} clicks, {counts['purchases']} purchases"
     )
+    for source, requests in data.provenance.get("requests", {}).items():
+        if requests:
+            progress(f"  {requests} requests: {source}")
     train, holdout = time_split(data, params.holdout_fraction)
     if min(train.labelled_requests(), holdout.labelled_requests()) < params.min_labelled_requests:
         raise NotEnoughData(
             f"{train.labelled_requests()} training and {holdout.labelled_requests()} holdout "
             f"requests with outcomes; at least {params.min_labelled_requests} each are needed"
         )
-    progress(f"Fitting {params.algorithm} on {train.requests} requests...")
-    fitted, bias = fit(train, params, customer_id)
-    progress(f"  position bias: examination ~ position^-{bias.eta:.2f}")
+    progress("Estimating the position bias...")
+    bias = position_bias_of(train)
+    progress(f"  examination ~ position^-{bias.eta:.2f} ({bias.method})")
+    params, selection = choose(train, bias, params, customer_id)
+    for row in selection:
+        progress(
+            f"  candidate {row['algorithm']} / {row['target']}: NDCG@10 {row[NDCG]:.4f}, "
+            f"revenue per search {row[REVENUE]:.3f} on later training requests"
+        )
+    progress(f"Fitting {params.algorithm} ({params.target}) on {train.requests} requests...")
+    fitted = fit_with(train, bias, params, customer_id)
     progress(f"Evaluating on the {holdout.requests} later requests...")
-    active = active_model_scorer(customer_id=customer_id, surface=surface)
-    metrics = evaluate(holdout, bias, fitted.scorer, active)
-    progress(f"  {_summary(metrics)}")
+    live = live_ranker(customer_id=customer_id, surface=surface)
+    metrics = evaluate(holdout, bias, fitted.scorer, live)
+    report = {
+        "provenance": data.provenance,
+        "selection": selection,
+        **feature_report(train, holdout, fitted, params),
+    }
+    words = comparison_words(metrics, report)
+    report["comparison"] = words
+    for line in words:
+        progress(f"  {line}")
     with transaction.atomic():
         latest = RankingModel.objects.filter(customer_id=customer_id, surface=surface).aggregate(
             Max("version")
@@ -275,6 +596,7 @@ def model_train(
             row_counts={"train": train.row_counts(), "holdout": holdout.row_counts()},
             propensity=bias.to_json(),
             metrics=metrics,
+            report=report,
             artifact_path=path,
             artifact_sha256=digest,
             created_by=created_by,
@@ -286,12 +608,3 @@ def model_train(
 def _as_aware(value: np.datetime64) -> datetime:
     seconds = value.astype("datetime64[us]").astype(np.int64) / 1e6
     return datetime.fromtimestamp(float(seconds), tz=UTC)
-
-
-def _summary(metrics: dict[str, object]) -> str:
-    parts = []
-    for name in ("model", "active", "baseline", "served"):
-        values = metrics.get(name)
-        if isinstance(values, dict):
-            parts.append(f"{name} NDCG@10 {values[NDCG]:.4f} (revenue {values[REVENUE_NDCG]:.4f})")
-    return "; ".join(parts)

@@ -15,16 +15,16 @@ from catalog.contracts import CatalogItemIn
 from catalog.services import items_upsert
 from customers.models import Customer
 from customers.services import customer_create
+from demo.simulation import ShopWorld, build_world, simulate
+from demo.traffic import events_send, simulate_ranked_traffic
 from ranking.learning.artifacts import artifact_save
 from ranking.learning.dataset import TrainingSet, logged_requests, outcomes_load, training_set_build
 from ranking.learning.propensity import PositionBias
-from ranking.learning.traffic import events_send, simulate_ranked_traffic
 from ranking.learning.training import TrainingParams, fit_lambdamart, fit_linear
 from ranking.models import RankingModel, RankLog
 from ranking.services import signals_refresh
 from ranking.signals import store as store_module
 from ranking.signals.schema import FEATURE_INDEX, FEATURES, SCHEMA_HASH
-from ranking.simulation import ShopWorld, build_world, simulate
 
 
 @dataclass(frozen=True)

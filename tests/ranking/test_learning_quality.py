@@ -10,6 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from demo.simulation import POSITION_BIAS_ETA
 from ranking.learning.metrics import ndcg_at_k
 from ranking.learning.training import (
     NDCG,
@@ -19,7 +20,6 @@ from ranking.learning.training import (
     time_split,
 )
 from ranking.signals.schema import FEATURE_INDEX
-from ranking.simulation import POSITION_BIAS_ETA
 from tests.ranking.learning_shop import SimulatedLog, simulated_log
 
 # The shop is built once for the module (committed, then deleted); the tests only read it.

@@ -13,10 +13,10 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from customers.models import Customer
+from demo.simulation import build_world
 from events.models import Event
 from ranking.learning.dataset import training_set_load
 from ranking.models import ModelStatus, RankingModel, RankLog
-from ranking.simulation import build_world
 from ranking.tasks import schedule_model_training
 from tests.conftest import ApiCaller
 from tests.ranking.helpers import rank

@@ -213,9 +213,23 @@ class Session:
 
 
 def draw_session(world: ShopWorld, rng: np.random.Generator, at: datetime) -> Session:
+    """A shopper (by activity) searching or browsing a category they like (by taste)."""
     shopper = int(rng.choice(len(world.shopper_ids), p=world.shopper_activity))
     taste = world.pref_category[shopper] + 0.05
     category = int(rng.choice(len(world.categories), p=taste / taste.sum()))
+    return _session(world, rng, shopper, category, at)
+
+
+def follow_up(world: ShopWorld, session: Session, rng: np.random.Generator) -> Session:
+    """The same shopper's next request in the same visit: the same category, a few minutes on,
+    searched or browsed anew (what the session's actions can tell the ranker about)."""
+    at = session.at + timedelta(seconds=int(rng.integers(60, 600)))
+    return _session(world, rng, session.shopper, session.category, at)
+
+
+def _session(
+    world: ShopWorld, rng: np.random.Generator, shopper: int, category: int, at: datetime
+) -> Session:
     in_category = np.flatnonzero(world.item_category == category)
     same_department = np.flatnonzero(
         np.array([c.department for c in world.categories])[world.item_category]
@@ -317,6 +331,28 @@ def shopper_events(
     return events
 
 
+def click_probability(world: ShopWorld, session: Session, items: np.ndarray) -> np.ndarray:
+    """How likely the shopper clicks each item once they look at it: the true gain a perfect
+    ranker orders by."""
+    return _sigmoid(world.utility(session.shopper, items) - 2.0)
+
+
+def expected_outcomes(
+    world: ShopWorld, session: Session, shown: np.ndarray, eta: float = POSITION_BIAS_ETA
+) -> dict[str, float]:
+    """Expected clicks, purchases and revenue of showing `shown` (the page, best first), under
+    the same model `shopper_events` samples from: no sampling noise in comparisons."""
+    utility = world.utility(session.shopper, shown)
+    seen = 1.0 / np.arange(1, len(shown) + 1) ** eta
+    clicks = seen * _sigmoid(utility - 2.0)
+    bought = clicks * world.item_in_stock[shown] * CART_RATE * _sigmoid(utility - 1.0) * BUY_RATE
+    return {
+        "clicks": float(clicks.sum()),
+        "purchases": float(bought.sum()),
+        "revenue": float((bought * np.round(world.item_price[shown], 2)).sum()),
+    }
+
+
 Ranker = Callable[[Session], np.ndarray]
 
 
@@ -326,17 +362,32 @@ def retriever_order(session: Session) -> np.ndarray:
 
 
 def simulated_sessions(
-    world: ShopWorld, *, sessions: int, start: datetime, end: datetime, seed: int = 11
+    world: ShopWorld,
+    *,
+    sessions: int,
+    start: datetime,
+    end: datetime,
+    seed: int = 11,
+    follow_ups: float = 0.0,
 ) -> Iterator[tuple[str, Session, np.random.Generator]]:
     """Yield (request id, session, the run's generator) in time order; request ids are unique
-    per seed. Pass the generator on to `shopper_events` to keep a run reproducible."""
+    per seed. With `follow_ups` > 0, that share of sessions is followed by a second request of
+    the same shopper minutes later (yielded right after it, counted in `sessions`). Pass the
+    generator on to `shopper_events` to keep a run reproducible."""
     rng = np.random.default_rng(seed)
     span = (end - start).total_seconds()
     offsets = np.sort(rng.uniform(0.0, span, sessions))
     namespace = uuid.UUID(int=seed)
-    for number, offset in enumerate(offsets):
+    number = 0
+    for offset in offsets:
+        if number >= sessions:
+            break
         session = draw_session(world, rng, start + timedelta(seconds=math.floor(offset)))
         yield str(uuid.uuid5(namespace, str(number))), session, rng
+        number += 1
+        if follow_ups and number < sessions and rng.random() < follow_ups:
+            yield str(uuid.uuid5(namespace, str(number))), follow_up(world, session, rng), rng
+            number += 1
 
 
 def simulate(

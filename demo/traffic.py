@@ -14,6 +14,13 @@ from typing import Any
 import numpy as np
 import orjson
 
+from demo.simulation import (
+    PAGE_SIZE,
+    POSITION_BIAS_ETA,
+    ShopWorld,
+    shopper_events,
+    simulated_sessions,
+)
 from events.contracts import EventsIngestIn
 from events.queries import normalise_query, shopper_key
 from events.services import events_ingest
@@ -22,13 +29,6 @@ from ranking.engine.records import RankInput
 from ranking.learning import rank_log
 from ranking.runtime import customer_runtime
 from ranking.signals.store import signal_store
-from ranking.simulation import (
-    PAGE_SIZE,
-    POSITION_BIAS_ETA,
-    ShopWorld,
-    shopper_events,
-    simulated_sessions,
-)
 
 EVENT_BATCH = 1000
 

@@ -27,13 +27,13 @@ from catalog.models import Item
 from catalog.services import items_upsert
 from customers.models import Customer, Scope
 from customers.services import api_key_create, customer_create, membership_add
+from demo.simulation import build_world, simulate
+from demo.traffic import events_send, simulate_ranked_traffic
 from events.models import Event
 from ranking.learning import registry
-from ranking.learning.traffic import events_send, simulate_ranked_traffic
 from ranking.learning.training import NotEnoughData, model_train
 from ranking.models import Surface
 from ranking.services import signals_refresh
-from ranking.simulation import build_world, simulate
 
 DEMO_SLUG = "demo-shop"
 EVENT_BATCH = 1000
