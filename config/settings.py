@@ -173,6 +173,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "ranking.tasks.schedule_signal_refresh",
         "schedule": SIGNAL_REFRESH_INTERVAL_SECONDS,
     },
+    "refresh-new-customers": {
+        "task": "ranking.tasks.schedule_first_refreshes",
+        "schedule": env.int("FIRST_REFRESH_POLL_SECONDS", default=15),
+    },
     "train-ranking-models-nightly": {
         "task": "ranking.tasks.schedule_model_training",
         "schedule": crontab(hour=2, minute=30),

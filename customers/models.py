@@ -42,6 +42,15 @@ class Customer(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(MAX_CANDIDATES_LIMIT)],
         help_text="Most candidate items one /v1/rank request may send.",
     )
+    auto_activate_models = models.BooleanField(
+        "serve new models automatically",
+        default=False,
+        help_text=(
+            "When the nightly training produces a model that beats both the popularity order "
+            "and the live ranker on its holdout, and passes every other guard, serve it without "
+            "waiting for a person. Each decision is recorded on the model."
+        ),
+    )
     # Bumped whenever keys, configs, rules or models of this customer change; every API process
     # polls it and drops its cached copies, so changes reach all processes within seconds.
     runtime_generation = models.BigIntegerField(default=0, editable=False)

@@ -14,36 +14,43 @@ MAX_ABS_WEIGHT = 100.0
 
 _PERSONAL = {
     "user_category_affinity": 1.0,
-    "user_brand_affinity": 1.0,
-    "user_recently_viewed": 0.3,
+    "user_brand_affinity": 3.0,
+    "user_price_gap": -0.2,
+    "user_recently_viewed": 1.0,
     "user_purchased": -0.3,
+    "session_category_affinity": 0.5,
+    "session_brand_affinity": 1.0,
 }
 
-# Weights on standardised signals; chosen so relevance leads on search and engagement on browse.
+# Weights on standardised signals (shopper signals are shares in 0..1, not standardised). Chosen
+# on the shopper simulator (docs/quality.md: the cold start ranks above the popularity order on
+# both surfaces): engagement rates and popularity lead, the shopper's brand and category carry
+# real weight, the retriever's relevance breaks ties on search.
 DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
     "search": {
-        "relevance": 1.0,
-        "query_ctr": 0.5,
-        "query_conversion_rate": 0.3,
-        "ctr": 0.2,
-        "conversion_rate": 0.3,
-        "popularity": 0.2,
+        "relevance": 0.3,
+        "query_ctr": 1.0,
+        "ctr": 2.0,
+        "popularity": 1.0,
+        "revenue_per_impression": 0.5,
+        "add_to_cart_rate": 0.3,
         "in_stock": 0.3,
         **_PERSONAL,
     },
     "browse": {
-        "conversion_rate": 0.5,
-        "ctr": 0.3,
-        "popularity": 0.5,
-        "trend": 0.2,
+        "relevance": 0.2,
+        "ctr": 2.0,
+        "popularity": 2.0,
+        "revenue_per_impression": 0.3,
+        "in_stock": 0.3,
         "freshness": 0.1,
-        "in_stock": 0.5,
         **_PERSONAL,
     },
     "autocomplete": {
         "query_ctr": 1.0,
         "relevance": 0.5,
-        "popularity": 0.5,
+        "ctr": 1.0,
+        "popularity": 1.0,
         **_PERSONAL,
     },
 }

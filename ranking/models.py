@@ -129,6 +129,9 @@ class ModelStatus(models.TextChoices):
 class Algorithm(models.TextChoices):
     LINEAR = "linear", "linear"
     LAMBDAMART = "lambdamart", "lambdamart"
+    # boosted trees fitted to how likely a shopper is to want each item, from the position-bias
+    # click model (docs/learning.md)
+    CLICK_MODEL = "click_model", "click model (boosted trees)"
 
 
 class RankingModelQuerySet(models.QuerySet["RankingModel"]):

@@ -9,13 +9,14 @@ from typing import Any
 from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError
-from django.db.models import Count
+from django.db.models import Count, Exists, OuterRef
 from django.utils import timezone
 
 from customers.models import Customer
+from events.models import Event
 from ranking import services
-from ranking.learning import rank_log, training
-from ranking.models import RankLog
+from ranking.learning import rank_log, registry, training
+from ranking.models import RankLog, SignalVersion
 from ranking.signals.store import SignalStoreUnavailable
 
 logger = logging.getLogger(__name__)
@@ -93,7 +94,23 @@ def train_model(customer_id: int, surface: str, algorithm: str) -> int | None:
         logger.info("not training %s/%s: %s", customer_id, surface, exc)
         return None
     logger.info("trained candidate %s", model, extra={"customer_id": customer_id})
+    registry.model_decide(model=model)
     return model.pk
+
+
+@shared_task(soft_time_limit=50, time_limit=60)
+def schedule_first_refreshes() -> int:
+    """Beat's entry point every few seconds: a customer whose first events arrived and who has
+    no signal version yet is refreshed now, not at the next scheduled refresh."""
+    customer_ids = list(
+        Customer.objects.active()
+        .filter(Exists(Event.objects.filter(customer_id=OuterRef("pk"))))
+        .exclude(Exists(SignalVersion.objects.filter(customer_id=OuterRef("pk"))))
+        .values_list("id", flat=True)
+    )
+    for customer_id in customer_ids:
+        refresh_signals.delay(customer_id)
+    return len(customer_ids)
 
 
 @shared_task(soft_time_limit=50, time_limit=60)

@@ -33,7 +33,7 @@ def artifact_save(
     *, customer_id: int, surface: str, algorithm: str, version: int, content: bytes
 ) -> tuple[str, str]:
     """Store an artifact under the customer's own folder; returns (path, sha256)."""
-    suffix = "txt" if algorithm == Algorithm.LAMBDAMART else "json"
+    suffix = "json" if algorithm == Algorithm.LINEAR else "txt"
     digest = sha256(content)
     name = f"models/{customer_id}/{surface}/{algorithm}-{version}-{digest[:12]}.{suffix}"
     path = default_storage.save(name, ContentFile(content))

@@ -27,6 +27,7 @@ from django.conf import settings
 
 from events.models import Event, EventType
 from events.queries import shopper_key
+from ranking.engine.features import standardised_relevance
 from ranking.learning.rank_log import feature_matrix
 from ranking.learning.replay import PastRequest, features_as_of
 from ranking.models import RankLog
@@ -266,7 +267,8 @@ def impression_requests(
 ) -> list[LoggedRequest]:
     """Requests known only from impression events (history imported without a rank log): one
     per impression event whose request id the rank log does not have, items in the order
-    shown. An impression without a request id is its own request (its clicks cannot join it)."""
+    shown, which stands in for the retriever's relevance. An impression without a request id is
+    its own request (its clicks cannot join it)."""
     pages: dict[str, list[tuple[int, str]]] = {}
     heads: dict[str, tuple[datetime, str, str]] = {}
     rows = (

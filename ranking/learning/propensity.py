@@ -12,7 +12,7 @@ reporting and to smooth thin positions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -32,6 +32,9 @@ class PositionBias:
     eta: float  # power-law exponent fitted to theta
     impressions: int
     method: str = "position-based click model, EM"
+    # Per impression fitted on: the posterior probability that the shopper wanted the item
+    # (not kept in the registry; training fits the click model to it).
+    wanted: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def examination_at(self, positions: np.ndarray) -> np.ndarray:
         """theta of each 1-based position (positions past the estimate take the power law)."""
@@ -79,8 +82,11 @@ def estimate_position_bias(
         gamma = np.bincount(items, liked, n_items) / np.maximum(per_item, 1.0)
         gamma = np.clip(gamma, 1e-6, 1.0 - 1e-6)
     method = "position-based click model, EM"
+    wanted = None
     if features is not None and clicks.sum() >= 50:
-        theta = _regression_em(theta, gamma[items], positions, clicks, per_position, features)
+        theta, wanted = _regression_em(
+            theta, gamma[items], positions, clicks, per_position, features
+        )
         method = "position-based click model, regression EM on the features"
     theta = theta / theta[0]
     eta = _power_law_exponent(theta, per_position)
@@ -88,7 +94,11 @@ def estimate_position_bias(
     thin = per_position < MIN_IMPRESSIONS_PER_POSITION
     theta[thin] = np.arange(1, n_positions + 1)[thin] ** -eta
     return PositionBias(
-        examination=np.minimum(theta, 1.0), eta=eta, impressions=len(positions), method=method
+        examination=np.minimum(theta, 1.0),
+        eta=eta,
+        impressions=len(positions),
+        method=method,
+        wanted=wanted,
     )
 
 
@@ -115,9 +125,10 @@ def _regression_em(
     clicks: np.ndarray,
     per_position: np.ndarray,
     features: np.ndarray,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """Regression EM: gamma = f(features), f boosted trees fitted to the posterior of "liked"
-    (cross-entropy on soft labels), warm-started from the per-item estimate."""
+    (cross-entropy on soft labels), warm-started from the per-item estimate. Returns theta and
+    the final posterior of "liked" per row."""
     from ranking.learning.lgbm import lightgbm
 
     values = np.ascontiguousarray(features, dtype=np.float32)
@@ -138,8 +149,7 @@ def _regression_em(
         )
         booster = lightgbm.train(params, dataset, num_boost_round=REGRESSION_TREES)
         gamma_rows = np.clip(np.asarray(booster.predict(values)), 1e-6, 1.0 - 1e-6)
-    theta, _ = _e_and_theta(theta, gamma_rows, positions, clicks, per_position)
-    return theta
+    return _e_and_theta(theta, gamma_rows, positions, clicks, per_position)
 
 
 def _power_law_exponent(theta: np.ndarray, counts: np.ndarray) -> float:

@@ -20,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from customers import runtime_sync
+from customers.models import Customer
 from ranking.engine.scoring import Scorer
 from ranking.learning.artifacts import ArtifactRefused, scorer_load
 from ranking.learning.training import NDCG, REVENUE
@@ -140,6 +141,43 @@ def model_activate(*, model: RankingModel, user: str, override_reason: str = "")
     )
     _bump_after_commit(model.customer_id)
     logger.info("model %s activated by %s", model, user)
+    return model
+
+
+def model_decide(*, model: RankingModel, user: str = "beat") -> RankingModel:
+    """The training loop's decision on a new candidate: serve it when its customer opted in to
+    automatic activation and no guard objects; keep it as a candidate otherwise. The decision
+    and the numbers behind it are recorded in the model's report either way."""
+    reasons = activation_blockers(model) + activation_warnings(model)
+    opted_in = (
+        Customer.objects.filter(pk=model.customer_id).values_list("auto_activate_models", flat=True)
+    ).first()
+    if not opted_in:
+        action = "kept as a candidate: this customer activates models by hand"
+    elif reasons:
+        action = "kept as a candidate: " + "; ".join(reasons)
+    else:
+        try:
+            model = model_activate(model=model, user=user)
+            action = "activated: it beat the popularity order and the live ranker"
+        except ActivationRefused as exc:
+            action = f"kept as a candidate: {exc}"
+    metrics = model.metrics or {}
+    model.report = {
+        **(model.report or {}),
+        "decision": {
+            "at": timezone.now().isoformat(),
+            "by": user,
+            "action": action,
+            "model": {key: (metrics.get("model") or {}).get(key) for key in (NDCG, REVENUE)},
+            "popularity": {
+                key: (metrics.get("baseline") or {}).get(key) for key in (NDCG, REVENUE)
+            },
+            "live": {key: (metrics.get("active") or {}).get(key) for key in (NDCG, REVENUE)},
+        },
+    }
+    model.save(update_fields=["report"])
+    logger.info("model %s: %s", model, action)
     return model
 
 

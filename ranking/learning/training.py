@@ -37,8 +37,9 @@ NDCG = "ndcg@10"
 REVENUE_NDCG = "revenue_ndcg@10"
 REVENUE = "revenue_per_search"
 CLICKS = "clicks_per_search"
-# A feature "varies" when its values over the rows are not all equal (to this tolerance).
-CONSTANT_TOLERANCE = 1e-9
+# A feature "varies" when its values over the rows spread wider than this (features are rates,
+# shares, log counts and z-scores: a spread this small is rounding, or the clock moving on).
+CONSTANT_TOLERANCE = 1e-4
 
 
 class NotEnoughData(Exception):
@@ -275,11 +276,43 @@ def position_bias_of(train: TrainingSet) -> PositionBias:
 def fit_with(
     train: TrainingSet, bias: PositionBias, params: TrainingParams, customer_id: int
 ) -> Fitted:
-    """Fit one algorithm and target (neither "auto")."""
+    """Fit one algorithm and target (neither "auto"). `train` is the set `bias` was estimated
+    on, or its first requests."""
     used = bias if params.position_bias_correction else None
     if params.algorithm == Algorithm.LAMBDAMART:
         return fit_lambdamart(train, used, params)
+    if params.algorithm == Algorithm.CLICK_MODEL:
+        return fit_click_model(train, bias, params)
     return fit_linear(train, used, params, customer_id)
+
+
+def fit_click_model(data: TrainingSet, bias: PositionBias, params: TrainingParams) -> Fitted:
+    """Boosted trees fitted (cross-entropy) to the click model's posterior that the shopper
+    wanted each item shown: position bias is already taken out of that target, and every
+    impression informs it, clicked or not. Scores are its log-odds."""
+    if bias.wanted is None or len(bias.wanted) < len(data.labels):
+        raise NotEnoughData("the click model needs the regression EM's estimate")
+    dataset = lightgbm.Dataset(
+        training_features(data, params),
+        label=bias.wanted[: len(data.labels)],
+        feature_name=list(FEATURES),
+        params={"feature_pre_filter": False, "verbose": -1},
+    )
+    booster = lightgbm.train(
+        {
+            "objective": "cross_entropy",
+            "learning_rate": params.learning_rate,
+            "num_leaves": 15,
+            "min_data_in_leaf": params.min_data_in_leaf,
+            "num_threads": 1,
+            "deterministic": True,
+            "seed": params.seed,
+            "verbose": -1,
+        },
+        dataset,
+        num_boost_round=params.rounds,
+    )
+    return Fitted(TreeModelScorer(booster, label=None), booster.model_to_string().encode())
 
 
 def choose(
@@ -292,32 +325,38 @@ def choose(
     algorithms = [params.algorithm]
     if params.algorithm == AUTO:
         algorithms = [Algorithm.LINEAR, Algorithm.LAMBDAMART]
+        if bias.wanted is not None:
+            algorithms.append(Algorithm.CLICK_MODEL)
     targets = ["graded", "revenue"] if params.target == AUTO else [params.target]
-    if len(algorithms) * len(targets) == 1:
-        return replace(params, algorithm=algorithms[0], target=targets[0]), []
+    candidates = [
+        (algorithm, target)
+        for algorithm in algorithms
+        for target in targets
+        # the click model ranks by how wanted an item is: one target
+        if algorithm != Algorithm.CLICK_MODEL or target == targets[0]
+    ]
+    if len(candidates) == 1:
+        return replace(params, algorithm=candidates[0][0], target=candidates[0][1]), []
     fitting, validation = time_split(train, VALIDATION_FRACTION)
     baseline = holdout_metrics(validation, validation.popularity_baseline, bias)
     table: list[dict[str, object]] = []
-    for algorithm in algorithms:
-        for target in targets:
-            candidate = replace(params, algorithm=algorithm, target=target)
-            fitted = fit_with(fitting, bias, candidate, customer_id)
-            metrics = holdout_metrics(
-                validation, fitted.scorer.scores(validation.features, None), bias
-            )
-            worse_lift = min(
-                metrics[NDCG] / max(baseline[NDCG], 1e-12),
-                metrics[REVENUE] / max(baseline[REVENUE], 1e-12),
-            )
-            table.append(
-                {
-                    "algorithm": algorithm,
-                    "target": target,
-                    NDCG: metrics[NDCG],
-                    REVENUE: metrics[REVENUE],
-                    "worse lift": round(worse_lift, 4),
-                }
-            )
+    for algorithm, target in candidates:
+        candidate = replace(params, algorithm=algorithm, target=target)
+        fitted = fit_with(fitting, bias, candidate, customer_id)
+        metrics = holdout_metrics(validation, fitted.scorer.scores(validation.features, None), bias)
+        worse_lift = min(
+            metrics[NDCG] / max(baseline[NDCG], 1e-12),
+            metrics[REVENUE] / max(baseline[REVENUE], 1e-12),
+        )
+        table.append(
+            {
+                "algorithm": algorithm,
+                "target": target,
+                NDCG: metrics[NDCG],
+                REVENUE: metrics[REVENUE],
+                "worse lift": round(worse_lift, 4),
+            }
+        )
     best = max(table, key=lambda row: float(row["worse lift"]))  # type: ignore[arg-type]
     return replace(params, algorithm=str(best["algorithm"]), target=str(best["target"])), table
 

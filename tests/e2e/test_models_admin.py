@@ -45,7 +45,7 @@ def test_a_merchandiser_activates_with_a_reason_and_rolls_back(
 
     page.check("#id_activate")
     page.click("input[name=_save]")
-    expect(page.locator(".errorlist")).to_contain_text("below the popularity baseline")
+    expect(page.locator(".errorlist")).to_contain_text("not above the popularity order")
     page.screenshot(path=artifacts / "models-admin-1-needs-reason.png", full_page=True)
     page.check("#id_activate")
     page.fill("#id_activation_reason", "new season catalog")

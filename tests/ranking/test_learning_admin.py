@@ -47,7 +47,7 @@ def test_activating_a_worse_model_in_the_admin_asks_for_a_reason_and_records_it(
     refused = admin_client.post(url, {"activate": "on", "activation_reason": ""})
 
     assert refused.status_code == 200
-    assert "below the popularity baseline" in str(refused.context["adminform"].form.errors)
+    assert "not above the popularity order" in str(refused.context["adminform"].form.errors)
     assert RankingModel.objects.get(pk=model.pk).status == ModelStatus.CANDIDATE
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:

@@ -119,7 +119,7 @@ def test_a_model_below_the_baseline_needs_a_reason_and_the_override_is_recorded(
     model = register(api.customer, metrics=worse)
 
     with pytest.raises(
-        registry.ActivationRefused, match="below the popularity baseline"
+        registry.ActivationRefused, match="not above the popularity order"
     ) as refused:
         registry.model_activate(model=model, user="tester")
     assert refused.value.needs_override
@@ -129,7 +129,7 @@ def test_a_model_below_the_baseline_needs_a_reason_and_the_override_is_recorded(
     assert model.status == ModelStatus.ACTIVE
     assert model.activated_by == "tester"
     assert "seasonal catalog, baseline is stale" in model.override_reason
-    assert "below the popularity baseline" in model.override_reason
+    assert "not above the popularity order" in model.override_reason
 
 
 def test_a_model_below_the_active_model_needs_a_reason(api: ApiCaller, activate: Activate) -> None:
@@ -138,7 +138,7 @@ def test_a_model_below_the_active_model_needs_a_reason(api: ApiCaller, activate:
     candidate = register(api.customer, metrics=below)
     not_compared = register(api.customer)
 
-    with pytest.raises(registry.ActivationRefused, match="below the active model"):
+    with pytest.raises(registry.ActivationRefused, match="not above the active"):
         registry.model_activate(model=candidate, user="tester")
     with pytest.raises(registry.ActivationRefused, match="not compared with the active model"):
         registry.model_activate(model=not_compared, user="tester")
