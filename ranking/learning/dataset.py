@@ -27,7 +27,6 @@ from django.conf import settings
 
 from events.models import Event, EventType
 from events.queries import shopper_key
-from ranking.engine.features import standardised_relevance
 from ranking.learning.rank_log import feature_matrix
 from ranking.learning.replay import PastRequest, features_as_of
 from ranking.models import RankLog

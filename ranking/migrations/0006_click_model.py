@@ -4,15 +4,21 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('ranking', '0005_model_report'),
+        ("ranking", "0005_model_report"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='rankingmodel',
-            name='algorithm',
-            field=models.CharField(choices=[('linear', 'linear'), ('lambdamart', 'lambdamart'), ('click_model', 'click model (boosted trees)')], max_length=16),
+            model_name="rankingmodel",
+            name="algorithm",
+            field=models.CharField(
+                choices=[
+                    ("linear", "linear"),
+                    ("lambdamart", "lambdamart"),
+                    ("click_model", "click model (boosted trees)"),
+                ],
+                max_length=16,
+            ),
         ),
     ]

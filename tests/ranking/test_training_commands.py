@@ -15,8 +15,8 @@ from django.utils import timezone
 from customers.models import Customer
 from demo.simulation import build_world
 from events.models import Event
-from ranking.learning.dataset import training_set_load
 from ranking.learning import registry
+from ranking.learning.dataset import training_set_load
 from ranking.models import ModelStatus, RankingModel, RankLog
 from ranking.tasks import schedule_model_training
 from tests.conftest import ApiCaller
