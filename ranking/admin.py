@@ -24,7 +24,7 @@ class RankingConfigForm(forms.ModelForm):
 
     class Meta:
         model = RankingConfig
-        fields = ["customer", "surface", "name", "personalization_weight"]
+        fields = ["customer", "surface", "name", "personalization_weight", "exploration_percent"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -79,7 +79,18 @@ class RankingConfigAdmin(CustomerScopedAdmin):
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         return [
-            (None, {"fields": ["customer", "surface", "name", "personalization_weight"]}),
+            (
+                None,
+                {
+                    "fields": [
+                        "customer",
+                        "surface",
+                        "name",
+                        "personalization_weight",
+                        "exploration_percent",
+                    ]
+                },
+            ),
             (
                 "Signal weights (on standardised signals; 0 leaves a signal out)",
                 {"fields": [WEIGHT_PREFIX + feature for feature in FEATURES]},
@@ -94,6 +105,7 @@ class RankingConfigAdmin(CustomerScopedAdmin):
             name=data["name"],
             weights=data["weights"],
             personalization_weight=data["personalization_weight"],
+            exploration_percent=data["exploration_percent"],
             user=request.user,
         )
         obj.pk = saved.pk

@@ -32,6 +32,16 @@ class RankingConfig(models.Model):
     personalization_weight = models.FloatField(
         default=1.0, validators=[MinValueValidator(0.0), MaxValueValidator(10.0)]
     )
+    exploration_percent = models.FloatField(
+        "share of searches with one adjacent pair swapped (%)",
+        default=0.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(20.0)],
+        help_text=(
+            "In this share of requests two neighbouring items in the top 10 trade places at "
+            "random, so that training can measure how much position alone changes clicks "
+            "(docs/learning.md). Pinned and slotted items never move. 0 turns it off."
+        ),
+    )
     updated_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,

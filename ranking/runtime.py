@@ -46,14 +46,24 @@ class CustomerRuntime:
 
 
 def ranker_config(
-    *, name: str, surface: str, weights: dict[str, float], personalization_weight: float
+    *,
+    name: str,
+    surface: str,
+    weights: dict[str, float],
+    personalization_weight: float,
+    exploration_percent: float = 0.0,
 ) -> RankerConfig:
     vector = np.zeros(len(FEATURES))
     for feature, weight in weights.items():
         vector[FEATURE_INDEX[feature]] = weight
     vector[SHOPPER_SLICE] *= personalization_weight
     vector.setflags(write=False)
-    return RankerConfig(name=name, surface=surface, scorer=BlendScorer(vector))
+    return RankerConfig(
+        name=name,
+        surface=surface,
+        scorer=BlendScorer(vector),
+        exploration=exploration_percent / 100.0,
+    )
 
 
 DEFAULT_CONFIGS = {
@@ -73,6 +83,7 @@ def load_customer_runtime(customer_id: int) -> CustomerRuntime:
             surface=config.surface,
             weights=config.weights,
             personalization_weight=config.personalization_weight,
+            exploration_percent=config.exploration_percent,
         )
     for surface, scorer in active_scorers(customer_id).items():
         configs[surface] = replace(configs[surface], scorer=scorer)

@@ -44,6 +44,7 @@ def ranking_config_save(
     name: str,
     weights: dict[str, Any],
     personalization_weight: float,
+    exploration_percent: float = 0.0,
     user: Any = None,
 ) -> RankingConfig:
     """Create or replace the config of a surface; every API process uses it within seconds."""
@@ -52,6 +53,7 @@ def ranking_config_save(
     config.name = name
     config.weights = weights_clean(weights)
     config.personalization_weight = personalization_weight
+    config.exploration_percent = exploration_percent
     config.updated_by = user if user is not None and user.is_authenticated else None
     config.full_clean()
     config.save()

@@ -293,6 +293,7 @@ def blend_config(*, customer_id: int, surface: str) -> RankerConfig:
         surface=surface,
         weights=stored.weights,
         personalization_weight=stored.personalization_weight,
+        exploration_percent=stored.exploration_percent,
     )
 
 

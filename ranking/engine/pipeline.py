@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -87,6 +89,9 @@ def rank(
     else:
         applied = config.rules.apply(request, fetch, scores, active)
         base_order = order_by_score(scores, request.item_ids) if request.explain else applied.order
+    swapped_at = None
+    if config.exploration and not request.explain:
+        applied, swapped_at = explore(applied, config.exploration)
     order = _truncate(applied.order, request.limit)
     ordered = time.perf_counter()
     stages = [("features", featured - started), ("score", scored - featured),
@@ -108,7 +113,35 @@ def rank(
         removed=applied.removed,
         stage_seconds=tuple(stages),
         variant=config.variant,
+        swapped_at=swapped_at,
     )
+
+
+EXPLORE_TOP = 10
+_FIXED_BY_RULES = frozenset({"pin", "slot"})
+_exploration = random.Random()
+
+
+def explore(applied: RulesApplied, share: float) -> tuple[RulesApplied, int | None]:
+    """In `share` of requests, swap the items at positions k and k + 1 for a k drawn uniformly
+    from the top 10 (intervention harvesting: docs/learning.md). Items a pin or slot placed
+    never move. Returns the order and k (None when nothing moved)."""
+    if _exploration.random() >= share:
+        return applied, None
+    k = _exploration.randint(1, EXPLORE_TOP - 1)
+    order = applied.order
+    if len(order) <= k:
+        return applied, None
+    pair = (int(order[k - 1]), int(order[k]))
+    if any(
+        effect.action in _FIXED_BY_RULES
+        for index in pair
+        for effect in applied.effects.get(index, ())
+    ):
+        return applied, None
+    swapped = order.copy()
+    swapped[k - 1], swapped[k] = order[k], order[k - 1]
+    return replace(applied, order=swapped), k
 
 
 def _explanations(

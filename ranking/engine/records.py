@@ -71,6 +71,8 @@ class RankerConfig:
     scorer: Scorer
     rules: RuleStage | None = None
     variant: str | None = None  # the experiment variant this ranker is ("A", "B"), if any
+    # Share of requests (0..1) in which one adjacent pair of the top 10 is swapped at random.
+    exploration: float = 0.0
 
 
 @dataclass(frozen=True)

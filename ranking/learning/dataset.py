@@ -27,6 +27,7 @@ from django.conf import settings
 
 from events.models import Event, EventType
 from events.queries import shopper_key
+from ranking.engine.features import standardised_relevance
 from ranking.learning.rank_log import feature_matrix
 from ranking.learning.replay import PastRequest, features_as_of
 from ranking.models import RankLog
@@ -60,6 +61,8 @@ class LoggedRequest:
     source: Source = Source.LOGGED
     relevance: np.ndarray | None = None  # the standardised relevance column, when known
     signals_at: datetime | None = None  # the version the logged features were read from
+    surface: str = ""
+    swapped_at: int = 0  # k when exploration swapped positions k and k + 1, else 0
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,8 @@ class TrainingSet:
     # requests per Source, skipped degraded answers, and how far logged features are from
     # their rebuild (training/serving skew)
     provenance: dict[str, Any] = field(default_factory=dict)
+    # per request: k when exploration swapped positions k and k + 1, else 0
+    swapped_at: np.ndarray | None = None
 
     @property
     def requests(self) -> int:
@@ -108,7 +113,14 @@ class TrainingSet:
             request_times=self.request_times[start:stop],
             popularity=self.popularity_baseline[first:last],
             provenance=self.provenance,
+            swapped_at=self.swaps[start:stop],
         )
+
+    @property
+    def swaps(self) -> np.ndarray:
+        if self.swapped_at is not None:
+            return self.swapped_at
+        return np.zeros(self.requests, dtype=np.int64)
 
     @property
     def popularity_baseline(self) -> np.ndarray:
@@ -147,6 +159,7 @@ def training_set_build(
     items: list[int] = []
     starts: list[int] = []
     times: list[np.datetime64] = []
+    swaps: list[int] = []
     codes: dict[str, int] = {}
     row = 0
     for request in requests:
@@ -155,6 +168,7 @@ def training_set_build(
             continue
         starts.append(row)
         times.append(np.datetime64(request.created_at.replace(tzinfo=None), "us"))
+        swaps.append(request.swapped_at)
         assert request.features is not None, "features are rebuilt before the join"
         blocks.append(request.features[:shown])
         for item_id in request.item_ids:
@@ -174,6 +188,7 @@ def training_set_build(
         request_times=np.asarray(times, dtype="datetime64[us]"),
         popularity=np.concatenate(popularity) if popularity else None,
         provenance=provenance or {},
+        swapped_at=np.asarray(swaps, dtype=np.int64),
     )
 
 
@@ -207,6 +222,7 @@ def logged_requests(
             "shopper_key",
             "signals_at",
             "degraded",
+            "swapped_at",
         )
     )
     for (
@@ -219,6 +235,7 @@ def logged_requests(
         shopper,
         signals_at,
         degraded,
+        swapped_at,
     ) in rows.iterator(chunk_size=2000):
         if degraded:
             if skipped is not None:
@@ -237,7 +254,9 @@ def logged_requests(
                 query,
                 shopper,
                 Source.OTHER_SCHEMA,
-                values[:, -1].copy(),
+                relevance=values[:, -1].copy(),
+                surface=surface,
+                swapped_at=swapped_at or 0,
             )
             continue
         features = feature_matrix(bytes(blob))
@@ -258,6 +277,8 @@ def logged_requests(
             source,
             relevance,
             signals_at,
+            surface,
+            swapped_at or 0,
         )
 
 
@@ -302,7 +323,22 @@ def impression_requests(
     for key, page in pages.items():
         at, query, shopper = heads[key]
         items = tuple(item_id for _, item_id in sorted(page))
-        requests.append(LoggedRequest(key, at, items, None, query, shopper, Source.HISTORY, None))
+        # The shop showed its search engine's order: the order stands in for the relevance the
+        # engine would have sent (z-scores, as the engine standardises relevance).
+        relevance = standardised_relevance(-np.arange(len(items), dtype=np.float64))
+        requests.append(
+            LoggedRequest(
+                key,
+                at,
+                items,
+                None,
+                query,
+                shopper,
+                Source.HISTORY,
+                relevance=relevance,
+                surface=surface,
+            )
+        )
     return requests
 
 

@@ -8,6 +8,12 @@ shopper signals included, fitted by gradient-boosted trees at each M step: a per
 puts what this shopper likes on top, and a per-item gamma would read that as position bias.
 theta is normalised to theta_1 = 1, and a power law theta_k = k ** -eta is fitted to it for
 reporting and to smooth thin positions.
+
+When the log holds enough randomly swapped pairs (a ranking config's exploration share), theta of
+the top 10 comes from them instead (intervention harvesting, Joachims et al., WSDM 2017; Agarwal
+et al., WSDM 2019): the two items of a pair have the same distribution whether swapped or not, so
+their clicks at k and k + 1 in both cases give theta_(k+1) / theta_k without any model of what
+shoppers want. The features cannot confound it, which a personalised ranker's log can do to EM.
 """
 
 from __future__ import annotations
@@ -24,6 +30,11 @@ MIN_IMPRESSIONS_PER_POSITION = 30
 
 REGRESSION_ITERATIONS = 8
 REGRESSION_TREES = 40
+# Randomly swapped pairs measure theta from the top down, as far as each pair has this many
+# clicks on each side when swapped; at least MIN_SWAPPED_PAIRS pairs are needed to use them.
+MIN_SWAPPED_CLICKS = 10
+MIN_SWAPPED_PAIRS = 3
+SWAP_TOP = 10
 
 
 @dataclass(frozen=True)
@@ -65,10 +76,13 @@ def estimate_position_bias(
     *,
     features: np.ndarray | None = None,
     group_starts: np.ndarray | None = None,
+    swapped_at: np.ndarray | None = None,
 ) -> PositionBias:
     """Fit the position-based click model to logged impressions (1-based position, an item code
     per row, clicked or not) and return the examination probability of each position. With
-    `features` (a row per impression), gamma is a function of them (regression EM)."""
+    `features` (a row per impression), gamma is a function of them (regression EM). With
+    `swapped_at` (per request of `group_starts`: k when exploration swapped k and k + 1, else 0)
+    and enough swaps, theta of the top positions is measured from the swaps."""
     positions = positions.astype(np.int64) - 1
     n_positions = int(positions.max()) + 1 if len(positions) else 1
     n_items = int(items.max()) + 1 if len(items) else 1
@@ -82,12 +96,33 @@ def estimate_position_bias(
         gamma = np.bincount(items, liked, n_items) / np.maximum(per_item, 1.0)
         gamma = np.clip(gamma, 1e-6, 1.0 - 1e-6)
     method = "position-based click model, EM"
+    swapped_eta = None
+    if swapped_at is not None and group_starts is not None:
+        swapped_eta = swap_exponent(positions + 1, clicks, group_starts, swapped_at)
     wanted = None
+    if swapped_eta is not None:
+        theta = np.arange(1, n_positions + 1, dtype=np.float64) ** -swapped_eta
+        method = "power law fitted to randomised adjacent swaps (intervention harvesting)"
     if features is not None and clicks.sum() >= 50:
         theta, wanted = _regression_em(
-            theta, gamma[items], positions, clicks, per_position, features
+            theta,
+            gamma[items],
+            positions,
+            clicks,
+            per_position,
+            features,
+            fixed=swapped_eta is not None,
         )
-        method = "position-based click model, regression EM on the features"
+        if swapped_eta is None:
+            method = "position-based click model, regression EM on the features"
+    if swapped_eta is not None:
+        return PositionBias(
+            examination=theta,
+            eta=swapped_eta,
+            impressions=len(positions),
+            method=method,
+            wanted=wanted,
+        )
     theta = theta / theta[0]
     eta = _power_law_exponent(theta, per_position)
     # Thin positions take the power law's value rather than a noisy estimate.
@@ -125,10 +160,11 @@ def _regression_em(
     clicks: np.ndarray,
     per_position: np.ndarray,
     features: np.ndarray,
+    fixed: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Regression EM: gamma = f(features), f boosted trees fitted to the posterior of "liked"
     (cross-entropy on soft labels), warm-started from the per-item estimate. Returns theta and
-    the final posterior of "liked" per row."""
+    the final posterior of "liked" per row; `fixed` keeps theta as given (measured)."""
     from ranking.learning.lgbm import lightgbm
 
     values = np.ascontiguousarray(features, dtype=np.float32)
@@ -142,16 +178,58 @@ def _regression_em(
         "seed": 7,
         "verbose": -1,
     }
+    given = theta
     for _ in range(REGRESSION_ITERATIONS):
         theta, liked = _e_and_theta(theta, gamma_rows, positions, clicks, per_position)
+        theta = given if fixed else theta
         dataset = lightgbm.Dataset(
             values, label=liked, params={"feature_pre_filter": False, "verbose": -1}
         )
         booster = lightgbm.train(params, dataset, num_boost_round=REGRESSION_TREES)
         gamma_rows = np.clip(np.asarray(booster.predict(values)), 1e-6, 1.0 - 1e-6)
-    return _e_and_theta(theta, gamma_rows, positions, clicks, per_position)
+    theta, liked = _e_and_theta(theta, gamma_rows, positions, clicks, per_position)
+    return (given if fixed else theta), liked
 
 
+def swap_exponent(
+    positions: np.ndarray, clicks: np.ndarray, group_starts: np.ndarray, swapped_at: np.ndarray
+) -> float | None:
+    """eta of theta_k = k^-eta from randomly swapped adjacent pairs of the top 10, or None with
+    fewer than MIN_SWAPPED_PAIRS pairs of MIN_SWAPPED_CLICKS clicks on each side when swapped.
+
+    For the pair at k: in requests left alone the items at k and k + 1 get clicks theta_k a and
+    theta_(k+1) b; swapped, theta_k b and theta_(k+1) a (a and b, what shoppers think of the
+    two items, are the same in both: the swap was random). So log(theta_(k+1) / theta_k) is half
+    the log of the product of the k + 1 click rates over that of the k click rates, whatever a
+    and b are. eta is the least-squares slope of these against log((k + 1) / k), each pair
+    weighted by the inverse of its variance (from its click counts)."""
+    sizes = np.diff(np.append(group_starts, len(positions)))
+    swaps = np.repeat(swapped_at, sizes)
+    alone = swaps == 0
+    n_alone = int((swapped_at == 0).sum())
+    xs, ys, weights = [], [], []
+    for k in range(1, SWAP_TOP):
+        chosen = swaps == k
+        n_swapped = int((swapped_at == k).sum())
+        counts = np.array(
+            [
+                clicks[alone & (positions == k)].sum(),
+                clicks[alone & (positions == k + 1)].sum(),
+                clicks[chosen & (positions == k)].sum(),
+                clicks[chosen & (positions == k + 1)].sum(),
+            ],
+            dtype=np.float64,
+        )
+        if counts[2:].min() < MIN_SWAPPED_CLICKS or counts[:2].min() <= 0:
+            continue
+        rates = counts / np.array([n_alone, n_alone, n_swapped, n_swapped])
+        xs.append(np.log((k + 1) / k))
+        ys.append(0.5 * np.log(rates[1] * rates[3] / (rates[0] * rates[2])))
+        weights.append(1.0 / (0.25 * (1.0 / counts).sum()))
+    if len(xs) < MIN_SWAPPED_PAIRS:
+        return None
+    x, y, w = np.array(xs), np.array(ys), np.array(weights)
+    return float(max(0.0, -(w * x * y).sum() / (w * x * x).sum()))
 def _power_law_exponent(theta: np.ndarray, counts: np.ndarray) -> float:
     """Least squares of log theta on log position, weighted by impressions per position."""
     usable = (counts >= MIN_IMPRESSIONS_PER_POSITION) & (theta > 0)

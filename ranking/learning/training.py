@@ -210,6 +210,7 @@ def _select_groups(data: TrainingSet, keep: np.ndarray) -> TrainingSet:
         request_times=data.request_times[keep],
         popularity=data.popularity_baseline[rows],
         provenance=data.provenance,
+        swapped_at=data.swaps[keep],
     )
 
 
@@ -270,6 +271,7 @@ def position_bias_of(train: TrainingSet) -> PositionBias:
         (train.labels > 0).astype(np.int8),
         features=train.features,
         group_starts=train.group_starts,
+        swapped_at=train.swaps,
     )
 
 

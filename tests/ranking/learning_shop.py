@@ -32,6 +32,13 @@ class SimulatedLog:
     world: ShopWorld
     data: TrainingSet
     true_utility: np.ndarray  # per row of data: the shopper's latent utility of the item
+    surfaces: np.ndarray  # per request of data
+
+    def surface_data(self, surface: str) -> TrainingSet:
+        """The requests of one surface only."""
+        from ranking.learning.training import _select_groups
+
+        return _select_groups(self.data, self.surfaces == surface)
 
 
 def build_shop(
@@ -108,7 +115,8 @@ def simulated_log(
         finally:
             customer.delete()
             store_module.reset_signal_store()
-    return SimulatedLog(world, data, utility)
+    surfaces = np.array([request.surface for request in requests])
+    return SimulatedLog(world, data, utility, surfaces)
 
 
 GOOD = {

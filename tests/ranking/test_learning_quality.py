@@ -17,6 +17,7 @@ from ranking.learning.training import (
     TrainingParams,
     fit,
     holdout_metrics,
+    position_bias_of,
     time_split,
 )
 from ranking.signals.schema import FEATURE_INDEX
@@ -66,13 +67,20 @@ def test_lambdamart_beats_the_popularity_baseline_on_holdout(log: SimulatedLog) 
     assert model[NDCG] > baseline[NDCG]
 
 
-def test_the_position_bias_estimate_matches_the_simulator(log: SimulatedLog) -> None:
-    train, _ = time_split(log.data, HOLDOUT)
+@pytest.mark.parametrize("surface", ["search", "browse"])
+def test_the_position_bias_estimate_from_the_log_alone_is_near_the_simulators(
+    log: SimulatedLog, surface: str
+) -> None:
+    """The log was ranked by the default blend, which puts the shopper's brands and categories
+    first. Without exploration the estimate is near the truth, not within 0.05 of it
+    (tests/ranking/test_position_bias.py measures it with randomised swaps)."""
+    data = log.surface_data(surface)
 
-    _, bias = fit(train, replace(PARAMS, algorithm="linear"), customer_id=1)
+    bias = position_bias_of(data)
 
-    print("eta", bias.eta, bias.examination[:10])  # noqa: T201
-    assert abs(bias.eta - POSITION_BIAS_ETA) < 0.3
+    print(surface, "eta", bias.eta, bias.examination[:10])  # noqa: T201
+    assert bias.method.endswith("regression EM on the features")
+    assert abs(bias.eta - POSITION_BIAS_ETA) < 0.25
 
 
 @pytest.mark.parametrize("algorithm", ["lambdamart", "linear"])
