@@ -353,7 +353,21 @@ def main() -> None:
         head, rest = text.split(BEGIN, 1)
         tail = rest.split(END, 1)[1]
         DOC.write_text(f"{head}{BEGIN}\n{markdown(summary, runs, meta)}\n{END}{tail}")
-    print(json.dumps({"summary": summary, "seconds": meta["seconds"]}))
+    headline = {
+        scenario: {
+            surface: {
+                ranker: {
+                    "ndcg@10 vs popularity": row["ndcg@10 vs popularity"]["mean"],
+                    "revenue vs popularity": row["revenue vs popularity"]["mean"],
+                }
+                for ranker, row in rankers.items()
+                if ranker not in ("random", "popularity")
+            }
+            for surface, rankers in surfaces.items()
+        }
+        for scenario, surfaces in summary.items()
+    }
+    print(json.dumps({"headline": headline, "seconds": meta["seconds"]}))
 
 
 if __name__ == "__main__":

@@ -230,6 +230,8 @@ def swap_exponent(
         return None
     x, y, w = np.array(xs), np.array(ys), np.array(weights)
     return float(max(0.0, -(w * x * y).sum() / (w * x * x).sum()))
+
+
 def _power_law_exponent(theta: np.ndarray, counts: np.ndarray) -> float:
     """Least squares of log theta on log position, weighted by impressions per position."""
     usable = (counts >= MIN_IMPRESSIONS_PER_POSITION) & (theta > 0)

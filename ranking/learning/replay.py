@@ -31,6 +31,9 @@ from events.models import Event, EventType
 from events.queries import shopper_key
 from ranking.signals.refresh import (
     CLICKS,
+    COLUMNS,
+    EXAMINATION_ETA,
+    EXAMINED,
     IMPRESSIONS,
     LONG_HALF_LIFE_DAYS,
     LONG_WINDOW_DAYS,
@@ -102,6 +105,7 @@ class _EventLog:
     item: np.ndarray  # code into items
     micros: np.ndarray  # occurred_at, microseconds since the epoch
     revenue: np.ndarray
+    position: np.ndarray  # 1-based, 1 where none
     query: np.ndarray  # code into queries, -1 for none
     items: dict[str, int]
     queries: dict[str, int]
@@ -112,13 +116,22 @@ def _load_events(customer_id: int, since: datetime, until: datetime) -> _EventLo
     items: dict[str, int] = {}
     queries: dict[str, int] = {}
     actions: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
-    kinds, codes, micros, revenue, query_codes = [], [], [], [], []
+    kinds, codes, micros, revenue, query_codes, positions = [], [], [], [], [], []
     rows = (
         Event.objects.filter(customer_id=customer_id, occurred_at__gte=since, occurred_at__lt=until)
         .order_by()
-        .values_list("type", "item_id", "occurred_at", "revenue", "query", "user_id", "session_id")
+        .values_list(
+            "type",
+            "item_id",
+            "occurred_at",
+            "revenue",
+            "query",
+            "user_id",
+            "session_id",
+            "position",
+        )
     )
-    for kind, item_id, occurred_at, value, query, user_id, session_id in rows.iterator(
+    for kind, item_id, occurred_at, value, query, user_id, session_id, position in rows.iterator(
         chunk_size=20_000
     ):
         code = items.setdefault(item_id, len(items))
@@ -127,6 +140,7 @@ def _load_events(customer_id: int, since: datetime, until: datetime) -> _EventLo
         codes.append(code)
         micros.append(at)
         revenue.append(value or 0.0)
+        positions.append(position or 1)
         query_codes.append(queries.setdefault(query, len(queries)) if query else -1)
         if kind in ACTIONS:
             shopper = shopper_key(user_id, session_id)
@@ -137,6 +151,7 @@ def _load_events(customer_id: int, since: datetime, until: datetime) -> _EventLo
         item=np.asarray(codes, dtype=np.int64),
         micros=np.asarray(micros, dtype=np.int64),
         revenue=np.asarray(revenue, dtype=np.float64),
+        position=np.asarray(positions, dtype=np.float64),
         query=np.asarray(query_codes, dtype=np.int64),
         items=items,
         queries=queries,
@@ -215,11 +230,15 @@ class _PrefixSums:
 
 
 def _count_columns(log: _EventLog, mask: np.ndarray) -> np.ndarray:
-    """Events x 5: impressions, clicks, carts, purchases (0/1) and revenue."""
+    """Events x COLUMNS: impressions, clicks, carts, purchases (0/1), revenue, and the
+    impression's examination weight, as the refresh sums them."""
     kinds = log.type[mask]
-    values = np.zeros((len(kinds), 5))
+    values = np.zeros((len(kinds), COLUMNS))
     values[np.arange(len(kinds)), kinds] = 1.0
     values[:, REVENUE] = log.revenue[mask]
+    values[:, EXAMINED] = np.where(
+        kinds == IMPRESSIONS, np.power(log.position[mask], -EXAMINATION_ETA), 0.0
+    )
     return values
 
 
@@ -335,7 +354,7 @@ def _query_columns(
     sums = _PrefixSums(
         dense,
         log.micros[wanted],
-        _count_columns(log, wanted)[:, [IMPRESSIONS, CLICKS, PURCHASES]],
+        _count_columns(log, wanted)[:, [IMPRESSIONS, CLICKS, PURCHASES, EXAMINED]],
         start_micros,
     )
     item_codes = np.fromiter((log.items.get(i, -1) for i in item_ids), np.int64, len(item_ids))

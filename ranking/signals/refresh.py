@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, QuerySet, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import Count, ExpressionWrapper, F, FloatField, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce, Power, TruncDate
 from django.utils import timezone
 
 from catalog.models import Item
@@ -66,6 +66,10 @@ TYPES = (EventType.IMPRESSION, EventType.CLICK, EventType.ADD_TO_CART, EventType
 TYPE_COLUMN = {event_type.value: column for column, event_type in enumerate(TYPES)}
 IMPRESSIONS, CLICKS, CARTS, PURCHASES = range(4)
 REVENUE = 4  # column after the four counts
+EXAMINED = 5  # impressions weighted by how likely their position was looked at
+COLUMNS = 6
+# An impression at position p was looked at with probability about p ** -EXAMINATION_ETA.
+EXAMINATION_ETA = 1.0
 
 
 @dataclass(frozen=True)
@@ -99,18 +103,23 @@ def _aggregate(
 ) -> tuple[list[tuple[str, ...]], np.ndarray, np.ndarray, int]:
     """Sum events per (keys, day, type) in SQL; return keys, counts[short|long] and row count.
 
-    counts has shape (n_keys, 5) per window: impressions, clicks, carts, purchases, revenue.
-    The portable path (SQLite); PostgreSQL decays in SQL instead (_fetch_decayed_sums).
+    counts has shape (n_keys, COLUMNS) per window: impressions, clicks, carts, purchases,
+    revenue, examined impressions. The portable path (SQLite); PostgreSQL decays in SQL instead
+    (_fetch_decayed_sums).
     """
+    examined = ExpressionWrapper(
+        Value(1.0) / Power(Coalesce(F("position"), Value(1.0)), Value(EXAMINATION_ETA)),
+        output_field=FloatField(),
+    )
     rows = (
         events.annotate(day=TruncDate("occurred_at"))
         .values(*key_fields, "day", "type")
-        .annotate(n=Count("id"), revenue=Sum("revenue"))
+        .annotate(n=Count("id"), revenue=Sum("revenue"), examined=Sum(examined))
         .order_by()
-        .values_list(*key_fields, "day", "type", "n", "revenue")
+        .values_list(*key_fields, "day", "type", "n", "revenue", "examined")
     )
     key_index: dict[tuple[str, ...], int] = {}
-    rows_key, rows_age, rows_type, rows_n, rows_revenue = [], [], [], [], []
+    rows_key, rows_age, rows_type, rows_n, rows_revenue, rows_examined = [], [], [], [], [], []
     width = len(key_fields)
     today_date = today.date()
     for row in rows.iterator(chunk_size=20_000):
@@ -120,21 +129,24 @@ def _aggregate(
         rows_type.append(TYPE_COLUMN[row[width + 1]])
         rows_n.append(row[width + 2])
         rows_revenue.append(row[width + 3] or 0.0)
+        rows_examined.append(row[width + 4] if row[width + 1] == EventType.IMPRESSION else 0.0)
     keys = list(key_index)
     key_rows = np.asarray(rows_key, dtype=np.int64)
     ages = np.asarray(rows_age, dtype=np.float64)
     types = np.asarray(rows_type, dtype=np.int64)
     counts = np.asarray(rows_n, dtype=np.float64)
     revenue = np.asarray(rows_revenue, dtype=np.float64)
+    examined_sums = np.asarray(rows_examined, dtype=np.float64)
     windows = []
     for window_days, half_life in (
         (SHORT_WINDOW_DAYS, SHORT_HALF_LIFE_DAYS),
         (LONG_WINDOW_DAYS, LONG_HALF_LIFE_DAYS),
     ):
         weight = _decay(ages, window_days, half_life)
-        totals = np.zeros((len(keys), 5))
+        totals = np.zeros((len(keys), COLUMNS))
         np.add.at(totals, (key_rows, types), counts * weight)
         np.add.at(totals[:, REVENUE], key_rows, revenue * weight)
+        np.add.at(totals[:, EXAMINED], key_rows, examined_sums * weight)
         windows.append(totals)
     return keys, windows[0], windows[1], len(rows_key)
 
@@ -150,10 +162,10 @@ def _aggregate(
 DECAYED_SUMS_SQL = """
     SELECT {keys}, {sums}
     FROM (
-        SELECT {keys}, type, revenue,
+        SELECT {keys}, type, revenue, position,
             (%(short)s::float8[])[age] AS short, (%(long)s::float8[])[age] AS long
         FROM (
-            SELECT {keys}, type, revenue,
+            SELECT {keys}, type, revenue, position,
                 %(today)s::date - (occurred_at AT TIME ZONE %(tz)s)::date + 1 AS age
             FROM {table}
             WHERE customer_id = %(customer)s AND occurred_at >= %(since)s {where}
@@ -166,9 +178,15 @@ DECAYED_SUMS_SQL = """
 
 
 def _window_sums(window: str, types: tuple[EventType, ...], revenue: bool) -> list[str]:
+    """The decayed sums of a window: one per event type, revenue if asked, then the examined
+    impressions (each weighted by its position's examination probability)."""
     sums = [f"COALESCE(SUM({window}) FILTER (WHERE type = '{kind.value}'), 0)" for kind in types]
     if revenue:
         sums.append(f"COALESCE(SUM({window} * revenue), 0)")
+    sums.append(
+        f"COALESCE(SUM({window} * power(COALESCE(position, 1)::float8,"
+        f" -{EXAMINATION_ETA!r}::float8)) FILTER (WHERE type = '{EventType.IMPRESSION.value}'), 0)"
+    )
     return sums
 
 
@@ -234,19 +252,20 @@ def _item_sums(
         keys, sums = _fetch_decayed_sums(
             customer_id=customer_id, now=now, by_query=False, parallel=parallel
         )
-        return keys, sums[:, :5], sums[:, 5:], len(keys)
+        return keys, sums[:, :COLUMNS], sums[:, COLUMNS:], len(keys)
     return _aggregate(events, ("item_id",), now)
 
 
 def _query_sums(
     events: QuerySet[Event], customer_id: int, now: datetime
 ) -> tuple[list[tuple[str, ...]], np.ndarray, int]:
-    """(query, item) keys and their long-window impressions, clicks and purchases."""
+    """(query, item) keys and their long-window impressions, clicks, purchases and examined
+    impressions."""
     if _decays_in_sql():
         keys, sums = _fetch_decayed_sums(customer_id=customer_id, now=now, by_query=True)
         return keys, sums, len(keys)
     keys, _, long_counts, groups = _aggregate(events.exclude(query=""), ("query", "item_id"), now)
-    return keys, long_counts[:, [IMPRESSIONS, CLICKS, PURCHASES]], groups
+    return keys, long_counts[:, [IMPRESSIONS, CLICKS, PURCHASES, EXAMINED]], groups
 
 
 def _smoothed(successes: np.ndarray, trials: np.ndarray, prior: np.ndarray | float, m: float):
@@ -336,8 +355,8 @@ def catalog_arrays(customer_id: int) -> CatalogArrays:
 
 def customer_priors(long_totals: np.ndarray) -> dict[str, np.ndarray]:
     """The customer-level rates the item rates are smoothed towards, from the long window's
-    summed (..., 5) counts; 0 without impressions."""
-    impressions = long_totals[..., IMPRESSIONS]
+    summed (..., COLUMNS) counts: per examined impression; 0 without impressions."""
+    impressions = long_totals[..., EXAMINED]
     safe = np.where(impressions > 0, impressions, 1.0)
 
     def rate(column: int) -> np.ndarray:
@@ -366,10 +385,10 @@ def item_signal_matrix(
     freshness: np.ndarray,
     in_stock: np.ndarray,
 ) -> np.ndarray:
-    """The item signals (n x N_ITEM, ITEM_FEATURES order) from decayed counts (n x 5 per
+    """The item signals (n x N_ITEM, ITEM_FEATURES order) from decayed counts (n x COLUMNS per
     window) and catalog values. Priors are scalars, or one per row (training's past moments)."""
     n = len(long_counts)
-    impressions = long_counts[:, IMPRESSIONS]
+    impressions = long_counts[:, EXAMINED]
     signals = np.zeros((n, N_ITEM))
     column = {name: index for index, name in enumerate(ITEM_FEATURES)}
     for name, counts_column in (
@@ -431,13 +450,14 @@ def query_pair_signals(
     pair_counts: np.ndarray, item_ctr: np.ndarray, item_conversion: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """(kept mask, n x 2 query CTR and conversion) from the pairs' long-window decayed
-    impressions, clicks and purchases (n x 3), smoothed towards the item's own rates. A pair is
-    kept with any engagement or MIN_QUERY_IMPRESSIONS decayed impressions."""
-    impressions, clicks, purchases = pair_counts.T
+    impressions, clicks, purchases and examined impressions (n x 4), per examined impression,
+    smoothed towards the item's own rates. A pair is kept with any engagement or
+    MIN_QUERY_IMPRESSIONS decayed impressions."""
+    impressions, clicks, purchases, examined = pair_counts.T
     kept = ((clicks + purchases) > 0) | (impressions >= MIN_QUERY_IMPRESSIONS)
     values = np.zeros((len(pair_counts), 2))
-    values[:, 0] = _smoothed(clicks, impressions, item_ctr, QUERY_PRIOR_STRENGTH)
-    values[:, 1] = _smoothed(purchases, impressions, item_conversion, QUERY_PRIOR_STRENGTH)
+    values[:, 0] = _smoothed(clicks, examined, item_ctr, QUERY_PRIOR_STRENGTH)
+    values[:, 1] = _smoothed(purchases, examined, item_conversion, QUERY_PRIOR_STRENGTH)
     return kept, values
 
 
@@ -462,8 +482,8 @@ def compute_snapshot(
     n = len(item_ids)
     extra = n - n_catalog  # items with events and no catalog entry
 
-    short_counts = np.zeros((n, 5))
-    long_counts = np.zeros((n, 5))
+    short_counts = np.zeros((n, COLUMNS))
+    long_counts = np.zeros((n, COLUMNS))
     if event_keys:
         rows = np.fromiter((row_of[key[0]] for key in event_keys), dtype=np.int64)
         short_counts[rows] = short

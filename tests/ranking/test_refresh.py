@@ -193,8 +193,8 @@ def test_postgresql_decay_in_sql_gives_the_signals_of_the_portable_path(
     customer = CustomerFactory()
     ItemFactory(customer=customer, external_id="a", price=10, categories=["shoes"])
     for days_ago in (0, 0.5, 1.2, 3, 6.9, 7.1, 13, 40, 89.5, 89.99, 91, -1):
-        events(customer, "a", "impression", 7, days_ago, query="shoes")
-        events(customer, "b", "impression", 4, days_ago, query="boots")
+        events(customer, "a", "impression", 7, days_ago, query="shoes", position=3)
+        events(customer, "b", "impression", 4, days_ago, query="boots", position=1)
         events(customer, "a", "click", 2, days_ago, query="shoes")
         events(customer, "b", "add_to_cart", 1, days_ago)
         events(customer, "a", "purchase", 1, days_ago, revenue=25.0, price=25.0, query="boots")
@@ -258,13 +258,34 @@ def test_query_sums_run_on_their_own_connection_with_the_same_result(
         np.testing.assert_array_equal(pairs_of(concurrent_snapshot)[key], values)
 
 
+def test_rates_count_impressions_by_how_likely_their_position_was_looked_at() -> None:
+    """An item shown at position 4 has a quarter of the chances to be clicked that it has at 1:
+    its click rate is judged per examined impression, so it is not punished for where it was
+    shown (and an item kept on top is not credited for it)."""
+    customer = CustomerFactory()
+    events(customer, "low", "impression", 100, 0, position=4)
+    events(customer, "low", "click", 10, 0)
+    events(customer, "top", "impression", 100, 0, position=1)
+    events(customer, "top", "click", 25, 0)
+
+    signals, snapshot = signals_of(customer)
+
+    prior = snapshot.meta.stats["priors"]["ctr"]
+    m = refresh.PRIOR_STRENGTH
+    assert prior == pytest.approx(35 / (25 + 100))
+    assert signals["low"][COLUMN["ctr"]] == pytest.approx((10 + prior * m) / (25 + m), rel=1e-6)
+    assert signals["top"][COLUMN["ctr"]] == pytest.approx((25 + prior * m) / (100 + m), rel=1e-6)
+    assert signals["low"][COLUMN["ctr"]] > signals["top"][COLUMN["ctr"]]
+    assert signals["low"][COLUMN["impressions_long"]] == pytest.approx(np.log1p(100))
+
+
 def test_query_pairs_of_an_item_the_item_sums_did_not_see_wait_for_the_next_refresh() -> None:
     """The (query, item) sums run on their own connection: an item's first events can land
     between the two reads. Its pairs are left for the next refresh rather than fail this one."""
     row_of = {"a": 0}
     signals = np.zeros((1, len(ITEM_FEATURES)))
     keys = [("shoes", "a"), ("shoes", "new")]
-    sums = np.array([[40.0, 4.0, 1.0], [50.0, 5.0, 0.0]])
+    sums = np.array([[40.0, 4.0, 1.0, 40.0], [50.0, 5.0, 0.0, 50.0]])
 
     pairs, records, groups = refresh._query_signals((keys, sums, 2), row_of, signals, COLUMN)
 
