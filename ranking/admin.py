@@ -7,12 +7,14 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
 
 from customers.admin import CustomerScopedAdmin
 from customers.models import Customer
 from ranking import services
 from ranking.configs import DEFAULT_WEIGHTS, MAX_ABS_WEIGHT, weights_clean
 from ranking.learning import registry
+from ranking.learning.training import NDCG, REVENUE
 from ranking.models import Experiment, ModelStatus, RankingConfig, RankingModel, SignalVersion
 from ranking.signals.schema import FEATURES
 
@@ -138,7 +140,10 @@ class RankingModelForm(forms.ModelForm):
     activation_reason = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="Needed when the model scored below the active model or the baseline.",
+        help_text=(
+            "Needed when a guard objects: the model did not beat the live ranker and the "
+            "popularity order, its holdout was too small, or a feature never varied."
+        ),
     )
 
     class Meta:
@@ -160,9 +165,11 @@ class RankingModelForm(forms.ModelForm):
         return cleaned
 
 
-def _metric(obj: RankingModel, who: str) -> str:
+def _metric(obj: RankingModel, who: str, metric: str = NDCG) -> str:
     values = (obj.metrics or {}).get(who)
-    return f"{values['ndcg@10']:.4f}" if isinstance(values, dict) else "-"
+    if not isinstance(values, dict) or metric not in values:
+        return "-"
+    return f"{values[metric]:.2f}" if metric == REVENUE else f"{values[metric]:.4f}"
 
 
 @admin.register(RankingModel)
@@ -176,6 +183,8 @@ class RankingModelAdmin(CustomerScopedAdmin):
         "holdout_ndcg",
         "active_ndcg",
         "baseline_ndcg",
+        "holdout_revenue",
+        "baseline_revenue",
         "created_at",
         "created_by",
         "activated_at",
@@ -183,22 +192,22 @@ class RankingModelAdmin(CustomerScopedAdmin):
     list_select_related = ["customer"]
     list_filter = ["surface", "status", "algorithm"]
     actions = ["activate_selected", "rollback_selected"]
-    readonly_fields = [
+    summary_fields = [
+        "comparison",
+        "decision",
+        "sources",
+        "position_bias",
+        "features_table",
+    ]
+    model_fields = [
         "customer",
         "surface",
         "algorithm",
         "version",
         "status",
-        "schema_hash",
-        "params",
         "train_from",
         "train_until",
         "holdout_from",
-        "row_counts",
-        "propensity",
-        "metrics",
-        "artifact_path",
-        "artifact_sha256",
         "previous",
         "created_at",
         "created_by",
@@ -206,27 +215,115 @@ class RankingModelAdmin(CustomerScopedAdmin):
         "activated_by",
         "override_reason",
     ]
+    detail_fields = [
+        "schema_hash",
+        "params",
+        "row_counts",
+        "propensity",
+        "metrics",
+        "report",
+        "artifact_path",
+        "artifact_sha256",
+    ]
+    readonly_fields = [*summary_fields, *model_fields, *detail_fields]
 
     @admin.display(description="model")
     def label(self, obj: RankingModel) -> str:
         return obj.label
 
-    @admin.display(description="NDCG@10")
+    @admin.display(description="ranking quality (NDCG@10)")
     def holdout_ndcg(self, obj: RankingModel) -> str:
         return _metric(obj, "model")
 
-    @admin.display(description="active's")
+    @admin.display(description="live ranker's")
     def active_ndcg(self, obj: RankingModel) -> str:
         return _metric(obj, "active")
 
-    @admin.display(description="baseline's")
+    @admin.display(description="popularity order's")
     def baseline_ndcg(self, obj: RankingModel) -> str:
         return _metric(obj, "baseline")
 
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+    @admin.display(description="revenue per search")
+    def holdout_revenue(self, obj: RankingModel) -> str:
+        return _metric(obj, "model", REVENUE)
+
+    @admin.display(description="popularity order's")
+    def baseline_revenue(self, obj: RankingModel) -> str:
+        return _metric(obj, "baseline", REVENUE)
+
+    @admin.display(description="compared on later requests")
+    def comparison(self, obj: RankingModel) -> str:
+        words = (obj.report or {}).get("comparison") or []
+        return format_html(
+            "<ul>{}</ul>", format_html_join("", "<li>{}</li>", ((w,) for w in words))
+        )
+
+    @admin.display(description="decision")
+    def decision(self, obj: RankingModel) -> str:
+        decided = (obj.report or {}).get("decision")
+        if not decided:
+            return "none yet: activate it by hand, or let the nightly loop decide"
+        return f"{decided['action']} ({decided['by']}, {decided['at'][:16].replace('T', ' ')} UTC)"
+
+    @admin.display(description="where its requests' features came from")
+    def sources(self, obj: RankingModel) -> str:
+        provenance = (obj.report or {}).get("provenance") or {}
+        counts = [(source, n) for source, n in (provenance.get("requests") or {}).items() if n]
+        skipped = provenance.get("skipped degraded answers", 0)
+        skew = provenance.get("skew") or {}
+        lines = [(f"{n} requests: {source}",) for source, n in counts]
+        if skipped:
+            lines.append((f"{skipped} degraded answers left out (served without signals)",))
+        if skew.get("features"):
+            off = ", ".join(f"{name} {share:.1%}" for name, share in skew["features"].items())
+            lines.append((f"logged values that differ from the event log's: {off}",))
+        return format_html("<ul>{}</ul>", format_html_join("", "<li>{}</li>", lines))
+
+    @admin.display(description="position bias")
+    def position_bias(self, obj: RankingModel) -> str:
+        bias = obj.propensity or {}
+        if "eta" not in bias:
+            return "-"
+        return (
+            f"shoppers look at position k about k^-{bias['eta']:.2f} as often as at the first "
+            f"({bias.get('method', 'click model')})"
+        )
+
+    @admin.display(description="features")
+    def features_table(self, obj: RankingModel) -> str:
+        rows = (obj.report or {}).get("features") or []
+        if not rows:
+            return "-"
+        ordered = sorted(rows, key=lambda row: -row["importance"])
+        body = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    row["feature"].replace("_", " "),
+                    f"{row['importance']:.1%}",
+                    f"{row['coverage']:.0%}",
+                    "yes" if row["varied"] else "no: the model cannot use it",
+                )
+                for row in ordered
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>feature</th><th>share of the model's decisions</th>"
+            "<th>rows where it was set</th><th>varied in training</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            body,
+        )
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets: list[Any] = [
+            ("What training found", {"fields": self.summary_fields}),
+            ("The model", {"fields": self.model_fields}),
+        ]
         if obj is not None and obj.status != ModelStatus.ACTIVE:
-            return [*self.readonly_fields, "activate", "activation_reason"]
-        return list(self.readonly_fields)
+            fieldsets.append(("Serve it", {"fields": ["activate", "activation_reason"]}))
+        fieldsets.append(("Details", {"classes": ["collapse"], "fields": self.detail_fields}))
+        return fieldsets
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # models come from training (manage.py train_model, the nightly task)

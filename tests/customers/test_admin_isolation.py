@@ -341,6 +341,7 @@ def config_form(customer: Customer, surface: str = "browse", **weights: Any) -> 
         "surface": surface,
         "name": "by price",
         "personalization_weight": "1.0",
+        "exploration_percent": "0",
         **{f"weight__{feature}": value for feature, value in weights.items()},
     }
 
@@ -386,7 +387,12 @@ def test_saving_a_config_in_the_admin_changes_the_next_ranking(
     config = RankingConfig.objects.get(customer=tenant_a.customer)
     changed = staff_a.post(
         reverse("admin:ranking_rankingconfig_change", args=[config.pk]),
-        {"name": "cheap first", "personalization_weight": "1.0", "weight__price": "-1"},
+        {
+            "name": "cheap first",
+            "personalization_weight": "1.0",
+            "exploration_percent": "0",
+            "weight__price": "-1",
+        },
     )
     cheap_first = rank_browse(api, ids)
 
@@ -410,7 +416,12 @@ def test_saving_a_config_for_one_customer_leaves_the_others_ranking(
             "admin:ranking_rankingconfig_change",
             args=[tenant_a.objects["ranking.rankingconfig"][0].pk],
         ),
-        {"name": "renamed", "personalization_weight": "1.0", "weight__price": "1"},
+        {
+            "name": "renamed",
+            "personalization_weight": "1.0",
+            "exploration_percent": "0",
+            "weight__price": "1",
+        },
     )
 
     assert RankingConfig.objects.get(customer=tenant_a.customer).name == "renamed"

@@ -77,3 +77,36 @@ def test_the_rollback_action_serves_the_previous_model(
 
     assert RankingModel.objects.get(pk=first.pk).status == ModelStatus.ACTIVE
     assert RankingModel.objects.get(pk=second.pk).status == ModelStatus.RETIRED
+
+
+def test_the_model_page_says_what_training_found_in_plain_words(
+    admin_client: Client, customer: Customer
+) -> None:
+    model = register(customer)
+    model.report = {
+        "comparison": ["Against the popularity order: ranking quality (NDCG@10) +4.1%."],
+        "decision": {"action": "kept as a candidate: this customer activates models by hand",
+                     "by": "beat", "at": "2026-12-06T02:30:00+00:00"},
+        "provenance": {"requests": {"logged": 900, "rebuilt: impressions without a rank log": 40},
+                       "skipped degraded answers": 3, "skew": {"rows": 100, "features": {}}},
+        "features": [
+            {"feature": "user_brand_affinity", "coverage": 0.31, "importance": 0.42,
+             "varied": True},
+            {"feature": "freshness", "coverage": 1.0, "importance": 0.0, "varied": False},
+        ],
+    }  # fmt: skip
+    model.propensity = {"eta": 0.98, "method": "regression EM"}
+    model.save()
+
+    page = admin_client.get(reverse("admin:ranking_rankingmodel_change", args=[model.pk]))
+
+    html = page.content.decode()
+    assert "What training found" in html
+    assert "Against the popularity order: ranking quality (NDCG@10) +4.1%." in html
+    assert "kept as a candidate: this customer activates models by hand (beat" in html
+    assert "900 requests: logged" in html
+    assert "40 requests: rebuilt: impressions without a rank log" in html
+    assert "3 degraded answers left out" in html
+    assert "<td>user brand affinity</td><td>42.0%</td><td>31%</td><td>yes</td>" in html
+    assert "no: the model cannot use it" in html
+    assert "k^-0.98" in html
