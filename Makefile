@@ -13,7 +13,7 @@ DEMO_ADDR ?= 127.0.0.1:8000
 TOOLS_VENV := .venv-tools
 TOOLS_STAMP := $(TOOLS_VENV)/.installed-$(shell sha1sum platform/dev/tools-requirements.txt | cut -c1-12)
 
-.PHONY: install tools demo test lint format services bench clean
+.PHONY: install tools demo test lint format services bench quality clean
 
 install: $(STAMP)
 
@@ -54,6 +54,12 @@ lint: install
 ## in docs/performance.md. About 15 minutes here, most of it writing 10M events for the refresh.
 bench: install services
 	REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python bench/run.py
+
+## Ranking quality on the shopper simulator through the public API (gunicorn, a Celery worker,
+## PostgreSQL, Redis): three scenarios x three seeds; writes bench/quality.json and the tables in
+## docs/quality.md. Its own database (rankwell_quality) and Redis namespace.
+quality: install services
+	REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python bench/quality.py
 
 format: install
 	$(BIN)/ruff check --fix .

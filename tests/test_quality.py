@@ -1,0 +1,65 @@
+"""`make quality` keeps running and keeps its ordering: its quick mode (toy sizes, one seed, the
+API driven in-process) ranks the simulated shoppers' sessions better than the popularity order,
+which ranks them better than random, in every scenario and on both surfaces."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    database = connection.settings_dict
+    credentials = database["USER"] + (f":{database['PASSWORD']}" if database["PASSWORD"] else "")
+    output = tmp_path_factory.mktemp("quality") / "quality.json"
+    env = {
+        **os.environ,
+        "REDIS_URL": settings.SIGNAL_STORE["URL"],
+        # bench/quality.py makes its own database on the suite's PostgreSQL server
+        "QUALITY_POSTGRES": f"postgres://{credentials}@{database['HOST']}:{database['PORT']}",
+    }
+    env.pop("DATABASE_URL", None)
+    env.pop("RANKWELL_ENV", None)
+    result = subprocess.run(
+        [sys.executable, "bench/quality.py", "--quick", "--in-process", "--seeds", "1",
+         "--ablation", "", "--no-doc", "--output", str(output)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(output.read_text())
+
+
+@pytest.mark.parametrize("scenario", ["compressed", "steady", "history"])
+@pytest.mark.parametrize("surface", ["search", "browse"])
+def test_the_service_ranks_above_popularity_and_popularity_above_random(
+    quick_run: dict[str, object], scenario: str, surface: str
+) -> None:
+    summary = quick_run["summary"]
+    assert isinstance(summary, dict)
+    rows = summary[scenario][surface]
+
+    def ndcg(ranker: str) -> float:
+        return float(rows[ranker]["ndcg@10"]["mean"])
+
+    assert ndcg("service") > ndcg("popularity") > ndcg("random")
+    assert ndcg("oracle") == 1.0
+
+
+def test_every_run_says_what_each_surface_served(quick_run: dict[str, object]) -> None:
+    runs = quick_run["runs"]
+    assert isinstance(runs, list)
+    assert {run["scenario"] for run in runs} == {"compressed", "steady", "history"}
+    for run in runs:
+        assert set(run["served"]) == {"search", "browse"}
+        for words in run["served"].values():
+            assert "now serves" in words or words.startswith("kept the live ranker: ")
