@@ -68,9 +68,8 @@ class TrainingParams:
     seed: int = 7
     min_labelled_requests: int = 20
     # "graded": clicks 1, carts 3, purchases 7 (gains of labels 1, 2, 3); "revenue": a
-    # purchase's gain is proportional to its value (the retailer's revenue), clicks and carts
-    # keep a small gain so that rare purchases are not all the model sees; "auto": both, as
-    # for the algorithm.
+    # purchase also gains its value (in units of the median purchase: the retailer's revenue),
+    # so a dear purchase counts more than a cheap one; "auto": both, as for the algorithm.
     target: str = AUTO
     # Features the model must not use (held constant in training): to measure what they bring.
     without: tuple[str, ...] = ()
@@ -107,12 +106,14 @@ def row_weights(data: TrainingSet, bias: PositionBias | None, params: TrainingPa
 
 GRADED_GAINS = [0.0, 1.0, 3.0, 7.0]
 # Purchase value buckets for the revenue target: a purchase of value v gets label 3 + bucket,
-# bucket = round(log2(v / median purchase)) clipped to -3..+4, gain 7 x 2 ** bucket.
+# bucket = round(log2(v / median purchase)) clipped to -3..+4, gain 7 x (1 + 2 ** bucket): a
+# purchase still counts 7 as in the graded target, plus its value in units of the median one.
 REVENUE_BUCKETS = range(-3, 5)
 
 
 def ranking_labels(data: TrainingSet, params: TrainingParams) -> tuple[np.ndarray, list[float]]:
-    """Integer labels and the gain of each label, for LightGBM's lambdarank."""
+    """Integer labels and the gain of each label, for LightGBM's lambdarank (and the linear
+    model's target)."""
     if params.target != "revenue" or not (data.revenue > 0).any():
         return data.labels, GRADED_GAINS
     bought = data.revenue > 0
@@ -120,7 +121,7 @@ def ranking_labels(data: TrainingSet, params: TrainingParams) -> tuple[np.ndarra
     buckets = np.clip(np.rint(np.log2(np.maximum(data.revenue, 1e-9) / median)), -3, 4)
     labels = np.where(bought, 3 + buckets - REVENUE_BUCKETS.start, data.labels).astype(np.int32)
     labels = np.where(bought, labels, np.minimum(data.labels, 2))
-    gains = GRADED_GAINS[:3] + [7.0 * 2.0**bucket for bucket in REVENUE_BUCKETS]
+    gains = GRADED_GAINS[:3] + [7.0 * (1.0 + 2.0**bucket) for bucket in REVENUE_BUCKETS]
     return labels, gains
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from django.utils import timezone
 
 from tests.conftest import ApiCaller
@@ -60,9 +61,14 @@ def impression_with_purchases(
 
 
 def rank(api: ApiCaller, body: dict[str, Any]) -> dict[str, Any]:
+    """A rank answer computed from the signals: a degraded one (the signal store failed, on a
+    machine too busy, say) fails the test here, saying so, not later on a count or an order."""
     response = api.post("/v1/rank", body)
     assert response.status_code == 200, response.content
-    return response.json()
+    answer = response.json()
+    if answer["degraded"]:
+        pytest.fail("the rank answer was degraded (signal store unavailable); this test needs one")
+    return answer
 
 
 def ranked_ids(response: dict[str, Any]) -> list[str]:
