@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from django.utils import timezone
 
@@ -178,3 +179,27 @@ def test_features_the_model_was_asked_to_go_without_are_not_reported_as_blank() 
     coverage = {row["feature"]: row["coverage"] for row in report["features"]}
     assert coverage["relevance"] == 0.0
     assert abs(sum(row["importance"] for row in report["features"]) - 1.0) < 1e-3
+
+
+def test_requests_logged_with_an_older_feature_schema_are_rebuilt_with_their_relevance(
+    api: ApiCaller,
+) -> None:
+    """A new feature does not wait weeks for a new log: the old schema's rows are rebuilt."""
+    put_items(api, [{"id": f"sku-{n}", "title": f"Item {n}", "price": 20.0} for n in range(3)])
+    now = timezone.now()
+    old_columns = np.array([[0.1, 0.2, 1.5], [0.3, 0.4, -1.5]], dtype="<f4")  # relevance last
+    RankLog.objects.create(
+        customer=api.customer, request_id="old-1", surface="search", query="tent",
+        shopper_key="u:u-1", model="config:default", schema_hash="0ld5chema0000000",
+        item_ids=["sku-2", "sku-0"], features=old_columns.tobytes(),
+        created_at=now - timedelta(hours=1),
+    )  # fmt: skip
+
+    data = training_set_load(
+        customer_id=api.customer.pk, surface="search", start=now - timedelta(days=1), end=now
+    )
+
+    assert data.provenance["requests"][Source.OTHER_SCHEMA.value] == 1
+    assert data.features.shape == (2, len(FEATURE_INDEX))
+    assert data.features[:, FEATURE_INDEX["relevance"]].tolist() == [1.5, -1.5]
+    assert data.features[:, FEATURE_INDEX["price"]] == pytest.approx(np.log1p(20.0))
