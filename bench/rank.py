@@ -195,7 +195,9 @@ def build_shop(size: dict[str, Any]) -> tuple[Any, str, dict[str, Any]]:
         start=middle, end=end, seed=12,
     )  # fmt: skip
     rank_log.flush()
-    params = TrainingParams(rounds=size["trees"], min_labelled_requests=5)
+    params = TrainingParams(
+        algorithm="lambdamart", target="graded", rounds=size["trees"], min_labelled_requests=5
+    )
     model = model_train(customer_id=customer.pk, surface="search", params=params)
     registry.model_activate(model=model, user="bench", override_reason="benchmark")
     timings["train_seconds"] = time.perf_counter() - started
