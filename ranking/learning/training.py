@@ -319,12 +319,17 @@ def fit_click_model(data: TrainingSet, bias: PositionBias, params: TrainingParam
 
 
 def choose(
-    train: TrainingSet, bias: PositionBias, params: TrainingParams, customer_id: int
+    train: TrainingSet,
+    bias: PositionBias,
+    params: TrainingParams,
+    customer_id: int,
+    live: LiveRanker | None = None,
 ) -> tuple[TrainingParams, list[dict[str, object]]]:
     """Resolve "auto" algorithm and target: each candidate is fitted on the earlier part of the
     training requests and judged on the rest (never on the holdout, which must stay unbiased for
-    the guard), by its worse lift over the popularity order on NDCG@10 and revenue per search.
-    Returns the chosen parameters and the table of candidates."""
+    the guard) as the guard will judge it: by its worse lift, on NDCG@10 and on revenue per
+    search, over the better of the popularity order and the live ranker. Returns the chosen
+    parameters and the table of candidates."""
     algorithms = [params.algorithm]
     if params.algorithm == AUTO:
         algorithms = [Algorithm.LINEAR, Algorithm.LAMBDAMART]
@@ -342,6 +347,11 @@ def choose(
         return replace(params, algorithm=candidates[0][0], target=candidates[0][1]), []
     fitting, validation = time_split(train, VALIDATION_FRACTION)
     baseline = holdout_metrics(validation, validation.popularity_baseline, bias)
+    if live is not None:
+        rival = holdout_metrics(
+            validation, live.scorer.scores(validation.features, live.meta), bias
+        )
+        baseline = {key: max(value, rival[key]) for key, value in baseline.items()}
     table: list[dict[str, object]] = []
     for algorithm, target in candidates:
         candidate = replace(params, algorithm=algorithm, target=target)
@@ -593,7 +603,8 @@ def model_train(
     progress("Estimating the position bias...")
     bias = position_bias_of(train)
     progress(f"  examination ~ position^-{bias.eta:.2f} ({bias.method})")
-    params, selection = choose(train, bias, params, customer_id)
+    live = live_ranker(customer_id=customer_id, surface=surface)
+    params, selection = choose(train, bias, params, customer_id, live)
     for row in selection:
         progress(
             f"  candidate {row['algorithm']} / {row['target']}: NDCG@10 {row[NDCG]:.4f}, "
@@ -602,7 +613,6 @@ def model_train(
     progress(f"Fitting {params.algorithm} ({params.target}) on {train.requests} requests...")
     fitted = fit_with(train, bias, params, customer_id)
     progress(f"Evaluating on the {holdout.requests} later requests...")
-    live = live_ranker(customer_id=customer_id, surface=surface)
     metrics = evaluate(holdout, bias, fitted.scorer, live)
     report = {
         "provenance": data.provenance,
