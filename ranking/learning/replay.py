@@ -87,7 +87,8 @@ class PastRequest:
 
     @property
     def signals_moment(self) -> datetime:
-        return self.signals_at or self.at
+        """Never after the request: what happened after it must not leak into it."""
+        return min(self.signals_at, self.at) if self.signals_at else self.at
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -187,10 +187,15 @@ def test_a_rebuilt_moment_never_counts_later_events() -> None:
     add("a", "click", 30, moment + timedelta(days=1))  # after the moment: must not count
     add("b", "impression", 500, moment + timedelta(hours=3))
 
-    (rebuilt,) = features_as_of(
+    (rebuilt, claimed_later) = features_as_of(
         customer_id=customer.pk,
-        requests=[PastRequest("r", moment, "tent", "", ("a", "b"))],
+        requests=[
+            PastRequest("r", moment, "tent", "", ("a", "b")),
+            # a log row whose signal version claims a later time must not see later events
+            PastRequest("s", moment, "tent", "", ("a", "b"), signals_at=moment + timedelta(days=2)),
+        ],
     )
+    np.testing.assert_array_equal(claimed_later, rebuilt)
 
     expected = before.item_records["signals"][
         [before.item_ids.index("a"), before.item_ids.index("b")]
