@@ -281,7 +281,9 @@ def markdown(summary: dict[str, Any], runs: list[ScenarioResult], meta: dict[str
         families = run.ablation or {}
         for surface in ("search", "browse"):
             for family, by_surface in families.items():
-                row = by_surface[surface]
+                row = by_surface.get(surface)
+                if row is None:
+                    continue
                 lines.append(
                     f"| {family} | {surface} | {row['ndcg@10']:.4f} | {row['revenue']:.2f} |"
                 )

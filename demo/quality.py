@@ -45,6 +45,8 @@ SCENARIOS = ("compressed", "steady", "history")
 REFERENCE_RANKERS = ("random", "retriever", "popularity", "oracle")
 METRICS = ("ndcg@10", "clicks", "purchases", "revenue")
 EVENT_BATCH = 200
+# Every API process serves a newly activated model within about a second (runtime_sync).
+SWITCH_SECONDS = 1.5
 # Share of sessions followed by a second request of the same visit.
 FOLLOW_UPS = 0.3
 # Feature families the ablation trains without (docs/quality.md).
@@ -199,6 +201,7 @@ def operator_cycle(shop: Shop, slug: str, *, extra: tuple[str, ...] = ()) -> dic
         else:
             served = [line for line in output.splitlines() if "now serves" in line]
             outcome[surface] = served[-1].strip() if served else output.strip().splitlines()[-1]
+    time.sleep(SWITCH_SECONDS)
     return outcome
 
 
@@ -221,10 +224,15 @@ def evaluate(
     sessions: int,
     seed: int,
     rankers: tuple[str, ...] = ("service", *REFERENCE_RANKERS),
+    send: bool = True,
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """surface -> ranker -> metric -> mean per session, on fresh sessions whose events are not
-    sent (every ranker faces the same shop)."""
+    """surface -> ranker -> metric -> mean per session, on fresh sessions. Every ranker faces
+    the same shop: what shoppers do with the service's pages is sent only after the last
+    session (with `send`), so that these requests, which the rank log keeps, have their outcomes
+    like any other traffic."""
     rng = np.random.default_rng(seed + 999)
+    shoppers_rng = np.random.default_rng(seed + 998)
+    answered: list[dict[str, Any]] = []
     sums: dict[str, dict[str, dict[str, list[float]]]] = {
         surface: {ranker: {metric: [] for metric in METRICS} for ranker in rankers}
         for surface in SURFACES
@@ -239,7 +247,14 @@ def evaluate(
         gain = dict(zip(session.candidates.tolist(), gains_of.tolist(), strict=True))
         for ranker in rankers:
             if ranker == "service":
-                order = _served_order(world, session, shop.rank(session.rank_request(world)))
+                response = shop.rank(session.rank_request(world))
+                order = _served_order(world, session, response)
+                if send:
+                    answered += _as_they_happen(
+                        shopper_events(
+                            world, session, order[:PAGE_SIZE], shoppers_rng, response["request_id"]
+                        )
+                    )
             elif ranker == "random":
                 order = rng.permutation(session.candidates)
             elif ranker == "retriever":
@@ -254,6 +269,9 @@ def evaluate(
             values["ndcg@10"] = _ndcg10(gains_of, np.array([gain[i] for i in order]))
             for metric in METRICS:
                 sums[session.surface][ranker][metric].append(values[metric])
+    traffic.add(world, answered)
+    for start in range(0, len(answered), EVENT_BATCH):
+        shop.send_events(answered[start : start + EVENT_BATCH])
     return {
         surface: {
             ranker: {metric: float(np.mean(values)) for metric, values in by_metric.items()}
@@ -351,23 +369,35 @@ def _ablation(
     seed: int,
     progress: Callable[[str], None],
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """A model trained on every feature and one per feature family trained without it, each
-    served (with a recorded override) and evaluated on the same fresh sessions."""
-    out: dict[str, dict[str, dict[str, float]]] = {}
-    for family, features in {"nothing (every feature)": (), **FAMILIES}.items():
-        progress(f"ablation seed {seed}: without {family}")
+    """A model trained on every feature and one per feature family trained without it, all on
+    the same requests; then each served in turn (with a recorded override) and evaluated on the
+    same fresh sessions, whose events are not sent."""
+    families = {"nothing (every feature)": (), **FAMILIES}
+    versions: dict[str, dict[str, str]] = {}
+    for family, features in families.items():
+        progress(f"ablation seed {seed}: training without {family}")
         for surface in SURFACES:
             try:
-                shop.command(
-                    "train_model", slug, surface, "--activate", "--without", ",".join(features),
-                    "--override-reason", f"quality ablation: without {family}",
-                )  # fmt: skip
-            except CommandFailed:
+                output = shop.command("train_model", slug, surface, "--without", ",".join(features))
+            except CommandFailed as exc:
+                progress(f"  {surface}: not trained: {exc}")
                 continue
+            registered = [line for line in output.splitlines() if line.startswith("Registered ")]
+            label = registered[-1].split()[1]
+            versions.setdefault(family, {})[surface] = label.rsplit("@", 1)[1]
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for family, by_surface in versions.items():
+        for surface, version in by_surface.items():
+            shop.command(
+                "activate_model", slug, surface, version,
+                "--override-reason", f"quality ablation: without {family}",
+            )  # fmt: skip
+        time.sleep(SWITCH_SECONDS)
         results = evaluate(
-            shop, world, traffic, sessions=sizes.eval_sessions, seed=seed, rankers=("service",)
-        )
-        out[family] = {surface: results[surface]["service"] for surface in SURFACES}
+            shop, world, traffic, sessions=sizes.eval_sessions, seed=seed,
+            rankers=("service",), send=False,
+        )  # fmt: skip
+        out[family] = {surface: results[surface]["service"] for surface in by_surface}
     return out
 
 

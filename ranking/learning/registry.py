@@ -65,7 +65,14 @@ def activation_warnings(model: RankingModel) -> list[str]:
             f"its holdout had {requests} requests with outcomes, too few to tell it apart from "
             f"the live ranker (at least {minimum} are needed)"
         )
-    warnings += _not_better(model, mine, metrics.get("baseline"), "the popularity order")
+    lifts = metrics.get("lift") or {}
+    warnings += _not_better(
+        model,
+        mine,
+        metrics.get("baseline"),
+        "the popularity order",
+        (lifts.get("baseline") or {}).get(NDCG),
+    )
     current = _active(model.customer_id, model.surface)
     if current is not None and current.pk != model.pk:
         if metrics.get("active_model_id") != current.pk or not metrics.get("active"):
@@ -74,10 +81,22 @@ def activation_warnings(model: RankingModel) -> list[str]:
                 "holdout (train it again to compare)"
             )
         else:
-            warnings += _not_better(model, mine, metrics["active"], f"the active {current.label}")
+            warnings += _not_better(
+                model,
+                mine,
+                metrics["active"],
+                f"the active {current.label}",
+                (lifts.get("active") or {}).get(NDCG),
+            )
     elif metrics.get("active") and metrics.get("active_model_id") is None:
         label = metrics.get("active_label") or "the config's blend"
-        warnings += _not_better(model, mine, metrics["active"], f"the live {label}")
+        warnings += _not_better(
+            model,
+            mine,
+            metrics["active"],
+            f"the live {label}",
+            (lifts.get("active") or {}).get(NDCG),
+        )
     constant = (model.report or {}).get("constant_features") or []
     if constant:
         warnings.append(
@@ -88,9 +107,15 @@ def activation_warnings(model: RankingModel) -> list[str]:
 
 
 def _not_better(
-    model: RankingModel, mine: dict[str, float], other: dict[str, float] | None, name: str
+    model: RankingModel,
+    mine: dict[str, float],
+    other: dict[str, float] | None,
+    name: str,
+    lift: list[float] | None = None,
 ) -> list[str]:
-    """Warnings where the model did not beat `other` on NDCG@10 or on revenue per search."""
+    """Warnings where the model did not beat `other`: higher on NDCG@10 and on revenue per
+    search, and (when the interval was measured) an NDCG@10 lift whose 95% interval lies above
+    0, so that a difference within the holdout's noise does not replace a ranker."""
     if not other:
         return []
     warnings = []
@@ -100,6 +125,11 @@ def _not_better(
                 f"{model.label} scored {words} {mine[metric]:.4f} on its holdout, not above "
                 f"{name}'s {other[metric]:.4f}"
             )
+    if not warnings and lift and lift[0] <= 0:
+        warnings.append(
+            f"{model.label}'s NDCG@10 lift over {name} is within the holdout's noise "
+            f"({lift[1]:+.1%}, 95% interval {lift[0]:+.1%} to {lift[2]:+.1%})"
+        )
     return warnings
 
 

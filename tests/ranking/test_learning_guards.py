@@ -105,8 +105,12 @@ def test_a_model_trained_on_blank_features_is_refused_without_a_reason(api: ApiC
          "not above the live config:default's 0.4500"),
         ({**GOOD, "holdout_requests_with_outcomes": 80},
          "its holdout had 80 requests with outcomes, too few to tell"),
+        ({**GOOD, "lift": {"baseline": {"ndcg@10": [-0.02, 0.04, 0.1]}}},
+         "NDCG@10 lift over the popularity order is within the holdout's noise (+4.0%, 95% "
+         "interval -2.0% to +10.0%)"),
     ],
-    ids=["revenue below popularity", "below the live blend", "holdout too small"],
+    ids=["revenue below popularity", "below the live blend", "holdout too small",
+         "lift within the noise"],
 )  # fmt: skip
 def test_a_model_that_does_not_clearly_beat_both_rankers_needs_a_reason(
     api: ApiCaller, metrics: dict[str, Any], words: str
