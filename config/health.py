@@ -1,4 +1,5 @@
-"""`/healthz`: the process is up. `/readyz`: the database and the signal store answer."""
+"""`/healthz`: the process is up. `/readyz`: the database and the signal store answer, and
+the store still holds the signals of every customer that had some."""
 
 from __future__ import annotations
 
@@ -25,7 +26,24 @@ def readyz(request: HttpRequest) -> JsonResponse:
         checks["signal_store"] = "ok"
     except SignalStoreUnavailable as exc:
         checks["signal_store"] = f"unavailable: {type(exc).__name__}"
+    lost = _lost_customers() if checks["database"] == checks["signal_store"] == "ok" else []
     ready = all(value == "ok" for value in checks.values())
-    return JsonResponse(
-        {"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503
-    )
+    body: dict[str, object] = {"status": "ok" if ready else "unavailable", "checks": checks}
+    if lost:
+        # Still ready (every task would be replaced otherwise, and none would serve better):
+        # the answers of these customers are degraded until the refresh beat republishes.
+        body["status"] = "degraded"
+        checks["signal_data"] = (
+            f"lost: the signal store holds no version of {len(lost)} customers that had one "
+            "(Redis lost its data); refreshes are republishing them"
+        )
+    return JsonResponse(body, status=200 if ready else 503)
+
+
+def _lost_customers() -> list[int]:
+    from ranking.services import signals_lost_customers
+
+    try:
+        return signals_lost_customers()
+    except (SignalStoreUnavailable, DatabaseError):
+        return []

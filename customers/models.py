@@ -51,6 +51,10 @@ class Customer(models.Model):
             "waiting for a person. Each decision is recorded on the model."
         ),
     )
+    # Signal versions are numbered here, not in the signal store: a store that lost its data
+    # (Redis restarted empty) can never hand out a number again, so no process can mistake new
+    # data for a version it cached (ranking.signals.refresh.allocate_signal_version).
+    signal_version_seq = models.PositiveIntegerField(default=0, editable=False)
     # Bumped whenever keys, configs, rules or models of this customer change; every API process
     # polls it and drops its cached copies, so changes reach all processes within seconds.
     runtime_generation = models.BigIntegerField(default=0, editable=False)

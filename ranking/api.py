@@ -112,6 +112,8 @@ def render(request_id: str, body: RankIn, outcome: RankOutcome) -> dict[str, Any
         "ranker": {"config": outcome.config, "model": outcome.model, "variant": outcome.variant},
         "items": items,
     }
+    if outcome.degraded:
+        response["degraded_reason"] = outcome.degraded_reason
     if body.explain:
         response["removed"] = [
             {"id": body.items[r.index].id, "rule_id": r.rule_id, "reason": r.reason}
@@ -158,7 +160,9 @@ class RankApi(CustomerApi):
         ranked = rank_input(body)
         engine_started = time.perf_counter()
         ranker = runtime.config_for(body.surface, ranked.shopper_key)
-        outcome = rank(ranked, ranker, signal_store(), self.customer_id)
+        outcome = rank(
+            ranked, ranker, signal_store(), self.customer_id, published=runtime.signals_published
+        )
         observe_stage(body.surface, "engine", time.perf_counter() - engine_started)
         for stage, seconds in outcome.stage_seconds:
             observe_stage(body.surface, stage, seconds)
@@ -177,7 +181,7 @@ class RankApi(CustomerApi):
         errors = [e for e in rank_input_errors(body, len(body.items)) if e.code != "too_long"]
         if errors:
             raise invalid_request(errors)
-        outcome = rank_degraded(rank_input(body), "default")
+        outcome = rank_degraded(rank_input(body), "default", reason)
         response = json_response(render(request_id, body, outcome))
         observe_rank_outcome(
             customer_id=None if self.key_store_down else self.customer_id, surface=body.surface,

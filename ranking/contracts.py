@@ -105,6 +105,15 @@ class RankOut(BaseModel):
     request_id: str
     surface: str
     degraded: bool
+    degraded_reason: str | None = Field(
+        default=None,
+        description=(
+            "Only when degraded, why: signal_store (Redis did not answer in time), "
+            "signal_store_breaker (Redis failed often in the last seconds: not tried), "
+            "signal_store_lost (Redis lost the shop's signals; a refresh republishes them), "
+            "runtime or key_store (the database was down and nothing was cached)"
+        ),
+    )
     ranker: RankerOut
     items: list[RankedItemOut]
     removed: list[RemovedItemOut] | None = Field(default=None, description="Only with explain")

@@ -20,7 +20,7 @@ from ranking.engine.experiments import CONTROL, TREATMENT, SurfaceExperiment
 from ranking.engine.records import RankerConfig
 from ranking.engine.scoring import BlendScorer
 from ranking.learning.registry import active_scorers, usable_scorer
-from ranking.models import Experiment, RankingConfig, Surface
+from ranking.models import Experiment, RankingConfig, SignalVersion, Surface
 from ranking.signals.schema import FEATURE_INDEX, FEATURES, SHOPPER_SLICE
 
 logger = logging.getLogger(__name__)
@@ -36,6 +36,8 @@ class CustomerRuntime:
     max_candidates: int
     configs: dict[str, RankerConfig]
     experiments: dict[str, SurfaceExperiment] = field(default_factory=dict)
+    # A signal version was published: the store must hold one, or it lost its data.
+    signals_published: bool = False
 
     def config_for(self, surface: str, shopper_key: str = "") -> RankerConfig:
         """The surface's live ranker, or the shopper's variant of its running experiment."""
@@ -94,7 +96,11 @@ def load_customer_runtime(customer_id: int) -> CustomerRuntime:
         for surface, config in configs.items()
     }
     return CustomerRuntime(
-        customer_id, customer.max_candidates, configs, load_experiments(customer_id, configs)
+        customer_id,
+        customer.max_candidates,
+        configs,
+        load_experiments(customer_id, configs),
+        signals_published=SignalVersion.objects.filter(customer_id=customer_id).exists(),
     )
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from customers import runtime_sync
@@ -22,8 +23,10 @@ from ranking.signals.store import signal_store
 def signals_refresh(*, customer_id: int) -> RefreshResult:
     """Recompute and publish a customer's signals, and record the version; recompute the rules'
     attribute sets too (repairing any write an outage made them miss)."""
-    result = refresh_signals(customer_id=customer_id, store=signal_store())
+    # The sets first: after the store lost its data, the version's readers find them in place.
     attribute_sets_sync(customer_id)
+    result = refresh_signals(customer_id=customer_id, store=signal_store())
+    first = not SignalVersion.objects.filter(customer_id=customer_id).exists()
     SignalVersion.objects.create(
         customer_id=customer_id,
         version=result.version,
@@ -33,7 +36,22 @@ def signals_refresh(*, customer_id: int) -> RefreshResult:
         event_groups=result.event_groups,
         seconds=result.seconds,
     )
+    if first:  # serving processes learn that this customer's store must hold a version
+        runtime_sync.bump_generation(customer_id)
     return result
+
+
+def signals_lost_customers() -> list[int]:
+    """Active customers that had a signal version published but whose signal store holds none:
+    it lost its data (Redis restarted empty). Their rank answers are degraded until a refresh
+    republishes. Raises SignalStoreUnavailable when the store does not answer."""
+    published = list(
+        Customer.objects.active()
+        .filter(Exists(SignalVersion.objects.filter(customer_id=OuterRef("pk"))))
+        .values_list("id", flat=True)
+    )
+    current = signal_store().current_versions(published)
+    return [customer_id for customer_id in published if current[customer_id] is None]
 
 
 @transaction.atomic

@@ -101,13 +101,21 @@ def train_model(customer_id: int, surface: str, algorithm: str) -> int | None:
 @shared_task(soft_time_limit=50, time_limit=60)
 def schedule_first_refreshes() -> int:
     """Beat's entry point every few seconds: a customer whose first events arrived and who has
-    no signal version yet is refreshed now, not at the next scheduled refresh."""
+    no signal version yet is refreshed now, not at the next scheduled refresh; so is one whose
+    signal store lost its data (its answers are degraded until then)."""
     customer_ids = list(
         Customer.objects.active()
         .filter(Exists(Event.objects.filter(customer_id=OuterRef("pk"))))
         .exclude(Exists(SignalVersion.objects.filter(customer_id=OuterRef("pk"))))
         .values_list("id", flat=True)
     )
+    try:
+        lost = services.signals_lost_customers()
+    except SignalStoreUnavailable:
+        lost = []  # the store is away: the refresh would fail too; next poll
+    if lost:
+        logger.error("the signal store lost the signals of %d customers: republishing", len(lost))
+    customer_ids += lost
     for customer_id in customer_ids:
         refresh_signals.delay(customer_id)
     return len(customer_ids)

@@ -29,6 +29,7 @@ from customers.services import api_key_create
 from ranking.learning import rank_log
 from ranking.signals import store as store_module
 from tests.factories import CustomerFactory
+from tests.processes import RedisProcess
 
 NAMESPACE = f"rwtest-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
@@ -147,6 +148,21 @@ def _wait_for_port(port: int) -> None:
         except OSError:
             assert time.monotonic() < deadline, f"redis-server on {port} never listened"
             time.sleep(0.05)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Any, settings: Any) -> Iterator[RedisProcess]:
+    """A redis-server of this test's own, made the signal store: faults on it touch nothing
+    else. Killed at the end, frozen or not."""
+    server = RedisProcess(tmp_path)
+    server.start()
+    settings.SIGNAL_STORE = {**settings.SIGNAL_STORE, "URL": server.url}
+    store_module.reset_signal_store()
+    try:
+        yield server
+    finally:
+        server.kill()
+        store_module.reset_signal_store()
 
 
 @pytest.fixture

@@ -65,15 +65,27 @@ def rank_degraded(request: RankInput, config_name: str, reason: str | None = Non
 
 
 def rank(
-    request: RankInput, config: RankerConfig, store: SignalStore, customer_id: int
+    request: RankInput,
+    config: RankerConfig,
+    store: SignalStore,
+    customer_id: int,
+    *,
+    published: bool = False,
 ) -> RankOutcome:
+    """Rank one request. `published`: the customer has had a signal version published, so a
+    store without one lost its data (the answer is degraded, not ranked without signals)."""
     started = time.perf_counter()
     # The matching rules are known before the read, so their attribute sets come in the same trip.
     active = config.rules.matching(request) if config.rules is not None else []
     attribute_sets = config.rules.attribute_sets(active) if config.rules is not None else ()
     try:
         fetch = store.fetch(
-            customer_id, request.item_ids, request.query, request.shopper_key, attribute_sets
+            customer_id,
+            request.item_ids,
+            request.query,
+            request.shopper_key,
+            attribute_sets,
+            published=published,
         )
     except SignalStoreUnavailable as exc:
         return rank_degraded(request, config.name, exc.reason)

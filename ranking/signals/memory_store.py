@@ -16,10 +16,12 @@ import numpy as np
 from ranking.engine.idsets import IdSet, id_slots
 from ranking.signals.shopper import EMPTY_PROFILE, ProfileBuilder, ShopperAction, ShopperProfile
 from ranking.signals.store import (
+    LOST_MESSAGE,
     SignalFetch,
     SignalMeta,
     SignalSnapshot,
     SignalStore,
+    SignalStoreUnavailable,
     decode_items,
 )
 
@@ -52,7 +54,6 @@ EMPTY_ID_SET = IdSet(frozenset())
 class MemorySignalStore(SignalStore):
     def __init__(self) -> None:
         self._current: dict[int, _Version] = {}
-        self._versions: dict[int, int] = {}
         self._shoppers: dict[tuple[int, str], ProfileBuilder] = {}
         self._attribute_sets: dict[tuple[int, str], IdSet] = {}
         self._lock = threading.Lock()
@@ -64,8 +65,12 @@ class MemorySignalStore(SignalStore):
         query: str,
         shopper_key: str,
         attribute_sets: Sequence[str] = (),
+        *,
+        published: bool = False,
     ) -> SignalFetch:
         version = self._current.get(customer_id)
+        if version is None and published:  # the process restarted since the last refresh
+            raise SignalStoreUnavailable(LOST_MESSAGE, reason="signal_store_lost")
         profile = self.shopper_profile(customer_id, shopper_key) if shopper_key else EMPTY_PROFILE
         masks = {}
         if attribute_sets:
@@ -104,11 +109,6 @@ class MemorySignalStore(SignalStore):
                 if key[1] not in names:
                     del self._attribute_sets[key]
 
-    def next_version(self, customer_id: int) -> int:
-        with self._lock:
-            self._versions[customer_id] = self._versions.get(customer_id, 0) + 1
-            return self._versions[customer_id]
-
     def publish(self, customer_id: int, snapshot: SignalSnapshot) -> int:
         version = _Version(
             meta=snapshot.meta,
@@ -119,6 +119,14 @@ class MemorySignalStore(SignalStore):
         )
         self._current[customer_id] = version
         return snapshot.meta.version
+
+    def current_versions(self, customer_ids: Sequence[int]) -> dict[int, int | None]:
+        return {
+            customer_id: version.meta.version
+            if (version := self._current.get(customer_id))
+            else None
+            for customer_id in customer_ids
+        }
 
     def current_meta(self, customer_id: int) -> SignalMeta | None:
         version = self._current.get(customer_id)

@@ -3,8 +3,8 @@
 Keys (all of one customer share the hash tag `{c<id>}`, so they sit in one Redis Cluster slot and
 one pipeline can read them):
 
-    <ns>:{c<id>}:ptr              current version number (the pointer that is swapped)
-    <ns>:{c<id>}:seq              version counter
+    <ns>:{c<id>}:ptr              current version number (the pointer that is swapped); the
+                                  numbers come from PostgreSQL and are never reused
     <ns>:{c<id>}:v<n>:meta        the version's SignalMeta as JSON
     <ns>:{c<id>}:v<n>:items       hash: item id -> packed ITEM_RECORD
     <ns>:{c<id>}:v<n>:qi          hash: "query\\x1fitem id" -> packed QUERY_RECORD
@@ -51,6 +51,7 @@ from ranking.signals.shopper import (
     log_price_of,
 )
 from ranking.signals.store import (
+    LOST_MESSAGE,
     SignalFetch,
     SignalMeta,
     SignalSnapshot,
@@ -202,6 +203,8 @@ class RedisSignalStore(SignalStore):
         query: str,
         shopper_key: str,
         attribute_sets: Sequence[str] = (),
+        *,
+        published: bool = False,
     ) -> SignalFetch:
         if not self.breaker.allow():
             raise SignalStoreUnavailable(
@@ -213,6 +216,12 @@ class RedisSignalStore(SignalStore):
                 meta = self._load_current(customer_id)
             read = (item_ids, query, shopper_key, attribute_sets)
             pointer, fetched = self._read(customer_id, meta, *read)
+            if pointer is None and (published or meta is not None):
+                # Redis answered without the pointer of a customer that had one: it lost its
+                # data. Forget the version read before; nothing read now is the shop's.
+                self._current.pop(customer_id, None)
+                self.breaker.record(True)
+                raise SignalStoreUnavailable(LOST_MESSAGE, reason="signal_store_lost")
             if pointer is not None and (meta is None or pointer != meta.version):
                 new_meta = self._meta(customer_id, pointer)
                 if new_meta is not None:
@@ -291,6 +300,20 @@ class RedisSignalStore(SignalStore):
             self._current[customer_id] = meta
         return meta
 
+    def current_versions(self, customer_ids: Sequence[int]) -> dict[int, int | None]:
+        ids = list(customer_ids)
+        try:
+            pipe = self._reader.pipeline(transaction=False)
+            for customer_id in ids:
+                pipe.get(f"{self._prefix(customer_id)}:ptr")
+            pointers = pipe.execute() if ids else []
+        except redis.RedisError as exc:
+            raise SignalStoreUnavailable(str(exc)) from exc
+        return {
+            customer_id: int(pointer) if pointer is not None else None
+            for customer_id, pointer in zip(ids, pointers, strict=True)
+        }
+
     def current_meta(self, customer_id: int) -> SignalMeta | None:
         try:
             pointer = self._writer.get(f"{self._prefix(customer_id)}:ptr")
@@ -302,9 +325,6 @@ class RedisSignalStore(SignalStore):
         return SignalMeta.from_json(raw) if raw is not None else None
 
     # --- writing --------------------------------------------------------------------------------
-    def next_version(self, customer_id: int) -> int:
-        return int(self._writer.incr(f"{self._prefix(customer_id)}:seq"))
-
     def publish(self, customer_id: int, snapshot: SignalSnapshot) -> int:
         version = snapshot.meta.version
         meta_key, items_key, query_key = self._version_keys(customer_id, version)

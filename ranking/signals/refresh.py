@@ -35,6 +35,7 @@ from django.db.models.functions import Coalesce, Power, TruncDate
 from django.utils import timezone
 
 from catalog.models import Item
+from customers.models import Customer
 from events.models import Event, EventType
 from ranking.signals.schema import (
     FEATURE_INDEX,
@@ -607,12 +608,29 @@ def _query_signals(
     return [(keys[i][0], keys[i][1]) for i in keep], records, groups
 
 
+def allocate_signal_version(customer_id: int, store: SignalStore) -> int:
+    """The next signal version number of a customer, counted in the database: a signal store
+    that lost its data cannot hand a number out twice, and every process caches a version's
+    vocabulary by its number. Above the store's current version too (stores written before the
+    counter moved here numbered their own)."""
+    current = store.current_meta(customer_id)
+    with transaction.atomic():
+        counted = (
+            Customer.objects.select_for_update()
+            .values_list("signal_version_seq", flat=True)
+            .get(pk=customer_id)
+        )
+        version = max(counted, current.version if current is not None else 0) + 1
+        Customer.objects.filter(pk=customer_id).update(signal_version_seq=version)
+    return version
+
+
 def refresh_signals(
     *, customer_id: int, store: SignalStore, now: datetime | None = None
 ) -> RefreshResult:
     """Compute and publish a new signal version for one customer."""
     started = time.perf_counter()
-    version = store.next_version(customer_id)
+    version = allocate_signal_version(customer_id, store)
     snapshot, groups = compute_snapshot(customer_id=customer_id, version=version, now=now)
     store.publish(customer_id, snapshot)
     return RefreshResult(

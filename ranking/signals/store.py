@@ -28,11 +28,17 @@ from django.conf import settings
 from ranking.signals.schema import ITEM_RECORD, QUERY_RECORD
 from ranking.signals.shopper import ShopperAction, ShopperProfile
 
+LOST_MESSAGE = (
+    "the signal store holds no signal version of this customer although one was published: "
+    "it lost its data (a refresh republishes within FIRST_REFRESH_POLL_SECONDS)"
+)
+
 
 class SignalStoreUnavailable(Exception):
     """The backend did not answer in time; the caller degrades. `reason` is what the metrics
-    count: "signal_store" (the read failed) or "signal_store_breaker" (not tried: the breaker
-    is open after many failures)."""
+    count: "signal_store" (the read failed), "signal_store_breaker" (not tried: the breaker
+    is open after many failures) or "signal_store_lost" (the store answered but lost its data:
+    a refresh republishes)."""
 
     def __init__(self, message: str, reason: str = "signal_store") -> None:
         super().__init__(message)
@@ -168,9 +174,14 @@ class SignalStore(abc.ABC):
         query: str,
         shopper_key: str,
         attribute_sets: Sequence[str] = (),
+        *,
+        published: bool = False,
     ) -> SignalFetch:
         """Read all signals of one request, and which items are in each of `attribute_sets`.
-        Raises SignalStoreUnavailable on an outage."""
+        Raises SignalStoreUnavailable on an outage, and with reason "signal_store_lost" when
+        the store holds no version of a customer that had one (`published`, or a version this
+        process read): it lost its data, and an answer without signals would be silently
+        wrong."""
 
     @abc.abstractmethod
     def attribute_set_replace(self, customer_id: int, name: str, item_ids: Sequence[str]) -> None:
@@ -191,8 +202,9 @@ class SignalStore(abc.ABC):
         """Write a whole version, then make it current atomically; returns its number."""
 
     @abc.abstractmethod
-    def next_version(self, customer_id: int) -> int:
-        """Reserve the next version number of a customer."""
+    def current_versions(self, customer_ids: Sequence[int]) -> dict[int, int | None]:
+        """The current version number of each customer (None: the store holds none), in one
+        round trip."""
 
     @abc.abstractmethod
     def current_meta(self, customer_id: int) -> SignalMeta | None:

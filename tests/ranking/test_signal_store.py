@@ -3,6 +3,7 @@ in-process store): round trips, the atomic version swap, shopper profiles."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 import time
@@ -85,8 +86,11 @@ def snapshot(version: int, n_items: int, ctr: float, queries: int = 0) -> Signal
     )
 
 
+_versions = itertools.count(1)
+
+
 def publish(store: SignalStore, n_items: int, ctr: float, queries: int = 0) -> int:
-    version = store.next_version(CUSTOMER)
+    version = next(_versions)  # numbered in PostgreSQL in the service; unique here
     return store.publish(CUSTOMER, snapshot(version, n_items, ctr, queries))
 
 
@@ -188,7 +192,7 @@ def test_the_replaced_version_expires_and_an_unfinished_one_cannot_linger(
             raise RuntimeError("worker killed")
 
         monkeypatch.setattr(redis_store.RedisSignalStore, "_write_hash", die)
-        version = store.next_version(CUSTOMER)
+        version = next(_versions)
         monkeypatch.undo()
         store._write_hash(  # type: ignore[attr-defined]
             f"{prefix}:v{version}:items",
