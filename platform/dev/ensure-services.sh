@@ -68,3 +68,12 @@ if ! command -v promtool >/dev/null; then
   as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
 echo "promtool is at $(command -v promtool)."
+
+# amtool and the Alertmanager server (Debian's prometheus-alertmanager package) check and test
+# the routing of platform/alertmanager/alertmanager.yml; the tests start their own Alertmanager
+# on a free port, never the package's service.
+if ! command -v amtool >/dev/null || ! command -v prometheus-alertmanager >/dev/null; then
+  echo "installing amtool from Debian's prometheus-alertmanager package..."
+  as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus-alertmanager >/dev/null
+fi
+echo "amtool is at $(command -v amtool)."

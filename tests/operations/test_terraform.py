@@ -109,7 +109,7 @@ def test_both_environments_deploy_the_whole_stack() -> None:
     }
     assert set(stack_modules.values()) == {
         "../kms", "../network", "../ecr", "../alb", "../database", "../cache", "../secrets",
-        "../ecs", "../artifacts",
+        "../ecs", "../artifacts", "../alerting",
     }  # fmt: skip
 
 

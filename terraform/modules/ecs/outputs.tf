@@ -3,6 +3,11 @@ output "cluster_name" {
   value       = aws_ecs_cluster.main.name
 }
 
+output "cluster_arn" {
+  description = "ECS cluster ARN (the alerting module runs Alertmanager in it)."
+  value       = aws_ecs_cluster.main.arn
+}
+
 output "security_group_id" {
   description = "Security group of the tasks (admitted by RDS and ElastiCache)."
   value       = aws_security_group.tasks.id

@@ -124,9 +124,22 @@ module "ecs" {
     # The signal store's ElastiCache group runs in cluster mode.
     REDIS_CLUSTER = "true"
   }, var.extra_environment)
-  api                     = var.api
-  worker                  = var.worker
-  kms_key_arn             = module.kms.key_arn
-  log_retention_days      = var.log_retention_days
-  tags                    = local.tags
+  api                = var.api
+  worker             = var.worker
+  kms_key_arn        = module.kms.key_arn
+  log_retention_days = var.log_retention_days
+  tags               = local.tags
+}
+
+# Alertmanager: pages to PagerDuty, tickets to Slack, with the compose stack's routing.
+module "alerting" {
+  source             = "../alerting"
+  name               = var.name
+  vpc_id             = module.network.vpc_id
+  private_subnet_ids = module.network.private_subnet_ids
+  cluster_arn        = module.ecs.cluster_arn
+  prometheus_cidrs   = var.metrics_scraper_cidrs
+  kms_key_arn        = module.kms.key_arn
+  log_retention_days = var.log_retention_days
+  tags               = local.tags
 }

@@ -57,3 +57,13 @@ output "log_groups" {
   description = "CloudWatch log group of each process type."
   value       = module.ecs.log_groups
 }
+
+output "alertmanager_address" {
+  description = "host:port where the Prometheus servers send alerts (private DNS inside the VPC)."
+  value       = module.alerting.alertmanager_address
+}
+
+output "alerting_secret_arns" {
+  description = "Secrets Manager ARN of the PagerDuty routing key and the Slack webhook URL (values set out of band)."
+  value       = module.alerting.secret_arns
+}
