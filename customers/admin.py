@@ -10,16 +10,30 @@ from django.db import models
 from django.http import HttpRequest
 
 from customers import services
-from customers.models import ApiKey, Customer, Membership, Scope
+from customers.models import (
+    ApiKey,
+    Customer,
+    Membership,
+    Role,
+    Scope,
+    customers_granting,
+    role_grants,
+)
+
+# A customer's limits and identity: only platform staff (superusers) change them.
+PLATFORM_FIELDS = ["slug", "is_active", "max_candidates"]
 
 
 class CustomerScopedAdmin(admin.ModelAdmin):
-    """Staff see and edit only the objects of the customers they belong to; superusers see all.
+    """Staff see only the objects of the customers they belong to, and change them only where
+    their membership's role is at least `edit_role`; superusers see and change all.
 
-    Every admin of a tenant-owned model derives from this; none filters by customer by hand.
+    Every admin of a tenant-owned model derives from this; none filters by customer or checks a
+    role by hand. Django's model permissions still apply: the role caps them per customer.
     """
 
     customer_path = "customer"
+    edit_role: Role = Role.ADMIN  # the least role that may add, change or delete these objects
 
     def get_queryset(self, request: HttpRequest) -> models.QuerySet[Any]:
         queryset = super().get_queryset(request)
@@ -27,11 +41,43 @@ class CustomerScopedAdmin(admin.ModelAdmin):
             return queryset
         return queryset.filter(**{f"{self.customer_path}__memberships__user": request.user})
 
+    def customer_id_of(self, obj: Any) -> int:
+        """The id of the customer owning `obj`, following `customer_path`."""
+        *hops, last = self.customer_path.split("__")
+        for hop in hops:
+            obj = getattr(obj, hop)
+        return int(getattr(obj, f"{last}_id"))
+
+    def may_edit(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Whether the role allows writes: for obj's customer, or (no obj) for any customer."""
+        if obj is None:
+            return customers_granting(user=request.user, role=self.edit_role).exists()
+        return role_grants(
+            user=request.user, customer_id=self.customer_id_of(obj), role=self.edit_role
+        )
+
+    def editable(self, request: HttpRequest, queryset: models.QuerySet[Any]) -> Any:
+        """The part of `queryset` the role allows to change; bulk actions act on this only."""
+        if request.user.is_superuser:
+            return queryset
+        allowed = customers_granting(user=request.user, role=self.edit_role)
+        return queryset.filter(**{f"{self.customer_path}__in": allowed})
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return super().has_add_permission(request) and self.may_edit(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_change_permission(request, obj) and self.may_edit(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_delete_permission(request, obj) and self.may_edit(request, obj)
+
     def formfield_for_foreignkey(
         self, db_field: Any, request: HttpRequest, **kwargs: Any
     ) -> forms.ModelChoiceField | None:
+        # A new object can go only to a customer where the role allows writes.
         if db_field.name == "customer":
-            kwargs["queryset"] = Customer.objects.visible_to(request.user)
+            kwargs["queryset"] = customers_granting(user=request.user, role=self.edit_role)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_list_filter(self, request: HttpRequest) -> Any:
@@ -44,10 +90,14 @@ class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 0
     autocomplete_fields = ["user"]
+    fields = ["user", "role"]
 
 
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
+    """A customer's admins change its settings; its limits and identity (PLATFORM_FIELDS), and
+    creating or deleting customers, are for superusers only."""
+
     list_display = ["name", "slug", "is_active", "max_candidates", "created_at"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ("name",)}
@@ -59,16 +109,36 @@ class CustomerAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return request.user.is_superuser
 
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if not super().has_change_permission(request, obj):
+            return False
+        if obj is None:
+            return customers_granting(user=request.user, role=Role.ADMIN).exists()
+        return role_grants(user=request.user, customer_id=obj.pk, role=Role.ADMIN)
+
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.is_superuser
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        fields = list(super().get_readonly_fields(request, obj))
+        return fields if request.user.is_superuser else [*fields, *PLATFORM_FIELDS]
+
+    def get_prepopulated_fields(self, request: HttpRequest, obj: Any = None) -> dict[str, Any]:
+        return super().get_prepopulated_fields(request, obj) if request.user.is_superuser else {}
 
     def get_inlines(self, request: HttpRequest, obj: Any) -> list[Any]:
         return self.inlines if request.user.is_superuser else []
 
     def save_model(self, request: HttpRequest, obj: Customer, form: Any, change: bool) -> None:
         if change:
+            # The form of a non-superuser has no PLATFORM_FIELDS; refuse them anyway, server side.
+            changed = [
+                field
+                for field in form.changed_data
+                if request.user.is_superuser or field not in PLATFORM_FIELDS
+            ]
             services.customer_update(
-                customer=obj, **{field: form.cleaned_data[field] for field in form.changed_data}
+                customer=obj, **{field: form.cleaned_data[field] for field in changed}
             )
         else:
             super().save_model(request, obj, form, change)
@@ -86,7 +156,10 @@ class ApiKeyForm(forms.ModelForm):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(CustomerScopedAdmin):
+    """Keys are a customer admin's business; merchandisers and viewers only see them."""
+
     form = ApiKeyForm
+    edit_role = Role.ADMIN
     list_display = [
         "name",
         "customer",
@@ -128,10 +201,10 @@ class ApiKeyAdmin(CustomerScopedAdmin):
             "will not be shown again.",
         )
 
-    @admin.action(description="Revoke selected keys")
+    @admin.action(description="Revoke selected keys", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: models.QuerySet[ApiKey]) -> None:
         revoked = 0
-        for api_key in queryset.filter(revoked_at__isnull=True):
+        for api_key in self.editable(request, queryset).filter(revoked_at__isnull=True):
             services.api_key_revoke(api_key=api_key)
             revoked += 1
         messages.success(request, f"Revoked {revoked} key(s).")
@@ -139,7 +212,9 @@ class ApiKeyAdmin(CustomerScopedAdmin):
 
 @admin.register(Membership)
 class MembershipAdmin(CustomerScopedAdmin):
-    list_display = ["user", "customer", "created_at"]
+    list_display = ["user", "customer", "role", "created_at"]
+    fields = ["customer", "user", "role"]
+    list_filter = ["role"]
     autocomplete_fields = ["user"]
 
     # Who works for which customer is for superusers only: hiding the module is not enough, the

@@ -69,14 +69,46 @@ class Customer(models.Model):
         return self.name
 
 
+class Role(models.TextChoices):
+    """What a staff member may do for one customer; each role has the rights of those before it.
+
+    A role per membership, not Django's groups: Django's permissions hold for a user everywhere,
+    while a person can be the admin of one shop and only a viewer of another. The model
+    permissions still apply on top (a role never grants what they refuse). Limits and identity
+    (max_candidates, is_active, slug, creating customers) are for superusers (platform staff) only.
+    """
+
+    VIEWER = "viewer", "viewer: sees the customer's data, changes nothing"
+    MERCHANDISER = "merchandiser", "merchandiser: also writes and previews rules"
+    ADMIN = "admin", "admin: also configs, models, experiments, API keys and the shop's settings"
+
+    def and_above(self) -> list[str]:
+        """This role and every role with more rights."""
+        order = list(Role)
+        return [role.value for role in order[order.index(self) :]]
+
+
+class MembershipQuerySet(models.QuerySet["Membership"]):
+    def granting(self, *, user: Any, role: str) -> MembershipQuerySet:
+        """The user's memberships whose role has at least `role`'s rights."""
+        return self.filter(user=user, role__in=Role(role).and_above())
+
+
 class Membership(models.Model):
-    """A staff user working for a customer; the admin and explain UI show them only its data."""
+    """A staff user working for a customer; the admin and explain UI show them only its data.
+
+    New memberships are viewers: rights are given, never assumed. (Memberships that existed
+    before roles became admins in migration 0004, so no one lost what they could do.)
+    """
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
     )
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = MembershipQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -84,7 +116,24 @@ class Membership(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user} @ {self.customer}"
+        return f"{self.user} @ {self.customer} ({self.role})"
+
+
+def customers_granting(*, user: Any, role: str) -> CustomerQuerySet:
+    """The customers for which the user has at least `role`: all of them for superusers."""
+    if user.is_superuser:
+        return Customer.objects.all()
+    memberships = Membership.objects.granting(user=user, role=role)
+    return Customer.objects.filter(pk__in=memberships.values("customer_id"))
+
+
+def role_grants(*, user: Any, customer_id: int, role: str) -> bool:
+    """Whether the user has at least `role` for the customer (superusers have every role)."""
+    if user.is_superuser:
+        return True
+    return (
+        Membership.objects.granting(user=user, role=role).filter(customer_id=customer_id).exists()
+    )
 
 
 class ApiKeyQuerySet(models.QuerySet["ApiKey"]):

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from customers import runtime_sync
 from customers.auth import forget_unknown_keys, hash_key
-from customers.models import ApiKey, Customer, Membership, Scope
+from customers.models import ApiKey, Customer, Membership, Role, Scope
 
 KEY_PREFIX = "rwk_"
 
@@ -49,8 +49,11 @@ def customer_update(*, customer: Customer, **fields: Any) -> Customer:
 
 
 @transaction.atomic
-def membership_add(*, customer: Customer, user: Any) -> Membership:
-    membership, _ = Membership.objects.get_or_create(customer=customer, user=user)
+def membership_add(*, customer: Customer, user: Any, role: str = Role.VIEWER) -> Membership:
+    """Make the user a member of the customer with `role` (also when already a member)."""
+    membership, _ = Membership.objects.update_or_create(
+        customer=customer, user=user, defaults={"role": role}
+    )
     return membership
 
 

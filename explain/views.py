@@ -17,7 +17,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from customers.models import Customer
+from customers.models import Customer, Role, role_grants
 from explain import reads, services
 from explain.forms import DEFAULTS, ExplainForm
 
@@ -26,16 +26,22 @@ MAIN_FIELDS = ("customer", "surface", "query", "category", "user", "context", "a
 
 Page = Callable[[ExplainForm, services.ExplainParams], dict[str, Any]]
 
+# Every page only reads, compare and export too, and shows nothing the admin does not already
+# show a viewer (rules, configs, models): any role of the customer may use them all.
+EXPLAIN_ROLE = Role.VIEWER
+
 
 def _customer(request: HttpRequest) -> Customer | None:
-    """The customer named in the URL, if any; 404 unless the user may see it."""
+    """The customer named in the URL, if any; 404 unless the user has EXPLAIN_ROLE for it."""
     raw = request.GET.get("customer", "").strip()
     if not raw:
         return None
     customer = None
     if reads.is_id(raw):
         customer = reads.customer_visible(user=request.user, customer_id=int(raw))
-    if customer is None:
+    if customer is None or not role_grants(
+        user=request.user, customer_id=customer.pk, role=EXPLAIN_ROLE
+    ):
         raise Http404("No such customer.")
     return customer
 
@@ -147,5 +153,19 @@ def export_view(request: HttpRequest, fmt: str) -> HttpResponse:
         )
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="explanation.csv"'
-    csv.writer(response).writerows(services.export_rows(explained))
+    csv.writer(response).writerows(
+        [spreadsheet_safe(cell) for cell in row] for row in services.export_rows(explained)
+    )
     return response
+
+
+# A spreadsheet runs a cell starting with these as a formula (OWASP, CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: object) -> object:
+    """A text cell a spreadsheet would run as a formula (a title or rule name such as
+    `=HYPERLINK(...)`) gets a leading apostrophe, so it shows as text; numbers stay numbers."""
+    if isinstance(cell, str) and cell.startswith(FORMULA_STARTS):
+        return "'" + cell
+    return cell

@@ -23,7 +23,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from customers.admin import CustomerScopedAdmin
-from customers.models import Customer
+from customers.models import Customer, Role, role_grants
 from merchandising import services
 from merchandising.conflicts import RuleWarning, rule_warnings
 from merchandising.contracts import RuleIn
@@ -122,7 +122,11 @@ class ScheduleFilter(admin.SimpleListFilter):
 
 @admin.register(Rule)
 class RuleAdmin(CustomerScopedAdmin):
+    """Merchandisers and admins write rules; viewers read them, their history and previews (a
+    preview changes nothing served)."""
+
     form = RuleForm
+    edit_role = Role.MERCHANDISER
     list_display = ["name", "customer", "enabled", "priority", "action_type", "surface_list",
                     "window_summary", "updated_at", "updated_by"]  # fmt: skip
     list_filter = ["enabled", "action_type", ScheduleFilter]
@@ -322,11 +326,18 @@ class RuleAdmin(CustomerScopedAdmin):
             "rule": rule,
             "rule_id": object_id,
             "entries": entries,
-            "can_revert": self.has_change_permission(request, rule)
-            and (rule is not None or self.has_add_permission(request)),
+            "can_revert": self.may_revert(request, newest, rule),
             **(extra_context or {}),
         }
         return TemplateResponse(request, "admin/merchandising/rule/history.html", context)
+
+    def may_revert(self, request: HttpRequest, revision: RuleRevision, rule: Rule | None) -> bool:
+        """Reverting writes the rule (or brings a deleted one back) for the revision's customer."""
+        if rule is not None:
+            return self.has_change_permission(request, rule)
+        return self.has_add_permission(request) and role_grants(
+            user=request.user, customer_id=revision.customer_id, role=self.edit_role
+        )
 
     @staticmethod
     def revert(request: HttpRequest, revision: RuleRevision) -> Rule | None:
@@ -352,9 +363,7 @@ class RuleAdmin(CustomerScopedAdmin):
         if revision is None:
             raise Http404("No such revision.")
         rule = self.get_object(request, object_id)
-        if not self.has_change_permission(request, rule) or (
-            rule is None and not self.has_add_permission(request)
-        ):
+        if not self.may_revert(request, revision, rule):
             raise PermissionDenied
         reverted = self.revert(request, revision)
         if reverted is None:
@@ -374,6 +383,7 @@ class RuleRevisionAdmin(CustomerScopedAdmin):
     list_select_related = ["customer", "changed_by"]
     search_fields = ["document__name", "note"]
     actions = ["revert_selected"]
+    edit_role = Role.MERCHANDISER  # reverting is writing a rule
 
     @admin.display(description="rule")
     def rule_name(self, revision: RuleRevision) -> str:
@@ -394,14 +404,16 @@ class RuleRevisionAdmin(CustomerScopedAdmin):
         return False
 
     def has_revert_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("merchandising.change_rule") and request.user.has_perm(
-            "merchandising.add_rule"
+        return (
+            request.user.has_perm("merchandising.change_rule")
+            and request.user.has_perm("merchandising.add_rule")
+            and self.may_edit(request)
         )
 
     @admin.action(description="Revert each rule to the selected revision", permissions=["revert"])
     def revert_selected(self, request: HttpRequest, queryset: Any) -> None:
         chosen: dict[int, RuleRevision] = {}
-        for revision in queryset.order_by("number"):
+        for revision in self.editable(request, queryset).order_by("number"):
             chosen[revision.rule_id_value] = revision  # one per rule: the newest selected
         for revision in chosen.values():
             RuleAdmin.revert(request, revision)

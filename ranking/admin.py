@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
 from customers.admin import CustomerScopedAdmin
-from customers.models import Customer
+from customers.models import Role, customers_granting
 from ranking import services
 from ranking.configs import DEFAULT_WEIGHTS, MAX_ABS_WEIGHT, weights_clean
 from ranking.learning import registry
@@ -56,7 +56,10 @@ class RankingConfigForm(forms.ModelForm):
 
 @admin.register(RankingConfig)
 class RankingConfigAdmin(CustomerScopedAdmin):
+    """Configs change live traffic: a customer's admins change them, everyone else reads."""
+
     form = RankingConfigForm
+    edit_role = Role.ADMIN
     list_display = [
         "customer",
         "surface",
@@ -174,7 +177,10 @@ def _metric(obj: RankingModel, who: str, metric: str = NDCG) -> str:
 
 @admin.register(RankingModel)
 class RankingModelAdmin(CustomerScopedAdmin):
+    """Activating and rolling back models is for a customer's admins; everyone else reads."""
+
     form = RankingModelForm
+    edit_role = Role.ADMIN
     list_display = [
         "customer",
         "surface",
@@ -320,7 +326,8 @@ class RankingModelAdmin(CustomerScopedAdmin):
             ("What training found", {"fields": self.summary_fields}),
             ("The model", {"fields": self.model_fields}),
         ]
-        if obj is not None and obj.status != ModelStatus.ACTIVE:
+        serveable = obj is not None and obj.status != ModelStatus.ACTIVE
+        if serveable and self.has_change_permission(request, obj):
             fieldsets.append(("Serve it", {"fields": ["activate", "activation_reason"]}))
         fieldsets.append(("Details", {"classes": ["collapse"], "fields": self.detail_fields}))
         return fieldsets
@@ -341,11 +348,11 @@ class RankingModelAdmin(CustomerScopedAdmin):
         )
         messages.success(request, f"{obj.label} now serves {obj.surface}.")
 
-    @admin.action(description="Activate selected models (no override)")
+    @admin.action(description="Activate selected models (no override)", permissions=["change"])
     def activate_selected(
         self, request: HttpRequest, queryset: models.QuerySet[RankingModel]
     ) -> None:
-        for model in queryset:
+        for model in self.editable(request, queryset):
             try:
                 registry.model_activate(model=model, user=request.user.get_username())
             except registry.ActivationRefused as exc:
@@ -354,11 +361,13 @@ class RankingModelAdmin(CustomerScopedAdmin):
             else:
                 messages.success(request, f"{model.label} now serves {model.surface}.")
 
-    @admin.action(description="Roll back: serve the model each selected one replaced")
+    @admin.action(
+        description="Roll back: serve the model each selected one replaced", permissions=["change"]
+    )
     def rollback_selected(
         self, request: HttpRequest, queryset: models.QuerySet[RankingModel]
     ) -> None:
-        for model in queryset.filter(status=ModelStatus.ACTIVE):
+        for model in self.editable(request, queryset).filter(status=ModelStatus.ACTIVE):
             try:
                 serving = registry.model_rollback(
                     customer_id=model.customer_id,
@@ -398,6 +407,7 @@ class ExperimentAdmin(CustomerScopedAdmin):
     """A/B tests of a model on a share of shoppers; `ranker.variant` says which one served."""
 
     form = ExperimentForm
+    edit_role = Role.ADMIN
     list_display = [
         "name",
         "customer",
@@ -415,7 +425,7 @@ class ExperimentAdmin(CustomerScopedAdmin):
     ) -> forms.ModelChoiceField | None:
         if db_field.name == "treatment_model":
             kwargs["queryset"] = RankingModel.objects.filter(
-                customer__in=Customer.objects.visible_to(request.user)
+                customer__in=customers_granting(user=request.user, role=self.edit_role)
             ).exclude(status=ModelStatus.ACTIVE)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 

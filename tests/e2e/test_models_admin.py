@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from playwright.sync_api import Page, expect
 
-from customers.models import Customer
+from customers.models import Customer, Role
 from ranking.models import ModelStatus, RankingModel
 from tests.factories import CustomerFactory, MembershipFactory, UserFactory
 from tests.ranking.learning_shop import GOOD, register
@@ -22,7 +22,7 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture
 def shop(settings: Any, tmp_path: Path) -> Customer:
-    """A shop with one trained candidate, and a merchandiser who sees only this shop."""
+    """A shop with one trained candidate, and its admin (activating models is an admin's role)."""
     settings.MEDIA_ROOT = str(tmp_path / "media")
     customer = CustomerFactory(name="E2E Models")
     register(customer, metrics={**GOOD, "model": {"ndcg@10": 0.25, "revenue_ndcg@10": 0.2}})
@@ -30,7 +30,7 @@ def shop(settings: Any, tmp_path: Path) -> Customer:
     user.set_password(PASSWORD)
     user.save()
     user.user_permissions.set(Permission.objects.filter(content_type__app_label="ranking"))
-    MembershipFactory(customer=customer, user=user)
+    MembershipFactory(customer=customer, user=user, role=Role.ADMIN)
     return customer
 
 

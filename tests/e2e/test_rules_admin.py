@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from playwright.sync_api import Page, expect
 
-from customers.models import Customer
+from customers.models import Customer, Role
 from merchandising.models import Rule
 from ranking.services import signals_refresh
 from tests.factories import CustomerFactory, ItemFactory, MembershipFactory, UserFactory
@@ -38,7 +38,7 @@ def shop() -> Customer:
     user.set_password(PASSWORD)
     user.save()
     user.user_permissions.set(Permission.objects.filter(content_type__app_label="merchandising"))
-    MembershipFactory(customer=customer, user=user)
+    MembershipFactory(customer=customer, user=user, role=Role.MERCHANDISER)
     return customer
 
 

@@ -25,7 +25,7 @@ from django.utils import timezone
 from catalog.contracts import CatalogItemIn
 from catalog.models import Item
 from catalog.services import items_upsert
-from customers.models import Customer, Scope
+from customers.models import Customer, Role, Scope
 from customers.services import api_key_create, customer_create, membership_add
 from demo.simulation import build_world, simulate
 from demo.traffic import events_send, simulate_ranked_traffic
@@ -182,7 +182,7 @@ class Command(BaseCommand):
                         ]
                     ).exclude(codename__in=["add_customer", "delete_customer"])
                 )
-                membership_add(customer=customer, user=user)
+                membership_add(customer=customer, user=user, role=Role.MERCHANDISER)
             passwords.append(password)
         return passwords[0], passwords[1]
 
