@@ -77,7 +77,11 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in vars(record).items():
             if key not in _RECORD_ATTRIBUTES and key not in entry:
-                entry[key] = value
+                # Django's request loggers attach the request: its query string may name a
+                # shopper or a search, so only the method and path are written.
+                entry[key] = (
+                    f"{value.method} {value.path}" if isinstance(value, HttpRequest) else value
+                )
         if record.exc_info:
             entry["exception"] = "".join(traceback.format_exception(*record.exc_info))
         return API_KEY_PATTERN.sub("[Filtered]", orjson.dumps(entry, default=str).decode())

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import OpenApiResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from config.problems import PROBLEM_CONTENT_TYPE
 
@@ -49,3 +51,43 @@ PROBLEM_RESPONSES = {
 CONFLICT_RESPONSES = {
     (409, PROBLEM_CONTENT_TYPE): _problem("Contradicts another rule; `errors` says how"),
 }
+
+
+NO_NUL_PATTERN = "^[^\\u0000]*$"
+# Unicode White_Space: what the contracts' strip_whitespace removes (pydantic-core's trim).
+_SPACE = "\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+NON_BLANK_PATTERN = f"^[^\\u0000]*[^{_SPACE}\\u0000][^\\u0000]*$"
+# On a stripped text of at least one character: the schema says it must hold a non-space.
+NON_BLANK = Field(json_schema_extra={"pattern": NON_BLANK_PATTERN})
+
+
+def state_text_rules(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """drf-spectacular post-processing: every request string refuses NUL (PostgreSQL cannot
+    store it; customers.api refuses it with 400 naming the field), so the schema says so."""
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "string" and not (
+                {"pattern", "format", "enum", "const"} & node.keys()
+            ):
+                node["pattern"] = NO_NUL_PATTERN
+            if isinstance(node.get("additionalProperties"), dict) and "propertyNames" not in node:
+                node["propertyNames"] = {"pattern": NO_NUL_PATTERN}
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for name, component in result.get("components", {}).get("schemas", {}).items():
+        if name.endswith("Request") or not _is_response(result, name):
+            walk(component)
+    for path_item in result.get("paths", {}).values():
+        for operation in path_item.values():
+            if isinstance(operation, dict):
+                walk(operation.get("parameters", []))
+    return result
+
+
+def _is_response(result: dict[str, Any], name: str) -> bool:
+    return name.endswith("Out") or name in ("Problem", "ProblemFieldError")

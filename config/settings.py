@@ -6,14 +6,20 @@ the same code onto PostgreSQL, Redis and a real broker.
 """
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import environ
 from celery.schedules import crontab
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 from config.logs import logging_config
 from config.sentry import init_sentry
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -67,23 +73,30 @@ INSTALLED_APPS = [
     "explain",
     "demo",
     "django_prometheus",
+    "axes",
 ]
 
 MIDDLEWARE = [
     # Prometheus's pair wraps everything else, so every response is counted and timed.
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "config.logs.RequestContextMiddleware",
+    # Security headers (nosniff, referrer policy, HSTS, CSP, frame denial) go on every response,
+    # probes and 413s included. SecurityMiddleware redirects nothing (the load balancer sends
+    # http to https), so it never needs the Host header that probes may not carry.
+    "django.middleware.security.SecurityMiddleware",
+    "config.middleware.PageCspMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Health checks and scrapes address tasks by IP: answered before the Host header is checked.
     "config.probes.ProbeMiddleware",
     "config.middleware.ApiBodyLimitMiddleware",
-    "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Turns a locked-out login (django-axes) into the lockout page; axes wants it last.
+    "axes.middleware.AxesMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -241,6 +254,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.schema.state_text_rules",
+    ],
     # The security scheme comes from customers.schema (the API key authentication's extension).
     "ENUM_NAME_OVERRIDES": {"SurfaceEnum": ["search", "browse", "autocomplete"]},
 }
@@ -253,6 +270,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "admin:login"
+# django-axes refuses a login it has locked out before the password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -262,6 +284,8 @@ USE_TZ = True
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=VAR_DIR / "media")
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+# The project's own scripts (templates carry no inline script: see the CSP below).
+STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     # Model artifacts live here: the filesystem under MEDIA_ROOT by default; S3 with
@@ -284,6 +308,67 @@ if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # One year, subdomains too. No preload: the preload list is hard to leave and commits every
+    # subdomain of the registered domain, which this service does not own.
+    SECURE_HSTS_SECONDS = 365 * 24 * 60 * 60
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = False
+
+# --- security headers and login throttling (every environment, so tests see production's) ------
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
+X_FRAME_OPTIONS = "DENY"
+# No inline script anywhere: the project's scripts are static files, and the one third-party
+# inline script (Swagger UI's initialiser, templates/drf_spectacular/) carries the request's
+# nonce. Inline styles stay allowed: Django's admin and Swagger UI write them, and a style
+# cannot run code.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+
+# Admin logins (django-axes, counted in the database, so every process and the embedded SQLite
+# default share the counts): after AXES_FAILURE_LIMIT failures for one username from one client
+# address, that pair is refused for AXES_COOLOFF_TIME (each further try restarts the wait).
+# Keyed by username AND address: by username alone anyone could lock any staff member out from
+# everywhere; by address alone one office behind a NAT would lock itself out. An attacker gets
+# 10 guesses per username per address per 15 minutes.
+AXES_FAILURE_LIMIT = 10
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+# Proxies in front of the app that append to X-Forwarded-For (production: the ALB).
+TRUSTED_PROXY_HOPS = env.int("TRUSTED_PROXY_HOPS", default=1 if PRODUCTION else 0)
+
+
+def axes_client_ip(request: "HttpRequest") -> str:
+    """The address that reached our outermost trusted proxy: X-Forwarded-For's entry that many
+    hops from the right (entries left of it are the client's to forge), else REMOTE_ADDR."""
+    from django.conf import settings
+
+    hops = settings.TRUSTED_PROXY_HOPS
+    forwarded = [
+        part.strip()
+        for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
+        if part.strip()
+    ]
+    if hops and len(forwarded) >= hops:
+        return forwarded[-hops]
+    return str(request.META.get("REMOTE_ADDR", ""))
+
+
+AXES_CLIENT_IP_CALLABLE = axes_client_ip
 
 # --- observability (docs/operations.md) -------------------------------------------------------
 # Logs: JSON lines with the request id and customer (config/logs.py); LOG_FORMAT=text for

@@ -6,7 +6,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.conf import settings
 from django.db import OperationalError
 from django.db.models import Count, Exists, OuterRef
@@ -53,7 +53,19 @@ def schedule_signal_refresh() -> int:
     return len(customer_ids)
 
 
+class RankLogFlushTask(Task):
+    """The flush task's messages carry shopper ids and queries, and a worker logs a message's
+    `argsrepr` when it receives, retries or fails it, or the arguments themselves when there is
+    none, as in the messages of Celery's own retries. Every message gets a summary instead."""
+
+    def apply_async(self, args: Any = None, kwargs: Any = None, *more: Any, **options: Any) -> Any:
+        options.setdefault("argsrepr", f"[<{len(args[0]) if args else 0} rank-log entries>]")
+        options.setdefault("kwargsrepr", "{<withheld>}" if kwargs else "{}")
+        return super().apply_async(args, kwargs, *more, **options)
+
+
 @shared_task(
+    base=RankLogFlushTask,
     autoretry_for=(OperationalError,),
     retry_backoff=2,
     max_retries=5,

@@ -276,8 +276,11 @@ def flush(*, limit: int | None = None) -> int:
             # The task would run right here; skip the message (and its log of every argument).
             rank_log_write(batch)
         else:
-            # argsrepr: the task's log lines name the batch, not its features and shopper keys.
-            options: dict[str, Any] = {"argsrepr": f"[<{len(batch)} rank-log entries>]"}
+            # The task's log lines name the batch, never its shopper keys, queries or features.
+            options: dict[str, Any] = {
+                "argsrepr": f"[<{len(batch)} rank-log entries>]",
+                "kwargsrepr": "{}",
+            }
             flush_rank_log.apply_async(args=([entry.to_payload() for entry in batch],), **options)
         sent += len(batch)
     if buffer.dropped:

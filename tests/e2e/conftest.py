@@ -52,13 +52,46 @@ def browser() -> Iterator[Browser]:
             os.environ[ASYNC_UNSAFE] = before
 
 
+# Injected by the browser itself (not subject to the page's CSP): every violation is reported.
+CSP_LISTENER = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  console.error("CSP violation: " + event.violatedDirective + " blocked " +
+                (event.blockedURI || "an inline script or style") + " on " + event.documentURI);
+});
+"""
+
+
+def is_csp_violation(text: str) -> bool:
+    return text.startswith("CSP violation") or "Content Security Policy" in text
+
+
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
+def csp_violations() -> list[str]:
+    """The CSP violations the page met; a test that provokes one on purpose empties it."""
+    return []
+
+
+@pytest.fixture
+def page(browser: Browser, csp_violations: list[str]) -> Iterator[Page]:
+    """A fresh browser page. Every browser test runs under the project's CSP (the one production
+    sends) and fails if the page met any violation of it."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     context.set_default_timeout(15_000)
+    context.add_init_script(CSP_LISTENER)
     opened = context.new_page()
+    opened.on(
+        "console",
+        lambda message: (
+            csp_violations.append(message.text)
+            if message.type == "error" and is_csp_violation(message.text)
+            else None
+        ),
+    )
     yield opened
     context.close()
+    assert not csp_violations, "the page broke the Content-Security-Policy:\n" + "\n".join(
+        csp_violations
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -44,7 +44,7 @@ class FixedStore:
 
     result: SignalFetch
 
-    def fetch(self, customer_id: int, item_ids: Any, *args: Any) -> SignalFetch:
+    def fetch(self, customer_id: int, item_ids: Any, *args: Any, **kwargs: Any) -> SignalFetch:
         return self.result
 
 

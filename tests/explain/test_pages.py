@@ -433,7 +433,7 @@ def test_when_the_signal_store_is_down_the_page_says_so(
     merch: Client, shop: Customer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     class DownStore:
-        def fetch(self, *args: Any) -> Any:
+        def fetch(self, *args: Any, **kwargs: Any) -> Any:
             raise SignalStoreUnavailable("down")
 
         def current_meta(self, customer_id: int) -> Any:
