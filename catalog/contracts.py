@@ -17,9 +17,13 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from config.schema import NON_BLANK
+
 MAX_ITEMS_PER_UPSERT = 5000
 
-ItemId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
+ItemId = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256), NON_BLANK
+]
 
 
 def category_path_clean(path: str) -> str:
@@ -33,6 +37,7 @@ def category_path_clean(path: str) -> str:
 CategoryPath = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    NON_BLANK,
     AfterValidator(category_path_clean),
 ]
 AttributeKey = Annotated[str, StringConstraints(min_length=1, max_length=100)]
@@ -50,8 +55,15 @@ def attribute_value_check(value: Any, handler: ValidatorFunctionWrapHandler) -> 
         ) from exc
 
 
+# Integers beyond 2**53 lose precision in JavaScript and beyond 2**63 cannot be read back.
+SAFE_INTEGER = 2**53 - 1
+
 AttributeValue = Annotated[
-    Annotated[str, StringConstraints(max_length=500)] | bool | int | float | list[str],
+    Annotated[str, StringConstraints(max_length=500)]
+    | bool
+    | Annotated[int, Field(ge=-SAFE_INTEGER, le=SAFE_INTEGER)]
+    | Annotated[float, Field(ge=-1e15, le=1e15)]
+    | list[Annotated[str, StringConstraints(max_length=500)]],
     WrapValidator(attribute_value_check),
 ]
 
@@ -64,7 +76,9 @@ class CatalogItemIn(BaseModel):
     model_config = STRICT
 
     id: ItemId
-    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    title: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), NON_BLANK
+    ]
     brand: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
     categories: list[CategoryPath] = Field(default_factory=list, max_length=20)
     price: float | None = Field(default=None, ge=0, le=1e9)
@@ -75,7 +89,12 @@ class CatalogItemIn(BaseModel):
 class CatalogUpsertIn(BaseModel):
     model_config = STRICT
 
-    items: list[CatalogItemIn] = Field(min_length=1, max_length=MAX_ITEMS_PER_UPSERT)
+    items: list[CatalogItemIn] = Field(
+        min_length=1,
+        max_length=MAX_ITEMS_PER_UPSERT,
+        json_schema_extra={"uniqueItems": True},
+        description="Each id at most once per request",
+    )
 
 
 class CatalogUpsertOut(BaseModel):

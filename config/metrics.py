@@ -99,6 +99,12 @@ RANK_LOG_DROPPED = Counter(
     "rankwell_rank_log_dropped",
     "Rank-log entries dropped because the process's buffer was full (training rows lost).",
 )
+RANK_LOG_BAD_ENTRIES = Counter(
+    "rankwell_rank_log_bad_entries",
+    "Rank-log entries the database could not hold as they were: cleaned (NUL characters "
+    "removed, then written) or dropped (still refused; the rest of their batch was written).",
+    ["outcome"],
+)
 EVENTS = Counter(
     "rankwell_events",
     "Events sent to POST /v1/events: accepted, duplicate (ignored) or rejected (invalid batch).",

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import pydantic
 from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf_exceptions
 
 logger = logging.getLogger(__name__)
@@ -247,6 +248,27 @@ def is_api_path(request: HttpRequest) -> bool:
     return request.path.startswith("/v1/")
 
 
+NUL_DETAIL = "Text may not contain the NUL character (\\u0000)."
+
+
+def nul_errors(value: Any, location: tuple[str | int, ...] = ()) -> list[FieldError]:
+    """Every string (or object key) in a parsed JSON document that holds a NUL character:
+    PostgreSQL cannot store one, so it is refused at the door, naming the field."""
+    if isinstance(value, str):
+        return [FieldError(location, "nul_character", NUL_DETAIL)] if "\x00" in value else []
+    errors: list[FieldError] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                errors.append(FieldError((*location, key), "nul_character", NUL_DETAIL))
+            errors.extend(nul_errors(item, (*location, key)))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            errors.extend(nul_errors(item, (*location, index)))
+    return errors
+
+
+@csrf_exempt  # an API path that does not exist answers 404 to every method, never a CSRF page
 def api_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """handler404: problem+json under /v1, Django's page elsewhere."""
     if is_api_path(request):

@@ -17,10 +17,18 @@ from django.http.request import RawPostDataException
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from config.problems import BodyTooLarge, MalformedJson, UnsupportedMediaType, raise_for_pydantic
+from config.problems import (
+    BodyTooLarge,
+    MalformedJson,
+    UnsupportedMediaType,
+    invalid_request,
+    nul_errors,
+    raise_for_pydantic,
+)
 from customers.auth import ApiPrincipal
 
 ContractT = TypeVar("ContractT", bound=pydantic.BaseModel)
+NUL_ESCAPE = b"\\u0000"
 
 
 def json_response(data: Any, status: int = 200) -> HttpResponse:
@@ -48,6 +56,13 @@ class CustomerApi(APIView):
     def customer_id(self) -> int:
         return self.principal.customer_id
 
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        # Path and query parameters are text too: a NUL in them is refused, naming the parameter.
+        errors = nul_errors({**kwargs, **request.query_params.dict()})
+        if errors:
+            raise invalid_request(errors)
+
     def get_queryset(self) -> models.QuerySet[Any]:
         assert self.model is not None, f"{type(self).__name__} names no model"
         return self.model._default_manager.filter(customer_id=self.customer_id)
@@ -71,6 +86,13 @@ class CustomerApi(APIView):
             raise RuntimeError("request body read twice") from exc
         if not body.strip():
             raise MalformedJson("The body is empty; send a JSON object.")
+        if NUL_ESCAPE in body:  # JSON can carry NUL only escaped: the common body skips the walk
+            try:
+                errors = nul_errors(orjson.loads(body))
+            except orjson.JSONDecodeError:
+                errors = []  # the contract's parse names what is malformed
+            if errors:
+                raise invalid_request(errors)
         try:
             return contract.model_validate_json(body)
         except pydantic.ValidationError as exc:

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from catalog.contracts import ItemId
+from config.schema import NON_BLANK
 
 MAX_EVENTS_PER_BATCH = 1000
 MAX_ITEMS_PER_IMPRESSION = 1000
@@ -15,9 +16,15 @@ STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
 # Responses declare every field they carry, so the OpenAPI schema describes them exactly.
 RESPONSE = ConfigDict(extra="forbid")
 
-EventId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
-ShopperId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
-RequestId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+EventId = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128), NON_BLANK
+]
+ShopperId = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256), NON_BLANK
+]
+RequestId = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), NON_BLANK
+]
 Surface = Literal["search", "browse", "autocomplete"]
 Query = Annotated[str, StringConstraints(max_length=256)]
 
@@ -36,7 +43,12 @@ class EventBase(BaseModel):
 
 class ImpressionIn(EventBase):
     type: Literal["impression"]
-    items: list[ItemId] = Field(min_length=1, max_length=MAX_ITEMS_PER_IMPRESSION)
+    items: list[ItemId] = Field(
+        min_length=1,
+        max_length=MAX_ITEMS_PER_IMPRESSION,
+        json_schema_extra={"uniqueItems": True},
+        description="The items shown, in order; each at most once",
+    )
 
 
 class ClickIn(EventBase):

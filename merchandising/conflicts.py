@@ -10,7 +10,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from merchandising.contracts import HideAction, PinAction, RuleIn, SlotAction, Window
+from merchandising.contracts import (
+    DiversityAction,
+    HideAction,
+    PinAction,
+    RuleIn,
+    SlotAction,
+    Window,
+)
 from merchandising.loading import catalog_facts, catalog_matches, selector_compile
 from merchandising.models import Rule
 
@@ -115,7 +122,7 @@ def rule_warnings(
     *, customer_id: int, document: RuleIn, rule_id: int | None, at: datetime
 ) -> list[RuleWarning]:
     """Everything worth telling the author of `document` (rule `rule_id`, None when new)."""
-    warnings: list[RuleWarning] = []
+    warnings = _self_contradictions(document)
     if document.windows and all(w.end is not None and w.end <= at for w in document.windows):
         warnings.append(
             RuleWarning("window_ended", "windows", "Every window of this rule has already ended.")
@@ -156,6 +163,43 @@ def rule_warnings(
     others = [other for other in others if may_overlap(document, other.document)]
     warnings += _pin_conflicts(document, rule_id, others)
     warnings += _hidden_targets(document, customer_id, others, targets)
+    return warnings
+
+
+def _self_contradictions(document: RuleIn) -> list[RuleWarning]:
+    """What the rule says against itself. JSON Schema cannot state these (they compare fields),
+    so they are found here: a contradiction blocks the save (409), a rule that can never act
+    is saved with a warning."""
+    warnings: list[RuleWarning] = []
+    action, selector = document.action, document.selector
+    if isinstance(action, PinAction):
+        positions = [pin.position for pin in action.pins]
+        if len(set(positions)) != len(positions):
+            warnings.append(
+                RuleWarning("pins_share_position", "action.pins",
+                            "Two pins of this rule ask for the same position.", blocking=True)
+            )  # fmt: skip
+        items = [pin.item_id for pin in action.pins]
+        if len(set(items)) != len(items):
+            warnings.append(
+                RuleWarning("item_pinned_twice", "action.pins",
+                            "This rule pins one item at two positions.", blocking=True)
+            )  # fmt: skip
+    if isinstance(action, DiversityAction) and action.max_items >= action.top_k:
+        warnings.append(
+            RuleWarning("cap_never_applies", "action.max_items",
+                        f"At most {action.max_items} per {action.field} in the top "
+                        f"{action.top_k} never removes anything: lower max_items below top_k.")
+        )  # fmt: skip
+    if (
+        selector.price_min is not None
+        and selector.price_max is not None
+        and selector.price_max < selector.price_min
+    ):
+        warnings.append(
+            RuleWarning("empty_price_range", "selector.price_max",
+                        "price_max is below price_min: the selector matches no item.")
+        )  # fmt: skip
     return warnings
 
 

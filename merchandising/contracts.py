@@ -7,7 +7,7 @@ strict and every error names its field; the admin form validates through the sam
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from catalog.contracts import CategoryPath, ItemId
+from config.schema import NON_BLANK
 from events.queries import normalise_query
 
 STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
@@ -32,7 +33,9 @@ MAX_POSITION = 1000
 BOOST_STRENGTHS = {"weak": 1.25, "medium": 1.5, "strong": 2.0, "max": 4.0}
 BURY_STRENGTHS = {"weak": 0.8, "medium": 0.5, "strong": 0.25, "max": 0.05}
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Text = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NON_BLANK
+]
 Position = Annotated[int, Field(ge=1, le=MAX_POSITION)]
 
 
@@ -94,32 +97,34 @@ class Selector(BaseModel):
 
     brands: list[Text] = Field(default_factory=list, max_length=100)
     categories: list[CategoryPath] = Field(default_factory=list, max_length=100)
-    price_min: float | None = Field(default=None, ge=0)
-    price_max: float | None = Field(default=None, ge=0)
+    price_min: float | None = Field(default=None, ge=0, le=1e9)
+    price_max: float | None = Field(default=None, ge=0, le=1e9)
     in_stock: bool | None = None
-    attributes: dict[Text, list[AttributeValueText]] = Field(default_factory=dict, max_length=20)
+    attributes: dict[Text, Annotated[list[AttributeValueText], Field(min_length=1)]] = Field(
+        default_factory=dict, max_length=20
+    )
     item_ids: list[ItemId] = Field(default_factory=list, max_length=1000)
-
-    @model_validator(mode="after")
-    def _price_range(self) -> Selector:
-        if (
-            self.price_min is not None
-            and self.price_max is not None
-            and self.price_max < self.price_min
-        ):
-            raise ValueError("price_max is below price_min")
-        for key, values in self.attributes.items():
-            if not values:
-                raise ValueError(f"attribute {key!r} lists no value")
-        return self
 
     @property
     def is_empty(self) -> bool:
         return self == Selector()
 
 
+# Exactly one of factor and strength (JSON Schema states it; the validators enforce it).
+ONE_OF_FACTOR_OR_STRENGTH: dict[str, Any] = {
+    "anyOf": [
+        {"required": ["factor"], "properties": {"factor": {"type": "number"}}},
+        {"required": ["strength"], "properties": {"strength": {"type": "string"}}},
+    ],
+    "not": {
+        "required": ["factor", "strength"],
+        "properties": {"factor": {"type": "number"}, "strength": {"type": "string"}},
+    },
+}
+
+
 class BoostAction(BaseModel):
-    model_config = STRICT
+    model_config = ConfigDict(**STRICT, json_schema_extra=ONE_OF_FACTOR_OR_STRENGTH)
 
     type: Literal["boost"]
     factor: float | None = Field(default=None, gt=1.0, le=100.0)
@@ -137,7 +142,7 @@ class BoostAction(BaseModel):
 
 
 class BuryAction(BaseModel):
-    model_config = STRICT
+    model_config = ConfigDict(**STRICT, json_schema_extra=ONE_OF_FACTOR_OR_STRENGTH)
 
     type: Literal["bury"]
     factor: float | None = Field(default=None, gt=0.0, lt=1.0)
@@ -169,16 +174,6 @@ class PinAction(BaseModel):
     type: Literal["pin"]
     pins: list[Pin] = Field(min_length=1, max_length=100)
 
-    @model_validator(mode="after")
-    def _no_contradiction(self) -> PinAction:
-        positions = [pin.position for pin in self.pins]
-        if len(set(positions)) != len(positions):
-            raise ValueError("two pins of this rule share a position")
-        items = [pin.item_id for pin in self.pins]
-        if len(set(items)) != len(items):
-            raise ValueError("an item is pinned twice by this rule")
-        return self
-
 
 class SlotAction(BaseModel):
     """Fill given positions with the best-scored candidates matching the selector."""
@@ -186,7 +181,9 @@ class SlotAction(BaseModel):
     model_config = STRICT
 
     type: Literal["slot"]
-    positions: list[Position] = Field(min_length=1, max_length=100)
+    positions: list[Position] = Field(
+        min_length=1, max_length=100, json_schema_extra={"uniqueItems": True}
+    )
 
     @model_validator(mode="after")
     def _distinct(self) -> SlotAction:
@@ -210,12 +207,6 @@ class DiversityAction(BaseModel):
     field: Literal["brand", "category"]
     max_items: int = Field(ge=1, le=MAX_POSITION)
     top_k: int = Field(ge=1, le=MAX_POSITION)
-
-    @model_validator(mode="after")
-    def _fits(self) -> DiversityAction:
-        if self.max_items >= self.top_k:
-            raise ValueError("max_items must be below top_k, or the cap never applies")
-        return self
 
 
 Action = Annotated[

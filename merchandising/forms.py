@@ -82,11 +82,18 @@ WARNING_FIELDS = {
     "priority": "priority",
     "windows": "windows",
     "selector": None,
+    "selector.price_max": "selector_price_max",
+    "action.max_items": "diversity_max_items",
 }
+# Rules that could never act: the API saves them with a warning; a person typing one in the
+# admin is told at once instead.
+FORM_REFUSES = {"cap_never_applies", "empty_price_range"}
 
 
 def warning_field(warning: RuleWarning) -> str | None:
     """The form field a conflict warning is about (None: the rule as a whole)."""
+    if warning.field in WARNING_FIELDS:
+        return WARNING_FIELDS[warning.field]
     head = warning.field.split("[", 1)[0]
     return WARNING_FIELDS.get(head)
 
@@ -487,6 +494,8 @@ class RuleForm(forms.ModelForm):
         for warning in self.warnings:
             if warning.blocking:
                 self.add_error(warning_field(warning), f"Conflict: {warning.detail}")
+            elif warning.code in FORM_REFUSES:
+                self.add_error(warning_field(warning), warning.detail)
         return data
 
 

@@ -39,6 +39,7 @@ class RankIn(BaseModel):
         min_length=1,
         max_length=MAX_CANDIDATES_LIMIT,
         description="Candidates, unique ids; at most the customer's max_candidates (default 1000)",
+        json_schema_extra={"uniqueItems": True},
     )
     context: dict[ContextKey, ContextValue] = Field(default_factory=dict, max_length=32)
     limit: int | None = Field(default=None, ge=1, le=MAX_CANDIDATES_LIMIT)

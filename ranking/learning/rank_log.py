@@ -13,19 +13,19 @@ import base64
 import logging
 import threading
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from psycopg.errors import UniqueViolation
 from psycopg.types.json import Jsonb
 
 from config.bulk_copy import copy_rows
-from config.metrics import RANK_LOG_DROPPED
+from config.metrics import RANK_LOG_BAD_ENTRIES, RANK_LOG_DROPPED
 from customers import runtime_sync
 from customers.models import Customer
 from ranking.engine.features import standardised_relevance
@@ -210,7 +210,41 @@ _COPY_COLUMNS = ("customer_id", "request_id", "surface", "query", "shopper_key",
                  "signals_version", "signals_at", "degraded", "swapped_at")  # fmt: skip
 
 
+def _cleaned(entry: RankLogEntry) -> RankLogEntry:
+    """The entry with NUL characters removed from its texts (PostgreSQL cannot store them; the
+    API refuses them, but one entry must never cost its batch)."""
+    texts = (entry.request_id, entry.surface, entry.query, entry.shopper_key, entry.model,
+             entry.category, *entry.item_ids)  # fmt: skip
+    if "\x00" not in "\x1f".join(texts):
+        return entry
+    RANK_LOG_BAD_ENTRIES.labels("cleaned").inc()
+    return replace(
+        entry,
+        request_id=entry.request_id.replace("\x00", ""),
+        surface=entry.surface.replace("\x00", ""),
+        query=entry.query.replace("\x00", ""),
+        shopper_key=entry.shopper_key.replace("\x00", ""),
+        model=entry.model.replace("\x00", ""),
+        category=entry.category.replace("\x00", ""),
+        item_ids=tuple(item_id.replace("\x00", "") for item_id in entry.item_ids),
+    )
+
+
 def rank_log_write(entries: list[RankLogEntry]) -> int:
+    """Insert a batch of entries (see `_write`). An entry the database still refuses after
+    cleaning is dropped and counted, and the others of its batch are written one by one."""
+    entries = [_cleaned(entry) for entry in entries]
+    try:
+        return _write(entries)
+    except DatabaseError:
+        if len(entries) == 1:
+            RANK_LOG_BAD_ENTRIES.labels("dropped").inc()
+            logger.warning("a rank-log entry was refused by the database; dropped", exc_info=True)
+            return 0
+    return sum(rank_log_write([entry]) for entry in entries)
+
+
+def _write(entries: list[RankLogEntry]) -> int:
     """Insert a batch of entries; a request id already logged for the customer is skipped.
 
     On PostgreSQL a binary COPY: an API process without a broker writes here, on a thread beside

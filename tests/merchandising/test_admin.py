@@ -272,7 +272,7 @@ def test_saving_the_form_as_shown_keeps_the_rule_as_it_was(
     [
         ({"action_kind": "pin", "action_pins": "shoe-1 @ 0"}, "action_pins", "line 1"),
         ({"action_kind": "pin", "action_pins": "shoe-1\nshoe-2 @ x"}, "action_pins", "line 1"),
-        ({"action_kind": "pin", "action_pins": "a @ 1\nb @ 1"}, "action_pins", "share a position"),
+        ({"action_kind": "pin", "action_pins": "a @ 1\nb @ 1"}, "action_pins", "the same position"),
         ({"windows": "2026-12-24T00:00Z / 2026-12-01T00:00Z"}, "windows", "ends before"),
         ({"windows": "2026-12-01T09:00 / open"}, "windows", "time zone"),
         ({"query_match": "exact"}, "query_patterns", "needs at least one pattern"),
