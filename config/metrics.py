@@ -110,6 +110,19 @@ EVENTS = Counter(
     "Events sent to POST /v1/events: accepted, duplicate (ignored) or rejected (invalid batch).",
     ["customer", "outcome"],
 )
+RATE_LIMIT_DECISIONS = Counter(
+    "rankwell_rate_limit_decisions",
+    "Rate-limit decisions (customers/ratelimit.py) by limit (the endpoint group of an API key: "
+    "rank, events, other; or invalid_keys per client address) and outcome: allowed, limited "
+    "(429), failed_open (Redis slow or down: allowed without a decision).",
+    ["limit", "outcome"],
+)
+API_KEY_REFUSALS = Counter(
+    "rankwell_api_key_refusals",
+    "Requests refused for their API key: invalid (unknown or revoked, 401) or address_limited "
+    "(the client address sent too many invalid keys, 429 without looking the key up).",
+    ["reason"],
+)
 TASK_SECONDS = Histogram(
     "rankwell_celery_task_seconds",
     "Celery task run time, by task and final state.",

@@ -53,6 +53,12 @@ PROBLEM_TYPES: dict[str, tuple[str, str]] = {
     "body-too-large": ("Request body too large", "The body exceeds the size limit of this API."),
     "rate-limited": ("Too many requests", "Slow down and retry after the indicated delay."),
     "server-error": ("Internal server error", "An unexpected error; it has been logged."),
+    "service-unavailable": (
+        "Service unavailable",
+        "A service the request needs is down; nothing was stored. Retry the same request after "
+        "the `Retry-After` header's seconds (repeated event ids count as duplicates, so a retry "
+        "never counts an event twice).",
+    ),
 }
 
 
@@ -127,6 +133,22 @@ class UnsupportedMediaType(ApiError):
 class BodyTooLarge(ApiError):
     status = 413
     slug = "body-too-large"
+
+
+class ServiceUnavailable(ApiError):
+    """503: a dependency is down and nothing was done; the client retries after `retry_after`
+    seconds (sent as Retry-After)."""
+
+    status = 503
+    slug = "service-unavailable"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+    def as_response(self) -> HttpResponse:
+        headers = {"Retry-After": str(self.retry_after)}
+        return problem_response(self.status, self.slug, self.detail, headers=headers)
 
 
 def invalid_request(errors: Iterable[FieldError]) -> InvalidRequest:
@@ -212,6 +234,14 @@ def _drf_validation_errors(data: Any, location: tuple[str | int, ...] = ()) -> l
     ]
 
 
+def counted_not_logged(response: HttpResponse) -> HttpResponse:
+    """Spare a refusal that comes in floods (bad keys, rate limits) Django's warning line per
+    request: customers.auth and customers.ratelimit count each one in metrics and log at most a
+    line per client address a minute."""
+    response._has_been_logged = True  # type: ignore[attr-defined]  # django.utils.log
+    return response
+
+
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse | None:
     """DRF's exception handler: domain and DRF errors as problem+json; others propagate."""
     if isinstance(exc, ApiError):
@@ -220,8 +250,10 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpRe
         errors = _drf_validation_errors(exc.detail)
         return invalid_request(errors).as_response()
     if isinstance(exc, drf_exceptions.NotAuthenticated | drf_exceptions.AuthenticationFailed):
-        return problem_response(
-            401, "unauthenticated", str(exc.detail), headers={"WWW-Authenticate": "Bearer"}
+        return counted_not_logged(
+            problem_response(
+                401, "unauthenticated", str(exc.detail), headers={"WWW-Authenticate": "Bearer"}
+            )
         )
     if isinstance(exc, drf_exceptions.PermissionDenied):
         return problem_response(403, "forbidden", str(exc.detail))
@@ -238,7 +270,9 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpRe
     if isinstance(exc, drf_exceptions.Throttled):
         wait = getattr(exc, "wait", None)
         headers = {"Retry-After": str(wait)} if wait else None
-        return problem_response(429, "rate-limited", str(exc.detail), headers=headers)
+        return counted_not_logged(
+            problem_response(429, "rate-limited", str(exc.detail), headers=headers)
+        )
     if isinstance(exc, drf_exceptions.APIException):
         return problem_response(exc.status_code, "invalid-request", str(exc.detail))
     return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from config.problems import PROBLEM_CONTENT_TYPE
 
@@ -46,6 +46,10 @@ PROBLEM_RESPONSES = {
     (404, PROBLEM_CONTENT_TYPE): _problem("Not found"),
     (413, PROBLEM_CONTENT_TYPE): _problem("Body too large"),
     (415, PROBLEM_CONTENT_TYPE): _problem("Body is not JSON"),
+    (429, PROBLEM_CONTENT_TYPE): _problem(
+        "Over the API key's rate limit for this endpoint, or too many invalid keys from this "
+        "address; the `Retry-After` header says after how many seconds to try again"
+    ),
 }
 
 CONFLICT_RESPONSES = {
@@ -57,6 +61,17 @@ NO_NUL_PATTERN = "^[^\\u0000]*$"
 # Unicode White_Space: what the contracts' strip_whitespace removes (pydantic-core's trim).
 _SPACE = "\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
 NON_BLANK_PATTERN = f"^[^\\u0000]*[^{_SPACE}\\u0000][^\\u0000]*$"
+
+
+def _whole_float_to_int(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# An integer as JSON Schema means it: 2.0 is the integer 2 (strict contracts refuse it
+# otherwise); a string or 2.5 is still refused. Put it after the bounds:
+# Annotated[int, Field(ge=1), WHOLE_NUMBER], so the schema keeps them.
+WHOLE_NUMBER = BeforeValidator(_whole_float_to_int)
+
 # On a stripped text of at least one character: the schema says it must hold a non-space.
 NON_BLANK = Field(json_schema_extra={"pattern": NON_BLANK_PATTERN})
 
@@ -71,8 +86,8 @@ def state_text_rules(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
                 {"pattern", "format", "enum", "const"} & node.keys()
             ):
                 node["pattern"] = NO_NUL_PATTERN
-            if isinstance(node.get("additionalProperties"), dict) and "propertyNames" not in node:
-                node["propertyNames"] = {"pattern": NO_NUL_PATTERN}
+            if isinstance(node.get("additionalProperties"), dict):
+                node.setdefault("propertyNames", {}).setdefault("pattern", NO_NUL_PATTERN)
             for value in node.values():
                 walk(value)
         elif isinstance(node, list):

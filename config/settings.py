@@ -149,6 +149,15 @@ SIGNAL_STORE = {
     # A rank request never waits longer than this on Redis before answering degraded. Generous
     # enough that a read slowed by a CPU spike still succeeds; a frozen Redis opens the breaker.
     "TIMEOUT_SECONDS": env.float("SIGNAL_STORE_TIMEOUT_SECONDS", default=0.2),
+    # An event ingest never waits longer than this on Redis to update shopper profiles (behind
+    # the same breaker); what Redis did not take is kept in PostgreSQL and replayed by the
+    # `replay-pending-profile-updates` beat (events.tasks), so a frozen Redis costs an ingest at
+    # most this, and nothing once the breaker is open. A batch's script takes milliseconds; at
+    # 0.5 s, four ingests at once in a worker on a busy 2-core host took up to 1.3 s with Redis
+    # frozen, at 0.25 s up to 0.8 s (the bound is 1 s).
+    "PROFILE_WRITE_TIMEOUT_SECONDS": env.float(
+        "SIGNAL_STORE_PROFILE_WRITE_TIMEOUT_SECONDS", default=0.25
+    ),
     # The breaker opens when, over 10 s, at least BREAKER_MIN_CALLS reads were tried and at least
     # BREAKER_FAILURE_RATE of them failed; then requests skip Redis for BREAKER_SECONDS (one read
     # then tries again) instead of each paying a timeout.
@@ -173,11 +182,20 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {"ranking.tasks.*": {"queue": "signals"}}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A task a killed worker had taken (acks_late) goes back to its queue after this long (Redis
+# broker). Longer than the longest task (training: 55 minutes), or a running task would be
+# handed to a second worker.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_SECONDS", default=3600)
+}
 CELERY_TASK_TIME_LIMIT = 30 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 25 * 60
 # Workers log through Django's LOGGING (JSON lines), not Celery's own format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 SIGNAL_REFRESH_INTERVAL_SECONDS = env.int("SIGNAL_REFRESH_INTERVAL_SECONDS", default=300)
+# How often pending shopper-profile updates are replayed (events.tasks): after a Redis outage,
+# profiles catch up within about this long.
+PROFILE_REPLAY_INTERVAL_SECONDS = env.float("PROFILE_REPLAY_INTERVAL_SECONDS", default=5.0)
 # PostgreSQL's work_mem for the refresh's (query, item) sums, set for that one statement: about
 # 200 bytes per distinct pair in the long window; with less it spills to disk (slower, same sums).
 SIGNAL_REFRESH_WORK_MEM = env.str("SIGNAL_REFRESH_WORK_MEM", default="1GB")
@@ -197,6 +215,14 @@ CELERY_BEAT_SCHEDULE = {
     "purge-old-rank-log": {
         "task": "ranking.tasks.purge_rank_log",
         "schedule": crontab(hour=3, minute=15),
+    },
+    # Shopper-profile updates Redis did not take at ingest (down, frozen, breaker open), replayed
+    # in order once it answers; cheap when there are none (one indexed query). A run not started
+    # within its interval is dropped: the next one does the same work.
+    "replay-pending-profile-updates": {
+        "task": "events.tasks.replay_pending_profile_updates",
+        "schedule": PROFILE_REPLAY_INTERVAL_SECONDS,
+        "options": {"expires": PROFILE_REPLAY_INTERVAL_SECONDS},
     },
 }
 
@@ -240,11 +266,45 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "config.problems.problem_exception_handler",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Each API key's requests per second per endpoint group, set per customer (Customer's
+    # *_requests_per_second and *_burst); customers/ratelimit.py, docs/operations.md.
+    "DEFAULT_THROTTLE_CLASSES": ["customers.auth.ApiKeyRateThrottle"],
+}
+
+# Rate limits (customers/ratelimit.py): token buckets in the signal store's Redis, under its
+# namespace; in process on the embedded default.
+RATE_LIMIT = {
+    # Off: no request is limited (an escape hatch for an incident; refusals are still counted).
+    "ENABLED": env.bool("RATE_LIMIT_ENABLED", default=True),
+    # A decision never waits on Redis longer than this: a slower or absent Redis allows the
+    # request (counted as failed_open). One round trip on loopback takes about 0.07 ms.
+    "TIMEOUT_SECONDS": env.float("RATE_LIMIT_TIMEOUT_SECONDS", default=0.05),
+    # After Redis failed, a process allows without asking it for this long: a frozen Redis costs
+    # one timeout per process per interval instead of one per request.
+    "RETRY_SECONDS": env.float("RATE_LIMIT_RETRY_SECONDS", default=1.0),
+    # Unknown or revoked API keys one client address may send: this many at once, refilled over a
+    # minute. Beyond that the address gets 429 without its keys being looked up; keys this
+    # process already verified keep working from it.
+    "INVALID_KEYS_PER_MINUTE": env.int("RATE_LIMIT_INVALID_KEYS_PER_MINUTE", default=20),
 }
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Rankwell API",
-    "DESCRIPTION": "Re-ranking, events and catalog API. Errors are RFC 9457 problem+json.",
+    "DESCRIPTION": (
+        "Re-ranking, events and catalog API. Errors are RFC 9457 problem+json.\n\n"
+        "Rules JSON Schema cannot state (each refused with 400 naming the field, unless noted):\n"
+        "- ids are compared after trimming whitespace: a request lists each id once "
+        "(rank candidates, impression items, catalog items);\n"
+        "- rank: search and autocomplete need a query; at most the customer's max_candidates "
+        "candidates (1000 unless agreed);\n"
+        "- events: a timestamp at most an hour ahead of the server's clock, and in year 1 or "
+        "later once in UTC;\n"
+        "- category paths are segments joined by '/', none empty;\n"
+        "- rules: query match 'any' takes no patterns, the others at least one, each with a "
+        "letter or digit; a window ends after it starts; a pin rule has an empty selector; two "
+        "pins of one rule on one position or item answer 409; a diversity cap at or above its "
+        "window, or a price range that is empty, is saved with a warning."
+    ),
     "VERSION": "1",
     "OAS_VERSION": "3.1.0",
     "SERVE_INCLUDE_SCHEMA": False,

@@ -21,7 +21,18 @@ from customers.models import (
 )
 
 # A customer's limits and identity: only platform staff (superusers) change them.
-PLATFORM_FIELDS = ["slug", "is_active", "max_candidates"]
+PLATFORM_FIELDS = [
+    "slug",
+    "is_active",
+    "max_candidates",
+    # requests per second and bursts per API key (customers/ratelimit.py)
+    "rank_requests_per_second",
+    "rank_burst",
+    "events_requests_per_second",
+    "events_burst",
+    "other_requests_per_second",
+    "other_burst",
+]
 
 
 class CustomerScopedAdmin(admin.ModelAdmin):

@@ -18,6 +18,16 @@ class Scope(models.TextChoices):
 
 
 MAX_CANDIDATES_LIMIT = 10_000
+# The highest request rate (per second) or burst a customer's key may be given.
+MAX_RATE_LIMIT = 100_000
+
+
+def _rate_field(default: int, help_text: str) -> models.PositiveIntegerField:
+    return models.PositiveIntegerField(
+        default=default,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_RATE_LIMIT)],
+        help_text=help_text,
+    )
 
 
 class CustomerQuerySet(models.QuerySet["Customer"]):
@@ -42,6 +52,18 @@ class Customer(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(MAX_CANDIDATES_LIMIT)],
         help_text="Most candidate items one /v1/rank request may send.",
     )
+    # Requests per second each API key of the customer may make, per endpoint group, and the
+    # burst it may send at once after a quiet spell (customers/ratelimit.py, docs/operations.md).
+    rank_requests_per_second = _rate_field(1000, "Requests per second per API key to /v1/rank.")
+    rank_burst = _rate_field(2000, "Requests one API key may send at once to /v1/rank.")
+    events_requests_per_second = _rate_field(
+        200, "Requests per second per API key to /v1/events (each up to 1000 events)."
+    )
+    events_burst = _rate_field(400, "Requests one API key may send at once to /v1/events.")
+    other_requests_per_second = _rate_field(
+        50, "Requests per second per API key to the other endpoints (catalog, rules, models)."
+    )
+    other_burst = _rate_field(100, "Requests one API key may send at once to the other endpoints.")
     auto_activate_models = models.BooleanField(
         "serve new models automatically",
         default=False,

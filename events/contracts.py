@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from catalog.contracts import ItemId
-from config.schema import NON_BLANK
+from config.schema import NON_BLANK, WHOLE_NUMBER
 
 MAX_EVENTS_PER_BATCH = 1000
 MAX_ITEMS_PER_IMPRESSION = 1000
@@ -29,11 +30,23 @@ Surface = Literal["search", "browse", "autocomplete"]
 Query = Annotated[str, StringConstraints(max_length=256)]
 
 
+def _in_utc(value: datetime) -> datetime:
+    """Stored in UTC: PostgreSQL holds offsets only up to 16 hours, and a time the offset moves
+    before year 1 cannot be stored at all."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the time is before year 1 in UTC") from None
+
+
+EventTime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+
+
 class EventBase(BaseModel):
     model_config = STRICT
 
     event_id: EventId
-    timestamp: AwareDatetime
+    timestamp: EventTime
     user_id: ShopperId | None = None
     session_id: ShopperId | None = None
     request_id: RequestId | None = None
@@ -54,19 +67,19 @@ class ImpressionIn(EventBase):
 class ClickIn(EventBase):
     type: Literal["click"]
     item_id: ItemId
-    position: int | None = Field(default=None, ge=1, le=100_000)
+    position: Annotated[int, Field(ge=1, le=100_000), WHOLE_NUMBER] | None = None
 
 
 class AddToCartIn(EventBase):
     type: Literal["add_to_cart"]
     item_id: ItemId
-    quantity: int = Field(default=1, ge=1, le=10_000)
+    quantity: Annotated[int, Field(ge=1, le=10_000), WHOLE_NUMBER] = 1
 
 
 class PurchaseIn(EventBase):
     type: Literal["purchase"]
     item_id: ItemId
-    quantity: int = Field(default=1, ge=1, le=10_000)
+    quantity: Annotated[int, Field(ge=1, le=10_000), WHOLE_NUMBER] = 1
     price: float = Field(ge=0, le=1e9, description="Unit price paid")
 
 

@@ -1,4 +1,7 @@
-"""The append-only event log: what shoppers saw and did."""
+"""The append-only event log: what shoppers saw and did, and the shopper-profile updates the
+signal store could not take yet."""
+
+import uuid
 
 from django.db import models
 from django.utils import timezone
@@ -70,3 +73,28 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.item_id} ({self.event_id})"
+
+
+class PendingProfileUpdate(models.Model):
+    """The shopper actions of one ingest batch not yet folded into the profiles in the signal
+    store (it was down, frozen or behind its open breaker, or older updates were still pending).
+    events.services replays them in id order once the store answers, then deletes them.
+
+    `actions`: one list per action, [shopper_key, item_id, action, timestamp, brand,
+    [categories], price], as ingest resolved them (the item's brand, categories and price then).
+    """
+
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    # The signal store remembers it for a while once the update is applied, so a replay that dies
+    # between applying and deleting the row never applies it twice.
+    token = models.UUIDField(default=uuid.uuid4, editable=False)
+    actions = models.JSONField()
+
+    class Meta:
+        indexes = [models.Index(fields=["customer", "id"], name="pending_profile_order")]
+
+    def __str__(self) -> str:
+        return f"{len(self.actions)} shopper actions of customer {self.customer_id}"

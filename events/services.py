@@ -4,6 +4,13 @@ Attribution: a click, add-to-cart or purchase that names a `request_id` inherits
 surface of that request's impression. An add-to-cart or purchase without one is attributed to the
 shopper's latest click on the same item within ATTRIBUTION_WINDOW (its request, query, surface),
 and marked `request_attributed`. Impressions get positions from their order.
+
+Shopper profiles: the event log in PostgreSQL is the record; the profiles in the signal store
+follow it. After the batch commits, its clicks, carts and purchases go to the store (a short
+timeout, behind the store's breaker). What the store does not take, and every batch while older
+ones still wait, is kept as a PendingProfileUpdate and replayed in order by
+`pending_profile_updates_replay` (a beat task), each under its own `once` id, so a replay that
+dies between applying an update and deleting it never applies it twice.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from psycopg import sql
@@ -23,7 +30,7 @@ from catalog.models import Item
 from config.bulk_copy import copy_rows
 from config.problems import FieldError, invalid_request
 from events.contracts import AddToCartIn, ClickIn, EventIn, ImpressionIn, PurchaseIn
-from events.models import Event, EventType
+from events.models import Event, EventType, PendingProfileUpdate
 from events.queries import normalise_query, shopper_key
 from ranking.signals.shopper import ShopperAction
 from ranking.signals.store import SignalStoreUnavailable, signal_store
@@ -31,6 +38,8 @@ from ranking.signals.store import SignalStoreUnavailable, signal_store
 logger = logging.getLogger(__name__)
 
 ATTRIBUTION_WINDOW = timedelta(days=7)
+# Pending profile updates one replay step reads at a time (each is one ingest batch).
+REPLAY_BATCH = 100
 # Events stamped further ahead than this are refused: a client clock is wrong.
 MAX_CLOCK_SKEW = timedelta(hours=1)
 
@@ -310,7 +319,11 @@ def _store_orm(rows: list[_Row]) -> set[str]:
 
 
 def events_ingest(*, customer_id: int, events: Sequence[EventIn]) -> IngestResult:
-    """Store a validated batch; repeated event ids (in the log or the batch) are duplicates."""
+    """Store a validated batch; repeated event ids (in the log or the batch) are duplicates.
+
+    The batch is stored whole or not at all (one transaction): a database error leaves nothing
+    of it. Once it is committed nothing raises: the shopper profiles' update is applied, or kept
+    to be replayed."""
     now = timezone.now()
     errors = _future_errors(events, now) + _duplicate_item_errors(events)
     if errors:
@@ -336,24 +349,28 @@ def events_ingest(*, customer_id: int, events: Sequence[EventIn]) -> IngestResul
             rows.extend(_rows(customer_id, event, origin, attributed, now))
         store = _store_copy if connection.vendor == "postgresql" else _store_orm
         stored = store(rows) if rows else set()
-    accepted = [event for event in fresh if event.event_id in stored]
-    shopper_actions_record(customer_id=customer_id, events=accepted)
+        accepted = [event for event in fresh if event.event_id in stored]
+        actions = shopper_actions(customer_id=customer_id, events=accepted)
+        # Behind older pending updates, this one waits its turn: profiles see actions in order.
+        # Queued here, it commits with the events or not at all.
+        queued = bool(actions) and profile_updates_pending(customer_id=customer_id)
+        if queued:
+            profile_update_queue(customer_id=customer_id, actions=actions)
+    if actions and not queued:
+        shopper_actions_apply(customer_id=customer_id, actions=actions)
     return IngestResult(accepted=len(accepted), duplicates=len(events) - len(accepted))
 
 
-def shopper_actions_record(*, customer_id: int, events: Sequence[EventIn]) -> None:
-    """Fold clicks, carts and purchases into shopper profiles, so the next ranking reflects them.
-
-    The event log is the source of truth: a signal-store outage loses these profile updates
-    (logged), never the events.
-    """
+def shopper_actions(*, customer_id: int, events: Sequence[EventIn]) -> list[ShopperAction]:
+    """The clicks, carts and purchases of known shoppers, with what the catalog says of each
+    item (brand, categories, price) now."""
     acting = [
         event
         for event in events
         if isinstance(event, ClickIn | AddToCartIn | PurchaseIn) and _shopper(event)
     ]
     if not acting:
-        return
+        return []
     items = {
         external_id: (brand, tuple(categories), None if price is None else float(price))
         for external_id, brand, categories, price in Item.objects.filter(
@@ -361,7 +378,7 @@ def shopper_actions_record(*, customer_id: int, events: Sequence[EventIn]) -> No
         ).values_list("external_id", "brand", "categories", "price")
     }
     unknown: tuple[str, tuple[str, ...], float | None] = ("", (), None)
-    actions = [
+    return [
         ShopperAction(
             shopper_key=_shopper(event),
             item_id=event.item_id,
@@ -373,9 +390,104 @@ def shopper_actions_record(*, customer_id: int, events: Sequence[EventIn]) -> No
         )
         for event in acting
     ]
+
+
+def shopper_actions_apply(*, customer_id: int, actions: Sequence[ShopperAction]) -> None:
+    """Fold actions into the shopper profiles, so the next ranking reflects them; when the
+    signal store does not take them, keep them for the replay. Never raises: the events are
+    stored already, and the answer must say so."""
     try:
         signal_store().record_shopper_actions(customer_id, actions)
-    except SignalStoreUnavailable:
+        return
+    except SignalStoreUnavailable as exc:
         logger.warning(
-            "signal store unavailable: %d shopper actions not applied", len(actions), exc_info=True
+            "signal store unavailable (%s): %d shopper actions kept for replay",
+            exc.reason,
+            len(actions),
         )
+    try:
+        profile_update_queue(customer_id=customer_id, actions=actions)
+    except DatabaseError:
+        # PostgreSQL went down since the batch committed: the events are in the log, but these
+        # profile updates are lost (training rebuilds profiles from the log; ranking does not).
+        logger.error(
+            "database unavailable: %d shopper actions of stored events not kept for replay",
+            len(actions),
+            exc_info=True,
+        )
+
+
+def profile_updates_pending(*, customer_id: int) -> bool:
+    """Whether updates of the customer's shopper profiles wait for the replay."""
+    return PendingProfileUpdate.objects.filter(customer_id=customer_id).exists()
+
+
+@transaction.atomic
+def profile_update_queue(*, customer_id: int, actions: Sequence[ShopperAction]) -> None:
+    """Keep a batch's actions for the replay, behind every update of the customer kept before."""
+    PendingProfileUpdate.objects.create(
+        customer_id=customer_id,
+        actions=[
+            [a.shopper_key, a.item_id, a.action, a.timestamp, a.brand, list(a.categories), a.price]
+            for a in actions
+        ],
+    )
+
+
+def _pending_actions(pending: PendingProfileUpdate) -> list[ShopperAction]:
+    return [
+        ShopperAction(
+            shopper_key=shopper,
+            item_id=item_id,
+            action=action,
+            timestamp=timestamp,
+            brand=brand,
+            categories=tuple(categories),
+            price=price,
+        )
+        for shopper, item_id, action, timestamp, brand, categories, price in pending.actions
+    ]
+
+
+def pending_profile_updates_replay(*, limit: int = 2000) -> int:
+    """Apply pending profile updates to the signal store, oldest first per customer, deleting
+    each once applied; returns how many were applied. Stops at the first the store refuses
+    (still down: the next run goes on from there) or after `limit`.
+
+    Each update carries its own `once` id, which the store remembers with the profile change in
+    one atomic step: if this run dies after applying updates and before deleting them, the next
+    run finds them applied and only deletes them. Two runs at once apply each update once too."""
+    store = signal_store()
+    applied = 0
+    customer_ids = sorted(
+        set(PendingProfileUpdate.objects.values_list("customer_id", flat=True).distinct())
+    )
+    for customer_id in customer_ids:
+        while applied < limit:
+            batch = list(
+                PendingProfileUpdate.objects.filter(customer_id=customer_id).order_by("id")[
+                    : min(REPLAY_BATCH, limit - applied)
+                ]
+            )
+            if not batch:
+                break
+            done: list[int] = []
+            try:
+                for pending in batch:
+                    actions = _pending_actions(pending)
+                    store.record_shopper_actions(customer_id, actions, once=str(pending.token))
+                    done.append(pending.pk)
+            except SignalStoreUnavailable as exc:
+                logger.warning(
+                    "signal store unavailable (%s): %d profile updates still pending",
+                    exc.reason,
+                    PendingProfileUpdate.objects.count() - len(done),
+                )
+                return applied + _forget_applied(done)
+            applied += _forget_applied(done)
+    return applied
+
+
+def _forget_applied(ids: list[int]) -> int:
+    PendingProfileUpdate.objects.filter(pk__in=ids).delete()
+    return len(ids)

@@ -8,23 +8,37 @@ worker writes its samples there, and a dead worker's live gauges are dropped.
 import multiprocessing
 import os
 import shutil
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 _env = os.environ.get
 
 bind = f"0.0.0.0:{_env('PORT', '8000')}"
-# The rank path is CPU bound (numpy, the model): about one process per core, a few threads each
-# for the time spent waiting on Redis and PostgreSQL.
+# The rank path is CPU bound (numpy, the model): about one process per core, with threads for
+# the time spent waiting on Redis and PostgreSQL, and on clients. A gthread thread serves one
+# connection from its request's first byte to its response: a client that sends its request
+# slowly holds it meanwhile (docs/operations.md, "Rate limits and slow clients"). 16 threads let
+# a dozen such clients sit on a worker while it goes on serving; a waiting thread costs no CPU.
 workers = int(_env("GUNICORN_WORKERS", str(multiprocessing.cpu_count())))
 worker_class = "gthread"
-threads = int(_env("GUNICORN_THREADS", "4"))
+threads = int(_env("GUNICORN_THREADS", "16"))
+# gunicorn bounds no read: a client sending a header line every few seconds holds its thread for
+# as long as it likes (`timeout` only restarts a worker whose main loop stalls, and a gthread
+# worker's never does). So a request's head must arrive within GUNICORN_HEADER_READ_SECONDS of
+# its first byte, and its body within GUNICORN_BODY_READ_SECONDS of the head; then the connection
+# is closed. Behind the ALB both arrive at once; these bound a client that reaches a task directly.
+_header_read_seconds = float(_env("GUNICORN_HEADER_READ_SECONDS", "5"))
+_body_read_seconds = float(_env("GUNICORN_BODY_READ_SECONDS", "30"))
 # Each worker listens on a socket of its own (SO_REUSEPORT) and the kernel spreads new connections
 # across them. With one shared socket the first worker awake accepted them: keep-alive then tied
 # a client's every connection to that worker, and the other sat idle (docs/performance.md).
 reuse_port = _env("GUNICORN_REUSE_PORT", "true").lower() == "true"
 # Above the load balancer's idle timeout (60 s), so the ALB never reuses a connection we closed.
+# An idle kept-alive connection waits in the worker's poller, not on a thread.
 keepalive = int(_env("GUNICORN_KEEPALIVE", "75"))
+# A worker whose main loop is stuck this long is restarted (a busy request thread is not).
 timeout = int(_env("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = int(_env("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 # Recycle workers now and then so a slow leak can never reach the 250 MB budget. Not often: a
@@ -78,3 +92,75 @@ def post_worker_init(worker: Any) -> None:
     get_resolver().url_patterns  # noqa: B018 (imports every view module)
     gc.collect()
     gc.freeze()
+    _bound_request_reads(worker)
+
+
+class _ReadDeadlineSocket:
+    """A client socket whose reads end at a deadline: _header_read_seconds after a request's
+    first read, moved to _body_read_seconds after its head (pre_request). At the deadline a read
+    returns no data, as if the client had closed: gunicorn then drops the connection quietly (an
+    unfinished head) or the application sees a short body (a 400). Everything else is the
+    socket's own."""
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._deadline: float | None = None
+
+    def start_request(self) -> None:
+        self._deadline = None
+
+    def head_read(self) -> None:
+        self._deadline = time.monotonic() + _body_read_seconds
+
+    def recv(self, size: int, *flags: int) -> bytes:
+        now = time.monotonic()
+        if self._deadline is None:
+            self._deadline = now + _header_read_seconds
+        remaining = self._deadline - now
+        if remaining <= 0:
+            return b""
+        prior = self._sock.gettimeout()
+        self._sock.settimeout(remaining if prior is None else min(prior, remaining))
+        try:
+            data: bytes = self._sock.recv(size, *flags)
+            return data
+        except TimeoutError:
+            return b""
+        finally:
+            self._sock.settimeout(prior)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+_reading = threading.local()
+
+
+def _bound_request_reads(worker: Any) -> None:
+    """Give each of the gthread worker's connections a _ReadDeadlineSocket; every request it
+    serves starts a new deadline (gthread calls `handle` once per request). TLS ends at the ALB:
+    a worker serving TLS itself (or another worker class) is left as gunicorn made it."""
+    from gunicorn.workers.gthread import ThreadWorker
+
+    if not isinstance(worker, ThreadWorker) or worker.cfg.is_ssl:
+        return
+    handle = worker.handle
+
+    def bounded_handle(conn: Any) -> Any:
+        if not isinstance(conn.sock, _ReadDeadlineSocket):
+            conn.sock = _ReadDeadlineSocket(conn.sock)
+        conn.sock.start_request()
+        _reading.sock = conn.sock
+        try:
+            return handle(conn)
+        finally:
+            _reading.sock = None
+
+    worker.handle = bounded_handle
+
+
+def pre_request(worker: Any, req: Any) -> None:
+    """The head is in: the body's own deadline starts."""
+    sock = getattr(_reading, "sock", None)
+    if sock is not None:
+        sock.head_read()

@@ -1,19 +1,24 @@
 """Loads what the engine needs for a customer (limits, configs) into immutable objects.
 
 Cached per process and kept current by customers.runtime_sync, so rank requests make no database
-query in steady state.
+query in steady state. The sync thread reloads a runtime when its customer changes, and at start
+loads those of the customers whose keys were used lately, so a PostgreSQL outage does not find
+the cache emptied by the last change, or never filled in this process.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 
 import numpy as np
 from django.db import DatabaseError
+from django.utils import timezone
 
 from customers import runtime_sync
-from customers.models import Customer
+from customers.models import ApiKey, Customer
 from merchandising.loading import load_rule_set
 from ranking.configs import DEFAULT_WEIGHTS
 from ranking.engine.experiments import CONTROL, TREATMENT, SurfaceExperiment
@@ -24,6 +29,11 @@ from ranking.models import Experiment, RankingConfig, SignalVersion, Surface
 from ranking.signals.schema import FEATURE_INDEX, FEATURES, SHOPPER_SLICE
 
 logger = logging.getLogger(__name__)
+
+
+# A process starting up loads the runtimes of the customers whose keys were used this recently
+# (by any process): those it is about to serve.
+WARM_START_RECENT = timedelta(hours=1)
 
 
 class RuntimeUnavailable(Exception):
@@ -143,3 +153,39 @@ def customer_runtime(customer_id: int) -> CustomerRuntime:
         raise RuntimeUnavailable(str(exc)) from exc
     _runtimes.put(customer_id, runtime_sync.CacheEntry(customer_id, generation, runtime))
     return runtime
+
+
+def runtimes_load(
+    customer_ids: Collection[int],
+) -> list[tuple[int, runtime_sync.CacheEntry[CustomerRuntime]]]:
+    """The current runtimes of these customers, for the sync thread to cache. A database error
+    stops it (the thread tries again); a customer that fails otherwise is left to its next
+    request, which reports the error as before."""
+    loaded = []
+    for customer_id in sorted(customer_ids):
+        try:
+            generation = runtime_sync.current_generation(customer_id)
+            runtime = load_customer_runtime(customer_id)
+        except Customer.DoesNotExist:
+            continue
+        except DatabaseError:
+            raise
+        except Exception:
+            logger.exception("runtime of customer %s not loaded ahead", customer_id)
+            continue
+        loaded.append((customer_id, runtime_sync.CacheEntry(customer_id, generation, runtime)))
+    return loaded
+
+
+def customers_ranking_lately() -> set[int]:
+    """Active customers whose keys some process used within WARM_START_RECENT."""
+    since = timezone.now() - WARM_START_RECENT
+    return set(
+        ApiKey.objects.usable()
+        .filter(last_used_at__gte=since)
+        .values_list("customer_id", flat=True)
+        .distinct()
+    )
+
+
+runtime_sync.keep_warm(_runtimes, runtimes_load, start_with=customers_ranking_lately)

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,13 +32,15 @@ def subprocess_database_url() -> str:
 
 
 @contextmanager
-def api_process(**env: str) -> Iterator[str]:
-    """A separate API process (runserver) on the test database; yields its base URL."""
+def api_process(log: Path | None = None, **env: str) -> Iterator[str]:
+    """A separate API process (runserver) on the test database; yields its base URL. Its
+    output goes to `log` when given."""
     addr = f"127.0.0.1:{free_port()}"
     environment = {**os.environ, "DATABASE_URL": subprocess_database_url(), **env}
+    output = open(log, "wb") if log is not None else subprocess.DEVNULL  # noqa: SIM115
     process = subprocess.Popen(
         [sys.executable, "manage.py", "runserver", "--noreload", "--skip-checks", addr],
-        cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT, env=environment, stdout=output, stderr=output,
     )  # fmt: skip
     try:
         yield f"http://{addr}"
@@ -93,3 +96,79 @@ class RedisProcess:
     def thaw(self) -> None:
         if self.process is not None:
             self.process.send_signal(signal.SIGCONT)
+
+
+def _postgres_bindir() -> Path:
+    """The directory of initdb and pg_ctl: PG_BINDIR, the one on PATH, or Debian's newest."""
+    if os.environ.get("PG_BINDIR"):
+        return Path(os.environ["PG_BINDIR"])
+    on_path = shutil.which("initdb")
+    if on_path:
+        return Path(on_path).resolve().parent
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    assert found, "initdb is needed (PostgreSQL's server binaries)"
+    return found[-1].parent
+
+
+class PostgresProcess:
+    """A PostgreSQL cluster of the test's own (initdb into a temporary directory, a free
+    loopback port, trust auth), for real faults: `kill` is `pg_ctl stop -m immediate` (the
+    server dies as on a crash; committed work survives in its WAL) and `start` brings it back.
+    The shared server other work uses is never touched."""
+
+    def __init__(self) -> None:
+        self.bindir = _postgres_bindir()
+        # initdb refuses root: as root the cluster belongs to the `postgres` user, and its
+        # directory is made outside pytest's private (0700) temporary tree.
+        self.run_as = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"]
+        if os.geteuid() != 0:
+            self.run_as = []
+        self.root = Path(tempfile.mkdtemp(prefix="rankwell-pg-"))
+        self.datadir = self.root / "data"
+        self.port = free_port()
+        if self.run_as:
+            shutil.chown(self.root, user="postgres", group="postgres")
+
+    def url(self, database: str) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _run(self, *command: str) -> None:
+        subprocess.run(
+            [*self.run_as, *command], check=True, capture_output=True, timeout=60, cwd=self.root
+        )
+
+    def init(self) -> None:
+        self._run(
+            str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", "postgres",
+            "--auth=trust", "--encoding=UTF8", "--no-sync", "--no-instructions",
+        )  # fmt: skip
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off"
+            " -c full_page_writes=off -c max_connections=40 -c shared_buffers=16MB"
+        )
+        self._run(
+            str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-o", options,
+            "-l", str(self.root / "server.log"), "-w", "-t", "60", "start",
+        )  # fmt: skip
+
+    def kill(self) -> None:
+        """Stop the server as a crash does: no checkpoint, every connection cut."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "stop")
+
+    def create_database(self, name: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url("postgres"), autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+
+    def remove(self) -> None:
+        """Stop the server if it runs and delete its files."""
+        if (self.datadir / "postmaster.pid").exists():
+            subprocess.run(
+                [*self.run_as, str(self.bindir / "pg_ctl"), "-D", str(self.datadir),
+                 "-m", "immediate", "stop"],
+                capture_output=True, timeout=60,
+            )  # fmt: skip
+        shutil.rmtree(self.root, ignore_errors=True)

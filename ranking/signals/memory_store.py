@@ -56,6 +56,7 @@ class MemorySignalStore(SignalStore):
         self._current: dict[int, _Version] = {}
         self._shoppers: dict[tuple[int, str], ProfileBuilder] = {}
         self._attribute_sets: dict[tuple[int, str], IdSet] = {}
+        self._applied: set[str] = set()  # the `once` ids of replayed shopper-action batches
         self._lock = threading.Lock()
 
     def fetch(
@@ -132,8 +133,14 @@ class MemorySignalStore(SignalStore):
         version = self._current.get(customer_id)
         return version.meta if version else None
 
-    def record_shopper_actions(self, customer_id: int, actions: Sequence[ShopperAction]) -> None:
+    def record_shopper_actions(
+        self, customer_id: int, actions: Sequence[ShopperAction], *, once: str = ""
+    ) -> None:
         with self._lock:
+            if once:
+                if once in self._applied:
+                    return
+                self._applied.add(once)
             for action in sorted(actions, key=lambda action: action.timestamp):
                 key = (customer_id, action.shopper_key)
                 self._shoppers.setdefault(key, ProfileBuilder()).add(action)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -70,19 +71,35 @@ WRITE_BATCH = 5000
 # A version still being written expires by itself if its writer dies before the swap.
 UNPUBLISHED_TTL_SECONDS = 3600
 WRITER_TIMEOUT_SECONDS = 30.0
+# How long Redis remembers that a replayed batch of shopper actions was applied: far longer than a
+# replay can take between applying a batch and deleting it from PostgreSQL.
+APPLIED_MARKER_TTL_SECONDS = 7 * 24 * 3600
 
 
 # Shopper actions of one ingest batch, folded as ranking.signals.shopper.ProfileBuilder does.
-# KEYS: per shopper its interests hash, viewed and purchased sorted sets and session hash. ARGV:
-# the TTL, how many recent items to keep, the session gap, then per shopper: the number of
-# interest increments and (name, amount) pairs; for viewed and for purchased the number of items
-# and (timestamp, item id) pairs; the number of actions and, per action in time order, its time,
-# its number of session increments and their (name, amount) pairs. ZADD takes at most 1000 items
-# a call (Lua's unpack limit); GT keeps an item's latest time when an older action comes late.
+# KEYS: per shopper its interests hash, viewed and purchased sorted sets and session hash; last,
+# with a marker TTL, the batch's "applied" marker. ARGV: the TTL, how many recent items to keep,
+# the session gap, the marker's TTL (0: no marker), the deadline (epoch seconds), then per
+# shopper: the number of interest increments and (name, amount) pairs; for viewed and for
+# purchased the number of items and (timestamp, item id) pairs; the number of actions and, per
+# action in time order, its time, its number of session increments and their (name, amount)
+# pairs. ZADD takes at most 1000 items a call (Lua's unpack limit); GT keeps an item's latest
+# time when an older action comes late.
+# A batch whose marker exists is skipped (returns 1), and the marker is set in the same atomic
+# run: a replay that dies between applying a batch and deleting it never applies it twice. A
+# call Redis runs after the deadline does nothing (returns 2): its caller gave up on it by then
+# and keeps the batch to replay, and a frozen Redis runs the calls it received once it thaws.
 RECORD_ACTIONS_SCRIPT = """
 local ttl, keep, gap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local a = 4
-for k = 1, #KEYS, 4 do
+local marker_ttl, shopper_keys = tonumber(ARGV[4]), #KEYS
+local clock = redis.call('TIME')
+if tonumber(clock[1]) + tonumber(clock[2]) / 1000000 > tonumber(ARGV[5]) then return 2 end
+if marker_ttl > 0 then
+  shopper_keys = shopper_keys - 1
+  if redis.call('EXISTS', KEYS[#KEYS]) == 1 then return 1 end
+end
+local a = 6
+for k = 1, shopper_keys, 4 do
   local n = tonumber(ARGV[a]); a = a + 1
   for _ = 1, n do
     redis.call('HINCRBYFLOAT', KEYS[k], ARGV[a], ARGV[a + 1]); a = a + 2
@@ -131,6 +148,7 @@ for k = 1, #KEYS, 4 do
   if actions > 0 then redis.call('HSET', session, 'last', string.format('%.6f', last)) end
   for j = 0, 3 do redis.call('EXPIRE', KEYS[k + j], ttl) end
 end
+if marker_ttl > 0 then redis.call('SET', KEYS[#KEYS], '1', 'EX', marker_ttl) end
 return 0
 """
 
@@ -147,6 +165,7 @@ class RedisSignalStore(SignalStore):
         cluster: bool = False,
         breaker_min_calls: int = 20,
         breaker_failure_rate: float = 0.5,
+        profile_timeout: float = 0.25,
     ) -> None:
         self.namespace = namespace
         self.breaker = Breaker(
@@ -164,7 +183,17 @@ class RedisSignalStore(SignalStore):
         self._writer = client.from_url(
             url, socket_timeout=WRITER_TIMEOUT_SECONDS, socket_connect_timeout=5.0
         )
-        self._record_actions = self._writer.register_script(RECORD_ACTIONS_SCRIPT)
+        # Shopper-profile writes run on the events request path: a short timeout and the reads'
+        # breaker, never the writer's 30 s. A write that fails is kept in PostgreSQL and replayed
+        # (events.services), so giving up early loses nothing.
+        self._profile_writer = client.from_url(
+            url,
+            socket_timeout=profile_timeout,
+            socket_connect_timeout=profile_timeout,
+            retry_on_timeout=False,
+        )
+        self._record_actions = self._profile_writer.register_script(RECORD_ACTIONS_SCRIPT)
+        self.profile_timeout = profile_timeout
         self._current: dict[int, SignalMeta] = {}
         self._metas: dict[tuple[int, int], SignalMeta] = {}
         self._lock = threading.Lock()
@@ -417,9 +446,12 @@ class RedisSignalStore(SignalStore):
         except redis.RedisError as exc:
             raise SignalStoreUnavailable(str(exc)) from exc
 
-    def record_shopper_actions(self, customer_id: int, actions: Sequence[ShopperAction]) -> None:
+    def record_shopper_actions(
+        self, customer_id: int, actions: Sequence[ShopperAction], *, once: str = ""
+    ) -> None:
         """One script call for the whole batch: a pipeline of a command per interest, recent item
-        and expiry costs redis-py more to pack and parse than Redis takes to run the script."""
+        and expiry costs redis-py more to pack and parse than Redis takes to run the script.
+        Behind the breaker, with the profile writer's short timeout."""
         by_shopper: dict[str, list[ShopperAction]] = defaultdict(list)
         for action in sorted(actions, key=lambda action: action.timestamp):
             by_shopper[action.shopper_key].append(action)
@@ -428,6 +460,8 @@ class RedisSignalStore(SignalStore):
             SHOPPER_TTL_SECONDS,
             SHOPPER_RECENT_ITEMS,
             SESSION_GAP_SECONDS,
+            APPLIED_MARKER_TTL_SECONDS if once else 0,
+            0.0,  # the deadline, set when the call is sent
         ]
         for shopper_key, shopper_actions in by_shopper.items():
             keys.extend(self._shopper_keys(customer_id, shopper_key))
@@ -466,10 +500,22 @@ class RedisSignalStore(SignalStore):
             args += session
         if not keys:
             return
+        if once:
+            keys.append(f"{self._prefix(customer_id)}:applied:{once}")
+        if not self.breaker.allow():
+            raise SignalStoreUnavailable(
+                "Redis failed often lately; not trying again yet", reason="signal_store_breaker"
+            )
+        # Half the timeout: Redis's clock may differ from ours by much less than that.
+        args[4] = repr(time.time() + self.profile_timeout / 2)
         try:
-            self._record_actions(keys=keys, args=args)
+            late = self._record_actions(keys=keys, args=args) == 2
         except redis.RedisError as exc:
+            self.breaker.record(False)
             raise SignalStoreUnavailable(str(exc)) from exc
+        self.breaker.record(not late)
+        if late:
+            raise SignalStoreUnavailable("Redis ran the shopper-profile update too late to apply")
 
     def shopper_profile(self, customer_id: int, shopper_key: str) -> ShopperProfile:
         interests, viewed, purchased, session = self._shopper_keys(customer_id, shopper_key)

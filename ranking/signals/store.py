@@ -211,8 +211,12 @@ class SignalStore(abc.ABC):
         """The meta of the current version, read fresh (not from the per-process cache)."""
 
     @abc.abstractmethod
-    def record_shopper_actions(self, customer_id: int, actions: Sequence[ShopperAction]) -> None:
-        """Fold clicks, carts and purchases into the shoppers' profiles."""
+    def record_shopper_actions(
+        self, customer_id: int, actions: Sequence[ShopperAction], *, once: str = ""
+    ) -> None:
+        """Fold clicks, carts and purchases into the shoppers' profiles. With `once` (an id never
+        reused), a batch already applied under that id is skipped: replays apply it once.
+        Raises SignalStoreUnavailable when the store does not take it (nothing is applied)."""
 
     @abc.abstractmethod
     def shopper_profile(self, customer_id: int, shopper_key: str) -> ShopperProfile:
@@ -254,6 +258,7 @@ def build_store(config: dict[str, Any]) -> SignalStore:
             breaker_failure_rate=config.get("BREAKER_FAILURE_RATE", 0.5),
             grace_seconds=config["VERSION_GRACE_SECONDS"],
             cluster=config.get("CLUSTER", False),
+            profile_timeout=config.get("PROFILE_WRITE_TIMEOUT_SECONDS", 0.25),
         )
     from ranking.signals.memory_store import MemorySignalStore
 

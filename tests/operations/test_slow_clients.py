@@ -1,0 +1,192 @@
+"""Slow clients cannot hold the API's workers. gunicorn runs with platform/gunicorn.conf.py and
+production settings on loopback; 10 clients each send a request head one line every 2 s (and
+open a new connection whenever the server drops theirs); meanwhile /healthz and /v1/rank are
+asked every 0.5 s for 15 s, and each must answer within 2 s. The server must also drop every
+slow connection soon after its head's deadline, so the slow clients hold threads for a bounded
+time, not for as long as they like (docs/operations.md, "Rate limits and slow clients")."""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import os
+import secrets
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+import pytest
+
+from customers.services import api_key_create
+from tests.conftest import NAMESPACE
+from tests.factories import CustomerFactory
+from tests.operations.conftest import ROOT
+from tests.processes import free_port, subprocess_database_url
+
+logger = logging.getLogger(__name__)
+
+SLOW_CLIENTS = 10
+LINE_EVERY = 2.0
+PROBE_EVERY = 0.5
+PROBE_SECONDS = 15.0
+ANSWER_WITHIN = 2.0
+# The config's head deadline (GUNICORN_HEADER_READ_SECONDS), plus a line's interval (the client
+# notices the drop when it next writes) and slack for a busy machine.
+HEAD_DEADLINE = 5.0
+DROPPED_WITHIN = HEAD_DEADLINE + LINE_EVERY + 3.0
+
+RANK_BODY = orjson.dumps({"surface": "browse", "items": [{"id": "sku-1"}, {"id": "sku-2"}]})
+
+
+@dataclass
+class Server:
+    port: int
+    key: str
+    log: Path
+
+    def ask(self, method: str, path: str, body: bytes | None = None) -> tuple[int, float]:
+        """Status and seconds of one request on a new connection (as a new client would)."""
+        started = time.monotonic()
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            headers = {"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"}
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            return response.status, time.monotonic() - started
+        finally:
+            connection.close()
+
+
+@pytest.fixture
+def server(transactional_db: None, tmp_path: Path) -> Iterator[Server]:
+    """gunicorn as production runs it (two workers, the config's threads), on the test
+    database; its output goes to a file."""
+    _, key = api_key_create(customer=CustomerFactory(), name="probe", scopes=["rank"])
+    port = free_port()
+    env = {
+        **os.environ,
+        "RANKWELL_ENV": "production",
+        "DEBUG": "false",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "DATABASE_URL": subprocess_database_url(),
+        "SIGNAL_STORE_NAMESPACE": NAMESPACE,
+        "RUNTIME_REFRESH_SECONDS": "1",
+        "MEDIA_ROOT": str(tmp_path / "media"),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
+        "GUNICORN_WORKERS": "2",
+        "GUNICORN_ACCESS_LOG": "",
+        "LOG_LEVEL": "WARNING",
+    }
+    env.pop("CELERY_BROKER_URL", None)
+    log = tmp_path / "gunicorn.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--config", "platform/gunicorn.conf.py",
+             "--bind", f"127.0.0.1:{port}", "config.wsgi"],
+            cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    server = Server(port, key, log)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if server.ask("GET", "/healthz")[0] == 200:
+                break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"gunicorn did not start:\n{log.read_text()}")
+        time.sleep(0.2)
+    try:
+        yield server
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@dataclass
+class SlowClient:
+    """Sends a request head a line at a time, forever; reconnects when the server drops it."""
+
+    port: int
+    stop: threading.Event
+    held_seconds: list[float] = field(default_factory=list)  # per connection the server dropped
+    thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            opened = time.monotonic()
+            with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+                while not self.stop.wait(LINE_EVERY):
+                    if self.dropped(sock):
+                        self.held_seconds.append(time.monotonic() - opened)
+                        break
+
+    @staticmethod
+    def dropped(sock: socket.socket) -> bool:
+        """Whether the server closed the connection (or answered it); else send one more line."""
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+            if readable:
+                sock.recv(4096)  # b"" when closed; an answer ends the attempt as well
+                return True
+            sock.sendall(b"X-Slow: another line\r\n")
+        except OSError:
+            return True
+        return False
+
+
+def test_slow_clients_do_not_stop_health_checks_or_ranking(server: Server) -> None:
+    for _ in range(6):  # every worker loads the customer's runtime before the clock starts
+        assert server.ask("POST", "/v1/rank", RANK_BODY)[0] == 200
+    stop = threading.Event()
+    slow = [SlowClient(server.port, stop) for _ in range(SLOW_CLIENTS)]
+    for client in slow:
+        client.start()
+    time.sleep(LINE_EVERY)  # every slow client holds a connection and has sent a second line
+
+    answers: list[tuple[str, int | str, float]] = []
+    try:
+        started = time.monotonic()
+        tick = started
+        while time.monotonic() - started < PROBE_SECONDS:
+            for path, method, body in (("/healthz", "GET", None), ("/v1/rank", "POST", RANK_BODY)):
+                try:
+                    status, seconds = server.ask(method, path, body)
+                    answers.append((path, status, seconds))
+                except OSError as error:
+                    answers.append((path, repr(error), time.monotonic() - tick))
+            tick += PROBE_EVERY
+            time.sleep(max(0.0, tick - time.monotonic()))
+    finally:
+        stop.set()
+        for client in slow:
+            assert client.thread is not None
+            client.thread.join(timeout=LINE_EVERY + 6)
+
+    held = [seconds for client in slow for seconds in client.held_seconds]
+    logger.info(  # what docs/operations.md reports (pytest --log-cli-level=INFO shows it)
+        "%d answers, slowest %.2f s; %d slow connections dropped after %.1f-%.1f s",
+        len(answers), max(a[2] for a in answers), len(held), min(held, default=0),
+        max(held, default=0),
+    )  # fmt: skip
+    late = [answer for answer in answers if answer[1] != 200 or answer[2] > ANSWER_WITHIN]
+    assert late == [], f"{len(late)} of {len(answers)} probes failed or were late: {late}"
+    assert len(answers) >= 2 * int(PROBE_SECONDS / PROBE_EVERY) - 2
+    assert all(client.held_seconds for client in slow), "a slow connection was never dropped"
+    assert max(held) < DROPPED_WITHIN, f"slow connections held for {sorted(held)} s"
+    assert "Traceback" not in server.log.read_text()
