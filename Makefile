@@ -13,7 +13,7 @@ DEMO_ADDR ?= 127.0.0.1:8000
 TOOLS_VENV := .venv-tools
 TOOLS_STAMP := $(TOOLS_VENV)/.installed-$(shell sha1sum platform/dev/tools-requirements.txt | cut -c1-12)
 
-.PHONY: install tools demo test lint format services bench quality clean
+.PHONY: install tools demo test lint format services bench quality fuzz clean
 
 install: $(STAMP)
 
@@ -60,6 +60,13 @@ bench: install services
 ## docs/quality.md. Its own database (rankwell_quality) and Redis namespace.
 quality: install services
 	REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python bench/quality.py
+
+## schemathesis against the API with every phase, boundary values included (make test runs a
+## bounded sample: tests/test_fuzz_api.py). About 10 minutes here.
+fuzz: install services
+	RANKWELL_ENV=test DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
+	RUNTIME_REFRESH_SECONDS=0 FUZZ_PHASES=examples,coverage,fuzzing,stateful FUZZ_MAX_EXAMPLES=100 \
+	$(BIN)/pytest tests/test_fuzz_api.py
 
 format: install
 	$(BIN)/ruff check --fix .

@@ -62,7 +62,7 @@ AttributeValue = Annotated[
     Annotated[str, StringConstraints(max_length=500)]
     | bool
     | Annotated[int, Field(ge=-SAFE_INTEGER, le=SAFE_INTEGER)]
-    | Annotated[float, Field(ge=-1e15, le=1e15)]
+    | Annotated[float, Field(ge=-SAFE_INTEGER, le=SAFE_INTEGER)]
     | list[Annotated[str, StringConstraints(max_length=500)]],
     WrapValidator(attribute_value_check),
 ]

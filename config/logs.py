@@ -111,6 +111,8 @@ def logging_config(*, level: str, json_lines: bool) -> dict[str, Any]:
             # gunicorn writes its own JSON access log (platform/gunicorn.conf.py).
             "django.server": {"level": "WARNING"},
             "celery": {"level": level},
+            # django-axes logs every sign-in and its start at INFO; lockouts are WARNING.
+            "axes": {"level": "WARNING"},
         },
     }
 

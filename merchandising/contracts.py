@@ -20,7 +20,7 @@ from pydantic import (
 )
 
 from catalog.contracts import CategoryPath, ItemId
-from config.schema import NON_BLANK
+from config.schema import NON_BLANK, WHOLE_NUMBER
 from events.queries import normalise_query
 
 STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
@@ -36,7 +36,7 @@ BURY_STRENGTHS = {"weak": 0.8, "medium": 0.5, "strong": 0.25, "max": 0.05}
 Text = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NON_BLANK
 ]
-Position = Annotated[int, Field(ge=1, le=MAX_POSITION)]
+Position = Annotated[int, Field(ge=1, le=MAX_POSITION), WHOLE_NUMBER]
 
 
 def _normalised_pattern(pattern: str) -> str:
@@ -205,8 +205,8 @@ class DiversityAction(BaseModel):
 
     type: Literal["diversity"]
     field: Literal["brand", "category"]
-    max_items: int = Field(ge=1, le=MAX_POSITION)
-    top_k: int = Field(ge=1, le=MAX_POSITION)
+    max_items: Position
+    top_k: Position
 
 
 Action = Annotated[
@@ -224,16 +224,16 @@ class RuleIn(BaseModel):
     name: Text
     description: Annotated[str, StringConstraints(max_length=2000)] = ""
     enabled: bool = True
-    priority: int = Field(default=0, ge=-1000, le=1000)
+    priority: Annotated[int, Field(ge=-1000, le=1000), WHOLE_NUMBER] = 0
     surfaces: list[Literal["search", "browse", "autocomplete"]] = Field(
-        default_factory=list, max_length=3
+        default_factory=list, max_length=3, json_schema_extra={"uniqueItems": True}
     )
     windows: list[Window] = Field(default_factory=list, max_length=20)
     query: QueryCondition = Field(default_factory=QueryCondition)
     page_categories: list[CategoryPath] = Field(default_factory=list, max_length=100)
     context: dict[
         Annotated[str, StringConstraints(min_length=1, max_length=100)],
-        list[Annotated[str, StringConstraints(max_length=200)]],
+        Annotated[list[Annotated[str, StringConstraints(max_length=200)]], Field(min_length=1)],
     ] = Field(default_factory=dict, max_length=20)
     selector: Selector = Field(default_factory=Selector)
     action: Action

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from catalog.contracts import ItemId
+from config.schema import WHOLE_NUMBER
 from customers.models import MAX_CANDIDATES_LIMIT
 
 STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
@@ -42,7 +43,7 @@ class RankIn(BaseModel):
         json_schema_extra={"uniqueItems": True},
     )
     context: dict[ContextKey, ContextValue] = Field(default_factory=dict, max_length=32)
-    limit: int | None = Field(default=None, ge=1, le=MAX_CANDIDATES_LIMIT)
+    limit: Annotated[int, Field(ge=1, le=MAX_CANDIDATES_LIMIT), WHOLE_NUMBER] | None = None
     explain: bool = False
 
 

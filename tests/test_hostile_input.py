@@ -153,3 +153,15 @@ def test_a_bad_rank_log_entry_is_dropped_and_counted_without_losing_its_batch(
     assert RankLog.objects.filter(customer=api.customer).count() == 20
     assert RankLog.objects.get(request_id="r-7").query == "ab"
     assert rank_log.RANK_LOG_BAD_ENTRIES.labels("cleaned")._value.get() == dropped_before + 1
+
+
+def test_an_event_time_with_an_offset_postgresql_cannot_hold_is_stored_in_utc(
+    api: ApiCaller,
+) -> None:
+    """Found by fuzzing: "+20:53" is a valid ISO 8601 offset that PostgreSQL refuses (500)."""
+    event = click(1, timestamp="0885-05-27T07:17:43+20:53")
+    assert api.post("/v1/events", {"events": [event]}).status_code == 202
+    before_year_one = click(2, timestamp="0001-01-01T00:00:00+20:00")
+    assert error_fields(api.post("/v1/events", {"events": [before_year_one]})) == [
+        "events[0].timestamp"
+    ]

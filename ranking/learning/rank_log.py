@@ -18,8 +18,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
+import psycopg.errors
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DataError, IntegrityError, connection, transaction
 from django.utils import timezone
 from psycopg.errors import UniqueViolation
 from psycopg.types.json import Jsonb
@@ -210,6 +211,10 @@ _COPY_COLUMNS = ("customer_id", "request_id", "surface", "query", "shopper_key",
                  "signals_version", "signals_at", "degraded", "swapped_at")  # fmt: skip
 
 
+# What one entry can cause; an outage (OperationalError) propagates, so the task retries the batch.
+BAD_DATA = (DataError, IntegrityError, psycopg.errors.DataError, psycopg.errors.IntegrityError)
+
+
 def _cleaned(entry: RankLogEntry) -> RankLogEntry:
     """The entry with NUL characters removed from its texts (PostgreSQL cannot store them; the
     API refuses them, but one entry must never cost its batch)."""
@@ -236,7 +241,7 @@ def rank_log_write(entries: list[RankLogEntry]) -> int:
     entries = [_cleaned(entry) for entry in entries]
     try:
         return _write(entries)
-    except DatabaseError:
+    except BAD_DATA:
         if len(entries) == 1:
             RANK_LOG_BAD_ENTRIES.labels("dropped").inc()
             logger.warning("a rank-log entry was refused by the database; dropped", exc_info=True)
