@@ -44,15 +44,21 @@ def _rank(body: dict[str, Any]) -> None:
     body["items"] = items[:MAX_CANDIDATES] or [{"id": "sku-0"}]
 
 
+def _out_of_range(timestamp: Any, now: datetime) -> bool:
+    """Later than now, or before year 1 once in UTC."""
+    try:
+        moment = datetime.fromisoformat(timestamp)
+        return moment > now or moment.astimezone(UTC).year < 1
+    except OverflowError:
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
 def _events(body: dict[str, Any]) -> None:
     now = datetime.now(UTC)
     for event in body.get("events", []):
-        try:
-            moment = datetime.fromisoformat(event["timestamp"])
-            late = moment > now or moment.astimezone(UTC).year < 2  # before year 1 in UTC
-        except (KeyError, TypeError, ValueError, OverflowError):
-            late = False
-        if late:
+        if _out_of_range(event.get("timestamp"), now):
             event["timestamp"] = PAST
         if event.get("type") == "impression" and "items" in event:
             event["items"] = _unique_by_stripped(event["items"], lambda item: item)
