@@ -1,5 +1,5 @@
 # The public entry: an ALB terminating TLS (1.2+), HTTP redirected to HTTPS, health-checking
-# the API tasks on /readyz, access logs in S3, and a WAF with AWS's managed rule sets.
+# the API tasks on /healthz, access logs in S3, and a WAF with AWS's managed rule sets.
 # /metrics is not served to the internet: Prometheus scrapes the tasks inside the VPC.
 data "aws_elb_service_account" "main" {}
 
@@ -154,8 +154,12 @@ resource "aws_lb_target_group" "api" {
   port                 = var.target_port
   deregistration_delay = 30
 
+  # /healthz, not /readyz: a PostgreSQL or Redis outage is shared by every task, and failing the
+  # check would have ECS replace them all with tasks whose caches are cold; the warm ones rank
+  # from their caches (degraded only where they must). /readyz reports the dependencies to
+  # monitoring (docs/operations.md).
   health_check {
-    path                = "/readyz"
+    path                = "/healthz"
     matcher             = "200"
     interval            = 15
     timeout             = 5
