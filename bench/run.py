@@ -36,6 +36,7 @@ BENCHMARKS = {
     ),
     "refresh": ("refresh.py", [], ["--events", "20000", "--items", "2000", "--quick"]),
     "memory": ("memory.py", [], ["--small", "500", "--large", "5000", "--seconds", "1", "--quick"]),
+    "ratelimit": ("ratelimit.py", ["--rounds", "3000"], ["--rounds", "20"]),
 }
 
 
@@ -68,6 +69,8 @@ def table(results: dict[str, object]) -> str:
     rows += served_rows(results["served"])
     rows.append(refresh_row(results["refresh"]))
     rows.append(memory_row(results["memory"]))
+    if "ratelimit" in results:  # results.json files written before the limiter existed
+        rows.append(ratelimit_row(results["ratelimit"]))
     lines = [
         f"Measured {results['measured_at']} on {results['machine']} by `make bench`.",
         "",
@@ -151,6 +154,17 @@ def refresh_row(refresh: object) -> tuple[str, str, str]:
         "(PostgreSQL to a published Redis version)",
         f"{refresh['refresh_seconds']} s ({refresh['events_per_second']:,} events/s)",
         "10M events, 100k items: 30 s",
+    )
+
+
+def ratelimit_row(limits: object) -> tuple[str, str, str]:
+    assert isinstance(limits, dict)
+    return (
+        "rate limiter on POST /v1/rank, 100 candidates, alternated with it off (test client), "
+        "medians",
+        f"+{limits['rank_100_limiter_cost_median_us']} us (one Redis call "
+        f"{limits['redis_call_median_us']} us, leased: one per 10 requests)",
+        "at most +100 us",
     )
 
 

@@ -40,3 +40,4 @@ def test_every_benchmark_runs_and_reports_its_numbers() -> None:
     assert "RankApi.post" in served_profile
     assert "'refresh_seconds'" in lines["refresh"]
     assert "'rss_growth_mb'" in lines["memory"]
+    assert "'rank_100_limiter_cost_median_us'" in lines["ratelimit"]
