@@ -71,6 +71,8 @@ WRITE_BATCH = 5000
 # A version still being written expires by itself if its writer dies before the swap.
 UNPUBLISHED_TTL_SECONDS = 3600
 WRITER_TIMEOUT_SECONDS = 30.0
+# A write on a request's path (attribute sets after a catalog write) waits at most this long.
+REQUEST_WRITE_TIMEOUT_SECONDS = 2.0
 # How long Redis remembers that a replayed batch of shopper actions was applied: far longer than a
 # replay can take between applying a batch and deleting it from PostgreSQL.
 APPLIED_MARKER_TTL_SECONDS = 7 * 24 * 3600
@@ -194,6 +196,14 @@ class RedisSignalStore(SignalStore):
         )
         self._record_actions = self._profile_writer.register_script(RECORD_ACTIONS_SCRIPT)
         self.profile_timeout = profile_timeout
+        # Catalog writes update the rules' attribute sets on their request path: a bounded wait
+        # and the breaker; a write given up is repaired by the next signal refresh.
+        self._request_writer = client.from_url(
+            url,
+            socket_timeout=REQUEST_WRITE_TIMEOUT_SECONDS,
+            socket_connect_timeout=REQUEST_WRITE_TIMEOUT_SECONDS,
+            retry_on_timeout=False,
+        )
         self._current: dict[int, SignalMeta] = {}
         self._metas: dict[tuple[int, int], SignalMeta] = {}
         self._lock = threading.Lock()
@@ -411,7 +421,11 @@ class RedisSignalStore(SignalStore):
     def attribute_sets_update(
         self, customer_id: int, changes: dict[str, tuple[Sequence[str], Sequence[str]]]
     ) -> None:
-        pipe = self._writer.pipeline(transaction=False)
+        if not self.breaker.allow():
+            raise SignalStoreUnavailable(
+                "Redis failed often lately; not trying again yet", reason="signal_store_breaker"
+            )
+        pipe = self._request_writer.pipeline(transaction=False)
         if changes:
             pipe.sadd(self._attribute_index(customer_id), "", *changes)
         for name, (added, removed) in changes.items():
@@ -423,7 +437,9 @@ class RedisSignalStore(SignalStore):
         try:
             pipe.execute()
         except redis.RedisError as exc:
+            self.breaker.record(False)
             raise SignalStoreUnavailable(str(exc)) from exc
+        self.breaker.record(True)
 
     def attribute_sets_retain(self, customer_id: int, names: Sequence[str]) -> None:
         index = self._attribute_index(customer_id)

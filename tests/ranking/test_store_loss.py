@@ -8,6 +8,7 @@ vocabulary (brand and category codes) ranks exactly as a fresh process does.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -175,3 +176,26 @@ def test_the_in_process_store_of_a_restarted_process_degrades_until_republished(
     assert answers(api)[0]["degraded_reason"] == "signal_store_lost"
     tasks.schedule_first_refreshes()
     assert not answers(api)[0]["degraded"]
+
+
+def test_a_catalog_write_with_redis_frozen_answers_within_the_request_write_bound(
+    api: ApiCaller, private_redis: RedisProcess
+) -> None:
+    """The rules' attribute sets are updated on the catalog write's path: a frozen Redis costs
+    it at most REQUEST_WRITE_TIMEOUT_SECONDS (it once waited the writer's 30 s), the items are
+    stored, and the next refresh repairs the sets."""
+    from ranking.signals.redis_store import REQUEST_WRITE_TIMEOUT_SECONDS
+
+    rule = {"name": "red", "enabled": True, "action": {"type": "hide"},
+            "selector": {"attributes": {"colour": ["red"]}}}  # fmt: skip
+    assert api.post("/v1/rules", rule).status_code == 201
+    private_redis.freeze()
+    try:
+        started = time.monotonic()
+        put_items(api, [{"id": "sku-red", "title": "t", "attributes": {"colour": "red"}}])
+        took = time.monotonic() - started
+    finally:
+        private_redis.thaw()
+
+    assert took < REQUEST_WRITE_TIMEOUT_SECONDS + 3.0, took
+    assert api.get("/v1/catalog/items/sku-red").status_code == 200
