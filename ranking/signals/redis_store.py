@@ -71,7 +71,8 @@ WRITE_BATCH = 5000
 # A version still being written expires by itself if its writer dies before the swap.
 UNPUBLISHED_TTL_SECONDS = 3600
 WRITER_TIMEOUT_SECONDS = 30.0
-# A write on a request's path (attribute sets after a catalog write) waits at most this long.
+# A call on a request's path (attribute sets after a catalog or rule write, the current meta)
+# waits at most this long.
 REQUEST_WRITE_TIMEOUT_SECONDS = 2.0
 # How long Redis remembers that a replayed batch of shopper actions was applied: far longer than a
 # replay can take between applying a batch and deleting it from PostgreSQL.
@@ -196,8 +197,9 @@ class RedisSignalStore(SignalStore):
         )
         self._record_actions = self._profile_writer.register_script(RECORD_ACTIONS_SCRIPT)
         self.profile_timeout = profile_timeout
-        # Catalog writes update the rules' attribute sets on their request path: a bounded wait
-        # and the breaker; a write given up is repaired by the next signal refresh.
+        # Catalog and rule writes update the rules' attribute sets on their request path, and the
+        # explain page reads the current meta: a bounded wait (and, for catalog writes, the
+        # breaker); a set given up on is repaired by the next signal refresh.
         self._request_writer = client.from_url(
             url,
             socket_timeout=REQUEST_WRITE_TIMEOUT_SECONDS,
@@ -355,10 +357,10 @@ class RedisSignalStore(SignalStore):
 
     def current_meta(self, customer_id: int) -> SignalMeta | None:
         try:
-            pointer = self._writer.get(f"{self._prefix(customer_id)}:ptr")
+            pointer = self._request_writer.get(f"{self._prefix(customer_id)}:ptr")
             if pointer is None:
                 return None
-            raw = self._writer.get(self._version_keys(customer_id, int(pointer))[0])
+            raw = self._request_writer.get(self._version_keys(customer_id, int(pointer))[0])
         except redis.RedisError as exc:
             raise SignalStoreUnavailable(str(exc)) from exc
         return SignalMeta.from_json(raw) if raw is not None else None
@@ -403,18 +405,18 @@ class RedisSignalStore(SignalStore):
         staging = f"{key}:staging:{secrets.token_hex(4)}"  # same hash tag: same slot as `key`
         try:
             if not item_ids:
-                self._writer.delete(key)
+                self._request_writer.delete(key)
                 return
             for start in range(0, len(item_ids), WRITE_BATCH):
-                pipe = self._writer.pipeline(transaction=False)
+                pipe = self._request_writer.pipeline(transaction=False)
                 pipe.sadd(staging, *item_ids[start : start + WRITE_BATCH])
                 pipe.expire(staging, UNPUBLISHED_TTL_SECONDS)
                 pipe.execute()
-            self._writer.sadd(self._attribute_index(customer_id), "", name)
+            self._request_writer.sadd(self._attribute_index(customer_id), "", name)
             # RENAME replaces the set atomically (cluster pipelines refuse it, hence two calls);
             # it carries the staging key's expiry over, which PERSIST then removes.
-            self._writer.rename(staging, key)
-            self._writer.persist(key)
+            self._request_writer.rename(staging, key)
+            self._request_writer.persist(key)
         except redis.RedisError as exc:
             raise SignalStoreUnavailable(str(exc)) from exc
 
