@@ -1,12 +1,13 @@
 """Request guards that must run before any view reads the body."""
 
+import threading
 from collections.abc import Callable
 
 from csp.middleware import CSPMiddleware
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
-from config.problems import is_api_path, problem_response
+from config.problems import ServiceUnavailable, is_api_path, problem_response
 
 
 class ApiBodyLimitMiddleware:
@@ -27,6 +28,60 @@ class ApiBodyLimitMiddleware:
                     413, "body-too-large", f"The body is {length} bytes; the limit is {limit}."
                 )
         return self.get_response(request)
+
+
+class ApiWorkSlotMiddleware:
+    """At most `API_CONCURRENT_REQUESTS` /v1 requests of this process past their body at once.
+
+    A view takes the slot (`take_work_slot`) once the caller is authenticated and the body is
+    read, before parsing it: a slow or unauthenticated client holds only its own thread (bounded
+    by gunicorn's read deadlines), never a slot. Under the GIL a process gains no throughput from
+    more requests in work at once, only memory: each holds its parsed body, candidates and
+    features. The slot is given back when the response is made."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.slots = threading.BoundedSemaphore(settings.API_CONCURRENT_REQUESTS)
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not is_api_path(request):
+            return self.get_response(request)
+        slot = _WorkSlot(self.slots)
+        request.work_slot = slot  # type: ignore[attr-defined]
+        try:
+            return self.get_response(request)
+        finally:
+            slot.release()
+
+
+class _WorkSlot:
+    def __init__(self, slots: threading.BoundedSemaphore) -> None:
+        self.slots = slots
+        self.held = False
+
+    def take(self) -> None:
+        if self.held:
+            return
+        if not self.slots.acquire(timeout=settings.API_SLOT_WAIT_SECONDS):
+            raise ServiceUnavailable(
+                "The service is busy: every slot of this worker stayed taken while the request "
+                "waited. Retry after the Retry-After header's seconds.",
+                retry_after=1,
+            )
+        self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.slots.release()
+
+
+def take_work_slot(request: HttpRequest) -> None:
+    """Wait for one of the process's slots for requests in work (ApiWorkSlotMiddleware); 503
+    when none frees up in time. Without the middleware (a test calling a view) it does nothing."""
+    slot = getattr(request, "work_slot", None)
+    if slot is not None:
+        slot.take()
 
 
 class PageCspMiddleware(CSPMiddleware):

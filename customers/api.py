@@ -17,6 +17,7 @@ from django.http.request import RawPostDataException
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from config.middleware import take_work_slot
 from config.problems import (
     BodyTooLarge,
     MalformedJson,
@@ -86,6 +87,7 @@ class CustomerApi(APIView):
             raise RuntimeError("request body read twice") from exc
         if not body.strip():
             raise MalformedJson("The body is empty; send a JSON object.")
+        take_work_slot(request._request)
         if NUL_ESCAPE in body:  # JSON can carry NUL only escaped: the common body skips the walk
             try:
                 errors = nul_errors(orjson.loads(body))
