@@ -16,6 +16,9 @@ own ceiling (a rate it cannot sustain against that server is a rate it cannot me
     bench/loadgen.py trivial --port 8001
 
 It prints one JSON line: sent, completed, errors, achieved rate and latency percentiles (ms).
+With `--mark TEXT` it also counts the answers whose body holds TEXT (for example
+`"degraded":true`), with their latency percentiles and when the first and last of them were due
+(seconds from the start).
 """
 
 from __future__ import annotations
@@ -38,6 +41,16 @@ class Tally:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
+    mark: bytes = b""
+    # Answers whose body holds `mark`: (seconds from the start their request was due, latency).
+    marked: list[tuple[float, float]] = field(default_factory=list)
+    start: float = 0.0
+
+    def answered(self, due_at: float, latency: float, status: int, body: bytes) -> None:
+        self.latencies.append(latency)
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+        if self.mark and self.mark in body:
+            self.marked.append((due_at - self.start, latency))
 
 
 def build_requests(
@@ -59,8 +72,8 @@ def build_requests(
     ]
 
 
-async def read_response(reader: asyncio.StreamReader) -> int:
-    """Read one HTTP/1.1 response with a Content-Length; return its status code."""
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """Read one HTTP/1.1 response with a Content-Length; return its status code and body."""
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head[9:12])
     length = 0
@@ -69,9 +82,8 @@ async def read_response(reader: asyncio.StreamReader) -> int:
         if name.strip().lower() == b"content-length":
             length = int(value)
             break
-    if length:
-        await reader.readexactly(length)
-    return status
+    body = await reader.readexactly(length) if length else b""
+    return status, body
 
 
 class Connection:
@@ -80,7 +92,7 @@ class Connection:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
-    async def call(self, request: bytes) -> int:
+    async def call(self, request: bytes) -> tuple[int, bytes]:
         if self.writer is None or self.reader is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         try:
@@ -108,25 +120,25 @@ async def _worker(
             return
         due_at, number = item
         try:
-            status = await connection.call(requests[number % len(requests)])
+            status, body = await connection.call(requests[number % len(requests)])
         except (OSError, asyncio.IncompleteReadError, ValueError):
             tally.errors += 1
             continue
-        tally.latencies.append(time.perf_counter() - due_at)
-        tally.statuses[status] = tally.statuses.get(status, 0) + 1
+        tally.answered(due_at, time.perf_counter() - due_at, status, body)
 
 
 async def open_loop(
     host: str, port: int, requests: Sequence[bytes], rate: float, duration: float,
-    connections: int,
+    connections: int, mark: bytes = b"",
 ) -> tuple[Tally, float, int]:  # fmt: skip
     """Send `rate` requests per second for `duration` seconds, on schedule."""
-    tally = Tally()
+    tally = Tally(mark=mark)
     due: asyncio.Queue[tuple[float, int] | None] = asyncio.Queue()
     pool = [Connection(host, port) for _ in range(connections)]
     workers = [asyncio.create_task(_worker(c, due, requests, tally)) for c in pool]
     total = int(rate * duration)
     start = time.perf_counter() + 0.05
+    tally.start = start
     for number in range(total):
         due_at = start + number / rate
         delay = due_at - time.perf_counter()
@@ -143,10 +155,11 @@ async def open_loop(
 
 
 async def closed_loop(
-    host: str, port: int, requests: Sequence[bytes], duration: float, connections: int
-) -> tuple[Tally, float, int]:
+    host: str, port: int, requests: Sequence[bytes], duration: float, connections: int,
+    mark: bytes = b"",
+) -> tuple[Tally, float, int]:  # fmt: skip
     """Every connection sends back to back for `duration` seconds: the maximum throughput."""
-    tally = Tally()
+    tally = Tally(mark=mark, start=time.perf_counter())
     sent = 0
     stop = time.perf_counter() + duration
 
@@ -157,12 +170,11 @@ async def closed_loop(
             sent += 1
             started = time.perf_counter()
             try:
-                status = await connection.call(requests[number % len(requests)])
+                status, body = await connection.call(requests[number % len(requests)])
             except (OSError, asyncio.IncompleteReadError, ValueError):
                 tally.errors += 1
                 continue
-            tally.latencies.append(time.perf_counter() - started)
-            tally.statuses[status] = tally.statuses.get(status, 0) + 1
+            tally.answered(started, time.perf_counter() - started, status, body)
             number += connections
         connection.close()
 
@@ -191,6 +203,14 @@ def summary(tally: Tally, elapsed: float, sent: int) -> dict[str, object]:
     for pct in PERCENTILES:
         result[f"p{pct:g}_ms"] = round(percentile(ordered, pct) * 1000, 3)
     result["max_ms"] = round(ordered[-1] * 1000, 3) if ordered else math.nan
+    if tally.mark:
+        marked = sorted(latency for _, latency in tally.marked)
+        due = sorted(at for at, _ in tally.marked)
+        result["marked"] = len(marked)
+        for pct in (50.0, 99.0):
+            result[f"marked_p{pct:g}_ms"] = round(percentile(marked, pct) * 1000, 3)
+        result["marked_first_due_s"] = round(due[0], 3) if due else None
+        result["marked_last_due_s"] = round(due[-1], 3) if due else None
     return result
 
 
@@ -231,6 +251,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--ready-file", type=Path)
+    parser.add_argument("--mark", default="", help="count answers whose body holds this text")
     args = parser.parse_args()
     if args.mode == "trivial":
         asyncio.run(serve_trivial(args.host, args.port, args.ready_file))
@@ -239,12 +260,14 @@ def main() -> None:
     requests = build_requests(args.host, args.port, args.path, args.header, bodies)
     if args.mode == "open":
         outcome = asyncio.run(
-            open_loop(args.host, args.port, requests, args.rate, args.duration, args.connections)
-        )
+            open_loop(args.host, args.port, requests, args.rate, args.duration, args.connections,
+                      args.mark.encode())
+        )  # fmt: skip
     else:
         outcome = asyncio.run(
-            closed_loop(args.host, args.port, requests, args.duration, args.connections)
-        )
+            closed_loop(args.host, args.port, requests, args.duration, args.connections,
+                        args.mark.encode())
+        )  # fmt: skip
     result = summary(*outcome)
     result.update(mode=args.mode, connections=args.connections)
     if args.mode == "open":

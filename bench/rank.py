@@ -57,6 +57,8 @@ FULL = {
     "open_seconds": 30.0,
     "ingest_seconds": 10.0,
     "candidates": (100, 1000),
+    "floor_rounds": 4,
+    "floor_seconds": 10.0,
 }
 QUICK = {
     "items": 2_000,
@@ -68,6 +70,8 @@ QUICK = {
     "open_seconds": 1.0,
     "ingest_seconds": 1.0,
     "candidates": (100, 1000),
+    "floor_rounds": 2,
+    "floor_seconds": 1.0,
 }
 
 
@@ -339,24 +343,132 @@ def wait_for(url: str, seconds: float = 60.0) -> None:
 
 @contextlib.contextmanager
 def gunicorn(
-    env: dict[str, str], workers: int, metrics: str = "prometheus"
+    env: dict[str, str], workers: int, metrics: str = "prometheus", app: str = "config.wsgi"
 ) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """gunicorn with the service's config (platform/gunicorn.conf.py) serving `app`: the service,
+    or the floor (bench/floor.py) under the very same settings."""
     port = free_port()
     server_env = {
         **os.environ, **env, "PORT": str(port), "GUNICORN_WORKERS": str(workers),
-        "PROMETHEUS_MULTIPROC_DIR": str(VAR / metrics),
+        "PROMETHEUS_MULTIPROC_DIR": str(VAR / metrics), "GUNICORN_ACCESS_LOG": "",
     }  # fmt: skip
-    process = subprocess.Popen(
-        [str(Path(PYTHON).parent / "gunicorn"), "--config", "platform/gunicorn.conf.py",
-         "--bind", f"{SERVER}:{port}", "config.wsgi"],
-        cwd=ROOT, env=server_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    VAR.mkdir(parents=True, exist_ok=True)
+    with (VAR / f"{metrics}.log").open("w") as log:  # the server's own log, for a failed run
+        process = subprocess.Popen(
+            [str(Path(PYTHON).parent / "gunicorn"), "--config", "platform/gunicorn.conf.py",
+             "--bind", f"{SERVER}:{port}", "--pythonpath", str(ROOT / "bench"), app],
+            cwd=ROOT, env=server_env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     try:
-        wait_for(f"http://{SERVER}:{port}/healthz")
+        if app == "config.wsgi":
+            wait_for(f"http://{SERVER}:{port}/healthz")
+        else:
+            wait_for_port(port)
         yield port, process
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def wait_for_port(port: int, seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection((SERVER, port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def floor_setup(prefix: str) -> dict[str, str]:
+    """What bench/floor.py needs: each item's features as one packed float32 vector in Redis
+    (the last features the service logged for it; items never ranked get the median vector),
+    and the shared library of the active model's compiled trees. Returns the floor's
+    environment."""
+    import numpy as np
+    import redis
+
+    from ranking.learning.artifacts import artifact_read
+    from ranking.learning.compiled import compile_model
+    from ranking.models import RankingModel, RankLog
+    from ranking.signals.schema import FEATURES
+
+    model = RankingModel.objects.get(customer__slug="bench", surface="search", status="active")
+    compiled = compile_model(artifact_read(model).decode())
+    width = len(FEATURES)
+    assert compiled.width == width, (compiled.width, width)
+    features: dict[str, bytes] = {}
+    logged = RankLog.objects.filter(customer=model.customer).order_by("id")
+    for item_ids, blob in logged.values_list("item_ids", "features").iterator(chunk_size=500):
+        rows = np.frombuffer(bytes(blob), dtype=np.float32).reshape(len(item_ids), width)
+        for item_id, row in zip(item_ids, rows, strict=True):
+            features[item_id] = row.tobytes()
+    median = np.median(
+        np.frombuffer(b"".join(features.values()), dtype=np.float32).reshape(-1, width), axis=0
+    ).astype(np.float32)
+    from catalog.models import Item
+
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    item_ids = Item.objects.filter(customer=model.customer).values_list("external_id", flat=True)
+    pipe = client.pipeline(transaction=False)
+    for n, item_id in enumerate(item_ids.iterator(chunk_size=5000), 1):
+        pipe.set(f"{prefix}{item_id}", features.get(item_id, median.tobytes()))
+        if n % 5000 == 0:
+            pipe.execute()
+    pipe.execute()
+    client.close()
+    return {
+        "FLOOR_REDIS_URL": os.environ["REDIS_URL"],
+        "FLOOR_PREFIX": prefix,
+        "FLOOR_WIDTH": str(width),
+        "FLOOR_MODEL_LIBRARY": str(compiled._library._name),
+    }
+
+
+def side_by_side(
+    service: int, floor: int, key: str, bodies: Path, rounds: int, seconds: float
+) -> dict[str, Any]:
+    """Closed-loop rounds of `seconds` at 4 connections, alternating the floor and /v1/rank
+    (floor first in odd rounds, the service first in even ones); medians over the rounds and
+    the service's ratios to the floor."""
+    import statistics
+
+    common = {"path": "/v1/rank", "bodies": bodies, "header": [f"Authorization: Bearer {key}"]}
+    runs: dict[str, list[dict[str, Any]]] = {"floor": [], "service": []}
+    ports = {"floor": floor, "service": service}
+    for port in ports.values():  # warm both: caches, compiled trees, connections
+        loadgen("closed", port, duration=min(3.0, seconds), connections=4, **common)
+    for round_ in range(rounds):
+        order = ("floor", "service") if round_ % 2 == 0 else ("service", "floor")
+        for name in order:
+            run = loadgen("closed", ports[name], duration=seconds, connections=4, **common)
+            runs[name].append({k: run[k] for k in ("achieved_rps", "p50_ms", "p99_ms",
+                                                     "statuses", "errors")})  # fmt: skip
+    medians = {
+        name: {
+            measure: round(statistics.median(run[measure] for run in found), 3)
+            for measure in ("achieved_rps", "p50_ms", "p99_ms")
+        }
+        for name, found in runs.items()
+    }
+    for name, found in runs.items():
+        rates = [run["achieved_rps"] for run in found]
+        medians[name]["rps_spread"] = round((max(rates) - min(rates)) / statistics.median(rates), 3)
+    floor_m, service_m = medians["floor"], medians["service"]
+    return {
+        "rounds": rounds,
+        "seconds": seconds,
+        "connections": 4,
+        "runs": runs,
+        "medians": medians,
+        "ratio": {
+            "throughput": round(service_m["achieved_rps"] / floor_m["achieved_rps"], 3),
+            "p50": round(service_m["p50_ms"] / floor_m["p50_ms"], 3),
+            "p99": round(service_m["p99_ms"] / floor_m["p99_ms"], 3),
+        },
+    }
 
 
 def worker_pids(master: int) -> list[int]:
@@ -657,6 +769,13 @@ def main() -> None:
             events.write_bytes(b"\n".join(event_bodies(world, batches, seed=99)))
             result["ingest"] = measure_ingest(port, key, events, size, pids)
             result["worker_memory_mb"] = [memory_mb(pid) for pid in pids]
+            floor_env = {**env, **floor_setup(f"{NAMESPACE}:floor:")}
+            with gunicorn(floor_env, args.workers, "prometheus-floor", "floor:app") as (floor, _):
+                for candidates in size["candidates"]:
+                    result[f"floor_{candidates}"] = side_by_side(
+                        port, floor, key, Path(tmp) / f"rank-{candidates}.jsonl",
+                        size["floor_rounds"], size["floor_seconds"],
+                    )  # fmt: skip
     finally:
         drop_namespace()
         if args.quick:

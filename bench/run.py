@@ -37,6 +37,7 @@ BENCHMARKS = {
     "refresh": ("refresh.py", [], ["--events", "20000", "--items", "2000", "--quick"]),
     "memory": ("memory.py", [], ["--small", "500", "--large", "5000", "--seconds", "1", "--quick"]),
     "ratelimit": ("ratelimit.py", ["--rounds", "3000"], ["--rounds", "20"]),
+    "faults": ("faults.py", [], ["--quick"]),
 }
 
 
@@ -71,6 +72,8 @@ def table(results: dict[str, object]) -> str:
     rows.append(memory_row(results["memory"]))
     if "ratelimit" in results:  # results.json files written before the limiter existed
         rows.append(ratelimit_row(results["ratelimit"]))
+    if "faults" in results:
+        rows += fault_rows(results["faults"])
     lines = [
         f"Measured {results['measured_at']} on {results['machine']} by `make bench`.",
         "",
@@ -87,7 +90,26 @@ def served_rows(served: object) -> list[tuple[str, str, str]]:
     shop = served["shop"]
     budgets = {100: ("p50 3 ms, p99 8 ms; at least 1000 req/s"),
                1000: ("p50 8 ms, p99 20 ms; at least 300 req/s")}  # fmt: skip
+    targets = {100: "throughput at least 0.5x, p99 at most 2x",
+               1000: "throughput at least 0.6x, p50 at most 1.35x, p99 at most 2x"}  # fmt: skip
     rows = []
+    for candidates, target in targets.items():
+        side = served.get(f"floor_{candidates}")
+        if side is None:  # results.json files written before the floor existed
+            continue
+        floor, service = side["medians"]["floor"], side["medians"]["service"]
+        ratio = side["ratio"]
+        rows.append((
+            f"**/v1/rank against the floor (bench/floor.py), {candidates} candidates**: "
+            f"{side['rounds']} alternating closed-loop rounds of {side['seconds']:g} s, "
+            f"{side['connections']} connections, medians",
+            f"**throughput {ratio['throughput']}x, p50 {ratio['p50']}x, p99 {ratio['p99']}x** "
+            f"(service {service['achieved_rps']:.0f} req/s, p50 {service['p50_ms']} ms, p99 "
+            f"{service['p99_ms']} ms; floor {floor['achieved_rps']:.0f} req/s, p50 "
+            f"{floor['p50_ms']} ms, p99 {floor['p99_ms']} ms; throughput spread between rounds "
+            f"{service['rps_spread']:.0%} against the floor's {floor['rps_spread']:.0%})",
+            f"{target}; spread no wider than the floor's",
+        ))  # fmt: skip
     for candidates, budget in budgets.items():
         measured = served[f"rank_{candidates}"]
         half = measured["at_half"]
@@ -162,10 +184,43 @@ def ratelimit_row(limits: object) -> tuple[str, str, str]:
     return (
         "rate limiter on POST /v1/rank, 100 candidates, alternated with it off (test client), "
         "medians",
-        f"+{limits['rank_100_limiter_cost_median_us']} us (one Redis call "
+        f"{limits['rank_100_limiter_cost_median_us']:+} us (one Redis call "
         f"{limits['redis_call_median_us']} us, leased: one per 10 requests)",
         "at most +100 us",
     )
+
+
+def fault_rows(faults: object) -> list[tuple[str, str, str]]:
+    """The rows of bench/faults.py: rank through a Redis freeze, ingest through an outage."""
+    assert isinstance(faults, dict)
+    freeze = faults["rank_freeze"]
+    run = freeze["run"]
+    shop = faults["shop"]
+    outage = faults["ingest_outage"]
+    up, down = outage["redis_up"], outage["redis_down"]
+    return [
+        (
+            f"/v1/rank, 100 candidates ({shop['items']:,} items, {shop['trees']} trees), at half "
+            f"of its maximum ({freeze['rate']} of {freeze['max_rps']:.0f} req/s) for "
+            f"{run['seconds']:.0f} s, Redis frozen (SIGSTOP) from {freeze['frozen_from_s']} s "
+            f"to {freeze['thawed_at_s']} s (bench/faults.py)",
+            f"{freeze['errors']} errors in {freeze['answers']} answers; {freeze['degraded']} "
+            f"degraded (due {run['marked_first_due_s']}-{run['marked_last_due_s']} s), their "
+            f"p50 {run['marked_p50_ms']} ms, p99 {run['marked_p99_ms']} ms; all answers p50 "
+            f"{run['p50_ms']} ms, p99 {run['p99_ms']} ms",
+            "0 errors; degraded answers only while Redis is frozen",
+        ),
+        (
+            "events ingest, batches of 1000, 16 connections: Redis up, then Redis killed "
+            "(bench/faults.py)",
+            f"{up['events_per_second']} events/s (p99 {up['p99_ms']} ms), then "
+            f"{down['events_per_second']} events/s (p99 {down['p99_ms']} ms), answers "
+            f"{down['statuses']}; {outage['pending_updates_after_outage']} profile updates kept "
+            f"in PostgreSQL, replayed in {outage['replay_seconds']} s once Redis was back (plus "
+            f"up to one beat, {outage['replay_interval_seconds']:g} s)",
+            "nothing refused or lost; profiles catch up after",
+        ),
+    ]
 
 
 def memory_row(memory: object) -> tuple[str, str, str]:

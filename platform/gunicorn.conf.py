@@ -87,9 +87,12 @@ def post_worker_init(worker: Any) -> None:
     one request in fifty: that was /v1/rank's p99 (docs/performance.md)."""
     import gc
 
-    from django.urls import get_resolver
+    from django.apps import apps
 
-    get_resolver().url_patterns  # noqa: B018 (imports every view module)
+    if apps.ready:  # the service; bench/floor.py, served with this file too, is no Django app
+        from django.urls import get_resolver
+
+        get_resolver().url_patterns  # noqa: B018 (imports every view module)
     gc.collect()
     gc.freeze()
     _bound_request_reads(worker)

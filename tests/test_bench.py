@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -25,14 +26,14 @@ def test_every_benchmark_runs_and_reports_its_numbers() -> None:
 
     result = subprocess.run(
         [sys.executable, "bench/run.py", "--quick"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=420, check=False,
     )  # fmt: skip
 
     assert result.returncode == 0, result.stderr
     lines = dict(line.split(" ", 1) for line in result.stdout.splitlines())
     assert "'ratio'" in lines["signal_read"]
     assert "'added_ms'" in lines["rules"]
-    for measured in ("'rank_100'", "'rank_1000'", "'ingest'", "'worker_memory_mb'"):
+    for measured in ("'rank_100'", "'rank_1000'", "'ingest'", "'worker_memory_mb'", "'floor_1000'"):
         assert measured in lines["served"]
     assert "'workers_cpu_seconds'" in lines["served"]
     assert "'profile_error'" not in lines["served"]
@@ -41,3 +42,9 @@ def test_every_benchmark_runs_and_reports_its_numbers() -> None:
     assert "'refresh_seconds'" in lines["refresh"]
     assert "'rss_growth_mb'" in lines["memory"]
     assert "'rank_100_limiter_cost_median_us'" in lines["ratelimit"]
+    # Through a Redis freeze and a Redis outage: every answer a 200 or a 202, nothing refused.
+    faults = ast.literal_eval(lines["faults"])
+    assert faults["rank_freeze"]["errors"] == 0
+    assert set(faults["ingest_outage"]["redis_down"]["statuses"]) == {"202"}
+    outage = faults["ingest_outage"]
+    assert outage["replayed_updates"] == outage["pending_updates_after_outage"] > 0
