@@ -134,8 +134,9 @@ class PrivateRedis:
 
 
 def rank_under_freeze(
-    port: int, key: str, bodies: Path, size: dict[str, Any], redis: PrivateRedis
-) -> dict[str, Any]:
+    port: int, key: str, bodies: Path, size: dict[str, Any], redis: PrivateRedis,
+    workers: list[int], dump: Path | None,
+) -> dict[str, Any]:  # fmt: skip
     common = {"path": "/v1/rank", "bodies": bodies, "header": [f"Authorization: Bearer {key}"]}
     served.loadgen("closed", port, duration=min(3.0, size["max_seconds"]), connections=32, **common)
     maximum = served.loadgen("closed", port, duration=size["max_seconds"], connections=32, **common)
@@ -152,7 +153,15 @@ def rank_under_freeze(
         time.sleep(max(0.0, started + size["freeze_at"] - time.monotonic()))
         redis.signal(signal.SIGSTOP)
         frozen_at = time.monotonic() - started
-        time.sleep(size["freeze_seconds"])
+        if dump is not None:  # where the workers' threads are halfway through the freeze
+            time.sleep(size["freeze_seconds"] / 2)
+            spy = Path(served.PYTHON).parent / "py-spy"
+            dump.write_text("".join(
+                subprocess.run([str(spy), "dump", "--pid", str(pid)], capture_output=True,
+                               text=True, check=False).stdout
+                for pid in workers
+            ))  # fmt: skip
+        time.sleep(max(0.0, started + frozen_at + size["freeze_seconds"] - time.monotonic()))
     finally:
         redis.signal(signal.SIGCONT)
     thawed_at = time.monotonic() - started
@@ -225,6 +234,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--dump", type=Path, help="write py-spy dumps of the workers' threads "
+                        "halfway through the freeze here")  # fmt: skip
     args = parser.parse_args()
     size = QUICK if args.quick else FULL
     served.DATABASE = "rankwell_bench_faults_quick" if args.quick else "rankwell_bench_faults"
@@ -243,12 +254,15 @@ def main() -> None:
             django.setup()
             world, key, facts = served.build_shop(size)
             result: dict[str, Any] = {"shop": facts, "workers": args.workers}
-            with served.gunicorn(env, args.workers, metrics="prometheus-faults") as (port, _):
+            with served.gunicorn(env, args.workers, metrics="prometheus-faults") as (port, master):
+                workers = served.worker_pids(master.pid)
                 bodies = Path(tmp) / "rank.jsonl"
                 bodies.write_bytes(
                     b"\n".join(served.rank_bodies(world, size["candidates"], 200, 5))
                 )
-                result["rank_freeze"] = rank_under_freeze(port, key, bodies, size, redis)
+                result["rank_freeze"] = rank_under_freeze(
+                    port, key, bodies, size, redis, workers, args.dump
+                )
                 events = Path(tmp) / "events.jsonl"
                 batches = 20 if args.quick else 400
                 events.write_bytes(b"\n".join(served.event_bodies(world, batches, seed=98)))

@@ -159,11 +159,12 @@ SIGNAL_STORE = {
     "PROFILE_WRITE_TIMEOUT_SECONDS": env.float(
         "SIGNAL_STORE_PROFILE_WRITE_TIMEOUT_SECONDS", default=0.25
     ),
-    # The breaker opens when, over 10 s, at least BREAKER_MIN_CALLS reads were tried and at least
-    # BREAKER_FAILURE_RATE of them failed; then requests skip Redis for BREAKER_SECONDS (one read
-    # then tries again) instead of each paying a timeout.
+    # The breaker opens when, over BREAKER_WINDOW_SECONDS, at least BREAKER_MIN_CALLS reads were
+    # tried and at least BREAKER_FAILURE_RATE of them failed; then requests skip Redis for
+    # BREAKER_SECONDS (one read then tries again) instead of each paying a timeout.
     "BREAKER_SECONDS": env.float("SIGNAL_STORE_BREAKER_SECONDS", default=1.0),
-    "BREAKER_MIN_CALLS": env.int("SIGNAL_STORE_BREAKER_MIN_CALLS", default=20),
+    "BREAKER_WINDOW_SECONDS": env.float("SIGNAL_STORE_BREAKER_WINDOW_SECONDS", default=1.0),
+    "BREAKER_MIN_CALLS": env.int("SIGNAL_STORE_BREAKER_MIN_CALLS", default=10),
     "BREAKER_FAILURE_RATE": env.float("SIGNAL_STORE_BREAKER_FAILURE_RATE", default=0.5),
     # A replaced signal version stays readable this long for readers holding the old pointer.
     "VERSION_GRACE_SECONDS": env.int("SIGNAL_VERSION_GRACE_SECONDS", default=300),

@@ -166,7 +166,8 @@ class RedisSignalStore(SignalStore):
         breaker_seconds: float,
         grace_seconds: int,
         cluster: bool = False,
-        breaker_min_calls: int = 20,
+        breaker_min_calls: int = 10,
+        breaker_window_seconds: float = 1.0,
         breaker_failure_rate: float = 0.5,
         profile_timeout: float = 0.25,
     ) -> None:
@@ -174,6 +175,7 @@ class RedisSignalStore(SignalStore):
         self.breaker = Breaker(
             open_seconds=breaker_seconds,
             min_calls=breaker_min_calls,
+            window_seconds=breaker_window_seconds,
             failure_rate=breaker_failure_rate,
         )
         self.grace_seconds = grace_seconds

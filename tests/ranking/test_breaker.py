@@ -60,6 +60,22 @@ def test_the_breaker_opens_on_a_failure_rate_then_lets_one_probe_through() -> No
     assert not breaker.is_open
 
 
+def test_a_freeze_after_a_busy_spell_opens_the_breaker_within_a_second() -> None:
+    """100 successful reads a second for 5 s, then Redis freezes: every read fails after its
+    0.2 s timeout, 20 a second (4 slots). The busy spell's successes must not hold the breaker
+    closed for long (with a 10 s window they did for over 8 s)."""
+    clock = Clock()
+    breaker = Breaker(open_seconds=1.0, min_calls=10, failure_rate=0.5, clock=clock)
+    for _ in range(500):
+        clock.now += 0.01
+        breaker.record(ok=True)
+    frozen_at = clock.now
+    while not breaker.is_open:
+        clock.now += 0.05
+        breaker.record(ok=False)
+        assert clock.now - frozen_at < 1.0, "still closed a second into the freeze"
+
+
 @pytest.fixture
 def redis_admin(redis_url: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_url)
