@@ -19,7 +19,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-
 # Calls are counted in buckets of this many seconds; the window is a whole number of them.
 BUCKET_SECONDS = 0.1
 
