@@ -12,16 +12,21 @@ DEMO_ADDR ?= 127.0.0.1:8000
 # Tools whose pins conflict with the project's (checkov) live in their own virtualenv.
 TOOLS_VENV := .venv-tools
 TOOLS_STAMP := $(TOOLS_VENV)/.installed-$(shell sha1sum platform/dev/tools-requirements.txt | cut -c1-12)
+PROTO_MODULES := $(patsubst %.proto,%_pb2.py,$(wildcard wire/rankwell/v1/*.proto))
 
 .PHONY: install tools demo test lint format services bench quality fuzz clean
 
-install: $(STAMP)
+install: $(STAMP) $(PROTO_MODULES)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $@
+
+## The protobuf messages of /v1/rank and /v1/events, generated from wire/ (not kept in git).
+wire/rankwell/v1/%_pb2.py: wire/rankwell/v1/%.proto $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -Iwire --python_out=wire --pyi_out=wire $<
 
 ## checkov (tests/operations runs it over terraform/) in its own virtualenv.
 tools: $(TOOLS_STAMP)
@@ -73,4 +78,4 @@ format: install
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) $(TOOLS_VENV) var .mypy_cache .ruff_cache .pytest_cache .hypothesis test-artifacts
+	rm -rf $(VENV) $(TOOLS_VENV) var .mypy_cache .ruff_cache .pytest_cache .hypothesis test-artifacts wire/rankwell/v1/*_pb2.py*

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import math
@@ -54,8 +55,9 @@ class Tally:
 
 
 def build_requests(
-    host: str, port: int, path: str, headers: Sequence[str], bodies: Sequence[bytes]
-) -> list[bytes]:
+    host: str, port: int, path: str, headers: Sequence[str], bodies: Sequence[bytes],
+    content_type: str = "application/json",
+) -> list[bytes]:  # fmt: skip
     """The raw bytes of each request (GET without bodies, POST of each body), ready to write."""
     common = f"Host: {host}:{port}\r\nConnection: keep-alive\r\n" + "".join(
         f"{header}\r\n" for header in headers
@@ -64,7 +66,7 @@ def build_requests(
         return [f"GET {path} HTTP/1.1\r\n{common}\r\n".encode()]
     return [
         (
-            f"POST {path} HTTP/1.1\r\n{common}Content-Type: application/json\r\n"
+            f"POST {path} HTTP/1.1\r\n{common}Content-Type: {content_type}\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode()
         + body
@@ -251,13 +253,21 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--ready-file", type=Path)
+    parser.add_argument("--content-type", default="application/json")
+    parser.add_argument("--base64", action="store_true", help="the bodies file is base64 lines")
     parser.add_argument("--mark", default="", help="count answers whose body holds this text")
     args = parser.parse_args()
     if args.mode == "trivial":
         asyncio.run(serve_trivial(args.host, args.port, args.ready_file))
         return
-    bodies = args.bodies.read_bytes().splitlines() if args.bodies else []
-    requests = build_requests(args.host, args.port, args.path, args.header, bodies)
+    bodies = []
+    if args.bodies:  # JSON lines; or, for binary bodies, each base64-encoded on its line
+        bodies = args.bodies.read_bytes().splitlines()
+        if args.base64:
+            bodies = [base64.b64decode(body) for body in bodies]
+    requests = build_requests(
+        args.host, args.port, args.path, args.header, bodies, args.content_type
+    )
     if args.mode == "open":
         outcome = asyncio.run(
             open_loop(args.host, args.port, requests, args.rate, args.duration, args.connections,

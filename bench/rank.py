@@ -46,6 +46,7 @@ NAMESPACE, QUICK_NAMESPACE = "rwbench", "rwbenchquick"
 SERVER = "127.0.0.1"
 VAR = ROOT / "var" / "bench"
 PYTHON = sys.executable
+PROTOBUF = "application/x-protobuf"
 
 FULL = {
     "items": 100_000,
@@ -59,6 +60,7 @@ FULL = {
     "candidates": (100, 1000),
     "floor_rounds": 4,
     "floor_seconds": 10.0,
+    "encoding_seconds": 5.0,
 }
 QUICK = {
     "items": 2_000,
@@ -72,6 +74,7 @@ QUICK = {
     "candidates": (100, 1000),
     "floor_rounds": 2,
     "floor_seconds": 1.0,
+    "encoding_seconds": 1.0,
 }
 
 
@@ -471,6 +474,75 @@ def side_by_side(
     }
 
 
+def protobuf_bodies(json_bodies: Path) -> Path:
+    """The same rank requests as RankRequest messages, one base64 line each (for loadgen)."""
+    import base64
+
+    import orjson
+
+    from wire.rankwell.v1 import rank_pb2
+
+    lines = []
+    for line in json_bodies.read_bytes().splitlines():
+        document = orjson.loads(line)
+        items = [rank_pb2.Candidate(**item) for item in document.pop("items")]
+        message = rank_pb2.RankRequest(items=items, **document)
+        lines.append(base64.b64encode(message.SerializeToString()))
+    path = json_bodies.with_suffix(".protobuf")
+    path.write_bytes(b"\n".join(lines))
+    return path
+
+
+def measure_encodings(
+    port: int, key: str, bodies: Path, seconds: float, workers: list[int]
+) -> dict[str, Any]:
+    """/v1/rank in JSON and in protobuf (both ways), closed loop at 32 connections, JSON first
+    then protobuf, twice: throughput, the workers' CPU per request, and bytes on the wire per
+    request and answer (the median request of the file; one answer)."""
+    import base64
+    import statistics
+    import urllib.request
+
+    encoded = protobuf_bodies(bodies)
+    auth = f"Authorization: Bearer {key}"
+    kinds = {
+        "json": ({"bodies": bodies, "header": [auth]}, "application/json", bodies.read_bytes()
+                 .splitlines()),
+        "protobuf": ({"bodies": encoded, "base64": True, "content_type": PROTOBUF,
+                      "header": [auth, f"Accept: {PROTOBUF}"]}, PROTOBUF,
+                     [base64.b64decode(line) for line in encoded.read_bytes().splitlines()]),
+    }  # fmt: skip
+    result: dict[str, Any] = {}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in kinds}
+    for _ in range(2):
+        for name, (options, _, _) in kinds.items():
+            with cpu_split(workers) as split:
+                run = loadgen("closed", port, path="/v1/rank", duration=seconds,
+                              connections=CLOSED_CONNECTIONS, **options)  # fmt: skip
+            runs[name].append({
+                "achieved_rps": run["achieved_rps"],
+                "worker_cpu_ms": round(split["workers_cpu_seconds"] * 1000 / run["completed"], 3),
+                "statuses": run["statuses"],
+            })  # fmt: skip
+    for name, (_, content_type, raw) in kinds.items():
+        body = raw[0]
+        request = urllib.request.Request(
+            f"http://{SERVER}:{port}/v1/rank", data=body, method="POST",
+            headers={"Authorization": f"Bearer {key}", "Content-Type": content_type,
+                     "Accept": content_type},
+        )  # fmt: skip
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+            answer_bytes = len(answer.read())
+        result[name] = {
+            "runs": runs[name],
+            "achieved_rps": statistics.median(r["achieved_rps"] for r in runs[name]),
+            "worker_cpu_ms": statistics.median(r["worker_cpu_ms"] for r in runs[name]),
+            "request_bytes": int(statistics.median(len(b) for b in raw)),
+            "answer_bytes": answer_bytes,
+        }
+    return result
+
+
 def worker_pids(master: int) -> list[int]:
     children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
     return [int(pid) for pid in children]
@@ -489,6 +561,9 @@ def memory_mb(pid: int) -> dict[str, float]:
 def loadgen(mode: str, port: int, **options: Any) -> dict[str, Any]:
     command = [PYTHON, str(ROOT / "bench" / "loadgen.py"), mode, "--port", str(port)]
     for name, value in options.items():
+        if value is True:
+            command.append(f"--{name.replace('_', '-')}")
+            continue
         for one in value if isinstance(value, list) else [value]:
             command += [f"--{name.replace('_', '-')}", str(one)]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
@@ -769,6 +844,11 @@ def main() -> None:
             events.write_bytes(b"\n".join(event_bodies(world, batches, seed=99)))
             result["ingest"] = measure_ingest(port, key, events, size, pids)
             result["worker_memory_mb"] = [memory_mb(pid) for pid in pids]
+            for candidates in size["candidates"]:
+                result[f"encodings_{candidates}"] = measure_encodings(
+                    port, key, Path(tmp) / f"rank-{candidates}.jsonl",
+                    size["encoding_seconds"], pids,
+                )  # fmt: skip
             floor_env = {**env, **floor_setup(f"{NAMESPACE}:floor:")}
             with gunicorn(floor_env, args.workers, "prometheus-floor", "floor:app") as (floor, _):
                 for candidates in size["candidates"]:

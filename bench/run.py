@@ -110,6 +110,20 @@ def served_rows(served: object) -> list[tuple[str, str, str]]:
             f"{service['rps_spread']:.0%} against the floor's {floor['rps_spread']:.0%})",
             f"{target}; spread no wider than the floor's",
         ))  # fmt: skip
+    for candidates in budgets:
+        encodings = served.get(f"encodings_{candidates}")
+        if encodings is None:  # results.json files written before protobuf
+            continue
+        json_, proto = encodings["json"], encodings["protobuf"]
+        rows.append((
+            f"/v1/rank, {candidates} candidates, JSON against protobuf (both ways), closed loop, "
+            "medians of 2 alternating rounds",
+            f"JSON {json_['achieved_rps']:.0f} req/s, workers' CPU {json_['worker_cpu_ms']} ms a "
+            f"request, {json_['request_bytes']:,} B in / {json_['answer_bytes']:,} B out; "
+            f"protobuf {proto['achieved_rps']:.0f} req/s, {proto['worker_cpu_ms']} ms, "
+            f"{proto['request_bytes']:,} B / {proto['answer_bytes']:,} B",
+            "no budget: what each encoding costs",
+        ))  # fmt: skip
     for candidates, budget in budgets.items():
         measured = served[f"rank_{candidates}"]
         half = measured["at_half"]

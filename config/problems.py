@@ -29,6 +29,10 @@ PROBLEM_TYPES: dict[str, tuple[str, str]] = {
         "The body did not match the contract. `errors` lists each offending field.",
     ),
     "malformed-json": ("Malformed JSON", "The body is not valid JSON (RFC 8259)."),
+    "malformed-protobuf": (
+        "Malformed protobuf",
+        "The body is not a valid protobuf message of this operation (wire/rankwell/v1/*.proto).",
+    ),
     "unauthenticated": (
         "Missing or invalid API key",
         "Send `Authorization: Bearer <key>` with an active key of this customer.",
@@ -113,6 +117,11 @@ class InvalidRequest(ApiError):
 class MalformedJson(ApiError):
     status = 400
     slug = "malformed-json"
+
+
+class MalformedProtobuf(ApiError):
+    status = 400
+    slug = "malformed-protobuf"
 
 
 class NotFound(ApiError):

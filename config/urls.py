@@ -6,7 +6,7 @@ from catalog.api import CatalogItemApi, CatalogUpsertApi
 from config import health
 from config.metrics import metrics_view
 from config.problems import api_not_found, api_server_error
-from config.views import problem_type
+from config.views import problem_type, proto_file
 from events.api import EventsIngestApi
 from merchandising.api import RuleDetailApi, RuleListApi, RuleRevisionsApi
 from ranking.api import RankApi
@@ -23,6 +23,7 @@ urlpatterns = [
     path("v1/rules/<int:rule_id>/revisions", RuleRevisionsApi.as_view(), name="rule-revisions"),
     path("v1/schema", SpectacularJSONAPIView.as_view(), name="schema"),
     path("v1/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("v1/proto/<str:name>", proto_file, name="proto-file"),
     path("problems/<slug:slug>", problem_type, name="problem-type"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),

@@ -6,6 +6,7 @@ is always filtered to the calling customer, so no subclass filters by customer b
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import orjson
@@ -27,6 +28,7 @@ from config.problems import (
     raise_for_pydantic,
 )
 from customers.auth import ApiPrincipal
+from customers.wire import PROTOBUF, ProtobufRenderer, is_protobuf
 
 ContractT = TypeVar("ContractT", bound=pydantic.BaseModel)
 NUL_ESCAPE = b"\\u0000"
@@ -46,6 +48,23 @@ def is_json_content_type(content_type: str) -> bool:
 class CustomerApi(APIView):
     required_scope: str | None = None
     model: type[models.Model] | None = None
+    # An API that also takes protobuf (customers.wire): the decoder of its request message into
+    # the JSON contract's document.
+    protobuf_request: Callable[[bytes], bytes] | None = None
+    json_body = b""  # the body read_json validated, as JSON (decoded from protobuf if need be)
+
+    # Its encoder of the JSON answer's document as the response message.
+    protobuf_response: Callable[[dict[str, Any]], bytes] | None = None
+
+    def answer(self, request: Request, document: dict[str, Any], status: int = 200) -> HttpResponse:
+        """The answer in the encoding content negotiation chose (ProtobufRenderer: protobuf)."""
+        if self.protobuf_response is not None and isinstance(
+            getattr(request, "accepted_renderer", None), ProtobufRenderer
+        ):
+            return HttpResponse(
+                self.protobuf_response(document), status=status, content_type=PROTOBUF
+            )
+        return json_response(document, status)
 
     @property
     def principal(self) -> ApiPrincipal:
@@ -76,18 +95,24 @@ class CustomerApi(APIView):
     ) -> ContractT:
         """Validate the body against a pydantic contract; errors name each field."""
         content_type = request.META.get("CONTENT_TYPE", "")
-        if not is_json_content_type(content_type):
+        protobuf = self.protobuf_request is not None and is_protobuf(content_type)
+        if not protobuf and not is_json_content_type(content_type):
             sent = f"not {content_type}" if content_type else "and name it in Content-Type"
-            raise UnsupportedMediaType(f"Send the body as application/json, {sent}.")
+            also = " (or application/x-protobuf)" if self.protobuf_request is not None else ""
+            raise UnsupportedMediaType(f"Send the body as application/json{also}, {sent}.")
         try:
             body = request._request.body
         except RequestDataTooBig as exc:
             raise BodyTooLarge("The body exceeds the size limit of this API.") from exc
         except RawPostDataException as exc:  # the stream was read already: a programming error
             raise RuntimeError("request body read twice") from exc
-        if not body.strip():
+        if not protobuf and not body.strip():
             raise MalformedJson("The body is empty; send a JSON object.")
         take_work_slot(request._request)
+        if protobuf:
+            assert self.protobuf_request is not None
+            body = self.protobuf_request(body)
+        self.json_body = body
         if NUL_ESCAPE in body:  # JSON can carry NUL only escaped: the common body skips the walk
             try:
                 errors = nul_errors(orjson.loads(body))

@@ -15,14 +15,17 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 
 from config import metrics
 from config.problems import PROBLEM_CONTENT_TYPE, InvalidRequest, ServiceUnavailable
 from config.schema import PROBLEM_RESPONSES, Problem
-from customers.api import CustomerApi, json_response
+from customers import wire
+from customers.api import CustomerApi
 from customers.auth import KeyStoreUnavailable
 from customers.models import Scope
+from customers.wire import ProtobufRenderer
 from events import services
 from events.contracts import EventsIngestIn, EventsIngestOut
 from events.models import EventType
@@ -55,6 +58,9 @@ def unavailable() -> ServiceUnavailable:
 
 class EventsIngestApi(CustomerApi):
     required_scope = Scope.EVENTS
+    renderer_classes = [JSONRenderer, ProtobufRenderer]
+    protobuf_request = staticmethod(wire.events_request_json)
+    protobuf_response = staticmethod(wire.events_response_bytes)
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         try:
@@ -69,6 +75,7 @@ class EventsIngestApi(CustomerApi):
 
     @extend_schema(
         operation_id="events_ingest",
+        **wire.schema_extension("events.proto", "EventsRequest", "EventsResponse"),
         summary="Record shopper events (impression, click, add_to_cart, purchase)",
         request=EventsIngestIn,
         responses={202: EventsIngestOut, **PROBLEM_RESPONSES, **UNAVAILABLE_RESPONSE},
@@ -88,7 +95,7 @@ class EventsIngestApi(CustomerApi):
             body = self.read_json(request, EventsIngestIn, union_tags=EVENT_TYPES)
             result = services.events_ingest(customer_id=self.customer_id, events=body.events)
         except InvalidRequest:
-            rejected = metrics.events_in_body(request._request.body)
+            rejected = metrics.events_in_body(self.json_body)
             metrics.observe_events(
                 customer_id=self.customer_id, accepted=0, duplicates=0, rejected=rejected
             )
@@ -105,6 +112,6 @@ class EventsIngestApi(CustomerApi):
             duplicates=result.duplicates,
             rejected=0,
         )
-        return json_response(
-            {"accepted": result.accepted, "duplicates": result.duplicates}, status=202
+        return self.answer(
+            request, {"accepted": result.accepted, "duplicates": result.duplicates}, status=202
         )

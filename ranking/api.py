@@ -18,6 +18,7 @@ import numpy as np
 from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from threadpoolctl import threadpool_limits
 
@@ -25,9 +26,11 @@ from config.logs import current_request_id
 from config.metrics import observe_rank_outcome, observe_stage
 from config.problems import FieldError, invalid_request
 from config.schema import PROBLEM_RESPONSES
-from customers.api import CustomerApi, json_response
+from customers import wire
+from customers.api import CustomerApi
 from customers.auth import KeyStoreUnavailable
 from customers.models import Scope
+from customers.wire import ProtobufRenderer
 from events.queries import normalise_query, shopper_key
 from ranking.contracts import RankIn, RankOut
 from ranking.engine.pipeline import rank, rank_degraded
@@ -124,6 +127,9 @@ def render(request_id: str, body: RankIn, outcome: RankOutcome) -> dict[str, Any
 
 class RankApi(CustomerApi):
     required_scope = Scope.RANK
+    renderer_classes = [JSONRenderer, ProtobufRenderer]
+    protobuf_request = staticmethod(wire.rank_request_json)
+    protobuf_response = staticmethod(wire.rank_response_bytes)
     key_store_down = False
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
@@ -139,6 +145,7 @@ class RankApi(CustomerApi):
     @extend_schema(
         operation_id="rank",
         summary="Re-rank candidate items",
+        **wire.schema_extension("rank.proto", "RankRequest", "RankResponse"),
         request=RankIn,
         responses={200: RankOut, **PROBLEM_RESPONSES},
         tags=["ranking"],
@@ -169,7 +176,7 @@ class RankApi(CustomerApi):
         rank_log.record_outcome(
             customer_id=self.customer_id, request_id=request_id, request=ranked, outcome=outcome
         )
-        response = json_response(render(request_id, body, outcome))
+        response = self.answer(request, render(request_id, body, outcome))
         response["X-Request-ID"] = request_id
         observe_rank_outcome(
             customer_id=self.customer_id, surface=body.surface, started=self.started,
@@ -182,7 +189,7 @@ class RankApi(CustomerApi):
         if errors:
             raise invalid_request(errors)
         outcome = rank_degraded(rank_input(body), "default", reason)
-        response = json_response(render(request_id, body, outcome))
+        response = self.answer(self.request, render(request_id, body, outcome))
         observe_rank_outcome(
             customer_id=None if self.key_store_down else self.customer_id, surface=body.surface,
             started=self.started, candidates=len(body.items), outcome=outcome,

@@ -470,7 +470,11 @@ def test_a_body_without_a_content_type_is_unsupported_and_told_why(
     response = send(api, method_and_path, orjson.dumps(body), content_type="")
 
     problem = assert_problem(response, 415)
-    assert problem["detail"] == "Send the body as application/json, and name it in Content-Type."
+    also = " (or application/x-protobuf)" if endpoint in ("rank", "events") else ""
+    assert (
+        problem["detail"]
+        == f"Send the body as application/json{also}, and name it in Content-Type."
+    )
 
 
 @pytest.mark.parametrize("path", ["/v1/rules", "/v1/models"])
