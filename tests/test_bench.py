@@ -33,8 +33,14 @@ def test_every_benchmark_runs_and_reports_its_numbers() -> None:
     lines = dict(line.split(" ", 1) for line in result.stdout.splitlines())
     assert "'ratio'" in lines["signal_read"]
     assert "'added_ms'" in lines["rules"]
-    for measured in ("'rank_100'", "'rank_1000'", "'ingest'", "'worker_memory_mb'", "'floor_1000'",
-                     "'encodings_1000'"):
+    for measured in (
+        "'rank_100'",
+        "'rank_1000'",
+        "'ingest'",
+        "'worker_memory_mb'",
+        "'floor_1000'",
+        "'encodings_1000'",
+    ):
         assert measured in lines["served"]
     assert "'workers_cpu_seconds'" in lines["served"]
     assert "'profile_error'" not in lines["served"]

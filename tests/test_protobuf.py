@@ -116,8 +116,8 @@ def test_a_protobuf_request_is_validated_as_json_is_naming_the_same_field(shop: 
 
     nul = rank_message(query="a\x00b").SerializeToString()
     assert post(shop, "/v1/rank", nul).json()["errors"][0]["field"] == "query"
-    nan = rank_pb2.RankRequest(surface="browse", items=[rank_pb2.Candidate(id="sku-1",
-                                                                          relevance=float("nan"))])  # fmt: skip
+    candidate = rank_pb2.Candidate(id="sku-1", relevance=float("nan"))
+    nan = rank_pb2.RankRequest(surface="browse", items=[candidate])
     refused = post(shop, "/v1/rank", nan.SerializeToString())
     assert refused.status_code == 400
     assert refused.json()["errors"][0]["field"] == "items[0].relevance"
@@ -178,8 +178,11 @@ def test_an_event_with_a_field_of_another_type_is_refused_naming_it(shop: ApiCal
 
 def test_the_schema_names_the_messages_and_the_proto_files_are_published(client: Any) -> None:
     schema = client.get("/v1/schema").json()
-    for path, proto, request in (("/v1/rank", "rank.proto", "rankwell.v1.RankRequest"),
-                                 ("/v1/events", "events.proto", "rankwell.v1.EventsRequest")):  # fmt: skip
+    operations = [
+        ("/v1/rank", "rank.proto", "rankwell.v1.RankRequest"),
+        ("/v1/events", "events.proto", "rankwell.v1.EventsRequest"),
+    ]
+    for path, proto, request in operations:
         operation = schema["paths"][path]["post"]
         assert operation["x-protobuf"]["request"] == request
         assert PROTOBUF in operation["description"]
