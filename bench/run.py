@@ -118,9 +118,10 @@ def served_rows(served: object) -> list[tuple[str, str, str]]:
         rows.append((
             f"/v1/rank, {candidates} candidates, JSON against protobuf (both ways), closed loop, "
             "medians of 2 alternating rounds",
-            f"JSON {json_['achieved_rps']:.0f} req/s, workers' CPU {json_['worker_cpu_ms']} ms a "
+            f"JSON {json_['achieved_rps']:.0f} req/s, workers' CPU "
+            f"{json_['worker_cpu_ms']:.2f} ms a "
             f"request, {json_['request_bytes']:,} B in / {json_['answer_bytes']:,} B out; "
-            f"protobuf {proto['achieved_rps']:.0f} req/s, {proto['worker_cpu_ms']} ms, "
+            f"protobuf {proto['achieved_rps']:.0f} req/s, {proto['worker_cpu_ms']:.2f} ms, "
             f"{proto['request_bytes']:,} B / {proto['answer_bytes']:,} B",
             "no budget: what each encoding costs",
         ))  # fmt: skip
