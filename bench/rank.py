@@ -422,7 +422,17 @@ def floor_setup(prefix: str) -> dict[str, str]:
             pipe.execute()
     pipe.execute()
     client.close()
+    from django.db import connection
+
+    with connection.cursor() as cursor:  # the event table's twin, for the floor's COPY
+        cursor.execute("DROP TABLE IF EXISTS floor_event")
+        cursor.execute(
+            "CREATE TABLE floor_event (LIKE events_event INCLUDING DEFAULTS INCLUDING "
+            "CONSTRAINTS INCLUDING INDEXES INCLUDING IDENTITY)"
+        )
     return {
+        "FLOOR_DATABASE_URL": os.environ["DATABASE_URL"],
+        "FLOOR_CUSTOMER_ID": str(model.customer_id),
         "FLOOR_REDIS_URL": os.environ["REDIS_URL"],
         "FLOOR_PREFIX": prefix,
         "FLOOR_WIDTH": str(width),
@@ -541,6 +551,55 @@ def measure_encodings(
             "answer_bytes": answer_bytes,
         }
     return result
+
+
+def side_by_side_ingest(
+    service: int, floor: int, key: str, world: Any, tmp: Path, rounds: int, seconds: float
+) -> dict[str, Any]:
+    """Closed-loop rounds of event batches (1000 events, 16 connections), alternating the floor
+    and /v1/events as `side_by_side` does; each round sends batches never sent before, so both
+    write every row (a repeated batch would be only duplicates for the service)."""
+    import statistics
+
+    header = [f"Authorization: Bearer {key}"]
+    # More batches than a round can send at twice this machine's best rate so far.
+    batches = max(4, int(seconds * 40))
+    runs: dict[str, list[dict[str, Any]]] = {"floor": [], "service": []}
+    ports = {"floor": floor, "service": service}
+    for round_ in range(rounds):
+        order = ("floor", "service") if round_ % 2 == 0 else ("service", "floor")
+        for side, name in enumerate(order):
+            bodies = tmp / f"events-{round_}-{name}.jsonl"
+            bodies.write_bytes(b"\n".join(event_bodies(world, batches, seed=5000 + 2 * round_
+                                                        + side)))  # fmt: skip
+            run = loadgen("closed", ports[name], path="/v1/events", bodies=bodies,
+                          duration=seconds, connections=16, header=header)  # fmt: skip
+            bodies.unlink()
+            runs[name].append({
+                "events_per_second": round(run["completed"] * 1000 / run["seconds"]),
+                "p50_ms": run["p50_ms"], "p99_ms": run["p99_ms"], "statuses": run["statuses"],
+                "wrapped": run["completed"] > batches,
+            })  # fmt: skip
+    medians = {
+        name: {
+            measure: statistics.median(run[measure] for run in found)
+            for measure in ("events_per_second", "p50_ms", "p99_ms")
+        }
+        for name, found in runs.items()
+    }
+    return {
+        "rounds": rounds,
+        "seconds": seconds,
+        "connections": 16,
+        "runs": runs,
+        "medians": medians,
+        "ratio": {
+            "throughput": round(
+                medians["service"]["events_per_second"] / medians["floor"]["events_per_second"], 3
+            ),
+            "p50": round(medians["service"]["p50_ms"] / medians["floor"]["p50_ms"], 3),
+        },
+    }
 
 
 def worker_pids(master: int) -> list[int]:
@@ -856,6 +915,10 @@ def main() -> None:
                         port, floor, key, Path(tmp) / f"rank-{candidates}.jsonl",
                         size["floor_rounds"], size["floor_seconds"],
                     )  # fmt: skip
+                result["floor_ingest"] = side_by_side_ingest(
+                    port, floor, key, world, Path(tmp), size["floor_rounds"],
+                    size["floor_seconds"],
+                )  # fmt: skip
     finally:
         drop_namespace()
         if args.quick:

@@ -110,6 +110,20 @@ def served_rows(served: object) -> list[tuple[str, str, str]]:
             f"{service['rps_spread']:.0%} against the floor's {floor['rps_spread']:.0%})",
             f"{target}; spread no wider than the floor's",
         ))  # fmt: skip
+    ingest_side = served.get("floor_ingest")
+    if ingest_side is not None:  # results.json files written before the ingest floor existed
+        floor, service = ingest_side["medians"]["floor"], ingest_side["medians"]["service"]
+        rows.append((
+            "**/v1/events against the floor (one COPY of the batch's rows into a twin of the "
+            f"event table)**: batches of 1000, {ingest_side['rounds']} alternating closed-loop "
+            f"rounds of {ingest_side['seconds']:g} s, {ingest_side['connections']} connections, "
+            "medians",
+            f"**throughput {ingest_side['ratio']['throughput']}x, p50 "
+            f"{ingest_side['ratio']['p50']}x** (service {service['events_per_second']:.0f} "
+            f"events/s, p50 {service['p50_ms']:.0f} ms; floor {floor['events_per_second']:.0f} "
+            f"events/s, p50 {floor['p50_ms']:.0f} ms)",
+            "no ratio target yet; 10,000 events/s per API process",
+        ))  # fmt: skip
     for candidates in budgets:
         encodings = served.get(f"encodings_{candidates}")
         if encodings is None:  # results.json files written before protobuf

@@ -40,6 +40,7 @@ def test_every_benchmark_runs_and_reports_its_numbers() -> None:
         "'worker_memory_mb'",
         "'floor_1000'",
         "'encodings_1000'",
+        "'floor_ingest'",
     ):
         assert measured in lines["served"]
     assert "'workers_cpu_seconds'" in lines["served"]
