@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=100, help="open loop: requests a second")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, help="default: 32")
     parser.add_argument("--quick", action="store_true", help="the quick shop (toy sizes)")
     args = parser.parse_args()
     changes = dict(item.split("=", 1) for item in args.env)
@@ -64,7 +65,7 @@ def main() -> None:
             }
             common: dict[str, Any] = {
                 "path": "/v1/rank", "bodies": bodies, "header": [f"Authorization: Bearer {key}"],
-                "connections": rank.CLOSED_CONNECTIONS if args.mode == "closed" else 32,
+                "connections": args.connections or 32,
             }  # fmt: skip
             if args.mode == "open":
                 common["rate"] = args.rate

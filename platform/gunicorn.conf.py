@@ -8,6 +8,7 @@ worker writes its samples there, and a dead worker's live gauges are dropped.
 import multiprocessing
 import os
 import shutil
+import sys
 import threading
 import time
 from pathlib import Path
@@ -30,6 +31,10 @@ threads = int(_env("GUNICORN_THREADS", "16"))
 # its first byte, and its body within GUNICORN_BODY_READ_SECONDS of the head; then the connection
 # is closed. Behind the ALB both arrive at once; these bound a client that reaches a task directly.
 _header_read_seconds = float(_env("GUNICORN_HEADER_READ_SECONDS", "5"))
+# How long a thread may hold the GIL while another wants it (Python's default: 0.005 s). A
+# request that waits on Redis or a socket must get the GIL back from a thread that computes;
+# each such wait can cost up to the interval. Empty: Python's default.
+_switch_interval = _env("PYTHON_SWITCH_INTERVAL_SECONDS", "")
 _body_read_seconds = float(_env("GUNICORN_BODY_READ_SECONDS", "30"))
 # Each worker listens on a socket of its own (SO_REUSEPORT) and the kernel spreads new connections
 # across them. With one shared socket the first worker awake accepted them: keep-alive then tied
@@ -96,6 +101,8 @@ def post_worker_init(worker: Any) -> None:
     gc.collect()
     gc.freeze()
     _bound_request_reads(worker)
+    if _switch_interval:
+        sys.setswitchinterval(float(_switch_interval))
 
 
 class _ReadDeadlineSocket:
