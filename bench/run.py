@@ -237,7 +237,8 @@ def fault_rows(faults: object) -> list[tuple[str, str, str]]:
             f"degraded (due {run['marked_first_due_s']}-{run['marked_last_due_s']} s), their "
             f"p50 {run['marked_p50_ms']} ms, p99 {run['marked_p99_ms']} ms; all answers p50 "
             f"{run['p50_ms']} ms, p99 {run['p99_ms']} ms",
-            "0 errors; degraded answers only while Redis is frozen",
+            "0 errors; degraded answers only while Redis is frozen, and for up to one breaker "
+            "period (1 s) after",
         ),
         (
             "events ingest, batches of 1000, 16 connections: Redis up, then Redis killed "
