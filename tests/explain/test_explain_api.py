@@ -31,7 +31,8 @@ def _artifacts_in_tmp(settings: Any, tmp_path: Path) -> None:
 
 @pytest.fixture
 def shop(api: ApiCaller) -> ApiCaller:
-    """Six shoes, Nike (even) and Puma (odd), relevance falling from sku-0 to sku-5."""
+    """Six shoes, Nike (even) and Puma (odd), relevance and price falling from sku-0 to sku-5
+    (the default blend counts both for an item, so sku-5 is last before rules)."""
     put_items(
         api,
         [
@@ -40,7 +41,7 @@ def shop(api: ApiCaller) -> ApiCaller:
                 "title": f"Shoe {i}",
                 "brand": "Nike" if i % 2 == 0 else "Puma",
                 "categories": ["shoes"],
-                "price": 10.0 * (i + 1),
+                "price": 10.0 * (len(IDS) - i),
             }
             for i, item_id in enumerate(IDS)
         ],
