@@ -858,6 +858,59 @@ def profile_child(bodies_file: Path, rounds: int, report: Path) -> None:
     print(json.dumps({"requests": rounds, "mean_ms_unprofiled": round(plain / rounds * 1000, 2)}))
 
 
+def snapshot_exact(key: str, bodies: Path, count: int) -> dict[str, Any]:
+    """The first `count` bodies answered with explanations twice in this process: every record
+    read from Redis, then from this host's snapshot of the version (ranking/signals/snapshot.py).
+    The answers must be identical but for their request ids; also how long the snapshot took to
+    be ready after the first request asked for it."""
+    import orjson
+    from django.conf import settings
+    from django.test import Client
+
+    from ranking.signals import store as store_module
+    from ranking.signals.redis_store import RedisSignalStore
+
+    client = Client(HTTP_HOST=SERVER, HTTP_AUTHORIZATION=f"Bearer {key}")
+    requests = [orjson.loads(body) | {"explain": True}
+                for body in bodies.read_bytes().splitlines()[:count]]  # fmt: skip
+
+    def answers() -> list[dict[str, Any]]:
+        out = []
+        for body in requests:
+            reply = client.post("/v1/rank", orjson.dumps(body), content_type="application/json")
+            answer = orjson.loads(reply.content)
+            answer.pop("request_id", None)
+            out.append(answer)
+        return out
+
+    original = settings.SIGNAL_STORE
+    try:
+        settings.SIGNAL_STORE = {**original, "SNAPSHOT_DIR": None}
+        store_module.reset_signal_store()
+        from_redis = answers()
+        settings.SIGNAL_STORE = original
+        store_module.reset_signal_store()
+        store = store_module.signal_store()
+        assert isinstance(store, RedisSignalStore)
+        assert store.snapshots is not None
+        started = time.perf_counter()
+        client.post("/v1/rank", orjson.dumps(requests[0]), content_type="application/json")
+        store.snapshots.wait(300)
+        ready = time.perf_counter() - started
+        mapped = bool(store.snapshots._mapped)
+        from_snapshot = answers()
+    finally:
+        settings.SIGNAL_STORE = original
+        store_module.reset_signal_store()
+    return {
+        "requests": len(requests),
+        "snapshot_mapped": mapped,
+        "snapshot_ready_seconds": round(ready, 2),
+        "identical": sum(a == b for a, b in zip(from_redis, from_snapshot, strict=True)),
+        "degraded": sum(a["degraded"] for a in from_redis + from_snapshot),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -868,6 +921,8 @@ def main() -> None:
                         "path at 1000 candidates here, before serving")  # fmt: skip
     parser.add_argument("--served-profile", type=Path, help="write a py-spy report of the "
                         "workers serving 1000 candidates at full speed here")  # fmt: skip
+    parser.add_argument("--floor-only", action="store_true", help="only the side-by-side rounds "
+                        "against the floor (and the snapshot's exactness)")  # fmt: skip
     args = parser.parse_args()
     if args.profile_child:
         profile_child(args.profile_child, args.rounds, args.profile)
@@ -895,8 +950,25 @@ def main() -> None:
             for candidates in size["candidates"]:
                 bodies = Path(tmp) / f"rank-{candidates}.jsonl"
                 bodies.write_bytes(b"\n".join(rank_bodies(world, candidates, 200, candidates)))
+                result[f"snapshot_exact_{candidates}"] = snapshot_exact(key, bodies, 40)
+                if args.floor_only:
+                    continue
                 profile = args.served_profile if candidates == 1000 else None
                 result[f"rank_{candidates}"] = measure_rank(port, key, bodies, size, pids, profile)
+            if args.floor_only:
+                floor_env = {**env, **floor_setup(f"{NAMESPACE}:floor:")}
+                with gunicorn(floor_env, args.workers, "prometheus-floor", "floor:app") as (
+                    floor,
+                    _,
+                ):
+                    for candidates in size["candidates"]:
+                        result[f"floor_{candidates}"] = side_by_side(
+                            port, floor, key, Path(tmp) / f"rank-{candidates}.jsonl",
+                            size["floor_rounds"], size["floor_seconds"],
+                        )  # fmt: skip
+                result["worker_memory_mb"] = [memory_mb(pid) for pid in pids]
+                print(json.dumps(result))
+                return
             result["worker_memory_after_rank_mb"] = [memory_mb(pid) for pid in pids]
             batches = 20 if args.quick else 400
             events = Path(tmp) / "events.jsonl"

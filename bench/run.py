@@ -110,6 +110,15 @@ def served_rows(served: object) -> list[tuple[str, str, str]]:
             f"{service['rps_spread']:.0%} against the floor's {floor['rps_spread']:.0%})",
             f"{target}; spread no wider than the floor's",
         ))  # fmt: skip
+    exact = [served[f"snapshot_exact_{n}"] for n in targets if f"snapshot_exact_{n}" in served]
+    if exact:  # results.json files written before signal snapshots
+        rows.append((
+            "/v1/rank answers (with explanations) from this host's snapshot of the signals "
+            "against the same requests answered from Redis, at 100 and 1000 candidates",
+            "; ".join(f"{e['identical']} of {e['requests']} identical, snapshot ready "
+                      f"{e['snapshot_ready_seconds']} s after the first request" for e in exact),
+            "every answer identical",
+        ))  # fmt: skip
     ingest_side = served.get("floor_ingest")
     if ingest_side is not None:  # results.json files written before the ingest floor existed
         floor, service = ingest_side["medians"]["floor"], ingest_side["medians"]["service"]

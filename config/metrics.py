@@ -90,6 +90,12 @@ ACTIVE_MODEL_VERSION = Gauge(
     ["customer", "surface"],
     multiprocess_mode="mostrecent",
 )
+SIGNAL_SNAPSHOTS = Counter(
+    "rankwell_signal_snapshots",
+    "Host-shared signal snapshots a process made ready (mapped, built, rebuilt) or gave up on "
+    "for a while (failed: its requests read Redis).",
+    ["outcome"],
+)
 CACHE_LOOKUPS = Counter(
     "rankwell_cache_lookups",
     "Lookups in the per-process runtime caches (API keys, ranking configs).",

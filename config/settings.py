@@ -170,6 +170,18 @@ SIGNAL_STORE = {
     "VERSION_GRACE_SECONDS": env.int("SIGNAL_VERSION_GRACE_SECONDS", default=300),
     # REDIS_URL names one node of a Redis Cluster (e.g. ElastiCache in cluster mode).
     "CLUSTER": env.bool("REDIS_CLUSTER", default=False),
+    # Item and query-item records of the current signal version are read from a memory-mapped
+    # copy on this host, shared by its workers (ranking/signals/snapshot.py), instead of from
+    # Redis on every request. The directory is private to the service's user (default:
+    # rankwell-signals-<uid> in the temporary directory); None turns the copies off.
+    "SNAPSHOT_DIR": (
+        env.str(
+            "SIGNAL_SNAPSHOT_DIR",
+            default=str(VAR_DIR / "test-signal-snapshots") if RANKWELL_ENV == "test" else "",
+        )
+        if env.bool("SIGNAL_SNAPSHOTS", default=True)
+        else None
+    ),
 }
 # How often each process checks whether a customer's keys, configs or rules changed.
 RUNTIME_REFRESH_SECONDS = env.float("RUNTIME_REFRESH_SECONDS", default=1.0)

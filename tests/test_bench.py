@@ -44,6 +44,13 @@ def test_every_benchmark_runs_and_reports_its_numbers() -> None:
     ):
         assert measured in lines["served"]
     assert "'workers_cpu_seconds'" in lines["served"]
+    # The bench shop's answers from this host's snapshot of its signals equal Redis's.
+    served = ast.literal_eval(lines["served"])
+    for candidates in (100, 1000):
+        exact = served[f"snapshot_exact_{candidates}"]
+        assert exact["snapshot_mapped"]
+        assert exact["identical"] == exact["requests"] == 40
+        assert exact["degraded"] == 0
     assert "'profile_error'" not in lines["served"]
     served_profile = (ROOT / "var" / "bench" / "profile-served-quick.txt").read_text()
     assert "RankApi.post" in served_profile

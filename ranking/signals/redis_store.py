@@ -21,17 +21,23 @@ one pipeline can read them):
 Each process caches the current version's meta. A fetch is one pipeline: the pointer, the item
 records, the query-item records, the shopper profile and an SMISMEMBER per attribute set asked.
 When the pointer it returns has moved, the next request reads the new version; the replaced
-version stays readable for a grace period.
+version stays readable for a grace period. Once this host holds a mapped copy of the current
+version (ranking/signals/snapshot.py), the item and query-item records come from it and the
+pipeline carries the rest.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import secrets
+import stat
+import tempfile
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -51,6 +57,7 @@ from ranking.signals.shopper import (
     decayed_weight,
     log_price_of,
 )
+from ranking.signals.snapshot import Snapshot, SnapshotCache, VersionContents
 from ranking.signals.store import (
     LOST_MESSAGE,
     SignalFetch,
@@ -170,6 +177,7 @@ class RedisSignalStore(SignalStore):
         breaker_window_seconds: float = 1.0,
         breaker_failure_rate: float = 0.5,
         profile_timeout: float = 0.25,
+        snapshot_dir: str | None = None,
     ) -> None:
         self.namespace = namespace
         self.breaker = Breaker(
@@ -211,6 +219,17 @@ class RedisSignalStore(SignalStore):
         self._current: dict[int, SignalMeta] = {}
         self._metas: dict[tuple[int, int], SignalMeta] = {}
         self._lock = threading.Lock()
+        # None: every record comes from Redis (SIGNAL_SNAPSHOTS=false).
+        self.snapshots: SnapshotCache | None = None
+        if snapshot_dir is not None:
+            try:
+                directory = _private_directory(snapshot_dir)
+            except OSError:
+                logger.warning("no signal snapshots: records are read from Redis", exc_info=True)
+            else:
+                self.snapshots = SnapshotCache(
+                    directory, namespace, self._version_contents, grace_seconds
+                )
 
     # --- keys -----------------------------------------------------------------------------------
     def _prefix(self, customer_id: int) -> str:
@@ -258,7 +277,11 @@ class RedisSignalStore(SignalStore):
             if meta is None:
                 meta = self._load_current(customer_id)
             read = (item_ids, query, shopper_key, attribute_sets)
-            pointer, fetched = self._read(customer_id, meta, *read)
+            pointer, fetched, copied = self._read(customer_id, meta, *read)
+            if copied and meta is not None and pointer != meta.version:
+                # The copy answers for the version held; whether Redis still has it (and so what
+                # this request gets) only Redis can say: ask it as if there were no copy.
+                pointer, fetched, _ = self._read(customer_id, meta, *read, use_snapshot=False)
             if pointer is None and (published or meta is not None):
                 # Redis answered without the pointer of a customer that had one: it lost its
                 # data. Forget the version read before; nothing read now is the shop's.
@@ -271,7 +294,7 @@ class RedisSignalStore(SignalStore):
                     self._current[customer_id] = new_meta
                     if meta is None or not fetched.item_found.any():
                         # The version we held is gone (or there was none): read the new one.
-                        _, fetched = self._read(customer_id, new_meta, *read)
+                        _, fetched, _ = self._read(customer_id, new_meta, *read)
         except redis.RedisError as exc:
             self.breaker.record(False)
             raise SignalStoreUnavailable(str(exc)) from exc
@@ -286,11 +309,15 @@ class RedisSignalStore(SignalStore):
         query: str,
         shopper_key: str,
         attribute_sets: Sequence[str],
-    ) -> tuple[int | None, SignalFetch]:
+        *,
+        use_snapshot: bool = True,
+    ) -> tuple[int | None, SignalFetch, bool]:
+        """(the pointer, what was read, whether the records came from this host's copy)."""
         ids = list(item_ids)  # one list for the HMGET and every SMISMEMBER
+        snapshot = self._snapshot(customer_id, meta, ids) if use_snapshot else None
         pipe = self._reader.pipeline(transaction=False)
         pipe.get(f"{self._prefix(customer_id)}:ptr")
-        if meta is not None:
+        if meta is not None and snapshot is None:
             _, items_key, query_key = self._version_keys(customer_id, meta.version)
             pipe.hmget(items_key, ids)
             if query:
@@ -306,19 +333,64 @@ class RedisSignalStore(SignalStore):
         replies = iter(pipe.execute())
         raw_pointer = next(replies)
         pointer = int(raw_pointer) if raw_pointer is not None else None
-        if meta is not None:
+        query_records = query_found = None
+        if meta is not None and snapshot is not None:
+            try:
+                records, found = snapshot.item_records([i.encode() for i in ids], meta.default_item)
+                if query:
+                    query_records, query_found = snapshot.query_item_records(
+                        query_fields(query, ids)
+                    )
+            except Exception:
+                # A fault of the copy is never the answer: drop it and read Redis.
+                logger.exception("signal snapshot of customer %s failed a lookup", customer_id)
+                if self.snapshots is not None:
+                    self.snapshots.drop(customer_id, meta.version, meta.digest)
+                read = (item_ids, query, shopper_key, attribute_sets)
+                return self._read(customer_id, meta, *read, use_snapshot=False)
+        elif meta is not None:
             records, found = decode_items(next(replies), meta)
+            if query:
+                query_records, query_found = decode_queries(next(replies))
         else:
             records, found = decode_items([None] * len(item_ids), None)
-        query_records = query_found = None
-        if meta is not None and query:
-            query_records, query_found = decode_queries(next(replies))
         profile = EMPTY_PROFILE
         if shopper_key:
             profile = _profile(next(replies), next(replies), next(replies), next(replies))
         masks = {name: np.array(next(replies), dtype=bool) for name in attribute_sets}
         fetched = SignalFetch(meta, records, found, query_records, query_found, profile, masks)
-        return pointer, fetched
+        return pointer, fetched, snapshot is not None
+
+    def _snapshot(
+        self, customer_id: int, meta: SignalMeta | None, ids: list[str]
+    ) -> Snapshot | None:
+        """This host's mapped copy of the version, when it is ready and can answer exactly for
+        these ids (fixed-width byte keys cannot tell an id with a NUL byte)."""
+        if self.snapshots is None or meta is None or not meta.digest:
+            return None
+        snapshot = self.snapshots.get(customer_id, meta.version, meta.digest)
+        if snapshot is None or "\x00" in "".join(ids):
+            return None
+        return snapshot
+
+    def _version_contents(self, customer_id: int, version: int) -> VersionContents:
+        """A published version's item and query-item records, scanned whole from Redis for a
+        snapshot. Raises if the version expired during the scan (the counts then disagree)."""
+        meta_key, items_key, query_key = self._version_keys(customer_id, version)
+        contents: list[Any] = []
+        for key, size in ((items_key, ITEM_RECORD.itemsize), (query_key, QUERY_RECORD.itemsize)):
+            fields = dict(self._writer.hscan_iter(key, count=WRITE_BATCH))
+            if any(len(value) != size for value in fields.values()):
+                raise ValueError(f"{key}: a record of the wrong size")
+            contents += [list(fields), b"".join(fields.values())]
+        pipe = self._writer.pipeline(transaction=False)
+        pipe.exists(meta_key)
+        pipe.hlen(items_key)
+        pipe.hlen(query_key)
+        exists, items, queries = pipe.execute()
+        if not exists or items != len(contents[0]) or queries != len(contents[2]):
+            raise ValueError(f"version {version} of customer {customer_id} changed while read")
+        return contents[0], contents[1], contents[2], contents[3]
 
     def _meta(self, customer_id: int, version: int) -> SignalMeta | None:
         cached = self._metas.get((customer_id, version))
@@ -563,6 +635,19 @@ class RedisSignalStore(SignalStore):
         self._current.clear()
         self._metas.clear()
         self.breaker.reset()
+        if self.snapshots is not None:
+            self.snapshots.forget()
+
+
+def _private_directory(configured: str) -> Path:
+    """The snapshots' directory, created for this user only; refused (no snapshots: every record
+    from Redis) if anyone else may write to it."""
+    directory = Path(configured or Path(tempfile.gettempdir()) / f"rankwell-signals-{os.getuid()}")
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = directory.stat()
+    if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise PermissionError(f"{directory} is not private to this user; no signal snapshots")
+    return directory
 
 
 def _profile(

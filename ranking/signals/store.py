@@ -60,6 +60,9 @@ class SignalMeta:
     brands: tuple[str, ...]
     categories: tuple[str, ...]
     stats: dict[str, Any]
+    # A hash of the meta as the store holds it: names this exact version in host-shared
+    # snapshots (ranking/signals/snapshot.py); empty for a meta built in this process.
+    digest: str = ""
 
     @cached_property
     def brand_index(self) -> dict[str, int]:
@@ -91,6 +94,7 @@ class SignalMeta:
     @classmethod
     def from_json(cls, raw: bytes | str) -> SignalMeta:
         data = orjson.loads(raw)
+        encoded = raw.encode() if isinstance(raw, str) else raw
         return cls(
             version=data["version"],
             created_at=data["created_at"],
@@ -101,6 +105,7 @@ class SignalMeta:
             brands=tuple(data["brands"]),
             categories=tuple(data["categories"]),
             stats=data["stats"],
+            digest=hashlib.blake2b(encoded, digest_size=8).hexdigest(),
         )
 
 
@@ -260,6 +265,7 @@ def build_store(config: dict[str, Any]) -> SignalStore:
             grace_seconds=config["VERSION_GRACE_SECONDS"],
             cluster=config.get("CLUSTER", False),
             profile_timeout=config.get("PROFILE_WRITE_TIMEOUT_SECONDS", 0.25),
+            snapshot_dir=config.get("SNAPSHOT_DIR"),
         )
     from ranking.signals.memory_store import MemorySignalStore
 

@@ -381,28 +381,29 @@ def test_saving_a_config_in_the_admin_changes_the_next_ranking(
     before = rank_browse(api, ids)
 
     added = staff_a.post(
-        reverse("admin:ranking_rankingconfig_add"), config_form(tenant_a.customer, price="1")
+        reverse("admin:ranking_rankingconfig_add"), config_form(tenant_a.customer, price="-1")
     )
     by_price = rank_browse(api, ids)
     config = RankingConfig.objects.get(customer=tenant_a.customer)
     changed = staff_a.post(
         reverse("admin:ranking_rankingconfig_change", args=[config.pk]),
         {
-            "name": "cheap first",
+            "name": "dear first",
             "personalization_weight": "1.0",
             "exploration_percent": "0",
-            "weight__price": "-1",
+            "weight__price": "1",
         },
     )
-    cheap_first = rank_browse(api, ids)
+    dear_first = rank_browse(api, ids)
 
-    assert [item["id"] for item in before["items"]] == ["cheap", "dear", "mid"]
+    # The default blend counts an item's price for it (ranking/configs.py).
+    assert [item["id"] for item in before["items"]] == ["dear", "mid", "cheap"]
     assert before["ranker"]["config"] == "default"
     assert added.status_code == changed.status_code == 302
-    assert [item["id"] for item in by_price["items"]] == ["dear", "mid", "cheap"]
+    assert [item["id"] for item in by_price["items"]] == ["cheap", "mid", "dear"]
     assert by_price["ranker"]["config"] == "by price"
-    assert [item["id"] for item in cheap_first["items"]] == ["cheap", "mid", "dear"]
-    assert cheap_first["ranker"]["config"] == "cheap first"
+    assert [item["id"] for item in dear_first["items"]] == ["dear", "mid", "cheap"]
+    assert dear_first["ranker"]["config"] == "dear first"
 
 
 def test_saving_a_config_for_one_customer_leaves_the_others_ranking(

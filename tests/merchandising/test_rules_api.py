@@ -25,7 +25,9 @@ IDS = [f"sku-{i}" for i in range(6)]
 
 @pytest.fixture
 def shop(api: ApiCaller) -> ApiCaller:
-    """Six items, sku-0 best by relevance down to sku-5; brands Nike (even) and Puma (odd)."""
+    """Six items, sku-0 best by relevance and dearest down to sku-5 (out of stock): the default
+    blend counts relevance, price and stock for an item, so it ranks them in this order; brands
+    Nike (even) and Puma (odd)."""
     put_items(
         api,
         [
@@ -34,7 +36,7 @@ def shop(api: ApiCaller) -> ApiCaller:
                 "title": f"Shoe {i}",
                 "brand": "Nike" if i % 2 == 0 else "Puma",
                 "categories": ["shoes", "shoes/running" if i < 3 else "shoes/trail"],
-                "price": 10.0 * (i + 1),
+                "price": 10.0 * (len(IDS) - i),
                 "in_stock": i != 5,
                 "attributes": {"color": "red" if i in (1, 4) else "blue"},
             }
@@ -112,9 +114,14 @@ def test_boost_by_category_with_descendants_and_named_strength(shop: ApiCaller) 
 
 def test_bury_by_attribute_and_price_range(shop: ApiCaller) -> None:
     create(shop, {"name": "red down", "selector": {"attributes": {"color": ["red"]},
-                  "price_max": 25.0}, "action": {"type": "bury", "factor": 0.01}})  # fmt: skip
+                  "price_min": 45.0}, "action": {"type": "bury", "factor": 0.01}})  # fmt: skip
 
-    assert ranked_ids(search(shop))[-1] == "sku-1"
+    ranked = ranked_ids(search(shop))
+
+    # sku-1 (red, 50.00) falls below sku-4 (red, 20.00: outside the range), which it outranks
+    # without the rule.
+    assert ranked.index("sku-1") > ranked.index("sku-4")
+    assert ranked[:3] == ["sku-0", "sku-2", "sku-3"]
 
 
 def test_query_conditions_match_the_normalised_query(shop: ApiCaller) -> None:

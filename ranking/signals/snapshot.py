@@ -1,0 +1,294 @@
+"""Host-shared snapshots of published signal versions: the item and query-item records of one
+version as memory-mapped files, so a rank request finds its candidates' records in this host's
+page cache instead of asking Redis for them.
+
+Redis stays the source. A published version never changes (ranking/signals/redis_store.py writes
+it whole, then swaps the pointer), so a file copied from it answers exactly what Redis would for
+that version. Every rank request still reads the pointer, the shopper's profile and the rules'
+attribute sets from Redis in its one round trip; the snapshot only replaces the two HMGETs of
+item and query-item records (at 1000 candidates, 2,000 arguments and a 108 KB reply).
+
+The first process of a host that reads a version without its file builds it, in a background
+thread and under a file lock (the other processes of the host map what it wrote): it scans the
+version's hashes from Redis, sorts the keys, writes the arrays as .npy files with a manifest into
+a temporary directory and renames it into place. Requests keep reading Redis meanwhile. A process
+maps a file once per version (numpy memmap, read-only): the pages are the page cache's, shared by
+every worker of the host, so memory does not grow with the number of workers.
+
+Faults fall back to Redis, never to a wrong answer: a missing file is built, a file that does not
+match its manifest (shapes, dtypes, checksum) is removed and built again, a build that fails is
+tried again after RETRY_SECONDS, and a request whose candidate ids a fixed-width byte key cannot
+hold exactly (an id with a NUL byte) reads Redis.
+
+Layout: <directory>/<namespace>/c<customer>-v<version>-<meta digest>/{items,records,queries,
+query_records}.npy and manifest.json. The meta's digest (a hash of the version's meta as stored)
+keeps a file from ever answering for another store's version of the same number.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from config import metrics
+from ranking.signals.schema import ITEM_RECORD, QUERY_RECORD
+
+logger = logging.getLogger(__name__)
+
+FORMAT = 1
+RETRY_SECONDS = 60.0
+_FILES = ("items", "records", "queries", "query_records")
+
+# (item ids, packed item records, query fields, packed query records) of one version, as stored.
+VersionContents = tuple[list[bytes], bytes, list[bytes], bytes]
+
+
+def _sorted_keys(
+    keys: list[bytes], packed: bytes, dtype: np.dtype
+) -> tuple[np.ndarray, np.ndarray]:
+    records = np.frombuffer(packed, dtype=dtype)
+    width = max((len(key) for key in keys), default=1)
+    array = np.array(keys, dtype=f"S{max(width, 1)}")
+    order = np.argsort(array, kind="stable")
+    return array[order], records[order]
+
+
+def _lookup(keys: np.ndarray, wanted: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of `wanted` in the sorted fixed-width `keys`, and which were found. The wanted keys
+    are one byte wider than any stored key, so a longer id never matches a stored prefix."""
+    if not len(keys):
+        return np.zeros(len(wanted), dtype=np.int64), np.zeros(len(wanted), dtype=bool)
+    array = np.array(wanted, dtype=f"S{keys.dtype.itemsize + 1}")
+    rows = np.minimum(np.searchsorted(keys, array), len(keys) - 1)
+    return rows, keys[rows] == array
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One version's records, mapped read-only."""
+
+    items: np.ndarray  # S<w>, sorted
+    records: np.ndarray  # ITEM_RECORD, aligned with items
+    queries: np.ndarray  # S<w>, sorted "query\\x1fitem id" fields
+    query_records: np.ndarray  # QUERY_RECORD, aligned with queries
+
+    def item_records(
+        self, item_ids: list[bytes], default: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(records, found) as decode_items gives them for the same HMGET: the version's
+        default record where the item is unknown."""
+        return _gather(self.items, self.records, item_ids, default)
+
+    def query_item_records(self, fields: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+        """(records, found) as decode_queries gives them: zeros where the pair is unknown."""
+        return _gather(self.queries, self.query_records, fields, np.zeros(1, QUERY_RECORD)[0])
+
+
+def _gather(
+    keys: np.ndarray, records: np.ndarray, wanted: list[bytes], default: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    rows, found = _lookup(keys, wanted)
+    if not len(records):
+        return np.full(len(wanted), default, dtype=records.dtype), found
+    gathered = records[rows]
+    if not found.all():
+        gathered[~found] = default
+    return gathered, found
+
+
+def _checksum(arrays: Sequence[np.ndarray]) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def write(directory: Path, contents: VersionContents, manifest: dict[str, object]) -> None:
+    """Write one version's files into `directory` (which must not exist yet), atomically: a
+    temporary sibling renamed into place once the manifest is written."""
+    item_ids, item_packed, query_fields, query_packed = contents
+    items, records = _sorted_keys(item_ids, item_packed, ITEM_RECORD)
+    queries, query_records = _sorted_keys(query_fields, query_packed, QUERY_RECORD)
+    arrays = dict(zip(_FILES, (items, records, queries, query_records), strict=True))
+    temporary = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        for name, array in arrays.items():
+            np.save(temporary / f"{name}.npy", array, allow_pickle=False)
+        full = {**manifest, "format": FORMAT, "items": len(items), "queries": len(queries),
+                "checksum": _checksum(list(arrays.values()))}  # fmt: skip
+        (temporary / "manifest.json").write_text(json.dumps(full))
+        os.rename(temporary, directory)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+
+
+class SnapshotInvalid(Exception):
+    """The files do not hold what their manifest says."""
+
+
+def load(directory: Path, manifest_expected: dict[str, object]) -> Snapshot:
+    """Map a version's files, checking them against the manifest (and the manifest against what
+    the caller expects of this version)."""
+    try:
+        manifest = json.loads((directory / "manifest.json").read_text())
+        arrays = [np.load(directory / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+                  for name in _FILES]  # fmt: skip
+    except (OSError, ValueError) as exc:
+        raise SnapshotInvalid(f"unreadable: {exc}") from exc
+    items, records, queries, query_records = arrays
+    expected = {**manifest_expected, "format": FORMAT}
+    problems = [key for key, value in expected.items() if manifest.get(key) != value]
+    if items.dtype.kind != "S" or queries.dtype.kind != "S":
+        problems.append("key dtype")
+    if records.dtype != ITEM_RECORD or query_records.dtype != QUERY_RECORD:
+        problems.append("record dtype")
+    if len(items) != manifest.get("items") or len(records) != len(items):
+        problems.append("item count")
+    if len(queries) != manifest.get("queries") or len(query_records) != len(queries):
+        problems.append("query count")
+    if not problems and _checksum(arrays) != manifest.get("checksum"):
+        problems.append("checksum")
+    if problems:
+        raise SnapshotInvalid(f"{directory.name}: {', '.join(problems)} do not match")
+    # Plain views of the mapped pages (a memmap subclass would tag every indexing result).
+    return Snapshot(*(np.asarray(array) for array in arrays))
+
+
+class SnapshotCache:
+    """A process's mapped snapshots, by (customer, version). `get` never blocks on a build: it
+    answers None and lets a background thread map (or build, then map) the version."""
+
+    def __init__(
+        self,
+        directory: Path,
+        namespace: str,
+        read_version: Callable[[int, int], VersionContents],
+        grace_seconds: float,
+    ) -> None:
+        self.root = directory / namespace
+        self.read_version = read_version
+        self.grace_seconds = grace_seconds
+        self._mapped: dict[tuple[int, int], tuple[str, Snapshot]] = {}
+        self._pending: set[tuple[int, int]] = set()
+        self._failed: dict[tuple[int, int, str], float] = {}
+        self._lock = threading.Lock()
+
+    def get(self, customer_id: int, version: int, digest: str) -> Snapshot | None:
+        mapped = self._mapped.get((customer_id, version))
+        if mapped is not None and mapped[0] == digest:
+            return mapped[1]
+        key = (customer_id, version)
+        with self._lock:
+            if key in self._pending:
+                return None
+            if time.monotonic() < self._failed.get((customer_id, version, digest), 0.0):
+                return None
+            self._pending.add(key)
+        threading.Thread(
+            target=self._prepare, args=(customer_id, version, digest),
+            name=f"signal-snapshot-c{customer_id}-v{version}", daemon=True,
+        ).start()  # fmt: skip
+        return None
+
+    def _directory(self, customer_id: int, version: int, digest: str) -> Path:
+        return self.root / f"c{customer_id}-v{version}-{digest}"
+
+    def _prepare(self, customer_id: int, version: int, digest: str) -> None:
+        key = (customer_id, version)
+        directory = self._directory(customer_id, version, digest)
+        expected = {"customer": customer_id, "version": version, "digest": digest}
+        try:
+            if not directory.exists():
+                self._build(customer_id, version, digest, directory, expected)
+                outcome = "built"
+            else:
+                outcome = "mapped"
+            try:
+                snapshot = load(directory, expected)
+            except SnapshotInvalid:
+                # Never answer from a file that does not match its manifest: rebuild it once.
+                shutil.rmtree(directory, ignore_errors=True)
+                self._build(customer_id, version, digest, directory, expected)
+                snapshot = load(directory, expected)
+                outcome = "rebuilt"
+        except Exception:
+            logger.warning(
+                "signal snapshot of customer %s version %s not ready; reading Redis for it",
+                customer_id, version, exc_info=True,
+            )  # fmt: skip
+            metrics.SIGNAL_SNAPSHOTS.labels("failed").inc()
+            with self._lock:
+                self._failed[(customer_id, version, digest)] = time.monotonic() + RETRY_SECONDS
+                self._pending.discard(key)
+            return
+        metrics.SIGNAL_SNAPSHOTS.labels(outcome).inc()
+        with self._lock:
+            # Only the customer's newest version stays mapped in this process.
+            for other in [k for k in self._mapped if k[0] == customer_id and k[1] < version]:
+                del self._mapped[other]
+            if all(k[1] <= version for k in self._mapped if k[0] == customer_id):
+                self._mapped[key] = (digest, snapshot)
+            self._pending.discard(key)
+
+    def _build(
+        self,
+        customer_id: int,
+        version: int,
+        digest: str,
+        directory: Path,
+        manifest: dict[str, object],
+    ) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / f".c{customer_id}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one builder per customer per host
+            if directory.exists():
+                return
+            contents = self.read_version(customer_id, version)
+            if any(b"\x00" in key for keys in (contents[0], contents[2]) for key in keys):
+                raise ValueError("a key holds a NUL byte, which fixed-width keys cannot tell")
+            write(directory, contents, manifest)
+            self._remove_replaced(customer_id, version)
+
+    def _remove_replaced(self, customer_id: int, version: int) -> None:
+        """The customer's older versions, once no reader should need them (the store's grace
+        period after their replacement). Unlinking a mapped file is safe: a process that still
+        maps it keeps its pages."""
+        cutoff = time.time() - self.grace_seconds
+        for path in self.root.glob(f"c{customer_id}-v*"):
+            try:
+                other = int(path.name.split("-")[1][1:])
+                stale = other < version and path.stat().st_mtime < cutoff
+            except (ValueError, IndexError, OSError):
+                continue
+            if stale:
+                shutil.rmtree(path, ignore_errors=True)
+
+    def drop(self, customer_id: int, version: int, digest: str) -> None:
+        """Stop answering from this version's copy (it failed a lookup); try it again later."""
+        with self._lock:
+            self._mapped.pop((customer_id, version), None)
+            self._failed[(customer_id, version, digest)] = time.monotonic() + RETRY_SECONDS
+
+    def forget(self) -> None:
+        with self._lock:
+            self._mapped.clear()
+            self._failed.clear()
+
+    def wait(self, seconds: float) -> None:
+        """Until no build or map is under way (tests and benchmarks)."""
+        deadline = time.monotonic() + seconds
+        while self._pending and time.monotonic() < deadline:
+            time.sleep(0.01)

@@ -1,0 +1,280 @@
+"""Host-shared snapshots of signal versions (ranking/signals/snapshot.py) answer exactly what Redis
+answers, and every fault of theirs falls back to Redis.
+
+Each test ranks the same requests with snapshots off (every record from Redis: the reference) and
+on, against the real Redis, and compares the answers field for field: ids, scores and every
+feature value of the explanations.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from prometheus_client import REGISTRY
+
+from ranking.services import signals_refresh
+from ranking.signals import store as store_module
+from ranking.signals.redis_store import RedisSignalStore
+from tests.conftest import ApiCaller
+from tests.processes import RedisProcess
+from tests.ranking.helpers import ago, put_items, send_events
+
+pytestmark = pytest.mark.django_db
+
+# Ids of every shape the fixed-width keys must tell apart: lengths from 1 to 200 bytes, non-ASCII,
+# ids that are prefixes of others.
+IDS = (
+    [f"sku-{n}" for n in range(150)]
+    + [f"sku-{n}-x" for n in range(20)]
+    + ["a", "ab", "b", "é", "éé", "サンダル-1", "x" * 200, "x" * 199]
+)
+UNKNOWN = ["sku-1000", "sku-1-", "sku-1-xx", "x" * 201, "x" * 198, "", "é-?"]
+
+
+def catalog(brand: str = "Acme") -> list[dict[str, Any]]:
+    return [
+        {"id": item_id, "title": f"item {n}", "brand": brand if n % 3 else "Borea",
+         "categories": [f"cat-{n % 4}"], "price": 5.0 + n % 37}
+        for n, item_id in enumerate(IDS)
+    ]  # fmt: skip
+
+
+def traffic(prefix: str) -> list[dict[str, Any]]:
+    """Searches for "item" and "shoe" with clicks and purchases (query-item signals), and a
+    shopper with a history."""
+    events: list[dict[str, Any]] = []
+    for n in range(0, len(IDS), 5):
+        shown = IDS[n : n + 10]
+        request_id = f"{prefix}-r{n}"
+        events.append({"event_id": f"{prefix}-imp-{n}", "type": "impression",
+                       "timestamp": ago(hours=3), "request_id": request_id, "surface": "search",
+                       "query": "item" if n % 2 else "shoe", "items": shown})  # fmt: skip
+        events.append({"event_id": f"{prefix}-clk-{n}", "type": "click", "timestamp": ago(hours=3),
+                       "request_id": request_id, "item_id": shown[n % len(shown)],
+                       "user_id": "shopper-1"})  # fmt: skip
+        if n % 3 == 0:
+            events.append({"event_id": f"{prefix}-buy-{n}", "type": "purchase",
+                           "timestamp": ago(hours=2), "request_id": request_id,
+                           "item_id": shown[0], "price": 30.0})  # fmt: skip
+    return events
+
+
+def requests() -> list[dict[str, Any]]:
+    """Searches and browses over known and unknown ids, with and without a shopper."""
+    rng = np.random.default_rng(3)
+    pool = IDS + UNKNOWN[:-2]  # "" and "é-?" are not valid ids for the API's contract
+    out = []
+    for n in range(24):
+        chosen = rng.choice(len(pool), size=60, replace=False)
+        body: dict[str, Any] = {
+            "surface": "search" if n % 2 else "browse",
+            "items": [{"id": pool[i], "relevance": float(k % 7)} for k, i in enumerate(chosen)],
+            "explain": True,
+            "limit": 60,
+        }
+        if n % 2:
+            body["query"] = "item" if n % 4 == 1 else "shoe"
+        if n % 3 == 0:
+            body["user_id"] = "shopper-1"
+        out.append(body)
+    return out
+
+
+def answers(api: ApiCaller) -> list[dict[str, Any]]:
+    replies = [api.post("/v1/rank", body) for body in requests()]
+    assert all(reply.status_code == 200 for reply in replies), replies[0].content
+    bodies = [reply.json() for reply in replies]
+    assert not any(body["degraded"] for body in bodies), "this test needs answers from signals"
+    return [
+        {"items": [{key: item[key] for key in ("id", "score", "explanation")}
+                   for item in body["items"]]}
+        for body in bodies
+    ]  # fmt: skip
+
+
+def difference(a: Any, b: Any, path: str = "") -> str | None:
+    """Where two answers first differ, to say so when they do."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            found = difference(a.get(key), b.get(key), f"{path}.{key}")
+            if found:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for index, (x, y) in enumerate(zip(a, b, strict=True)):
+            found = difference(x, y, f"{path}[{index}]")
+            if found:
+                return found
+        return None
+    return None if a == b else f"{path}: {a!r} != {b!r}"
+
+
+def use_snapshots(settings: Any, directory: Path | None) -> RedisSignalStore:
+    """A fresh store (as a new process has) with snapshots in `directory`, or off."""
+    settings.SIGNAL_STORE = {**settings.SIGNAL_STORE,
+                             "SNAPSHOT_DIR": str(directory) if directory else None}  # fmt: skip
+    store_module.reset_signal_store()
+    store = store_module.signal_store()
+    assert isinstance(store, RedisSignalStore)
+    return store
+
+
+def mapped(store: RedisSignalStore, api: ApiCaller) -> bool:
+    """Whether the store now answers this customer from a snapshot: one request starts the
+    build, then the build is waited for."""
+    assert store.snapshots is not None
+    api.post("/v1/rank", requests()[0])
+    store.snapshots.wait(30)
+    return bool(store.snapshots._mapped)
+
+
+@pytest.fixture
+def shop(api: ApiCaller) -> ApiCaller:
+    put_items(api, catalog())
+    send_events(api, traffic("t"))
+    signals_refresh(customer_id=api.customer.pk)
+    return api
+
+
+@pytest.fixture
+def reference(shop: ApiCaller, settings: Any) -> list[dict[str, Any]]:
+    use_snapshots(settings, None)
+    return answers(shop)
+
+
+def test_answers_from_a_snapshot_equal_the_answers_from_redis(
+    shop: ApiCaller, reference: list[dict[str, Any]], settings: Any, tmp_path: Path
+) -> None:
+    store = use_snapshots(settings, tmp_path)
+
+    assert mapped(store, shop)
+    assert difference(answers(shop), reference) is None
+
+
+def test_fetched_records_equal_redis_records_field_for_field(
+    shop: ApiCaller, settings: Any, tmp_path: Path
+) -> None:
+    customer = shop.customer.pk
+    wanted = IDS[::-1] + UNKNOWN[:-2]
+    plain = use_snapshots(settings, None).fetch(customer, wanted, "item", "shopper-1")
+    store = use_snapshots(settings, tmp_path)
+    assert mapped(store, shop)
+
+    copied = store.fetch(customer, wanted, "item", "shopper-1")
+
+    assert copied.item_records.tobytes() == plain.item_records.tobytes()
+    assert copied.item_found.tolist() == plain.item_found.tolist()
+    assert copied.item_found.sum() == len(IDS)
+    assert copied.query_records is not None
+    assert plain.query_records is not None
+    assert copied.query_records.tobytes() == plain.query_records.tobytes()
+    assert copied.query_found is not None
+    assert plain.query_found is not None
+    assert copied.query_found.tolist() == plain.query_found.tolist()
+    assert plain.query_found.any()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["flip a record byte", "truncate the item keys", "manifest of another version"],
+)
+def test_a_damaged_snapshot_is_never_read_and_is_built_again(
+    shop: ApiCaller, reference: list[dict[str, Any]], settings: Any, tmp_path: Path, damage: str
+) -> None:
+    assert mapped(use_snapshots(settings, tmp_path), shop)
+    (directory,) = [path for path in tmp_path.rglob("c*-v*") if path.is_dir()]
+    if damage == "flip a record byte":
+        records = directory / "records.npy"
+        data = bytearray(records.read_bytes())
+        data[-5] ^= 0xFF
+        records.write_bytes(bytes(data))
+    elif damage == "truncate the item keys":
+        keys = directory / "items.npy"
+        keys.write_bytes(keys.read_bytes()[:-40])
+    else:
+        manifest = directory / "manifest.json"
+        manifest.write_text(manifest.read_text().replace('"version": ', '"version": 9'))
+
+    rebuilt = REGISTRY.get_sample_value("rankwell_signal_snapshots_total", {"outcome": "rebuilt"})
+    store = use_snapshots(settings, tmp_path)  # a new process finds the damaged files
+
+    # read from Redis while the copy is rebuilt
+    assert difference(answers(shop), reference) is None
+    assert mapped(store, shop)
+    assert difference(answers(shop), reference) is None
+    assert store.snapshots is not None
+    assert not store.snapshots._failed
+    after = REGISTRY.get_sample_value("rankwell_signal_snapshots_total", {"outcome": "rebuilt"})
+    assert (after or 0.0) == (rebuilt or 0.0) + 1
+
+
+def test_a_directory_others_may_write_to_is_not_used(
+    shop: ApiCaller, reference: list[dict[str, Any]], settings: Any, tmp_path: Path
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)  # noqa: S103 - the unsafe directory is what this test is about
+
+    store = use_snapshots(settings, shared)
+
+    assert store.snapshots is None
+    assert difference(answers(shop), reference) is None
+    assert not list(shared.iterdir())
+
+
+def test_an_id_with_a_nul_byte_is_read_from_redis(
+    shop: ApiCaller, settings: Any, tmp_path: Path
+) -> None:
+    store = use_snapshots(settings, tmp_path)
+    assert mapped(store, shop)
+    meta = store._current[shop.customer.pk]
+
+    assert store._snapshot(shop.customer.pk, meta, ["sku-1", "sku-2"]) is not None
+    assert store._snapshot(shop.customer.pk, meta, ["sku-1", "sku-1\x00"]) is None
+
+
+def test_a_new_version_is_read_from_redis_until_its_snapshot_is_ready(
+    shop: ApiCaller, settings: Any, tmp_path: Path
+) -> None:
+    store = use_snapshots(settings, tmp_path)
+    assert mapped(store, shop)
+    first = store._current[shop.customer.pk].version
+
+    put_items(shop, catalog(brand="Zeta"))
+    send_events(shop, traffic("u"))
+    signals_refresh(customer_id=shop.customer.pk)
+    # The request that sees the pointer move is answered from the version it held (still in
+    # Redis for the grace period), as without snapshots; the ones after read the new version,
+    # from Redis until this host's copy of it is mapped.
+    shop.post("/v1/rank", requests()[0])
+    assert store._current[shop.customer.pk].version > first
+    served = answers(shop)
+    assert mapped(store, shop)
+    copied = answers(shop)
+    use_snapshots(settings, None)
+    reference = answers(shop)
+
+    assert difference(served, reference) is None
+    assert difference(copied, reference) is None
+    versions = sorted(path.name for path in tmp_path.rglob("c*-v*") if path.is_dir())
+    assert len(versions) == 2  # the old one stays for readers within the grace period
+
+
+def test_a_redis_that_lost_its_data_degrades_even_with_a_snapshot_mapped(
+    api: ApiCaller, private_redis: RedisProcess, settings: Any, tmp_path: Path
+) -> None:
+    put_items(api, catalog())
+    send_events(api, traffic("t"))
+    signals_refresh(customer_id=api.customer.pk)
+    store = use_snapshots(settings, tmp_path)
+    assert mapped(store, api)
+
+    private_redis.restart_empty()
+    reply = api.post("/v1/rank", requests()[1]).json()
+
+    assert reply["degraded"] is True
+    assert reply["degraded_reason"] == "signal_store_lost"
