@@ -67,12 +67,17 @@ def _sorted_keys(
 
 def _lookup(keys: np.ndarray, wanted: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
     """Rows of `wanted` in the sorted fixed-width `keys`, and which were found. The wanted keys
-    are one byte wider than any stored key, so a longer id never matches a stored prefix."""
+    take the stored keys' width (a search between two widths would cast the whole stored array
+    on every call), so a longer id, which numpy truncates to that width, is never found."""
     if not len(keys):
         return np.zeros(len(wanted), dtype=np.int64), np.zeros(len(wanted), dtype=bool)
-    array = np.array(wanted, dtype=f"S{keys.dtype.itemsize + 1}")
+    array = np.array(wanted, dtype=keys.dtype)
     rows = np.minimum(np.searchsorted(keys, array), len(keys) - 1)
-    return rows, keys[rows] == array
+    found = keys[rows] == array
+    width = keys.dtype.itemsize
+    if wanted and max(map(len, wanted)) > width:
+        found &= np.fromiter(map(len, wanted), dtype=np.int64, count=len(wanted)) <= width
+    return rows, found
 
 
 @dataclass(frozen=True)
