@@ -44,6 +44,16 @@ def _drop_namespace(url: str, namespace: str) -> None:
     client.close()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _snapshot_files_removed() -> Iterator[None]:
+    """The run's host copies of signal versions (ranking/signals/snapshot.py) go with its
+    namespace."""
+    yield
+    directory = settings.SIGNAL_STORE.get("SNAPSHOT_DIR")
+    if directory:
+        shutil.rmtree(os.path.join(directory, NAMESPACE), ignore_errors=True)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_runtime(settings: Any) -> Iterator[None]:
     """Each test starts with empty per-process caches and its own signal-store keys."""

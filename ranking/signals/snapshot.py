@@ -268,17 +268,17 @@ class SnapshotCache:
             self._remove_replaced(customer_id, version)
 
     def _remove_replaced(self, customer_id: int, version: int) -> None:
-        """The customer's older versions, once no reader should need them (the store's grace
-        period after their replacement). Unlinking a mapped file is safe: a process that still
-        maps it keeps its pages."""
+        """The customer's other copies (older versions, and any of another store's meta under the
+        same number), once no reader should need them: untouched for the store's grace period.
+        Unlinking a mapped file is safe: a process that still maps it keeps its pages."""
         cutoff = time.time() - self.grace_seconds
         for path in self.root.glob(f"c{customer_id}-v*"):
             try:
                 other = int(path.name.split("-")[1][1:])
-                stale = other < version and path.stat().st_mtime < cutoff
+                stale = other <= version and path.stat().st_mtime < cutoff
             except (ValueError, IndexError, OSError):
                 continue
-            if stale:
+            if stale and not path.name.startswith("."):
                 shutil.rmtree(path, ignore_errors=True)
 
     def drop(self, customer_id: int, version: int, digest: str) -> None:

@@ -278,3 +278,33 @@ def test_a_redis_that_lost_its_data_degrades_even_with_a_snapshot_mapped(
 
     assert reply["degraded"] is True
     assert reply["degraded_reason"] == "signal_store_lost"
+
+
+def test_a_build_removes_the_customers_copies_no_reader_needs(tmp_path: Path) -> None:
+    """Older versions, and another store's version under the same number (a database created
+    anew), once untouched for the grace period; other customers' copies stay."""
+    from ranking.signals.schema import ITEM_RECORD, QUERY_RECORD
+    from ranking.signals.snapshot import SnapshotCache
+
+    def contents(customer_id: int, version: int) -> Any:
+        records = np.zeros(2, dtype=ITEM_RECORD)
+        records["brand"] = [version, customer_id]
+        return [b"a", b"b"], records.tobytes(), [], np.zeros(0, QUERY_RECORD).tobytes()
+
+    cache = SnapshotCache(tmp_path, "ns", contents, grace_seconds=60)
+    for customer, version, digest in ((1, 1, "old"), (1, 1, "other"), (1, 2, "old"), (2, 1, "x")):
+        cache.get(customer, version, digest)
+        cache.wait(10)
+    for path in (tmp_path / "ns").iterdir():
+        os.utime(path, (0, 0))  # untouched for longer than the grace period
+    cache.get(1, 3, "new")
+    cache.wait(10)
+
+    assert sorted(path.name for path in (tmp_path / "ns").iterdir() if path.is_dir()) == [
+        "c1-v3-new", "c2-v1-x",
+    ]  # fmt: skip
+    snapshot = cache.get(1, 3, "new")
+    assert snapshot is not None
+    assert snapshot.item_records([b"b", b"c"], np.zeros(1, ITEM_RECORD)[0])[1].tolist() == [
+        True, False,
+    ]  # fmt: skip
