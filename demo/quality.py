@@ -35,6 +35,7 @@ from demo.simulation import (
     build_world,
     click_probability,
     expected_outcomes,
+    expected_revenue_per_look,
     retriever_order,
     shopper_events,
     simulated_sessions,
@@ -42,7 +43,9 @@ from demo.simulation import (
 
 SURFACES = ("search", "browse")
 SCENARIOS = ("compressed", "steady", "history")
-REFERENCE_RANKERS = ("random", "retriever", "popularity", "oracle")
+# "oracle": by each shopper's true click probability (the NDCG@10 ideal); "revenue oracle": by
+# each shopper's true expected revenue of a looked-at item (the revenue ideal).
+REFERENCE_RANKERS = ("random", "retriever", "popularity", "oracle", "revenue oracle")
 METRICS = ("ndcg@10", "clicks", "purchases", "revenue")
 EVENT_BATCH = 200
 # Every API process serves a newly activated model within about a second (runtime_sync).
@@ -262,6 +265,9 @@ def evaluate(
             elif ranker == "popularity":
                 scores = traffic.engagement[session.candidates]
                 order = session.candidates[np.lexsort((session.candidates, -scores))]
+            elif ranker == "revenue oracle":
+                value = expected_revenue_per_look(world, session, session.candidates)
+                order = session.candidates[np.argsort(-value, kind="stable")]
             else:
                 order = session.candidates[np.argsort(-gains_of, kind="stable")]
             page = order[:PAGE_SIZE]

@@ -337,6 +337,21 @@ def click_probability(world: ShopWorld, session: Session, items: np.ndarray) -> 
     return _sigmoid(world.utility(session.shopper, items) - 2.0)
 
 
+def expected_revenue_per_look(world: ShopWorld, session: Session, items: np.ndarray) -> np.ndarray:
+    """The revenue each item brings once the shopper looks at it: click, cart (in stock) and
+    purchase probabilities times its price. Looking depends on the position alone, so sorting by
+    this maximises a page's expected revenue: the ceiling of what any ranker can earn."""
+    utility = world.utility(session.shopper, items)
+    bought = (
+        _sigmoid(utility - 2.0)
+        * world.item_in_stock[items]
+        * CART_RATE
+        * _sigmoid(utility - 1.0)
+        * BUY_RATE
+    )
+    return bought * np.round(world.item_price[items], 2)
+
+
 def expected_outcomes(
     world: ShopWorld, session: Session, shown: np.ndarray, eta: float = POSITION_BIAS_ETA
 ) -> dict[str, float]:

@@ -53,6 +53,9 @@ def test_the_service_ranks_above_popularity_and_popularity_above_random(
 
     assert ndcg("service") > ndcg("popularity") > ndcg("random")
     assert ndcg("oracle") == 1.0
+    # The revenue oracle is the ceiling of revenue per session: no order earns more.
+    revenue = {ranker: float(row["revenue"]["mean"]) for ranker, row in rows.items()}
+    assert revenue["revenue oracle"] >= max(revenue.values()) - 1e-9
 
 
 def test_every_run_says_what_each_surface_served(quick_run: dict[str, object]) -> None:
