@@ -617,6 +617,24 @@ def memory_mb(pid: int) -> dict[str, float]:
     return fields
 
 
+def snapshot_pages_mb(pid: int) -> dict[str, float]:
+    """The process's resident pages of mapped signal snapshots (ranking/signals/snapshot.py) and
+    how many of them are private to it: shared pages are the host's one copy, so the workers'
+    memory stays flat in their number."""
+    totals = {"Rss": 0, "Private_Clean": 0, "Private_Dirty": 0}
+    mapped = False
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        first = line.split(maxsplit=1)[0]
+        if "-" in first and not first.endswith(":"):  # a mapping's header line
+            mapped = "rankwell-signals" in line or "signal-snapshots" in line
+        elif mapped and first[:-1] in totals:
+            totals[first[:-1]] += int(line.split()[1])
+    return {
+        "resident_mb": round(totals["Rss"] / 1024, 1),
+        "private_mb": round((totals["Private_Clean"] + totals["Private_Dirty"]) / 1024, 1),
+    }
+
+
 def loadgen(mode: str, port: int, **options: Any) -> dict[str, Any]:
     command = [PYTHON, str(ROOT / "bench" / "loadgen.py"), mode, "--port", str(port)]
     for name, value in options.items():
@@ -967,6 +985,7 @@ def main() -> None:
                             size["floor_rounds"], size["floor_seconds"],
                         )  # fmt: skip
                 result["worker_memory_mb"] = [memory_mb(pid) for pid in pids]
+                result["worker_snapshot_pages_mb"] = [snapshot_pages_mb(pid) for pid in pids]
                 print(json.dumps(result))
                 return
             result["worker_memory_after_rank_mb"] = [memory_mb(pid) for pid in pids]
@@ -975,6 +994,7 @@ def main() -> None:
             events.write_bytes(b"\n".join(event_bodies(world, batches, seed=99)))
             result["ingest"] = measure_ingest(port, key, events, size, pids)
             result["worker_memory_mb"] = [memory_mb(pid) for pid in pids]
+            result["worker_snapshot_pages_mb"] = [snapshot_pages_mb(pid) for pid in pids]
             for candidates in size["candidates"]:
                 result[f"encodings_{candidates}"] = measure_encodings(
                     port, key, Path(tmp) / f"rank-{candidates}.jsonl",
