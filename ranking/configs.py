@@ -28,7 +28,7 @@ _PERSONAL = {
 # more and the click rate already carries how much dearness puts shoppers off; an item out of
 # stock cannot be sold; the shopper's brand and category carry real weight; the retriever's
 # relevance breaks ties on search. With the price and stock weights (make quality, 2026-12-06)
-# the service earned 9-11% more revenue per session than without them in every scenario, at an
+# the service earned 8-11% more revenue per session than without them in every scenario, at an
 # NDCG@10 about 0.02 lower, still above the popularity order's on both surfaces.
 DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
     "search": {
