@@ -21,7 +21,6 @@ import logging
 import math
 import os
 import shutil
-import stat
 import subprocess
 import tempfile
 import threading
@@ -32,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
+
+from config.private_dirs import private_directory
 
 logger = logging.getLogger(__name__)
 
@@ -184,13 +185,9 @@ class CompiledTrees:
 
 def _private_directory() -> Path:
     """The cache directory, created for this user only; refused if anyone else may write to it."""
-    configured = settings.COMPILED_MODELS_DIR
-    directory = Path(configured or Path(tempfile.gettempdir()) / f"rankwell-models-{os.getuid()}")
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = directory.stat()
-    if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise PermissionError(f"{directory} is not private to this user; not loading code from it")
-    return directory
+    return private_directory(
+        settings.COMPILED_MODELS_DIR, "rankwell-models", "not loading code from it"
+    )
 
 
 def compile_model(text: str) -> CompiledTrees:

@@ -29,21 +29,18 @@ pipeline carries the rest.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
-import stat
-import tempfile
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import redis
 from redis.cluster import RedisCluster
 
+from config.private_dirs import private_directory
 from ranking.signals.breaker import Breaker
 from ranking.signals.schema import ITEM_RECORD, QUERY_RECORD
 from ranking.signals.shopper import (
@@ -223,7 +220,9 @@ class RedisSignalStore(SignalStore):
         self.snapshots: SnapshotCache | None = None
         if snapshot_dir is not None:
             try:
-                directory = _private_directory(snapshot_dir)
+                directory = private_directory(
+                    snapshot_dir, "rankwell-signals", "no signal snapshots"
+                )
             except OSError:
                 logger.warning("no signal snapshots: records are read from Redis", exc_info=True)
             else:
@@ -637,17 +636,6 @@ class RedisSignalStore(SignalStore):
         self.breaker.reset()
         if self.snapshots is not None:
             self.snapshots.forget()
-
-
-def _private_directory(configured: str) -> Path:
-    """The snapshots' directory, created for this user only; refused (no snapshots: every record
-    from Redis) if anyone else may write to it."""
-    directory = Path(configured or Path(tempfile.gettempdir()) / f"rankwell-signals-{os.getuid()}")
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = directory.stat()
-    if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise PermissionError(f"{directory} is not private to this user; no signal snapshots")
-    return directory
 
 
 def _profile(

@@ -71,5 +71,12 @@ def rank(api: ApiCaller, body: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
+def rank_all(api: ApiCaller, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each body's answer through /v1/rank, every one a 200."""
+    replies = [api.post("/v1/rank", body) for body in bodies]
+    assert all(reply.status_code == 200 for reply in replies), replies[0].content
+    return [reply.json() for reply in replies]
+
+
 def ranked_ids(response: dict[str, Any]) -> list[str]:
     return [item["id"] for item in response["items"]]

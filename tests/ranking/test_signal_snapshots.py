@@ -21,7 +21,7 @@ from ranking.signals import store as store_module
 from ranking.signals.redis_store import RedisSignalStore
 from tests.conftest import ApiCaller
 from tests.processes import RedisProcess
-from tests.ranking.helpers import ago, put_items, send_events
+from tests.ranking.helpers import ago, put_items, rank_all, send_events
 
 pytestmark = pytest.mark.django_db
 
@@ -85,9 +85,7 @@ def requests() -> list[dict[str, Any]]:
 
 
 def answers(api: ApiCaller) -> list[dict[str, Any]]:
-    replies = [api.post("/v1/rank", body) for body in requests()]
-    assert all(reply.status_code == 200 for reply in replies), replies[0].content
-    bodies = [reply.json() for reply in replies]
+    bodies = rank_all(api, requests())
     assert not any(body["degraded"] for body in bodies), "this test needs answers from signals"
     return [
         {"items": [{key: item[key] for key in ("id", "score", "explanation")}

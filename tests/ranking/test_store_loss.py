@@ -19,7 +19,7 @@ from ranking.services import signals_refresh
 from ranking.signals.store import SignalStoreUnavailable, reset_signal_store, signal_store
 from tests.conftest import ApiCaller
 from tests.processes import RedisProcess
-from tests.ranking.helpers import ago, put_items, ranked_ids, send_events
+from tests.ranking.helpers import ago, put_items, rank_all, ranked_ids, send_events
 
 pytestmark = pytest.mark.django_db
 
@@ -77,9 +77,7 @@ def requests() -> list[dict[str, Any]]:
 
 
 def answers(api: ApiCaller) -> list[dict[str, Any]]:
-    replies = [api.post("/v1/rank", body) for body in requests()]
-    assert all(reply.status_code == 200 for reply in replies)
-    return [reply.json() for reply in replies]
+    return rank_all(api, requests())
 
 
 def as_fresh_process() -> None:
