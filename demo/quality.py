@@ -36,6 +36,7 @@ from demo.simulation import (
     click_probability,
     expected_outcomes,
     expected_revenue_per_look,
+    item_revenue_per_look,
     retriever_order,
     shopper_events,
     simulated_sessions,
@@ -44,8 +45,17 @@ from demo.simulation import (
 SURFACES = ("search", "browse")
 SCENARIOS = ("compressed", "steady", "history")
 # "oracle": by each shopper's true click probability (the NDCG@10 ideal); "revenue oracle": by
-# each shopper's true expected revenue of a looked-at item (the revenue ideal).
-REFERENCE_RANKERS = ("random", "retriever", "popularity", "oracle", "revenue oracle")
+# each shopper's true expected revenue of a looked-at item (the revenue ideal); "item revenue
+# oracle": by the item's true expected revenue averaged over its category's shoppers (the most a
+# ranker that knows nothing of the shopper can earn).
+REFERENCE_RANKERS = (
+    "random",
+    "retriever",
+    "popularity",
+    "oracle",
+    "revenue oracle",
+    "item revenue oracle",
+)
 METRICS = ("ndcg@10", "clicks", "purchases", "revenue")
 EVENT_BATCH = 200
 # Every API process serves a newly activated model within about a second (runtime_sync).
@@ -240,6 +250,7 @@ def evaluate(
         surface: {ranker: {metric: [] for metric in METRICS} for ranker in rankers}
         for surface in SURFACES
     }
+    item_value = item_revenue_per_look(world)
     now = _now()
     stream = simulated_sessions(
         world, sessions=sessions, start=now, end=now + timedelta(seconds=1), seed=seed + 999,
@@ -265,6 +276,9 @@ def evaluate(
             elif ranker == "popularity":
                 scores = traffic.engagement[session.candidates]
                 order = session.candidates[np.lexsort((session.candidates, -scores))]
+            elif ranker == "item revenue oracle":
+                value = item_value[session.candidates]
+                order = session.candidates[np.argsort(-value, kind="stable")]
             elif ranker == "revenue oracle":
                 value = expected_revenue_per_look(world, session, session.candidates)
                 order = session.candidates[np.argsort(-value, kind="stable")]

@@ -352,6 +352,31 @@ def expected_revenue_per_look(world: ShopWorld, session: Session, items: np.ndar
     return bought * np.round(world.item_price[items], 2)
 
 
+def item_revenue_per_look(world: ShopWorld) -> np.ndarray:
+    """Each item's expected revenue per look averaged over the shoppers who come to its category
+    (weighted by how often they shop and how often they pick that category): the best a ranker
+    that knows every item exactly but nothing of the shopper could sort by."""
+    price_log = np.log(world.item_price)
+    price_z = (price_log - price_log.mean()) / price_log.std()
+    utility = (
+        world.item_quality[None, :]
+        + 1.5 * world.pref_category[:, world.item_category]
+        + 1.0 * world.pref_brand[:, world.item_brand]
+        - world.price_sensitivity[:, None] * price_z[None, :]
+    )
+    bought = (
+        _sigmoid(utility - 2.0)
+        * world.item_in_stock[None, :]
+        * CART_RATE
+        * _sigmoid(utility - 1.0)
+        * BUY_RATE
+    )
+    taste = world.pref_category + 0.05
+    taste = taste / taste.sum(axis=1, keepdims=True)
+    visits = world.shopper_activity[:, None] * taste[:, world.item_category]
+    return (visits * bought).sum(axis=0) / visits.sum(axis=0) * np.round(world.item_price, 2)
+
+
 def expected_outcomes(
     world: ShopWorld, session: Session, shown: np.ndarray, eta: float = POSITION_BIAS_ETA
 ) -> dict[str, float]:
