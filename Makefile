@@ -44,7 +44,7 @@ demo: install
 ## The whole suite, plus lint, against real PostgreSQL and Redis (started if not running).
 test: install tools services lint
 	RANKWELL_ENV=test DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
-	RUNTIME_REFRESH_SECONDS=0 $(BIN)/pytest
+	RUNTIME_REFRESH_SECONDS=0 $(BIN)/pytest $(ARGS)
 
 services:
 	platform/dev/ensure-services.sh

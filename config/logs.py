@@ -108,8 +108,12 @@ def logging_config(*, level: str, json_lines: bool) -> dict[str, Any]:
         },
         "root": {"handlers": ["console"], "level": level},
         "loggers": {
-            # gunicorn writes its own JSON access log (platform/gunicorn.conf.py).
-            "django.server": {"level": "WARNING"},
+            # One line per request: runserver's (the demo's) access lines, every status; gunicorn
+            # writes its own JSON access log (platform/gunicorn.conf.py).
+            "django.server": {"level": "INFO"},
+            # A 4xx is the client's expected answer, already in the access line: Django's own
+            # warning for it (with a traceback for a 403) would only repeat it. 5xx stay errors.
+            "django.request": {"level": "ERROR"},
             "celery": {"level": level},
             # django-axes logs every sign-in and its start at INFO; lockouts are WARNING.
             "axes": {"level": "WARNING"},

@@ -83,6 +83,16 @@ def test_a_request_logs_json_lines_with_its_id_and_customer(
     assert request_id_var.get() is None  # nothing leaks into the next request
 
 
+@pytest.mark.django_db
+def test_an_expected_client_error_logs_no_warning_or_traceback(json_log: io.StringIO) -> None:
+    client = Client()
+    assert client.get("/no-such-page/").status_code == 404
+    assert client.post("/v1/rank", b"{}", content_type="application/json").status_code == 401
+    logged = lines(json_log)
+    assert not [line for line in logged if line["level"] in ("WARNING", "ERROR")], logged
+    assert not [line for line in logged if "exception" in line], logged
+
+
 def test_each_response_names_a_fresh_request_id() -> None:
     client = Client()
     first = client.get("/healthz", HTTP_X_REQUEST_ID="client-chosen-id-123")["X-Request-ID"]
