@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from catalog.contracts import CatalogItemIn
@@ -69,3 +70,34 @@ def items_upsert(*, customer_id: int, items: Sequence[CatalogItemIn]) -> tuple[i
 def item_delete(*, item: Item) -> None:
     item.delete()
     catalog_changed(item.customer_id, [(item.external_id, None)])
+
+
+@transaction.atomic
+def item_save(*, item: Item) -> Item:
+    """Save one item edited by hand (the admin) as an API upsert would: the rules' attribute sets
+    follow it at once, and an item whose id changed leaves the sets under its old id."""
+    previous = (
+        Item.objects.filter(pk=item.pk).values_list("external_id", flat=True).first()
+        if item.pk
+        else None
+    )
+    item.updated_at = timezone.now()
+    item.full_clean()
+    item.save()
+    changes: list[tuple[str, dict[str, object] | None]] = [(item.external_id, item.attributes)]
+    if previous is not None and previous != item.external_id:
+        changes.append((previous, None))
+    catalog_changed(item.customer_id, changes)
+    return item
+
+
+@transaction.atomic
+def items_delete(*, items: QuerySet[Item]) -> int:
+    """Delete items (of any customers: the admin's bulk action); returns how many."""
+    gone: dict[int, list[tuple[str, None]]] = {}
+    for customer_id, external_id in items.values_list("customer_id", "external_id"):
+        gone.setdefault(customer_id, []).append((external_id, None))
+    deleted, _ = items.delete()
+    for customer_id, changes in gone.items():
+        catalog_changed(customer_id, changes)
+    return deleted

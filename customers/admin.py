@@ -152,7 +152,8 @@ class CustomerAdmin(admin.ModelAdmin):
                 customer=obj, **{field: form.cleaned_data[field] for field in changed}
             )
         else:
-            super().save_model(request, obj, form, change)
+            created = services.customer_create(**form.cleaned_data)
+            obj.pk = created.pk  # the admin saves the memberships inline against it
 
 
 class ApiKeyForm(forms.ModelForm):

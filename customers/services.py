@@ -31,8 +31,9 @@ def scopes_clean(scopes: Iterable[str]) -> list[str]:
 
 
 @transaction.atomic
-def customer_create(*, name: str, slug: str, max_candidates: int = 1000) -> Customer:
-    customer = Customer(name=name, slug=slug, max_candidates=max_candidates)
+def customer_create(*, name: str, slug: str, max_candidates: int = 1000, **fields: Any) -> Customer:
+    """A new customer; `fields` sets its other settings (limits, auto-activation), validated."""
+    customer = Customer(name=name, slug=slug, max_candidates=max_candidates, **fields)
     customer.full_clean()
     customer.save()
     return customer
