@@ -31,6 +31,10 @@ from explain.views import _customer
 from ranking.models import Surface
 
 PERIOD_CHOICES = [(str(days), f"last {days} days") for days in PERIODS]
+_PERIOD_WORDS = ", ".join(str(days) for days in PERIODS[:-1]) + f" or {PERIODS[-1]} days"
+PERIOD_ERRORS = dict.fromkeys(
+    ("required", "invalid_choice"), f"Choose a period of {_PERIOD_WORDS}."
+)
 SHOW_ALL = "all"
 SHOW_FLAGGED = "flagged"
 
@@ -54,8 +58,14 @@ class CustomerForm(forms.Form):
 
 
 class QueriesForm(CustomerForm):
+    # Picked by the links above the table (kept in the form, hidden, for the other choices).
     period = forms.TypedChoiceField(
-        choices=PERIOD_CHOICES, coerce=int, initial=str(DEFAULT_PERIOD), label="Period"
+        choices=PERIOD_CHOICES,
+        coerce=int,
+        initial=str(DEFAULT_PERIOD),
+        label="Period",
+        widget=forms.HiddenInput,
+        error_messages=PERIOD_ERRORS,
     )
     show = forms.ChoiceField(
         choices=[(SHOW_ALL, "every query"), (SHOW_FLAGGED, "only those needing attention")],
@@ -79,7 +89,9 @@ class WhyNotForm(CustomerForm):
         choices=PERIOD_CHOICES,
         coerce=int,
         initial=str(DEFAULT_PERIOD),
-        label="Served in the",
+        label="Period",
+        help_text="How far back to look in the log of served requests.",
+        error_messages=PERIOD_ERRORS,
     )
     page_size = forms.IntegerField(
         min_value=1,

@@ -36,6 +36,8 @@ from ranking.signals.schema import FEATURE_INDEX, RELEVANCE_COLUMN
 # How many of the latest logged requests for the query are looked at.
 LOG_SCAN = 500
 PLACED_BY = ("pin", "slot")
+# Rank scores closer than this read as equal (they are shown to 3 decimals).
+TIE = 5e-4
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,9 @@ def _candidates(
 
 
 def _boost_words(factor: float) -> str:
+    if factor < 1 + TIE:
+        weakest = min(BOOST_STRENGTHS.items(), key=lambda entry: entry[1])
+        return f"Any boost lifts it onto the page (a {weakest[0]} boost, x{weakest[1]:g}, does)."
     fitting = [(m, name) for name, m in BOOST_STRENGTHS.items() if m > factor]
     if not fitting:
         strongest = max(BOOST_STRENGTHS.values())
@@ -277,7 +282,8 @@ def why_not_here(params: WhyNotParams) -> WhyNot:
             verdict, tuple(causes), tuple(lifts), explained.notes,
         )  # fmt: skip
     unplaced = [other for other in page if not _placed(other)]
-    last = min(unplaced, key=lambda other: other.rank_score) if unplaced else None
+    # The lowest score on the page (the lowest place among equal ones) is the one to beat.
+    last = min(unplaced, key=lambda other: (other.rank_score, -other.position), default=None)
     verdict = (
         f"It lands at position {ranked.position}, below the page (the first {params.page_size})."
     )
@@ -288,10 +294,20 @@ def why_not_here(params: WhyNotParams) -> WhyNot:
         f"A pin at position {params.page_size} or higher puts it on the page whatever its score."
     )
     if last is not None:
-        verdict += (
-            f" Its score misses the last place on the page (#{last.position}) by "
-            f"{last.rank_score - ranked.rank_score:.3f}."
-        )
+        gap = last.rank_score - ranked.rank_score
+        if gap < TIE:
+            verdict += (
+                f" Its score equals that of the last place on the page (#{last.position}): "
+                "it comes after it by item id only."
+            )
+        else:
+            share = (
+                f" ({gap / ranked.rank_score:.0%} of its score)" if ranked.rank_score > 0 else ""
+            )
+            verdict += (
+                f" Its score misses the last place on the page (#{last.position}) by "
+                f"{gap:.3f}{share}."
+            )
         if ranked.rank_score > 0:
             lifts.append(_boost_words(last.rank_score / ranked.rank_score))
         if ranked.rank_score_before_rules > last.rank_score and any(

@@ -7,29 +7,21 @@ from __future__ import annotations
 import html
 import random
 import re
-from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-import numpy as np
 import pytest
 from django.test import Client
-from django.utils import timezone
 
 from customers.models import Customer
 from explain.services.attention import MIN_SEARCHES
-from ranking.models import RankLog
 from ranking.services import signals_refresh
-from ranking.signals.schema import FEATURES, RELEVANCE_COLUMN, SCHEMA_HASH
 from tests.conftest import ApiCaller
+from tests.explain.insight_shop import IDS, Traffic, log_request
 from tests.factories import CustomerFactory, ItemFactory, MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
-
-IDS = [f"sku-{i}" for i in range(8)]
 
 
 @pytest.fixture(autouse=True)
@@ -78,129 +70,6 @@ def api(shop: Customer, make_caller: Callable[..., ApiCaller]) -> ApiCaller:
 
 
 # --- traffic, sent through /v1/events and counted again here --------------------------------------
-
-
-@dataclass
-class Expected:
-    """What the page must show for one query, counted from the events as they are sent."""
-
-    searches: int = 0
-    clicks: int = 0
-    clicked: set[str] = field(default_factory=set)
-    carted: set[str] = field(default_factory=set)
-    bought: set[str] = field(default_factory=set)
-    revenue: float = 0.0
-
-    def row(self) -> dict[str, str]:
-        def share(part: int) -> str:
-            return f"{100 * part / self.searches:.1f}%"
-
-        return {
-            "searches": str(self.searches),
-            "clicks": str(self.clicks),
-            "ctr": share(len(self.clicked)),
-            "cart-rate": share(len(self.carted)),
-            "conversion": share(len(self.bought)),
-            "revenue-per-search": f"{self.revenue / self.searches:,.2f}",
-        }
-
-
-class Traffic:
-    """Searches with what shoppers did, as /v1/events batches, and the expected counts."""
-
-    def __init__(self, api: ApiCaller) -> None:
-        self.api = api
-        self.events: list[dict[str, Any]] = []
-        self.expected: dict[tuple[int, str], Expected] = defaultdict(Expected)  # (days, query)
-        self.number = 0
-
-    def search(
-        self,
-        query: str,
-        *,
-        days_ago: float = 1.0,
-        clicks: int = 0,
-        carts: int = 0,
-        purchases: tuple[tuple[int, float], ...] = (),
-        surface: str = "search",
-    ) -> None:
-        """One search shown 4 items; `clicks` clicks on its first items, `carts` add-to-carts
-        and `purchases` (quantity, price) on its first item."""
-        self.number += 1
-        request_id = f"req-{self.number}"
-        at = timezone.now() - timedelta(days=days_ago)
-        stamp = at.isoformat()
-        user = f"u-{self.number}"
-        self.events.append(
-            {
-                "event_id": f"imp-{self.number}",
-                "type": "impression",
-                "timestamp": stamp,
-                "user_id": user,
-                "request_id": request_id,
-                "surface": surface,
-                "query": query,
-                "items": IDS[:4],
-            }
-        )
-        for n in range(clicks):
-            self.events.append(
-                {
-                    "event_id": f"clk-{self.number}-{n}",
-                    "type": "click",
-                    "timestamp": stamp,
-                    "user_id": user,
-                    "request_id": request_id,
-                    "item_id": IDS[n % 4],
-                    "position": n % 4 + 1,
-                }
-            )
-        for n in range(carts):
-            self.events.append(
-                {
-                    "event_id": f"cart-{self.number}-{n}",
-                    "type": "add_to_cart",
-                    "timestamp": stamp,
-                    "user_id": user,
-                    "request_id": request_id,
-                    "item_id": IDS[0],
-                    "quantity": 1,
-                }
-            )
-        for n, (quantity, price) in enumerate(purchases):
-            self.events.append(
-                {
-                    "event_id": f"buy-{self.number}-{n}",
-                    "type": "purchase",
-                    "timestamp": stamp,
-                    "user_id": user,
-                    "request_id": request_id,
-                    "item_id": IDS[0],
-                    "quantity": quantity,
-                    "price": price,
-                }
-            )
-        if surface != "search":
-            return
-        for days in (7, 28, 90):
-            if days_ago >= days:
-                continue
-            expected = self.expected[days, query]
-            expected.searches += 1
-            expected.clicks += clicks
-            if clicks:
-                expected.clicked.add(request_id)
-            if carts:
-                expected.carted.add(request_id)
-            if purchases:
-                expected.bought.add(request_id)
-            expected.revenue += sum(quantity * price for quantity, price in purchases)
-
-    def send(self) -> None:
-        for start in range(0, len(self.events), 1000):
-            response = self.api.post("/v1/events", {"events": self.events[start : start + 1000]})
-            assert response.status_code == 202, response.content
-        self.events.clear()
 
 
 def table_rows(body: str) -> dict[str, dict[str, str]]:
@@ -315,7 +184,7 @@ def test_a_bad_period_is_an_error_naming_the_period(
 ) -> None:
     body = queries_page(merch, shop, period=period)
 
-    assert field_error(body, "period")
+    assert field_error(body, "period") == "Choose a period of 7, 28 or 90 days."
     assert 'id="queries"' not in body
 
 
@@ -324,24 +193,6 @@ def test_the_queries_page_without_searches_says_so(merch: Client, shop: Customer
 
 
 # --- why isn't it here ----------------------------------------------------------------------------
-
-
-def log_request(
-    customer: Customer, request_id: str, query: str, item_ids: list[str], *, days_ago: float = 1
-) -> RankLog:
-    features = np.zeros((len(item_ids), len(FEATURES)), dtype="<f4")
-    features[:, RELEVANCE_COLUMN] = np.linspace(1.5, -1.5, len(item_ids))
-    return RankLog.objects.create(
-        customer=customer,
-        request_id=request_id,
-        surface="search",
-        query=query,
-        model="config:default",
-        schema_hash=SCHEMA_HASH,
-        item_ids=item_ids,
-        features=features.tobytes(),
-        created_at=timezone.now() - timedelta(days=days_ago),
-    )
 
 
 def why_not(client: Client, customer: Customer, **params: Any) -> str:
@@ -410,7 +261,7 @@ def test_an_item_below_the_page_gets_advice_that_lifts_it_when_followed(
     verdict = text_of(body, "verdict")
     found = re.search(
         r"It lands at position (\d+), below the page \(the first 3\)\. "
-        r"Its score misses the last place on the page \(#3\) by ([\d.]+)\.",
+        r"Its score misses the last place on the page \(#3\) by ([\d.]+) \((\d+)% of its score\)\.",
         verdict,
     )
     assert found is not None, verdict
@@ -420,6 +271,11 @@ def test_an_item_below_the_page_gets_advice_that_lifts_it_when_followed(
     )
     assert factor is not None
     assert float(text_of(body, "gap")) == pytest.approx(float(found.group(2)), abs=1e-3)
+    assert float(factor.group(1)) - 1 == pytest.approx(int(found.group(3)) / 100, abs=0.006)
+    ranking = re.search(r'id="ranking-link" href="([^"]+)"', body)
+    assert ranking is not None
+    explained = merch.get(html.unescape(ranking.group(1))).content.decode()
+    assert f'data-item-id="sku-7" data-position="{found.group(1)}"' in explained  # the same ranking
 
     create_rule(
         api,
@@ -490,7 +346,7 @@ def test_without_a_logged_request_the_items_category_stands_in(
         ({"item": "sku-1", "query": "  "}, "query", "Give the query shoppers searched."),
         ({"item": "sku-1", "surface": "browse"}, "category", "Give the category shoppers browsed."),
         ({"item": "sku-1", "surface": "shelf"}, "surface", "Select a valid choice."),
-        ({"item": "sku-1", "period": "3"}, "period", "Select a valid choice."),
+        ({"item": "sku-1", "period": "3"}, "period", "Choose a period of 7, 28 or 90 days."),
         ({"item": "sku-1", "page_size": "0"}, "page_size", "greater than or equal to 1"),
         ({"item": "sku-1", "page_size": "many"}, "page_size", "Enter a whole number."),
     ],
