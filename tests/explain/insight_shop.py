@@ -143,15 +143,23 @@ class Traffic:
 
 
 def log_request(
-    customer: Customer, request_id: str, query: str, item_ids: list[str], *, days_ago: float = 1
+    customer: Customer,
+    request_id: str,
+    query: str,
+    item_ids: list[str],
+    *,
+    days_ago: float = 1,
+    surface: str = "search",
+    category: str = "",
 ) -> RankLog:
     features = np.zeros((len(item_ids), len(FEATURES)), dtype="<f4")
     features[:, RELEVANCE_COLUMN] = np.linspace(1.5, -1.5, len(item_ids))
     return RankLog.objects.create(
         customer=customer,
         request_id=request_id,
-        surface="search",
+        surface=surface,
         query=query,
+        category=category,
         model="config:default",
         schema_hash=SCHEMA_HASH,
         item_ids=item_ids,

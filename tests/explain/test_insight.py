@@ -319,6 +319,25 @@ def test_an_item_the_search_engine_never_sent_is_ranked_as_if_it_had_been(
     assert "either the search engine did not send it" in text_of(body, "causes")
 
 
+def test_a_browsed_category_reads_the_log_of_that_category(
+    merch: Client, shop: Customer, api: ApiCaller
+) -> None:
+    log_request(shop, "b-1", "", IDS, surface="browse", category="shoes")
+    log_request(shop, "b-2", "", IDS[:2], surface="browse", category="socks")
+    create_rule(
+        api,
+        {"name": "No sku-1 on browse", "surfaces": ["browse"], "selector": {"item_ids": ["sku-1"]},
+         "action": {"type": "hide"}},
+    )  # fmt: skip
+
+    body = why_not(merch, shop, surface="browse", query="", category="shoes", item="sku-1")
+
+    assert "served in 1 of the 1 logged request for the category shoes" in text_of(body, "served")
+    assert text_of(body, "verdict") == "It is hidden by the rule “No sku-1 on browse”."
+    searched = why_not(merch, shop, item="sku-1")  # the rule is for browse only
+    assert "hidden" not in text_of(searched, "verdict")
+
+
 def test_an_out_of_stock_item_is_said_to_be(merch: Client, shop: Customer) -> None:
     log_request(shop, "r-1", "shoes", IDS)
     shop.items.filter(external_id="sku-2").update(in_stock=False)
