@@ -20,6 +20,7 @@ from ranking.services import signals_refresh
 from tests.conftest import ApiCaller
 from tests.explain.insight_shop import IDS, Traffic, log_request
 from tests.factories import CustomerFactory, ItemFactory, MembershipFactory, UserFactory
+from tests.processes import RedisProcess
 
 pytestmark = pytest.mark.django_db
 
@@ -336,6 +337,18 @@ def test_a_browsed_category_reads_the_log_of_that_category(
     assert text_of(body, "verdict") == "It is hidden by the rule “No sku-1 on browse”."
     searched = why_not(merch, shop, item="sku-1")  # the rule is for browse only
     assert "hidden" not in text_of(searched, "verdict")
+
+
+def test_when_the_signal_store_is_down_the_page_says_so_and_keeps_the_log(
+    merch: Client, shop: Customer, private_redis: RedisProcess
+) -> None:
+    log_request(shop, "r-1", "shoes", IDS)
+    private_redis.kill()
+
+    body = why_not(merch, shop, item="sku-6")
+
+    assert "The signal store did not answer" in text_of(body, "verdict")
+    assert "served in 1 of the 1 logged request" in text_of(body, "served")
 
 
 def test_an_out_of_stock_item_is_said_to_be(merch: Client, shop: Customer) -> None:
