@@ -439,6 +439,19 @@ def test_another_customers_queries_and_items_stay_unseen(
     assert "SECRET-" not in served
 
 
+@pytest.mark.parametrize("path", ["/explain/queries/", "/explain/why-not/?item=sku-1&query=x"])
+def test_a_user_without_customers_is_told_so(shop: Customer, path: str) -> None:
+    user = UserFactory(is_staff=True)
+    user.save()
+    client = Client()
+    client.force_login(user)
+
+    response = client.get(path)
+
+    assert response.status_code == 200
+    assert 'id="no-customers"' in response.content.decode()
+
+
 def test_the_admin_index_links_both_pages(merch: Client) -> None:
     body = merch.get("/admin/").content.decode()
 
