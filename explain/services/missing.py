@@ -134,9 +134,12 @@ def _candidates(
     """The candidates to rank now (id, relevance), and a sentence saying where they come from."""
     chosen = next((page for page in pages if params.item_id in page.item_ids), None)
     chosen = chosen or (pages[0] if pages else None)
-    if chosen is not None:
-        logged = reads.rank_log_of(customer_id=params.customer_id, request_id=chosen.request_id)
-        assert logged is not None
+    logged = (
+        reads.rank_log_of(customer_id=params.customer_id, request_id=chosen.request_id)
+        if chosen is not None
+        else None
+    )
+    if chosen is not None and logged is not None:  # (None: purged since it was listed)
         relevance = feature_matrix(bytes(logged.features))[:, RELEVANCE_COLUMN]
         ids = [
             (item_id, None if np.isnan(value) else float(value))
@@ -272,8 +275,11 @@ def why_not_here(params: WhyNotParams) -> WhyNot:
     assert ranked is not None  # every candidate is returned (no limit) unless hidden
     mentions = tuple(RuleMention(r.rule_id, r.name, r.action, r.effect) for r in ranked.rules)
     for mention in mentions:
-        if mention.action in ("bury", "diversity"):
-            causes.append(f"The rule “{mention.name}” touches it: {mention.effect}.")
+        if mention.action == "bury":
+            causes.append(f"The rule “{mention.name}” buries it ({mention.effect}).")
+        elif mention.action == "diversity":
+            moved = mention.effect.replace("moved down", "moved it down", 1)
+            causes.append(f"The rule “{mention.name}” {moved}.")
     page = explained.items[: params.page_size]
     if ranked.position <= params.page_size:
         verdict = f"It is on the page now, at position {ranked.position} of {params.page_size}."
@@ -295,7 +301,12 @@ def why_not_here(params: WhyNotParams) -> WhyNot:
     )
     if last is not None:
         gap = last.rank_score - ranked.rank_score
-        if gap < TIE:
+        if gap <= -TIE:
+            verdict += (
+                f" Its score is above the last place on the page (#{last.position}): a rule "
+                "moved it down, not its score."
+            )
+        elif gap < TIE:
             verdict += (
                 f" Its score equals that of the last place on the page (#{last.position}): "
                 "it comes after it by item id only."
@@ -308,7 +319,13 @@ def why_not_here(params: WhyNotParams) -> WhyNot:
                 f" Its score misses the last place on the page (#{last.position}) by "
                 f"{gap:.3f}{share}."
             )
-        if ranked.rank_score > 0:
+        capped_by = [m.name for m in mentions if m.action == "diversity"]
+        if capped_by:
+            lifts.append(
+                f"A boost alone does not get it past the rule “{capped_by[0]}”: a pin does, or "
+                "loosening that rule."
+            )
+        elif ranked.rank_score > 0 and gap > -TIE:
             lifts.append(_boost_words(last.rank_score / ranked.rank_score))
         if ranked.rank_score_before_rules > last.rank_score and any(
             m.action == "bury" for m in mentions

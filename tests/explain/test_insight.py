@@ -303,7 +303,37 @@ def test_a_buried_item_names_the_burying_rule(
     body = why_not(merch, shop, item="sku-0", page_size=2)
 
     assert "Less Zeta" in text_of(body, "item-rules")
-    assert "The rule “Less Zeta” touches it: score x0.05." in text_of(body, "causes")
+    assert "The rule “Less Zeta” buries it (score x0.05)." in text_of(body, "causes")
+
+
+def test_an_item_a_diversity_cap_moved_below_the_page_is_not_told_to_get_a_boost(
+    merch: Client, shop: Customer, api: ApiCaller
+) -> None:
+    log_request(shop, "r-1", "shoes", IDS)
+    create_rule(
+        api,
+        {"name": "One per brand", "action": {"type": "diversity", "field": "brand",
+         "max_items": 1, "top_k": 4}},
+    )  # fmt: skip
+
+    moved = []
+    for item_id in IDS:
+        body = why_not(merch, shop, item=item_id, page_size=2)
+        if "below the page" in text_of(body, "verdict") and "moved it down" in body:
+            moved.append(item_id)
+            assert "The rule “One per brand” moved it down from" in text_of(body, "causes")
+            scores = re.findall(r'<td class="num">([\d.]+)</td></tr>', body)  # last place, item
+            verdict = text_of(body, "verdict")
+            if float(scores[1]) > float(scores[0]):
+                assert "a rule moved it down, not its score" in verdict
+            else:
+                assert re.search(r"misses the last place on the page \(#2\) by [\d.]+ ", verdict)
+            lifts = text_of(body, "lifts")
+            assert "A boost alone does not get it past the rule “One per brand”" in lifts
+            assert "A boost of more than" not in lifts
+            assert "A pin at position 2 or higher" in lifts
+
+    assert moved  # every item after the best of each brand is capped
 
 
 def test_an_item_the_search_engine_never_sent_is_ranked_as_if_it_had_been(
