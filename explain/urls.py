@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from explain import views
+from explain import insight, views
 
 app_name = "explain"
 
@@ -11,6 +11,8 @@ urlpatterns = [
     path("item/", views.item_view, name="item"),
     path("why/", views.why_view, name="why"),
     path("compare/", views.compare_view, name="compare"),
+    path("queries/", insight.queries_view, name="queries"),
+    path("why-not/", insight.why_not_view, name="why-not"),
     path("export.json", views.export_view, {"fmt": "json"}, name="export-json"),
     path("export.csv", views.export_view, {"fmt": "csv"}, name="export-csv"),
 ]

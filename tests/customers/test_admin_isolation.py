@@ -9,7 +9,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
+import numpy as np
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import AbstractBaseUser, Permission
@@ -21,11 +23,13 @@ from django.utils import timezone
 from customers.models import ApiKey, Customer
 from customers.services import api_key_create
 from events.models import Event
+from explain import urls as explain_urls
 from merchandising.contracts import RuleIn
 from merchandising.models import Rule, RuleRevision
 from merchandising.services import rule_create
-from ranking.models import Experiment, RankingConfig, RankingModel, SignalVersion
+from ranking.models import Experiment, RankingConfig, RankingModel, RankLog, SignalVersion
 from ranking.services import ranking_config_save, signals_refresh
+from ranking.signals.schema import FEATURES, SCHEMA_HASH
 from tests.conftest import ApiCaller
 from tests.factories import CustomerFactory, ItemFactory, MembershipFactory, UserFactory
 
@@ -440,3 +444,75 @@ def test_an_api_key_of_another_customer_cannot_be_revoked_by_staff(
     )
 
     assert ApiKey.objects.get(pk=b_key.pk).revoked_at is None
+
+
+# --- the explain UI's insight pages (explain.insight) --------------------------------------------
+
+
+def searched(customer: Customer, tag: str) -> None:
+    """One search for `<tag> boots` that showed the tenant's item, in the event log and rank log."""
+    Event.objects.create(
+        customer=customer,
+        event_id=f"{tag}-search",
+        type="impression",
+        item_id=f"{tag}-sku",
+        request_id=f"{tag}-request",
+        surface="search",
+        query=f"{tag} boots",
+        occurred_at=timezone.now(),
+    )
+    RankLog.objects.create(
+        customer=customer,
+        request_id=f"{tag}-request",
+        surface="search",
+        query=f"{tag} boots",
+        model="config:default",
+        schema_hash=SCHEMA_HASH,
+        item_ids=[f"{tag}-sku"],
+        features=np.zeros((1, len(FEATURES)), dtype="<f4").tobytes(),
+    )
+
+
+# Every page of explain.insight, with the parameters that make it show a tenant's data.
+INSIGHT_PAGES = {
+    "explain:queries": lambda tag: {"period": "7"},
+    "explain:why-not": lambda tag: {"query": f"{tag} boots", "item": f"{tag}-sku"},
+}
+
+
+def test_every_insight_page_is_checked_here() -> None:
+    assert {
+        f"explain:{p.name}"
+        for p in explain_urls.urlpatterns
+        if p.callback.__module__ == "explain.insight"
+    } == set(INSIGHT_PAGES)
+
+
+def insight_url(name: str, customer: Customer, tag: str) -> str:
+    return f"{reverse(name)}?{urlencode({'customer': customer.pk, **INSIGHT_PAGES[name](tag)})}"
+
+
+@pytest.mark.parametrize("name", INSIGHT_PAGES)
+def test_staff_see_only_their_customers_data_on_the_insight_pages(
+    name: str, staff_a: Client, superuser: Client, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
+    a, b = tenant_a.customer, tenant_b.customer
+    searched(a, "alphaquux")
+    searched(b, "bravozed")
+
+    own = page(staff_a, insight_url(name, a, "alphaquux"))
+    by_default = page(staff_a, reverse(name))  # no customer named: the user's first
+    other = staff_a.get(insight_url(name, b, "bravozed"))
+    b_data_asked_of_a = page(staff_a, insight_url(name, a, "bravozed"))
+    everyone = superuser.get(insight_url(name, b, "bravozed"))
+
+    assert "alphaquux boots" in own
+    assert customer_choices(by_default) == [a.name]
+    assert other.status_code == 404
+    for html in (own, by_default, other.content.decode(), b_data_asked_of_a):
+        shown = re.sub(r"<form.*?</form>", "", html, flags=re.S)  # the form echoes what was asked
+        assert "bravozed-sku" not in shown
+        assert "bravozed boots" not in shown
+        assert b.name not in html
+    assert everyone.status_code == 200
+    assert "bravozed boots" in everyone.content.decode()
