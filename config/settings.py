@@ -194,7 +194,14 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"ranking.tasks.*": {"queue": "signals"}}
+# One queue per workload, each with workers of its own (platform/compose.yaml, the Terraform ECS
+# services, docs/operations.md): a training run of up to 55 minutes never holds up the rank log's
+# one-second flushes or a signal refresh. Exact names win over the pattern.
+CELERY_TASK_ROUTES = {
+    "ranking.tasks.train_model": {"queue": "training"},
+    "ranking.tasks.flush_rank_log": {"queue": "ranklog"},
+    "ranking.tasks.*": {"queue": "signals"},
+}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # A task a killed worker had taken (acks_late) goes back to its queue after this long (Redis
 # broker). Longer than the longest task (training: 55 minutes), or a running task would be

@@ -1,7 +1,8 @@
 #!/bin/sh
 # The image's entry point: one role per container.
 #   api          gunicorn serving Django (platform/gunicorn.conf.py)
-#   worker       a Celery worker on the default and signals queues
+#   worker       a Celery worker on the default, signals and ranklog queues
+#   trainer      a Celery worker on the training queue, one task at a time (model training)
 #   beat         Celery beat, the scheduler (run exactly one)
 #   migrate      apply database migrations, then exit (a one-off task before each deploy)
 #   healthcheck  the container health check of whichever role runs
@@ -15,13 +16,14 @@ case "$role" in
   api)
     exec gunicorn --config platform/gunicorn.conf.py config.wsgi
     ;;
-  worker)
+  worker|trainer)
     # Prefork children write their metrics under PROMETHEUS_MULTIPROC_DIR; the main process
     # serves them on METRICS_PORT (config/celery.py). Clear the files of a previous run first.
     rm -rf "${PROMETHEUS_MULTIPROC_DIR:?}" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+    if [ "$role" = trainer ]; then queues=training concurrency=1; else queues=default,signals,ranklog concurrency=2; fi
     exec celery -A config worker \
-      --queues "${CELERY_QUEUES:-default,signals}" \
-      --concurrency "${CELERY_CONCURRENCY:-2}" \
+      --queues "${CELERY_QUEUES:-$queues}" \
+      --concurrency "${CELERY_CONCURRENCY:-$concurrency}" \
       --prefetch-multiplier 1 \
       --max-tasks-per-child "${CELERY_MAX_TASKS_PER_CHILD:-200}" \
       --max-memory-per-child "${CELERY_MAX_MEMORY_PER_CHILD_KB:-400000}" \
@@ -38,7 +40,7 @@ case "$role" in
     ;;
   healthcheck)
     case "$RANKWELL_ROLE" in
-      worker) exec celery -A config inspect ping --destination "celery@$(hostname)" --timeout 5 ;;
+      worker|trainer) exec celery -A config inspect ping --destination "celery@$(hostname)" --timeout 5 ;;
       beat) exec python -c "import os, sys; sys.exit(0 if os.path.exists('/tmp/celerybeat-schedule') else 1)" ;;
       *) exec python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '8000') + '/healthz', timeout=2)" ;;
     esac

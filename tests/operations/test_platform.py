@@ -145,20 +145,53 @@ def test_entrypoint_is_valid_shell_with_every_role() -> None:
     entrypoint = PLATFORM / "entrypoint.sh"
     assert run(["sh", "-n", str(entrypoint)]).returncode == 0
     text = entrypoint.read_text()
-    for role in ("api)", "worker)", "beat)", "migrate)", "healthcheck)"):
+    for role in ("api)", "worker|trainer)", "beat)", "migrate)", "healthcheck)"):
         assert role in text
+
+
+def test_every_queue_has_workers_and_training_has_its_own() -> None:
+    """A task routed to a queue no worker reads would wait forever; training shares no worker
+    with the rank log's flushes or the refreshes."""
+    from config.celery import app
+
+    def queue_of(task: str) -> str:
+        return str(app.amqp.router.route({}, task)["queue"].name)
+
+    routed = {
+        "ranking.tasks.train_model": "training",
+        "ranking.tasks.flush_rank_log": "ranklog",
+        "ranking.tasks.refresh_signals": "signals",
+        "ranking.tasks.schedule_model_training": "signals",
+        "events.tasks.replay_pending_profile_updates": "default",
+    }
+    assert {task: queue_of(task) for task in routed} == routed
+    text = (PLATFORM / "entrypoint.sh").read_text()
+    trainer = re.search(r"then queues=(\S+) concurrency=1; else queues=(\S+) concurrency", text)
+    assert trainer is not None
+    training_queues, worker_queues = (set(group.split(",")) for group in trainer.groups())
+    assert training_queues == {"training"}
+    assert worker_queues == set(routed.values()) - {"training"}
 
 
 def test_compose_runs_the_whole_stack_from_the_image() -> None:
     compose = yaml.safe_load((PLATFORM / "compose.yaml").read_text())
     services = compose["services"]
-    assert {"api", "worker", "beat", "postgres", "redis", "prometheus", "grafana"} <= set(services)
-    for role in ("api", "worker", "beat", "migrate"):
+    assert {
+        "api",
+        "worker",
+        "trainer",
+        "beat",
+        "postgres",
+        "redis",
+        "prometheus",
+        "grafana",
+    } <= set(services)
+    for role in ("api", "worker", "trainer", "beat", "migrate"):
         service = services[role]
         assert service["build"]["dockerfile"] == "platform/Dockerfile"
         assert service["command"] == [role]
         assert service["read_only"] is True
-    for role in ("api", "worker", "beat"):
+    for role in ("api", "worker", "trainer", "beat"):
         assert services[role]["environment"]["RANKWELL_ROLE"] == role
         assert services[role]["depends_on"]["migrate"]["condition"] == (
             "service_completed_successfully"
@@ -168,7 +201,7 @@ def test_compose_runs_the_whole_stack_from_the_image() -> None:
         assert path in mounts
     scraped = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())["scrape_configs"]
     targets = {t for job in scraped for c in job["static_configs"] for t in c["targets"]}
-    assert targets == {"api:8000", "worker:9100", "beat:9100"}
+    assert targets == {"api:8000", "worker:9100", "trainer:9100", "beat:9100"}
 
 
 def test_gunicorn_config_runs_metrics_in_multiprocess_mode(

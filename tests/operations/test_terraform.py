@@ -139,13 +139,14 @@ def test_redis_uses_tls_auth_and_cluster_mode_for_signals() -> None:
     assert stack["broker"]["cluster_mode"] is False
 
 
-def test_alb_health_checks_healthz_and_ecs_runs_three_autoscaled_services() -> None:
+def test_alb_health_checks_healthz_and_ecs_runs_every_service() -> None:
     """Liveness, not dependencies: an outage of PostgreSQL or Redis must not have every task
     replaced by cold ones (they would degrade answers the warm ones serve from cache)."""
     alb = module_resources("alb")
     assert alb["aws_lb_target_group.api"]["health_check"][0]["path"] == "/healthz"
     ecs = module_resources("ecs")
-    assert {"aws_ecs_service.api", "aws_ecs_service.worker", "aws_ecs_service.beat"} <= set(ecs)
+    services = {"api", "worker", "trainer", "beat"}
+    assert {f"aws_ecs_service.{name}" for name in services} <= set(ecs)
     assert {"aws_appautoscaling_target.api", "aws_appautoscaling_target.worker"} <= set(ecs)
     assert ecs["aws_ecs_service.beat"]["deployment_maximum_percent"] == 100
     secrets = module_resources("secrets")["aws_secretsmanager_secret.app"]

@@ -1,5 +1,5 @@
-# ECS on Fargate: one cluster, three services from the same image (api behind the ALB,
-# worker, beat), a one-off `migrate` task definition run before each deploy, autoscaling for
+# ECS on Fargate: one cluster, four services from the same image (api behind the ALB,
+# worker, trainer, beat), a one-off `migrate` task definition run before each deploy, autoscaling for
 # api (CPU and requests per task) and worker (CPU), logs in CloudWatch.
 data "aws_region" "current" {}
 
@@ -29,6 +29,11 @@ locals {
     worker = {
       command = ["worker"], cpu = var.worker.cpu, memory = var.worker.memory, port = 9100
       extra   = [{ name = "RANKWELL_ROLE", value = "worker" }, { name = "CELERY_CONCURRENCY", value = tostring(max(1, floor(var.worker.cpu / 512))) }]
+    }
+    # Model training on its own queue, one run at a time: it never delays the worker's tasks.
+    trainer = {
+      command = ["trainer"], cpu = var.trainer.cpu, memory = var.trainer.memory, port = 9100
+      extra   = [{ name = "RANKWELL_ROLE", value = "trainer" }, { name = "CELERY_CONCURRENCY", value = "1" }]
     }
     beat = {
       command = ["beat"], cpu = 256, memory = 512, port = 9100
@@ -298,6 +303,30 @@ resource "aws_ecs_service" "worker" {
 
   lifecycle {
     ignore_changes = [desired_count]
+  }
+
+  tags = var.tags
+}
+
+resource "aws_ecs_service" "trainer" {
+  name                   = "trainer"
+  cluster                = aws_ecs_cluster.main.id
+  task_definition        = aws_ecs_task_definition.service["trainer"].arn
+  launch_type            = "FARGATE"
+  platform_version       = "LATEST"
+  desired_count          = var.trainer.count
+  enable_execute_command = false
+  propagate_tags         = "SERVICE"
+
+  network_configuration {
+    subnets          = var.private_subnet_ids
+    security_groups  = [aws_security_group.tasks.id]
+    assign_public_ip = false
+  }
+
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
   }
 
   tags = var.tags

@@ -20,7 +20,7 @@ output "migrate_task_definition_arn" {
 
 output "service_names" {
   description = "ECS service names."
-  value       = [aws_ecs_service.api.name, aws_ecs_service.worker.name, aws_ecs_service.beat.name]
+  value       = [aws_ecs_service.api.name, aws_ecs_service.worker.name, aws_ecs_service.trainer.name, aws_ecs_service.beat.name]
 }
 
 output "log_groups" {

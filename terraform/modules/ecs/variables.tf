@@ -101,6 +101,16 @@ variable "worker" {
   })
 }
 
+variable "trainer" {
+  description = "Trainer service size (model training, one run per task at a time): Fargate cpu units, MiB and task count."
+  type = object({
+    cpu    = number
+    memory = number
+    count  = number
+  })
+  default = { cpu = 2048, memory = 8192, count = 1 }
+}
+
 variable "kms_key_arn" {
   description = "KMS key that encrypts the log groups and ECS Exec sessions."
   type        = string

@@ -126,6 +126,7 @@ module "ecs" {
   }, var.extra_environment)
   api                = var.api
   worker             = var.worker
+  trainer            = var.trainer
   kms_key_arn        = module.kms.key_arn
   log_retention_days = var.log_retention_days
   tags               = local.tags

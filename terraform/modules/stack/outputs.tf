@@ -19,7 +19,7 @@ output "ecs_cluster_name" {
 }
 
 output "ecs_service_names" {
-  description = "The api, worker and beat services."
+  description = "The api, worker, trainer and beat services."
   value       = module.ecs.service_names
 }
 

@@ -87,6 +87,16 @@ variable "worker" {
   })
 }
 
+variable "trainer" {
+  description = "Trainer service size (see modules/ecs)."
+  type = object({
+    cpu    = number
+    memory = number
+    count  = number
+  })
+  default = { cpu = 2048, memory = 8192, count = 1 }
+}
+
 variable "extra_environment" {
   description = "More plain environment variables for every process, e.g. STORAGE_BACKEND and STORAGE_OPTIONS to keep model artifacts in the artifacts bucket."
   type        = map(string)
