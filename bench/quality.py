@@ -228,7 +228,8 @@ def served(env: dict[str, str]) -> Iterator[int]:
         cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     worker = subprocess.Popen(
-        [str(Path(PYTHON).parent / "celery"), "-A", "config", "worker", "-Q", "default,signals",
+        [str(Path(PYTHON).parent / "celery"), "-A", "config", "worker", "-Q",
+         "default,signals,ranklog,training",
          "--pool", "solo", "--loglevel", "WARNING"],
         cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
