@@ -110,7 +110,8 @@ def logging_config(*, level: str, json_lines: bool) -> dict[str, Any]:
         "loggers": {
             # One line per request: runserver's (the demo's) access lines, every status; gunicorn
             # writes its own JSON access log (platform/gunicorn.conf.py).
-            "django.server": {"level": "INFO"},
+            # (Django's default config gives it a handler of its own and no propagation.)
+            "django.server": {"level": "INFO", "propagate": True},
             # A 4xx is the client's expected answer, already in the access line: Django's own
             # warning for it (with a traceback for a 403) would only repeat it. 5xx stay errors.
             "django.request": {"level": "ERROR"},

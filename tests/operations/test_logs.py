@@ -93,6 +93,17 @@ def test_an_expected_client_error_logs_no_warning_or_traceback(json_log: io.Stri
     assert not [line for line in logged if "exception" in line], logged
 
 
+def test_the_demo_servers_access_lines_reach_the_console_at_every_status(
+    json_log: io.StringIO,
+) -> None:
+    """runserver (the demo) logs each request on django.server: a 200 at INFO must be shown
+    too, through the project's handler, not only 4xx through logging's last resort."""
+    logging.getLogger("django.server").info('"GET /healthz HTTP/1.1" 200 15')
+    assert [line["message"] for line in lines(json_log) if line["logger"] == "django.server"] == [
+        '"GET /healthz HTTP/1.1" 200 15'
+    ]
+
+
 def test_each_response_names_a_fresh_request_id() -> None:
     client = Client()
     first = client.get("/healthz", HTTP_X_REQUEST_ID="client-chosen-id-123")["X-Request-ID"]
