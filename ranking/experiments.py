@@ -13,6 +13,7 @@ that came from a request outside the experiment counts for none.
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,7 +24,6 @@ from django.db.models import (
     CharField,
     Count,
     DateTimeField,
-    Exists,
     ExpressionWrapper,
     Max,
     Min,
@@ -34,7 +34,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Concat
+from django.db.models.functions import Cast, Coalesce, Concat
 
 from events.models import Event, EventType
 from events.services import MAX_CLOCK_SKEW
@@ -157,10 +157,10 @@ def shopper_sums(
             counts = rows.get((row["unit_variant"], row["unit_shopper"]))
             if counts is not None:
                 counts.update(
-                    clicks=row["clicks"],
-                    add_to_carts=row["add_to_carts"],
-                    purchases=row["purchases"],
-                    revenue=row["revenue"] or 0.0,
+                    clicks=row.get("clicks", 0),
+                    add_to_carts=row.get("add_to_carts", 0),
+                    purchases=row.get("purchases", 0),
+                    revenue=float(row.get("revenue", 0.0)),
                 )
     sums = {}
     for variant in VARIANTS:
@@ -175,15 +175,27 @@ def shopper_sums(
 
 
 def _attributed_events(experiment: Experiment, first: datetime) -> list[dict[str, Any]]:
-    """The outcome counts per (variant, shopper) of the events attributed to the experiment."""
+    """The outcome counts per (variant, shopper) of the events attributed to the experiment.
+
+    One pass over the customer's clicks, carts and purchases since the experiment's first
+    request (less MAX_CLOCK_SKEW: clocks differ): each looks up its request on the rank log's
+    unique (customer, request_id) index; one without a logged request looks up the shopper's
+    last request of the experiment on the (customer, experiment, shopper, time) index. Grouped
+    in SQL by request and shopper, summed per (variant, shopper) here."""
     customer_id = experiment.customer_id
-    in_experiment = RankLog.objects.filter(
-        customer_id=customer_id,
-        experiment_id=experiment.pk,
-        variant__in=VARIANTS,
-        request_id=OuterRef("request_id"),
-    ).exclude(shopper_key="")
-    logged = RankLog.objects.filter(customer_id=customer_id, request_id=OuterRef("request_id"))
+    # "<experiment id>:<variant>:<shopper key>" of the event's request; null when none is logged.
+    origin = RankLog.objects.filter(
+        customer_id=customer_id, request_id=OuterRef("request_id")
+    ).annotate(
+        origin=Concat(
+            Coalesce(Cast("experiment_id", CharField()), Value("")),
+            Value(":"),
+            "variant",
+            Value(":"),
+            "shopper_key",
+            output_field=CharField(),
+        )
+    )
     window_start = ExpressionWrapper(
         OuterRef("occurred_at") - Value(ATTRIBUTION_WINDOW), output_field=DateTimeField()
     )
@@ -191,43 +203,32 @@ def _attributed_events(experiment: Experiment, first: datetime) -> list[dict[str
         RankLog.objects.filter(
             customer_id=customer_id,
             experiment_id=experiment.pk,
-            variant__in=VARIANTS,
             shopper_key=OuterRef("shopper"),
             created_at__lte=OuterRef("occurred_at"),
             created_at__gte=window_start,
+            variant__in=VARIANTS,
         )
         .exclude(shopper_key="")
         .order_by("-created_at", "-id")
     )
-    from_its_request = Q(direct_variant__isnull=False)
-    without_request = Q(request_id="") | Q(request_logged=False)
-    events = (
+    grouped = (
         Event.objects.filter(
             customer_id=customer_id,
             type__in=[EventType.CLICK, EventType.ADD_TO_CART, EventType.PURCHASE],
             occurred_at__gte=first - MAX_CLOCK_SKEW,
         )
-        .alias(
+        .annotate(
             shopper=_event_shopper_key(),
-            direct_variant=Subquery(in_experiment.values("variant")[:1]),
-            direct_shopper=Subquery(in_experiment.values("shopper_key")[:1]),
-            request_logged=Exists(logged),
+            origin=Subquery(origin.values("origin")[:1], output_field=CharField()),
         )
         .annotate(
-            unit_variant=Case(
-                When(from_its_request, then="direct_variant"),
-                When(without_request, then=Subquery(last_request.values("variant")[:1])),
+            fallback=Case(
+                When(origin__isnull=True, then=Subquery(last_request.values("variant")[:1])),
                 default=None,
                 output_field=CharField(),
-            ),
-            unit_shopper=Case(
-                When(from_its_request, then="direct_shopper"),
-                default="shopper",
-                output_field=CharField(),
-            ),
+            )
         )
-        .filter(unit_variant__isnull=False)
-        .values("unit_variant", "unit_shopper")
+        .values("origin", "fallback", "shopper")
         .annotate(
             clicks=Count("id", filter=Q(type=EventType.CLICK)),
             add_to_carts=Count("id", filter=Q(type=EventType.ADD_TO_CART)),
@@ -236,7 +237,23 @@ def _attributed_events(experiment: Experiment, first: datetime) -> list[dict[str
         )
         .order_by()
     )
-    return [dict(row) for row in events]
+    units: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    for row in grouped:
+        if row["origin"] is not None:
+            experiment_id, variant, shopper = row["origin"].split(":", 2)
+            if experiment_id != str(experiment.pk) or variant not in VARIANTS or not shopper:
+                continue  # it came from a request outside the experiment
+        elif row["fallback"] is not None:
+            variant, shopper = row["fallback"], row["shopper"]
+        else:
+            continue
+        units[(variant, shopper)].update(
+            {name: row[name] or 0 for name in ("clicks", "add_to_carts", "purchases", "revenue")}
+        )
+    return [
+        {"unit_variant": variant, "unit_shopper": shopper, **counts}
+        for (variant, shopper), counts in units.items()
+    ]
 
 
 def experiment_result(*, experiment: Experiment) -> ExperimentResult:
@@ -274,3 +291,16 @@ def experiment_result(*, experiment: Experiment) -> ExperimentResult:
             control.estimates[HORIZON_METRIC], treatment.estimates[HORIZON_METRIC], share
         ),
     )
+
+
+def horizon_verdict(result: ExperimentResult) -> str:
+    """Whether the experiment may be read, in words: "may be read" once both variants have the
+    shoppers the fixed horizon needs, else how many more it needs."""
+    horizon = result.horizon
+    if result.first_request_at is None:
+        return "not yet: no shopper has been ranked in it"
+    if horizon is None:
+        return "not yet: both variants need shoppers who bought something to size it"
+    if horizon.reached:
+        return "may be read"
+    return f"not yet: {horizon.more_shoppers:,} more shoppers"
