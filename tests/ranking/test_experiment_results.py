@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client
@@ -33,6 +34,7 @@ from tests.conftest import ApiCaller
 from tests.factories import MembershipFactory, UserFactory
 from tests.ranking.helpers import put_items, rank, send_events
 from tests.ranking.learning_shop import register
+from tests.test_schema import assert_matches_schema
 
 pytestmark = pytest.mark.django_db
 
@@ -306,6 +308,31 @@ def test_another_customers_key_cannot_read_an_experiment(
     assert foreign["Content-Type"] == "application/problem+json"
     assert foreign.json()["type"] == "/problems/not-found"
     assert "relevance model" not in foreign.content.decode()
+
+
+def test_a_results_response_matches_the_schema(api: ApiCaller) -> None:
+    running = start_experiment(api.customer)
+    openapi = orjson.loads(Client().get("/v1/schema").content)
+    empty = api.get(f"/v1/experiments/{running.pk}/results")
+    now = timezone.now()
+    for n in range(6):
+        served(running, f"r-{n}", f"u:{n}", "AB"[n % 2], now - timedelta(hours=2))
+    send_events(
+        api,
+        [
+            event("purchase", f"p-{n}", str(n), now - timedelta(hours=1), f"r-{n}", price=10.0 + n)
+            for n in range(6)
+        ],
+    )
+
+    response = api.get(f"/v1/experiments/{running.pk}/results")
+
+    assert response.status_code == 200
+    lifts = {lift["metric"]: lift for lift in response.json()["lifts"]}
+    assert lifts["revenue_per_search"]["lift"] is not None  # numbers, not only nulls
+    assert_matches_schema(openapi, "experiment_results", response)
+    assert empty.json()["sample_ratio"] is None
+    assert_matches_schema(openapi, "experiment_results", empty)
 
 
 @pytest.mark.parametrize("experiment_id", ["999999", str(2**63), str(2**70)])
