@@ -21,6 +21,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from config.metrics import EXPERIMENT_EXPOSURES, customer_label
 from customers.models import Customer, Scope
 from demo.simulation import build_world, shopper_events, simulated_sessions
 from ranking import services
@@ -153,27 +154,38 @@ def test_events_count_for_the_variant_of_their_request_or_the_shoppers_last_one_
     }  # fmt: skip
 
 
-def test_each_served_request_is_logged_with_its_experiment_and_variant(api: ApiCaller) -> None:
+def test_each_served_request_is_logged_with_its_experiment_and_variant_and_counted(
+    api: ApiCaller,
+) -> None:
     put_items(api, [{"id": f"sku-{i}", "title": f"Item {i}", "price": 10.0 + i} for i in range(5)])
     signals_refresh(customer_id=api.customer.pk)
     running = start_experiment(api.customer, percent=50)
     body = {"surface": "search", "query": "shoes", "items": [{"id": f"sku-{i}"} for i in range(5)]}
+    label = customer_label(api.customer.pk)
 
+    def exposures() -> dict[str, float]:
+        return {v: EXPERIMENT_EXPOSURES.labels(label, "search", v)._value.get() for v in "AB"}
+
+    before = exposures()
     answers = {}
     for n in range(40):
-        response = api.post("/v1/rank", {**body, "user_id": f"u{n}"})
-        assert response.status_code == 200
-        answers[response.json()["request_id"]] = response.json()["ranker"]["variant"]
-    browse = api.post("/v1/rank", {"surface": "browse", "user_id": "u1", "items": body["items"]})
+        answer = rank(api, {**body, "user_id": f"u{n}"})
+        answers[answer["request_id"]] = answer["ranker"]["variant"]
+    anonymous = rank(api, body)
+    browse = rank(api, {"surface": "browse", "user_id": "u1", "items": body["items"]})
     rank_log.flush()
+    after = exposures()
 
     logged = {
         row.request_id: (row.experiment_id, row.variant)
         for row in RankLog.objects.filter(customer=api.customer)
     }
-    assert {answers[r] for r in answers} == {"A", "B"}
+    assert set(answers.values()) == {"A", "B"}
     assert all(logged[r] == (running.pk, variant) for r, variant in answers.items())
-    assert logged[browse.json()["request_id"]] == (None, "")  # no experiment on browse
+    assert logged[anonymous["request_id"]] == (running.pk, "A")  # served A, read in no variant
+    assert logged[browse["request_id"]] == (None, "")  # no experiment on browse
+    served_to = Counter(answers.values())
+    assert {v: after[v] - before[v] for v in "AB"} == {v: served_to[v] for v in "AB"}
 
 
 def test_the_readout_without_traffic_says_so_and_invents_nothing(api: ApiCaller) -> None:
