@@ -470,10 +470,17 @@ def experiment_results_html(result: ExperimentResult) -> str:
         notes.append(
             (
                 "Warning: the shoppers are not split as set. "
-                f"{ratio.observed_share:.1%} are in B where {ratio.expected_share:.0%} should be "
-                f"(chance of a split this uneven: {ratio.p_value:.1g}). Something sends or logs "
-                "one variant's shoppers differently; do not trust the numbers above until it is "
-                "found.",
+                f"{ratio.observed_share:.1%} are in B where {ratio.expected_share:.0%} should be, "
+                "and chance alone splits them this unevenly less than once in 1,000 experiments. "
+                "Something sends or logs one variant's shoppers differently; do not trust the "
+                "numbers above until it is found.",
+            )
+        )
+    if result.first_request_at is not None and result.last_request_at is not None:
+        notes.append(
+            (
+                f"Searches from {result.first_request_at:%Y-%m-%d %H:%M} to "
+                f"{result.last_request_at:%Y-%m-%d %H:%M} UTC.",
             )
         )
     notes.append(

@@ -401,7 +401,7 @@ def test_the_admin_page_shows_the_readout_in_shop_words(api: ApiCaller) -> None:
     shop_words = (
         "Revenue per search", "Add-to-cart rate", "Conversion (purchases per search)",
         "Average order value", "Revenue per shopper", "Shoppers", "B against A", "95% interval",
-        "Can it be read?", "not split as set", "within the 24 hours",
+        "Can it be read?", "not split as set", "within the 24 hours", "Searches from",
     )  # fmt: skip
     for words in shop_words:
         assert words in html, words
