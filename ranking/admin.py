@@ -7,6 +7,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from customers.admin import CustomerScopedAdmin
@@ -458,10 +459,12 @@ def experiment_results_html(result: ExperimentResult) -> str:
                 _lift_words(result.lifts[metric.key]),
             )
         )
+    model = result.experiment.treatment_model
     table = format_html(
-        "<table><thead><tr><th></th><th>A: the live ranker</th><th>B: {}</th>"
+        '<table><thead><tr><th></th><th>A: the live ranker</th><th>B: <a href="{}">{}</a></th>'
         "<th>B against A</th></tr></thead><tbody>{}</tbody></table>",
-        result.experiment.treatment_model.label,
+        reverse("admin:ranking_rankingmodel_change", args=[model.pk]),
+        model.label,
         format_html_join("", "<tr><th>{}</th><td>{}</td><td>{}</td><td>{}</td></tr>", rows),
     )
     notes = []

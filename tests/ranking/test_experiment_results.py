@@ -188,6 +188,16 @@ def test_each_served_request_is_logged_with_its_experiment_and_variant_and_count
     assert {v: after[v] - before[v] for v in "AB"} == {v: served_to[v] for v in "AB"}
 
 
+def test_the_variant_survives_the_celery_message_of_the_rank_log() -> None:
+    entry = rank_log.RankLogEntry(
+        customer_id=1, request_id="r-1", surface="search", query="shoes", shopper_key="u:1",
+        model="linear@1", item_ids=("sku-1",), features=b"", created_at=timezone.now(),
+        experiment_id=7, variant="B",
+    )  # fmt: skip
+
+    assert rank_log.RankLogEntry.from_payload(entry.to_payload()) == entry
+
+
 def test_the_readout_without_traffic_says_so_and_invents_nothing(api: ApiCaller) -> None:
     running = start_experiment(api.customer)
 
@@ -408,3 +418,5 @@ def test_the_admin_page_shows_the_readout_in_shop_words(api: ApiCaller) -> None:
     assert "1,650" in html  # shoppers of A, with a thousands separator
     assert re.search(r"<td>\d{1,3}(,\d{3})*\.\d{2}</td>", html)  # money: 2 decimals
     assert "revenue_per_search" not in html  # no code words
+    model_page = reverse("admin:ranking_rankingmodel_change", args=[running.treatment_model.pk])
+    assert f'href="{model_page}"' in html  # the next question: what is B?
