@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import numpy as np
 from django.db.models import (
@@ -124,10 +123,6 @@ class ExperimentResult:
     sample_ratio: SampleRatio | None
     horizon: Horizon | None
 
-    @property
-    def treatment_share(self) -> float:
-        return self.experiment.treatment_percent / 100.0
-
 
 def _event_shopper_key() -> Case:
     """events.queries.shopper_key in SQL: "u:<user_id>", else "s:<session_id>", else ""."""
@@ -153,15 +148,9 @@ def shopper_sums(
     for request in served.values("variant", "shopper_key").annotate(searches=Count("id")):
         rows[(request["variant"], request["shopper_key"])] = {"searches": request["searches"]}
     if span["first"] is not None:
-        for row in _attributed_events(experiment, span["first"]):
-            counts = rows.get((row["unit_variant"], row["unit_shopper"]))
-            if counts is not None:
-                counts.update(
-                    clicks=row.get("clicks", 0),
-                    add_to_carts=row.get("add_to_carts", 0),
-                    purchases=row.get("purchases", 0),
-                    revenue=float(row.get("revenue", 0.0)),
-                )
+        for unit, outcomes in _attributed_events(experiment, span["first"]).items():
+            if unit in rows:  # always: an attributed event's shopper was ranked in its variant
+                rows[unit].update(outcomes)
     sums = {}
     for variant in VARIANTS:
         shoppers = [counts for (v, _), counts in sorted(rows.items()) if v == variant]
@@ -174,8 +163,10 @@ def shopper_sums(
     return sums, span["first"], span["last"]
 
 
-def _attributed_events(experiment: Experiment, first: datetime) -> list[dict[str, Any]]:
-    """The outcome counts per (variant, shopper) of the events attributed to the experiment.
+def _attributed_events(
+    experiment: Experiment, first: datetime
+) -> dict[tuple[str, str], Counter[str]]:
+    """(variant, shopper) -> clicks, add-to-carts, purchases and revenue attributed to them.
 
     One pass over the customer's clicks, carts and purchases since the experiment's first
     request (less MAX_CLOCK_SKEW: clocks differ): each looks up its request on the rank log's
@@ -250,10 +241,7 @@ def _attributed_events(experiment: Experiment, first: datetime) -> list[dict[str
         units[(variant, shopper)].update(
             {name: row[name] or 0 for name in ("clicks", "add_to_carts", "purchases", "revenue")}
         )
-    return [
-        {"unit_variant": variant, "unit_shopper": shopper, **counts}
-        for (variant, shopper), counts in units.items()
-    ]
+    return units
 
 
 def experiment_result(*, experiment: Experiment) -> ExperimentResult:
