@@ -9,6 +9,7 @@ import re
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,8 @@ from config.metrics import EXPERIMENT_EXPOSURES, customer_label
 from customers.models import Customer, Scope
 from demo.simulation import build_world, shopper_events, simulated_sessions
 from ranking import services
-from ranking.experiments import ATTRIBUTION_WINDOW, experiment_result
+from ranking.experiment_stats import Horizon
+from ranking.experiments import ATTRIBUTION_WINDOW, experiment_result, horizon_verdict
 from ranking.learning import rank_log
 from ranking.learning.artifacts import artifact_save, linear_artifact
 from ranking.models import Experiment, RankingModel, RankLog
@@ -196,6 +198,22 @@ def test_the_variant_survives_the_celery_message_of_the_rank_log() -> None:
     )  # fmt: skip
 
     assert rank_log.RankLogEntry.from_payload(entry.to_payload()) == entry
+
+
+@pytest.mark.parametrize(
+    ("more", "verdict"), [(0, "may be read"), (12_345, "not yet: 12,345 more shoppers")]
+)
+def test_the_verdict_says_whether_the_experiment_may_be_read(
+    api: ApiCaller, more: int, verdict: str
+) -> None:
+    result = experiment_result(experiment=start_experiment(api.customer))
+    horizon = Horizon(0.05, 0.05, 0.8, 20_000, 20_000, more)
+
+    read = replace(result, first_request_at=timezone.now(), horizon=horizon)
+
+    assert horizon_verdict(read) == verdict
+    assert horizon_verdict(replace(read, horizon=None)).startswith("not yet: ")
+    assert horizon_verdict(result) == "not yet: no shopper has been ranked in it"
 
 
 def test_the_readout_without_traffic_says_so_and_invents_nothing(api: ApiCaller) -> None:
