@@ -6,8 +6,8 @@ view_method_total`). The metrics below are the domain's. Under gunicorn with sev
 in Celery's prefork children, `PROMETHEUS_MULTIPROC_DIR` is set: each process writes its samples
 to files there and one scrape sums them (prometheus_client's multiprocess mode).
 
-Label sets are bounded: `surface` and `stage` are enums, `customer` is the customer id for at
-most `METRICS_MAX_CUSTOMERS` customers per process (then "other"), `task` is a task name.
+Label sets are bounded: `surface`, `stage` and `variant` are enums, `customer` is the customer id
+for at most `METRICS_MAX_CUSTOMERS` customers per process (then "other"), `task` is a task name.
 """
 
 from __future__ import annotations
@@ -89,6 +89,13 @@ ACTIVE_MODEL_VERSION = Gauge(
     "Version of the model that ranked the latest request (0: the config's weighted blend).",
     ["customer", "surface"],
     multiprocess_mode="mostrecent",
+)
+EXPERIMENT_EXPOSURES = Counter(
+    "rankwell_experiment_exposures",
+    "Rank requests of a known shopper answered by a variant (A or B) of the surface's running "
+    "experiment (at most one per surface). Requests without user or session are served A but "
+    "are not in the experiment and not counted.",
+    ["customer", "surface", "variant"],
 )
 SIGNAL_SNAPSHOTS = Counter(
     "rankwell_signal_snapshots",
@@ -231,6 +238,11 @@ def observe_rank_outcome(
         model=outcome.model,
         candidate_served=outcome.variant == TREATMENT,
     )
+
+
+def observe_exposure(*, customer_id: int, surface: str, variant: str) -> None:
+    """Count one shopper's request answered by an experiment's variant."""
+    EXPERIMENT_EXPOSURES.labels(customer_label(customer_id), surface, variant).inc()
 
 
 def observe_events(*, customer_id: int, accepted: int, duplicates: int, rejected: int) -> None:

@@ -10,11 +10,17 @@ from config.views import problem_type, proto_file
 from events.api import EventsIngestApi
 from merchandising.api import RuleDetailApi, RuleListApi, RuleRevisionsApi
 from ranking.api import RankApi
+from ranking.experiments_api import ExperimentResultsApi
 from ranking.registry_api import ModelListApi
 
 urlpatterns = [
     path("v1/rank", RankApi.as_view(), name="rank"),
     path("v1/models", ModelListApi.as_view(), name="models"),
+    path(
+        "v1/experiments/<int:experiment_id>/results",
+        ExperimentResultsApi.as_view(),
+        name="experiment-results",
+    ),
     path("v1/events", EventsIngestApi.as_view(), name="events"),
     path("v1/catalog/items", CatalogUpsertApi.as_view(), name="catalog-items"),
     path("v1/catalog/items/<path:item_id>", CatalogItemApi.as_view(), name="catalog-item"),

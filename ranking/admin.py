@@ -7,12 +7,22 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from customers.admin import CustomerScopedAdmin
 from customers.models import Role, customers_granting
 from ranking import services
 from ranking.configs import DEFAULT_WEIGHTS, MAX_ABS_WEIGHT, weights_clean
+from ranking.engine.experiments import CONTROL, TREATMENT
+from ranking.experiment_stats import CONFIDENCE, MINIMUM_LIFT, Lift
+from ranking.experiments import (
+    ATTRIBUTION_WINDOW,
+    METRICS,
+    ExperimentResult,
+    experiment_result,
+    horizon_verdict,
+)
 from ranking.learning import registry
 from ranking.learning.training import NDCG, REVENUE
 from ranking.models import Experiment, ModelStatus, RankingConfig, RankingModel, SignalVersion
@@ -402,6 +412,97 @@ class ExperimentForm(forms.ModelForm):
         return cleaned
 
 
+def _rate(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2%}" if value < 0.01 else f"{value:.1%}"
+
+
+def _money(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.2f}"
+
+
+def _signed(value: float) -> str:
+    return f"{value:+.1%}".replace("-", "\u2212")
+
+
+def _lift_words(lift: Lift | None) -> str:
+    if lift is None:
+        return "not enough data yet"
+    interval = f"{CONFIDENCE:.0%} interval {_signed(lift.low)} to {_signed(lift.high)}"
+    if not lift.significant:
+        verdict = "no clear difference"
+    else:
+        verdict = "B is higher" if lift.lift > 0 else "B is lower"
+    return f"{_signed(lift.lift)} ({interval}): {verdict}"
+
+
+def experiment_results_html(result: ExperimentResult) -> str:
+    """The readout as the experiment's admin page shows it: one row per metric, in shop words."""
+    control, treatment = result.variants[CONTROL], result.variants[TREATMENT]
+    rows: list[tuple[str, str, str, str]] = [
+        ("Shoppers", f"{control.shoppers:,}", f"{treatment.shoppers:,}", ""),
+        (
+            "Searches",
+            f"{int(control.totals['searches']):,}",
+            f"{int(treatment.totals['searches']):,}",
+            "",
+        ),
+    ]
+    for metric in METRICS:
+        shown = _rate if metric.unit == "rate" else _money
+        rows.append(
+            (
+                metric.label,
+                shown(control.value(metric.key)),
+                shown(treatment.value(metric.key)),
+                _lift_words(result.lifts[metric.key]),
+            )
+        )
+    model = result.experiment.treatment_model
+    table = format_html(
+        '<table><thead><tr><th></th><th>A: the live ranker</th><th>B: <a href="{}">{}</a></th>'
+        "<th>B against A</th></tr></thead><tbody>{}</tbody></table>",
+        reverse("admin:ranking_rankingmodel_change", args=[model.pk]),
+        model.label,
+        format_html_join("", "<tr><th>{}</th><td>{}</td><td>{}</td><td>{}</td></tr>", rows),
+    )
+    notes = []
+    ratio = result.sample_ratio
+    if ratio is not None and ratio.mismatch:
+        notes.append(
+            (
+                "Warning: the shoppers are not split as set. "
+                f"{ratio.observed_share:.1%} are in B where {ratio.expected_share:.0%} should be, "
+                "and chance alone splits them this unevenly less than once in 1,000 experiments. "
+                "Something sends or logs one variant's shoppers differently; do not trust the "
+                "numbers above until it is found.",
+            )
+        )
+    if result.first_request_at is not None and result.last_request_at is not None:
+        notes.append(
+            (
+                f"Searches from {result.first_request_at:%Y-%m-%d %H:%M} to "
+                f"{result.last_request_at:%Y-%m-%d %H:%M} UTC.",
+            )
+        )
+    notes.append(
+        (
+            f"Can it be read? {horizon_verdict(result)} (to see a {MINIMUM_LIFT:.0%} change in "
+            "revenue per search 8 times in 10, at 95% confidence).",
+        )
+    )
+    notes.append(
+        (
+            "A shopper's clicks, carts and purchases count for the variant of the search they "
+            "came from, or else of their last search in the experiment within the "
+            f"{ATTRIBUTION_WINDOW.total_seconds() / 3600:.0f} hours before. Shoppers without a "
+            "user or session id are not in the experiment.",
+        )
+    )
+    return format_html("{}<ul>{}</ul>", table, format_html_join("", "<li>{}</li>", notes))
+
+
 @admin.register(Experiment)
 class ExperimentAdmin(CustomerScopedAdmin):
     """A/B tests of a model on a share of shoppers; `ranker.variant` says which one served."""
@@ -419,6 +520,17 @@ class ExperimentAdmin(CustomerScopedAdmin):
     ]
     list_select_related = ["customer", "treatment_model"]
     list_filter = ["surface", "enabled"]
+    readonly_fields = ["results"]
+
+    @admin.display(description="what shoppers did in each variant")
+    def results(self, obj: Experiment) -> str:
+        return experiment_results_html(experiment_result(experiment=obj))
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = ["customer", "surface", "name", "treatment_model", "treatment_percent", "enabled"]
+        if obj is None:
+            return [(None, {"fields": fields})]
+        return [("Result", {"fields": ["results"]}), ("The experiment", {"fields": fields})]
 
     def formfield_for_foreignkey(
         self, db_field: Any, request: HttpRequest, **kwargs: Any

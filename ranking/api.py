@@ -23,7 +23,7 @@ from rest_framework.request import Request
 from threadpoolctl import threadpool_limits
 
 from config.logs import current_request_id
-from config.metrics import observe_rank_outcome, observe_stage
+from config.metrics import observe_exposure, observe_rank_outcome, observe_stage
 from config.problems import FieldError, invalid_request
 from config.schema import PROBLEM_RESPONSES
 from customers import wire
@@ -182,6 +182,10 @@ class RankApi(CustomerApi):
             customer_id=self.customer_id, surface=body.surface, started=self.started,
             candidates=len(body.items), outcome=outcome,
         )  # fmt: skip
+        if outcome.variant is not None and ranked.shopper_key:
+            observe_exposure(
+                customer_id=self.customer_id, surface=body.surface, variant=outcome.variant
+            )
         return response
 
     def _degraded(self, request_id: str, body: RankIn, reason: str) -> HttpResponse:

@@ -112,6 +112,12 @@ class RankLog(models.Model):
     degraded = models.BooleanField(default=False)
     # Position k when the pair at k and k + 1 was swapped at random (exploration), else null.
     swapped_at = models.PositiveSmallIntegerField(null=True, blank=True)
+    # The experiment whose variant ranked the request, and that variant ("A", "B"); null and ""
+    # outside experiments. A plain id, not a foreign key: the log outlives a deleted experiment
+    # and a log insert never waits on the experiments table. The readout attributes shoppers'
+    # clicks, carts and purchases to it (ranking/experiments.py, docs/experiments.md).
+    experiment_id = models.BigIntegerField(null=True, blank=True)
+    variant = models.CharField(max_length=8, blank=True)
 
     class Meta:
         constraints = [
@@ -124,6 +130,13 @@ class RankLog(models.Model):
                 fields=["customer", "surface", "created_at"], name="ranklog_customer_time"
             ),
             models.Index(fields=["customer", "created_at"], name="ranklog_customer_created"),
+            # The readout: an experiment's requests per shopper, and a shopper's last request
+            # before an event. Partial: requests outside experiments cost no index entry.
+            models.Index(
+                fields=["customer", "experiment_id", "shopper_key", "created_at"],
+                name="ranklog_experiment_shopper",
+                condition=models.Q(experiment_id__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

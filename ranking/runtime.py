@@ -131,8 +131,8 @@ def load_experiments(
             name=experiment.name,
             salt=experiment.salt,
             treatment_percent=experiment.treatment_percent,
-            control=replace(live, variant=CONTROL),
-            treatment=replace(live, scorer=scorer, variant=TREATMENT),
+            control=replace(live, variant=CONTROL, experiment_id=experiment.pk),
+            treatment=replace(live, scorer=scorer, variant=TREATMENT, experiment_id=experiment.pk),
         )
     return experiments
 

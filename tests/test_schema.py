@@ -29,6 +29,7 @@ OPERATIONS = {
     "catalog_item_read",
     "catalog_item_delete",
     "models_list",
+    "experiment_results",
 }
 DOCUMENT_URI = "urn:rankwell:openapi"
 

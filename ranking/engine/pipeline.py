@@ -125,6 +125,7 @@ def rank(
         removed=applied.removed,
         stage_seconds=tuple(stages),
         variant=config.variant,
+        experiment_id=config.experiment_id,
         swapped_at=swapped_at,
     )
 

@@ -71,6 +71,7 @@ class RankerConfig:
     scorer: Scorer
     rules: RuleStage | None = None
     variant: str | None = None  # the experiment variant this ranker is ("A", "B"), if any
+    experiment_id: int | None = None  # the experiment whose variant it is
     # Share of requests (0..1) in which one adjacent pair of the top 10 is swapped at random.
     exploration: float = 0.0
 
@@ -151,6 +152,7 @@ class RankOutcome:
     # Seconds spent per stage ("features", "score", "rules", "explain"), for the metrics.
     stage_seconds: tuple[tuple[str, float], ...] = ()
     variant: str | None = None
+    experiment_id: int | None = None  # the experiment `variant` belongs to
     # Why the answer is degraded ("signal_store", "signal_store_breaker"), None when not.
     degraded_reason: str | None = None
     # Position k when exploration swapped the items at k and k + 1 (1-based), else None.

@@ -55,6 +55,8 @@ class RankLogEntry:
     signals_at: str | None = None  # ISO 8601, the version's SignalMeta.created_at
     degraded: bool = False
     swapped_at: int | None = None
+    experiment_id: int | None = None
+    variant: str = ""
 
     def to_payload(self) -> dict[str, Any]:
         """JSON-safe, for the Celery message."""
@@ -73,6 +75,8 @@ class RankLogEntry:
             "signals_at": self.signals_at,
             "degraded": self.degraded,
             "swapped_at": self.swapped_at,
+            "experiment_id": self.experiment_id,
+            "variant": self.variant,
         }
 
     @classmethod
@@ -92,6 +96,8 @@ class RankLogEntry:
             signals_at=payload.get("signals_at"),
             degraded=bool(payload.get("degraded", False)),
             swapped_at=payload.get("swapped_at"),
+            experiment_id=payload.get("experiment_id"),
+            variant=str(payload.get("variant") or ""),
         )
 
     @property
@@ -146,6 +152,8 @@ def record(
     signals_at: str | None = None,
     degraded: bool = False,
     swapped_at: int | None = None,
+    experiment_id: int | None = None,
+    variant: str = "",
 ) -> None:
     """Remember one served request: the shown items in order and their feature rows (the first
     RANK_LOG_MAX_POSITIONS positions). An in-memory append; never touches the database."""
@@ -166,6 +174,8 @@ def record(
             signals_at=signals_at,
             degraded=degraded,
             swapped_at=swapped_at,
+            experiment_id=experiment_id,
+            variant=variant,
         )
     )
 
@@ -202,13 +212,16 @@ def record_outcome(
         signals_at=outcome.missing.signals_at,
         degraded=outcome.degraded,
         swapped_at=outcome.swapped_at,
+        experiment_id=outcome.experiment_id if outcome.variant else None,
+        variant=outcome.variant or "",
     )
 
 
 # The columns a rank-log row is written with, in COPY's order.
 _COPY_COLUMNS = ("customer_id", "request_id", "surface", "query", "shopper_key", "model",
                  "schema_hash", "item_ids", "features", "created_at", "category",
-                 "signals_version", "signals_at", "degraded", "swapped_at")  # fmt: skip
+                 "signals_version", "signals_at", "degraded", "swapped_at", "experiment_id",
+                 "variant")  # fmt: skip
 
 
 # What one entry can cause; an outage (OperationalError) propagates, so the task retries the batch.
@@ -264,7 +277,7 @@ def _write(entries: list[RankLogEntry]) -> int:
                  entry.shopper_key[:260], entry.model[:64], SCHEMA_HASH,
                  Jsonb(list(entry.item_ids)), entry.features, entry.created_at,
                  entry.category[:256], entry.signals_version, entry.signals_time,
-                 entry.degraded, entry.swapped_at)
+                 entry.degraded, entry.swapped_at, entry.experiment_id, entry.variant[:8])
                 for entry in entries
             )  # fmt: skip
             with transaction.atomic(), connection.cursor() as wrapper:
@@ -289,6 +302,8 @@ def _write(entries: list[RankLogEntry]) -> int:
             signals_at=entry.signals_time,
             degraded=entry.degraded,
             swapped_at=entry.swapped_at,
+            experiment_id=entry.experiment_id,
+            variant=entry.variant[:8],
         )
         for entry in entries
     ]

@@ -1,0 +1,294 @@
+"""Reads an experiment's result: what each variant's shoppers searched, clicked, carted and bought,
+and B against A (ranking.experiment_stats). Served by `GET /v1/experiments/{id}/results` and the
+experiment's admin page; nothing here knows about HTTP.
+
+Attribution (docs/experiments.md): the experiment's requests are the rank log's rows that name
+it, of known shoppers (a request without user or session is served A but is in no variant). A
+click, add-to-cart or purchase counts for the variant of the request it came from: its
+`request_id` (sent, or filled at ingest from the shopper's click on the item). An event without
+one, or whose request id names no logged request, counts for the variant of the shopper's last
+request of the experiment within ATTRIBUTION_WINDOW before it; after that, for none. An event
+that came from a request outside the experiment counts for none.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    DateTimeField,
+    ExpressionWrapper,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Cast, Coalesce, Concat
+
+from events.models import Event, EventType
+from events.services import MAX_CLOCK_SKEW
+from ranking.engine.experiments import CONTROL, TREATMENT
+from ranking.experiment_stats import (
+    Horizon,
+    Lift,
+    RatioEstimate,
+    SampleRatio,
+    fixed_horizon,
+    ratio_estimate,
+    relative_lift,
+    sample_ratio,
+)
+from ranking.models import Experiment, RankLog
+
+ATTRIBUTION_WINDOW = timedelta(hours=24)
+VARIANTS = (CONTROL, TREATMENT)
+# The per-shopper sums every metric is a ratio of.
+COUNTS = ("searches", "clicks", "add_to_carts", "purchases", "revenue")
+HORIZON_METRIC = "revenue_per_search"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One readout metric: a ratio of two per-shopper sums ("shoppers": 1 per shopper)."""
+
+    key: str
+    label: str  # in shop words, for the admin page
+    numerator: str
+    denominator: str
+    unit: str  # "rate" (shown as %) or "money"
+
+
+METRICS = (
+    Metric("ctr", "Click-through rate (clicks per search)", "clicks", "searches", "rate"),
+    Metric("add_to_cart_rate", "Add-to-cart rate (per search)", "add_to_carts", "searches", "rate"),
+    Metric("conversion_rate", "Conversion (purchases per search)", "purchases", "searches", "rate"),
+    Metric("revenue_per_search", "Revenue per search", "revenue", "searches", "money"),
+    Metric("revenue_per_shopper", "Revenue per shopper", "revenue", "shoppers", "money"),
+    Metric("average_order_value", "Average order value", "revenue", "purchases", "money"),
+)
+
+
+@dataclass(frozen=True)
+class ShopperSums:
+    """One variant's shoppers: per-shopper arrays aligned by position."""
+
+    searches: np.ndarray
+    clicks: np.ndarray
+    add_to_carts: np.ndarray
+    purchases: np.ndarray
+    revenue: np.ndarray
+
+    @property
+    def shoppers(self) -> int:
+        return len(self.searches)
+
+    def column(self, name: str) -> np.ndarray:
+        if name == "shoppers":
+            return np.ones(self.shoppers)
+        values: np.ndarray = getattr(self, name)
+        return values
+
+    def total(self, name: str) -> float:
+        return float(self.column(name).sum())
+
+
+@dataclass(frozen=True)
+class VariantResult:
+    variant: str
+    shoppers: int
+    totals: dict[str, float]  # COUNTS summed over the variant's shoppers
+    estimates: dict[str, RatioEstimate]  # per METRICS key
+
+    def value(self, metric: str) -> float | None:
+        return self.estimates[metric].value
+
+
+@dataclass(frozen=True)
+class ExperimentResult:
+    experiment: Experiment
+    first_request_at: datetime | None
+    last_request_at: datetime | None
+    variants: dict[str, VariantResult]
+    lifts: dict[str, Lift | None]  # B against A, per METRICS key
+    sample_ratio: SampleRatio | None
+    horizon: Horizon | None
+
+
+def _event_shopper_key() -> Case:
+    """events.queries.shopper_key in SQL: "u:<user_id>", else "s:<session_id>", else ""."""
+    return Case(
+        When(~Q(user_id=""), then=Concat(Value("u:"), "user_id")),
+        When(~Q(session_id=""), then=Concat(Value("s:"), "session_id")),
+        default=Value(""),
+        output_field=CharField(),
+    )
+
+
+def shopper_sums(
+    experiment: Experiment,
+) -> tuple[dict[str, ShopperSums], datetime | None, datetime | None]:
+    """Per variant, each shopper's searches (rank requests) and the clicks, add-to-carts,
+    purchases and revenue attributed to them; and the experiment's first and last request."""
+    customer_id = experiment.customer_id
+    served = RankLog.objects.filter(
+        customer_id=customer_id, experiment_id=experiment.pk, variant__in=VARIANTS
+    ).exclude(shopper_key="")
+    span = served.aggregate(first=Min("created_at"), last=Max("created_at"))
+    rows: dict[tuple[str, str], dict[str, float]] = {}
+    for request in served.values("variant", "shopper_key").annotate(searches=Count("id")):
+        rows[(request["variant"], request["shopper_key"])] = {"searches": request["searches"]}
+    if span["first"] is not None:
+        for unit, outcomes in _attributed_events(experiment, span["first"]).items():
+            if unit in rows:  # always: an attributed event's shopper was ranked in its variant
+                rows[unit].update(outcomes)
+    sums = {}
+    for variant in VARIANTS:
+        shoppers = [counts for (v, _), counts in sorted(rows.items()) if v == variant]
+        sums[variant] = ShopperSums(
+            **{
+                name: np.array([counts.get(name, 0.0) for counts in shoppers], dtype=np.float64)
+                for name in COUNTS
+            }
+        )
+    return sums, span["first"], span["last"]
+
+
+def _attributed_events(
+    experiment: Experiment, first: datetime
+) -> dict[tuple[str, str], Counter[str]]:
+    """(variant, shopper) -> clicks, add-to-carts, purchases and revenue attributed to them.
+
+    One pass over the customer's clicks, carts and purchases since the experiment's first
+    request (less MAX_CLOCK_SKEW: clocks differ): each looks up its request on the rank log's
+    unique (customer, request_id) index; one without a logged request looks up the shopper's
+    last request of the experiment on the (customer, experiment, shopper, time) index. Grouped
+    in SQL by request and shopper, summed per (variant, shopper) here."""
+    customer_id = experiment.customer_id
+    # "<experiment id>:<variant>:<shopper key>" of the event's request; null when none is logged.
+    origin = RankLog.objects.filter(
+        customer_id=customer_id, request_id=OuterRef("request_id")
+    ).annotate(
+        origin=Concat(
+            Coalesce(Cast("experiment_id", CharField()), Value("")),
+            Value(":"),
+            "variant",
+            Value(":"),
+            "shopper_key",
+            output_field=CharField(),
+        )
+    )
+    window_start = ExpressionWrapper(
+        OuterRef("occurred_at") - Value(ATTRIBUTION_WINDOW), output_field=DateTimeField()
+    )
+    last_request = (
+        RankLog.objects.filter(
+            customer_id=customer_id,
+            experiment_id=experiment.pk,
+            shopper_key=OuterRef("shopper"),
+            created_at__lte=OuterRef("occurred_at"),
+            created_at__gte=window_start,
+            variant__in=VARIANTS,
+        )
+        .exclude(shopper_key="")
+        .order_by("-created_at", "-id")
+    )
+    grouped = (
+        Event.objects.filter(
+            customer_id=customer_id,
+            type__in=[EventType.CLICK, EventType.ADD_TO_CART, EventType.PURCHASE],
+            occurred_at__gte=first - MAX_CLOCK_SKEW,
+        )
+        .annotate(
+            shopper=_event_shopper_key(),
+            origin=Subquery(origin.values("origin")[:1], output_field=CharField()),
+        )
+        .annotate(
+            fallback=Case(
+                When(origin__isnull=True, then=Subquery(last_request.values("variant")[:1])),
+                default=None,
+                output_field=CharField(),
+            )
+        )
+        .values("origin", "fallback", "shopper")
+        .annotate(
+            clicks=Count("id", filter=Q(type=EventType.CLICK)),
+            add_to_carts=Count("id", filter=Q(type=EventType.ADD_TO_CART)),
+            purchases=Count("id", filter=Q(type=EventType.PURCHASE)),
+            revenue=Sum("revenue", filter=Q(type=EventType.PURCHASE)),
+        )
+        .order_by()
+    )
+    units: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    for row in grouped:
+        if row["origin"] is not None:
+            experiment_id, variant, shopper = row["origin"].split(":", 2)
+            if experiment_id != str(experiment.pk) or variant not in VARIANTS or not shopper:
+                continue  # it came from a request outside the experiment
+        elif row["fallback"] is not None:
+            variant, shopper = row["fallback"], row["shopper"]
+        else:
+            continue
+        units[(variant, shopper)].update(
+            {name: row[name] or 0 for name in ("clicks", "add_to_carts", "purchases", "revenue")}
+        )
+    return units
+
+
+def experiment_result(*, experiment: Experiment) -> ExperimentResult:
+    """The readout of one experiment (the caller has scoped it to its customer)."""
+    sums, first, last = shopper_sums(experiment)
+    variants = {
+        variant: VariantResult(
+            variant=variant,
+            shoppers=shoppers.shoppers,
+            totals={name: shoppers.total(name) for name in COUNTS},
+            estimates={
+                metric.key: ratio_estimate(
+                    shoppers.column(metric.numerator), shoppers.column(metric.denominator)
+                )
+                for metric in METRICS
+            },
+        )
+        for variant, shoppers in sums.items()
+    }
+    control, treatment = variants[CONTROL], variants[TREATMENT]
+    share = experiment.treatment_percent / 100.0
+    return ExperimentResult(
+        experiment=experiment,
+        first_request_at=first,
+        last_request_at=last,
+        variants=variants,
+        lifts={
+            metric.key: relative_lift(
+                control.estimates[metric.key], treatment.estimates[metric.key]
+            )
+            for metric in METRICS
+        },
+        sample_ratio=sample_ratio(control.shoppers, treatment.shoppers, share),
+        horizon=fixed_horizon(
+            control.estimates[HORIZON_METRIC], treatment.estimates[HORIZON_METRIC], share
+        ),
+    )
+
+
+def horizon_verdict(result: ExperimentResult) -> str:
+    """Whether the experiment may be read, in words: "may be read" once both variants have the
+    shoppers the fixed horizon needs, else how many more it needs."""
+    horizon = result.horizon
+    if result.first_request_at is None:
+        return "not yet: no shopper has been ranked in it"
+    if horizon is None:
+        return "not yet: both variants need shoppers who bought something to size it"
+    if horizon.reached:
+        return "may be read"
+    return f"not yet: {horizon.more_shoppers:,} more shoppers"
