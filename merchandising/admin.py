@@ -105,6 +105,53 @@ def _window_summary(windows: list[dict[str, Any]]) -> str:
     return f"{state}: {text}{more}"
 
 
+def _rule_status(rule: Rule) -> str:
+    """In words: "off", or "serving", "scheduled" or "ended" by the rule's windows now."""
+    if not rule.enabled:
+        return "off"
+    if not rule.windows:
+        return "serving"
+    state = _window_summary(rule.windows).split(":", 1)[0]
+    return {"on now": "serving"}.get(state, state)
+
+
+_MATCH_WORDS = {"exact": "is", "contains": "contains", "starts_with": "starts with"}
+
+
+def _applies_to(rule: Rule) -> str:
+    """Which requests: the query condition and the browsed categories, in words."""
+    parts = []
+    query = rule.query or {}
+    if query.get("match", "any") != "any":
+        words = " or ".join(f"“{p}”" for p in query.get("patterns", []))
+        parts.append(f"query {_MATCH_WORDS.get(query['match'], query['match'])} {words}")
+    if rule.page_categories:
+        parts.append("category " + " or ".join(rule.page_categories))
+    return "; ".join(parts) or "every request"
+
+
+def _targets(selector: dict[str, Any]) -> str:
+    """Which items the action touches, in words (the clauses combine with "and")."""
+    parts = []
+    if selector.get("item_ids"):
+        ids = selector["item_ids"]
+        parts.append(", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else ""))
+    if selector.get("brands"):
+        parts.append("brand " + " or ".join(selector["brands"]))
+    if selector.get("categories"):
+        parts.append("in " + " or ".join(selector["categories"]))
+    for key, values in (selector.get("attributes") or {}).items():
+        parts.append(f"{key} " + " or ".join(map(str, values)))
+    low, high = selector.get("price_min"), selector.get("price_max")
+    if low is not None or high is not None:
+        parts.append(
+            f"price {low if low is not None else 0:g} to {high if high is not None else '…'}"
+        )
+    if selector.get("in_stock") is not None:
+        parts.append("in stock" if selector["in_stock"] else "out of stock")
+    return "; ".join(parts) or "every item"
+
+
 class ScheduleFilter(admin.SimpleListFilter):
     title = "schedule"
     parameter_name = "schedule"
@@ -127,8 +174,19 @@ class RuleAdmin(CustomerScopedAdmin):
 
     form = RuleForm
     edit_role = Role.MERCHANDISER
-    list_display = ["name", "customer", "enabled", "priority", "action_type", "surface_list",
-                    "window_summary", "updated_at", "updated_by"]  # fmt: skip
+    list_display = [
+        "name",
+        "customer",
+        "status",
+        "priority",
+        "action_type",
+        "applies_to",
+        "targets",
+        "surface_list",
+        "window_summary",
+        "updated_at",
+        "updated_by",
+    ]
     list_filter = ["enabled", "action_type", ScheduleFilter]
     list_select_related = ["customer", "updated_by"]
     search_fields = ["name", "description"]
@@ -141,6 +199,18 @@ class RuleAdmin(CustomerScopedAdmin):
     @admin.display(description="when")
     def window_summary(self, rule: Rule) -> str:
         return _window_summary(rule.windows)
+
+    @admin.display(description="status", ordering="enabled")
+    def status(self, rule: Rule) -> str:
+        return _rule_status(rule)
+
+    @admin.display(description="for")
+    def applies_to(self, rule: Rule) -> str:
+        return _applies_to(rule)
+
+    @admin.display(description="items")
+    def targets(self, rule: Rule) -> str:
+        return _targets(rule.selector)
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:

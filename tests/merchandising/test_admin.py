@@ -3,6 +3,7 @@ and tenant isolation of every page."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -414,6 +415,43 @@ def test_the_changelist_summarises_rules_and_filters_them(staff: Client, shop: C
     assert "Xmas pin" in windowed
     assert "Always boost" not in pins
     assert "Xmas pin" in pins
+
+
+def test_the_changelist_says_whether_each_rule_serves_and_what_it_touches(
+    staff: Client, shop: Customer
+) -> None:
+    stored_rule(
+        shop,
+        name="Summer sale",
+        windows=[
+            {"start": datetime(2020, 6, 1, tzinfo=UTC), "end": datetime(2020, 9, 1, tzinfo=UTC)}
+        ],
+        query={"match": "contains", "patterns": ["sandals"]},
+        selector={"brands": ["Solace"], "price_max": 80},
+    )
+    stored_rule(shop, name="Switched off", enabled=False, page_categories=["shoes/trail"])
+    stored_rule(shop, name="Everywhere")
+
+    page = staff.get(reverse("admin:merchandising_rule_changelist")).content.decode()
+    rows = {
+        re.sub(
+            r"<[^>]+>", "", re.search(r'<th class="field-name"[^>]*>(.*?)</th>', row, re.S)[1]
+        ).strip(): row
+        for row in page.split("<tr")
+        if 'class="field-name"' in row
+    }
+
+    def cells(name: str) -> str:
+        return re.sub(r"<[^>]+>", "|", rows[name])
+
+    assert "|ended|" in cells("Summer sale")  # its window is over: not a green tick
+    assert "query contains “sandals”" in cells("Summer sale")
+    assert "brand Solace; price 0 to 80" in cells("Summer sale")
+    assert "|off|" in cells("Switched off")
+    assert "category shoes/trail" in cells("Switched off")
+    assert "|serving|" in cells("Everywhere")
+    assert "every request" in cells("Everywhere")
+    assert "every item" in cells("Everywhere")
 
 
 # --- preview -----------------------------------------------------------------------------------
