@@ -7,6 +7,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
@@ -376,7 +377,35 @@ class RankingModelAdmin(CustomerScopedAdmin):
     )
     def rollback_selected(
         self, request: HttpRequest, queryset: models.QuerySet[RankingModel]
-    ) -> None:
+    ) -> TemplateResponse | None:
+        if request.POST.get("post") != "yes":
+            # First say what would serve instead, and roll back only once confirmed.
+            active = self.editable(request, queryset).filter(status=ModelStatus.ACTIVE)
+            plans = [
+                {
+                    "customer": model.customer,
+                    "surface": model.surface,
+                    "current": model.label,
+                    "next": model.previous.label if model.previous else "the config's blend",
+                }
+                for model in active.select_related("customer", "previous")
+            ]
+            skipped = [m.label for m in queryset if m.status != ModelStatus.ACTIVE]
+            if not plans:
+                messages.warning(request, "None of the selected models serves now.")
+                return None
+            return TemplateResponse(
+                request,
+                "admin/ranking/rankingmodel/rollback_confirmation.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "opts": self.model._meta,
+                    "plans": plans,
+                    "skipped": skipped,
+                    "queryset": active,
+                    "title": "Roll back",
+                },
+            )
         for model in self.editable(request, queryset).filter(status=ModelStatus.ACTIVE):
             try:
                 serving = registry.model_rollback(
@@ -389,6 +418,7 @@ class RankingModelAdmin(CustomerScopedAdmin):
             else:
                 now = serving.label if serving is not None else "the config's blend"
                 messages.success(request, f"{model.surface}: {model.label} retired, {now} serves.")
+        return None
 
 
 class ExperimentForm(forms.ModelForm):

@@ -62,8 +62,14 @@ def test_a_merchandiser_activates_with_a_reason_and_rolls_back(
     page.select_option("select[name=action]", "rollback_selected")
     page.click("button[name=index]")
 
+    # Nothing changes before the confirmation, which says what serves instead.
+    expect(page.locator("#rollback-plan")).to_contain_text("the config's blend serves instead")
+    assert RankingModel.objects.get(customer=shop).status == ModelStatus.ACTIVE
+    page.screenshot(path=artifacts / "models-admin-3-confirm-rollback.png", full_page=True)
+    page.click("input[value='Yes, roll back']")
+
     expect(
         page.locator(".messagelist .success", has_text="the config's blend serves")
     ).to_be_visible()
     assert RankingModel.objects.get(customer=shop).status == ModelStatus.RETIRED
-    page.screenshot(path=artifacts / "models-admin-3-rolled-back.png", full_page=True)
+    page.screenshot(path=artifacts / "models-admin-4-rolled-back.png", full_page=True)

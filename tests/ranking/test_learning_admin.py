@@ -73,7 +73,17 @@ def test_the_rollback_action_serves_the_previous_model(
     admin_client.post(changelist, {"action": "activate_selected", "_selected_action": [second.pk]})
     assert RankingModel.objects.get(pk=second.pk).status == ModelStatus.ACTIVE
 
-    admin_client.post(changelist, {"action": "rollback_selected", "_selected_action": [second.pk]})
+    asked = admin_client.post(
+        changelist, {"action": "rollback_selected", "_selected_action": [second.pk]}
+    )
+    # First a confirmation that names what serves instead; nothing changes yet.
+    assert f"{second.label} stops serving; {first.label} serves instead" in asked.content.decode()
+    assert RankingModel.objects.get(pk=second.pk).status == ModelStatus.ACTIVE
+
+    admin_client.post(
+        changelist,
+        {"action": "rollback_selected", "_selected_action": [second.pk], "post": "yes"},
+    )
 
     assert RankingModel.objects.get(pk=first.pk).status == ModelStatus.ACTIVE
     assert RankingModel.objects.get(pk=second.pk).status == ModelStatus.RETIRED
