@@ -4,11 +4,11 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from customers.admin import CustomerScopedAdmin
@@ -242,7 +242,36 @@ class RankingModelAdmin(CustomerScopedAdmin):
         "artifact_path",
         "artifact_sha256",
     ]
-    readonly_fields = [*summary_fields, *model_fields, *detail_fields]
+    readonly_fields = [*summary_fields, *model_fields, *detail_fields, "rollback_link"]
+
+    @admin.display(description="roll back")
+    def rollback_link(self, model: RankingModel) -> str:
+        url = reverse("admin:ranking_rankingmodel_rollback", args=[model.pk])
+        return format_html('<a class="button" href="{}">Roll back…</a>', url)
+
+    def get_urls(self) -> list[Any]:
+        own = [
+            path(
+                "<int:pk>/rollback/",
+                self.admin_site.admin_view(self.rollback_view),
+                name="ranking_rankingmodel_rollback",
+            )
+        ]
+        return own + super().get_urls()
+
+    def rollback_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """The model page's "Roll back…": the same confirmation as the list's action."""
+        model = self.get_object(request, str(pk))
+        if model is None or not self.has_change_permission(request, model):
+            raise PermissionDenied
+        queryset = self.get_queryset(request).filter(pk=model.pk)
+        if request.method == "POST" and request.POST.get("post") == "yes":
+            self.rollback_selected(request, queryset)
+            return HttpResponseRedirect(reverse("admin:ranking_rankingmodel_changelist"))
+        response = self.rollback_selected(request, queryset)
+        if response is None:
+            return HttpResponseRedirect(reverse("admin:ranking_rankingmodel_change", args=[pk]))
+        return response
 
     @admin.display(description="model")
     def label(self, obj: RankingModel) -> str:
@@ -340,6 +369,8 @@ class RankingModelAdmin(CustomerScopedAdmin):
         serveable = obj is not None and obj.status != ModelStatus.ACTIVE
         if serveable and self.has_change_permission(request, obj):
             fieldsets.append(("Serve it", {"fields": ["activate", "activation_reason"]}))
+        if obj is not None and not serveable and self.has_change_permission(request, obj):
+            fieldsets.append(("Stop serving it", {"fields": ["rollback_link"]}))
         fieldsets.append(("Details", {"classes": ["collapse"], "fields": self.detail_fields}))
         return fieldsets
 

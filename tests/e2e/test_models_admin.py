@@ -58,9 +58,9 @@ def test_a_merchandiser_activates_with_a_reason_and_rolls_back(
     assert model.override_reason.startswith("new season catalog")
     page.screenshot(path=artifacts / "models-admin-2-active.png", full_page=True)
 
-    page.check("input[name=_selected_action]")
-    page.select_option("select[name=action]", "rollback_selected")
-    page.click("button[name=index]")
+    # Roll back from the model's page: 3 clicks (the model, "Roll back…", "Yes, roll back").
+    page.click("a:has-text('E2E Models')")
+    page.click("a:has-text('Roll back…')")
 
     # Nothing changes before the confirmation, which says what serves instead.
     expect(page.locator("#rollback-plan")).to_contain_text("the config's blend serves instead")

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from customers.models import Customer
 from ranking.models import ModelStatus, RankingModel
-from tests.factories import CustomerFactory, UserFactory
+from tests.factories import CustomerFactory, MembershipFactory, UserFactory
 from tests.ranking.learning_shop import GOOD, register
 
 pytestmark = pytest.mark.django_db
@@ -120,3 +120,29 @@ def test_the_model_page_says_what_training_found_in_plain_words(
     assert "<td>user brand affinity</td><td>42.0%</td><td>31%</td><td>yes</td>" in html
     assert "no: the model cannot use it" in html
     assert "k^-0.98" in html
+
+
+def test_the_model_page_rolls_back_after_a_confirmation_and_only_for_its_customers_staff(
+    admin_client: Client, customer: Customer
+) -> None:
+    model = register(customer)
+    changelist = reverse("admin:ranking_rankingmodel_changelist")
+    admin_client.post(changelist, {"action": "activate_selected", "_selected_action": [model.pk]})
+    rollback = reverse("admin:ranking_rankingmodel_rollback", args=[model.pk])
+    page = admin_client.get(reverse("admin:ranking_rankingmodel_change", args=[model.pk]))
+    assert rollback in page.content.decode()
+
+    stranger = UserFactory(username="stranger")
+    stranger.save()
+    MembershipFactory(customer=CustomerFactory(), user=stranger, role="admin")
+    outsider = Client()
+    outsider.force_login(stranger)
+    assert outsider.post(rollback, {"post": "yes"}).status_code == 403
+    assert RankingModel.objects.get(pk=model.pk).status == ModelStatus.ACTIVE
+
+    asked = admin_client.get(rollback)
+    assert "the config&#x27;s blend serves instead" in asked.content.decode()
+    assert RankingModel.objects.get(pk=model.pk).status == ModelStatus.ACTIVE
+    done = admin_client.post(rollback, {"post": "yes"})
+    assert done.status_code == 302
+    assert RankingModel.objects.get(pk=model.pk).status == ModelStatus.RETIRED
