@@ -16,10 +16,10 @@ from django.test import Client
 
 from customers.models import Customer
 from explain.services.attention import MIN_SEARCHES
-from ranking.services import signals_refresh
 from tests.conftest import ApiCaller
 from tests.explain.insight_shop import IDS, Traffic, log_request
-from tests.factories import CustomerFactory, ItemFactory, MembershipFactory, UserFactory
+from tests.explain.test_pages import build_shop
+from tests.factories import MembershipFactory, UserFactory
 from tests.processes import RedisProcess
 
 pytestmark = pytest.mark.django_db
@@ -28,20 +28,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def build_shop(name: str, *, secret: str = "") -> Customer:
-    customer = CustomerFactory(name=name)
-    for i, item_id in enumerate(IDS):
-        ItemFactory(
-            customer=customer,
-            external_id=item_id,
-            title=f"{secret}{name} shoe {i}",
-            brand="Acme" if i % 2 else "Zeta",
-            categories=["shoes", "shoes/running"],
-        )
-    signals_refresh(customer_id=customer.pk)
-    return customer
 
 
 @pytest.fixture
