@@ -30,9 +30,12 @@ CUSTOMER = 4242
 
 
 def store_config(settings: Any, backend: str, cluster_url: str = "") -> dict[str, Any]:
+    # These tests are about what the store answers, not about its deadlines: a generous profile
+    # write deadline keeps a busy machine from turning a write into "ran too late to apply".
+    base = {**settings.SIGNAL_STORE, "PROFILE_WRITE_TIMEOUT_SECONDS": 5.0}
     if backend == "cluster":
-        return {**settings.SIGNAL_STORE, "BACKEND": "redis", "URL": cluster_url, "CLUSTER": True}
-    return {**settings.SIGNAL_STORE, "BACKEND": backend}
+        return {**base, "BACKEND": "redis", "URL": cluster_url, "CLUSTER": True}
+    return {**base, "BACKEND": backend}
 
 
 @pytest.fixture(params=["redis", "cluster", "memory"])
