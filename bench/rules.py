@@ -28,6 +28,7 @@ import django
 
 django.setup()
 
+from merchandising.actions import Cap, Factor, Pins, Slots  # noqa: E402
 from merchandising.engine import CompiledRule, CompiledSelector, IdSet  # noqa: E402
 from merchandising.loading import rule_set  # noqa: E402
 from ranking.engine.pipeline import rank  # noqa: E402
@@ -100,21 +101,22 @@ def fifty_rules(
             CompiledSelector(categories=(TOPS[n],)),
             CompiledSelector(price_min=50.0, price_max=150.0, in_stock=True),
         ]
-        add("boost", selector=selectors[n % 3], multiplier=1.5)
+        add("boost", selector=selectors[n % 3], params=Factor(1.5))
     for n in range(10):
         # An attribute clause: its matching items are a set in the signal store, read with the
         # request's signals (2000 items of the catalog each).
         attributes = (("colour", (f"colour{n}",)),)
         selector = CompiledSelector(categories=(f"{TOPS[n]}/sub{n % 5}",), attributes=attributes)
         store.attribute_set_replace(CUSTOMER, selector.attribute_set, sorted(some_ids(2000)))
-        add("bury", selector=selector, multiplier=0.5)
+        add("bury", selector=selector, params=Factor(0.5))
     for n in range(8):
-        add("pin", pins=tuple((ids[int(i)], n * 3 + j + 1) for j, i in
-                              enumerate(rng.integers(0, 1000, 2))))  # fmt: skip
+        pins = [(ids[int(i)], n * 3 + j + 1) for j, i in enumerate(rng.integers(0, 1000, 2))]
+        add("pin", params=Pins(tuple(pins)))
     for n in range(4):
-        add("slot", selector=CompiledSelector(brands=(BRANDS[20 + n],)), positions=(40 + n, 60 + n))
+        brand = CompiledSelector(brands=(BRANDS[20 + n],))
+        add("slot", selector=brand, params=Slots((40 + n, 60 + n)))
     for n in range(3):
-        add("diversity", diversity_field=("brand", "category")[n % 2], max_items=3, top_k=50)
+        add("diversity", params=Cap(("brand", "category")[n % 2], max_items=3, top_k=50))
     return rules
 
 

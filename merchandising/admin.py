@@ -27,7 +27,7 @@ from customers.models import Customer, Role, role_grants
 from merchandising import services
 from merchandising.conflicts import RuleWarning, rule_warnings
 from merchandising.contracts import RuleIn
-from merchandising.forms import PreviewForm, RuleForm, warning_field
+from merchandising.forms import ACTION_FIELDS, PreviewForm, RuleForm, warning_field
 from merchandising.history import document_diff
 from merchandising.models import RevisionKind, Rule, RuleRevision
 from merchandising.preview import rule_preview
@@ -70,13 +70,7 @@ RULE_FIELDSETS: list[tuple[str | None, dict[str, Any]]] = [
         {
             "fields": [
                 "action_kind",
-                "action_strength",
-                "action_factor",
-                "action_pins",
-                "slot_positions",
-                "diversity_field",
-                "diversity_max_items",
-                "diversity_top_k",
+                *ACTION_FIELDS,
             ],
             "description": "Fill in the fields of the chosen action; the others are ignored.",
         },

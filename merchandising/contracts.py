@@ -198,6 +198,15 @@ class HideAction(BaseModel):
     type: Literal["hide"]
 
 
+class SinkAction(BaseModel):
+    """Move the items the selector matches to the end of the order, keeping their order among
+    themselves (for example items out of stock). Pins and slots still place them."""
+
+    model_config = STRICT
+
+    type: Literal["sink"]
+
+
 class DiversityAction(BaseModel):
     """At most `max_items` items per brand (or per top-level category) in the top `top_k`."""
 
@@ -210,10 +219,10 @@ class DiversityAction(BaseModel):
 
 
 Action = Annotated[
-    BoostAction | BuryAction | PinAction | SlotAction | HideAction | DiversityAction,
+    BoostAction | BuryAction | PinAction | SlotAction | HideAction | SinkAction | DiversityAction,
     Field(discriminator="type"),
 ]
-ACTION_TYPES = ("boost", "bury", "pin", "slot", "hide", "diversity")
+ACTION_TYPES = ("boost", "bury", "pin", "slot", "hide", "sink", "diversity")
 
 
 class RuleIn(BaseModel):

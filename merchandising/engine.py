@@ -8,17 +8,18 @@ database). The order of application, documented in docs/rules.md:
 2. hide: hidden items are removed, whatever else would touch them;
 3. boost and bury: each matching rule multiplies the rank score by its factor;
 4. order by the adjusted score, ties by item id;
-5. diversity caps: items over a cap in the top K move to just after it, keeping their order;
-6. pins, then slots: a pin takes its position first; a slot fills what pins left free with
+5. sink: items a sink rule matches move to the end of the order, keeping their order;
+6. diversity caps: items over a cap in the top K move to just after it, keeping their order;
+7. pins, then slots: a pin takes its position first; a slot fills what pins left free with
    the best-ordered matching items; the other items fill the remaining positions in order.
 A pin beats a slot beats a boost; between two pins of one position the higher priority wins.
+Steps 2-7 are the actions' stages, one table entry per action (merchandising/actions.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,9 +28,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from merchandising.actions import SELECTOR_ACTIONS, NoParams, apply_stages
 from ranking.engine.idsets import IdSet, id_slots
 from ranking.engine.ordering import order_by_score
-from ranking.engine.records import Removal, RuleEffect, RulesApplied
+from ranking.engine.records import RulesApplied
 from ranking.signals.schema import FEATURE_INDEX
 
 if TYPE_CHECKING:
@@ -290,9 +292,6 @@ class CompiledSelector:
         return mask
 
 
-SELECTOR_ACTIONS = ("hide", "boost", "bury", "slot")
-
-
 class SelectorBank:
     """The selectors of several rules stacked, so that one request computes all their masks in
     a handful of array operations instead of a handful per rule. Built per (rules, vocabulary)
@@ -381,7 +380,7 @@ class CompiledRule:
     id: int
     name: str
     priority: int
-    action: str  # boost | bury | pin | slot | hide | diversity
+    action: str  # a key of merchandising.actions.ACTIONS
     surfaces: frozenset[str] = frozenset()
     windows: tuple[tuple[datetime | None, datetime | None], ...] = ()
     query_match: str = "any"
@@ -389,12 +388,7 @@ class CompiledRule:
     page_categories: tuple[str, ...] = ()
     context: tuple[tuple[str, frozenset[str]], ...] = ()
     selector: CompiledSelector = field(default_factory=CompiledSelector)
-    multiplier: float = 1.0
-    pins: tuple[tuple[str, int], ...] = ()
-    positions: tuple[int, ...] = ()
-    diversity_field: str = ""
-    max_items: int = 0
-    top_k: int = 0
+    params: object = NoParams()  # the action's compiled parameters (merchandising.actions)
 
     def is_on(self, at: datetime) -> bool:
         return not self.windows or any(
@@ -426,47 +420,6 @@ class CompiledRule:
         return all(request.context.get(key) in values for key, values in self.context)
 
 
-def _effect(rule: CompiledRule, effect: str) -> RuleEffect:
-    return RuleEffect(rule_id=rule.id, name=rule.name, action=rule.action, effect=effect)
-
-
-def _order(scores: np.ndarray, item_ids: Sequence[str], visible: np.ndarray) -> np.ndarray:
-    """Visible items, best first; equal scores by item id (the engine's own ordering)."""
-    return order_by_score(scores, item_ids, np.flatnonzero(visible))
-
-
-def _diversify(
-    rule: CompiledRule, order: np.ndarray, facts: ItemFacts
-) -> tuple[np.ndarray, list[int]]:
-    """Fill the top K in order, skipping items over the cap; the skipped follow just after it.
-    Items without a brand (or category) are never capped. Returns the new order and the
-    skipped items."""
-    counts: dict[int, int] = defaultdict(int)
-    top: list[int] = []
-    skipped: list[int] = []
-    seen = 0
-    chunk = max(2 * rule.top_k, 64)  # look at the head of the order only, a chunk at a time
-    while len(top) < rule.top_k and seen < len(order):
-        window = order[seen : seen + chunk]
-        if rule.diversity_field == "brand":
-            keys = facts.brand_codes[window]
-        else:
-            keys = facts.vocabulary.top_level_codes[facts.category_codes[window, 0]]
-        for index, key in zip(window.tolist(), keys.tolist(), strict=True):
-            if len(top) == rule.top_k:
-                break
-            seen += 1
-            if key >= 0 and counts[key] >= rule.max_items:
-                skipped.append(index)
-                continue
-            counts[key] += 1
-            top.append(index)
-    if not skipped:
-        return order, []
-    rest = order[seen:]
-    return np.concatenate([np.array(top + skipped, dtype=np.int64), rest]), skipped
-
-
 def apply_rules(
     rules: Sequence[CompiledRule],
     facts: ItemFacts,
@@ -474,122 +427,16 @@ def apply_rules(
     explain: bool = False,
     bank: SelectorBank | None = None,
 ) -> RulesApplied:
-    """Apply matching rules (already selected for the request, in priority order). `bank`
-    stacks the selectors of `rules` with SELECTOR_ACTIONS, in order (built here if not given)."""
-    k = len(facts.item_ids)
+    """Apply matching rules (already selected for the request, in priority order): their
+    selectors' masks in one stacked computation, then each action's stage
+    (merchandising/actions.py). `bank` stacks the selectors of `rules` with SELECTOR_ACTIONS, in
+    order (built here if not given)."""
     with_selector = [rule for rule in rules if rule.action in SELECTOR_ACTIONS]
     if bank is None:
         bank = SelectorBank([rule.selector for rule in with_selector], facts.vocabulary)
     stacked = bank.masks(facts)
-    mask_of = {rule.id: stacked[row] for row, rule in enumerate(with_selector)}
-    touched: list[tuple[CompiledRule, np.ndarray, str]] = []  # for explanations only
-    effects: dict[int, list[RuleEffect]] = defaultdict(list)
-
-    # Hide: an item is hidden by the first (highest-priority) hide rule that matches it.
-    hide_rows = [row for row, rule in enumerate(with_selector) if rule.action == "hide"]
-    hidden = np.zeros(k, dtype=bool)
-    removed: tuple[Removal, ...] = ()
-    hidden_by: dict[int, CompiledRule] = {}
-    if hide_rows:
-        hide_masks = stacked[hide_rows]
-        hidden = np.asarray(hide_masks.any(axis=0))
-        hidden_items = np.flatnonzero(hidden)
-        first = hide_masks[:, hidden_items].argmax(axis=0)
-        hide_rules = [with_selector[row] for row in hide_rows]
-        hidden_by = {
-            i: hide_rules[r] for i, r in zip(hidden_items.tolist(), first.tolist(), strict=True)
-        }
-        removed = tuple(Removal(i, rule.id, f"hidden by rule {rule.name!r}")
-                        for i, rule in hidden_by.items())  # fmt: skip
-
-    # Boost and bury: the factors of every matching rule multiply.
-    scored_rows = [
-        row for row, rule in enumerate(with_selector) if rule.action in ("boost", "bury")
-    ]
-    scores = rank_scores
-    if scored_rows:
-        multipliers = np.array([with_selector[row].multiplier for row in scored_rows])
-        scored_masks = stacked[scored_rows]
-        scores = rank_scores * np.where(scored_masks, multipliers[:, None], 1.0).prod(axis=0)
-        if explain:
-            for row, mask in zip(scored_rows, scored_masks, strict=True):
-                rule = with_selector[row]
-                touched.append((rule, mask & ~hidden, f"score x{rule.multiplier:g}"))
-
-    order = _order(scores, facts.item_ids, ~hidden)
-    for rule in rules:
-        if rule.action == "diversity":
-            before = order
-            order, moved = _diversify(rule, order, facts)
-            if explain and moved:
-                where = {index: position for position, index in enumerate(before.tolist(), 1)}
-                limit = (
-                    f"at most {rule.max_items} per {rule.diversity_field} in the top {rule.top_k}"
-                )
-                for index in moved:
-                    effects[index].append(_effect(rule, f"moved down from {where[index]}: {limit}"))
-
-    n = len(order)
-    placed: dict[int, int] = {}  # position (1-based) -> item index
-    placed_items: set[int] = set()
-    for rule in rules:
-        if rule.action != "pin":
-            continue
-        for item_id, position in rule.pins:
-            if item_id not in facts.index:
-                continue
-            index = facts.index[item_id]
-            if hidden[index]:
-                if explain:
-                    winner = hidden_by[index]
-                    effects[index].append(_effect(rule, f"pin ignored: hidden by {winner.name!r}"))
-                continue
-            if position > n or position in placed or index in placed_items:
-                if explain:
-                    effects[index].append(_effect(rule, f"pin to {position} lost to another"))
-                continue
-            placed[position] = index
-            placed_items.add(index)
-            if explain:
-                effects[index].append(_effect(rule, f"pinned at position {position}"))
-    for rule in rules:
-        if rule.action != "slot":
-            continue
-        free = [p for p in rule.positions if p <= n and p not in placed]
-        if not free:
-            continue
-        mask = mask_of[rule.id].copy()
-        mask[list(placed_items)] = False
-        fillers = order[mask[order]][: len(free)].tolist()
-        for position, index in zip(free, fillers, strict=False):
-            placed[position] = index
-            placed_items.add(index)
-            if explain:
-                effects[index].append(_effect(rule, f"slotted at position {position}"))
-
-    if placed:
-        final = np.empty(n, dtype=np.int64)
-        positions = np.fromiter(placed.keys(), dtype=np.int64, count=len(placed)) - 1
-        final[positions] = np.fromiter(placed.values(), dtype=np.int64, count=len(placed))
-        free_positions = np.ones(n, dtype=bool)
-        free_positions[positions] = False
-        unplaced = np.ones(k, dtype=bool)
-        unplaced[list(placed_items)] = False
-        final[free_positions] = order[unplaced[order]]
-        order = final
-
-    if explain:
-        for rule, mask, effect in touched:
-            for index in np.flatnonzero(mask).tolist():
-                effects[index].append(_effect(rule, effect))
-        for index, rule in hidden_by.items():
-            effects[index].insert(0, _effect(rule, "hidden"))
-    return RulesApplied(
-        order=order,
-        scores=scores,
-        removed=removed,
-        effects={index: tuple(found) for index, found in effects.items()},
-    )
+    masks = {rule.id: stacked[row] for row, rule in enumerate(with_selector)}
+    return apply_stages(rules, facts, rank_scores, masks, explain)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ accept exactly the same rules. Each contract error comes back on the field it be
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -158,6 +160,89 @@ def _window_text(window: dict[str, Any]) -> str:
     return f"{window.get('start') or 'open'} / {window.get('end') or 'open'}"
 
 
+# --- the action's part of the form: one fragment per action type -------------------------------
+@dataclass(frozen=True)
+class ActionFragment:
+    """The rule form's fields for one action type, and how they map to the action's document
+    (merchandising.contracts) and back. Adding an action adds its fragment here."""
+
+    fields: tuple[str, ...]
+    help: str
+    document: Callable[[dict[str, Any]], dict[str, Any]] = lambda data: {}
+    initial: Callable[[dict[str, Any]], dict[str, Any]] = lambda action: {}
+
+
+def _factor_document(data: dict[str, Any]) -> dict[str, Any]:
+    action: dict[str, Any] = {}
+    if data.get("action_factor") is not None:
+        action["factor"] = data["action_factor"]
+    if data.get("action_strength"):
+        action["strength"] = data["action_strength"]
+    return action
+
+
+def _factor_initial(action: dict[str, Any]) -> dict[str, Any]:
+    return {"action_strength": action.get("strength") or "", "action_factor": action.get("factor")}
+
+
+def _pins_initial(action: dict[str, Any]) -> dict[str, Any]:
+    pins = action.get("pins", [])
+    return {"action_pins": "\n".join(f"{pin['item_id']} @ {pin['position']}" for pin in pins)}
+
+
+def _diversity_document(data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "field": data.get("diversity_field") or "brand",
+        "max_items": data.get("diversity_max_items"),
+        "top_k": data.get("diversity_top_k"),
+    }
+
+
+def _diversity_initial(action: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "diversity_field": action.get("field", "brand"),
+        "diversity_max_items": action.get("max_items"),
+        "diversity_top_k": action.get("top_k"),
+    }
+
+
+FACTOR_FIELDS = ("action_strength", "action_factor")
+ACTION_FRAGMENTS: dict[str, ActionFragment] = {
+    "boost": ActionFragment(
+        FACTOR_FIELDS,
+        "multiply the score of the selected items",
+        _factor_document,
+        _factor_initial,
+    ),
+    "bury": ActionFragment(
+        FACTOR_FIELDS, "lower the score of the selected items", _factor_document, _factor_initial
+    ),
+    "pin": ActionFragment(
+        ("action_pins",),
+        "put given items at given positions",
+        lambda data: {"pins": data.get("action_pins", [])},
+        _pins_initial,
+    ),
+    "slot": ActionFragment(
+        ("slot_positions",),
+        "fill given positions with the best selected items",
+        lambda data: {"positions": data.get("slot_positions", [])},
+        lambda action: {"slot_positions": ", ".join(str(p) for p in action.get("positions", []))},
+    ),
+    "hide": ActionFragment((), "remove the selected items"),
+    "sink": ActionFragment((), "move the selected items to the end, e.g. those out of stock"),
+    "diversity": ActionFragment(
+        ("diversity_field", "diversity_max_items", "diversity_top_k"),
+        "at most N items per brand or category in the top K",
+        _diversity_document,
+        _diversity_initial,
+    ),
+}
+ACTION_FIELDS = tuple(
+    dict.fromkeys(f for fragment in ACTION_FRAGMENTS.values() for f in fragment.fields)
+)
+
+
 class RuleForm(forms.ModelForm):
     surfaces = forms.MultipleChoiceField(
         choices=[(s, s) for s in SURFACES],
@@ -241,9 +326,16 @@ class RuleForm(forms.ModelForm):
     action_kind = forms.ChoiceField(
         choices=[(t, t) for t in ACTION_TYPES],
         label="Action",
-        help_text="boost/bury multiply the score of the selected items; pin puts items at "
-        "positions; slot fills positions with the best selected items; hide removes them; "
-        "diversity caps items per brand or category in the top K.",
+        help_text="; ".join(f"{name}: {ACTION_FRAGMENTS[name].help}" for name in ACTION_TYPES)
+        + ".",
+        # Which fields each action shows (static/rankwell/rule_action_fields.js).
+        widget=forms.Select(
+            attrs={
+                "data-action-fields": json.dumps(
+                    {name: fragment.fields for name, fragment in ACTION_FRAGMENTS.items()}
+                )
+            }
+        ),
     )
     action_strength = forms.ChoiceField(
         choices=[("", "---------")] + [(s, s) for s in STRENGTHS],
@@ -298,6 +390,7 @@ class RuleForm(forms.ModelForm):
         query = document.get("query") or {}
         selector = document.get("selector") or {}
         action = document.get("action") or {}
+        fragment = ACTION_FRAGMENTS.get(str(action.get("type")))
         in_stock = selector.get("in_stock")
         return {
             "surfaces": document.get("surfaces", []),
@@ -314,15 +407,7 @@ class RuleForm(forms.ModelForm):
             "selector_attributes": _key_value_text(selector.get("attributes", {})),
             "selector_item_ids": "\n".join(selector.get("item_ids", [])),
             "action_kind": action.get("type"),
-            "action_strength": action.get("strength") or "",
-            "action_factor": action.get("factor"),
-            "action_pins": "\n".join(
-                f"{pin['item_id']} @ {pin['position']}" for pin in action.get("pins", [])
-            ),
-            "slot_positions": ", ".join(str(p) for p in action.get("positions", [])),
-            "diversity_field": action.get("field", "brand"),
-            "diversity_max_items": action.get("max_items"),
-            "diversity_top_k": action.get("top_k"),
+            **(fragment.initial(action) if fragment else {}),
         }
 
     # --- one clean_* per structured field: text -> the document's shape ------------------------
@@ -401,23 +486,8 @@ class RuleForm(forms.ModelForm):
 
     def _action(self, data: dict[str, Any]) -> dict[str, Any]:
         action_type = data.get("action_kind")
-        action: dict[str, Any] = {"type": action_type}
-        if action_type in ("boost", "bury"):
-            if data.get("action_factor") is not None:
-                action["factor"] = data["action_factor"]
-            if data.get("action_strength"):
-                action["strength"] = data["action_strength"]
-        elif action_type == "pin":
-            action["pins"] = data.get("action_pins", [])
-        elif action_type == "slot":
-            action["positions"] = data.get("slot_positions", [])
-        elif action_type == "diversity":
-            action.update(
-                field=data.get("diversity_field") or "brand",
-                max_items=data.get("diversity_max_items"),
-                top_k=data.get("diversity_top_k"),
-            )
-        return action
+        fragment = ACTION_FRAGMENTS.get(str(action_type))
+        return {"type": action_type, **(fragment.document(data) if fragment else {})}
 
     def document_data(self, data: dict[str, Any]) -> dict[str, Any]:
         """The rule document (before validation) from the cleaned fields."""

@@ -8,14 +8,8 @@ from collections.abc import Iterable
 from django.db.models import Q
 
 from catalog.models import Item
-from merchandising.contracts import (
-    BoostAction,
-    BuryAction,
-    DiversityAction,
-    PinAction,
-    RuleIn,
-    SlotAction,
-)
+from merchandising.actions import ACTIONS
+from merchandising.contracts import RuleIn
 from merchandising.contracts import Selector as SelectorDoc
 from merchandising.engine import (
     Attributes,
@@ -46,16 +40,6 @@ def selector_compile(selector: SelectorDoc) -> CompiledSelector:
 
 def rule_compile(*, rule_id: int, document: RuleIn) -> CompiledRule:
     action = document.action
-    extra: dict[str, object] = {}
-    if isinstance(action, BoostAction | BuryAction):
-        extra["multiplier"] = action.multiplier
-    elif isinstance(action, PinAction):
-        pins = sorted(action.pins, key=lambda pin: pin.position)
-        extra["pins"] = tuple((pin.item_id, pin.position) for pin in pins)
-    elif isinstance(action, SlotAction):
-        extra["positions"] = tuple(sorted(action.positions))
-    elif isinstance(action, DiversityAction):
-        extra.update(diversity_field=action.field, max_items=action.max_items, top_k=action.top_k)
     return CompiledRule(
         id=rule_id,
         name=document.name,
@@ -68,7 +52,7 @@ def rule_compile(*, rule_id: int, document: RuleIn) -> CompiledRule:
         page_categories=tuple(c.casefold() for c in document.page_categories),
         context=tuple((key, frozenset(values)) for key, values in document.context.items()),
         selector=selector_compile(document.selector),
-        **extra,  # type: ignore[arg-type]
+        params=ACTIONS[action.type].compile(action),
     )
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from catalog.models import Item
 from events.queries import normalise_query
+from merchandising.actions import ACTIONS, Pins
 from merchandising.contracts import RuleIn
 from merchandising.engine import CompiledRule, RuleSet
 from merchandising.loading import load_rule_set, rule_compile, rule_set
@@ -26,13 +27,12 @@ from ranking.runtime import customer_runtime
 from ranking.signals.store import signal_store
 
 MAX_CANDIDATES = 500
-BADGE_LABELS = {"hide": "hidden", "slot": "slotted", "boost": "boosted", "bury": "buried",
-                "diversity": "moved down"}  # fmt: skip
+BADGE_LABELS = {name: kind.badge for name, kind in ACTIONS.items()}
 
 
 @dataclass(frozen=True)
 class Badge:
-    action: str  # pin | slot | boost | bury | diversity | hide
+    action: str  # a key of merchandising.actions.ACTIONS
     detail: str
     rule_name: str
     this_rule: bool
@@ -149,7 +149,8 @@ def rule_preview(
     customer_id = rule.customer_id
     document = RuleIn.stored(rule.document())
     compiled = rule_compile(rule_id=rule.pk, document=document)
-    pins = tuple(item_id for item_id, _ in compiled.pins)
+    pinned = compiled.params.pins if isinstance(compiled.params, Pins) else ()
+    pins = tuple(item_id for item_id, _ in pinned)
     item_ids = tuple(
         preview_candidates(
             customer_id=customer_id,

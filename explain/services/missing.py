@@ -28,6 +28,7 @@ from explain.services.explained import (
     ExplainParams,
     explain_ranking,
 )
+from merchandising.actions import ACTIONS, Phase
 from merchandising.contracts import BOOST_STRENGTHS
 from merchandising.preview import preview_candidates
 from ranking.learning.rank_log import feature_matrix
@@ -277,8 +278,8 @@ def why_not_here(params: WhyNotParams) -> WhyNot:
     for mention in mentions:
         if mention.action == "bury":
             causes.append(f"The rule “{mention.name}” buries it ({mention.effect}).")
-        elif mention.action == "diversity":
-            moved = mention.effect.replace("moved down", "moved it down", 1)
+        elif mention.action in ACTIONS and ACTIONS[mention.action].phase == Phase.REORDER:
+            moved = mention.effect.replace("moved", "moved it", 1)  # "moved down from 3: ..."
             causes.append(f"The rule “{mention.name}” {moved}.")
     page = explained.items[: params.page_size]
     if ranked.position <= params.page_size:

@@ -1,17 +1,11 @@
 "use strict";
 // The rule form shows only the fields of the chosen action (rows holding an error stay visible).
+// Which fields each action has comes from the form (merchandising/forms.py ACTION_FRAGMENTS).
 (function () {
-  const fieldsOf = {
-    boost: ["action_strength", "action_factor"],
-    bury: ["action_strength", "action_factor"],
-    pin: ["action_pins"],
-    slot: ["slot_positions"],
-    hide: [],
-    diversity: ["diversity_field", "diversity_max_items", "diversity_top_k"],
-  };
-  const all = [...new Set(Object.values(fieldsOf).flat())];
   const select = document.getElementById("id_action_kind");
-  if (!select) return;
+  if (!select || !select.dataset.actionFields) return;
+  const fieldsOf = JSON.parse(select.dataset.actionFields);
+  const all = [...new Set(Object.values(fieldsOf).flat())];
   function update() {
     const shown = fieldsOf[select.value] || all;
     for (const name of all) {

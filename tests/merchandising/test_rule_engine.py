@@ -8,6 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from merchandising.actions import ACTIONS, Cap, Factor, NoParams, Pins, Slots
 from merchandising.engine import (
     CompiledRule,
     CompiledSelector,
@@ -59,34 +60,35 @@ def selectors(draw: st.DrawFn, k: int) -> CompiledSelector:
 
 
 @st.composite
-def rules(
-    draw: st.DrawFn, k: int, actions: tuple[str, ...] = ("hide", "boost", "bury", "pin", "slot",
-                                                          "diversity"),
-) -> list[CompiledRule]:  # fmt: skip
+def rules(draw: st.DrawFn, k: int, actions: tuple[str, ...] = tuple(ACTIONS)) -> list[CompiledRule]:
     result = []
     for rule_id in range(1, draw(st.integers(0, 6)) + 1):
         action = draw(st.sampled_from(actions))
-        extra: dict[str, object] = {}
+        params: object = NoParams()
         selector = draw(selectors(k))
         if action == "boost":
-            extra["multiplier"] = draw(st.floats(1.01, 10))
+            params = Factor(draw(st.floats(1.01, 10)))
         elif action == "bury":
-            extra["multiplier"] = draw(st.floats(0.01, 0.99))
+            params = Factor(draw(st.floats(0.01, 0.99)))
         elif action == "pin":
             positions = draw(st.lists(st.integers(1, k + 2), min_size=1, max_size=3, unique=True))
             pool = st.sampled_from([f"i{n}" for n in range(k + 2)])
             size = len(positions)
             items = draw(st.lists(pool, min_size=size, max_size=size, unique=True))
-            extra["pins"] = tuple(zip(items, positions, strict=True))
+            params = Pins(tuple(sorted(zip(items, positions, strict=True), key=lambda p: p[1])))
             selector = CompiledSelector()
         elif action == "slot":
-            extra["positions"] = tuple(
-                sorted(draw(st.lists(st.integers(1, k + 2), min_size=1, max_size=3, unique=True)))
+            params = Slots(
+                tuple(
+                    sorted(
+                        draw(st.lists(st.integers(1, k + 2), min_size=1, max_size=3, unique=True))
+                    )
+                )
             )
         elif action == "diversity":
             top_k = draw(st.integers(2, k + 2))
-            extra.update(
-                diversity_field=draw(st.sampled_from(["brand", "category"])),
+            params = Cap(
+                field=draw(st.sampled_from(["brand", "category"])),
                 max_items=draw(st.integers(1, top_k - 1)),
                 top_k=top_k,
             )
@@ -97,7 +99,7 @@ def rules(
                 priority=draw(st.integers(-2, 2)),
                 action=action,
                 selector=selector,
-                **extra,  # type: ignore[arg-type]
+                params=params,
             )
         )
     return sorted(result, key=lambda rule: (-rule.priority, rule.id))
@@ -105,8 +107,7 @@ def rules(
 
 @st.composite
 def cases(
-    draw: st.DrawFn, actions: tuple[str, ...] = ("hide", "boost", "bury", "pin", "slot",
-                                                 "diversity"),
+    draw: st.DrawFn, actions: tuple[str, ...] = tuple(ACTIONS),
 ) -> tuple[ItemFacts, np.ndarray, list[CompiledRule]]:  # fmt: skip
     facts, scores = draw(candidates())
     return facts, scores, draw(rules(len(facts.item_ids), actions))
@@ -138,7 +139,9 @@ def test_the_output_is_a_permutation_of_the_input_minus_hidden_items(case: tuple
 @given(cases())
 def test_hidden_items_never_appear_even_when_pinned(case: tuple) -> None:
     facts, scores, rule_list = case
-    pinned = [(item, pos) for rule in rule_list if rule.action == "pin" for item, pos in rule.pins]
+    pinned = [
+        pin for rule in rule_list if isinstance(rule.params, Pins) for pin in rule.params.pins
+    ]
 
     applied = apply_rules(rule_list, facts, scores)
 
@@ -160,9 +163,9 @@ def test_pins_land_at_their_positions(case: tuple) -> None:
     claimed_positions: set[int] = set()
     claimed_items: set[str] = set()
     for rule in rule_list:  # priority order: the first claim of a position or item wins
-        if rule.action != "pin":
+        if not isinstance(rule.params, Pins):
             continue
-        for item, position in rule.pins:
+        for item, position in rule.params.pins:
             eligible = item in facts.index and item not in hidden and position <= len(returned)
             if eligible and position not in claimed_positions and item not in claimed_items:
                 assert returned[position - 1] == item
@@ -184,7 +187,9 @@ def test_a_boost_never_lowers_an_item_and_a_bury_never_raises_it(
         priority=data.draw(st.integers(-3, 3)),
         action=action,
         selector=data.draw(selectors(k)),
-        multiplier=data.draw(st.floats(1.01, 10) if action == "boost" else st.floats(0.01, 0.99)),
+        params=Factor(
+            data.draw(st.floats(1.01, 10) if action == "boost" else st.floats(0.01, 0.99))
+        ),
     )
     with_extra = sorted([*rule_list, extra], key=lambda rule: (-rule.priority, rule.id))
 
@@ -201,25 +206,66 @@ def test_a_boost_never_lowers_an_item_and_a_bury_never_raises_it(
 
 
 @settings(max_examples=150, deadline=None)
+@given(cases(actions=("hide", "boost", "bury", "sink")))
+def test_sunk_items_follow_every_other_item_in_their_own_order(case: tuple) -> None:
+    facts, scores, rule_list = case
+    sunk = np.zeros(len(facts.item_ids), dtype=bool)
+    for rule in rule_list:
+        if rule.action == "sink":
+            sunk |= rule.selector.mask(facts)
+    without_sinks = [rule for rule in rule_list if rule.action != "sink"]
+
+    order = apply_rules(rule_list, facts, scores).order.tolist()
+    before = apply_rules(without_sinks, facts, scores).order.tolist()
+
+    flags = [bool(sunk[index]) for index in order]
+    assert flags == sorted(flags), "a sunk item came before an item no sink rule matched"
+    assert [i for i in order if sunk[i]] == [i for i in before if sunk[i]]
+    assert [i for i in order if not sunk[i]] == [i for i in before if not sunk[i]]
+
+
+def test_out_of_stock_items_sink_to_the_end_unless_pinned() -> None:
+    ids = ("a", "b", "c", "d", "e")
+    stock = {"a": False, "b": True, "c": False, "d": True, "e": True}
+    catalog = {i: ("Nike", ("shoes",), 10.0, stock[i]) for i in ids}
+    facts = ItemFacts.from_catalog(ids, catalog)
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
+    sold_out = CompiledRule(
+        1, "sold out last", 0, "sink", selector=CompiledSelector(in_stock=False)
+    )
+    pin_c = CompiledRule(2, "c first", 0, "pin", params=Pins((("c", 1),)))
+
+    applied = apply_rules([sold_out], facts, scores, explain=True)
+    pinned = apply_rules([sold_out, pin_c], facts, scores)
+
+    assert [ids[i] for i in applied.order] == ["b", "d", "e", "a", "c"]
+    assert [e.effect for e in applied.effects[0]] == ["moved to the end from 1"]
+    assert [e.effect for e in applied.effects[2]] == ["moved to the end from 3"]
+    assert [ids[i] for i in pinned.order] == ["c", "b", "d", "e", "a"]
+
+
+@settings(max_examples=150, deadline=None)
 @given(cases(actions=("diversity",)))
 def test_a_diversity_cap_holds_in_the_top_k_while_other_items_are_left(case: tuple) -> None:
     facts, scores, rule_list = case
     if len(rule_list) != 1:
         return
     (rule,) = rule_list
+    cap = rule.params
+    assert isinstance(cap, Cap)
 
     order = apply_rules(rule_list, facts, scores).order
 
-    if rule.diversity_field == "brand":
+    if cap.field == "brand":
         keys = facts.brand_codes[order]
     else:
         keys = facts.vocabulary.top_level_codes[facts.category_codes[order, 0]]
-    top = keys[: rule.top_k]
+    top = keys[: cap.top_k]
     counts = {key: int((top == key).sum()) for key in set(top.tolist()) if key >= 0}
-    if any(count > rule.max_items for count in counts.values()):
+    if any(count > cap.max_items for count in counts.values()):
         # Over the cap only when nothing below the top K could have taken the place.
-        below = keys[rule.top_k :].tolist()
-        assert all(key >= 0 and counts.get(key, 0) >= rule.max_items for key in below)
+        below = keys[cap.top_k :].tolist()
+        assert all(key >= 0 and counts.get(key, 0) >= cap.max_items for key in below)
     assert sorted(order.tolist()) == list(range(len(facts.item_ids)))
 
 
@@ -229,10 +275,10 @@ def test_a_pin_beats_a_slot_beats_a_boost() -> None:
     facts = ItemFacts.from_catalog(ids, catalog)
     scores = np.array([0.9, 0.8, 0.7, 0.6])
     only_b = CompiledSelector(item_ids=IdSet(frozenset("b")))
-    boost_b = CompiledRule(1, "boost b", 9, "boost", selector=only_b, multiplier=10.0)
+    boost_b = CompiledRule(1, "boost b", 9, "boost", selector=only_b, params=Factor(10.0))
     nike = CompiledSelector(brands=("nike",))
-    slot_nike = CompiledRule(2, "nike first", 0, "slot", selector=nike, positions=(1, 2))
-    pin_a = CompiledRule(3, "pin a", -5, "pin", pins=(("a", 1),))
+    slot_nike = CompiledRule(2, "nike first", 0, "slot", selector=nike, params=Slots((1, 2)))
+    pin_a = CompiledRule(3, "pin a", -5, "pin", params=Pins((("a", 1),)))
 
     applied = apply_rules([boost_b, slot_nike, pin_a], facts, scores, explain=True)
 
