@@ -23,10 +23,18 @@ from ranking.experiments import (
     ExperimentResult,
     experiment_result,
     horizon_verdict,
+    signed_percent,
 )
 from ranking.learning import registry
 from ranking.learning.training import NDCG, REVENUE
-from ranking.models import Experiment, ModelStatus, RankingConfig, RankingModel, SignalVersion
+from ranking.models import (
+    Experiment,
+    ExperimentEnd,
+    ModelStatus,
+    RankingConfig,
+    RankingModel,
+    SignalVersion,
+)
 from ranking.signals.schema import FEATURES
 
 WEIGHT_PREFIX = "weight__"
@@ -461,12 +469,16 @@ class ExperimentForm(forms.ModelForm):
         cleaned = super().clean() or {}
         if self.errors:
             return cleaned
+
+        def value(name: str) -> Any:  # a field the page shows read-only keeps its value
+            return cleaned.get(name) if name in self.fields else getattr(self.instance, name)
+
         candidate = Experiment(
             pk=self.instance.pk,
-            customer=cleaned["customer"],
-            surface=cleaned["surface"],
-            treatment_model=cleaned["treatment_model"],
-            enabled=cleaned.get("enabled", False),
+            customer=value("customer"),
+            surface=value("surface"),
+            treatment_model=value("treatment_model"),
+            enabled=bool(value("enabled")),
         )
         for field, messages_ in services.experiment_errors(candidate).items():
             self.add_error(field, messages_)
@@ -483,19 +495,29 @@ def _money(value: float | None) -> str:
     return "-" if value is None else f"{value:,.2f}"
 
 
-def _signed(value: float) -> str:
-    return f"{value:+.1%}".replace("-", "\u2212")
-
-
 def _lift_words(lift: Lift | None) -> str:
     if lift is None:
         return "not enough data yet"
-    interval = f"{CONFIDENCE:.0%} interval {_signed(lift.low)} to {_signed(lift.high)}"
+    low, high = signed_percent(lift.low), signed_percent(lift.high)
+    interval = f"{CONFIDENCE:.0%} interval {low} to {high}"
     if not lift.significant:
         verdict = "no clear difference"
     else:
         verdict = "B is higher" if lift.lift > 0 else "B is lower"
-    return f"{_signed(lift.lift)} ({interval}): {verdict}"
+    return f"{signed_percent(lift.lift)} ({interval}): {verdict}"
+
+
+def experiment_end_words(experiment: Experiment) -> str:
+    """How the experiment stands, in one sentence: running, or when and why it stopped."""
+    if experiment.enabled:
+        return "Running: B's shoppers get its model, everyone else the live ranker."
+    if not experiment.end_reason:
+        return "Not running: everyone gets A, the live ranker."
+    when = f"{experiment.ended_at:%Y-%m-%d %H:%M} UTC" if experiment.ended_at else "earlier"
+    words = experiment.end_summary[:1].upper() + experiment.end_summary[1:]
+    if experiment.end_reason == ExperimentEnd.PROMOTED:
+        return f"{words} ({when}). The experiment has ended."
+    return f"{words} ({when}). Everyone gets A, the live ranker."
 
 
 def experiment_results_html(result: ExperimentResult) -> str:
@@ -561,7 +583,12 @@ def experiment_results_html(result: ExperimentResult) -> str:
             "user or session id are not in the experiment.",
         )
     )
-    return format_html("{}<ul>{}</ul>", table, format_html_join("", "<li>{}</li>", notes))
+    return format_html(
+        '<p class="experiment-status"><strong>{}</strong></p>{}<ul>{}</ul>',
+        experiment_end_words(result.experiment),
+        table,
+        format_html_join("", "<li>{}</li>", notes),
+    )
 
 
 @admin.register(Experiment)
@@ -577,15 +604,28 @@ class ExperimentAdmin(CustomerScopedAdmin):
         "treatment_model",
         "treatment_percent",
         "enabled",
+        "status",
         "updated_at",
     ]
     list_select_related = ["customer", "treatment_model"]
-    list_filter = ["surface", "enabled"]
-    readonly_fields = ["results"]
+    list_filter = ["surface", "enabled", "end_reason"]
 
     @admin.display(description="what shoppers did in each variant")
     def results(self, obj: Experiment) -> str:
         return experiment_results_html(experiment_result(experiment=obj))
+
+    @admin.display(description="status")
+    def status(self, obj: Experiment) -> str:
+        if obj.enabled:
+            return "running"
+        return obj.get_end_reason_display() if obj.end_reason else "not running"
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        if obj is not None and obj.end_reason in services.FINAL_ENDS:
+            # It ended for good: only its name may change (ranking.services.experiment_errors).
+            return ["results", "customer", "surface", "treatment_model", "treatment_percent",
+                    "enabled"]  # fmt: skip
+        return ["results"]
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = ["customer", "surface", "name", "treatment_model", "treatment_percent", "enabled"]

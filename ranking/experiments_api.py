@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -21,6 +21,7 @@ from ranking.experiments import (
     METRICS,
     ExperimentResult,
     experiment_result,
+    experiment_status,
     horizon_verdict,
 )
 from ranking.models import Experiment
@@ -38,6 +39,11 @@ class ExperimentOut(BaseModel):
     treatment_model: str
     treatment_percent: int
     enabled: bool
+    status: Literal["running", "not_running", "stopped", "stopped_by_guardrail", "promoted"]
+    started_at: datetime
+    ended_at: datetime | None
+    ended_by: str
+    end_summary: str
 
 
 class VariantOut(BaseModel):
@@ -107,19 +113,27 @@ class ExperimentResultsOut(BaseModel):
     horizon: HorizonOut
 
 
+def experiment_as_dict(experiment: Experiment) -> dict[str, Any]:
+    return {
+        "id": experiment.pk,
+        "name": experiment.name,
+        "surface": experiment.surface,
+        "treatment_model": experiment.treatment_model.label,
+        "treatment_percent": experiment.treatment_percent,
+        "enabled": experiment.enabled,
+        "status": experiment_status(experiment),
+        "started_at": experiment.created_at,
+        "ended_at": experiment.ended_at,
+        "ended_by": experiment.ended_by,
+        "end_summary": experiment.end_summary,
+    }
+
+
 def result_as_dict(result: ExperimentResult) -> dict[str, Any]:
-    experiment = result.experiment
     horizon = result.horizon
     ratio = result.sample_ratio
     return {
-        "experiment": {
-            "id": experiment.pk,
-            "name": experiment.name,
-            "surface": experiment.surface,
-            "treatment_model": experiment.treatment_model.label,
-            "treatment_percent": experiment.treatment_percent,
-            "enabled": experiment.enabled,
-        },
+        "experiment": experiment_as_dict(result.experiment),
         "first_request_at": result.first_request_at,
         "last_request_at": result.last_request_at,
         "attribution_window_hours": ATTRIBUTION_WINDOW.total_seconds() / 3600,
