@@ -272,7 +272,7 @@ class Experiment(models.Model):
         max_length=16, choices=ExperimentEnd.choices, blank=True, editable=False
     )
     end_summary = models.TextField(blank=True, editable=False)
-    # The periodic check's latest reading (ranking.tasks.check_experiments): shoppers per
+    # The periodic check's latest reading (ranking.tasks.check_experiment): shoppers per
     # variant, the revenue-per-search lift and the split's p-value. The list API and the
     # sample-ratio metric read it, so neither recomputes a readout.
     checked_at = models.DateTimeField(null=True, blank=True, editable=False)

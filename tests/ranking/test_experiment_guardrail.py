@@ -33,6 +33,7 @@ from ranking.experiments import (
 from ranking.models import Experiment, ExperimentEnd, RankLog
 from tests.conftest import ApiCaller
 from tests.factories import MembershipFactory, UserFactory
+from tests.operations.conftest import parse, value
 from tests.ranking.helpers import put_items, rank, send_events
 from tests.ranking.test_experiment_results import event, served_row, start_experiment
 from tests.ranking.test_experiment_stats import shoppers
@@ -264,3 +265,35 @@ def test_beat_checks_experiments_every_hour_on_the_signals_queue(settings: Any) 
     assert entry["schedule"] == settings.EXPERIMENT_CHECK_INTERVAL_SECONDS == 3600
     for task in (tasks.schedule_experiment_checks, tasks.check_experiment):
         assert app.amqp.router.route({}, task.name)["queue"].name == "signals"
+
+
+# --- what Prometheus scrapes ---------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_metrics_show_a_skewed_split_and_a_guardrail_stop_per_experiment(api: ApiCaller) -> None:
+    stopped = start_experiment(api.customer)
+    services.experiment_stop(
+        experiment=stopped, reason=ExperimentEnd.GUARDRAIL, by="guardrail", summary="stopped"
+    )
+    skewed = start_experiment(api.customer, percent=50)
+    at = timezone.now() - timedelta(hours=2)
+    RankLog.objects.bulk_create(
+        served_row(skewed, f"r-{n}", f"u:{n}", "B" if n % 100 < 45 else "A", at)
+        for n in range(3000)
+    )  # 45% of the shoppers in B where 50% should be
+    tasks.check_experiment.delay(skewed.pk).get()
+
+    samples = parse(Client().get("/metrics").content.decode())
+
+    customer = str(api.customer.pk)
+    p_value = value(
+        samples, "rankwell_experiment_sample_ratio_p_value", customer=customer,
+        experiment=str(skewed.pk),
+    )  # fmt: skip
+    assert 0 < p_value < 0.001
+    assert value(samples, "rankwell_experiment_guardrail_stopped", experiment=str(stopped.pk)) == 1
+    assert not value(samples, "rankwell_experiment_guardrail_stopped", experiment=str(skewed.pk))
+    assert not value(
+        samples, "rankwell_experiment_sample_ratio_p_value", experiment=str(stopped.pk)
+    )
