@@ -6,7 +6,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
@@ -19,6 +19,7 @@ from ranking.engine.experiments import CONTROL, TREATMENT
 from ranking.experiment_stats import CONFIDENCE, MINIMUM_LIFT, Lift
 from ranking.experiments import (
     ATTRIBUTION_WINDOW,
+    HORIZON_METRIC,
     METRICS,
     ExperimentResult,
     experiment_result,
@@ -620,18 +621,97 @@ class ExperimentAdmin(CustomerScopedAdmin):
             return "running"
         return obj.get_end_reason_display() if obj.end_reason else "not running"
 
+    @admin.display(description="promote B")
+    def promote_link(self, obj: Experiment) -> str:
+        url = reverse("admin:ranking_experiment_promote", args=[obj.pk])
+        return format_html(
+            '<a class="button" href="{}">Promote B…</a> <span class="help">{} serves everyone on '
+            "{} and the experiment ends; you confirm on the next page.</span>",
+            url,
+            obj.treatment_model.label,
+            obj.surface,
+        )
+
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         if obj is not None and obj.end_reason in services.FINAL_ENDS:
             # It ended for good: only its name may change (ranking.services.experiment_errors).
-            return ["results", "customer", "surface", "treatment_model", "treatment_percent",
-                    "enabled"]  # fmt: skip
-        return ["results"]
+            return ["results", "promote_link", "customer", "surface", "treatment_model",
+                    "treatment_percent", "enabled"]  # fmt: skip
+        return ["results", "promote_link"]
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = ["customer", "surface", "name", "treatment_model", "treatment_percent", "enabled"]
         if obj is None:
             return [(None, {"fields": fields})]
-        return [("Result", {"fields": ["results"]}), ("The experiment", {"fields": fields})]
+        fieldsets: list[Any] = [("Result", {"fields": ["results"]})]
+        if obj.end_reason not in services.FINAL_ENDS and self.has_change_permission(request, obj):
+            fieldsets.append(("Promote B", {"fields": ["promote_link"]}))
+        return [*fieldsets, ("The experiment", {"fields": fields})]
+
+    def get_urls(self) -> list[Any]:
+        own = [
+            path(
+                "<int:pk>/promote/",
+                self.admin_site.admin_view(self.promote_view),
+                name="ranking_experiment_promote",
+            )
+        ]
+        return own + super().get_urls()
+
+    def promote_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """ "Promote B…": what would serve and what the guards say, then, once confirmed, B's
+        model activated through the registry's guards and the experiment ended."""
+        experiment = self.get_object(request, str(pk))
+        if experiment is None:
+            raise Http404("No such experiment.")
+        if not self.has_change_permission(request, experiment):
+            raise PermissionDenied
+        refusal = ""
+        reason = ""
+        if request.method == "POST" and request.POST.get("post") == "yes":
+            reason = request.POST.get("override_reason", "")
+            try:
+                model = services.experiment_promote(
+                    experiment=experiment, user=request.user.get_username(), override_reason=reason
+                )
+            except (registry.ActivationRefused, services.PromotionRefused) as exc:
+                refusal = f"B was not promoted: {exc}"
+            else:
+                messages.success(
+                    request,
+                    f"{model.label} now serves everyone on {experiment.surface}; "
+                    f"the experiment {experiment.name} has ended.",
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:ranking_experiment_change", args=[experiment.pk])
+                )
+        model = experiment.treatment_model
+        current = (
+            RankingModel.objects.active()
+            .filter(customer_id=experiment.customer_id, surface=experiment.surface)
+            .first()
+        )
+        result = experiment_result(experiment=experiment)
+        ended = experiment.end_reason in services.FINAL_ENDS
+        return TemplateResponse(
+            request,
+            "admin/ranking/experiment/promote_confirmation.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "title": "Promote B",
+                "experiment": experiment,
+                "model": model,
+                "current": current.label if current else "the config's blend",
+                "revenue": _lift_words(result.lifts[HORIZON_METRIC]),
+                "verdict": horizon_verdict(result),
+                "ended": experiment.end_summary if ended else "",
+                "blockers": registry.activation_blockers(model),
+                "warnings": registry.activation_warnings(model),
+                "refusal": refusal,
+                "reason": reason,
+            },
+        )
 
     def formfield_for_foreignkey(
         self, db_field: Any, request: HttpRequest, **kwargs: Any
