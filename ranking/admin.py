@@ -514,11 +514,11 @@ def experiment_end_words(experiment: Experiment) -> str:
         return "Running: B's shoppers get its model, everyone else the live ranker."
     if not experiment.end_reason:
         return "Not running: everyone gets A, the live ranker."
-    when = f"{experiment.ended_at:%Y-%m-%d %H:%M} UTC" if experiment.ended_at else "earlier"
+    when = f"{experiment.ended_at:%Y-%m-%d %H:%M} UTC" if experiment.ended_at else "then"
     words = experiment.end_summary[:1].upper() + experiment.end_summary[1:]
     if experiment.end_reason == ExperimentEnd.PROMOTED:
-        return f"{words} ({when}). The experiment has ended."
-    return f"{words} ({when}). Everyone gets A, the live ranker."
+        return f"{words}. The experiment ended on {when}."
+    return f"{words}. Since {when}, everyone gets A, the live ranker."
 
 
 def experiment_results_html(result: ExperimentResult) -> str:

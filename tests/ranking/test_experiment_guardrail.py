@@ -192,7 +192,7 @@ def test_the_check_stops_a_b_that_earns_significantly_less_and_everyone_gets_a_a
     assert results["end_summary"] == words
     html = admin_page(api.customer, running)
     assert "Stopped by the guardrail: B earned" in html
-    assert "Everyone gets A, the live ranker." in html
+    assert "everyone gets A, the live ranker." in html
     # A second check reads it again but stops nothing twice.
     tasks.check_experiment.delay(running.pk).get()
     running.refresh_from_db()
