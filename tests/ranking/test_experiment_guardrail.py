@@ -20,7 +20,7 @@ from config.celery import app
 from customers.models import Customer
 from ranking import services, tasks
 from ranking.engine.experiments import shopper_bucket
-from ranking.experiment_stats import ratio_estimate, relative_lift, sample_ratio
+from ranking.experiment_stats import CONFIDENCE, ratio_estimate, relative_lift, sample_ratio
 from ranking.experiments import (
     GUARDRAIL_MIN_PURCHASES,
     GUARDRAIL_MIN_SHOPPERS,
@@ -49,8 +49,13 @@ def _artifacts_in_tmp(settings: Any, tmp_path: Path) -> None:
 # --- the rule, on simulated shoppers (no database) ----------------------------------------------
 
 
-def result_of(control: dict[str, np.ndarray], treatment: dict[str, np.ndarray]) -> ExperimentResult:
-    """The readout of two variants' per-shopper sums, as experiment_result builds it."""
+def result_of(
+    control: dict[str, np.ndarray],
+    treatment: dict[str, np.ndarray],
+    confidence: float = CONFIDENCE,
+) -> ExperimentResult:
+    """The readout of two variants' per-shopper sums, as experiment_result builds it (its
+    intervals at `confidence`: bench/guardrail.py compares stricter ones)."""
     variants = {}
     for name, data in (("A", control), ("B", treatment)):
         columns = {
@@ -72,7 +77,9 @@ def result_of(control: dict[str, np.ndarray], treatment: dict[str, np.ndarray]) 
         last_request_at=timezone.now(),
         variants=variants,
         lifts={
-            m.key: relative_lift(variants["A"].estimates[m.key], variants["B"].estimates[m.key])
+            m.key: relative_lift(
+                variants["A"].estimates[m.key], variants["B"].estimates[m.key], confidence
+            )
             for m in METRICS
         },
         sample_ratio=sample_ratio(variants["A"].shoppers, variants["B"].shoppers, 0.5),
