@@ -96,6 +96,18 @@ def test_promoting_b_asks_first_refuses_without_a_reason_then_serves_b_to_everyo
     }  # fmt: skip
     result = api.get(f"/v1/experiments/{running.pk}/results").json()["experiment"]
     assert result["status"] == "promoted"
+    # It ended for good: its page still saves a new name, and nothing else.
+    renamed = client.post(
+        reverse("admin:ranking_experiment_change", args=[running.pk]),
+        {"name": "lambdamart won", "enabled": "on", "treatment_percent": "90"},
+    )
+    assert renamed.status_code == 302
+    running.refresh_from_db()
+    assert (running.name, running.enabled, running.treatment_percent) == (
+        "lambdamart won",
+        False,
+        50,
+    )
 
 
 def test_b_stopped_by_the_guardrail_cannot_be_promoted(api: ApiCaller) -> None:
