@@ -17,7 +17,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import orjson
@@ -293,6 +293,59 @@ class SignalAgeCollector(Collector):
         yield family
 
 
+# A guardrail stop shows in `rankwell_experiment_guardrail_stopped` for this long after it.
+GUARDRAIL_STOP_SHOWN = timedelta(hours=24)
+
+
+class ExperimentCollector(Collector):
+    """Read from the database at scrape time (one query), so it is right in any process:
+    `rankwell_experiment_sample_ratio_p_value{customer,experiment}`, the split check's p-value at
+    the latest periodic check of each running experiment (ranking.tasks.check_experiment), and
+    `rankwell_experiment_guardrail_stopped{customer,experiment}` (1) for each experiment the
+    guardrail stopped within GUARDRAIL_STOP_SHOWN. At most one experiment runs per customer
+    surface, so the labels stay bounded."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from django.db import DatabaseError
+        from django.db.models import Q
+
+        from ranking.models import Experiment, ExperimentEnd
+
+        split = GaugeMetricFamily(
+            "rankwell_experiment_sample_ratio_p_value",
+            "p-value of the chi-square test of each running experiment's shoppers per variant "
+            "against its configured split, at its latest hourly check (below 0.001: mismatch).",
+            labels=["customer", "experiment"],
+        )
+        stopped = GaugeMetricFamily(
+            "rankwell_experiment_guardrail_stopped",
+            "1 for each experiment the guardrail stopped in the last 24 hours (B earned "
+            "significantly less revenue per search than A).",
+            labels=["customer", "experiment"],
+        )
+        since = datetime.now(UTC) - GUARDRAIL_STOP_SHOWN
+        try:
+            rows = list(
+                Experiment.objects.filter(customer__is_active=True)
+                .filter(
+                    Q(enabled=True, checked_at__isnull=False)
+                    | Q(end_reason=ExperimentEnd.GUARDRAIL, ended_at__gte=since)
+                )
+                .values_list("customer_id", "id", "enabled", "last_check")
+            )
+        except DatabaseError:
+            logger.warning("experiment metrics unavailable: the database did not answer")
+            rows = []
+        for customer_id, experiment_id, enabled, last_check in rows:
+            labels = [str(customer_id), str(experiment_id)]
+            if not enabled:
+                stopped.add_metric(labels, 1.0)
+            elif (last_check or {}).get("sample_ratio_p_value") is not None:
+                split.add_metric(labels, float(last_check["sample_ratio_p_value"]))
+        yield split
+        yield stopped
+
+
 def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
@@ -307,10 +360,12 @@ def scrape_registry() -> CollectorRegistry:
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
-    """`/metrics`: the Prometheus text exposition of every metric above, plus signal age."""
-    signal_age = CollectorRegistry()
-    signal_age.register(SignalAgeCollector())
-    body = generate_latest(scrape_registry()) + generate_latest(signal_age)
+    """`/metrics`: the Prometheus text exposition of every metric above, plus those read from
+    the database (signal age, experiments)."""
+    from_database = CollectorRegistry()
+    from_database.register(SignalAgeCollector())
+    from_database.register(ExperimentCollector())
+    body = generate_latest(scrape_registry()) + generate_latest(from_database)
     return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)
 
 

@@ -220,6 +220,8 @@ PROFILE_REPLAY_INTERVAL_SECONDS = env.float("PROFILE_REPLAY_INTERVAL_SECONDS", d
 # PostgreSQL's work_mem for the refresh's (query, item) sums, set for that one statement: about
 # 200 bytes per distinct pair in the long window; with less it spills to disk (slower, same sums).
 SIGNAL_REFRESH_WORK_MEM = env.str("SIGNAL_REFRESH_WORK_MEM", default="1GB")
+# How often running experiments are read and checked against the guardrail.
+EXPERIMENT_CHECK_INTERVAL_SECONDS = env.int("EXPERIMENT_CHECK_INTERVAL_SECONDS", default=3600)
 CELERY_BEAT_SCHEDULE = {
     "refresh-signals-for-active-customers": {
         "task": "ranking.tasks.schedule_signal_refresh",
@@ -232,6 +234,14 @@ CELERY_BEAT_SCHEDULE = {
     "train-ranking-models-nightly": {
         "task": "ranking.tasks.schedule_model_training",
         "schedule": crontab(hour=2, minute=30),
+    },
+    # Every running experiment's readout, read again: kept for GET /v1/experiments and the
+    # sample-ratio metric, and B stopped when it earns significantly less (docs/experiments.md).
+    # On the signals queue, with the other periodic reads of ranking.tasks.
+    "check-experiments": {
+        "task": "ranking.tasks.schedule_experiment_checks",
+        "schedule": EXPERIMENT_CHECK_INTERVAL_SECONDS,
+        "options": {"expires": EXPERIMENT_CHECK_INTERVAL_SECONDS},
     },
     "purge-old-rank-log": {
         "task": "ranking.tasks.purge_rank_log",

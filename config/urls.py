@@ -10,12 +10,13 @@ from config.views import problem_type, proto_file
 from events.api import EventsIngestApi
 from merchandising.api import RuleDetailApi, RuleListApi, RuleRevisionsApi
 from ranking.api import RankApi
-from ranking.experiments_api import ExperimentResultsApi
+from ranking.experiments_api import ExperimentListApi, ExperimentResultsApi
 from ranking.registry_api import ModelListApi
 
 urlpatterns = [
     path("v1/rank", RankApi.as_view(), name="rank"),
     path("v1/models", ModelListApi.as_view(), name="models"),
+    path("v1/experiments", ExperimentListApi.as_view(), name="experiments"),
     path(
         "v1/experiments/<int:experiment_id>/results",
         ExperimentResultsApi.as_view(),

@@ -6,7 +6,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
@@ -19,14 +19,23 @@ from ranking.engine.experiments import CONTROL, TREATMENT
 from ranking.experiment_stats import CONFIDENCE, MINIMUM_LIFT, Lift
 from ranking.experiments import (
     ATTRIBUTION_WINDOW,
+    HORIZON_METRIC,
     METRICS,
     ExperimentResult,
     experiment_result,
     horizon_verdict,
+    signed_percent,
 )
 from ranking.learning import registry
 from ranking.learning.training import NDCG, REVENUE
-from ranking.models import Experiment, ModelStatus, RankingConfig, RankingModel, SignalVersion
+from ranking.models import (
+    Experiment,
+    ExperimentEnd,
+    ModelStatus,
+    RankingConfig,
+    RankingModel,
+    SignalVersion,
+)
 from ranking.signals.schema import FEATURES
 
 WEIGHT_PREFIX = "weight__"
@@ -461,12 +470,16 @@ class ExperimentForm(forms.ModelForm):
         cleaned = super().clean() or {}
         if self.errors:
             return cleaned
+
+        def value(name: str) -> Any:  # a field the page shows read-only keeps its value
+            return cleaned.get(name) if name in self.fields else getattr(self.instance, name)
+
         candidate = Experiment(
             pk=self.instance.pk,
-            customer=cleaned["customer"],
-            surface=cleaned["surface"],
-            treatment_model=cleaned["treatment_model"],
-            enabled=cleaned.get("enabled", False),
+            customer=value("customer"),
+            surface=value("surface"),
+            treatment_model=value("treatment_model"),
+            enabled=bool(value("enabled")),
         )
         for field, messages_ in services.experiment_errors(candidate).items():
             self.add_error(field, messages_)
@@ -483,19 +496,29 @@ def _money(value: float | None) -> str:
     return "-" if value is None else f"{value:,.2f}"
 
 
-def _signed(value: float) -> str:
-    return f"{value:+.1%}".replace("-", "\u2212")
-
-
 def _lift_words(lift: Lift | None) -> str:
     if lift is None:
         return "not enough data yet"
-    interval = f"{CONFIDENCE:.0%} interval {_signed(lift.low)} to {_signed(lift.high)}"
+    low, high = signed_percent(lift.low), signed_percent(lift.high)
+    interval = f"{CONFIDENCE:.0%} interval {low} to {high}"
     if not lift.significant:
         verdict = "no clear difference"
     else:
         verdict = "B is higher" if lift.lift > 0 else "B is lower"
-    return f"{_signed(lift.lift)} ({interval}): {verdict}"
+    return f"{signed_percent(lift.lift)} ({interval}): {verdict}"
+
+
+def experiment_end_words(experiment: Experiment) -> str:
+    """How the experiment stands, in one sentence: running, or when and why it stopped."""
+    if experiment.enabled:
+        return "Running: B's shoppers get its model, everyone else the live ranker."
+    if not experiment.end_reason:
+        return "Not running: everyone gets A, the live ranker."
+    when = f"{experiment.ended_at:%Y-%m-%d %H:%M} UTC" if experiment.ended_at else "then"
+    words = experiment.end_summary[:1].upper() + experiment.end_summary[1:]
+    if experiment.end_reason == ExperimentEnd.PROMOTED:
+        return f"{words}. The experiment ended on {when}."
+    return f"{words}. Since {when}, everyone gets A, the live ranker."
 
 
 def experiment_results_html(result: ExperimentResult) -> str:
@@ -561,7 +584,12 @@ def experiment_results_html(result: ExperimentResult) -> str:
             "user or session id are not in the experiment.",
         )
     )
-    return format_html("{}<ul>{}</ul>", table, format_html_join("", "<li>{}</li>", notes))
+    return format_html(
+        '<p class="experiment-status"><strong>{}</strong></p>{}<ul>{}</ul>',
+        experiment_end_words(result.experiment),
+        table,
+        format_html_join("", "<li>{}</li>", notes),
+    )
 
 
 @admin.register(Experiment)
@@ -577,21 +605,113 @@ class ExperimentAdmin(CustomerScopedAdmin):
         "treatment_model",
         "treatment_percent",
         "enabled",
+        "status",
         "updated_at",
     ]
     list_select_related = ["customer", "treatment_model"]
-    list_filter = ["surface", "enabled"]
-    readonly_fields = ["results"]
+    list_filter = ["surface", "enabled", "end_reason"]
 
     @admin.display(description="what shoppers did in each variant")
     def results(self, obj: Experiment) -> str:
         return experiment_results_html(experiment_result(experiment=obj))
 
+    @admin.display(description="status")
+    def status(self, obj: Experiment) -> str:
+        if obj.enabled:
+            return "running"
+        return obj.get_end_reason_display() if obj.end_reason else "not running"
+
+    @admin.display(description="promote B")
+    def promote_link(self, obj: Experiment) -> str:
+        url = reverse("admin:ranking_experiment_promote", args=[obj.pk])
+        return format_html(
+            '<a class="button" href="{}">Promote B…</a> <span class="help">{} serves everyone on '
+            "{} and the experiment ends; you confirm on the next page.</span>",
+            url,
+            obj.treatment_model.label,
+            obj.surface,
+        )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        if obj is not None and obj.end_reason in services.FINAL_ENDS:
+            # It ended for good: only its name may change (ranking.services.experiment_errors).
+            return ["results", "promote_link", "customer", "surface", "treatment_model",
+                    "treatment_percent", "enabled"]  # fmt: skip
+        return ["results", "promote_link"]
+
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = ["customer", "surface", "name", "treatment_model", "treatment_percent", "enabled"]
         if obj is None:
             return [(None, {"fields": fields})]
-        return [("Result", {"fields": ["results"]}), ("The experiment", {"fields": fields})]
+        fieldsets: list[Any] = [("Result", {"fields": ["results"]})]
+        if obj.end_reason not in services.FINAL_ENDS and self.has_change_permission(request, obj):
+            fieldsets.append(("Promote B", {"fields": ["promote_link"]}))
+        return [*fieldsets, ("The experiment", {"fields": fields})]
+
+    def get_urls(self) -> list[Any]:
+        own = [
+            path(
+                "<int:pk>/promote/",
+                self.admin_site.admin_view(self.promote_view),
+                name="ranking_experiment_promote",
+            )
+        ]
+        return own + super().get_urls()
+
+    def promote_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """ "Promote B…": what would serve and what the guards say, then, once confirmed, B's
+        model activated through the registry's guards and the experiment ended."""
+        experiment = self.get_object(request, str(pk))
+        if experiment is None:
+            raise Http404("No such experiment.")
+        if not self.has_change_permission(request, experiment):
+            raise PermissionDenied
+        refusal = ""
+        reason = ""
+        if request.method == "POST" and request.POST.get("post") == "yes":
+            reason = request.POST.get("override_reason", "")
+            try:
+                model = services.experiment_promote(
+                    experiment=experiment, user=request.user.get_username(), override_reason=reason
+                )
+            except (registry.ActivationRefused, services.PromotionRefused) as exc:
+                refusal = f"B was not promoted: {exc}"
+            else:
+                messages.success(
+                    request,
+                    f"{model.label} now serves everyone on {experiment.surface}; "
+                    f"the experiment {experiment.name} has ended.",
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:ranking_experiment_change", args=[experiment.pk])
+                )
+        model = experiment.treatment_model
+        current = (
+            RankingModel.objects.active()
+            .filter(customer_id=experiment.customer_id, surface=experiment.surface)
+            .first()
+        )
+        result = experiment_result(experiment=experiment)
+        ended = experiment.end_reason in services.FINAL_ENDS
+        return TemplateResponse(
+            request,
+            "admin/ranking/experiment/promote_confirmation.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "title": "Promote B",
+                "experiment": experiment,
+                "model": model,
+                "current": current.label if current else "the config's blend",
+                "revenue": _lift_words(result.lifts[HORIZON_METRIC]),
+                "verdict": horizon_verdict(result),
+                "ended": experiment.end_summary if ended else "",
+                "blockers": registry.activation_blockers(model),
+                "warnings": registry.activation_warnings(model),
+                "refusal": refusal,
+                "reason": reason,
+            },
+        )
 
     def formfield_for_foreignkey(
         self, db_field: Any, request: HttpRequest, **kwargs: Any

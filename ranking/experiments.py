@@ -39,6 +39,7 @@ from events.models import Event, EventType
 from events.services import MAX_CLOCK_SKEW
 from ranking.engine.experiments import CONTROL, TREATMENT
 from ranking.experiment_stats import (
+    CONFIDENCE,
     Horizon,
     Lift,
     RatioEstimate,
@@ -48,7 +49,7 @@ from ranking.experiment_stats import (
     relative_lift,
     sample_ratio,
 )
-from ranking.models import Experiment, RankLog
+from ranking.models import Experiment, ExperimentEnd, RankLog
 
 ATTRIBUTION_WINDOW = timedelta(hours=24)
 VARIANTS = (CONTROL, TREATMENT)
@@ -292,3 +293,81 @@ def horizon_verdict(result: ExperimentResult) -> str:
     if horizon.reached:
         return "may be read"
     return f"not yet: {horizon.more_shoppers:,} more shoppers"
+
+
+# --- the guardrail ------------------------------------------------------------------------------
+# B is stopped when it earns significantly less revenue per search than A: the 95% interval of
+# the lift lies entirely below 0. It is judged once the fixed horizon is reached, or earlier once
+# each variant has GUARDRAIL_MIN_SHOPPERS shoppers and GUARDRAIL_MIN_PURCHASES purchases: enough
+# for the delta method's normal approximation, and early enough to limit the harm
+# (docs/experiments.md says what a check every hour costs in false stops).
+GUARDRAIL_METRIC = "revenue_per_search"
+GUARDRAIL_MIN_SHOPPERS = 1000
+GUARDRAIL_MIN_PURCHASES = 50
+
+
+def guardrail_may_judge(result: ExperimentResult) -> bool:
+    """Whether the experiment has the sample the guardrail needs: its horizon, or the floor."""
+    if result.horizon is not None and result.horizon.reached:
+        return True
+    return all(
+        variant.shoppers >= GUARDRAIL_MIN_SHOPPERS
+        and variant.totals["purchases"] >= GUARDRAIL_MIN_PURCHASES
+        for variant in result.variants.values()
+    )
+
+
+def guardrail_breach(result: ExperimentResult) -> Lift | None:
+    """B's revenue-per-search lift when it is significantly below A's and may be judged, else
+    None."""
+    lift = result.lifts[GUARDRAIL_METRIC]
+    if lift is None or lift.high >= 0 or not guardrail_may_judge(result):
+        return None
+    return lift
+
+
+def signed_percent(value: float) -> str:
+    """+4.2%, or -4.2% with a true minus sign: a lift as the readout shows it."""
+    return f"{value:+.1%}".replace("-", "\u2212")
+
+
+def guardrail_words(lift: Lift) -> str:
+    """What the guardrail says when it stops an experiment, in shop words."""
+    return (
+        f"stopped by the guardrail: B earned {-lift.lift:.1%} less revenue per search "
+        f"({CONFIDENCE:.0%} interval {signed_percent(lift.low)} to {signed_percent(lift.high)})"
+    )
+
+
+def check_summary(result: ExperimentResult) -> dict[str, object]:
+    """What a periodic check keeps of the readout (Experiment.last_check): JSON."""
+    lift = result.lifts[HORIZON_METRIC]
+    ratio = result.sample_ratio
+    return {
+        "shoppers": {name: variant.shoppers for name, variant in result.variants.items()},
+        "revenue_per_search": None
+        if lift is None
+        else {
+            "lift": lift.lift,
+            "low": lift.low,
+            "high": lift.high,
+            "significant": lift.significant,
+        },
+        "sample_ratio_p_value": None if ratio is None else ratio.p_value,
+        "may_be_read": bool(result.horizon and result.horizon.reached),
+    }
+
+
+# The `status` of the API: running, or how it stopped ("not_running": created stopped).
+STATUS_OF_END: dict[str, str] = {
+    ExperimentEnd.STOPPED: "stopped",
+    ExperimentEnd.GUARDRAIL: "stopped_by_guardrail",
+    ExperimentEnd.PROMOTED: "promoted",
+}
+
+
+def experiment_status(experiment: Experiment) -> str:
+    """ "running", "not_running", or STATUS_OF_END's word for how it stopped."""
+    if experiment.enabled:
+        return "running"
+    return STATUS_OF_END.get(experiment.end_reason, "not_running")

@@ -1,32 +1,39 @@
-"""`GET /v1/experiments/{id}/results`: the readout of one of the calling customer's experiments."""
+"""`GET /v1/experiments`: the calling customer's experiments, and
+`GET /v1/experiments/{id}/results`: the readout of one of them."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from pydantic import BaseModel
 from rest_framework.request import Request
 
-from config.problems import NotFound
+from config.problems import FieldError, NotFound, invalid_request
 from config.schema import PROBLEM_RESPONSES, RESPONSE
 from customers.api import CustomerApi, json_response
 from customers.models import Scope
-from ranking.experiment_stats import ALPHA, CONFIDENCE, MINIMUM_LIFT, POWER
+from ranking.experiment_stats import ALPHA, CONFIDENCE, MINIMUM_LIFT, POWER, SAMPLE_RATIO_P
 from ranking.experiments import (
     ATTRIBUTION_WINDOW,
     HORIZON_METRIC,
     METRICS,
+    STATUS_OF_END,
     ExperimentResult,
     experiment_result,
+    experiment_status,
     horizon_verdict,
 )
-from ranking.models import Experiment
+from ranking.models import Experiment, Surface
 
 # Ids PostgreSQL's bigint can hold; a larger one names no experiment.
 MAX_ID = 2**63 - 1
+STATUSES = ("running", "not_running", *STATUS_OF_END.values())
+# The list's length: a customer runs at most one experiment per surface at a time.
+MAX_LISTED = 500
+Status = Literal["running", "not_running", "stopped", "stopped_by_guardrail", "promoted"]
 
 
 class ExperimentOut(BaseModel):
@@ -38,6 +45,11 @@ class ExperimentOut(BaseModel):
     treatment_model: str
     treatment_percent: int
     enabled: bool
+    status: Status
+    started_at: datetime
+    ended_at: datetime | None
+    ended_by: str
+    end_summary: str
 
 
 class VariantOut(BaseModel):
@@ -107,19 +119,83 @@ class ExperimentResultsOut(BaseModel):
     horizon: HorizonOut
 
 
+class VariantPlanOut(BaseModel):
+    model_config = RESPONSE
+
+    variant: Literal["A", "B"]
+    share: float
+    ranker: str
+
+
+class HeadlineOut(BaseModel):
+    model_config = RESPONSE
+
+    metric: Literal["revenue_per_search"]
+    lift: float | None
+    low: float | None
+    high: float | None
+    significant: bool
+    shoppers_a: int
+    shoppers_b: int
+    sample_ratio_mismatch: bool
+    may_be_read: bool
+    checked_at: datetime
+
+
+class ExperimentListItemOut(ExperimentOut):
+    variants: list[VariantPlanOut]
+    headline: HeadlineOut | None
+
+
+class ExperimentsOut(BaseModel):
+    model_config = RESPONSE
+
+    experiments: list[ExperimentListItemOut]
+
+
+def headline_as_dict(experiment: Experiment) -> dict[str, Any] | None:
+    """The latest periodic check's revenue-per-search lift (Experiment.last_check); None before
+    the first check."""
+    check = experiment.last_check or {}
+    if experiment.checked_at is None or "shoppers" not in check:
+        return None
+    lift = check.get("revenue_per_search") or {}
+    p_value = check.get("sample_ratio_p_value")
+    return {
+        "metric": HORIZON_METRIC,
+        "lift": lift.get("lift"),
+        "low": lift.get("low"),
+        "high": lift.get("high"),
+        "significant": bool(lift.get("significant")),
+        "shoppers_a": check["shoppers"].get("A", 0),
+        "shoppers_b": check["shoppers"].get("B", 0),
+        "sample_ratio_mismatch": p_value is not None and p_value < SAMPLE_RATIO_P,
+        "may_be_read": bool(check.get("may_be_read")),
+        "checked_at": experiment.checked_at,
+    }
+
+
+def experiment_as_dict(experiment: Experiment) -> dict[str, Any]:
+    return {
+        "id": experiment.pk,
+        "name": experiment.name,
+        "surface": experiment.surface,
+        "treatment_model": experiment.treatment_model.label,
+        "treatment_percent": experiment.treatment_percent,
+        "enabled": experiment.enabled,
+        "status": experiment_status(experiment),
+        "started_at": experiment.created_at,
+        "ended_at": experiment.ended_at,
+        "ended_by": experiment.ended_by,
+        "end_summary": experiment.end_summary,
+    }
+
+
 def result_as_dict(result: ExperimentResult) -> dict[str, Any]:
-    experiment = result.experiment
     horizon = result.horizon
     ratio = result.sample_ratio
     return {
-        "experiment": {
-            "id": experiment.pk,
-            "name": experiment.name,
-            "surface": experiment.surface,
-            "treatment_model": experiment.treatment_model.label,
-            "treatment_percent": experiment.treatment_percent,
-            "enabled": experiment.enabled,
-        },
+        "experiment": experiment_as_dict(result.experiment),
         "first_request_at": result.first_request_at,
         "last_request_at": result.last_request_at,
         "attribution_window_hours": ATTRIBUTION_WINDOW.total_seconds() / 3600,
@@ -193,3 +269,64 @@ class ExperimentResultsApi(CustomerApi):
         if experiment is None:
             raise NotFound(f"No experiment with id {experiment_id}.")
         return json_response(result_as_dict(experiment_result(experiment=experiment)))
+
+
+def _choice(request: Request, name: str, choices: tuple[str, ...]) -> str | None:
+    """The query parameter `name`, one of `choices`, or None when absent; else a 400 naming it."""
+    value = request.query_params.get(name)
+    if value is not None and value not in choices:
+        raise invalid_request(
+            [FieldError((name,), "enum", f"{name} must be one of {', '.join(choices)}.")]
+        )
+    return value
+
+
+class ExperimentListApi(CustomerApi):
+    required_scope = Scope.RANK
+    model = Experiment
+
+    @extend_schema(
+        operation_id="experiments_list",
+        summary="List the experiments, newest first, with their latest revenue-per-search lift",
+        parameters=[
+            OpenApiParameter("surface", str, enum=Surface.values, description="only this surface"),
+            OpenApiParameter("status", str, enum=STATUSES, description="only this status"),
+        ],
+        responses={200: ExperimentsOut, **PROBLEM_RESPONSES},
+        tags=["experiments"],
+    )
+    def get(self, request: Request) -> HttpResponse:
+        experiments = self.get_queryset().select_related("treatment_model")
+        surface = _choice(request, "surface", tuple(Surface.values))
+        status = _choice(request, "status", STATUSES)
+        if surface is not None:
+            experiments = experiments.filter(surface=surface)
+        if status == "running":
+            experiments = experiments.filter(enabled=True)
+        elif status is not None:
+            end = {word: reason for reason, word in STATUS_OF_END.items()}.get(status, "")
+            experiments = experiments.filter(enabled=False, end_reason=end)
+        listed = experiments.order_by("-created_at", "-id")[:MAX_LISTED]
+        return json_response(
+            {
+                "experiments": [
+                    {
+                        **experiment_as_dict(experiment),
+                        "variants": [
+                            {
+                                "variant": "A",
+                                "share": (100 - experiment.treatment_percent) / 100,
+                                "ranker": "live",
+                            },
+                            {
+                                "variant": "B",
+                                "share": experiment.treatment_percent / 100,
+                                "ranker": experiment.treatment_model.label,
+                            },
+                        ],
+                        "headline": headline_as_dict(experiment),
+                    }
+                    for experiment in listed
+                ]
+            }
+        )

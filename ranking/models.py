@@ -228,6 +228,14 @@ def _salt() -> str:
     return secrets.token_hex(8)
 
 
+class ExperimentEnd(models.TextChoices):
+    """Why an experiment stopped (docs/experiments.md)."""
+
+    STOPPED = "stopped", "stopped by hand"
+    GUARDRAIL = "guardrail", "stopped by the guardrail"
+    PROMOTED = "promoted", "B promoted"
+
+
 class Experiment(models.Model):
     """An A/B test on one surface: shoppers hashed into `treatment_percent` percent see variant
     B (the treatment model), the others variant A (the surface's live ranker). Assignment is a
@@ -255,6 +263,20 @@ class Experiment(models.Model):
         related_name="+",
         editable=False,
     )
+    # When and why it stopped, and who stopped it (a username, or "guardrail"); `end_summary`
+    # says it in words ("stopped by the guardrail: B earned 8.1% less revenue per search ...").
+    # Blank while it runs; a stop by hand is undone by enabling it again.
+    ended_at = models.DateTimeField(null=True, blank=True, editable=False)
+    ended_by = models.CharField(max_length=150, blank=True, editable=False)
+    end_reason = models.CharField(
+        max_length=16, choices=ExperimentEnd.choices, blank=True, editable=False
+    )
+    end_summary = models.TextField(blank=True, editable=False)
+    # The periodic check's latest reading (ranking.tasks.check_experiment): shoppers per
+    # variant, the revenue-per-search lift and the split's p-value. The list API and the
+    # sample-ratio metric read it, so neither recomputes a readout.
+    checked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_check = models.JSONField(default=dict, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]

@@ -1,7 +1,8 @@
-"""Writes for ranking: signal refreshes and ranking configs."""
+"""Writes for ranking: signal refreshes, ranking configs and experiments."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -13,8 +14,18 @@ from customers import runtime_sync
 from customers.models import Customer
 from merchandising.attribute_sets import attribute_sets_sync
 from ranking.configs import weights_clean
+from ranking.experiment_stats import Lift
+from ranking.experiments import check_summary, experiment_result, guardrail_breach, guardrail_words
+from ranking.learning import registry
 from ranking.learning.registry import usable_scorer
-from ranking.models import Experiment, ModelStatus, RankingConfig, SignalVersion
+from ranking.models import (
+    Experiment,
+    ExperimentEnd,
+    ModelStatus,
+    RankingConfig,
+    RankingModel,
+    SignalVersion,
+)
 from ranking.signals.refresh import RefreshResult, refresh_signals
 from ranking.signals.schema import SCHEMA_HASH
 from ranking.signals.store import signal_store
@@ -86,12 +97,26 @@ def ranking_config_delete(*, config: RankingConfig) -> None:
     runtime_sync.bump_generation(customer_id)
 
 
+# Experiments that ended for good: enabling them again is refused (start a new one).
+FINAL_ENDS = (ExperimentEnd.GUARDRAIL, ExperimentEnd.PROMOTED)
+GUARDRAIL_USER = "guardrail"
+
+logger = logging.getLogger(__name__)
+
+
+class PromotionRefused(Exception):
+    """The experiment's B cannot be promoted in its state (the model's guards are
+    registry.ActivationRefused)."""
+
+
 def experiment_errors(experiment: Experiment) -> dict[str, list[str]]:
     """Why the experiment cannot run as set, by field (empty when it can)."""
     errors: dict[str, list[str]] = {}
     model = experiment.treatment_model
     if model.customer_id != experiment.customer_id or model.surface != experiment.surface:
         errors["treatment_model"] = ["Choose a model of this customer and surface."]
+    elif not experiment.enabled:
+        pass  # a stopped experiment serves nothing: its B may since have been promoted
     elif model.status == ModelStatus.ACTIVE:
         errors["treatment_model"] = ["This model already serves everyone: B would equal A."]
     elif usable_scorer(model) is None:
@@ -99,6 +124,12 @@ def experiment_errors(experiment: Experiment) -> dict[str, list[str]]:
             "This model cannot serve: another feature schema, or an artifact that fails its "
             "checksum."
         ]
+    stored = Experiment.objects.filter(pk=experiment.pk).first() if experiment.pk else None
+    if experiment.enabled and stored is not None and stored.end_reason in FINAL_ENDS:
+        errors["enabled"] = [
+            f"This experiment ended for good ({stored.end_summary}): start a new one to test again."
+        ]
+        return errors
     running = Experiment.objects.filter(
         customer_id=experiment.customer_id, surface=experiment.surface, enabled=True
     ).exclude(pk=experiment.pk)
@@ -107,19 +138,124 @@ def experiment_errors(experiment: Experiment) -> dict[str, list[str]]:
     return errors
 
 
+def _username(user: Any) -> str:
+    return user.get_username() if user is not None and user.is_authenticated else ""
+
+
+def _end(experiment: Experiment, *, reason: str, by: str, summary: str) -> None:
+    experiment.enabled = False
+    experiment.ended_at = timezone.now()
+    experiment.ended_by = by
+    experiment.end_reason = reason
+    experiment.end_summary = summary
+    experiment.updated_at = experiment.ended_at
+
+
+END_FIELDS = ["enabled", "ended_at", "ended_by", "end_reason", "end_summary", "updated_at"]
+
+
 @transaction.atomic
 def experiment_save(*, experiment: Experiment, user: Any = None) -> Experiment:
     """Create or change an experiment after checking that B can serve and differs from A;
-    every API process runs it (or stops it) within seconds."""
+    every API process runs it (or stops it) within seconds. Unticking *enabled* records a stop
+    by hand; enabling it again clears that record."""
     errors = experiment_errors(experiment)
     if errors:
         raise ValidationError(errors)
+    was_running = (
+        Experiment.objects.filter(pk=experiment.pk).values_list("enabled", flat=True).first()
+        if experiment.pk
+        else None
+    )
+    if was_running and not experiment.enabled:
+        who = _username(user)
+        _end(
+            experiment,
+            reason=ExperimentEnd.STOPPED,
+            by=who,
+            summary=f"stopped by {who}" if who else "stopped by hand",
+        )
+    elif experiment.enabled and experiment.end_reason:
+        experiment.ended_at, experiment.ended_by = None, ""
+        experiment.end_reason, experiment.end_summary = "", ""
     experiment.updated_at = timezone.now()
     experiment.updated_by = user if user is not None and user.is_authenticated else None
     experiment.full_clean(exclude=["treatment_model"])
     experiment.save()
     runtime_sync.bump_generation(experiment.customer_id)
     return experiment
+
+
+@transaction.atomic
+def experiment_stop(*, experiment: Experiment, reason: str, by: str, summary: str) -> bool:
+    """Stop a running experiment and record when, why and by whom: every API process sends
+    everyone to A within seconds. False (and nothing changed) when it was not running."""
+    locked = Experiment.objects.select_for_update().filter(pk=experiment.pk).first()
+    if locked is None or not locked.enabled:
+        return False
+    _end(locked, reason=reason, by=by, summary=summary)
+    locked.save(update_fields=END_FIELDS)
+    customer_id = locked.customer_id
+    transaction.on_commit(lambda: runtime_sync.bump_generation(customer_id))
+    return True
+
+
+def experiment_check(*, experiment: Experiment) -> Lift | None:
+    """The periodic check: read the experiment's result, keep its summary (Experiment.last_check)
+    and, when it runs and the guardrail finds B significantly worse on revenue per search, stop
+    it. Returns the lift that stopped it, None when it runs on."""
+    result = experiment_result(experiment=experiment)  # a long read: outside any transaction
+    breach = guardrail_breach(result) if experiment.enabled else None
+    with transaction.atomic():
+        Experiment.objects.filter(pk=experiment.pk).update(
+            checked_at=timezone.now(), last_check=check_summary(result)
+        )
+        if breach is None:
+            return None
+        stopped = experiment_stop(
+            experiment=experiment,
+            reason=ExperimentEnd.GUARDRAIL,
+            by=GUARDRAIL_USER,
+            summary=guardrail_words(breach),
+        )
+    if not stopped:
+        return None
+    logger.warning(
+        "experiment %s %s",
+        experiment.pk,
+        guardrail_words(breach),
+        extra={"customer_id": experiment.customer_id, "experiment_id": experiment.pk},
+    )
+    return breach
+
+
+@transaction.atomic
+def experiment_promote(
+    *, experiment: Experiment, user: str, override_reason: str = ""
+) -> RankingModel:
+    """End the experiment and serve B's model to everyone through the registry's guarded
+    activation. Raises registry.ActivationRefused when a guard refuses, PromotionRefused when
+    the experiment cannot be promoted; either way nothing changes."""
+    locked = Experiment.objects.select_for_update().get(pk=experiment.pk)
+    if locked.end_reason in FINAL_ENDS:
+        raise PromotionRefused(f"This experiment ended for good: {locked.end_summary}.")
+    model = registry.model_activate(
+        model=locked.treatment_model, user=user, override_reason=override_reason
+    )
+    summary = f"B promoted by {user}: {model.label} serves everyone on {locked.surface}"
+    if locked.enabled:
+        _end(locked, reason=ExperimentEnd.PROMOTED, by=user, summary=summary)
+    else:  # stopped by hand earlier: the end becomes the promotion, at its own time
+        locked.end_reason, locked.ended_by, locked.end_summary = (
+            ExperimentEnd.PROMOTED,
+            user,
+            summary,
+        )
+        locked.ended_at = locked.ended_at or timezone.now()
+    locked.save(update_fields=END_FIELDS)
+    customer_id = locked.customer_id
+    transaction.on_commit(lambda: runtime_sync.bump_generation(customer_id))
+    return model
 
 
 @transaction.atomic

@@ -9,14 +9,15 @@ from typing import Any
 from celery import Task, shared_task
 from django.conf import settings
 from django.db import OperationalError
-from django.db.models import Count, Exists, OuterRef
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
 from customers.models import Customer
 from events.models import Event
 from ranking import services
+from ranking.experiments import ATTRIBUTION_WINDOW
 from ranking.learning import rank_log, registry, training
-from ranking.models import RankLog, SignalVersion
+from ranking.models import Experiment, RankLog, SignalVersion
 from ranking.signals.store import SignalStoreUnavailable
 
 logger = logging.getLogger(__name__)
@@ -150,3 +151,36 @@ def schedule_model_training() -> int:
                 train_model.delay(customer_id, row["surface"], settings.TRAINING_ALGORITHM)
                 scheduled += 1
     return scheduled
+
+
+@shared_task(
+    autoretry_for=(OperationalError,),
+    retry_backoff=30,
+    max_retries=3,
+    soft_time_limit=10 * 60,
+    time_limit=12 * 60,
+)
+def check_experiment(experiment_id: int) -> str:
+    """Read one experiment, keep the reading, and stop it if the guardrail says B is worse.
+    Idempotent: a rerun reads again; a stopped experiment is not stopped twice."""
+    experiment = Experiment.objects.filter(pk=experiment_id).select_related("customer").first()
+    if experiment is None or not experiment.customer.is_active:
+        return "skipped"
+    breach = services.experiment_check(experiment=experiment)
+    return "stopped by the guardrail" if breach is not None else "checked"
+
+
+@shared_task(soft_time_limit=50, time_limit=60)
+def schedule_experiment_checks() -> int:
+    """Beat's entry point (EXPERIMENT_CHECK_INTERVAL_SECONDS): one check per running
+    experiment, and per experiment that stopped within the attribution window (late purchases
+    still count for it, so its reading still moves)."""
+    recently = timezone.now() - ATTRIBUTION_WINDOW
+    experiment_ids = list(
+        Experiment.objects.filter(customer__is_active=True)
+        .filter(Q(enabled=True) | Q(ended_at__gte=recently))
+        .values_list("id", flat=True)
+    )
+    for experiment_id in experiment_ids:
+        check_experiment.delay(experiment_id)
+    return len(experiment_ids)

@@ -477,7 +477,9 @@ def test_a_body_without_a_content_type_is_unsupported_and_told_why(
     )
 
 
-@pytest.mark.parametrize("path", ["/v1/rules", "/v1/models", "/v1/experiments/1/results"])
+@pytest.mark.parametrize(
+    "path", ["/v1/rules", "/v1/models", "/v1/experiments", "/v1/experiments/1/results"]
+)
 def test_an_accept_header_the_api_cannot_answer_is_a_problem_406(api: ApiCaller, path: str) -> None:
     response = api.client.get(path, HTTP_AUTHORIZATION=f"Bearer {api.key}", HTTP_ACCEPT="text/html")
 
@@ -567,6 +569,7 @@ ALL_OPERATIONS = [
     pytest.param("get", "/v1/catalog/items/sku-0", "catalog", None, id="catalog-read"),
     pytest.param("delete", "/v1/catalog/items/sku-0", "catalog", None, id="catalog-delete"),
     pytest.param("get", "/v1/experiments/1/results", "rank", None, id="experiment-results"),
+    pytest.param("get", "/v1/experiments", "rank", None, id="experiments-list"),
 ]
 
 

@@ -30,6 +30,7 @@ OPERATIONS = {
     "catalog_item_delete",
     "models_list",
     "experiment_results",
+    "experiments_list",
 }
 DOCUMENT_URI = "urn:rankwell:openapi"
 

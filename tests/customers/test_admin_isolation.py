@@ -16,6 +16,7 @@ import pytest
 from django.contrib import admin
 from django.contrib.auth.models import AbstractBaseUser, Permission
 from django.db.models import Model
+from django.forms.models import model_to_dict
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -317,6 +318,53 @@ def test_staff_cannot_add_an_object_for_another_customer(
     assert response.status_code == 200
     assert "customer" in response.context["adminform"].form.errors
     assert model._default_manager.filter(customer=tenant_b.customer).count() == before
+
+
+# Every page of one object that a tenant admin adds to Django's own (changelist, add, change,
+# history, delete): its URL name, the case whose object it takes, and any further URL arguments.
+OBJECT_PAGES = {
+    "ranking_rankingmodel_rollback": ("ranking.rankingmodel", ()),
+    "ranking_experiment_promote": ("ranking.experiment", ()),
+    "merchandising_rule_preview": ("merchandising.rule", ()),
+    "merchandising_rule_revert": ("merchandising.rule", (1,)),
+}
+DJANGO_ADMIN_VIEWS = ("changelist", "add", "change", "history", "delete")
+
+
+def test_every_object_page_of_a_tenant_admin_is_checked_here() -> None:
+    cases = {case.model for case in ADMIN_CASES}
+    pages = set()
+    for model, model_admin in admin.site._registry.items():
+        prefix = f"{model._meta.app_label}_{model._meta.model_name}"
+        if prefix.replace("_", ".", 1) not in cases:
+            continue
+        own = {f"{prefix}_{view}" for view in DJANGO_ADMIN_VIEWS}
+        pages |= {url.name for url in model_admin.get_urls() if url.name and url.name not in own}
+
+    assert pages == set(OBJECT_PAGES)
+
+
+@pytest.mark.parametrize("name", OBJECT_PAGES)
+def test_staff_can_neither_open_nor_post_another_customers_object_page(
+    name: str, staff_a: Client, tenant_b: Tenant
+) -> None:
+    model, more = OBJECT_PAGES[name]
+    case = next(case for case in ADMIN_CASES if case.model == model)
+    obj = tenant_b.obj(case)
+    before = model_to_dict(type(obj)._default_manager.get(pk=obj.pk))
+    url = reverse(f"admin:{name}", args=[obj.pk, *more])
+
+    opened = staff_a.get(url)
+    posted = staff_a.post(url, {"post": "yes", "override_reason": "mine now"})
+
+    # 405: the page takes only the other method (a preview is shown, a revert is posted)
+    assert opened.status_code in {403, 404, 405}
+    assert posted.status_code in {403, 404, 405}
+    assert {opened.status_code, posted.status_code} != {405}
+    for response in (opened, posted):
+        assert tenant_b.marker(case) not in response.content.decode()
+        assert tenant_b.customer.name not in response.content.decode()
+    assert model_to_dict(type(obj)._default_manager.get(pk=obj.pk)) == before
 
 
 def test_staff_cannot_add_customers(staff_a: Client) -> None:

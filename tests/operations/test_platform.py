@@ -40,7 +40,12 @@ def defined_metric_names() -> set[str]:
     """Every series name the app exposes: counters with _total, histograms with their parts."""
     from prometheus_client import Counter, Gauge, Histogram
 
-    names = {"rankwell_signal_age_seconds"}
+    # Read from the database at scrape time (metrics.SignalAgeCollector, ExperimentCollector).
+    names = {
+        "rankwell_signal_age_seconds",
+        "rankwell_experiment_sample_ratio_p_value",
+        "rankwell_experiment_guardrail_stopped",
+    }
     for value in vars(metrics).values():
         if isinstance(value, Counter):
             names.add(f"{value._name}_total")
@@ -91,6 +96,8 @@ def test_the_required_alerts_exist_with_a_runbook_entry() -> None:
         "RankDegradedRatioHigh",
         "SignalsStale",
         "CeleryTasksFailing",
+        "ExperimentStoppedByGuardrail",
+        "ExperimentSampleRatioMismatch",
     ):
         assert required in alerts
     for name, rule in alerts.items():

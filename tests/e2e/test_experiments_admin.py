@@ -1,0 +1,95 @@
+"""A merchandiser reads an experiment the guardrail stopped, then promotes the B of another one
+through its confirmation (the model's guard asks for a reason), in a real browser."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Permission
+from playwright.sync_api import Page, expect
+
+from customers.models import Customer, Role
+from ranking import services
+from ranking.models import Experiment, ExperimentEnd, ModelStatus, RankingModel
+from tests.factories import CustomerFactory, MembershipFactory, UserFactory
+from tests.ranking.learning_shop import GOOD, register
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+PASSWORD = "correct horse battery"
+BELOW_POPULARITY = {**GOOD, "model": {"ndcg@10": 0.25, "revenue_ndcg@10": 0.2}}
+
+
+@pytest.fixture
+def shop(settings: Any, tmp_path: Path) -> Customer:
+    """A shop with a running experiment on search, one the guardrail stopped on browse, and its
+    admin (promoting B activates a model: an admin's role)."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    customer = CustomerFactory(name="E2E Experiments")
+    services.experiment_save(
+        experiment=Experiment(
+            customer=customer, surface="search", name="new lambdamart",
+            treatment_model=register(customer, metrics=BELOW_POPULARITY), treatment_percent=20,
+        )
+    )  # fmt: skip
+    stopped = services.experiment_save(
+        experiment=Experiment(
+            customer=customer, surface="browse", name="browse by trend",
+            treatment_model=register(customer, surface="browse"), treatment_percent=50,
+        )
+    )  # fmt: skip
+    services.experiment_stop(
+        experiment=stopped, reason=ExperimentEnd.GUARDRAIL, by="guardrail",
+        summary="stopped by the guardrail: B earned 8.1% less revenue per search "
+        "(95% interval \u221212.0% to \u22124.0%)",
+    )  # fmt: skip
+    user = UserFactory(username="merch", is_staff=True)
+    user.set_password(PASSWORD)
+    user.save()
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="ranking"))
+    MembershipFactory(customer=customer, user=user, role=Role.ADMIN)
+    return customer
+
+
+def test_a_merchandiser_reads_a_guardrail_stop_and_promotes_b_with_a_reason(
+    page: Page, live_server: Any, shop: Customer, artifacts: Path
+) -> None:
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/ranking/experiment/")
+    page.fill("#id_username", "merch")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    expect(page.locator("#result_list")).to_contain_text("stopped by the guardrail")
+
+    page.click("a:has-text('browse by trend')")
+    expect(page.locator(".experiment-status")).to_contain_text(
+        "Stopped by the guardrail: B earned 8.1% less revenue per search"
+    )
+    expect(page.locator(".experiment-status")).to_contain_text("everyone gets A, the live ranker")
+    expect(page.locator("a:has-text('Promote B…')")).to_have_count(0)
+    page.screenshot(path=artifacts / "experiments-admin-1-guardrail-stop.png", full_page=True)
+
+    page.go_back()
+    page.click("a:has-text('new lambdamart')")
+    page.click("a:has-text('Promote B…')")
+    # Nothing changes before the confirmation, which says what serves and what the guard says.
+    expect(page.locator("#promote-plan")).to_contain_text(
+        "serves every shopper instead of the config's blend"
+    )
+    expect(page.locator("#promote-warnings")).to_contain_text("not above the popularity order")
+    page.screenshot(path=artifacts / "experiments-admin-2-confirm-promote.png", full_page=True)
+    assert Experiment.objects.get(customer=shop, surface="search").enabled
+    page.fill("#id_override_reason", "won the A/B test on revenue per search")
+    page.click("input[value='Yes, promote B']")
+
+    expect(
+        page.locator(".messagelist .success", has_text="now serves everyone on search")
+    ).to_be_visible()
+    expect(page.locator(".experiment-status")).to_contain_text("B promoted by merch")
+    page.screenshot(path=artifacts / "experiments-admin-3-promoted.png", full_page=True)
+    promoted = Experiment.objects.get(customer=shop, surface="search")
+    assert not promoted.enabled
+    model = RankingModel.objects.get(pk=promoted.treatment_model_id)
+    assert model.status == ModelStatus.ACTIVE
+    assert model.override_reason.startswith("won the A/B test on revenue per search")
