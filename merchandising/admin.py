@@ -106,7 +106,9 @@ def _window_summary(windows: list[dict[str, Any]]) -> str:
 
 
 def _rule_status(rule: Rule) -> str:
-    """In words: "off", or "serving", "scheduled" or "ended" by the rule's windows now."""
+    """In words: "draft", "off", or "serving", "scheduled" or "ended" by its windows now."""
+    if rule.draft:
+        return "draft"
     if not rule.enabled:
         return "off"
     if not rule.windows:
