@@ -97,6 +97,11 @@ class Card:
     was: int | None  # the position without the drafts; None: it was hidden
 
     @property
+    def changed(self) -> bool:
+        """Touched by an unpublished change."""
+        return any(badge.draft for badge in self.badges)
+
+    @property
     def moved(self) -> int:
         """Places up (positive) or down (negative) against the live ranking."""
         return 0 if self.was is None else self.was - self.position

@@ -16,6 +16,7 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.utils import timezone
 
+from catalog.models import Item
 from customers.models import Customer, Role
 from merchandising.contracts import RuleIn
 from merchandising.models import Rule, RuleRevision
@@ -116,6 +117,24 @@ def test_the_grid_ranks_the_candidates_of_the_latest_logged_search(
     assert "in stock" in body
     assert 'id="query-list"' in body
     assert '<option value="boots">' not in body  # no traffic sent yet
+
+
+def test_an_item_shows_its_catalog_image_when_it_is_a_web_address(
+    merch: Client, shop: Customer
+) -> None:
+    Item.objects.filter(customer=shop, external_id="sku-1").update(
+        attributes={"image_url": "https://images.example/sku-1.jpg"}
+    )
+    Item.objects.filter(customer=shop, external_id="sku-2").update(
+        attributes={"image_url": "javascript:alert(1)"}
+    )
+    log_request(shop, "new", "boots", IDS)
+
+    body = bench(merch, shop, query="boots")
+
+    assert body.count("<img ") == 1
+    assert '<img src="https://images.example/sku-1.jpg" alt="Outdoor shoe 1"' in body
+    assert "javascript:" not in body
 
 
 def test_without_a_logged_search_the_categorys_items_stand_in(
