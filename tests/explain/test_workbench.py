@@ -20,6 +20,7 @@ from catalog.models import Item
 from customers.models import Customer, Role
 from merchandising.contracts import RuleIn
 from merchandising.models import Rule, RuleRevision
+from ranking.signals.store import SignalStoreUnavailable
 from tests.conftest import ApiCaller
 from tests.explain.insight_shop import IDS, log_request
 from tests.explain.test_pages import build_shop
@@ -383,3 +384,42 @@ def test_another_shops_staff_can_neither_see_nor_change_it(
     assert "Outdoor shoe" not in own_page
     assert "Hide “Outdoor shoe 3”" not in own_page
     assert Rule.objects.filter(customer=other).count() == 0
+
+
+def test_a_draft_says_so_in_the_rules_admin_and_links_to_its_workbench(
+    merch: Client, shop: Customer
+) -> None:
+    log_request(shop, "new", "boots", IDS)
+    post(merch, "change", shop, item="sku-3", do="hide")
+    rule_id = drafts_of(shop)[0]
+
+    listed = merch.get("/admin/merchandising/rule/").content.decode()
+    change = html.unescape(
+        merch.get(f"/admin/merchandising/rule/{rule_id}/change/").content.decode()
+    )
+
+    assert '<td class="field-status">draft</td>' in listed
+    assert "This rule is a <strong>draft</strong>: shoppers do not see it" in change
+    link = re.search(r'href="([^"]+)" id="draft-workbench-link"', change)
+    assert link is not None
+    assert sorted(grid(merch.get(link.group(1)).content.decode())) == sorted(set(IDS) - {"sku-3"})
+
+
+def test_when_the_signal_store_is_down_the_workbench_says_so(
+    merch: Client, shop: Customer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class DownStore:
+        def fetch(self, *args: Any, **kwargs: Any) -> Any:
+            raise SignalStoreUnavailable("down")
+
+        def current_meta(self, customer_id: int) -> Any:
+            raise SignalStoreUnavailable("down")
+
+    monkeypatch.setattr("explain.services.explained.signal_store", DownStore)
+    log_request(shop, "new", "boots", IDS)
+
+    body = bench(merch, shop, query="boots")
+
+    assert "The signal store did not answer" in body
+    assert grid(body) == []
+    assert "the ranking could not be worked out now" in body
