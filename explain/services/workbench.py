@@ -48,6 +48,8 @@ CATEGORY_TOP = 50
 # Cards shown in the grid; the rest of the ranking is summed up below it.
 SHOWN = 24
 MAX_MOVES = 12
+# More one-place moves than this are counted in one sentence, not listed one by one.
+COLLAPSE_STEPS = 3
 TITLE_IN_NAME = 60
 
 STRENGTH_CHOICES = ("weak", "medium", "strong", "max")
@@ -384,11 +386,16 @@ def workbench(params: WorkbenchParams) -> Workbench:
 
 
 def _moves(cards: tuple[Card, ...], hidden: tuple[HiddenCard, ...]) -> tuple[str, ...]:
-    """What the drafts change, in sentences: the biggest moves first."""
+    """What the drafts change, in sentences: the biggest moves first; when many items move one
+    place only, they are counted instead of listed."""
+    moved = [card for card in cards if card.was != card.position]
+    steps = [card for card in moved if abs(card.moved) == 1]
+    if len(steps) <= COLLAPSE_STEPS:
+        steps = []
     moves = [
         (abs(card.moved) if card.was is not None else MAX_POSITION, card.position, _move(card))
-        for card in cards
-        if card.was != card.position
+        for card in moved
+        if card not in steps
     ]
     moves += [
         (MAX_POSITION + 1, 0, f"“{h.title}” is hidden (it was #{h.was}).")
@@ -396,7 +403,13 @@ def _moves(cards: tuple[Card, ...], hidden: tuple[HiddenCard, ...]) -> tuple[str
         if h.was is not None
     ]
     moves.sort(key=lambda move: (-move[0], move[1]))
-    return tuple(sentence for _, _, sentence in moves[:MAX_MOVES])
+    sentences = [sentence for _, _, sentence in moves[:MAX_MOVES]]
+    for direction, count in (("down", sum(c.moved < 0 for c in steps)),
+                             ("up", sum(c.moved > 0 for c in steps))):  # fmt: skip
+        if count:
+            items = "item moves" if count == 1 else "items move"
+            sentences.append(f"{count} other {items} {direction} one place.")
+    return tuple(sentences)
 
 
 def _move(card: Card) -> str:

@@ -117,3 +117,28 @@ def test_boost_a_brand_for_a_query_from_next_week_seeing_the_effect_first(
     rule = Rule.objects.get(customer=shop)
     assert not rule.draft
     assert rule.windows[0]["start"].startswith(start[:10])
+
+
+def test_pin_an_item_to_the_top_by_dragging_it(
+    page: Page, live_server: Any, shop: Customer, artifacts: Path
+) -> None:
+    admin_index(page, live_server)
+    click = Clicks(page)
+
+    click("#link-queries")
+    click("tr[data-query=socks] a.workbench-link")
+    last = page.locator(".bench-card").last
+    item_id = last.get_attribute("data-item-id")
+    last.drag_to(page.locator(".bench-card").first)
+    click.count += 1  # a drag is one press of the mouse
+
+    expect(page.locator("#changes")).to_contain_text("to #1 for “socks”")
+    expect(page.locator(".bench-card").first).to_have_attribute("data-item-id", str(item_id))
+    expect(page.locator(".bench-card").first).to_contain_text("pinned at #1 (not published)")
+    expect(page.locator("#moves")).to_contain_text("up 7 (from #8 to #1)")
+    expect(page.locator("#moves")).to_contain_text("7 other items move down one place.")
+    page.screenshot(path=artifacts / "workbench-pin-dragged.png", full_page=True)
+    assert click.count == 3
+    rule = Rule.objects.get(customer=shop)
+    assert rule.draft
+    assert rule.action["pins"] == [{"item_id": item_id, "position": 1}]
