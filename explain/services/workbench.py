@@ -192,7 +192,30 @@ def _logged_candidates(
         f"The {len(ids)} items the search engine sent for {params.where} in its latest logged "
         f"request ({logged.created_at:%-d %b %Y, %H:%M} UTC)"
     )
+    sent = {item_id for item_id, _ in ids}
+    hidden = [item_id for item_id in _hidden_by_name(params) if item_id not in sent]
+    hidden = hidden[: MAX_CANDIDATES - len(ids)]
+    if hidden:
+        ids = (*ids, *((item_id, None) for item_id in hidden))
+        count = len(hidden)
+        note += (
+            f", and {count} item{'s' if count != 1 else ''} that rules hide here by name (the "
+            "log keeps only what shoppers were shown)"
+        )
     return ids, note
+
+
+def _hidden_by_name(params: WorkbenchParams) -> list[str]:
+    """The items the serving hide rules of this page name by id: the rank log never holds them
+    (it keeps what was returned), yet the merchandiser should see them hidden."""
+    request = _request(params)
+    hidden: list[str] = []
+    for rule in Rule.objects.for_customer(params.customer_id).serving().filter(action_type="hide"):
+        compiled = rule_compile(rule_id=rule.pk, document=RuleIn.stored(rule.document()))
+        if compiled.applies(request, params.now):
+            hidden += [item_id for item_id in rule.selector.get("item_ids", [])
+                       if item_id not in hidden]  # fmt: skip
+    return hidden
 
 
 def _explain_params(params: WorkbenchParams) -> tuple[ExplainParams, str]:

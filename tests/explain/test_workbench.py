@@ -120,6 +120,23 @@ def test_the_grid_ranks_the_candidates_of_the_latest_logged_search(
     assert '<option value="boots">' not in body  # no traffic sent yet
 
 
+def test_items_a_serving_rule_hides_by_name_are_listed_though_the_log_lacks_them(
+    merch: Client, shop: Customer, api: ApiCaller
+) -> None:
+    document = {"name": "No sku-5 for boots", "query": {"match": "exact", "patterns": ["boots"]},
+                "selector": {"item_ids": ["sku-5"]}, "action": {"type": "hide"}}  # fmt: skip
+    assert api.post("/v1/rules", document).status_code == 201
+    log_request(shop, "new", "boots", [item_id for item_id in IDS if item_id != "sku-5"])
+
+    body = html.unescape(bench(merch, shop, query="boots"))
+    elsewhere = html.unescape(bench(merch, shop, query="sandals", category="shoes"))
+
+    assert "sku-5" not in grid(body)
+    assert re.search(r'<li data-item-id="sku-5">“Outdoor shoe 5”.*No sku-5 for boots', body)
+    assert "and 1 item that rules hide here by name" in body
+    assert 'data-item-id="sku-5"' in elsewhere  # the rule is for “boots” only
+
+
 def test_an_item_shows_its_catalog_image_when_it_is_a_web_address(
     merch: Client, shop: Customer
 ) -> None:
