@@ -32,16 +32,18 @@ from explain import reads
 from explain.insight import CustomerForm, shop_currency
 from explain.services import ExplainError
 from explain.services.workbench import (
-    CHANGES,
     LOG_DAYS,
     STRENGTH_CHOICES,
-    Change,
     WorkbenchParams,
+    workbench,
+)
+from explain.services.workbench_changes import (
+    CHANGES,
+    Change,
     draft_change,
     drafts_chosen,
     drafts_discard,
     drafts_publish,
-    workbench,
 )
 from merchandising.contracts import BOOST_STRENGTHS, BURY_STRENGTHS, MAX_POSITION
 from merchandising.services import NotADraft, RuleRejected
