@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from explain import insight, views
+from explain import insight, views, workbench
 
 app_name = "explain"
 
@@ -13,6 +13,10 @@ urlpatterns = [
     path("compare/", views.compare_view, name="compare"),
     path("queries/", insight.queries_view, name="queries"),
     path("why-not/", insight.why_not_view, name="why-not"),
+    path("workbench/", workbench.workbench_view, name="workbench"),
+    path("workbench/change/", workbench.change_view, name="workbench-change"),
+    path("workbench/publish/", workbench.publish_view, name="workbench-publish"),
+    path("workbench/discard/", workbench.discard_view, name="workbench-discard"),
     path("export.json", views.export_view, {"fmt": "json"}, name="export-json"),
     path("export.csv", views.export_view, {"fmt": "csv"}, name="export-csv"),
 ]

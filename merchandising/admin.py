@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -100,7 +101,9 @@ def _window_summary(windows: list[dict[str, Any]]) -> str:
 
 
 def _rule_status(rule: Rule) -> str:
-    """In words: "off", or "serving", "scheduled" or "ended" by the rule's windows now."""
+    """In words: "draft", "off", or "serving", "scheduled" or "ended" by its windows now."""
+    if rule.draft:
+        return "draft"
     if not rule.enabled:
         return "off"
     if not rule.windows:
@@ -161,6 +164,20 @@ class ScheduleFilter(admin.SimpleListFilter):
         return queryset
 
 
+def _workbench_url(rule: Rule) -> str:
+    """The workbench page a draft was made on (its surface and exact query, or its category)."""
+    query = rule.query or {}
+    page: dict[str, Any] = {
+        "customer": rule.customer_id,
+        "surface": (rule.surfaces or ["search"])[0],
+    }
+    if query.get("match") == "exact" and query.get("patterns"):
+        page["query"] = query["patterns"][0]
+    elif rule.page_categories:
+        page.update(surface="browse", category=rule.page_categories[0], query="")
+    return f"{reverse('explain:workbench')}?{urlencode(page)}"
+
+
 @admin.register(Rule)
 class RuleAdmin(CustomerScopedAdmin):
     """Merchandisers and admins write rules; viewers read them, their history and previews (a
@@ -181,7 +198,7 @@ class RuleAdmin(CustomerScopedAdmin):
         "updated_at",
         "updated_by",
     ]
-    list_filter = ["enabled", "action_type", ScheduleFilter]
+    list_filter = ["draft", "enabled", "action_type", ScheduleFilter]
     list_select_related = ["customer", "updated_by"]
     search_fields = ["name", "description"]
     change_form_template = "admin/merchandising/rule/change_form.html"
@@ -276,6 +293,8 @@ class RuleAdmin(CustomerScopedAdmin):
             extra_context["rule_warnings"] = [
                 (warning_field(w), w) for w in self.current_warnings(rule)
             ]
+            if rule.draft:
+                extra_context["workbench_url"] = _workbench_url(rule)
         return super().change_view(request, object_id, form_url, extra_context)
 
     @staticmethod

@@ -156,7 +156,7 @@ def rule_warnings(
     else:
         targets = set()
 
-    stored = Rule.objects.for_customer(customer_id).enabled()
+    stored = Rule.objects.for_customer(customer_id).serving()  # drafts serve nothing to clash
     if rule_id is not None:
         stored = stored.exclude(pk=rule_id)
     others = [_Other(rule.pk, RuleIn.stored(rule.document())) for rule in stored]

@@ -278,6 +278,10 @@ class RuleOut(RuleIn):
 
     id: int
     revision: int
+    draft: bool = Field(
+        default=False,
+        description="A draft never serves until it is published in the workbench (read-only).",
+    )
     created_at: datetime
     updated_at: datetime
     warnings: list[RuleWarningOut]

@@ -62,11 +62,20 @@ def rule_set(rules: Iterable[CompiledRule]) -> RuleSet:
 
 
 def load_rule_set(customer_id: int) -> RuleSet:
-    """The customer's enabled rules, compiled (one query)."""
+    """The customer's serving rules (enabled, never a draft), compiled (one query)."""
     return rule_set(
         rule_compile(rule_id=rule.pk, document=RuleIn.stored(rule.document()))
-        for rule in Rule.objects.for_customer(customer_id).enabled()
+        for rule in Rule.objects.for_customer(customer_id).serving()
     )
+
+
+def load_drafts(customer_id: int) -> list[CompiledRule]:
+    """The customer's enabled drafts, compiled: what would serve beside the live rules were they
+    published (the workbench's "after" side; never loaded to serve)."""
+    return [
+        rule_compile(rule_id=rule.pk, document=RuleIn.stored(rule.document()))
+        for rule in Rule.objects.for_customer(customer_id).drafts().enabled()
+    ]
 
 
 def catalog_facts(customer_id: int, item_ids: Iterable[str] | None = None) -> ItemFacts:

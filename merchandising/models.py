@@ -3,6 +3,9 @@
 A rule stores the parts of its document (merchandising.contracts.RuleIn) as columns: scalar
 fields as they are, conditions, selector and action as validated JSON. Writes go through
 merchandising.services, which validates, records a revision and tells every API process.
+
+A draft is a rule that never serves, whatever its other fields say: the workbench's changes wait
+as drafts until a merchandiser publishes them (merchandising.services.rule_publish).
 """
 
 from __future__ import annotations
@@ -20,6 +23,13 @@ class RuleQuerySet(models.QuerySet["Rule"]):
     def enabled(self) -> RuleQuerySet:
         return self.filter(enabled=True)
 
+    def serving(self) -> RuleQuerySet:
+        """The rules the engine applies: enabled and published (never a draft)."""
+        return self.filter(enabled=True, draft=False)
+
+    def drafts(self) -> RuleQuerySet:
+        return self.filter(draft=True)
+
     def for_customer(self, customer_id: int) -> RuleQuerySet:
         return self.filter(customer_id=customer_id)
 
@@ -29,6 +39,8 @@ class Rule(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     enabled = models.BooleanField(default=True)
+    # A draft never serves (RuleQuerySet.serving); publishing makes it a rule like any other.
+    draft = models.BooleanField(default=False, editable=False)
     # Higher first: a higher-priority rule wins a contested position; equal priorities by id.
     priority = models.IntegerField(default=0)
     surfaces = models.JSONField(default=list, blank=True)  # empty: every surface
@@ -82,6 +94,7 @@ class RevisionKind(models.TextChoices):
     UPDATED = "updated", "updated"
     DELETED = "deleted", "deleted"
     REVERTED = "reverted", "reverted"
+    PUBLISHED = "published", "published"
 
 
 class RuleRevision(models.Model):
@@ -96,6 +109,9 @@ class RuleRevision(models.Model):
     number = models.PositiveIntegerField()
     kind = models.CharField(max_length=16, choices=RevisionKind.choices)
     document = models.JSONField()
+    # Whether the rule was a draft after this change (the document has no such field): a revert
+    # brings a draft back as a draft, never serving.
+    draft = models.BooleanField(default=False)
     note = models.CharField(max_length=300, blank=True)
     changed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,

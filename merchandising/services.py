@@ -1,8 +1,12 @@
-"""Writes for merchandising rules: every change validated, checked, recorded and propagated."""
+"""Writes for merchandising rules: every change validated, checked, recorded and propagated.
+
+A draft (Rule.draft) is written, checked and recorded like any rule but never serves; publishing
+it (rule_publish) is one more recorded change, discarding it (rule_discard) a recorded delete."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -13,8 +17,12 @@ from customers import runtime_sync
 from customers.models import Customer
 from merchandising.attribute_sets import attribute_set_publish, attribute_sets_items_changed
 from merchandising.conflicts import RuleWarning, rule_warnings
-from merchandising.contracts import RuleIn
+from merchandising.contracts import RuleIn, Window
 from merchandising.models import RevisionKind, Rule, RuleRevision
+
+
+class NotADraft(Exception):
+    """Publishing or discarding asks for a draft; the rule already serves. Nothing changed."""
 
 
 class RuleRejected(Exception):
@@ -56,6 +64,7 @@ def _record(rule: Rule, kind: str, user: Any, note: str = "") -> RuleRevision:
         number=(last or 0) + 1,
         kind=kind,
         document=rule.document(),
+        draft=rule.draft,
         note=note,
         changed_by=_user(user),
     )
@@ -85,13 +94,15 @@ def _propagate(customer_id: int, document: RuleIn | None = None) -> None:
 
 @transaction.atomic
 def rule_create(
-    *, customer: Customer, document: RuleIn, user: Any = None
-) -> tuple[Rule, list[RuleWarning]]:
+    *, customer: Customer, document: RuleIn, user: Any = None, draft: bool = False,
+    note: str = "",
+) -> tuple[Rule, list[RuleWarning]]:  # fmt: skip
+    """A new rule; with `draft` it is stored, checked and recorded but serves nothing."""
     warnings = _checked(customer.pk, document, None)
-    rule = Rule(customer=customer, updated_by=_user(user))
+    rule = Rule(customer=customer, updated_by=_user(user), draft=draft)
     _apply(rule, document)
     rule.save()
-    _record(rule, RevisionKind.CREATED, user)
+    _record(rule, RevisionKind.CREATED, user, note)
     _propagate(customer.pk, document)
     return rule, warnings
 
@@ -120,11 +131,44 @@ def rule_update(
 
 
 @transaction.atomic
-def rule_delete(*, rule: Rule, user: Any = None) -> None:
+def rule_delete(*, rule: Rule, user: Any = None, note: str = "") -> None:
     customer_id = rule.customer_id
-    _record(rule, RevisionKind.DELETED, user)
+    _record(rule, RevisionKind.DELETED, user, note)
     rule.delete()
     _propagate(customer_id)
+
+
+@transaction.atomic
+def rule_publish(
+    *, rule: Rule, user: Any = None, start: datetime | None = None
+) -> tuple[Rule, list[RuleWarning]]:
+    """Make a draft serve: now, or from `start` on (its windows become one window opening then).
+    Checked against the serving rules first: a contradiction refuses it and nothing changes."""
+    locked = Rule.objects.select_for_update().get(pk=rule.pk)
+    if not locked.draft:
+        raise NotADraft(f"“{locked.name}” is already published.")
+    document = RuleIn.stored(locked.document())
+    if start is not None:
+        document = document.model_copy(update={"windows": [Window(start=start)]})
+    warnings = _checked(locked.customer_id, document, locked.pk)
+    _apply(locked, document)
+    locked.draft = False
+    locked.updated_at = timezone.now()
+    locked.updated_by = _user(user)
+    locked.save()
+    note = "published" if start is None else f"published, serving from {start.isoformat()}"
+    _record(locked, RevisionKind.PUBLISHED, user, note)
+    _propagate(locked.customer_id, document)
+    return locked, warnings
+
+
+@transaction.atomic
+def rule_discard(*, rule: Rule, user: Any = None) -> None:
+    """Throw a draft away (recorded: its history stays, and a revert brings it back a draft)."""
+    locked = Rule.objects.select_for_update().get(pk=rule.pk)
+    if not locked.draft:
+        raise NotADraft(f"“{locked.name}” is published: delete it in the rules list instead.")
+    rule_delete(rule=locked, user=user, note="draft discarded")
 
 
 @transaction.atomic
@@ -134,11 +178,17 @@ def rule_revert(*, revision: RuleRevision, user: Any = None) -> tuple[Rule, list
     note = f"reverted to revision {revision.number}"
     rule = Rule.objects.filter(customer_id=revision.customer_id, pk=revision.rule_id_value).first()
     if rule is not None:
+        rule.draft = revision.draft
         return rule_update(
             rule=rule, document=document, user=user, kind=RevisionKind.REVERTED, note=note
         )
     warnings = _checked(revision.customer_id, document, revision.rule_id_value)
-    rule = Rule(pk=revision.rule_id_value, customer_id=revision.customer_id, updated_by=_user(user))
+    rule = Rule(
+        pk=revision.rule_id_value,
+        customer_id=revision.customer_id,
+        updated_by=_user(user),
+        draft=revision.draft,
+    )
     _apply(rule, document)
     rule.save(force_insert=True)
     RuleRevision.objects.filter(

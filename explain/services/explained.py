@@ -21,6 +21,8 @@ from events.queries import normalise_query, shopper_key
 from explain import reads
 from explain.charts import DivergingBar, bar_scale, diverging_bar
 from explain.reasons import top_reasons
+from merchandising.engine import RuleSet
+from merchandising.loading import load_drafts, rule_set
 from merchandising.preview import preview_candidates
 from ranking.engine.pipeline import rank
 from ranking.engine.records import (
@@ -46,6 +48,9 @@ EXACT_TOLERANCE = 1e-6
 RANKER_LIVE = "live"
 RANKER_NO_RULES = "live-norules"
 RANKER_BLEND = "blend"
+# The live ranker with the customer's unpublished drafts added: what would serve once they are
+# published (the workbench's "after"); not a choice of the explain form.
+RANKER_DRAFTS = "live-drafts"
 MODEL_PREFIX = "model-"
 
 SOURCE_IDS = "ids"
@@ -321,6 +326,11 @@ def ranker_build(*, customer_id: int, surface: str, key: str, field_name: str) -
         return Ranker(key, f"live: {live_label}, with rules", live)
     if key == RANKER_NO_RULES:
         return Ranker(key, f"live: {live_label}, without rules", replace(live, rules=None))
+    if key == RANKER_DRAFTS:
+        serving = live.rules.rules if isinstance(live.rules, RuleSet) else ()
+        rules = rule_set([*serving, *load_drafts(customer_id)]).for_surface(surface)
+        label = f"live: {live_label}, with rules and the unpublished changes"
+        return Ranker(key, label, replace(live, rules=rules if rules.rules else None))
     if key == RANKER_BLEND:
         blend = blend_config(customer_id=customer_id, surface=surface)
         label = f"blend {blend.name!r} (no model), with rules"

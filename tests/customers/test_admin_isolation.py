@@ -521,10 +521,17 @@ def searched(customer: Customer, tag: str) -> None:
     )
 
 
-# Every page of explain.insight, with the parameters that make it show a tenant's data.
+# Every page of explain.insight and explain.workbench, with the parameters that make it show a
+# tenant's data; the workbench's writes (POST only) with what they write.
 INSIGHT_PAGES = {
     "explain:queries": lambda tag: {"period": "7"},
     "explain:why-not": lambda tag: {"query": f"{tag} boots", "item": f"{tag}-sku"},
+    "explain:workbench": lambda tag: {"query": f"{tag} boots", "category": ""},
+}
+WORKBENCH_WRITES = {
+    "explain:workbench-change": lambda draft: {"item": "alphaquux-sku", "do": "hide"},
+    "explain:workbench-publish": lambda draft: {"drafts": [draft], "when": "now"},
+    "explain:workbench-discard": lambda draft: {"drafts": [draft]},
 }
 
 
@@ -532,8 +539,8 @@ def test_every_insight_page_is_checked_here() -> None:
     assert {
         f"explain:{p.name}"
         for p in explain_urls.urlpatterns
-        if p.callback.__module__ == "explain.insight"
-    } == set(INSIGHT_PAGES)
+        if p.callback.__module__ in ("explain.insight", "explain.workbench")
+    } == set(INSIGHT_PAGES) | set(WORKBENCH_WRITES)
 
 
 def insight_url(name: str, customer: Customer, tag: str) -> str:
@@ -564,3 +571,28 @@ def test_staff_see_only_their_customers_data_on_the_insight_pages(
         assert b.name not in html
     assert everyone.status_code == 200
     assert "bravozed boots" in everyone.content.decode()
+
+
+@pytest.mark.parametrize("name", WORKBENCH_WRITES)
+def test_staff_cannot_change_another_customers_ranking_on_the_workbench(
+    name: str, staff_a: Client, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
+    """Naming the other customer answers 404; naming one's own with the other's draft changes
+    nothing of the other's."""
+    a, b = tenant_a.customer, tenant_b.customer
+    searched(a, "alphaquux")
+    searched(b, "bravozed")
+    document = {"name": "bravozed-draft", "selector": {"item_ids": ["bravozed-sku"]},
+                "action": {"type": "hide"}}  # fmt: skip
+    draft = rule_create(customer=b, document=RuleIn.model_validate(document), draft=True)[0]
+    page_of = {"surface": "search", "query": "bravozed boots", **WORKBENCH_WRITES[name](draft.pk)}
+
+    as_b = staff_a.post(reverse(name), {"customer": b.pk, **page_of})
+    as_a = staff_a.post(reverse(name), {"customer": a.pk, **page_of}, follow=True)
+
+    assert as_b.status_code == 404
+    assert as_a.status_code == 200
+    assert "bravozed-sku" not in as_a.content.decode()
+    assert Rule.objects.get(pk=draft.pk).draft
+    names = set(Rule.objects.filter(customer=b).values_list("name", flat=True))
+    assert names == {"bravozed-rule", "bravozed-draft"}

@@ -1,0 +1,165 @@
+"""The workbench's changes (pin, hide, boost or bury an item or its brand), each written as a
+draft rule for the page through merchandising.services, with history; and publishing or
+discarding the page's drafts, all or none."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+
+from catalog.models import Item
+from customers.models import Customer
+from explain import reads
+from explain.services.explained import ExplainError
+from explain.services.workbench import WorkbenchParams, page_drafts
+from merchandising import services as rule_services
+from merchandising.contracts import RuleIn
+from merchandising.models import Rule
+
+TITLE_IN_NAME = 60
+
+CHANGES = ("pin", "hide", "boost", "bury", "boost-brand", "bury-brand")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change asked on the workbench, validated by the form (explain.workbench)."""
+
+    kind: str  # one of CHANGES
+    item_id: str
+    position: int | None = None  # pin
+    strength: str = "medium"  # boost, bury
+
+
+def _short(title: str) -> str:
+    return title if len(title) <= TITLE_IN_NAME else title[: TITLE_IN_NAME - 1] + "…"
+
+
+def _conditions(params: WorkbenchParams) -> dict[str, Any]:
+    """A workbench rule applies to this page only: its surface and exact query, or its category
+    (and the categories under it)."""
+    if params.query:
+        return {"surfaces": [params.surface], "query": {"match": "exact",
+                "patterns": [params.query]}}  # fmt: skip
+    return {"surfaces": [params.surface], "page_categories": [params.category]}
+
+
+def _same_page(rule: Rule, params: WorkbenchParams) -> bool:
+    conditions = _conditions(params)
+    document = rule.document()
+    return (
+        document["surfaces"] == conditions["surfaces"]
+        and document["query"] == conditions.get("query", {"match": "any", "patterns": []})
+        and document["page_categories"] == conditions.get("page_categories", [])
+    )
+
+
+def _document(change: Change, params: WorkbenchParams, item: Item | None,
+              pins: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+    where = f"for {params.where}"
+    title = _short(item.title if item is not None else change.item_id)
+    brand = item.brand if item is not None else ""
+    if change.kind == "pin":
+        if len(pins) == 1:
+            name = f"Pin “{title}” to #{pins[0]['position']} {where}"
+        else:
+            name = f"Pin {len(pins)} items {where}"
+        return {"name": name, **_conditions(params), "action": {"type": "pin", "pins": pins}}
+    if change.kind == "hide":
+        return {"name": f"Hide “{title}” {where}", **_conditions(params),
+                "selector": {"item_ids": [change.item_id]}, "action": {"type": "hide"}}  # fmt: skip
+    verb, target = change.kind.split("-") if "-" in change.kind else (change.kind, "item")
+    if target == "brand":
+        selector: dict[str, Any] = {"brands": [brand]}
+        what = f"brand {brand}"
+    else:
+        selector = {"item_ids": [change.item_id]}
+        what = f"“{title}”"
+    return {
+        "name": f"{verb.capitalize()} {what} ({change.strength}) {where}",
+        **_conditions(params),
+        "selector": selector,
+        "action": {"type": verb, "strength": change.strength},
+    }
+
+
+def _existing(drafts: list[Rule], change: Change, document: dict[str, Any]) -> Rule | None:
+    """The page's draft this change replaces: its pin draft (pins are one rule per page), or the
+    draft acting on the same items the same way (a new strength replaces the old)."""
+    action = document["action"]["type"]
+    if change.kind == "pin":
+        return next((rule for rule in drafts if rule.action_type == "pin"), None)
+    verbs = ("boost", "bury") if action in ("boost", "bury") else (action,)
+    return next(
+        (
+            rule
+            for rule in drafts
+            if rule.action_type in verbs and rule.selector == document.get("selector", {})
+        ),
+        None,
+    )
+
+
+@transaction.atomic
+def draft_change(
+    *, customer: Customer, params: WorkbenchParams, change: Change, user: Any
+) -> tuple[Rule, list[str]]:
+    """Write the change as a draft rule (a new one, or the page's draft it replaces), through the
+    rule services with history. Raises ExplainError naming the field at fault, and
+    RuleRejected when it contradicts a serving rule; nothing is stored then."""
+    item = reads.item_of(customer_id=customer.pk, item_id=change.item_id)
+    if change.kind.endswith("-brand") and (item is None or not item.brand):
+        raise ExplainError("item", "This item has no brand in the catalog.")
+    drafts = [rule for rule in page_drafts(params) if _same_page(rule, params)]
+    pins: list[dict[str, Any]] = []
+    if change.kind == "pin":
+        assert change.position is not None
+        current = next((rule for rule in drafts if rule.action_type == "pin"), None)
+        kept = [
+            pin
+            for pin in (current.action["pins"] if current is not None else [])
+            if pin["item_id"] != change.item_id and pin["position"] != change.position
+        ]
+        pins = sorted([*kept, {"item_id": change.item_id, "position": change.position}],
+                      key=lambda pin: pin["position"])  # fmt: skip
+    document = RuleIn.model_validate(_document(change, params, item, pins))
+    existing = _existing(drafts, change, document.model_dump(mode="json"))
+    if existing is not None:
+        rule, warnings = rule_services.rule_update(rule=existing, document=document, user=user)
+    else:
+        rule, warnings = rule_services.rule_create(
+            customer=customer, document=document, user=user, draft=True,
+            note="draft from the workbench",
+        )  # fmt: skip
+    return rule, [warning.detail for warning in warnings]
+
+
+def drafts_chosen(*, customer_id: int, rule_ids: list[int]) -> list[Rule]:
+    """The customer's drafts among `rule_ids`; ExplainError when one is gone or published."""
+    rules = list(
+        Rule.objects.for_customer(customer_id).drafts().filter(pk__in=rule_ids).order_by("id")
+    )
+    if len(rules) != len(set(rule_ids)):
+        raise ExplainError(
+            "drafts", "A change was published or discarded meanwhile: look at the page again."
+        )
+    return rules
+
+
+@transaction.atomic
+def drafts_publish(*, rules: list[Rule], user: Any, start: datetime | None) -> list[str]:
+    """Publish every draft or none (a refused one rolls all back); the warnings of each."""
+    warnings = []
+    for rule in rules:
+        _, found = rule_services.rule_publish(rule=rule, user=user, start=start)
+        warnings += [warning.detail for warning in found]
+    return warnings
+
+
+@transaction.atomic
+def drafts_discard(*, rules: list[Rule], user: Any) -> None:
+    for rule in rules:
+        rule_services.rule_discard(rule=rule, user=user)
