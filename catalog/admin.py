@@ -5,6 +5,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from catalog import services
+from catalog.forms import ItemForm
 from catalog.models import Item
 from customers.admin import CustomerScopedAdmin
 from customers.models import Role
@@ -15,6 +16,11 @@ class ItemAdmin(CustomerScopedAdmin):
     """The catalog arrives through the API; fixing items by hand is for a customer's admins."""
 
     edit_role = Role.ADMIN
+    form = ItemForm
+    fields = [
+        *("customer", "external_id", "title", "brand", "price", "in_stock"),
+        *("categories_text", "attributes_text", "created_at", "updated_at"),
+    ]
     list_display = ["external_id", "title", "brand", "price", "in_stock", "customer", "updated_at"]
     list_filter = ["in_stock"]
     search_fields = ["external_id", "title", "brand"]

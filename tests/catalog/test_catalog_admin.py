@@ -9,7 +9,11 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import AbstractBaseUser
 from django.test import Client
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from catalog import forms
+from catalog.forms import attributes_text
 from catalog.models import Item
 from customers.models import Customer, Membership, Role
 from tests.conftest import ApiCaller
@@ -46,10 +50,10 @@ def item_form(item: Item, **changes: Any) -> dict[str, Any]:
         "external_id": item.external_id,
         "title": item.title,
         "brand": item.brand,
-        "categories": '["shoes"]',
+        "categories_text": "shoes",
         "price": str(item.price),
         "in_stock": "on" if item.in_stock else "",
-        "attributes": '{"color": "blue"}',
+        "attributes_text": "color = blue",
         **changes,
     }
     return {key: value for key, value in values.items() if value != ""}
@@ -62,7 +66,7 @@ def test_an_item_edited_in_the_admin_joins_a_rules_set_at_once(
     item = Item.objects.get(customer=shop.customer, external_id="sku-0")
 
     response = admin_client(superuser).post(
-        f"/admin/catalog/item/{item.pk}/change/", item_form(item, attributes='{"color": "red"}')
+        f"/admin/catalog/item/{item.pk}/change/", item_form(item, attributes_text="color = red")
     )
 
     assert response.status_code == 302, response.content.decode()[:2000]
@@ -78,7 +82,7 @@ def test_an_item_renamed_in_the_admin_leaves_the_set_under_its_old_id(
 
     response = admin_client(superuser).post(
         f"/admin/catalog/item/{item.pk}/change/",
-        item_form(item, external_id="sku-9", attributes='{"color": "red"}'),
+        item_form(item, external_id="sku-9", attributes_text="color = red"),
     )
 
     assert response.status_code == 302, response.content.decode()[:2000]
@@ -142,3 +146,77 @@ def test_a_customer_added_in_the_admin_is_created_with_its_members(
     assert bad.status_code == 200
     assert "slug" in bad.context["adminform"].form.errors
     assert Customer.objects.filter(name="Cedar & Pine").count() == 1
+
+
+def test_an_item_is_edited_without_json_and_keeps_its_values_types(
+    shop: ApiCaller, superuser: AbstractBaseUser
+) -> None:
+    item = Item.objects.get(customer=shop.customer, external_id="sku-2")
+    client = admin_client(superuser)
+    page = client.get(f"/admin/catalog/item/{item.pk}/change/").content.decode()
+    typed = 'color = [red, blue]\nsize = "42"\nwidth = 42\nweight = 1.5\nvegan = true'
+
+    response = client.post(
+        f"/admin/catalog/item/{item.pk}/change/",
+        item_form(item, categories_text="shoes\nshoes/trail\n", attributes_text=typed),
+    )
+
+    assert 'name="attributes_text"' in page
+    assert 'name="categories_text"' in page
+    assert "{&quot;" not in page  # no JSON object shown to edit
+    assert response.status_code == 302, response.content.decode()[:2000]
+    item.refresh_from_db()
+    assert item.categories == ["shoes", "shoes/trail"]
+    assert item.attributes == {
+        "color": ["red", "blue"], "size": "42", "width": 42, "weight": 1.5, "vegan": True,
+    }  # fmt: skip
+    # Shown again as typed (PostgreSQL keeps the keys in an order of its own).
+    assert sorted(attributes_text(item.attributes).splitlines()) == sorted(typed.splitlines())
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "words"),
+    [
+        ({"attributes_text": "color red"}, "attributes_text", "line 1: write an attribute as key"),
+        ({"attributes_text": "a = 1\na = 2"}, "attributes_text", "line 2: 'a' is given twice"),
+        ({"attributes_text": 'a = [x, "y]'}, "attributes_text", "a quote is not closed"),
+        ({"categories_text": "shoes//running"}, "categories_text", ""),
+        ({"attributes_text": "note = " + "x" * 501}, "attributes_text", "note"),
+    ],
+)
+def test_a_bad_item_edit_names_its_field_and_stores_nothing(
+    shop: ApiCaller, superuser: AbstractBaseUser, changes: dict[str, str], field: str, words: str
+) -> None:
+    item = Item.objects.get(customer=shop.customer, external_id="sku-3")
+    before = (item.categories, item.attributes, item.updated_at)
+
+    response = admin_client(superuser).post(
+        f"/admin/catalog/item/{item.pk}/change/", item_form(item, **changes)
+    )
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert field in errors, errors
+    assert words in " ".join(errors[field])
+    item.refresh_from_db()
+    assert (item.categories, item.attributes, item.updated_at) == before
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=40),
+        st.booleans(),
+        st.integers(-(2**53), 2**53),
+        st.floats(-1e15, 1e15, allow_nan=False),
+        st.lists(st.text(max_size=12), max_size=4),
+    )
+)
+def test_an_attribute_value_reads_back_as_it_was_shown(value: object) -> None:
+    shown = forms._text_of(value)  # type: ignore[arg-type]
+
+    read = forms._value_of(shown)
+
+    assert shown.splitlines() == [shown] or shown == ""
+    assert read == value
+    assert type(read) is type(value)
