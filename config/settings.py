@@ -166,9 +166,6 @@ SIGNAL_STORE = {
     "BREAKER_WINDOW_SECONDS": env.float("SIGNAL_STORE_BREAKER_WINDOW_SECONDS", default=1.0),
     "BREAKER_MIN_CALLS": env.int("SIGNAL_STORE_BREAKER_MIN_CALLS", default=10),
     "BREAKER_FAILURE_RATE": env.float("SIGNAL_STORE_BREAKER_FAILURE_RATE", default=0.5),
-    # Rules' attribute sets are checked by one script call per request (false: an SMISMEMBER per
-    # set, for a Redis that does not run scripts, or to compare; docs/performance.md).
-    "ATTRIBUTE_SCRIPT": env.bool("SIGNAL_STORE_ATTRIBUTE_SCRIPT", default=True),
     # A replaced signal version stays readable this long for readers holding the old pointer.
     "VERSION_GRACE_SECONDS": env.int("SIGNAL_VERSION_GRACE_SECONDS", default=300),
     # REDIS_URL names one node of a Redis Cluster (e.g. ElastiCache in cluster mode).

@@ -19,8 +19,7 @@ one pipeline can read them):
     <ns>:{c<id>}:asindex          set: the names of those sets (and "")
 
 Each process caches the current version's meta. A fetch is one pipeline: the pointer, the item
-records, the query-item records, the shopper profile and, when rules ask for attribute sets, one
-script call that checks the candidates against every set (ATTRIBUTE_MASKS_SCRIPT).
+records, the query-item records, the shopper profile and an SMISMEMBER per attribute set asked.
 When the pointer it returns has moved, the next request reads the new version; the replaced
 version stays readable for a grace period. Once this host holds a mapped copy of the current
 version (ranking/signals/snapshot.py), the item and query-item records come from it and the
@@ -29,7 +28,6 @@ pipeline carries the rest.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 import threading
@@ -98,24 +96,6 @@ APPLIED_MARKER_TTL_SECONDS = 7 * 24 * 3600
 # run: a replay that dies between applying a batch and deleting it never applies it twice. A
 # call Redis runs after the deadline does nothing (returns 2): its caller gave up on it by then
 # and keeps the batch to replay, and a frozen Redis runs the calls it received once it thaws.
-# Which candidates are in each rule attribute set: KEYS the sets, ARGV the candidate ids; per set
-# one byte per id ("1" member, "0" not). The ids travel once for all the sets, and the answer is
-# a few short strings instead of an integer per id and set (docs/performance.md). SMISMEMBER takes
-# the ids in slices: Lua's unpack has a stack limit of about 8,000 values.
-ATTRIBUTE_MASKS_SCRIPT = """
-local out = {}
-for k = 1, #KEYS do
-  local parts = {}
-  for first = 1, #ARGV, 4000 do
-    local last = math.min(first + 3999, #ARGV)
-    parts[#parts + 1] = table.concat(redis.call('SMISMEMBER', KEYS[k], unpack(ARGV, first, last)))
-  end
-  out[k] = table.concat(parts)
-end
-return out
-"""
-_MEMBER = ord("1")
-
 RECORD_ACTIONS_SCRIPT = """
 local ttl, keep, gap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local marker_ttl, shopper_keys = tonumber(ARGV[4]), #KEYS
@@ -195,7 +175,6 @@ class RedisSignalStore(SignalStore):
         breaker_failure_rate: float = 0.5,
         profile_timeout: float = 0.25,
         snapshot_dir: str | None = None,
-        attribute_script: bool = True,
     ) -> None:
         self.namespace = namespace
         self.breaker = Breaker(
@@ -224,12 +203,6 @@ class RedisSignalStore(SignalStore):
             retry_on_timeout=False,
         )
         self._record_actions = self._profile_writer.register_script(RECORD_ACTIONS_SCRIPT)
-        # False: one SMISMEMBER per set, every candidate id sent once per set (the way before
-        # the script; SIGNAL_STORE_ATTRIBUTE_SCRIPT=false, to compare or where scripts are off).
-        self.attribute_script = attribute_script
-        self._attribute_masks_sha = hashlib.sha1(  # Redis names a script by its SHA-1
-            ATTRIBUTE_MASKS_SCRIPT.encode(), usedforsecurity=False
-        ).hexdigest()
         self.profile_timeout = profile_timeout
         # Catalog and rule writes update the rules' attribute sets on their request path, and the
         # explain page reads the current meta: a bounded wait (and, for catalog writes, the
@@ -337,7 +310,6 @@ class RedisSignalStore(SignalStore):
         attribute_sets: Sequence[str],
         *,
         use_snapshot: bool = True,
-        script_loaded: bool = False,
     ) -> tuple[int | None, SignalFetch, bool]:
         """(the pointer, what was read, whether the records came from this host's copy)."""
         ids = list(item_ids)  # one list for the HMGET and every SMISMEMBER
@@ -355,25 +327,9 @@ class RedisSignalStore(SignalStore):
             pipe.zrange(viewed, 0, -1)
             pipe.zrange(purchased, 0, -1)
             pipe.hgetall(session)
-        set_keys = [self._attribute_key(customer_id, name) for name in attribute_sets]
-        if set_keys and self.attribute_script:
-            # execute_command: a cluster pipeline blocks its evalsha method, not the command.
-            sha = self._attribute_masks_sha
-            pipe.execute_command("EVALSHA", sha, len(set_keys), *set_keys, *ids)
-        else:
-            for key in set_keys:
-                pipe.smismember(key, ids)
-        try:
-            replies = iter(pipe.execute())
-        except redis.exceptions.NoScriptError:
-            if script_loaded:
-                raise
-            # This Redis has not seen the script yet (or restarted): load it, read again.
-            self._reader.script_load(ATTRIBUTE_MASKS_SCRIPT)
-            read = (item_ids, query, shopper_key, attribute_sets)
-            return self._read(
-                customer_id, meta, *read, use_snapshot=use_snapshot, script_loaded=True
-            )
+        for name in attribute_sets:
+            pipe.smismember(self._attribute_key(customer_id, name), ids)
+        replies = iter(pipe.execute())
         raw_pointer = next(replies)
         pointer = int(raw_pointer) if raw_pointer is not None else None
         query_records = query_found = None
@@ -400,12 +356,7 @@ class RedisSignalStore(SignalStore):
         profile = EMPTY_PROFILE
         if shopper_key:
             profile = _profile(next(replies), next(replies), next(replies), next(replies))
-        if set_keys and self.attribute_script:
-            answers = next(replies)
-            found_in = [np.frombuffer(bytes(raw), dtype=np.uint8) == _MEMBER for raw in answers]
-        else:
-            found_in = [np.array(next(replies), dtype=bool) for _ in set_keys]
-        masks = dict(zip(attribute_sets, found_in, strict=True))
+        masks = {name: np.array(next(replies), dtype=bool) for name in attribute_sets}
         fetched = SignalFetch(meta, records, found, query_records, query_found, profile, masks)
         return pointer, fetched, snapshot is not None
 

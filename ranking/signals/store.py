@@ -266,7 +266,6 @@ def build_store(config: dict[str, Any]) -> SignalStore:
             cluster=config.get("CLUSTER", False),
             profile_timeout=config.get("PROFILE_WRITE_TIMEOUT_SECONDS", 0.25),
             snapshot_dir=config.get("SNAPSHOT_DIR"),
-            attribute_script=config.get("ATTRIBUTE_SCRIPT", True),
         )
     from ranking.signals.memory_store import MemorySignalStore
 

@@ -427,34 +427,3 @@ def test_an_emptied_attribute_set_matches_nothing(make_store: Any) -> None:
     store.attribute_set_replace(CUSTOMER, "red", ["a"])
     store.attribute_set_replace(CUSTOMER, "red", [])
     assert store.fetch(CUSTOMER, ["a"], "", "", ["red"]).attribute_masks["red"].tolist() == [False]
-
-
-@pytest.mark.parametrize("backend", ["redis", "cluster"])
-def test_the_attribute_script_answers_as_one_smismember_per_set(
-    make_store: Any, settings: Any, backend: str, request: pytest.FixtureRequest
-) -> None:
-    """The script checks every set in one call, the ids sent once; it must agree with SMISMEMBER
-    per set, past its 4,000-id slices, and load itself again after Redis forgot it."""
-    store = make_store()
-    cluster_url = request.getfixturevalue("redis_cluster_url") if backend == "cluster" else ""
-    per_set = build_store(
-        {**store_config(settings, backend, cluster_url), "ATTRIBUTE_SCRIPT": False}
-    )
-    ids = [f"i{n}" for n in range(9001)]
-    rng = np.random.default_rng(3)
-    for name, share in (("red", 0.3), ("blue", 0.01), ("none", 0.0)):
-        members = [item for item in ids if rng.random() < share]
-        store.attribute_set_replace(CUSTOMER, name, members or [])
-    sets = ["red", "blue", "none", "never-written"]
-
-    store._reader.script_flush()  # as after a Redis restart: the first call meets NOSCRIPT
-    by_script = store.fetch(CUSTOMER, ids, "", "", sets).attribute_masks
-    by_smismember = per_set.fetch(CUSTOMER, ids, "", "", sets).attribute_masks
-
-    assert store.attribute_script
-    assert not per_set.attribute_script
-    for name in sets:
-        assert by_script[name].dtype == bool
-        assert by_script[name].tolist() == by_smismember[name].tolist(), name
-    assert 2000 < by_script["red"].sum() < 3400
-    assert not by_script["never-written"].any()
