@@ -290,8 +290,11 @@ class RuleAdmin(CustomerScopedAdmin):
         extra_context = dict(extra_context or {})
         rule = self.get_object(request, object_id)
         if rule is not None and request.method == "GET":
+            form_fields = self.form.base_fields
             extra_context["rule_warnings"] = [
-                (warning_field(w), w) for w in self.current_warnings(rule)
+                (form_fields[field].label if field in form_fields else None, warning)
+                for warning in self.current_warnings(rule)
+                for field in [warning_field(warning)]
             ]
             if rule.draft:
                 extra_context["workbench_url"] = _workbench_url(rule)

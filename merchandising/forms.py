@@ -4,6 +4,7 @@ accept exactly the same rules. Each contract error comes back on the field it be
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from catalog.models import Item
 from merchandising.conflicts import RuleWarning, rule_warnings
 from merchandising.contracts import (
     ACTION_TYPES,
@@ -90,6 +92,26 @@ WARNING_FIELDS = {
 # Rules that could never act: the API saves them with a warning; a person typing one in the
 # admin is told at once instead.
 FORM_REFUSES = {"cap_never_applies", "empty_price_range"}
+
+
+def unknown_brands(customer_id: int, brands: Sequence[str]) -> list[tuple[str, str | None]]:
+    """The brands no item of the customer has (compared as the engine does, ignoring case), each
+    with the closest brand the catalog has, if one is close."""
+    if not brands:
+        return []
+    known = set(
+        Item.objects.filter(customer_id=customer_id)
+        .exclude(brand="")
+        .values_list("brand", flat=True)
+        .distinct()
+    )
+    by_fold = {brand.casefold(): brand for brand in known}
+    unknown = []
+    for brand in brands:
+        if brand.casefold() not in by_fold:
+            close = difflib.get_close_matches(brand.casefold(), list(by_fold), n=1, cutoff=0.7)
+            unknown.append((brand, by_fold[close[0]] if close else None))
+    return unknown
 
 
 def warning_field(warning: RuleWarning) -> str | None:
@@ -564,8 +586,12 @@ class RuleForm(forms.ModelForm):
         for warning in self.warnings:
             if warning.blocking:
                 self.add_error(warning_field(warning), f"Conflict: {warning.detail}")
-            elif warning.code in FORM_REFUSES:
+            elif warning.code in FORM_REFUSES or warning.field.startswith("action.pins"):
+                # A pinned id the catalog does not know is a typo until shown otherwise.
                 self.add_error(warning_field(warning), warning.detail)
+        for brand, suggestion in unknown_brands(customer_id, self.document.selector.brands):
+            also = f" Did you mean {suggestion!r}?" if suggestion else ""
+            self.add_error("selector_brands", f"No item of brand {brand!r} in the catalog.{also}")
         return data
 
 

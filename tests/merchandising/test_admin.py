@@ -365,22 +365,55 @@ def test_a_conflict_the_service_finds_after_the_form_checked_is_refused_too(
     assert RuleRevision.objects.count() == 1
 
 
-def test_warnings_are_shown_after_saving_and_on_the_change_page(
+def test_a_pin_of_an_unknown_item_is_a_field_error_and_nothing_is_stored(
     staff: Client, shop: Customer
 ) -> None:
     response = staff.post(
         add_url(),
         form_data(shop, name="Ghost pin", action_kind="pin", action_pins="no-such-sku @ 2"),
-        follow=True,
     )
 
-    rule = Rule.objects.get(name="Ghost pin")
-    shown = [str(message) for message in response.context["messages"]]
-    assert any("No item 'no-such-sku'" in message for message in shown)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "No item 'no-such-sku' in the catalog." in " ".join(errors["action_pins"])
+    assert not Rule.objects.filter(name="Ghost pin").exists()
+
+
+def test_a_brand_typo_is_a_field_error_naming_the_brand_meant(
+    staff: Client, shop: Customer
+) -> None:
+    typed = form_data(
+        shop,
+        name="Acme up",
+        action_kind="boost",
+        action_strength="strong",
+        selector_brands="Acmee\nzeta",
+    )
+    response = staff.post(add_url(), typed)
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors["selector_brands"]
+    assert errors == ["No item of brand 'Acmee' in the catalog. Did you mean 'Acme'?"]
+    assert not Rule.objects.exists()
+
+
+def test_warnings_about_a_stored_rule_are_sentences_on_its_change_page(
+    staff: Client, shop: Customer
+) -> None:
+    # The API stores a pin of an item the catalog does not have yet, with a warning.
+    rule = stored_rule(
+        shop,
+        name="Ghost pin",
+        action={"type": "pin", "pins": [{"item_id": "no-such-sku", "position": 2}]},
+    )
+
     page = staff.get(change_url(rule)).content.decode()
+
     assert preview_url(rule) in page
     assert 'id="rule-warnings"' in page
-    assert "no_matching_item" in page
+    assert "<strong>Pins</strong>: No item &#x27;no-such-sku&#x27; in the catalog." in page
+    assert "no_matching_item" not in page
+    assert "action.pins[0]" not in page
 
 
 def test_deleting_a_rule_in_the_admin_records_the_deletion(staff: Client, shop: Customer) -> None:
