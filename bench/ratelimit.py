@@ -100,7 +100,7 @@ def main() -> None:
 
         from ranking.learning import rank_log
 
-        rank_log.buffer.entries.clear()  # the bench's requests, not training data
+        rank_log.reset()  # the bench's requests, not training data
         connections.close_all()
         drop_namespace()
         recreate_database(create=False)

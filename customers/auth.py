@@ -154,9 +154,6 @@ def flush_last_used() -> None:
         ApiKey.objects.filter(pk=key_id).update(last_used_at=used_at)
 
 
-runtime_sync.run_periodically(flush_last_used)
-
-
 def bearer_token(request: Request) -> str | None:
     header = request.META.get("HTTP_AUTHORIZATION", "")
     scheme, _, token = header.partition(" ")

@@ -132,6 +132,20 @@ def run_periodically(job: Callable[[], None]) -> None:
     _periodic_jobs.append(job)
 
 
+def clear_caches() -> None:
+    """Forget every cached entry of this process (the next requests load them again)."""
+    for cache in _caches:
+        cache.clear()
+
+
+def reset() -> None:
+    """As a process that just started: no cached entry, and a poller that knows no customer and
+    warms at its next poll (tests use it; the periodic jobs stay registered)."""
+    clear_caches()
+    poller.known = {}
+    poller.warmed = False
+
+
 def forget_customer(customer_id: int) -> None:
     """Evict every cached entry of a customer in this process."""
     for cache in _caches:

@@ -60,12 +60,11 @@ def _isolated_runtime(settings: Any) -> Iterator[None]:
     settings.SIGNAL_STORE = {**settings.SIGNAL_STORE, "NAMESPACE": NAMESPACE}
     redis_url = settings.SIGNAL_STORE["URL"]
     store_module.reset_signal_store()
-    for cache in runtime_sync._caches:
-        cache.clear()
-    auth._unknown.clear()
-    rank_log.buffer.entries.clear()
+    runtime_sync.clear_caches()
+    auth.forget_unknown_keys()
+    rank_log.reset()
     yield
-    rank_log.buffer.entries.clear()
+    rank_log.reset()
     store_module.reset_signal_store()
     if redis_url:
         _drop_namespace(redis_url, NAMESPACE)

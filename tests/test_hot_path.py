@@ -257,8 +257,7 @@ def _retained_by_a_cold_request(api: ApiCaller) -> int:
     search(api)
     search(api)
     snapshot_ready(api)
-    for cache in runtime_sync._caches:
-        cache.clear()
+    runtime_sync.clear_caches()
     store_module.reset_signal_store()
     gc.collect()
     tracemalloc.start()

@@ -238,3 +238,13 @@ def test_the_admin_revoke_action_refuses_the_key_at_once(api: ApiCaller) -> None
 
     assert "Revoked 1 key(s)." in response.content.decode()
     assert rank_status(api.key) == 401
+
+
+def test_the_process_wiring_is_registered_once_by_the_apps_not_by_imports() -> None:
+    """The runtime-sync thread's jobs come from the apps' ready(), each once: a module that also
+    registered its job at import would show twice."""
+    from customers import runtime_sync
+
+    jobs = [job.__qualname__ for job in runtime_sync._periodic_jobs]
+    assert jobs.count("flush_last_used") == 1
+    assert jobs.count("flush_quietly") == 1

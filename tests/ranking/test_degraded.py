@@ -74,10 +74,7 @@ def test_postgres_down_ranks_from_the_cache_and_new_keys_get_input_order(
 
 def as_fresh_process() -> None:
     """Forget what this process cached and knew, as a process (worker) that just started."""
-    for cache in runtime_sync._caches:
-        cache.clear()
-    runtime_sync.poller.known = {}
-    runtime_sync.poller.warmed = False
+    runtime_sync.reset()
 
 
 BROWSE = {"surface": "browse", "items": [{"id": "sku-2"}, {"id": "sku-0"}, {"id": "sku-1"}]}

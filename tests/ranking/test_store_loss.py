@@ -85,8 +85,7 @@ def as_fresh_process() -> None:
     from customers import runtime_sync
 
     reset_signal_store()
-    for cache in runtime_sync._caches:
-        cache.clear()
+    runtime_sync.clear_caches()
 
 
 def test_a_store_restarted_empty_degrades_visibly_then_republishes_under_new_numbers(
