@@ -112,11 +112,21 @@ def phrase(feature: str, contribution: float, value: float, typical: float | Non
 
 
 def top_reasons(
-    contributions: Sequence[Contribution], typical: np.ndarray | None, count: int = 1
+    contributions: Sequence[Contribution],
+    typical: np.ndarray | None,
+    count: int = 1,
+    among: dict[str, float] | None = None,
 ) -> list[str]:
     """The phrases of the `count` largest contributions by size, largest first. `typical` is
-    the customer's mean per feature (schema order), None when unknown."""
-    ranked = sorted(contributions, key=lambda c: (-abs(c.contribution), c.feature))
+    the customer's mean per feature (schema order), None when unknown. With `among` (each
+    feature's mean contribution over a list of items), what sets the item apart in that list:
+    its contributions less the list's mean, so that a feature lifting every item alike (the
+    shop's popularity, say) is not everyone's reason."""
+    apart = [
+        Contribution(c.feature, c.value, c.contribution - (among or {}).get(c.feature, 0.0))
+        for c in contributions
+    ]
+    ranked = sorted(apart, key=lambda c: (-abs(c.contribution), c.feature))
     return [
         phrase(
             c.feature,
@@ -127,3 +137,12 @@ def top_reasons(
         for c in ranked[:count]
         if abs(c.contribution) > NEGLIGIBLE
     ]
+
+
+def mean_contributions(lists: Sequence[Sequence[Contribution]]) -> dict[str, float]:
+    """Each feature's mean contribution over the items (the `among` of `top_reasons`)."""
+    sums: dict[str, float] = {}
+    for contributions in lists:
+        for c in contributions:
+            sums[c.feature] = sums.get(c.feature, 0.0) + c.contribution
+    return {feature: total / max(len(lists), 1) for feature, total in sums.items()}

@@ -20,7 +20,7 @@ from catalog.models import Item
 from events.queries import normalise_query, shopper_key
 from explain import reads
 from explain.charts import DivergingBar, bar_scale, diverging_bar
-from explain.reasons import top_reasons
+from explain.reasons import mean_contributions, top_reasons
 from merchandising.engine import RuleSet
 from merchandising.loading import load_drafts, rule_set
 from merchandising.preview import preview_candidates
@@ -417,13 +417,15 @@ def explained_items(
     """The returned items, best first, each with its breakdown, top reason and bar (one scale
     for the whole table)."""
     assert outcome.explanations is not None
+    # Reasons say what sets each item apart from the others returned (docs/explain.md).
+    among = mean_contributions([e.contributions for e in outcome.explanations])
     items = []
     for position, (index, score, explanation) in enumerate(
         zip(outcome.order.tolist(), outcome.scores.tolist(), outcome.explanations, strict=True), 1
     ):
         item_id = request.item_ids[index]
         item = catalog.get(item_id)
-        reasons = top_reasons(explanation.contributions, typical, 2)
+        reasons = top_reasons(explanation.contributions, typical, 2, among)
         items.append(
             ExplainedItem(
                 position=position,

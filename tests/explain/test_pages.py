@@ -21,7 +21,7 @@ from customers.models import Customer
 from explain import services
 from ranking.models import RankLog
 from ranking.services import signals_refresh
-from ranking.signals.schema import FEATURES, RELEVANCE_COLUMN, SCHEMA_HASH
+from ranking.signals.schema import FEATURE_INDEX, FEATURES, RELEVANCE_COLUMN, SCHEMA_HASH
 from ranking.signals.store import SignalStoreUnavailable
 from tests.conftest import ApiCaller
 from tests.factories import CustomerFactory, ItemFactory, MembershipFactory, UserFactory
@@ -254,6 +254,45 @@ def test_reasons_are_plain_words() -> None:
     # A good value that a model holds against the item says so.
     assert phrase("ctr", -0.1, 0.3, 0.1) == "clicked often when shown, which counts against it"
     assert phrase("price", 0.2, 10.0, 50.0) == "cheaper than most items, which counts in its favour"
+
+
+def test_a_list_s_reasons_name_what_sets_each_item_apart_not_what_lifts_them_all() -> None:
+    from explain.reasons import mean_contributions, top_reasons
+    from ranking.engine.records import Contribution
+
+    typical = np.zeros(len(FEATURES))
+    typical[FEATURE_INDEX["ctr"]] = 0.1
+    typical[FEATURE_INDEX["popularity"]] = 1.0
+    typical[FEATURE_INDEX["user_brand_affinity"]] = 0.1
+    # Every item very popular (the largest contribution of each), each apart in its own way.
+    items = [
+        [
+            Contribution("popularity", 3.0, 2.0),
+            Contribution("ctr", 0.3, 0.6),
+            Contribution("user_brand_affinity", 0.0, 0.0),
+        ],
+        [
+            Contribution("popularity", 3.0, 2.1),
+            Contribution("ctr", 0.1, 0.1),
+            Contribution("user_brand_affinity", 0.8, 0.5),
+        ],
+        [
+            Contribution("popularity", 3.0, 1.9),
+            Contribution("ctr", 0.02, -0.4),
+            Contribution("user_brand_affinity", 0.0, 0.0),
+        ],
+    ]
+
+    among = mean_contributions(items)
+    alone = [top_reasons(item, typical)[0] for item in items]
+    apart = [top_reasons(item, typical, 1, among)[0] for item in items]
+
+    assert alone == ["popular in the shop"] * 3
+    assert apart == [
+        "clicked often when shown",
+        "matches this shopper's favourite brand",
+        "rarely clicked when shown",
+    ]
 
 
 def test_rules_show_as_badges_linked_to_the_rule_and_the_move_against_no_rules(
