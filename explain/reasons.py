@@ -121,12 +121,19 @@ def top_reasons(
     the customer's mean per feature (schema order), None when unknown. With `among` (each
     feature's mean contribution over a list of items), what sets the item apart in that list:
     its contributions less the list's mean, so that a feature lifting every item alike (the
-    shop's popularity, say) is not everyone's reason."""
-    apart = [
-        Contribution(c.feature, c.value, c.contribution - (among or {}).get(c.feature, 0.0))
-        for c in contributions
-    ]
-    ranked = sorted(apart, key=lambda c: (-abs(c.contribution), c.feature))
+    shop's popularity, say) is not everyone's reason; the first reason is what lifts it most above
+    the others (what holds it back most when nothing does), the second what holds it back most."""
+    if among is None:
+        ranked = sorted(contributions, key=lambda c: (-abs(c.contribution), c.feature))
+    else:
+        apart = [
+            Contribution(c.feature, c.value, c.contribution - among.get(c.feature, 0.0))
+            for c in contributions
+        ]
+        # First what lifts it most above the others, then what holds it back most.
+        ups = sorted((c for c in apart if c.contribution > 0), key=lambda c: -c.contribution)
+        downs = sorted((c for c in apart if c.contribution < 0), key=lambda c: c.contribution)
+        ranked = [*ups[:1], *downs[:1], *ups[1:], *downs[1:]]
     return [
         phrase(
             c.feature,
