@@ -28,7 +28,13 @@ from customers.models import Customer, Role, role_grants
 from merchandising import services
 from merchandising.conflicts import RuleWarning, rule_warnings
 from merchandising.contracts import RuleIn
-from merchandising.forms import ACTION_FIELDS, PreviewForm, RuleForm, warning_field
+from merchandising.forms import (
+    ACTION_FIELDS,
+    PreviewForm,
+    RuleForm,
+    field_changes,
+    warning_field,
+)
 from merchandising.history import document_diff
 from merchandising.models import RevisionKind, Rule, RuleRevision
 from merchandising.preview import rule_preview
@@ -400,6 +406,7 @@ class RuleAdmin(CustomerScopedAdmin):
         entries = [
             {
                 "revision": revision,
+                "changes": field_changes(older.document if older else None, revision.document),
                 "diff": document_diff(older.document if older else None, revision.document),
                 "revertible": revision is not newest or newest.kind == RevisionKind.DELETED,
             }

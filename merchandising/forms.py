@@ -640,3 +640,56 @@ class PreviewForm(forms.Form):
         if data.get("surface") in ("search", "autocomplete") and not data.get("query"):
             self.add_error("query", "A search needs a query.")
         return data
+
+
+# --- the history in the form's words ------------------------------------------------------------
+@dataclass(frozen=True)
+class FieldChange:
+    label: str
+    before: str
+    after: str
+
+
+def _shown(value: Any) -> str:
+    if value is None or value == "" or value == []:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(str(part) for part in value)
+    return str(value).replace("\n", "; ")
+
+
+def field_changes(before: dict[str, Any] | None, after: dict[str, Any]) -> list[FieldChange]:
+    """What changed between two rule documents, field by field as the form shows them (its
+    labels, its one-line-per-entry texts; lines joined by "; "). A first revision lists every
+    field it set."""
+
+    def as_form(document: dict[str, Any] | None) -> dict[str, str]:
+        if document is None:
+            return {}
+        own = {
+            "name": document.get("name", ""),
+            "description": document.get("description", ""),
+            "enabled": document.get("enabled", True),
+            "priority": document.get("priority", 0),
+        }
+        values = {**own, **RuleForm.initial_from_document(document)}
+        kind = str(values.get("action_kind") or "")
+        fragment = ACTION_FRAGMENTS.get(kind)
+        shown_fields = set(fragment.fields) if fragment else set()
+        # An action's fields count only for its own action (a pin has no strength).
+        return {
+            name: _shown(value)
+            for name, value in values.items()
+            if name not in ACTION_FIELDS or name in shown_fields
+        }
+
+    old, new = as_form(before), as_form(after)
+    changes = []
+    for name in dict.fromkeys([*new, *old]):
+        if old.get(name, "") != new.get(name, ""):
+            field = RuleForm.base_fields.get(name)
+            label = str(field.label) if field is not None and field.label else name.capitalize()
+            changes.append(FieldChange(label, old.get(name, ""), new.get(name, "")))
+    return changes

@@ -598,7 +598,17 @@ def test_the_history_lists_each_change_with_its_diff_and_revert_restores_it(
     assert page.status_code == 200
     assert "Revision 2: updated" in html
     assert "Revision 1: created" in html
-    assert '<span class="del">-  &quot;name&quot;: &quot;Acme up&quot;,</span>' in html
+    # In the form's words, field by field; the JSON diff only one click away.
+    changes = page.context["entries"][0]["changes"]
+    assert ("Name", "Acme up", "Acme way up") in [(c.label, c.before, c.after) for c in changes]
+    assert ("Factor", "", "3.0") in [(c.label, c.before, c.after) for c in changes]
+    assert (
+        '<th scope="row">Name</th><td class="del">Acme up</td><td class="add">Acme way up</td>'
+        in html
+    )
+    assert all("{" not in c.before + c.after for c in changes)
+    created = [(c.label, c.before, c.after) for c in page.context["entries"][1]["changes"]]
+    assert ("Brands", "", "Acme") in created
     assert '<span class="add">+  &quot;name&quot;: &quot;Acme way up&quot;,</span>' in html
     assert html.count("Revert to this revision") == 1  # not to the current revision
     assert reverted.status_code == 302
