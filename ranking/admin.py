@@ -195,6 +195,59 @@ def _metric(obj: RankingModel, who: str, metric: str = NDCG) -> str:
     return f"{values[metric]:.2f}" if metric == REVENUE else f"{values[metric]:.4f}"
 
 
+CHART_WIDTH = 260
+CHART_ROW = 18
+
+
+def comparison_chart(obj: RankingModel) -> str:
+    """Bars of the holdout's NDCG@10 and revenue per search for the model, the live ranker and
+    the popularity order, each metric on its own scale (inline SVG, nothing downloaded)."""
+    metrics = obj.metrics or {}
+    rivals = [("this model", "model"), ("live ranker", "active"), ("popularity order", "baseline")]
+    groups = []
+    for title, metric, shown in (
+        ("ranking quality (NDCG@10)", NDCG, "{:.3f}"),
+        ("revenue per search", REVENUE, "{:.2f}"),
+    ):
+        values = [
+            (name, float(metrics[who][metric]))
+            for name, who in rivals
+            if isinstance(metrics.get(who), dict) and metric in metrics[who]
+        ]
+        if values:
+            groups.append(_bars(title, values, shown))
+    if not groups:
+        return "-"
+    return format_html_join("", "{}", ((group,) for group in groups))
+
+
+def _bars(title: str, values: list[tuple[str, float]], shown: str) -> str:
+    top = max(value for _, value in values) or 1.0
+    rows = []
+    for row, (name, value) in enumerate(values):
+        y = row * CHART_ROW
+        width = round(max(value, 0.0) / top * (CHART_WIDTH - 170), 1)
+        colour = "#417690" if row == 0 else "#9aa9b5"
+        text = shown.format(value)
+        rows.append((y + 12, name, y + 2, width, colour, text, width + 124, y + 12, text))
+    bars = format_html_join(
+        "",
+        '<text x="0" y="{}" font-size="12">{}</text>'
+        '<rect x="120" y="{}" width="{}" height="12" fill="{}"><title>{}</title></rect>'
+        '<text x="{}" y="{}" font-size="12">{}</text>',
+        rows,
+    )
+    return format_html(
+        '<figure class="model-chart"><figcaption>{}</figcaption>'
+        '<svg width="{}" height="{}" role="img" aria-label="{}">{}</svg></figure>',
+        title,
+        CHART_WIDTH,
+        len(values) * CHART_ROW,
+        title,
+        bars,
+    )
+
+
 @admin.register(RankingModel)
 class RankingModelAdmin(CustomerScopedAdmin):
     """Activating and rolling back models is for a customer's admins; everyone else reads."""
@@ -220,6 +273,7 @@ class RankingModelAdmin(CustomerScopedAdmin):
     actions = ["activate_selected", "rollback_selected"]
     summary_fields = [
         "comparison",
+        "chart",
         "decision",
         "sources",
         "position_bias",
@@ -312,6 +366,10 @@ class RankingModelAdmin(CustomerScopedAdmin):
         return format_html(
             "<ul>{}</ul>", format_html_join("", "<li>{}</li>", ((w,) for w in words))
         )
+
+    @admin.display(description="on the later requests, side by side")
+    def chart(self, obj: RankingModel) -> str:
+        return comparison_chart(obj)
 
     @admin.display(description="decision")
     def decision(self, obj: RankingModel) -> str:

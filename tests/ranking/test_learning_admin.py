@@ -146,3 +146,27 @@ def test_the_model_page_rolls_back_after_a_confirmation_and_only_for_its_custome
     done = admin_client.post(rollback, {"post": "yes"})
     assert done.status_code == 302
     assert RankingModel.objects.get(pk=model.pk).status == ModelStatus.RETIRED
+
+
+def test_the_model_page_draws_the_model_beside_the_live_ranker_and_popularity(
+    admin_client: Client, customer: Customer
+) -> None:
+    model = register(customer)
+    model.metrics = {
+        "model": {"ndcg@10": 0.40, "revenue_per_search": 22.0},
+        "active": {"ndcg@10": 0.38, "revenue_per_search": 20.0},
+        "baseline": {"ndcg@10": 0.20, "revenue_per_search": 11.0},
+    }
+    model.save()
+
+    html = admin_client.get(
+        reverse("admin:ranking_rankingmodel_change", args=[model.pk])
+    ).content.decode()
+
+    assert 'aria-label="ranking quality (NDCG@10)"' in html
+    assert 'aria-label="revenue per search"' in html
+    # Each metric on its own scale: the best of the three spans the full bar.
+    assert '<rect x="120" y="2" width="90.0" height="12" fill="#417690"><title>0.400' in html
+    assert 'width="45.0" height="12" fill="#9aa9b5"><title>0.200' in html
+    assert "<title>20.00</title>" in html
+    assert ">popularity order</text>" in html
