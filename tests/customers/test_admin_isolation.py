@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-import numpy as np
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import AbstractBaseUser, Permission
@@ -19,7 +18,6 @@ from django.db.models import Model
 from django.forms.models import model_to_dict
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
 
 from customers.models import ApiKey, Customer
 from customers.services import api_key_create
@@ -28,11 +26,20 @@ from explain import urls as explain_urls
 from merchandising.contracts import RuleIn
 from merchandising.models import Rule, RuleRevision
 from merchandising.services import rule_create
-from ranking.models import Experiment, RankingConfig, RankingModel, RankLog, SignalVersion
+from ranking.models import Experiment, RankingConfig, RankingModel, SignalVersion
 from ranking.services import ranking_config_save, signals_refresh
-from ranking.signals.schema import FEATURES, SCHEMA_HASH
 from tests.conftest import ApiCaller
-from tests.factories import CustomerFactory, ItemFactory, MembershipFactory, UserFactory
+from tests.factories import (
+    CustomerFactory,
+    EventFactory,
+    ExperimentFactory,
+    ItemFactory,
+    MembershipFactory,
+    RankingModelFactory,
+    RankLogFactory,
+    SignalVersionFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -40,52 +47,24 @@ TENANT_APPS = ("customers", "catalog", "events", "ranking", "merchandising")
 
 
 def signal_version(customer: Customer, version: int) -> SignalVersion:
-    return SignalVersion.objects.create(
-        customer=customer,
-        version=version,
-        schema_hash="test",
-        items=1,
-        query_pairs=0,
-        event_groups=0,
-        seconds=0.1,
-    )
+    return SignalVersionFactory(customer=customer, version=version)
 
 
 def ranking_model(customer: Customer, version: int) -> RankingModel:
-    now = timezone.now()
-    return RankingModel.objects.create(
-        customer=customer,
-        surface="search",
-        algorithm="lambdamart",
-        version=version,
-        schema_hash="test",
-        train_from=now,
-        train_until=now,
-        holdout_from=now,
-        artifact_path="models/none.txt",
-        artifact_sha256="0" * 64,
-    )
+    return RankingModelFactory(customer=customer, version=version)
 
 
 def experiment(customer: Customer, tag: str, version: int) -> Experiment:
     """An experiment row as the admin lists it (serving checks are tests/ranking's business)."""
-    return Experiment.objects.create(
+    return ExperimentFactory(
         customer=customer,
-        surface="search",
         name=f"{tag}-test",
         treatment_model=ranking_model(customer, version + 100),
-        treatment_percent=10,
     )
 
 
 def click(customer: Customer, tag: str) -> Event:
-    return Event.objects.create(
-        customer=customer,
-        event_id=f"{tag}-event",
-        type="click",
-        item_id=f"{tag}-clicked-sku",
-        occurred_at=timezone.now(),
-    )
+    return EventFactory(customer=customer, event_id=f"{tag}-event", item_id=f"{tag}-clicked-sku")
 
 
 def rule(customer: Customer, tag: str) -> Rule:
@@ -499,7 +478,7 @@ def test_an_api_key_of_another_customer_cannot_be_revoked_by_staff(
 
 def searched(customer: Customer, tag: str) -> None:
     """One search for `<tag> boots` that showed the tenant's item, in the event log and rank log."""
-    Event.objects.create(
+    EventFactory(
         customer=customer,
         event_id=f"{tag}-search",
         type="impression",
@@ -507,17 +486,12 @@ def searched(customer: Customer, tag: str) -> None:
         request_id=f"{tag}-request",
         surface="search",
         query=f"{tag} boots",
-        occurred_at=timezone.now(),
     )
-    RankLog.objects.create(
+    RankLogFactory(
         customer=customer,
         request_id=f"{tag}-request",
-        surface="search",
         query=f"{tag} boots",
-        model="config:default",
-        schema_hash=SCHEMA_HASH,
         item_ids=[f"{tag}-sku"],
-        features=np.zeros((1, len(FEATURES)), dtype="<f4").tobytes(),
     )
 
 

@@ -13,8 +13,9 @@ from django.utils import timezone
 
 from customers.models import Customer
 from ranking.models import RankLog
-from ranking.signals.schema import FEATURES, RELEVANCE_COLUMN, SCHEMA_HASH
+from ranking.signals.schema import FEATURES, RELEVANCE_COLUMN
 from tests.conftest import ApiCaller
+from tests.factories import RankLogFactory
 
 IDS = [f"sku-{i}" for i in range(8)]
 
@@ -154,14 +155,12 @@ def log_request(
 ) -> RankLog:
     features = np.zeros((len(item_ids), len(FEATURES)), dtype="<f4")
     features[:, RELEVANCE_COLUMN] = np.linspace(1.5, -1.5, len(item_ids))
-    return RankLog.objects.create(
+    return RankLogFactory(
         customer=customer,
         request_id=request_id,
         surface=surface,
         query=query,
         category=category,
-        model="config:default",
-        schema_hash=SCHEMA_HASH,
         item_ids=item_ids,
         features=features.tobytes(),
         created_at=timezone.now() - timedelta(days=days_ago),

@@ -21,10 +21,16 @@ from customers.models import Customer
 from explain import services
 from ranking.models import RankLog
 from ranking.services import signals_refresh
-from ranking.signals.schema import FEATURE_INDEX, FEATURES, RELEVANCE_COLUMN, SCHEMA_HASH
+from ranking.signals.schema import FEATURE_INDEX, FEATURES, RELEVANCE_COLUMN
 from ranking.signals.store import SignalStoreUnavailable
 from tests.conftest import ApiCaller
-from tests.factories import CustomerFactory, ItemFactory, MembershipFactory, UserFactory
+from tests.factories import (
+    CustomerFactory,
+    ItemFactory,
+    MembershipFactory,
+    RankLogFactory,
+    UserFactory,
+)
 from tests.ranking.learning_shop import register
 
 pytestmark = pytest.mark.django_db
@@ -217,14 +223,10 @@ def test_the_rule_of_another_customer_never_shows(
 def log_request(customer: Customer, request_id: str) -> RankLog:
     features = np.zeros((4, len(FEATURES)), dtype="<f4")
     features[:, RELEVANCE_COLUMN] = [1.5, 0.5, -0.5, -1.5]
-    return RankLog.objects.create(
+    return RankLogFactory(
         customer=customer,
         request_id=request_id,
-        surface="search",
-        query="shoes",
         shopper_key="u:shopper-1",
-        model="config:default",
-        schema_hash=SCHEMA_HASH,
         item_ids=IDS[:4],
         features=features.tobytes(),
     )

@@ -12,7 +12,6 @@ from typing import Any
 import boto3
 import numpy as np
 import pytest
-from django.utils import timezone
 from moto import mock_aws
 
 from ranking.learning.artifacts import (
@@ -22,8 +21,8 @@ from ranking.learning.artifacts import (
     scorer_load,
 )
 from ranking.models import RankingModel
-from ranking.signals.schema import FEATURES, SCHEMA_HASH
-from tests.factories import CustomerFactory
+from ranking.signals.schema import FEATURES
+from tests.factories import CustomerFactory, RankingModelFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -56,12 +55,13 @@ def linear_model(customer_id: int) -> RankingModel:
     path, digest = artifact_save(
         customer_id=customer_id, surface="search", algorithm="linear", version=1, content=content
     )
-    now = timezone.now()
-    return RankingModel.objects.create(
-        customer_id=customer_id, surface="search", algorithm="linear", version=1,
-        schema_hash=SCHEMA_HASH, train_from=now, train_until=now, holdout_from=now,
-        artifact_path=path, artifact_sha256=digest,
-    )  # fmt: skip
+    return RankingModelFactory(
+        customer_id=customer_id,
+        algorithm="linear",
+        version=1,
+        artifact_path=path,
+        artifact_sha256=digest,
+    )
 
 
 def test_an_artifact_is_written_to_the_bucket_and_serves_from_it(s3: Any) -> None:

@@ -34,7 +34,7 @@ from ranking.models import Experiment, RankingModel, RankLog
 from ranking.services import signals_refresh
 from ranking.signals.schema import FEATURE_INDEX, FEATURES, SCHEMA_HASH
 from tests.conftest import ApiCaller
-from tests.factories import MembershipFactory, UserFactory
+from tests.factories import MembershipFactory, RankingModelFactory, UserFactory
 from tests.ranking.helpers import put_items, rank, send_events
 from tests.ranking.learning_shop import register
 from tests.test_schema import assert_matches_schema
@@ -246,12 +246,9 @@ def linear_model(customer: Customer, weights: dict[str, float]) -> RankingModel:
     path, digest = artifact_save(
         customer_id=customer.pk, surface="search", algorithm="linear", version=1, content=content
     )
-    window = "2026-11-01T00:00:00Z"
-    return RankingModel.objects.create(
-        customer=customer, surface="search", algorithm="linear", version=1,
-        schema_hash=SCHEMA_HASH, train_from=window, train_until=window, holdout_from=window,
-        artifact_path=path, artifact_sha256=digest,
-    )  # fmt: skip
+    return RankingModelFactory(
+        customer=customer, algorithm="linear", version=1, artifact_path=path, artifact_sha256=digest
+    )
 
 
 def test_a_truly_better_ranker_wins_with_a_significant_lift_and_the_counts_of_its_events(

@@ -27,7 +27,7 @@ from ranking.learning.training import (
 from ranking.models import ModelStatus, RankingModel, RankLog, SignalVersion
 from ranking.signals.schema import FEATURE_INDEX
 from tests.conftest import ApiCaller
-from tests.factories import CustomerFactory
+from tests.factories import CustomerFactory, RankLogFactory
 from tests.ranking.helpers import put_items, rank, send_events
 from tests.ranking.learning_shop import GOOD, register, synthetic_set
 
@@ -192,12 +192,16 @@ def test_requests_logged_with_an_older_feature_schema_are_rebuilt_with_their_rel
     put_items(api, [{"id": f"sku-{n}", "title": f"Item {n}", "price": 20.0} for n in range(3)])
     now = timezone.now()
     old_columns = np.array([[0.1, 0.2, 1.5], [0.3, 0.4, -1.5]], dtype="<f4")  # relevance last
-    RankLog.objects.create(
-        customer=api.customer, request_id="old-1", surface="search", query="tent",
-        shopper_key="u:u-1", model="config:default", schema_hash="0ld5chema0000000",
-        item_ids=["sku-2", "sku-0"], features=old_columns.tobytes(),
+    RankLogFactory(
+        customer=api.customer,
+        request_id="old-1",
+        query="tent",
+        shopper_key="u:u-1",
+        schema_hash="0ld5chema0000000",
+        item_ids=["sku-2", "sku-0"],
+        features=old_columns.tobytes(),
         created_at=now - timedelta(hours=1),
-    )  # fmt: skip
+    )
 
     data = training_set_load(
         customer_id=api.customer.pk, surface="search", start=now - timedelta(days=1), end=now
