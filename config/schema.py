@@ -88,6 +88,11 @@ def state_text_rules(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
                 node["pattern"] = NO_NUL_PATTERN
             if isinstance(node.get("additionalProperties"), dict):
                 node.setdefault("propertyNames", {}).setdefault("pattern", NO_NUL_PATTERN)
+            if "patternProperties" in node and "additionalProperties" not in node:
+                # Keys are typed (pydantic writes the key's pattern as patternProperties): a key
+                # that matches none of them is refused, so the schema says so.
+                node["additionalProperties"] = False
+                node.setdefault("propertyNames", {}).setdefault("pattern", NO_NUL_PATTERN)
             for value in node.values():
                 walk(value)
         elif isinstance(node, list):

@@ -100,6 +100,30 @@ def test_every_component_is_a_valid_json_schema(openapi: dict[str, Any]) -> None
         jsonschema.Draft202012Validator.check_schema(schema)
 
 
+def test_objects_with_typed_keys_refuse_other_keys(openapi: dict[str, Any]) -> None:
+    """A key the contract would refuse (blank, or holding NUL) must not be schema-valid: the
+    fuzzer's positive run found one in a rule's selector attributes."""
+    found = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "patternProperties" in node:
+                found.append(node)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for schema in openapi["components"]["schemas"].values():
+        walk(schema)
+
+    assert found
+    for node in found:
+        assert node["additionalProperties"] is False
+        assert node["propertyNames"]["pattern"] == "^[^\\u0000]*$"
+
+
 def test_error_responses_are_declared_as_problem_json(openapi: dict[str, Any]) -> None:
     for operation_id in OPERATIONS:
         responses = operations(openapi)[operation_id][2]["responses"]
