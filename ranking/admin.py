@@ -522,7 +522,10 @@ class RankingModelAdmin(CustomerScopedAdmin):
 class ExperimentForm(forms.ModelForm):
     class Meta:
         model = Experiment
-        fields = ["customer", "surface", "name", "treatment_model", "treatment_percent", "enabled"]
+        fields = [
+            *("customer", "surface", "name", "treatment_model", "treatment_percent"),
+            *("starts_at", "ends_at", "enabled"),
+        ]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

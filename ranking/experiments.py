@@ -34,6 +34,7 @@ from django.db.models import (
     When,
 )
 from django.db.models.functions import Cast, Coalesce, Concat
+from django.utils import timezone
 
 from events.models import Event, EventType
 from events.services import MAX_CLOCK_SKEW
@@ -363,11 +364,14 @@ STATUS_OF_END: dict[str, str] = {
     ExperimentEnd.STOPPED: "stopped",
     ExperimentEnd.GUARDRAIL: "stopped_by_guardrail",
     ExperimentEnd.PROMOTED: "promoted",
+    ExperimentEnd.SCHEDULED: "ended",
 }
 
 
 def experiment_status(experiment: Experiment) -> str:
-    """ "running", "not_running", or STATUS_OF_END's word for how it stopped."""
+    """ "running", "scheduled" (its start is ahead), "not_running", or STATUS_OF_END's word for
+    how it stopped."""
     if experiment.enabled:
-        return "running"
+        ahead = experiment.starts_at is not None and experiment.starts_at > timezone.now()
+        return "scheduled" if ahead else "running"
     return STATUS_OF_END.get(experiment.end_reason, "not_running")

@@ -6,9 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
+from django.db.models import Q
 from django.http import HttpResponse
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from rest_framework.request import Request
 
 from config.problems import FieldError, NotFound, invalid_request
@@ -30,10 +32,12 @@ from ranking.models import Experiment, Surface
 
 # Ids PostgreSQL's bigint can hold; a larger one names no experiment.
 MAX_ID = 2**63 - 1
-STATUSES = ("running", "not_running", *STATUS_OF_END.values())
+STATUSES = ("running", "scheduled", "not_running", *STATUS_OF_END.values())
 # The list's length: a customer runs at most one experiment per surface at a time.
 MAX_LISTED = 500
-Status = Literal["running", "not_running", "stopped", "stopped_by_guardrail", "promoted"]
+Status = Literal[
+    "running", "scheduled", "not_running", "stopped", "stopped_by_guardrail", "promoted", "ended"
+]
 
 
 class ExperimentOut(BaseModel):
@@ -47,6 +51,8 @@ class ExperimentOut(BaseModel):
     enabled: bool
     status: Status
     started_at: datetime
+    starts_at: datetime | None = Field(description="when shoppers are split from (null: at once)")
+    ends_at: datetime | None = Field(description="when it ends as scheduled (null: when stopped)")
     ended_at: datetime | None
     ended_by: str
     end_summary: str
@@ -184,7 +190,9 @@ def experiment_as_dict(experiment: Experiment) -> dict[str, Any]:
         "treatment_percent": experiment.treatment_percent,
         "enabled": experiment.enabled,
         "status": experiment_status(experiment),
-        "started_at": experiment.created_at,
+        "started_at": experiment.starts_at or experiment.created_at,
+        "starts_at": experiment.starts_at,
+        "ends_at": experiment.ends_at,
         "ended_at": experiment.ended_at,
         "ended_by": experiment.ended_by,
         "end_summary": experiment.end_summary,
@@ -301,8 +309,12 @@ class ExperimentListApi(CustomerApi):
         status = _choice(request, "status", STATUSES)
         if surface is not None:
             experiments = experiments.filter(surface=surface)
+        now = timezone.now()
+        started = Q(starts_at__isnull=True) | Q(starts_at__lte=now)
         if status == "running":
-            experiments = experiments.filter(enabled=True)
+            experiments = experiments.filter(started, enabled=True)
+        elif status == "scheduled":
+            experiments = experiments.filter(enabled=True, starts_at__gt=now)
         elif status is not None:
             end = {word: reason for reason, word in STATUS_OF_END.items()}.get(status, "")
             experiments = experiments.filter(enabled=False, end_reason=end)

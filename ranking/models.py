@@ -234,6 +234,7 @@ class ExperimentEnd(models.TextChoices):
     STOPPED = "stopped", "stopped by hand"
     GUARDRAIL = "guardrail", "stopped by the guardrail"
     PROMOTED = "promoted", "B promoted"
+    SCHEDULED = "scheduled", "ended as scheduled"
 
 
 class Experiment(models.Model):
@@ -252,6 +253,15 @@ class Experiment(models.Model):
         "share of shoppers in B (%)", validators=[MinValueValidator(1), MaxValueValidator(99)]
     )
     enabled = models.BooleanField(default=True)
+    # The window shoppers are split in (blank: from saving it, until it is stopped). Outside it
+    # everyone gets the live ranker with no variant; once `ends_at` passed, the periodic check
+    # records the end (ranking.services.experiment_end_if_due).
+    starts_at = models.DateTimeField(
+        "starts", null=True, blank=True, help_text="Blank: at once. Times are UTC."
+    )
+    ends_at = models.DateTimeField(
+        "ends", null=True, blank=True, help_text="Blank: until stopped. Times are UTC."
+    )
     salt = models.CharField(max_length=32, default=_salt, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now, editable=False)

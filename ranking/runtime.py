@@ -9,6 +9,7 @@ the cache emptied by the last change, or never filled in this process.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -53,7 +54,7 @@ class CustomerRuntime:
         """The surface's live ranker, or the shopper's variant of its running experiment."""
         experiment = self.experiments.get(surface)
         if experiment is not None:
-            return experiment.ranker_for(shopper_key)
+            return experiment.ranker_for(shopper_key, time.time())
         return self.configs[surface]
 
 
@@ -133,6 +134,9 @@ def load_experiments(
             treatment_percent=experiment.treatment_percent,
             control=replace(live, variant=CONTROL, experiment_id=experiment.pk),
             treatment=replace(live, scorer=scorer, variant=TREATMENT, experiment_id=experiment.pk),
+            starts=experiment.starts_at.timestamp() if experiment.starts_at else None,
+            ends=experiment.ends_at.timestamp() if experiment.ends_at else None,
+            live=live,
         )
     return experiments
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -124,6 +125,11 @@ def experiment_errors(experiment: Experiment) -> dict[str, list[str]]:
             "This model cannot serve: another feature schema, or an artifact that fails its "
             "checksum."
         ]
+    starts, ends = experiment.starts_at, experiment.ends_at
+    if starts is not None and ends is not None and ends <= starts:
+        errors["ends_at"] = ["End it after it starts."]
+    elif experiment.enabled and ends is not None and ends <= timezone.now():
+        errors["ends_at"] = ["This end has passed: move it later for the experiment to run."]
     stored = Experiment.objects.filter(pk=experiment.pk).first() if experiment.pk else None
     if experiment.enabled and stored is not None and stored.end_reason in FINAL_ENDS:
         errors["enabled"] = [
@@ -198,6 +204,20 @@ def experiment_stop(*, experiment: Experiment, reason: str, by: str, summary: st
     customer_id = locked.customer_id
     transaction.on_commit(lambda: runtime_sync.bump_generation(customer_id))
     return True
+
+
+def experiment_end_if_due(*, experiment: Experiment, now: datetime | None = None) -> bool:
+    """Record the end of a running experiment whose end time has passed (it served nobody B since
+    then already: the runtime checks the window on every request). True when it ended now."""
+    now = now or timezone.now()
+    if not experiment.enabled or experiment.ends_at is None or experiment.ends_at > now:
+        return False
+    return experiment_stop(
+        experiment=experiment,
+        reason=ExperimentEnd.SCHEDULED,
+        by="schedule",
+        summary=f"ended as scheduled, {experiment.ends_at:%Y-%m-%d %H:%M} UTC",
+    )
 
 
 def experiment_check(*, experiment: Experiment) -> Lift | None:

@@ -166,6 +166,8 @@ def check_experiment(experiment_id: int) -> str:
     experiment = Experiment.objects.filter(pk=experiment_id).select_related("customer").first()
     if experiment is None or not experiment.customer.is_active:
         return "skipped"
+    if services.experiment_end_if_due(experiment=experiment):
+        experiment.refresh_from_db()
     breach = services.experiment_check(experiment=experiment)
     return "stopped by the guardrail" if breach is not None else "checked"
 

@@ -26,9 +26,21 @@ class SurfaceExperiment:
     treatment_percent: int
     control: RankerConfig
     treatment: RankerConfig
+    # Its window in epoch seconds (None: open); outside it, `live` serves with no variant.
+    starts: float | None = None
+    ends: float | None = None
+    live: RankerConfig | None = None
 
-    def ranker_for(self, shopper_key: str) -> RankerConfig:
-        """A request without a shopper (no user, no session) always gets A."""
+    def running_at(self, now: float) -> bool:
+        return (self.starts is None or self.starts <= now) and (
+            self.ends is None or now < self.ends
+        )
+
+    def ranker_for(self, shopper_key: str, now: float | None = None) -> RankerConfig:
+        """A request without a shopper (no user, no session) always gets A; outside the
+        experiment's window every request gets the live ranker, in no variant."""
+        if now is not None and self.live is not None and not self.running_at(now):
+            return self.live
         if shopper_key and shopper_bucket(self.salt, shopper_key) < self.treatment_percent * 100:
             return self.treatment
         return self.control

@@ -4,7 +4,9 @@ the live ranker (A); the assignment is stable per shopper and shows in `ranker.v
 from __future__ import annotations
 
 import re
+import time
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from config.metrics import ACTIVE_MODEL_VERSION, customer_label
 from customers.models import Customer
@@ -95,6 +98,51 @@ def test_no_experiment_no_variant_and_stopping_one_takes_effect(shop: ApiCaller)
     services.experiment_save(experiment=running)
 
     assert search(shop, "u1")["variant"] is None
+
+
+def test_an_experiment_splits_shoppers_only_within_its_start_and_end(
+    shop: ApiCaller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start = timezone.now() + timedelta(days=2)
+    scheduled = experiment(
+        shop.customer, percent=99, starts_at=start, ends_at=start + timedelta(days=7)
+    )
+    before = search(shop, "u1")
+    listed = shop.get("/v1/experiments").json()["experiments"][0]
+
+    # Two days on, within the window; then past its end (each process reads the clock per request).
+    clock = time.time()
+    monkeypatch.setattr("ranking.runtime.time.time", lambda: clock + 3 * 24 * 3600)
+    during = search(shop, "u1")
+    monkeypatch.setattr("ranking.runtime.time.time", lambda: clock + 10 * 24 * 3600)
+    after = search(shop, "u1")
+    ended = services.experiment_end_if_due(experiment=scheduled, now=start + timedelta(days=8))
+
+    assert before["variant"] is None
+    assert listed["status"] == "scheduled"
+    assert listed["starts_at"].startswith(f"{start:%Y-%m-%dT%H:%M}")
+    assert during["variant"] == "B"
+    assert after["variant"] is None
+    assert ended
+    scheduled.refresh_from_db()
+    assert not scheduled.enabled
+    assert scheduled.end_summary.startswith("ended as scheduled")
+    assert shop.get("/v1/experiments?status=ended").json()["experiments"][0]["id"] == scheduled.pk
+
+
+def test_an_experiment_must_end_after_it_starts_and_not_in_the_past(shop: ApiCaller) -> None:
+    now = timezone.now()
+
+    with pytest.raises(ValidationError) as backwards:
+        experiment(
+            shop.customer, starts_at=now + timedelta(days=2), ends_at=now + timedelta(days=1)
+        )
+    with pytest.raises(ValidationError) as past:
+        experiment(shop.customer, ends_at=now - timedelta(hours=1))
+
+    assert backwards.value.message_dict == {"ends_at": ["End it after it starts."]}
+    assert "has passed" in past.value.message_dict["ends_at"][0]
+    assert not Experiment.objects.exists()
 
 
 def test_buckets_are_uniform_and_independent_across_experiments() -> None:
