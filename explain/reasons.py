@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from explain.units import feature_name
 from ranking.engine.records import Contribution
 from ranking.signals.schema import FEATURE_INDEX, FEATURES
 
@@ -102,7 +103,7 @@ def phrase(feature: str, contribution: float, value: float, typical: float | Non
     elif typical is None:
         above = lifted  # no reference: the value is described by its effect
     elif value == typical:
-        return f"{feature.replace('_', ' ')} at its typical value, {effect}"
+        return f"{feature_name(feature)} at its typical value, {effect}"
     else:
         above = value > typical
     high, low = PHRASES[feature]

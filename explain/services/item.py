@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from explain.charts import DivergingBar, diverging_bar
 from explain.reasons import phrase, top_reasons
 from explain.services.explained import Explained, ExplainedItem, ExplainError
+from explain.units import feature_name, shown_value
 from ranking.signals.schema import FEATURE_INDEX
 
 
@@ -19,6 +20,18 @@ class FeatureRow:
     contribution: float
     words: str
     bar: DivergingBar
+
+    @property
+    def name(self) -> str:
+        return feature_name(self.feature)
+
+    @property
+    def shown(self) -> str:
+        return shown_value(self.feature, self.value)
+
+    @property
+    def typical_shown(self) -> str:
+        return shown_value(self.feature, self.typical)
 
     @property
     def z(self) -> float | None:

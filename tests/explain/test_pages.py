@@ -258,6 +258,21 @@ def test_reasons_are_plain_words() -> None:
     assert phrase("price", 0.2, 10.0, 50.0) == "cheaper than most items, which counts in its favour"
 
 
+def test_feature_values_read_in_their_own_units() -> None:
+    import math
+
+    from explain.units import shown_value
+
+    assert shown_value("price", math.log1p(87.37)) == "87.37"
+    assert shown_value("ctr", 0.0581) == "5.8%"
+    assert shown_value("clicks_long", math.log1p(1234.4)) == "1,234"
+    assert shown_value("purchases_short", math.log1p(2.5)) == "2.5"
+    assert shown_value("freshness", math.exp(-45 / 30)) == "45 days ago"
+    assert shown_value("trend", math.log(1.25)) == "+25%"
+    assert shown_value("in_stock", 0.0) == "no"
+    assert shown_value("relevance", None) == "—"
+
+
 def test_a_list_s_reasons_name_what_sets_each_item_apart_not_what_lifts_them_all() -> None:
     from explain.reasons import mean_contributions, top_reasons
     from ranking.engine.records import Contribution
@@ -340,6 +355,18 @@ def test_the_item_page_shows_every_feature_against_the_typical_value(
     assert "exact · linear" in body
     assert "customer&#x27;s typical" in body or "customer's typical" in body
     assert "No rule touched this item." in body
+    # In the shop's words and units; what the model reads one click away.
+    price = body[body.index('class="feature-row" data-feature="price"') :]
+    price = price[: price.index("</tr>")]
+    assert "<td>price</td>" in price
+    assert '<td class="num">50.00</td>' in price  # stored as log(1 + 50) = 3.9318
+    rate = body[body.index('class="feature-row" data-feature="ctr"') :]
+    assert "<td>click rate</td>" in rate[: rate.index("</tr>")]
+    assert "%</td>" in rate[: rate.index("</tr>")]
+    exact = body[body.index('id="exact-numbers"') :]
+    assert "<code>price</code>" in exact
+    assert "3.9318" in exact
+    assert body.count('class="exact-row"') == len(FEATURES)
 
 
 def test_an_item_not_ranked_is_an_error_on_the_item_field(merch: Client, shop: Customer) -> None:
