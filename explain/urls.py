@@ -17,6 +17,7 @@ urlpatterns = [
     path("workbench/change/", workbench.change_view, name="workbench-change"),
     path("workbench/publish/", workbench.publish_view, name="workbench-publish"),
     path("workbench/discard/", workbench.discard_view, name="workbench-discard"),
+    path("workbench/turn-off/", workbench.turn_off_view, name="workbench-turn-off"),
     path("export.json", views.export_view, {"fmt": "json"}, name="export-json"),
     path("export.csv", views.export_view, {"fmt": "csv"}, name="export-csv"),
 ]

@@ -44,6 +44,7 @@ from explain.services.workbench_changes import (
     drafts_chosen,
     drafts_discard,
     drafts_publish,
+    published_turn_off,
 )
 from merchandising.contracts import BOOST_STRENGTHS, BURY_STRENGTHS, MAX_POSITION
 from merchandising.services import NotADraft, RuleRejected
@@ -371,6 +372,46 @@ def publish_view(request: HttpRequest) -> HttpResponse:
         )  # fmt: skip
         for warning in warnings:
             messages.warning(request, warning)
+    return _back(request)
+
+
+class LiveRulesForm(PageForm):
+    rules = forms.TypedMultipleChoiceField(
+        choices=[],
+        coerce=int,
+        label="Changes",
+        error_messages={"required": "Name the published change to turn off."},
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["rules"]
+        assert isinstance(field, forms.TypedMultipleChoiceField)
+        named = self.data.getlist("rules") if hasattr(self.data, "getlist") else []
+        field.choices = [(value, value) for value in named if value.isdigit()]
+        field.error_messages["invalid_choice"] = "A change named is not one of this shop."
+
+
+@require_POST
+@login_required
+def turn_off_view(request: HttpRequest) -> HttpResponse:
+    """Switch off a published change of this page (its history keeps it, a revert restores it)."""
+    customer = _writer(request)
+    form = LiveRulesForm(request.POST, user=request.user, customer=customer)
+    if not form.is_valid():
+        _form_errors(request, form)
+        return _back(request)
+    try:
+        rules = published_turn_off(
+            customer_id=customer.pk, rule_ids=form.cleaned_data["rules"], user=request.user
+        )
+    except ExplainError as error:
+        messages.error(request, error.message)
+    except RuleRejected as error:
+        messages.error(request, f"Nothing turned off: {error}")
+    else:
+        names = ", ".join(f"“{rule.name}”" for rule in rules)
+        messages.success(request, f"Turned off {names}: shoppers no longer see it.")
     return _back(request)
 
 

@@ -145,6 +145,8 @@ class Workbench:
     notes: tuple[str, ...]
     degraded: bool
     ranker: str
+    # (rule id, name) of the serving rules made for this page: each can be turned off here.
+    published: tuple[tuple[int, str], ...] = ()
 
     @property
     def shown(self) -> tuple[Card, ...]:
@@ -272,6 +274,32 @@ def page_drafts(params: WorkbenchParams) -> list[Rule]:
     return drafts
 
 
+def page_conditions(params: WorkbenchParams) -> dict[str, Any]:
+    """A workbench rule applies to this page only: its surface and exact query, or its category
+    (and the categories under it)."""
+    if params.query:
+        return {"surfaces": [params.surface], "query": {"match": "exact",
+                "patterns": [params.query]}}  # fmt: skip
+    return {"surfaces": [params.surface], "page_categories": [params.category]}
+
+
+def same_page(rule: Rule, params: WorkbenchParams) -> bool:
+    conditions = page_conditions(params)
+    document = rule.document()
+    return (
+        document["surfaces"] == conditions["surfaces"]
+        and document["query"] == conditions.get("query", {"match": "any", "patterns": []})
+        and document["page_categories"] == conditions.get("page_categories", [])
+    )
+
+
+def page_published(params: WorkbenchParams) -> list[Rule]:
+    """The serving rules made for exactly this page (as the workbench writes them), newest
+    first: what "Turn off" offers to undo."""
+    serving = Rule.objects.for_customer(params.customer_id).serving().order_by("-id")
+    return [rule for rule in serving if same_page(rule, params)]
+
+
 def _draft_warnings(params: WorkbenchParams, drafts: list[Rule]) -> list[DraftChange]:
     """Each draft with what the conflict checks say against the serving rules, and a pin on an
     item another draft hides."""
@@ -352,10 +380,12 @@ def workbench(params: WorkbenchParams) -> Workbench:
     source_note += f", ranked now by the live ranker with its rules{shopper}."
     source = explain_params.source
     changes = tuple(_draft_warnings(params, drafts))
+    published = tuple((rule.pk, rule.name) for rule in page_published(params))
     if degraded:
         return Workbench(
-            params, source, source_note, (), (), changes, (), notes, True, after.ranker.label
-        )
+            params, source, source_note, (), (), changes, (), notes, True, after.ranker.label,
+            published,
+        )  # fmt: skip
     was = {item.item_id: item.position for item in before.items}
     catalog = _catalog(params.customer_id, [item.item_id for item in after.items] +
                        [removed.item_id for removed in after.removed])  # fmt: skip
@@ -400,6 +430,7 @@ def workbench(params: WorkbenchParams) -> Workbench:
         notes,
         False,
         after.ranker.label,
+        published,
     )
 
 

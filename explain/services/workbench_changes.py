@@ -14,7 +14,12 @@ from catalog.models import Item
 from customers.models import Customer
 from explain import reads
 from explain.services.explained import ExplainError
-from explain.services.workbench import WorkbenchParams, page_drafts
+from explain.services.workbench import (
+    WorkbenchParams,
+    page_conditions,
+    page_drafts,
+    same_page,
+)
 from merchandising import services as rule_services
 from merchandising.contracts import RuleIn
 from merchandising.models import Rule
@@ -38,25 +43,6 @@ def _short(title: str) -> str:
     return title if len(title) <= TITLE_IN_NAME else title[: TITLE_IN_NAME - 1] + "…"
 
 
-def _conditions(params: WorkbenchParams) -> dict[str, Any]:
-    """A workbench rule applies to this page only: its surface and exact query, or its category
-    (and the categories under it)."""
-    if params.query:
-        return {"surfaces": [params.surface], "query": {"match": "exact",
-                "patterns": [params.query]}}  # fmt: skip
-    return {"surfaces": [params.surface], "page_categories": [params.category]}
-
-
-def _same_page(rule: Rule, params: WorkbenchParams) -> bool:
-    conditions = _conditions(params)
-    document = rule.document()
-    return (
-        document["surfaces"] == conditions["surfaces"]
-        and document["query"] == conditions.get("query", {"match": "any", "patterns": []})
-        and document["page_categories"] == conditions.get("page_categories", [])
-    )
-
-
 def _document(change: Change, params: WorkbenchParams, item: Item | None,
               pins: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
     where = f"for {params.where}"
@@ -67,9 +53,9 @@ def _document(change: Change, params: WorkbenchParams, item: Item | None,
             name = f"Pin “{title}” to #{pins[0]['position']} {where}"
         else:
             name = f"Pin {len(pins)} items {where}"
-        return {"name": name, **_conditions(params), "action": {"type": "pin", "pins": pins}}
+        return {"name": name, **page_conditions(params), "action": {"type": "pin", "pins": pins}}
     if change.kind == "hide":
-        return {"name": f"Hide “{title}” {where}", **_conditions(params),
+        return {"name": f"Hide “{title}” {where}", **page_conditions(params),
                 "selector": {"item_ids": [change.item_id]}, "action": {"type": "hide"}}  # fmt: skip
     verb, target = change.kind.split("-") if "-" in change.kind else (change.kind, "item")
     if target == "brand":
@@ -80,7 +66,7 @@ def _document(change: Change, params: WorkbenchParams, item: Item | None,
         what = f"“{title}”"
     return {
         "name": f"{verb.capitalize()} {what} ({change.strength}) {where}",
-        **_conditions(params),
+        **page_conditions(params),
         "selector": selector,
         "action": {"type": verb, "strength": change.strength},
     }
@@ -113,7 +99,7 @@ def draft_change(
     item = reads.item_of(customer_id=customer.pk, item_id=change.item_id)
     if change.kind.endswith("-brand") and (item is None or not item.brand):
         raise ExplainError("item", "This item has no brand in the catalog.")
-    drafts = [rule for rule in page_drafts(params) if _same_page(rule, params)]
+    drafts = [rule for rule in page_drafts(params) if same_page(rule, params)]
     pins: list[dict[str, Any]] = []
     if change.kind == "pin":
         assert change.position is not None
@@ -163,3 +149,24 @@ def drafts_publish(*, rules: list[Rule], user: Any, start: datetime | None) -> l
 def drafts_discard(*, rules: list[Rule], user: Any) -> None:
     for rule in rules:
         rule_services.rule_discard(rule=rule, user=user)
+
+
+@transaction.atomic
+def published_turn_off(*, customer_id: int, rule_ids: list[int], user: Any) -> list[Rule]:
+    """Switch off the customer's serving rules named (all or none), through the rule services:
+    each keeps a revision saying so, and its revert switches it on again."""
+    rules = list(
+        Rule.objects.for_customer(customer_id)
+        .serving()
+        .filter(pk__in=rule_ids)
+        .select_for_update()
+        .order_by("id")
+    )
+    if not rule_ids or len(rules) != len(set(rule_ids)):
+        raise ExplainError("rules", "A change was turned off or changed meanwhile: look again.")
+    for rule in rules:
+        document = RuleIn.stored({**rule.document(), "enabled": False})
+        rule_services.rule_update(
+            rule=rule, document=document, user=user, note="turned off on the workbench"
+        )
+    return rules

@@ -506,6 +506,7 @@ WORKBENCH_WRITES = {
     "explain:workbench-change": lambda draft: {"item": "alphaquux-sku", "do": "hide"},
     "explain:workbench-publish": lambda draft: {"drafts": [draft], "when": "now"},
     "explain:workbench-discard": lambda draft: {"drafts": [draft]},
+    "explain:workbench-turn-off": lambda draft: {"rules": [draft]},
 }
 
 

@@ -218,6 +218,40 @@ def test_hiding_an_item_is_a_draft_until_published(
     ]
 
 
+def test_a_published_change_is_turned_off_from_its_page_and_another_shop_cannot(
+    merch: Client, shop: Customer, other: Customer, api: ApiCaller
+) -> None:
+    log_request(shop, "new", "boots", IDS)
+    post(merch, "change", shop, item="sku-3", do="hide")
+    rule_id = drafts_of(shop)[0]
+    published = post(merch, "publish", shop, drafts=[rule_id], when="now")
+    rival = staff(other, name="rival")
+
+    by_rival = rival.post(
+        "/explain/workbench/turn-off/", {"customer": shop.pk, "query": "boots", "rules": [rule_id]}
+    )
+    through_own = post(rival, "turn-off", other, rules=[rule_id])
+    still_hidden = ranked(api)
+    turned_off = post(merch, "turn-off", shop, rules=[rule_id])
+
+    assert 'id="published-changes"' in published
+    assert "Hide “Outdoor shoe 3” for “boots”" in published[published.index("published-changes") :]
+    assert by_rival.status_code == 404
+    assert "turned off or changed meanwhile" in through_own
+    assert "sku-3" not in still_hidden
+    assert (
+        "Turned off “Hide “Outdoor shoe 3” for “boots””: shoppers no longer see it." in turned_off
+    )
+    assert 'id="published-changes"' not in turned_off
+    assert "sku-3" in ranked(api)
+    assert "sku-3" in grid(turned_off)
+    last = RuleRevision.objects.filter(rule_id_value=rule_id).order_by("-number").first()
+    assert last is not None
+    assert last.kind == "updated"
+    assert last.note == "turned off on the workbench"
+    assert last.document["enabled"] is False
+
+
 def test_boosting_a_brand_shows_the_moves_before_publishing(
     merch: Client, shop: Customer, api: ApiCaller
 ) -> None:
