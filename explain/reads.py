@@ -180,15 +180,3 @@ def rule_name(*, customer_id: int, rule_id: int) -> str:
     """The name of the customer's rule (the engine names rules by id)."""
     names = Rule.objects.filter(customer_id=customer_id, pk=rule_id).values_list("name", flat=True)
     return next(iter(names), f"rule {rule_id}")
-
-
-def catalog_categories(*, customer_id: int) -> list[str]:
-    """Every category path of the customer's catalog, sorted (so a parent comes before its
-    children): one DISTINCT over the items' category lists."""
-    lists = (
-        Item.objects.filter(customer_id=customer_id)
-        .values_list("categories", flat=True)
-        .distinct()
-        .order_by()
-    )
-    return sorted({category for categories in lists for category in categories or []})

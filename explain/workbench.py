@@ -26,6 +26,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from catalog.reads import catalog_categories
 from customers.models import Customer, Role, role_grants
 from events.queries import normalise_query
 from explain import reads
@@ -85,7 +86,7 @@ class PageForm(CustomerForm):
 
     def __init__(self, *args: Any, user: Any, customer: Customer | None, **kwargs: Any) -> None:
         super().__init__(*args, user=user, **kwargs)
-        categories = reads.catalog_categories(customer_id=customer.pk) if customer else []
+        categories = catalog_categories(customer_id=customer.pk) if customer else []
         field = self.fields["category"]
         assert isinstance(field, forms.ChoiceField)
         field.choices = [("", "—"), *((c, category_label(c)) for c in categories)]

@@ -23,8 +23,9 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from catalog.reads import MAX_PICKED, catalog_brands, catalog_categories
 from customers.admin import CustomerScopedAdmin
-from customers.models import Customer, Role, role_grants
+from customers.models import Customer, Role, customers_granting, role_grants
 from merchandising import services
 from merchandising.conflicts import RuleWarning, rule_warnings
 from merchandising.contracts import RuleIn
@@ -83,6 +84,9 @@ RULE_FIELDSETS: list[tuple[str | None, dict[str, Any]]] = [
         },
     ),
 ]
+
+# The pickers of a new rule list the catalogs of at most this many of the user's customers.
+PICKER_CUSTOMERS = 10
 
 
 def _window_summary(windows: list[dict[str, Any]]) -> str:
@@ -286,6 +290,25 @@ class RuleAdmin(CustomerScopedAdmin):
             messages.error(request, f"Not saved: {exc}")
             return HttpResponseRedirect(request.get_full_path())
 
+    @staticmethod
+    def pickers(customer_ids: list[int]) -> dict[str, Any]:
+        """The catalog's brands and categories of these customers, for the form's pickers."""
+        categories = {c for pk in customer_ids for c in catalog_categories(customer_id=pk)}
+        return {
+            "picker_brands": catalog_brands(customer_ids=customer_ids),
+            "picker_categories": sorted(categories)[:MAX_PICKED],
+        }
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> Any:
+        # A new rule may be for any customer the user writes rules of: their catalogs' values
+        # (a few customers' at most; a platform superuser types the rest).
+        writable = customers_granting(user=request.user, role=self.edit_role)
+        customer_ids = list(writable.values_list("pk", flat=True)[:PICKER_CUSTOMERS])
+        extra_context = {**(extra_context or {}), **self.pickers(customer_ids)}
+        return super().add_view(request, form_url, extra_context)
+
     def change_view(
         self,
         request: HttpRequest,
@@ -295,6 +318,8 @@ class RuleAdmin(CustomerScopedAdmin):
     ) -> Any:
         extra_context = dict(extra_context or {})
         rule = self.get_object(request, object_id)
+        if rule is not None:
+            extra_context.update(self.pickers([rule.customer_id]))
         if rule is not None and request.method == "GET":
             form_fields = self.form.base_fields
             extra_context["rule_warnings"] = [

@@ -308,17 +308,19 @@ class RuleForm(forms.ModelForm):
         help_text="Request context, one key=value per line (e.g. device=mobile); a key on "
         "several lines accepts any of its values. None: any context.",
     )
+    # data-picker: static/rankwell/rule_pickers.js adds a field that completes from the catalog
+    # (the datalists of templates/admin/merchandising/rule/change_form.html).
     selector_brands = forms.CharField(
-        widget=forms.Textarea(attrs=LINES),
+        widget=forms.Textarea(attrs={**LINES, "data-picker": "catalog-brands"}),
         required=False,
         label="Brands",
-        help_text="One per line.",
+        help_text="One per line, or pick them from the catalog with the field beside it.",
     )
     selector_categories = forms.CharField(
-        widget=forms.Textarea(attrs=LINES),
+        widget=forms.Textarea(attrs={**LINES, "data-picker": "catalog-categories"}),
         required=False,
         label="Categories",
-        help_text="One category path per line (its subcategories too).",
+        help_text="One category path per line (its subcategories too), or pick them beside it.",
     )
     selector_price_min = forms.FloatField(required=False, min_value=0, label="Price from")
     selector_price_max = forms.FloatField(required=False, min_value=0, label="Price up to")

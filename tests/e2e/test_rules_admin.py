@@ -89,3 +89,25 @@ def test_a_merchandiser_pins_an_item_and_sees_it_move_in_the_preview(
     expect(page.locator("#revision-1 h2")).to_contain_text("Revision 1: created by merch")
     expect(page.locator("#revision-1 .rule-diff")).to_contain_text('"item_id": "shoe-12"')
     page.screenshot(path=artifacts / "rules-admin-4-history.png", full_page=True)
+
+
+def test_a_brand_is_picked_from_the_catalog_not_typed(
+    page: Page, live_server: Any, shop: Customer, artifacts: Path
+) -> None:
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/merchandising/rule/add/")
+    page.fill("#id_username", "merch")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+
+    picker = page.locator("#id_selector_brands_picker")
+    expect(picker).to_have_attribute("list", "catalog-brands")
+    picker.fill("Zeta")
+    page.click(".field-selector_brands .rule-picker-add")
+    picker.fill("Acme")
+    picker.press("Enter")  # adds, does not submit the form
+    picker.fill("zeta")
+    picker.press("Enter")  # already there: not twice
+    page.screenshot(path=artifacts / "rules-admin-5-brand-picker.png", full_page=True)
+
+    expect(page.locator("#id_selector_brands")).to_have_value("Zeta\nAcme")
+    assert not Rule.objects.exists()

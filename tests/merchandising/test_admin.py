@@ -703,3 +703,28 @@ def test_staff_of_one_customer_cannot_reach_another_customers_rules(
     assert (theirs.name, theirs.revision) == ("bravozed-rule", 1)
     assert not Rule.objects.filter(pk=deleted_id).exists()
     assert RuleRevision.objects.filter(customer=other_shop).count() == 3
+
+
+def test_the_rule_form_offers_the_shops_own_brands_and_categories_to_pick(
+    staff: Client, shop: Customer, other_shop: Customer
+) -> None:
+    ItemFactory(customer=other_shop, external_id="bz-2", brand="Bravozed", categories=["bags"])
+    rule = stored_rule(shop)
+
+    added = staff.get(add_url()).content.decode()
+    changed = staff.get(change_url(rule)).content.decode()
+
+    for page in (added, changed):
+        brands = page[page.index('<datalist id="catalog-brands">') :]
+        brands = brands[: brands.index("</datalist>")]
+        categories = page[page.index('<datalist id="catalog-categories">') :]
+        categories = categories[: categories.index("</datalist>")]
+        assert brands.count("<option") == 2
+        assert '<option value="Acme">' in brands
+        assert '<option value="Zeta">' in brands
+        assert '<option value="shoes/running">' in categories
+        assert '<option value="socks">' in categories
+        assert "Bravozed" not in page
+        assert "bags" not in categories
+        assert 'data-picker="catalog-brands"' in page
+        assert "rankwell/rule_pickers.js" in page
