@@ -3,7 +3,7 @@
 from django.db import models
 from django.utils import timezone
 
-from customers.models import Customer
+from customers.models import Customer, TenantQuerySet
 
 
 class Item(models.Model):
@@ -19,6 +19,8 @@ class Item(models.Model):
     attributes = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = TenantQuerySet["Item"].as_manager()
 
     class Meta:
         constraints = [

@@ -26,7 +26,7 @@ def catalog_categories(*, customer_id: int) -> list[str]:
     """Every category path of the customer's catalog, sorted (so a parent comes before its
     children): one DISTINCT over the items' category lists."""
     lists = (
-        Item.objects.filter(customer_id=customer_id)
+        Item.objects.for_customer(customer_id)
         .values_list("categories", flat=True)
         .distinct()
         .order_by()

@@ -35,9 +35,9 @@ def items_upsert(*, customer_id: int, items: Sequence[CatalogItemIn]) -> tuple[i
         raise invalid_request(errors)
     ids = [item.id for item in items]
     existing = set(
-        Item.objects.filter(customer_id=customer_id, external_id__in=ids).values_list(
-            "external_id", flat=True
-        )
+        Item.objects.for_customer(customer_id)
+        .filter(external_id__in=ids)
+        .values_list("external_id", flat=True)
     )
     now = timezone.now()
     rows = [

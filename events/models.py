@@ -6,7 +6,7 @@ import uuid
 from django.db import models
 from django.utils import timezone
 
-from customers.models import Customer
+from customers.models import Customer, TenantQuerySet
 
 
 class EventType(models.TextChoices):
@@ -43,6 +43,8 @@ class Event(models.Model):
     quantity = models.PositiveIntegerField(default=1)
     price = models.FloatField(null=True, blank=True)
     revenue = models.FloatField(default=0.0)
+
+    objects = TenantQuerySet["Event"].as_manager()
 
     class Meta:
         constraints = [
@@ -92,6 +94,8 @@ class PendingProfileUpdate(models.Model):
     # between applying and deleting the row never applies it twice.
     token = models.UUIDField(default=uuid.uuid4, editable=False)
     actions = models.JSONField()
+
+    objects = TenantQuerySet["PendingProfileUpdate"].as_manager()
 
     class Meta:
         indexes = [models.Index(fields=["customer", "id"], name="pending_profile_order")]

@@ -419,7 +419,7 @@ def shopper_actions_apply(*, customer_id: int, actions: Sequence[ShopperAction])
 
 def profile_updates_pending(*, customer_id: int) -> bool:
     """Whether updates of the customer's shopper profiles wait for the replay."""
-    return PendingProfileUpdate.objects.filter(customer_id=customer_id).exists()
+    return PendingProfileUpdate.objects.for_customer(customer_id).exists()
 
 
 @transaction.atomic
@@ -465,7 +465,7 @@ def pending_profile_updates_replay(*, limit: int = 2000) -> int:
     for customer_id in customer_ids:
         while applied < limit:
             batch = list(
-                PendingProfileUpdate.objects.filter(customer_id=customer_id).order_by("id")[
+                PendingProfileUpdate.objects.for_customer(customer_id).order_by("id")[
                     : min(REPLAY_BATCH, limit - applied)
                 ]
             )

@@ -37,7 +37,7 @@ def customer_visible(*, user: Any, customer_id: int) -> Customer | None:
 
 def models_of(*, customer_id: int, surface: str | None = None) -> QuerySet[RankingModel]:
     """The customer's registry models scoring on the live feature schema (others cannot score)."""
-    models = RankingModel.objects.filter(customer_id=customer_id, schema_hash=SCHEMA_HASH)
+    models = RankingModel.objects.for_customer(customer_id).filter(schema_hash=SCHEMA_HASH)
     if surface is not None:
         models = models.filter(surface=surface)
     return models.order_by("surface", "-version")
@@ -48,13 +48,15 @@ def model_of(*, customer_id: int, model_id: int) -> RankingModel | None:
 
 
 def rank_log_of(*, customer_id: int, request_id: str) -> RankLog | None:
-    return RankLog.objects.filter(customer_id=customer_id, request_id=request_id).first()
+    return RankLog.objects.for_customer(customer_id).filter(request_id=request_id).first()
 
 
 def items_by_id(*, customer_id: int, item_ids: list[str]) -> dict[str, Item]:
     """The customer's catalog items among `item_ids`, by their external id."""
-    items = Item.objects.filter(customer_id=customer_id, external_id__in=item_ids).only(
-        "external_id", "title", "brand", "price", "categories"
+    items = (
+        Item.objects.for_customer(customer_id)
+        .filter(external_id__in=item_ids)
+        .only("external_id", "title", "brand", "price", "categories")
     )
     return {item.external_id: item for item in items}
 
@@ -136,9 +138,9 @@ def latest_logged_requests(
         .values_list("last", flat=True)
     )
     return dict(
-        RankLog.objects.filter(customer_id=customer_id, id__in=list(latest)).values_list(
-            "query", "request_id"
-        )
+        RankLog.objects.for_customer(customer_id)
+        .filter(id__in=list(latest))
+        .values_list("query", "request_id")
     )
 
 
@@ -173,10 +175,10 @@ def logged_pages(
 
 def item_of(*, customer_id: int, item_id: str) -> Item | None:
     """The customer's catalog item with this external id, if any."""
-    return Item.objects.filter(customer_id=customer_id, external_id=item_id).first()
+    return Item.objects.for_customer(customer_id).filter(external_id=item_id).first()
 
 
 def rule_name(*, customer_id: int, rule_id: int) -> str:
     """The name of the customer's rule (the engine names rules by id)."""
-    names = Rule.objects.filter(customer_id=customer_id, pk=rule_id).values_list("name", flat=True)
+    names = Rule.objects.for_customer(customer_id).filter(pk=rule_id).values_list("name", flat=True)
     return next(iter(names), f"rule {rule_id}")

@@ -36,7 +36,7 @@ def _matches(item_attributes: Mapping[str, object] | None, attributes: Attribute
 
 def attribute_item_ids(customer_id: int, attributes: Attributes) -> list[str]:
     """Ids of the customer's items whose attributes match every clause (values OR-ed)."""
-    query = Item.objects.filter(customer_id=customer_id)
+    query = Item.objects.for_customer(customer_id)
     for key, _ in attributes:
         query = query.filter(attributes__has_key=key)
     return [

@@ -100,7 +100,7 @@ def unknown_brands(customer_id: int, brands: Sequence[str]) -> list[tuple[str, s
     if not brands:
         return []
     known = set(
-        Item.objects.filter(customer_id=customer_id)
+        Item.objects.for_customer(customer_id)
         .exclude(brand="")
         .values_list("brand", flat=True)
         .distinct()

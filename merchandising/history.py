@@ -12,7 +12,8 @@ from merchandising.models import RuleRevision
 def rule_revisions(*, customer_id: int, rule_id: int) -> list[RuleRevision]:
     """A rule's history, newest first (kept after the rule is deleted)."""
     return list(
-        RuleRevision.objects.filter(customer_id=customer_id, rule_id_value=rule_id)
+        RuleRevision.objects.for_customer(customer_id)
+        .filter(rule_id_value=rule_id)
         .select_related("changed_by")
         .order_by("-number")
     )

@@ -80,7 +80,7 @@ def load_drafts(customer_id: int) -> list[CompiledRule]:
 
 def catalog_facts(customer_id: int, item_ids: Iterable[str] | None = None) -> ItemFacts:
     """Item facts from the catalog itself (the preview's and conflict checks' view)."""
-    query = Item.objects.filter(customer_id=customer_id)
+    query = Item.objects.for_customer(customer_id)
     if item_ids is not None:
         query = query.filter(external_id__in=list(item_ids))
     catalog, attributes = {}, {}
@@ -98,7 +98,7 @@ def catalog_facts(customer_id: int, item_ids: Iterable[str] | None = None) -> It
 def catalog_matches(customer_id: int, selector: SelectorDoc) -> list[str]:
     """Ids of the customer's catalog items the selector matches (SQL narrows, the engine's own
     mask decides, so authoring checks and ranking agree)."""
-    query = Item.objects.filter(customer_id=customer_id)
+    query = Item.objects.for_customer(customer_id)
     if selector.brands:
         brands = Q()
         for brand in selector.brands:

@@ -16,10 +16,10 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from customers.models import Customer
+from customers.models import Customer, TenantQuerySet
 
 
-class RuleQuerySet(models.QuerySet["Rule"]):
+class RuleQuerySet(TenantQuerySet["Rule"]):
     def enabled(self) -> RuleQuerySet:
         return self.filter(enabled=True)
 
@@ -29,9 +29,6 @@ class RuleQuerySet(models.QuerySet["Rule"]):
 
     def drafts(self) -> RuleQuerySet:
         return self.filter(draft=True)
-
-    def for_customer(self, customer_id: int) -> RuleQuerySet:
-        return self.filter(customer_id=customer_id)
 
 
 class Rule(models.Model):
@@ -121,6 +118,8 @@ class RuleRevision(models.Model):
         related_name="+",
     )
     changed_at = models.DateTimeField(default=timezone.now)
+
+    objects = TenantQuerySet["RuleRevision"].as_manager()
 
     class Meta:
         ordering = ["-changed_at", "-number"]

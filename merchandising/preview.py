@@ -74,7 +74,7 @@ def preview_candidates(
 ) -> list[str]:
     """Up to `count` catalog item ids matching the query words and the category; the items in
     `first` (the rule's pins) lead when they match, the others follow by id."""
-    items = Item.objects.filter(customer_id=customer_id)
+    items = Item.objects.for_customer(customer_id)
     for word in query.split():
         items = items.filter(title__icontains=word)
     # Narrowed in SQL on ASCII text only (SQLite stores JSON \u-escaped); the loop decides.
@@ -199,9 +199,9 @@ def rule_preview(
 
     items = {
         item.external_id: item
-        for item in Item.objects.filter(customer_id=customer_id, external_id__in=item_ids).only(
-            "external_id", "title", "brand", "price"
-        )
+        for item in Item.objects.for_customer(customer_id)
+        .filter(external_id__in=item_ids)
+        .only("external_id", "title", "brand", "price")
     }
     before = _positions(without, item_ids)
     after = _positions(with_rule, item_ids)

@@ -176,7 +176,7 @@ def rule_revert(*, revision: RuleRevision, user: Any = None) -> tuple[Rule, list
     """Make the rule what it was at `revision` (recreating it if it was deleted since)."""
     document = RuleIn.stored(revision.document)
     note = f"reverted to revision {revision.number}"
-    rule = Rule.objects.filter(customer_id=revision.customer_id, pk=revision.rule_id_value).first()
+    rule = Rule.objects.for_customer(revision.customer_id).filter(pk=revision.rule_id_value).first()
     if rule is not None:
         rule.draft = revision.draft
         return rule_update(

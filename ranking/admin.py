@@ -749,7 +749,8 @@ class ExperimentAdmin(CustomerScopedAdmin):
         model = experiment.treatment_model
         current = (
             RankingModel.objects.active()
-            .filter(customer_id=experiment.customer_id, surface=experiment.surface)
+            .for_customer(experiment.customer_id)
+            .filter(surface=experiment.surface)
             .first()
         )
         result = experiment_result(experiment=experiment)

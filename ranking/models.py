@@ -9,7 +9,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
-from customers.models import Customer
+from customers.models import Customer, TenantQuerySet
 
 
 class Surface(models.TextChoices):
@@ -52,6 +52,8 @@ class RankingConfig(models.Model):
         editable=False,
     )
 
+    objects = TenantQuerySet["RankingConfig"].as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["customer", "surface"], name="config_unique_surface"),
@@ -72,6 +74,8 @@ class SignalVersion(models.Model):
     event_groups = models.PositiveIntegerField()
     seconds = models.FloatField()
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = TenantQuerySet["SignalVersion"].as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -119,6 +123,8 @@ class RankLog(models.Model):
     experiment_id = models.BigIntegerField(null=True, blank=True)
     variant = models.CharField(max_length=8, blank=True)
 
+    objects = TenantQuerySet["RankLog"].as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(
@@ -157,7 +163,7 @@ class Algorithm(models.TextChoices):
     CLICK_MODEL = "click_model", "click model (boosted trees)"
 
 
-class RankingModelQuerySet(models.QuerySet["RankingModel"]):
+class RankingModelQuerySet(TenantQuerySet["RankingModel"]):
     def active(self) -> RankingModelQuerySet:
         return self.filter(status=ModelStatus.ACTIVE)
 
@@ -287,6 +293,8 @@ class Experiment(models.Model):
     # sample-ratio metric read it, so neither recomputes a readout.
     checked_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_check = models.JSONField(default=dict, blank=True, editable=False)
+
+    objects = TenantQuerySet["Experiment"].as_manager()
 
     class Meta:
         ordering = ["-created_at"]

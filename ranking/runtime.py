@@ -90,7 +90,7 @@ DEFAULT_CONFIGS = {
 def load_customer_runtime(customer_id: int) -> CustomerRuntime:
     customer = Customer.objects.only("max_candidates").get(pk=customer_id)
     configs = dict(DEFAULT_CONFIGS)
-    for config in RankingConfig.objects.filter(customer_id=customer_id):
+    for config in RankingConfig.objects.for_customer(customer_id):
         configs[config.surface] = ranker_config(
             name=config.name,
             surface=config.surface,
@@ -111,7 +111,7 @@ def load_customer_runtime(customer_id: int) -> CustomerRuntime:
         customer.max_candidates,
         configs,
         load_experiments(customer_id, configs),
-        signals_published=SignalVersion.objects.filter(customer_id=customer_id).exists(),
+        signals_published=SignalVersion.objects.for_customer(customer_id).exists(),
     )
 
 
@@ -121,7 +121,7 @@ def load_experiments(
     """The running experiments: B is the live ranker with the treatment model's scorer (same
     rules). An experiment whose model may not serve is left out (logged): everyone gets A."""
     experiments = {}
-    running = Experiment.objects.filter(customer_id=customer_id, enabled=True)
+    running = Experiment.objects.for_customer(customer_id).filter(enabled=True)
     for experiment in running.select_related("treatment_model"):
         scorer = usable_scorer(experiment.treatment_model)
         if scorer is None:

@@ -38,7 +38,7 @@ def signals_refresh(*, customer_id: int) -> RefreshResult:
     # The sets first: after the store lost its data, the version's readers find them in place.
     attribute_sets_sync(customer_id)
     result = refresh_signals(customer_id=customer_id, store=signal_store())
-    first = not SignalVersion.objects.filter(customer_id=customer_id).exists()
+    first = not SignalVersion.objects.for_customer(customer_id).exists()
     SignalVersion.objects.create(
         customer_id=customer_id,
         version=result.version,
@@ -78,7 +78,7 @@ def ranking_config_save(
     user: Any = None,
 ) -> RankingConfig:
     """Create or replace the config of a surface; every API process uses it within seconds."""
-    config = RankingConfig.objects.filter(customer=customer, surface=surface).first()
+    config = RankingConfig.objects.for_customer(customer.pk).filter(surface=surface).first()
     config = config or RankingConfig(customer=customer, surface=surface)
     config.name = name
     config.weights = weights_clean(weights)

@@ -142,7 +142,8 @@ def schedule_model_training() -> int:
     scheduled = 0
     for customer_id in Customer.objects.active().values_list("id", flat=True):
         counts = (
-            RankLog.objects.filter(customer_id=customer_id, created_at__gte=since)
+            RankLog.objects.for_customer(customer_id)
+            .filter(created_at__gte=since)
             .values("surface")
             .annotate(requests=Count("id"))
         )

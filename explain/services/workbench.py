@@ -353,8 +353,10 @@ def _effect_words(effect: RuleEffect) -> str:
 
 
 def _catalog(customer_id: int, item_ids: list[str]) -> dict[str, Item]:
-    items = Item.objects.filter(customer_id=customer_id, external_id__in=item_ids).only(
-        "external_id", "title", "brand", "price", "in_stock", "attributes"
+    items = (
+        Item.objects.for_customer(customer_id)
+        .filter(external_id__in=item_ids)
+        .only("external_id", "title", "brand", "price", "in_stock", "attributes")
     )
     return {item.external_id: item for item in items}
 

@@ -354,7 +354,7 @@ def rank_log_purge(*, now: datetime | None = None) -> int:
     cutoff = (now or timezone.now()) - timedelta(days=settings.RANK_LOG_RETENTION_DAYS)
     deleted = 0
     for customer_id in Customer.objects.values_list("id", flat=True):
-        old = RankLog.objects.filter(customer_id=customer_id, created_at__lt=cutoff)
+        old = RankLog.objects.for_customer(customer_id).filter(created_at__lt=cutoff)
         while ids := list(old.values_list("id", flat=True)[:5000]):
             deleted += RankLog.objects.filter(id__in=ids).delete()[0]
     return deleted

@@ -134,7 +134,7 @@ def _not_better(
 
 
 def _active(customer_id: int, surface: str) -> RankingModel | None:
-    return RankingModel.objects.active().filter(customer_id=customer_id, surface=surface).first()
+    return RankingModel.objects.active().for_customer(customer_id).filter(surface=surface).first()
 
 
 @transaction.atomic
@@ -218,7 +218,8 @@ def model_rollback(*, customer_id: int, surface: str, user: str) -> RankingModel
     current = (
         RankingModel.objects.select_for_update()
         .active()
-        .filter(customer_id=customer_id, surface=surface)
+        .for_customer(customer_id)
+        .filter(surface=surface)
         .first()
     )
     if current is None:
@@ -264,7 +265,7 @@ def active_scorers(customer_id: int) -> dict[str, Scorer]:
     with a verified artifact. A refused model is logged and its surface keeps the config's
     blend, so a bad artifact never takes ranking down."""
     scorers = {}
-    for model in RankingModel.objects.active().filter(customer_id=customer_id):
+    for model in RankingModel.objects.active().for_customer(customer_id):
         scorer = _usable_scorer(model)
         if scorer is not None:
             scorers[model.surface] = scorer

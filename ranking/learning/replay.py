@@ -119,7 +119,8 @@ def _load_events(customer_id: int, since: datetime, until: datetime) -> _EventLo
     actions: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
     kinds, codes, micros, revenue, query_codes, positions = [], [], [], [], [], []
     rows = (
-        Event.objects.filter(customer_id=customer_id, occurred_at__gte=since, occurred_at__lt=until)
+        Event.objects.for_customer(customer_id)
+        .filter(occurred_at__gte=since, occurred_at__lt=until)
         .order_by()
         .values_list(
             "type",

@@ -624,9 +624,11 @@ def model_train(
     for line in words:
         progress(f"  {line}")
     with transaction.atomic():
-        latest = RankingModel.objects.filter(customer_id=customer_id, surface=surface).aggregate(
-            Max("version")
-        )["version__max"]
+        latest = (
+            RankingModel.objects.for_customer(customer_id)
+            .filter(surface=surface)
+            .aggregate(Max("version"))["version__max"]
+        )
         version = (latest or 0) + 1
         path, digest = artifacts.artifact_save(
             customer_id=customer_id,

@@ -312,7 +312,7 @@ class CatalogArrays:
 
 def catalog_arrays(customer_id: int) -> CatalogArrays:
     catalog = list(
-        Item.objects.filter(customer_id=customer_id).values_list(
+        Item.objects.for_customer(customer_id).values_list(
             "external_id", "brand", "categories", "price", "in_stock", "created_at"
         )
     )
@@ -468,7 +468,7 @@ def compute_snapshot(
     """Build a full signal version for a customer; returns it with the number of SQL groups."""
     now = now or timezone.now()
     since = now - timedelta(days=LONG_WINDOW_DAYS)
-    events = Event.objects.filter(customer_id=customer_id, occurred_at__gte=since)
+    events = Event.objects.for_customer(customer_id).filter(occurred_at__gte=since)
 
     pending_query_sums = _query_sums_on_another_connection(events, customer_id, now)
     event_keys, short, long_, item_groups = _item_sums(

@@ -60,7 +60,7 @@ class Command(BaseCommand):
             customer.delete()
             customer = None
         built = False
-        if customer is None or not Event.objects.filter(customer=customer).exists():
+        if customer is None or not Event.objects.for_customer(customer.pk).exists():
             customer = customer or customer_create(name="Demo Shop", slug=DEMO_SLUG)
             self._build_shop(customer, options)
             built = True
@@ -190,7 +190,7 @@ class Command(BaseCommand):
         self, customer: Customer, key: str, admin_password: str, merch_password: str, addr: str
     ) -> None:
         base = f"http://{addr}"
-        items = Item.objects.filter(customer=customer).order_by("external_id")
+        items = Item.objects.for_customer(customer.pk).order_by("external_id")
         ids = [
             item_id
             for item_id, categories in items.values_list("external_id", "categories")[:2000]
