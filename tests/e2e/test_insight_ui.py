@@ -1,5 +1,6 @@
-"""A merchandiser, from the admin index, finds the rule hiding an item ("Why isn't it here?") and
-the queries that need attention, in a real browser, counting clicks; screenshots saved."""
+"""A merchandiser, from the admin index, finds the rule hiding an item ("Why isn't it here?"), the
+queries that need attention and why an item is first there, in a real browser, counting clicks;
+screenshots saved."""
 
 from __future__ import annotations
 
@@ -125,3 +126,13 @@ def test_queries_that_need_attention_lead_to_a_flagged_querys_ranking(
     assert "query=laces" in page.url
     page.screenshot(path=artifacts / "insight-queries-flagged-ranking.png", full_page=True)
     assert click.count == 2
+
+    # Why is the first item first? One more click.
+    first = page.locator("tr.ranked-row").first.get_attribute("data-item-id")
+    second = page.locator("tr.ranked-row").nth(1).get_attribute("data-item-id")
+    click("tr.ranked-row >> nth=0 >> a.why-link")
+
+    expect(page.locator("#verdict")).to_contain_text(f"{first} above {second}")
+    expect(page.locator("tr.gap-row").first).to_be_visible()
+    page.screenshot(path=artifacts / "insight-why-first.png", full_page=True)
+    assert click.count == 3

@@ -11,7 +11,9 @@ from django.contrib.auth.models import Permission
 from playwright.sync_api import Page, expect
 
 from customers.models import Customer, Role
+from merchandising.contracts import RuleIn
 from merchandising.models import Rule
+from merchandising.services import rule_create, rule_update
 from ranking.services import signals_refresh
 from tests.factories import CustomerFactory, ItemFactory, MembershipFactory, UserFactory
 
@@ -111,3 +113,31 @@ def test_a_brand_is_picked_from_the_catalog_not_typed(
 
     expect(page.locator("#id_selector_brands")).to_have_value("Zeta\nAcme")
     assert not Rule.objects.exists()
+
+
+def test_a_rule_is_reverted_in_two_clicks_from_its_page(
+    page: Page, live_server: Any, shop: Customer, artifacts: Path
+) -> None:
+    zeta = {"selector": {"brands": ["Zeta"]}}
+    weak = {"name": "Zeta up", "action": {"type": "boost", "strength": "weak"}, **zeta}
+    strong = {"name": "Zeta way up", "action": {"type": "boost", "strength": "max"}, **zeta}
+    created = rule_create(customer=shop, document=RuleIn.model_validate(weak))[0]
+    rule_update(rule=created, document=RuleIn.model_validate(strong))
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/merchandising/rule/{created.pk}/change/")
+    page.fill("#id_username", "merch")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    clicks = 0
+
+    page.click("a.historylink")
+    clicks += 1
+    expect(page.locator("#revision-2 .rule-changes")).to_contain_text("Zeta way up")
+    page.click("#revision-1 input[type=submit]")
+    clicks += 1
+
+    expect(page.locator(".messagelist .success")).to_be_visible()
+    page.screenshot(path=artifacts / "rules-admin-6-reverted.png", full_page=True)
+    assert clicks == 2
+    created.refresh_from_db()
+    assert created.name == "Zeta up"
+    assert created.action["strength"] == "weak"
