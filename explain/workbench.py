@@ -52,8 +52,11 @@ from merchandising.services import NotADraft, RuleRejected
 from ranking.models import Surface
 
 WRITE_ROLE = Role.MERCHANDISER
-WRITE_PERMISSIONS = ("merchandising.add_rule", "merchandising.change_rule",
-                     "merchandising.delete_rule")  # fmt: skip
+WRITE_PERMISSIONS = (
+    "merchandising.add_rule",
+    "merchandising.change_rule",
+    "merchandising.delete_rule",
+)
 PAGE_FIELDS = ("customer", "surface", "query", "category", "user")
 MAX_QUERIES = 200
 
@@ -368,9 +371,10 @@ def publish_view(request: HttpRequest) -> HttpResponse:
         when = "now" if start is None else f"from {start:%-d %b %Y, %H:%M} ({start.tzinfo})"
         count = len(rules)
         messages.success(
-            request, f"Published {count} change{'s' if count != 1 else ''}: shoppers see "
+            request,
+            f"Published {count} change{'s' if count != 1 else ''}: shoppers see "
             f"{'it' if count == 1 else 'them'} {when}.",
-        )  # fmt: skip
+        )
         for warning in warnings:
             messages.warning(request, warning)
     return _back(request)

@@ -94,9 +94,13 @@ def _propagate(customer_id: int, document: RuleIn | None = None) -> None:
 
 @transaction.atomic
 def rule_create(
-    *, customer: Customer, document: RuleIn, user: Any = None, draft: bool = False,
+    *,
+    customer: Customer,
+    document: RuleIn,
+    user: Any = None,
+    draft: bool = False,
     note: str = "",
-) -> tuple[Rule, list[RuleWarning]]:  # fmt: skip
+) -> tuple[Rule, list[RuleWarning]]:
     """A new rule; with `draft` it is stored, checked and recorded but serves nothing."""
     warnings = _checked(customer.pk, document, None)
     rule = Rule(customer=customer, updated_by=_user(user), draft=draft)
@@ -115,9 +119,13 @@ def rule_unchanged(*, rule: Rule, document: RuleIn) -> bool:
 
 @transaction.atomic
 def rule_update(
-    *, rule: Rule, document: RuleIn, user: Any = None, kind: str = RevisionKind.UPDATED,
+    *,
+    rule: Rule,
+    document: RuleIn,
+    user: Any = None,
+    kind: str = RevisionKind.UPDATED,
     note: str = "",
-) -> tuple[Rule, list[RuleWarning]]:  # fmt: skip
+) -> tuple[Rule, list[RuleWarning]]:
     warnings = _checked(rule.customer_id, document, rule.pk)
     if kind == RevisionKind.UPDATED and rule_unchanged(rule=rule, document=document):
         return rule, warnings  # nothing to record or propagate

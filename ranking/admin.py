@@ -696,8 +696,15 @@ class ExperimentAdmin(CustomerScopedAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         if obj is not None and obj.end_reason in services.FINAL_ENDS:
             # It ended for good: only its name may change (ranking.services.experiment_errors).
-            return ["results", "promote_link", "customer", "surface", "treatment_model",
-                    "treatment_percent", "enabled"]  # fmt: skip
+            return [
+                "results",
+                "promote_link",
+                "customer",
+                "surface",
+                "treatment_model",
+                "treatment_percent",
+                "enabled",
+            ]
         return ["results", "promote_link"]
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:

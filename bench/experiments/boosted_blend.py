@@ -119,8 +119,10 @@ def main(surfaces: list[str]) -> None:
         assert live is not None, "no live ranker"
         assert live.meta is not None, "the experiment starts from a blend, not a model"
         blend = live.scorer.scores(holdout.features, live.meta)
-        print(f"{customer.slug} {surface}: live {live.label}, {train.requests} training and "
-              f"{holdout.requests} holdout requests")  # fmt: skip
+        print(
+            f"{customer.slug} {surface}: live {live.label}, {train.requests} training and "
+            f"{holdout.requests} holdout requests"
+        )
 
         show = functools.partial(_show, holdout, bias, blend)
         show("blend (live)", blend)

@@ -58,9 +58,13 @@ def main(seed: int) -> None:
 
     start = datetime(2026, 11, 1, tzinfo=UTC)
     stream = simulated_sessions(
-        world, sessions=20_000, start=start, end=start + timedelta(days=5), seed=seed + 10,
+        world,
+        sessions=20_000,
+        start=start,
+        end=start + timedelta(days=5),
+        seed=seed + 10,
         follow_ups=0.3,
-    )  # fmt: skip
+    )
     for number, (request_id, session, rng) in enumerate(stream):
         if number % 2000 == 0:
             served_rate = click_rate()
@@ -94,9 +98,12 @@ def main(seed: int) -> None:
         def score(session: Session) -> np.ndarray:
             brands = world.item_brand
             return (
-                4.0 * rate + price_w * price + pop_w * popularity
-                + share_w * share[session.shopper, brands] + lift_w * lift[session.shopper, brands]
-            )  # fmt: skip
+                4.0 * rate
+                + price_w * price
+                + pop_w * popularity
+                + share_w * share[session.shopper, brands]
+                + lift_w * lift[session.shopper, brands]
+            )
 
         return score
 

@@ -48,8 +48,14 @@ MAX_MOVES = 12
 COLLAPSE_STEPS = 3
 
 STRENGTH_CHOICES = ("weak", "medium", "strong", "max")
-ACTION_WORDS = {"pin": "pinned", "slot": "slotted", "boost": "boosted", "bury": "buried",
-                "hide": "hidden", "diversity": "moved down"}  # fmt: skip
+ACTION_WORDS = {
+    "pin": "pinned",
+    "slot": "slotted",
+    "boost": "boosted",
+    "bury": "buried",
+    "hide": "hidden",
+    "diversity": "moved down",
+}
 
 
 @dataclass(frozen=True)
@@ -210,8 +216,9 @@ def _hidden_by_name(params: WorkbenchParams) -> list[str]:
     for rule in Rule.objects.for_customer(params.customer_id).serving().filter(action_type="hide"):
         compiled = rule_compile(rule_id=rule.pk, document=RuleIn.stored(rule.document()))
         if compiled.applies(request, params.now):
-            hidden += [item_id for item_id in rule.selector.get("item_ids", [])
-                       if item_id not in hidden]  # fmt: skip
+            hidden += [
+                item_id for item_id in rule.selector.get("item_ids", []) if item_id not in hidden
+            ]
     return hidden
 
 
@@ -278,8 +285,10 @@ def page_conditions(params: WorkbenchParams) -> dict[str, Any]:
     """A workbench rule applies to this page only: its surface and exact query, or its category
     (and the categories under it)."""
     if params.query:
-        return {"surfaces": [params.surface], "query": {"match": "exact",
-                "patterns": [params.query]}}  # fmt: skip
+        return {
+            "surfaces": [params.surface],
+            "query": {"match": "exact", "patterns": [params.query]},
+        }
     return {"surfaces": [params.surface], "page_categories": [params.category]}
 
 
@@ -385,12 +394,23 @@ def workbench(params: WorkbenchParams) -> Workbench:
     published = tuple((rule.pk, rule.name) for rule in page_published(params))
     if degraded:
         return Workbench(
-            params, source, source_note, (), (), changes, (), notes, True, after.ranker.label,
+            params,
+            source,
+            source_note,
+            (),
+            (),
+            changes,
+            (),
+            notes,
+            True,
+            after.ranker.label,
             published,
-        )  # fmt: skip
+        )
     was = {item.item_id: item.position for item in before.items}
-    catalog = _catalog(params.customer_id, [item.item_id for item in after.items] +
-                       [removed.item_id for removed in after.removed])  # fmt: skip
+    catalog = _catalog(
+        params.customer_id,
+        [item.item_id for item in after.items] + [removed.item_id for removed in after.removed],
+    )
     cards = tuple(
         Card(
             position=item.position,
@@ -455,8 +475,10 @@ def _moves(cards: tuple[Card, ...], hidden: tuple[HiddenCard, ...]) -> tuple[str
     ]
     moves.sort(key=lambda move: (-move[0], move[1]))
     sentences = [sentence for _, _, sentence in moves[:MAX_MOVES]]
-    for direction, count in (("down", sum(c.moved < 0 for c in steps)),
-                             ("up", sum(c.moved > 0 for c in steps))):  # fmt: skip
+    for direction, count in (
+        ("down", sum(c.moved < 0 for c in steps)),
+        ("up", sum(c.moved > 0 for c in steps)),
+    ):
         if count:
             items = "item moves" if count == 1 else "items move"
             sentences.append(f"{count} other {items} {direction} one place.")

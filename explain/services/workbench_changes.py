@@ -43,8 +43,9 @@ def _short(title: str) -> str:
     return title if len(title) <= TITLE_IN_NAME else title[: TITLE_IN_NAME - 1] + "…"
 
 
-def _document(change: Change, params: WorkbenchParams, item: Item | None,
-              pins: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+def _document(
+    change: Change, params: WorkbenchParams, item: Item | None, pins: list[dict[str, Any]]
+) -> dict[str, Any]:
     where = f"for {params.where}"
     title = _short(item.title if item is not None else change.item_id)
     brand = item.brand if item is not None else ""
@@ -55,8 +56,12 @@ def _document(change: Change, params: WorkbenchParams, item: Item | None,
             name = f"Pin {len(pins)} items {where}"
         return {"name": name, **page_conditions(params), "action": {"type": "pin", "pins": pins}}
     if change.kind == "hide":
-        return {"name": f"Hide “{title}” {where}", **page_conditions(params),
-                "selector": {"item_ids": [change.item_id]}, "action": {"type": "hide"}}  # fmt: skip
+        return {
+            "name": f"Hide “{title}” {where}",
+            **page_conditions(params),
+            "selector": {"item_ids": [change.item_id]},
+            "action": {"type": "hide"},
+        }
     verb, target = change.kind.split("-") if "-" in change.kind else (change.kind, "item")
     if target == "brand":
         selector: dict[str, Any] = {"brands": [brand]}
@@ -109,17 +114,22 @@ def draft_change(
             for pin in (current.action["pins"] if current is not None else [])
             if pin["item_id"] != change.item_id and pin["position"] != change.position
         ]
-        pins = sorted([*kept, {"item_id": change.item_id, "position": change.position}],
-                      key=lambda pin: pin["position"])  # fmt: skip
+        pins = sorted(
+            [*kept, {"item_id": change.item_id, "position": change.position}],
+            key=lambda pin: pin["position"],
+        )
     document = RuleIn.model_validate(_document(change, params, item, pins))
     existing = _existing(drafts, change, document.model_dump(mode="json"))
     if existing is not None:
         rule, warnings = rule_services.rule_update(rule=existing, document=document, user=user)
     else:
         rule, warnings = rule_services.rule_create(
-            customer=customer, document=document, user=user, draft=True,
+            customer=customer,
+            document=document,
+            user=user,
+            draft=True,
             note="draft from the workbench",
-        )  # fmt: skip
+        )
     return rule, [warning.detail for warning in warnings]
 
 

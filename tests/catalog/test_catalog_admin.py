@@ -168,8 +168,12 @@ def test_an_item_is_edited_without_json_and_keeps_its_values_types(
     item.refresh_from_db()
     assert item.categories == ["shoes", "shoes/trail"]
     assert item.attributes == {
-        "color": ["red", "blue"], "size": "42", "width": 42, "weight": 1.5, "vegan": True,
-    }  # fmt: skip
+        "color": ["red", "blue"],
+        "size": "42",
+        "width": 42,
+        "weight": 1.5,
+        "vegan": True,
+    }
     # Shown again as typed (PostgreSQL keeps the keys in an order of its own).
     assert sorted(attributes_text(item.attributes).splitlines()) == sorted(typed.splitlines())
 

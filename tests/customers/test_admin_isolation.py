@@ -557,8 +557,11 @@ def test_staff_cannot_change_another_customers_ranking_on_the_workbench(
     a, b = tenant_a.customer, tenant_b.customer
     searched(a, "alphaquux")
     searched(b, "bravozed")
-    document = {"name": "bravozed-draft", "selector": {"item_ids": ["bravozed-sku"]},
-                "action": {"type": "hide"}}  # fmt: skip
+    document = {
+        "name": "bravozed-draft",
+        "selector": {"item_ids": ["bravozed-sku"]},
+        "action": {"type": "hide"},
+    }
     draft = rule_create(customer=b, document=RuleIn.model_validate(document), draft=True)[0]
     page_of = {"surface": "search", "query": "bravozed boots", **WORKBENCH_WRITES[name](draft.pk)}
 

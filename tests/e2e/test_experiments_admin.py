@@ -30,21 +30,29 @@ def shop(settings: Any, tmp_path: Path) -> Customer:
     customer = CustomerFactory(name="E2E Experiments")
     services.experiment_save(
         experiment=Experiment(
-            customer=customer, surface="search", name="new lambdamart",
-            treatment_model=register(customer, metrics=BELOW_POPULARITY), treatment_percent=20,
+            customer=customer,
+            surface="search",
+            name="new lambdamart",
+            treatment_model=register(customer, metrics=BELOW_POPULARITY),
+            treatment_percent=20,
         )
-    )  # fmt: skip
+    )
     stopped = services.experiment_save(
         experiment=Experiment(
-            customer=customer, surface="browse", name="browse by trend",
-            treatment_model=register(customer, surface="browse"), treatment_percent=50,
+            customer=customer,
+            surface="browse",
+            name="browse by trend",
+            treatment_model=register(customer, surface="browse"),
+            treatment_percent=50,
         )
-    )  # fmt: skip
+    )
     services.experiment_stop(
-        experiment=stopped, reason=ExperimentEnd.GUARDRAIL, by="guardrail",
+        experiment=stopped,
+        reason=ExperimentEnd.GUARDRAIL,
+        by="guardrail",
         summary="stopped by the guardrail: B earned 8.1% less revenue per search "
         "(95% interval \u221212.0% to \u22124.0%)",
-    )  # fmt: skip
+    )
     user = UserFactory(username="merch", is_staff=True)
     user.set_password(PASSWORD)
     user.save()

@@ -24,8 +24,16 @@ from tests.factories import CustomerFactory, ItemFactory, MembershipFactory, Use
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-TITLES = ["Trail runner", "Summit boot", "Road racer", "Mud grip", "City walker", "Hill climber",
-          "Beach sandal", "Forest hiker"]  # fmt: skip
+TITLES = [
+    "Trail runner",
+    "Summit boot",
+    "Road racer",
+    "Mud grip",
+    "City walker",
+    "Hill climber",
+    "Beach sandal",
+    "Forest hiker",
+]
 
 
 @pytest.fixture

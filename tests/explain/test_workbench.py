@@ -123,8 +123,12 @@ def test_the_grid_ranks_the_candidates_of_the_latest_logged_search(
 def test_items_a_serving_rule_hides_by_name_are_listed_though_the_log_lacks_them(
     merch: Client, shop: Customer, api: ApiCaller
 ) -> None:
-    document = {"name": "No sku-5 for boots", "query": {"match": "exact", "patterns": ["boots"]},
-                "selector": {"item_ids": ["sku-5"]}, "action": {"type": "hide"}}  # fmt: skip
+    document = {
+        "name": "No sku-5 for boots",
+        "query": {"match": "exact", "patterns": ["boots"]},
+        "selector": {"item_ids": ["sku-5"]},
+        "action": {"type": "hide"},
+    }
     assert api.post("/v1/rules", document).status_code == 201
     log_request(shop, "new", "boots", [item_id for item_id in IDS if item_id != "sku-5"])
 

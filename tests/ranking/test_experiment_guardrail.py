@@ -248,15 +248,20 @@ def test_a_stop_by_hand_is_recorded_and_undone_but_a_guardrail_stop_is_final(
     services.experiment_save(experiment=running, user=user)
     restarted = Experiment.objects.get(pk=running.pk)
     services.experiment_stop(
-        experiment=running, reason=ExperimentEnd.GUARDRAIL, by="guardrail", summary="stopped by "
+        experiment=running,
+        reason=ExperimentEnd.GUARDRAIL,
+        by="guardrail",
+        summary="stopped by "
         "the guardrail: B earned 9.0% less revenue per search (95% interval -15.0% to -3.0%)",
-    )  # fmt: skip
+    )
     running.refresh_from_db()
     running.enabled = True
 
     assert (stopped.end_reason, stopped.ended_by, stopped.end_summary) == (
-        "stopped", "mona", "stopped by mona"
-    )  # fmt: skip
+        "stopped",
+        "mona",
+        "stopped by mona",
+    )
     assert (restarted.enabled, restarted.end_reason, restarted.ended_at) == (True, "", None)
     with pytest.raises(ValidationError) as refused:
         services.experiment_save(experiment=running, user=user)
@@ -295,9 +300,11 @@ def test_metrics_show_a_skewed_split_and_a_guardrail_stop_per_experiment(api: Ap
 
     customer = str(api.customer.pk)
     p_value = value(
-        samples, "rankwell_experiment_sample_ratio_p_value", customer=customer,
+        samples,
+        "rankwell_experiment_sample_ratio_p_value",
+        customer=customer,
         experiment=str(skewed.pk),
-    )  # fmt: skip
+    )
     assert 0 < p_value < 0.001
     assert value(samples, "rankwell_experiment_guardrail_stopped", experiment=str(stopped.pk)) == 1
     assert not value(samples, "rankwell_experiment_guardrail_stopped", experiment=str(skewed.pk))

@@ -32,9 +32,11 @@ def _artifacts_in_tmp(settings: Any, tmp_path: Path) -> None:
 def test_the_list_shows_status_variants_dates_and_the_checked_lift(api: ApiCaller) -> None:
     stopped = start_experiment(api.customer, percent=50)
     services.experiment_stop(
-        experiment=stopped, reason=ExperimentEnd.GUARDRAIL, by="guardrail",
+        experiment=stopped,
+        reason=ExperimentEnd.GUARDRAIL,
+        by="guardrail",
         summary="stopped by the guardrail: B earned 9.0% less revenue per search",
-    )  # fmt: skip
+    )
     running = start_experiment(api.customer, percent=30)
     unchecked = api.get("/v1/experiments").json()["experiments"][0]["headline"]
     at = timezone.now() - timedelta(hours=2)

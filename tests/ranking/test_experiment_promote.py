@@ -57,8 +57,10 @@ def test_promoting_b_asks_first_refuses_without_a_reason_then_serves_b_to_everyo
     RankingModel.objects.filter(pk=running.treatment_model.pk).update(metrics={})  # no holdout
     in_a = next(f"a{n}" for n in range(1000) if shopper_bucket(running.salt, f"u:a{n}") >= 5000)
     assert rank(api, {**SEARCH, "user_id": in_a})["ranker"] == {
-        "config": "default", "model": None, "variant": "A"
-    }  # fmt: skip
+        "config": "default",
+        "model": None,
+        "variant": "A",
+    }
     client = staff(api.customer)
 
     change_page = client.get(reverse("admin:ranking_experiment_change", args=[running.pk]))
@@ -92,8 +94,10 @@ def test_promoting_b_asks_first_refuses_without_a_reason_then_serves_b_to_everyo
     assert running.treatment_model.override_reason.startswith("won the A/B test (overriding: ")
     # The shopper who had A now gets B's model, outside any experiment.
     assert rank(api, {**SEARCH, "user_id": in_a})["ranker"] == {
-        "config": "default", "model": label, "variant": None
-    }  # fmt: skip
+        "config": "default",
+        "model": label,
+        "variant": None,
+    }
     result = api.get(f"/v1/experiments/{running.pk}/results").json()["experiment"]
     assert result["status"] == "promoted"
     # It ended for good: its page still saves a new name, and nothing else.
@@ -113,9 +117,11 @@ def test_promoting_b_asks_first_refuses_without_a_reason_then_serves_b_to_everyo
 def test_b_stopped_by_the_guardrail_cannot_be_promoted(api: ApiCaller) -> None:
     running = start_experiment(api.customer)
     services.experiment_stop(
-        experiment=running, reason=ExperimentEnd.GUARDRAIL, by="guardrail",
+        experiment=running,
+        reason=ExperimentEnd.GUARDRAIL,
+        by="guardrail",
         summary="stopped by the guardrail: B earned 9.0% less revenue per search",
-    )  # fmt: skip
+    )
     client = staff(api.customer)
 
     page = client.get(promote_url(running)).content.decode()
