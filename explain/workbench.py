@@ -164,6 +164,16 @@ class ChangeForm(PageForm):
         )
 
 
+def _accept_named_ids(form: forms.Form, name: str, invalid: str) -> None:
+    """A multiple choice of rule ids: the ids posted are the choices (whose they are, the
+    service checks), anything not a whole number is refused."""
+    field = form.fields[name]
+    assert isinstance(field, forms.TypedMultipleChoiceField)
+    named = form.data.getlist(name) if hasattr(form.data, "getlist") else []
+    field.choices = [(value, value) for value in named if value.isdigit()]
+    field.error_messages["invalid_choice"] = invalid
+
+
 class DraftsForm(PageForm):
     drafts = forms.TypedMultipleChoiceField(
         choices=[],
@@ -174,11 +184,7 @@ class DraftsForm(PageForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        field = self.fields["drafts"]
-        assert isinstance(field, forms.TypedMultipleChoiceField)
-        named = self.data.getlist("drafts") if hasattr(self.data, "getlist") else []
-        field.choices = [(value, value) for value in named if value.isdigit()]
-        field.error_messages["invalid_choice"] = "A change named is not a draft of this shop."
+        _accept_named_ids(self, "drafts", "A change named is not a draft of this shop.")
 
 
 class PublishForm(DraftsForm):
@@ -390,11 +396,7 @@ class LiveRulesForm(PageForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        field = self.fields["rules"]
-        assert isinstance(field, forms.TypedMultipleChoiceField)
-        named = self.data.getlist("rules") if hasattr(self.data, "getlist") else []
-        field.choices = [(value, value) for value in named if value.isdigit()]
-        field.error_messages["invalid_choice"] = "A change named is not one of this shop."
+        _accept_named_ids(self, "rules", "A change named is not one of this shop.")
 
 
 @require_POST
