@@ -11,6 +11,7 @@ from ranking.signals.schema import (
     FEATURE_INDEX,
     FEATURES,
     N_ITEM,
+    QUERY_PRIOR_COLUMNS,
     QUERY_SLICE,
     RELEVANCE_COLUMN,
     SHOPPER_SLICE,
@@ -18,8 +19,6 @@ from ranking.signals.schema import (
 from ranking.signals.shopper import ItemCodes, shopper_columns
 from ranking.signals.store import SignalFetch
 
-_CTR = FEATURE_INDEX["ctr"]
-_CONVERSION = FEATURE_INDEX["conversion_rate"]
 _PRICE = FEATURE_INDEX["price"]
 
 
@@ -42,8 +41,7 @@ def build_features(request: RankInput, fetch: SignalFetch) -> tuple[np.ndarray, 
     matrix[:, :N_ITEM] = records["signals"]
 
     # A query-item pair never seen falls back to the item's own rates: the pair's prior.
-    matrix[:, QUERY_SLICE.start] = matrix[:, _CTR]
-    matrix[:, QUERY_SLICE.start + 1] = matrix[:, _CONVERSION]
+    matrix[:, QUERY_SLICE] = matrix[:, QUERY_PRIOR_COLUMNS]
     pairs_missing = 0
     if fetch.query_records is not None and fetch.query_found is not None:
         found = fetch.query_found

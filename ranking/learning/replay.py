@@ -4,10 +4,10 @@ event log and the catalog (what Feast's historical retrieval and Metarank's repl
 For a request at time t every signal is computed as a refresh run at t would have computed it,
 counting only the events that happened before t, and the shopper's profile is folded from the
 shopper's actions before t. The arithmetic is the refresh's own (ranking/signals/refresh.py:
-item_signal_matrix, customer_priors, query_pair_signals) and the profile's own
-(ranking/signals/shopper.py: ProfileBuilder, shopper_columns), so a rebuilt row equals the row
-the engine logged when its signals were fresh (tests/ranking/test_replay.py), up to the order in
-which float sums were added.
+item_signal_matrix, customer_priors, query_pair_signals, which apply the feature registry) and
+the profile's own (ranking/signals/shopper.py: ProfileBuilder, shopper_columns), so a rebuilt row
+equals the row the engine logged when its signals were fresh (tests/ranking/test_replay.py), up
+to the order in which float sums were added.
 
 How: the events of the window (plus the 90 days the long window looks back) are read once, sorted
 by (key, time); a key's decayed count before t is a difference of two prefix sums found by binary
@@ -29,7 +29,7 @@ import numpy as np
 
 from events.models import Event, EventType
 from events.queries import shopper_key
-from ranking.signals.refresh import (
+from ranking.signals.counts import (
     CLICKS,
     COLUMNS,
     EXAMINATION_ETA,
@@ -37,17 +37,20 @@ from ranking.signals.refresh import (
     IMPRESSIONS,
     LONG_HALF_LIFE_DAYS,
     LONG_WINDOW_DAYS,
+    PAIR_COLUMNS,
     PURCHASES,
     REVENUE,
     SHORT_HALF_LIFE_DAYS,
     SHORT_WINDOW_DAYS,
+)
+from ranking.signals.features import ItemInputs, freshness_at
+from ranking.signals.refresh import (
     TYPE_COLUMN,
     CatalogArrays,
     _weights_by_age,
     catalog_arrays,
     customer_priors,
     default_item_signals,
-    freshness_at,
     item_signal_matrix,
     query_pair_signals,
 )
@@ -56,6 +59,7 @@ from ranking.signals.schema import (
     FEATURES,
     MAX_ITEM_CATEGORIES,
     N_ITEM,
+    QUERY_PRIOR_COLUMNS,
     QUERY_SLICE,
     RELEVANCE_COLUMN,
     SHOPPER_SLICE,
@@ -64,8 +68,6 @@ from ranking.signals.shopper import ItemCodes, ProfileBuilder, ShopperAction, sh
 
 US_PER_DAY = 86_400_000_000
 ACTIONS = (EventType.CLICK, EventType.ADD_TO_CART, EventType.PURCHASE)
-_CTR = FEATURE_INDEX["ctr"]
-_CONVERSION = FEATURE_INDEX["conversion_rate"]
 _PRICE = FEATURE_INDEX["price"]
 
 
@@ -287,16 +289,22 @@ def features_as_of(*, customer_id: int, requests: Sequence[PastRequest]) -> list
     in_catalog = rows >= 0
     safe_rows = np.maximum(rows, 0)
     signals = item_signal_matrix(
-        short_counts=short,
-        long_counts=long_,
-        priors=priors,
-        prices=np.where(in_catalog, _take(catalog.prices, safe_rows, np.nan), np.nan),
-        price_percentile=np.where(in_catalog, _take(catalog.price_percentile, safe_rows, 0.5), 0.5),
-        median_price=catalog.median_price,
-        freshness=np.where(
-            in_catalog, freshness_at(_take(catalog.created_ts, safe_rows, 0.0), moments / 1e6), 0.0
-        ),
-        in_stock=np.where(in_catalog, _take(catalog.in_stock, safe_rows, 1.0), 1.0),
+        ItemInputs(
+            short_counts=short,
+            long_counts=long_,
+            priors=priors,
+            prices=np.where(in_catalog, _take(catalog.prices, safe_rows, np.nan), np.nan),
+            price_percentile=np.where(
+                in_catalog, _take(catalog.price_percentile, safe_rows, 0.5), 0.5
+            ),
+            median_price=catalog.median_price,
+            freshness=np.where(
+                in_catalog,
+                freshness_at(_take(catalog.created_ts, safe_rows, 0.0), moments / 1e6),
+                0.0,
+            ),
+            in_stock=np.where(in_catalog, _take(catalog.in_stock, safe_rows, 1.0), 1.0),
+        )
     )
     known = in_catalog | has_events
     unknown = np.flatnonzero(~known)
@@ -308,8 +316,7 @@ def features_as_of(*, customer_id: int, requests: Sequence[PastRequest]) -> list
 
     matrix = np.zeros((len(item_ids), len(FEATURES)))
     matrix[:, :N_ITEM] = stored
-    matrix[:, QUERY_SLICE.start] = stored[:, _CTR]
-    matrix[:, QUERY_SLICE.start + 1] = stored[:, _CONVERSION]
+    matrix[:, QUERY_SLICE] = stored[:, QUERY_PRIOR_COLUMNS]  # a pair never seen: its prior
     _query_columns(log, requests, sizes, item_ids, moments, start_micros, known, signals, matrix)
     _shopper_columns(log, requests, sizes, item_ids, catalog, catalog_row, rows, matrix)
     offset = 0
@@ -356,7 +363,7 @@ def _query_columns(
     sums = _PrefixSums(
         dense,
         log.micros[wanted],
-        _count_columns(log, wanted)[:, [IMPRESSIONS, CLICKS, PURCHASES, EXAMINED]],
+        _count_columns(log, wanted)[:, list(PAIR_COLUMNS)],
         start_micros,
     )
     item_codes = np.fromiter((log.items.get(i, -1) for i in item_ids), np.int64, len(item_ids))
@@ -368,7 +375,7 @@ def _query_columns(
         found &= unique_pairs[position] == request_pairs
     codes = np.where(found, position, -1)
     counts = sums.before(codes, moments, _table(LONG_WINDOW_DAYS, LONG_HALF_LIFE_DAYS))
-    kept, values = query_pair_signals(counts, signals[:, _CTR], signals[:, _CONVERSION])
+    kept, values = query_pair_signals(counts, signals[:, QUERY_PRIOR_COLUMNS])
     use = found & kept & known
     matrix[use, QUERY_SLICE] = values[use].astype(np.float32)
 

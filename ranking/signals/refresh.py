@@ -2,8 +2,13 @@
 
 On PostgreSQL one SQL statement per key (item; query and item) returns the decayed sums directly,
 one row per key; elsewhere (SQLite, the embedded default) the ORM sums events per (key, day,
-type) and numpy applies the same decay weights. numpy then applies the Beta smoothing and the
-catalog-derived signals. The result is published as a new signal version.
+type) and numpy applies the same decay weights. numpy then computes each feature as its entry
+in the feature registry says (ranking/signals/features.py: Beta smoothing, counts, the
+catalog-derived signals). The result is published as a new signal version.
+
+compute_snapshot is a sequence of steps: read the decayed counts, lay out the items (the
+catalog's, then those with events only), the customer's priors, the item signals, the query-item
+signals, the packed records with the unknown item's, the standardisation statistics.
 
 Method (also in docs/signals.md):
 - Decay: an event `d` days old counts 0.5 ** (d / half_life): short window 7 days with a 2-day
@@ -20,8 +25,8 @@ Method (also in docs/signals.md):
 from __future__ import annotations
 
 import logging
-import math
 import time
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,40 +42,40 @@ from django.utils import timezone
 from catalog.models import Item
 from customers.models import Customer
 from events.models import Event, EventType
-from ranking.signals.schema import (
-    FEATURE_INDEX,
-    FEATURES,
-    ITEM_FEATURES,
-    ITEM_RECORD,
-    MAX_ITEM_CATEGORIES,
-    N_ITEM,
-    QUERY_FEATURES,
-    QUERY_RECORD,
-    QUERY_SLICE,
-    SCHEMA_HASH,
-    SHOPPER_SLICE,
+from ranking.signals.counts import (
+    COLUMNS,
+    EXAMINATION_ETA,
+    EXAMINED,
+    LONG_HALF_LIFE_DAYS,
+    LONG_WINDOW_DAYS,
+    MIN_QUERY_IMPRESSIONS,
+    PAIR_CLICKS,
+    PAIR_COLUMNS,
+    PAIR_EXAMINED,
+    PAIR_IMPRESSIONS,
+    PAIR_PURCHASES,
+    REVENUE,
+    SHORT_HALF_LIFE_DAYS,
+    SHORT_WINDOW_DAYS,
+    decay,
 )
+from ranking.signals.features import (
+    PRIOR_STRENGTH,
+    QUERY_PRIOR_STRENGTH,
+    Feature,
+    ItemInputs,
+    UnknownItem,
+    freshness_at,
+    smoothed,
+)
+from ranking.signals.schema import MAX_ITEM_CATEGORIES, SCHEMA, Schema
 from ranking.signals.store import SignalMeta, SignalSnapshot, SignalStore
 
 logger = logging.getLogger(__name__)
 
-SHORT_WINDOW_DAYS, SHORT_HALF_LIFE_DAYS = 7, 2.0
-LONG_WINDOW_DAYS, LONG_HALF_LIFE_DAYS = 90, 14.0
-PRIOR_STRENGTH = 50.0
-QUERY_PRIOR_STRENGTH = 20.0
-FRESHNESS_DAYS = 30.0
-ENGAGEMENT_WEIGHTS = {"click": 1.0, "add_to_cart": 3.0, "purchase": 10.0}
-# Query-item pairs need this many decayed impressions, or any engagement, to be stored.
-MIN_QUERY_IMPRESSIONS = 3.0
-
+# The event types in the order of the counts' first columns (ranking/signals/counts.py).
 TYPES = (EventType.IMPRESSION, EventType.CLICK, EventType.ADD_TO_CART, EventType.PURCHASE)
 TYPE_COLUMN = {event_type.value: column for column, event_type in enumerate(TYPES)}
-IMPRESSIONS, CLICKS, CARTS, PURCHASES = range(4)
-REVENUE = 4  # column after the four counts
-EXAMINED = 5  # impressions weighted by how likely their position was looked at
-COLUMNS = 6
-# An impression at position p was looked at with probability about p ** -EXAMINATION_ETA.
-EXAMINATION_ETA = 1.0
 
 
 @dataclass(frozen=True)
@@ -82,21 +87,9 @@ class RefreshResult:
     seconds: float
 
 
-def _decay(age_days: np.ndarray, window_days: int, half_life: float) -> np.ndarray:
-    weights = np.power(0.5, age_days / half_life)
-    weights[(age_days < 0) | (age_days >= window_days)] = 0.0
-    return weights
-
-
-def _effective_days(window_days: int, half_life: float) -> float:
-    return float(np.sum(np.power(0.5, np.arange(window_days) / half_life)))
-
-
 def _weights_by_age(window_days: int, half_life: float) -> list[float]:
     """The decay weight of an event 0..LONG_WINDOW_DAYS days old (0 outside the window)."""
-    return _decay(
-        np.arange(LONG_WINDOW_DAYS + 1, dtype=np.float64), window_days, half_life
-    ).tolist()
+    return decay(np.arange(LONG_WINDOW_DAYS + 1, dtype=np.float64), window_days, half_life).tolist()
 
 
 def _aggregate(
@@ -143,7 +136,7 @@ def _aggregate(
         (SHORT_WINDOW_DAYS, SHORT_HALF_LIFE_DAYS),
         (LONG_WINDOW_DAYS, LONG_HALF_LIFE_DAYS),
     ):
-        weight = _decay(ages, window_days, half_life)
+        weight = decay(ages, window_days, half_life)
         totals = np.zeros((len(keys), COLUMNS))
         np.add.at(totals, (key_rows, types), counts * weight)
         np.add.at(totals[:, REVENUE], key_rows, revenue * weight)
@@ -266,11 +259,7 @@ def _query_sums(
         keys, sums = _fetch_decayed_sums(customer_id=customer_id, now=now, by_query=True)
         return keys, sums, len(keys)
     keys, _, long_counts, groups = _aggregate(events.exclude(query=""), ("query", "item_id"), now)
-    return keys, long_counts[:, [IMPRESSIONS, CLICKS, PURCHASES, EXAMINED]], groups
-
-
-def _smoothed(successes: np.ndarray, trials: np.ndarray, prior: np.ndarray | float, m: float):
-    return np.minimum((successes + prior * m) / (trials + m), 1.0)
+    return keys, long_counts[:, list(PAIR_COLUMNS)], groups
 
 
 def _price_percentiles(prices: np.ndarray, groups: np.ndarray) -> np.ndarray:
@@ -354,146 +343,170 @@ def catalog_arrays(customer_id: int) -> CatalogArrays:
     )
 
 
-def customer_priors(long_totals: np.ndarray) -> dict[str, np.ndarray]:
+def customer_priors(
+    long_totals: np.ndarray, features: Sequence[Feature] = SCHEMA.item
+) -> dict[str, np.ndarray]:
     """The customer-level rates the item rates are smoothed towards, from the long window's
-    summed (..., COLUMNS) counts: per examined impression; 0 without impressions."""
+    summed (..., COLUMNS) counts: per examined impression; 0 without impressions. One per item
+    rate of the registry, by its name."""
     impressions = long_totals[..., EXAMINED]
     safe = np.where(impressions > 0, impressions, 1.0)
 
     def rate(column: int) -> np.ndarray:
         return np.where(impressions > 0, long_totals[..., column] / safe, 0.0)
 
-    return {
-        "ctr": rate(CLICKS),
-        "add_to_cart_rate": rate(CARTS),
-        "conversion_rate": rate(PURCHASES),
-        "revenue_per_impression": rate(REVENUE),
-    }
+    return {f.name: rate(f.rate.column) for f in features if f.rate is not None}
 
 
-def freshness_at(created_ts: np.ndarray, now_ts: float | np.ndarray) -> np.ndarray:
-    return np.exp(-np.maximum(now_ts - created_ts, 0.0) / 86400.0 / FRESHNESS_DAYS)
-
-
-def item_signal_matrix(
-    *,
-    short_counts: np.ndarray,
-    long_counts: np.ndarray,
-    priors: dict[str, np.ndarray],
-    prices: np.ndarray,
-    price_percentile: np.ndarray,
-    median_price: float,
-    freshness: np.ndarray,
-    in_stock: np.ndarray,
-) -> np.ndarray:
-    """The item signals (n x N_ITEM, ITEM_FEATURES order) from decayed counts (n x COLUMNS per
-    window) and catalog values. Priors are scalars, or one per row (training's past moments)."""
-    n = len(long_counts)
-    impressions = long_counts[:, EXAMINED]
-    signals = np.zeros((n, N_ITEM))
-    column = {name: index for index, name in enumerate(ITEM_FEATURES)}
-    for name, counts_column in (
-        ("ctr", CLICKS),
-        ("add_to_cart_rate", CARTS),
-        ("conversion_rate", PURCHASES),
-    ):
-        signals[:, column[name]] = _smoothed(
-            long_counts[:, counts_column], impressions, priors[name], PRIOR_STRENGTH
-        )
-    signals[:, column["revenue_per_impression"]] = (
-        long_counts[:, REVENUE] + priors["revenue_per_impression"] * PRIOR_STRENGTH
-    ) / (impressions + PRIOR_STRENGTH)
-
-    def engagement(counts: np.ndarray) -> np.ndarray:
-        return (
-            counts[:, CLICKS] * ENGAGEMENT_WEIGHTS["click"]
-            + counts[:, CARTS] * ENGAGEMENT_WEIGHTS["add_to_cart"]
-            + counts[:, PURCHASES] * ENGAGEMENT_WEIGHTS["purchase"]
-        )
-
-    signals[:, column["popularity"]] = np.log1p(engagement(long_counts))
-    short_rate = engagement(short_counts) / _effective_days(SHORT_WINDOW_DAYS, SHORT_HALF_LIFE_DAYS)
-    long_rate = engagement(long_counts) / _effective_days(LONG_WINDOW_DAYS, LONG_HALF_LIFE_DAYS)
-    signals[:, column["trend"]] = np.log1p(short_rate) - np.log1p(long_rate)
-    for name, counts, col in (
-        ("impressions_long", long_counts, IMPRESSIONS),
-        ("clicks_long", long_counts, CLICKS),
-        ("add_to_carts_long", long_counts, CARTS),
-        ("purchases_long", long_counts, PURCHASES),
-        ("revenue_long", long_counts, REVENUE),
-        ("impressions_short", short_counts, IMPRESSIONS),
-        ("clicks_short", short_counts, CLICKS),
-        ("purchases_short", short_counts, PURCHASES),
-    ):
-        signals[:, column[name]] = np.log1p(counts[:, col])
-    signals[:, column["price"]] = np.log1p(np.where(np.isnan(prices), median_price, prices))
-    signals[:, column["price_percentile"]] = price_percentile
-    signals[:, column["freshness"]] = freshness
-    signals[:, column["in_stock"]] = in_stock
+def item_signal_matrix(inputs: ItemInputs, features: Sequence[Feature] = SCHEMA.item) -> np.ndarray:
+    """The item signals (n x len(features), in their order) from decayed counts and catalog
+    values: each registry entry's rate or computation. Priors are scalars, or one per row
+    (training's past moments)."""
+    signals = np.zeros((len(inputs.long_counts), len(features)))
+    examined = inputs.long_counts[:, EXAMINED]
+    for column, feature in enumerate(features):
+        if feature.rate is not None:
+            successes = inputs.long_counts[:, feature.rate.column]
+            prior = inputs.priors[feature.name]
+            signals[:, column] = (
+                smoothed(successes, examined, prior, PRIOR_STRENGTH)
+                if feature.rate.capped
+                else (successes + prior * PRIOR_STRENGTH) / (examined + PRIOR_STRENGTH)
+            )
+        elif feature.compute is not None:
+            signals[:, column] = feature.compute(inputs)
     return signals
 
 
-def default_item_signals(priors: dict[str, np.ndarray], median_price: float) -> np.ndarray:
-    """The signals of an item the version does not know (..., N_ITEM): priors for rates, zero
-    for counts, the median price, percentile 0.5, freshness 0, in stock."""
-    shape = np.shape(priors["ctr"])
-    defaults = np.zeros((*shape, N_ITEM))
-    column = {name: index for index, name in enumerate(ITEM_FEATURES)}
-    for name, value in priors.items():
-        defaults[..., column[name]] = value
-    defaults[..., column["price"]] = math.log1p(median_price)
-    defaults[..., column["price_percentile"]] = 0.5
-    defaults[..., column["in_stock"]] = 1.0
+def default_item_signals(
+    priors: Mapping[str, np.ndarray],
+    median_price: float,
+    features: Sequence[Feature] = SCHEMA.item,
+) -> np.ndarray:
+    """The signals of an item the version does not know (..., len(features)): each entry's
+    `unknown` (a rate's: the customer's prior)."""
+    shape = np.broadcast_shapes(*(np.shape(value) for value in priors.values()))
+    defaults = np.zeros((*shape, len(features)))
+    unknown = UnknownItem(priors=priors, median_price=median_price)
+    for column, feature in enumerate(features):
+        if feature.rate is not None:
+            defaults[..., column] = priors[feature.name]
+        elif callable(feature.unknown):
+            defaults[..., column] = feature.unknown(unknown)
+        else:
+            defaults[..., column] = feature.unknown
     return defaults
 
 
 def query_pair_signals(
-    pair_counts: np.ndarray, item_ctr: np.ndarray, item_conversion: np.ndarray
+    pair_counts: np.ndarray, item_priors: np.ndarray, features: Sequence[Feature] = SCHEMA.query
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(kept mask, n x 2 query CTR and conversion) from the pairs' long-window decayed
-    impressions, clicks, purchases and examined impressions (n x 4), per examined impression,
-    smoothed towards the item's own rates. A pair is kept with any engagement or
+    """(kept mask, n x len(features) query-item signals) from the pairs' long-window decayed
+    sums (n x PAIR_COLUMNS), per examined impression, each smoothed towards the item's own value
+    of its prior (item_priors: n x len(features)). A pair is kept with any engagement or
     MIN_QUERY_IMPRESSIONS decayed impressions."""
-    impressions, clicks, purchases, examined = pair_counts.T
-    kept = ((clicks + purchases) > 0) | (impressions >= MIN_QUERY_IMPRESSIONS)
-    values = np.zeros((len(pair_counts), 2))
-    values[:, 0] = _smoothed(clicks, examined, item_ctr, QUERY_PRIOR_STRENGTH)
-    values[:, 1] = _smoothed(purchases, examined, item_conversion, QUERY_PRIOR_STRENGTH)
+    impressions = pair_counts[:, PAIR_IMPRESSIONS]
+    engaged = pair_counts[:, PAIR_CLICKS] + pair_counts[:, PAIR_PURCHASES]
+    examined = pair_counts[:, PAIR_EXAMINED]
+    kept = (engaged > 0) | (impressions >= MIN_QUERY_IMPRESSIONS)
+    values = np.zeros((len(pair_counts), len(features)))
+    for column, feature in enumerate(features):
+        if feature.pair_rate is not None:
+            values[:, column] = smoothed(
+                pair_counts[:, feature.pair_rate.column],
+                examined,
+                item_priors[:, column],
+                QUERY_PRIOR_STRENGTH,
+            )
     return kept, values
 
 
+@dataclass(frozen=True)
+class ItemCounts:
+    """Every item of a version, the catalog's first and then those with events only, with their
+    decayed counts (n x COLUMNS per window) and the rows the database sent."""
+
+    item_ids: list[str]
+    row_of: dict[str, int]
+    n_catalog: int
+    short: np.ndarray
+    long: np.ndarray
+    groups: int
+
+
 def compute_snapshot(
-    *, customer_id: int, version: int, now: datetime | None = None
+    *, customer_id: int, version: int, now: datetime | None = None, schema: Schema = SCHEMA
 ) -> tuple[SignalSnapshot, int]:
     """Build a full signal version for a customer; returns it with the number of SQL groups."""
     now = now or timezone.now()
-    since = now - timedelta(days=LONG_WINDOW_DAYS)
-    events = Event.objects.for_customer(customer_id).filter(occurred_at__gte=since)
-
-    pending_query_sums = _query_sums_on_another_connection(events, customer_id, now)
-    event_keys, short, long_, item_groups = _item_sums(
-        events, customer_id, now, parallel=pending_query_sums is None
+    events = Event.objects.for_customer(customer_id).filter(
+        occurred_at__gte=now - timedelta(days=LONG_WINDOW_DAYS)
     )
+    pending_query_sums = _query_sums_on_another_connection(events, customer_id, now)
+    item_sums = _item_sums(events, customer_id, now, parallel=pending_query_sums is None)
     catalog = catalog_arrays(customer_id)
-    n_catalog = len(catalog.item_ids)
+    counts = _item_counts(item_sums, catalog)
+    priors = customer_priors(counts.long.sum(axis=0), schema.item)
+    signals = item_signal_matrix(_item_inputs(counts, catalog, priors, now), schema.item)
+    query_sums = (
+        pending_query_sums.result()
+        if pending_query_sums is not None
+        else _query_sums(events, customer_id, now)
+    )
+    query_keys, query_records, query_groups = _query_signals(
+        query_sums, counts.row_of, signals, schema
+    )
+    records, default_item = _item_records(signals, catalog, priors, schema)
+    mean, std = _feature_statistics(signals, query_records, schema)
+    meta = SignalMeta(
+        version=version,
+        created_at=now.isoformat(),
+        schema_hash=schema.hash,
+        default_item=default_item,
+        feature_mean=mean,
+        feature_std=std,
+        brands=tuple(catalog.brands),
+        categories=tuple(catalog.categories),
+        stats={
+            "items": len(counts.item_ids),
+            "catalog_items": counts.n_catalog,
+            "query_pairs": len(query_keys),
+            "priors": {name: float(value) for name, value in priors.items()},
+            "median_price": catalog.median_price,
+        },
+    )
+    snapshot = SignalSnapshot(meta, counts.item_ids, records, query_keys, query_records)
+    return snapshot, counts.groups + query_groups
+
+
+def _item_counts(
+    item_sums: tuple[list[tuple[str, ...]], np.ndarray, np.ndarray, int], catalog: CatalogArrays
+) -> ItemCounts:
+    """The version's items (the catalog's, then those with events and no catalog entry) and
+    their decayed counts: zero for an item without events."""
+    event_keys, short, long_, groups = item_sums
     item_ids = list(catalog.item_ids)
     known = set(item_ids)
     item_ids += [key[0] for key in event_keys if key[0] not in known]
     row_of = {item_id: row for row, item_id in enumerate(item_ids)}
-    n = len(item_ids)
-    extra = n - n_catalog  # items with events and no catalog entry
-
-    short_counts = np.zeros((n, COLUMNS))
-    long_counts = np.zeros((n, COLUMNS))
+    short_counts = np.zeros((len(item_ids), COLUMNS))
+    long_counts = np.zeros((len(item_ids), COLUMNS))
     if event_keys:
         rows = np.fromiter((row_of[key[0]] for key in event_keys), dtype=np.int64)
         short_counts[rows] = short
         long_counts[rows] = long_
+    return ItemCounts(item_ids, row_of, len(catalog.item_ids), short_counts, long_counts, groups)
 
-    priors = customer_priors(long_counts.sum(axis=0))
-    signals = item_signal_matrix(
-        short_counts=short_counts,
-        long_counts=long_counts,
+
+def _item_inputs(
+    counts: ItemCounts, catalog: CatalogArrays, priors: dict[str, np.ndarray], now: datetime
+) -> ItemInputs:
+    """What the item signals are computed from; an item with events and no catalog entry has no
+    price (the median), percentile 0.5, freshness 0, and is in stock."""
+    extra = len(counts.item_ids) - counts.n_catalog
+    return ItemInputs(
+        short_counts=counts.short,
+        long_counts=counts.long,
         priors=priors,
         prices=np.r_[catalog.prices, np.full(extra, np.nan)],
         price_percentile=np.r_[catalog.price_percentile, np.full(extra, 0.5)],
@@ -501,66 +514,47 @@ def compute_snapshot(
         freshness=np.r_[freshness_at(catalog.created_ts, now.timestamp()), np.zeros(extra)],
         in_stock=np.r_[catalog.in_stock, np.ones(extra)],
     )
-    column = {name: index for index, name in enumerate(ITEM_FEATURES)}
 
-    records = np.zeros(n, dtype=ITEM_RECORD)
+
+def _item_records(
+    signals: np.ndarray, catalog: CatalogArrays, priors: dict[str, np.ndarray], schema: Schema
+) -> tuple[np.ndarray, np.ndarray]:
+    """The packed item records (signals, brand and category codes; -1 for items not in the
+    catalog) and the record of an item the version does not know."""
+    extra = len(signals) - len(catalog.item_ids)
+    records = np.zeros(len(signals), dtype=schema.item_record)
     records["signals"] = signals
     records["brand"] = np.r_[catalog.brand_codes, np.full(extra, -1, dtype=np.int32)]
     records["categories"] = np.r_[
         catalog.category_codes, np.full((extra, MAX_ITEM_CATEGORIES), -1, dtype=np.int32)
     ]
-
-    default_item = np.zeros((), dtype=ITEM_RECORD)
-    default_item["signals"] = default_item_signals(priors, catalog.median_price)
+    default_item = np.zeros((), dtype=schema.item_record)
+    default_item["signals"] = default_item_signals(priors, catalog.median_price, schema.item)
     default_item["brand"] = -1
     default_item["categories"] = -1
+    return records, default_item
 
-    query_sums = (
-        pending_query_sums.result()
-        if pending_query_sums is not None
-        else _query_sums(events, customer_id, now)
-    )
-    query_keys, query_records, query_groups = _query_signals(query_sums, row_of, signals, column)
 
-    mean = np.zeros(len(FEATURES))
-    std = np.ones(len(FEATURES))
-    if n:
-        mean[:N_ITEM] = signals.mean(axis=0)
-        std[:N_ITEM] = signals.std(axis=0)
+def _feature_statistics(
+    signals: np.ndarray, query_records: np.ndarray, schema: Schema
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each feature's mean and standard deviation over the version (the blend's z-scores): item
+    and query-item signals over their records (a query-item feature without any pair: its
+    prior's), shopper signals and relevance as they are (0, 1); a constant's deviation is 1."""
+    mean = np.zeros(len(schema.names))
+    std = np.ones(len(schema.names))
+    if len(signals):
+        mean[: schema.n_item] = signals.mean(axis=0)
+        std[: schema.n_item] = signals.std(axis=0)
     if len(query_records):
         query_values = query_records["signals"].astype(np.float64)
-        mean[QUERY_SLICE] = query_values.mean(axis=0)
-        std[QUERY_SLICE] = query_values.std(axis=0)
+        mean[schema.query_slice] = query_values.mean(axis=0)
+        std[schema.query_slice] = query_values.std(axis=0)
     else:
-        for offset, name in enumerate(QUERY_FEATURES):
-            source = column["ctr" if name == "query_ctr" else "conversion_rate"]
-            mean[QUERY_SLICE.start + offset] = mean[source]
-            std[QUERY_SLICE.start + offset] = std[source]
-    mean[SHOPPER_SLICE] = 0.0
-    std[SHOPPER_SLICE] = 1.0
-    mean[FEATURE_INDEX["relevance"]] = 0.0
-    std[FEATURE_INDEX["relevance"]] = 1.0
+        mean[schema.query_slice] = mean[schema.query_prior_columns]
+        std[schema.query_slice] = std[schema.query_prior_columns]
     std[~(std > 1e-12)] = 1.0
-
-    meta = SignalMeta(
-        version=version,
-        created_at=now.isoformat(),
-        schema_hash=SCHEMA_HASH,
-        default_item=default_item,
-        feature_mean=mean,
-        feature_std=std,
-        brands=tuple(catalog.brands),
-        categories=tuple(catalog.categories),
-        stats={
-            "items": n,
-            "catalog_items": n_catalog,
-            "query_pairs": len(query_keys),
-            "priors": {name: float(value) for name, value in priors.items()},
-            "median_price": catalog.median_price,
-        },
-    )
-    snapshot = SignalSnapshot(meta, item_ids, records, query_keys, query_records)
-    return snapshot, item_groups + query_groups
+    return mean, std
 
 
 def _query_sums_on_another_connection(
@@ -591,19 +585,20 @@ def _query_signals(
     query_sums: tuple[list[tuple[str, ...]], np.ndarray, int],
     row_of: dict[str, int],
     signals: np.ndarray,
-    column: dict[str, int],
+    schema: Schema = SCHEMA,
 ) -> tuple[list[tuple[str, str]], np.ndarray, int]:
-    keys, long_counts, groups = query_sums
+    """The query-item records of the pairs kept, with their keys, and the rows the database sent."""
+    keys, pair_counts, groups = query_sums
     if not keys:
-        return [], np.zeros(0, dtype=QUERY_RECORD), groups
+        return [], np.zeros(0, dtype=schema.query_record), groups
     # Read on their own connection, the pairs may name an item whose first event arrived after
     # the item sums were read: it has no item row yet, and the next refresh has both.
     has_item = np.fromiter((key[1] in row_of for key in keys), dtype=bool, count=len(keys))
     rows = np.fromiter((row_of.get(key[1], 0) for key in keys), dtype=np.int64, count=len(keys))
-    item_rates = signals[rows][:, [column["ctr"], column["conversion_rate"]]]
-    kept, values = query_pair_signals(long_counts, item_rates[:, 0], item_rates[:, 1])
+    item_priors = signals[rows][:, schema.query_prior_columns]
+    kept, values = query_pair_signals(pair_counts, item_priors, schema.query)
     keep = np.flatnonzero(kept & has_item)
-    records = np.zeros(len(keep), dtype=QUERY_RECORD)
+    records = np.zeros(len(keep), dtype=schema.query_record)
     records["signals"] = values[keep]
     return [(keys[i][0], keys[i][1]) for i in keep], records, groups
 

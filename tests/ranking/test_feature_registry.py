@@ -14,6 +14,7 @@ import pytest
 
 from events.models import Event
 from ranking.signals import refresh
+from ranking.signals.features import ItemInputs
 from ranking.signals.schema import FEATURES, SCHEMA_HASH
 from tests.factories import CustomerFactory, ItemFactory
 
@@ -188,7 +189,7 @@ def test_item_signals_are_bit_for_bit_those_of_the_frozen_computation(
             np.cumsum(inputs["long_counts"], axis=0)[::-1] + np.arange(300)[:, None]
         )
 
-    signals = refresh.item_signal_matrix(priors=priors, **inputs)
+    signals = refresh.item_signal_matrix(ItemInputs(priors=priors, **inputs))
     defaults = refresh.default_item_signals(priors, inputs["median_price"])
 
     np.testing.assert_array_equal(signals, _frozen_item_signal_matrix(priors=priors, **inputs))

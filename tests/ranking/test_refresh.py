@@ -14,7 +14,7 @@ from django.db import connection, transaction
 from events.models import Event
 from ranking import tasks
 from ranking.models import SignalVersion
-from ranking.signals import refresh
+from ranking.signals import features, refresh
 from ranking.signals.schema import ITEM_FEATURES
 from ranking.signals.store import signal_store
 from tests.factories import CustomerFactory, ItemFactory
@@ -65,7 +65,7 @@ def test_rates_are_beta_smoothed_towards_the_customer_rate() -> None:
     signals, snapshot = signals_of(customer)
 
     prior = 40 / 200
-    m = refresh.PRIOR_STRENGTH
+    m = features.PRIOR_STRENGTH
     assert snapshot.meta.stats["priors"]["ctr"] == pytest.approx(prior)
     assert signals["a"][COLUMN["ctr"]] == pytest.approx((10 + prior * m) / (100 + m), rel=1e-6)
     assert signals["b"][COLUMN["ctr"]] == pytest.approx((30 + prior * m) / (100 + m), rel=1e-6)
@@ -141,7 +141,7 @@ def test_query_item_rates_are_smoothed_towards_the_item_rate() -> None:
 
     pairs = dict(zip(snapshot.query_keys, snapshot.query_records["signals"][:, 0], strict=True))
     item_ctr = signals["a"][COLUMN["ctr"]]
-    m = refresh.QUERY_PRIOR_STRENGTH
+    m = features.QUERY_PRIOR_STRENGTH
     assert pairs[("shoes", "a")] == pytest.approx((20 + item_ctr * m) / (40 + m), rel=1e-5)
     assert pairs[("boots", "a")] < item_ctr < pairs[("shoes", "a")]
 
@@ -271,7 +271,7 @@ def test_rates_count_impressions_by_how_likely_their_position_was_looked_at() ->
     signals, snapshot = signals_of(customer)
 
     prior = snapshot.meta.stats["priors"]["ctr"]
-    m = refresh.PRIOR_STRENGTH
+    m = features.PRIOR_STRENGTH
     assert prior == pytest.approx(35 / (25 + 100))
     assert signals["low"][COLUMN["ctr"]] == pytest.approx((10 + prior * m) / (25 + m), rel=1e-6)
     assert signals["top"][COLUMN["ctr"]] == pytest.approx((25 + prior * m) / (100 + m), rel=1e-6)
@@ -287,7 +287,7 @@ def test_query_pairs_of_an_item_the_item_sums_did_not_see_wait_for_the_next_refr
     keys = [("shoes", "a"), ("shoes", "new")]
     sums = np.array([[40.0, 4.0, 1.0, 40.0], [50.0, 5.0, 0.0, 50.0]])
 
-    pairs, records, groups = refresh._query_signals((keys, sums, 2), row_of, signals, COLUMN)
+    pairs, records, groups = refresh._query_signals((keys, sums, 2), row_of, signals)
 
     assert pairs == [("shoes", "a")]
     assert len(records) == 1
