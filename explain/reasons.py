@@ -5,7 +5,9 @@ Each feature has two descriptions of its value: above the customer's typical val
 whether the feature lifted or lowered the item against the model's base value. When the two agree
 in the usual way (a high click rate lifting an item) the description says it all; otherwise the
 effect is spelled out ("pricier than most items, which counts against it"), because a tree model
-may well push an item down for a value most would call good. Docs: docs/explain.md.
+may well push an item down for a value most would call good. The phrases, and whether a zero
+means "none" or a higher value goes without saying, are each feature's entry in the feature
+registry (ranking/signals/features.py). Docs: docs/explain.md.
 """
 
 from __future__ import annotations
@@ -16,75 +18,9 @@ import numpy as np
 
 from explain.units import feature_name
 from ranking.engine.records import Contribution
-from ranking.signals.schema import FEATURE_INDEX, FEATURES
+from ranking.signals.features import BY_NAME
+from ranking.signals.schema import FEATURE_INDEX
 
-# feature -> (its value is above the typical one, below it)
-PHRASES: dict[str, tuple[str, str]] = {
-    "ctr": ("clicked often when shown", "rarely clicked when shown"),
-    "add_to_cart_rate": ("often added to the cart", "rarely added to the cart"),
-    "conversion_rate": ("often bought when shown", "rarely bought when shown"),
-    "revenue_per_impression": ("earns a lot each time it is shown", "earns little when shown"),
-    "popularity": ("popular in the shop", "less popular than most items"),
-    "trend": ("trending up lately", "trending down lately"),
-    "impressions_long": ("shown a lot over the long window", "shown little over the long window"),
-    "clicks_long": ("many clicks over the long window", "few clicks over the long window"),
-    "add_to_carts_long": ("often carted over the long window", "seldom carted in the long window"),
-    "purchases_long": ("many purchases over the long window", "few purchases over the long window"),
-    "revenue_long": ("high revenue over the long window", "low revenue over the long window"),
-    "impressions_short": ("shown a lot recently", "shown little recently"),
-    "clicks_short": ("many clicks recently", "few clicks recently"),
-    "purchases_short": ("many purchases recently", "few purchases recently"),
-    "price": ("pricier than most items", "cheaper than most items"),
-    "price_percentile": ("pricey for its category", "cheap for its category"),
-    "freshness": ("new in the catalog", "in the catalog for a while"),
-    "in_stock": ("in stock", "out of stock"),
-    "query_ctr": ("clicked often for this query", "rarely clicked for this query"),
-    "query_conversion_rate": ("often bought after this query", "rarely bought after this query"),
-    "user_category_affinity": (
-        "in this shopper's favourite category",
-        "outside this shopper's usual categories",
-    ),
-    "user_brand_affinity": (
-        "matches this shopper's favourite brand",
-        "not a brand this shopper favours",
-    ),
-    "user_price_gap": (
-        "pricier than this shopper usually pays in its category",
-        "cheaper than this shopper usually pays in its category",
-    ),
-    "user_recently_viewed": (
-        "viewed recently by this shopper",
-        "not viewed lately by this shopper",
-    ),
-    "user_purchased": ("already bought by this shopper", "not bought by this shopper before"),
-    "session_category_affinity": (
-        "in the category this shopper is looking at right now",
-        "outside what this shopper is looking at right now",
-    ),
-    "session_brand_affinity": (
-        "the brand this shopper is looking at right now",
-        "not a brand this shopper is looking at right now",
-    ),
-    "relevance": (
-        "the search engine finds it very relevant",
-        "the search engine finds it less relevant",
-    ),
-}
-assert set(PHRASES) == set(FEATURES), "every feature needs its phrases"
-
-# Features whose zero means "none" (no affinity, not viewed, out of stock): a zero is low even
-# when the typical value is zero too.
-ZERO_IS_LOW = frozenset({"user_category_affinity", "user_brand_affinity", "user_recently_viewed",
-                         "user_purchased", "session_category_affinity", "session_brand_affinity",
-                         "in_stock"})  # fmt: skip
-# Features where a higher value lifting the item (and a lower one lowering it) goes without
-# saying; for the others the effect is always spelled out.
-HIGHER_HELPS = frozenset(FEATURES) - {
-    "price",
-    "price_percentile",
-    "user_price_gap",
-    "user_purchased",
-}
 LIFTS = "which counts in its favour"
 LOWERS = "which counts against it"
 # Contributions smaller than this say nothing worth a sentence.
@@ -98,7 +34,8 @@ def phrase(feature: str, contribution: float, value: float, typical: float | Non
         return "no effect"
     lifted = contribution >= 0
     effect = LIFTS if lifted else LOWERS
-    if feature in ZERO_IS_LOW and value == 0:
+    entry = BY_NAME[feature]
+    if entry.zero_is_low and value == 0:
         above = False
     elif typical is None:
         above = lifted  # no reference: the value is described by its effect
@@ -106,10 +43,9 @@ def phrase(feature: str, contribution: float, value: float, typical: float | Non
         return f"{feature_name(feature)} at its typical value, {effect}"
     else:
         above = value > typical
-    high, low = PHRASES[feature]
-    words = high if above else low
-    usual = feature in HIGHER_HELPS and above == lifted
-    return words if usual else f"{words}, {effect}"
+    described = entry.high if above else entry.low
+    usual = entry.higher_helps and above == lifted
+    return described if usual else f"{described}, {effect}"
 
 
 def top_reasons(

@@ -48,7 +48,7 @@ def number(value: float | None, digits: int = 4) -> str:
 
 @register.filter
 def feature_name(feature: str) -> str:
-    """The feature's name in the shop's words (explain/units.py)."""
+    """The feature's name in the shop's words (its label in ranking/signals/features.py)."""
     return _feature_name(feature)
 
 

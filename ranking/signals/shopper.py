@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ranking.signals.schema import SHOPPER_FEATURES
+
 # How many recently viewed / purchased items a shopper profile keeps.
 SHOPPER_RECENT_ITEMS = 50
 # A shopper profile with no activity for this long is forgotten.
@@ -183,27 +185,38 @@ def _per_code(values: Mapping[str, float], index: Mapping[str, int], total: floa
     return result
 
 
+# The shopper block's columns (the feature registry's shopper and session entries).
+_COLUMN = {name: column for column, name in enumerate(SHOPPER_FEATURES)}
+_CATEGORY, _BRAND = _COLUMN["user_category_affinity"], _COLUMN["user_brand_affinity"]
+_PRICE_GAP = _COLUMN["user_price_gap"]
+_VIEWED, _PURCHASED = _COLUMN["user_recently_viewed"], _COLUMN["user_purchased"]
+_SESSION_CATEGORY = _COLUMN["session_category_affinity"]
+_SESSION_BRAND = _COLUMN["session_brand_affinity"]
+
+
 def shopper_columns(profile: ShopperProfile, items: ItemCodes, now: float) -> np.ndarray:
     """The K x len(SHOPPER_FEATURES) block of the feature matrix, in schema order."""
     k = len(items.item_ids)
-    columns = np.zeros((k, 7))
+    columns = np.zeros((k, len(SHOPPER_FEATURES)))
     if profile.total_weight > 0:
         total = profile.total_weight
-        columns[:, 0] = _per_code(profile.category_weights, items.category_index, total)[
+        columns[:, _CATEGORY] = _per_code(profile.category_weights, items.category_index, total)[
             items.categories
         ].max(axis=1)
-        columns[:, 1] = _per_code(profile.brand_weights, items.brand_index, total)[items.brand]
-        columns[:, 2] = _price_gap(profile, items)
+        columns[:, _BRAND] = _per_code(profile.brand_weights, items.brand_index, total)[items.brand]
+        columns[:, _PRICE_GAP] = _price_gap(profile, items)
     if profile.recently_viewed:
-        columns[:, 3] = [item in profile.recently_viewed for item in items.item_ids]
+        columns[:, _VIEWED] = [item in profile.recently_viewed for item in items.item_ids]
     if profile.purchased:
-        columns[:, 4] = [item in profile.purchased for item in items.item_ids]
+        columns[:, _PURCHASED] = [item in profile.purchased for item in items.item_ids]
     if profile.session_active(now):
         total = profile.session_total
-        columns[:, 5] = _per_code(profile.session_categories, items.category_index, total)[
-            items.categories
-        ].max(axis=1)
-        columns[:, 6] = _per_code(profile.session_brands, items.brand_index, total)[items.brand]
+        columns[:, _SESSION_CATEGORY] = _per_code(
+            profile.session_categories, items.category_index, total
+        )[items.categories].max(axis=1)
+        columns[:, _SESSION_BRAND] = _per_code(profile.session_brands, items.brand_index, total)[
+            items.brand
+        ]
     return columns
 
 

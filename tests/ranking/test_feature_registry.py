@@ -12,10 +12,23 @@ from typing import Any
 import numpy as np
 import pytest
 
+from customers.models import Customer
 from events.models import Event
+from explain.reasons import phrase
+from explain.units import feature_name, shown_value
+from ranking.configs import DEFAULT_WEIGHTS
 from ranking.signals import refresh
-from ranking.signals.features import ItemInputs
-from ranking.signals.schema import FEATURES, SCHEMA_HASH
+from ranking.signals.counts import CARTS, decay
+from ranking.signals.features import (
+    BY_NAME,
+    REGISTRY,
+    Family,
+    Feature,
+    ItemInputs,
+    Unit,
+    short_count,
+)
+from ranking.signals.schema import FEATURES, N_ITEM, SCHEMA_HASH, build_schema
 from tests.factories import CustomerFactory, ItemFactory
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -75,9 +88,9 @@ def _events(customer: Any, item_id: str, kind: str, count: int, days_ago: float,
     )
 
 
-def small_shop_snapshot() -> dict[str, Any]:
-    """A refresh of a small shop (catalog items with and without events, an item with events and
-    no catalog entry, query pairs kept and dropped), as plain numbers."""
+def small_shop() -> Customer:
+    """A small shop: catalog items with and without events, an item with events and no catalog
+    entry, query pairs kept and dropped."""
     customer = CustomerFactory()
     for n, (price, categories) in enumerate(
         [(10, ["shoes", "shoes/running"]), (80, ["shoes", "shoes/running"]), (35, ["shoes"])]
@@ -101,8 +114,12 @@ def small_shop_snapshot() -> dict[str, Any]:
         _events(customer, "ghost", "impression", 6, days_ago, query="hats")
     _events(customer, "ghost", "click", 1, 3, query="hats")
     _events(customer, "s2", "impression", 2, 1, query="rare")
+    return customer
 
-    snapshot, _ = refresh.compute_snapshot(customer_id=customer.pk, version=1, now=NOW)
+
+def small_shop_snapshot() -> dict[str, Any]:
+    """A refresh of the small shop, as plain numbers."""
+    snapshot, _ = refresh.compute_snapshot(customer_id=small_shop().pk, version=1, now=NOW)
     meta = snapshot.meta
     records = snapshot.item_records
     # Keyed by id and by name: the catalog's row order (and so the codes) is the database's.
@@ -276,3 +293,71 @@ def _frozen_default_item_signals(priors: dict[str, np.ndarray], median_price: fl
     defaults[..., column["price_percentile"]] = 0.5
     defaults[..., column["in_stock"]] = 1.0
     return defaults
+
+
+# A feature as a new one would be added: one registry entry, its computation given by a helper.
+ADDED = Feature(
+    "add_to_carts_short",
+    Family.ITEM_COUNT,
+    "add-to-carts, 7 days",
+    Unit.LOG_COUNT,
+    "often carted recently",
+    "seldom carted recently",
+    compute=short_count(CARTS),
+)
+
+
+@pytest.mark.django_db
+def test_a_feature_added_to_the_registry_reaches_every_consumer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One entry more in the registry: the schema's columns, the refresh's records, defaults and
+    statistics, and the explain pages' name, unit and reasons follow, with no other change."""
+    registry = (*REGISTRY[:N_ITEM], ADDED, *REGISTRY[N_ITEM:])
+
+    schema = build_schema(registry)
+
+    assert schema.names == (*FEATURES[:N_ITEM], "add_to_carts_short", *FEATURES[N_ITEM:])
+    assert schema.names[-1] == "relevance"
+    assert schema.item_record["signals"].shape == (N_ITEM + 1,)
+    assert schema.query_slice == slice(N_ITEM + 1, N_ITEM + 3)
+    assert schema.hash != SCHEMA_HASH
+
+    customer = small_shop()
+    before, _ = refresh.compute_snapshot(customer_id=customer.pk, version=1, now=NOW)
+    after, _ = refresh.compute_snapshot(customer_id=customer.pk, version=2, now=NOW, schema=schema)
+
+    assert after.meta.schema_hash == schema.hash
+    assert after.item_records["signals"].shape == (len(before.item_ids), N_ITEM + 1)
+    np.testing.assert_array_equal(
+        after.item_records["signals"][:, :N_ITEM], before.item_records["signals"]
+    )
+    s1 = after.item_ids.index("s1")
+    # Two carts 0.2, 2.5 and 6 days before noon: 0, 2 and 6 calendar days old.
+    carts_in_a_week = decay(np.array([0.0, 2.0, 6.0]), 7, 2.0).sum() * 2
+    assert after.item_records["signals"][s1, N_ITEM] == pytest.approx(math.log1p(carts_in_a_week))
+    assert after.meta.default_item["signals"][N_ITEM] == 0.0
+    assert len(after.meta.feature_mean) == len(after.meta.feature_std) == len(FEATURES) + 1
+    np.testing.assert_array_equal(after.query_records, before.query_records)
+
+    monkeypatch.setitem(BY_NAME, ADDED.name, ADDED)
+    assert feature_name(ADDED.name) == "add-to-carts, 7 days"
+    assert shown_value(ADDED.name, math.log1p(12.0)) == "12"
+    assert phrase(ADDED.name, 0.4, 2.0, 1.0) == "often carted recently"
+    assert phrase(ADDED.name, -0.4, 0.5, 1.0) == "seldom carted recently"
+
+
+def test_the_registry_refuses_features_out_of_their_block_or_twice() -> None:
+    with pytest.raises(ValueError, match="blocks"):
+        build_schema((*REGISTRY, ADDED))
+    with pytest.raises(ValueError, match="unique"):
+        build_schema((*REGISTRY[:N_ITEM], REGISTRY[0], *REGISTRY[N_ITEM:]))
+    with pytest.raises(ValueError, match="rate or a computation"):
+        Feature("wishes", Family.ITEM_COUNT, "wishes", Unit.LOG_COUNT, "many", "few")
+
+
+def test_every_feature_is_documented_and_every_default_weight_is_a_feature() -> None:
+    signals_doc = (Path(__file__).parents[2] / "docs" / "signals.md").read_text()
+
+    assert [name for name in FEATURES if f"`{name}`" not in signals_doc] == []
+    assert {name for weights in DEFAULT_WEIGHTS.values() for name in weights} <= set(FEATURES)
