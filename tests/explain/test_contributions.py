@@ -26,6 +26,7 @@ from ranking.signals.schema import (
     FEATURES,
     ITEM_RECORD,
     N_ITEM,
+    QUERY_FEATURES,
     QUERY_RECORD,
     SCHEMA_HASH,
 )
@@ -107,7 +108,9 @@ def requests(draw: st.DrawFn) -> tuple[RankInput, SignalFetch]:
     )
     query_found = draw(hnp.arrays(np.bool_, k))
     query_records = np.zeros(k, dtype=QUERY_RECORD)
-    query_records["signals"] = draw(hnp.arrays(np.float32, (k, 2), elements=finite))
+    query_records["signals"] = draw(
+        hnp.arrays(np.float32, (k, len(QUERY_FEATURES)), elements=finite)
+    )
     relevance = draw(
         hnp.arrays(np.float64, k, elements=st.one_of(st.just(np.nan), st.floats(-50, 50)))
     )

@@ -17,7 +17,7 @@ from ranking.learning.replay import PastRequest, features_as_of
 from ranking.models import RankLog
 from ranking.services import signals_refresh
 from ranking.signals import refresh
-from ranking.signals.schema import FEATURE_INDEX, FEATURES, N_ITEM, RELEVANCE_COLUMN
+from ranking.signals.schema import FEATURE_INDEX, FEATURES, N_ITEM, QUERY_SLICE, RELEVANCE_COLUMN
 from tests.conftest import ApiCaller
 from tests.factories import CustomerFactory, ItemFactory
 from tests.ranking.helpers import put_items, rank, send_events
@@ -202,5 +202,5 @@ def test_a_rebuilt_moment_never_counts_later_events() -> None:
     ]
     np.testing.assert_allclose(rebuilt[:, :N_ITEM], expected, rtol=1e-6)
     pairs = dict(zip(before.query_keys, before.query_records["signals"], strict=True))
-    np.testing.assert_allclose(rebuilt[0, N_ITEM : N_ITEM + 2], pairs[("tent", "a")], rtol=1e-6)
+    np.testing.assert_allclose(rebuilt[0, QUERY_SLICE], pairs[("tent", "a")], rtol=1e-6)
     assert rebuilt.shape == (2, len(FEATURES))
