@@ -13,7 +13,8 @@ duplicate check, no profile update, no metrics.
 
 bench/rank.py serves it with the service's own gunicorn config and worker count and measures it
 in rounds alternated with the service: the service's figures are judged as ratios to it
-(docs/performance.md).
+(docs/performance.md). FLOOR_WIDTH is the feature schema's width, len(FEATURES) of
+ranking/signals/schema.py (28 today; bench/rank.py passes it).
 
     FLOOR_REDIS_URL=redis://127.0.0.1:6379/0 FLOOR_PREFIX=rwbench:floor: FLOOR_WIDTH=28 \\
     FLOOR_MODEL_LIBRARY=/tmp/.../model.so FLOOR_DATABASE_URL=postgres://... FLOOR_CUSTOMER_ID=1 \\
