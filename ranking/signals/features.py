@@ -119,6 +119,9 @@ class PairRateOf:
 
 @dataclass(frozen=True, slots=True)
 class Feature:
+    """One feature: its schema name and family, how it is computed and defaulted (item and
+    query-item features), and how the explain pages name, show and phrase it."""
+
     name: str
     family: Family
     label: str  # the merchandiser's name for it
