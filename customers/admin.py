@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from typing import Any
 
 from django import forms
@@ -104,6 +105,10 @@ class MembershipInline(admin.TabularInline):
     fields = ["user", "role"]
 
 
+# The time zones the customer form offers (the zones this machine's tz database knows).
+TIME_ZONES = sorted(zoneinfo.available_timezones())
+
+
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
     """A customer's admins change its settings; its limits and identity (PLATFORM_FIELDS), and
@@ -116,6 +121,12 @@ class CustomerAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> models.QuerySet[Customer]:
         return Customer.objects.visible_to(request.user)
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "time_zone":
+            # Picked from the zones this machine knows, not typed.
+            kwargs["widget"] = forms.Select(choices=[(zone, zone) for zone in TIME_ZONES])
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return request.user.is_superuser

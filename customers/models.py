@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from typing import Any, Self, TypeVar
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
@@ -28,6 +30,43 @@ def _rate_field(default: int, help_text: str) -> models.PositiveIntegerField:
         validators=[MinValueValidator(1), MaxValueValidator(MAX_RATE_LIMIT)],
         help_text=help_text,
     )
+
+
+# The currencies a shop can price in (ISO 4217): the pages show amounts after this code.
+CURRENCIES = (
+    ("AUD", "AUD: Australian dollar"),
+    ("BRL", "BRL: Brazilian real"),
+    ("CAD", "CAD: Canadian dollar"),
+    ("CHF", "CHF: Swiss franc"),
+    ("CNY", "CNY: Chinese yuan"),
+    ("CZK", "CZK: Czech koruna"),
+    ("DKK", "DKK: Danish krone"),
+    ("EUR", "EUR: euro"),
+    ("GBP", "GBP: pound sterling"),
+    ("HKD", "HKD: Hong Kong dollar"),
+    ("HUF", "HUF: Hungarian forint"),
+    ("INR", "INR: Indian rupee"),
+    ("JPY", "JPY: Japanese yen"),
+    ("KRW", "KRW: South Korean won"),
+    ("MXN", "MXN: Mexican peso"),
+    ("NOK", "NOK: Norwegian krone"),
+    ("NZD", "NZD: New Zealand dollar"),
+    ("PLN", "PLN: Polish zloty"),
+    ("SEK", "SEK: Swedish krona"),
+    ("SGD", "SGD: Singapore dollar"),
+    ("TRY", "TRY: Turkish lira"),
+    ("USD", "USD: US dollar"),
+    ("ZAR", "ZAR: South African rand"),
+)
+
+
+def validate_time_zone(value: str) -> None:
+    """An IANA time zone name this machine knows ("Europe/Berlin")."""
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(
+            f"{value!r} is not a time zone name; write it as Region/City, e.g. Europe/Berlin.",
+            code="unknown_time_zone",
+        )
 
 
 _M = TypeVar("_M", bound=models.Model)
@@ -76,6 +115,23 @@ class Customer(models.Model):
         50, "Requests per second per API key to the other endpoints (catalog, rules, models)."
     )
     other_burst = _rate_field(100, "Requests one API key may send at once to the other endpoints.")
+    # How the pages speak to the shop's merchandisers: amounts in its currency, dates picked and
+    # shown in its time zone (stored in UTC like every time).
+    currency = models.CharField(
+        max_length=3,
+        choices=CURRENCIES,
+        blank=True,
+        help_text="The currency of the catalog's prices; blank shows amounts as plain numbers.",
+    )
+    time_zone = models.CharField(
+        max_length=64,
+        default="UTC",
+        validators=[validate_time_zone],
+        help_text=(
+            "Where the shop's merchandisers work, e.g. Europe/Berlin: rule windows picked in the "
+            "workbench are in this zone."
+        ),
+    )
     auto_activate_models = models.BooleanField(
         "serve new models automatically",
         default=False,

@@ -40,9 +40,8 @@ SHOW_FLAGGED = "flagged"
 
 
 def shop_currency(customer: Customer) -> str:
-    """The shop's currency code, "" when the shop has none (amounts then show as plain numbers).
-    Customer has no currency field yet: the page uses one as soon as it has."""
-    return str(getattr(customer, "currency", "") or "")
+    """The shop's currency code, "" when the shop has none (amounts then show as plain numbers)."""
+    return customer.currency
 
 
 class CustomerForm(forms.Form):

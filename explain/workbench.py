@@ -16,7 +16,6 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -62,9 +61,8 @@ MAX_QUERIES = 200
 
 
 def shop_time_zone(customer: Customer) -> ZoneInfo:
-    """The shop's time zone for dates a merchandiser picks. Customer has no time zone field yet:
-    the project's TIME_ZONE stands in until it has."""
-    return ZoneInfo(str(getattr(customer, "time_zone", "") or settings.TIME_ZONE))
+    """The shop's time zone, in which a merchandiser picks dates (UTC when none is set)."""
+    return ZoneInfo(customer.time_zone or "UTC")
 
 
 class PageForm(CustomerForm):

@@ -125,6 +125,8 @@ def test_a_customer_added_in_the_admin_is_created_with_its_members(
         "events_burst": "40",
         "other_requests_per_second": "5",
         "other_burst": "10",
+        "currency": "EUR",
+        "time_zone": "Europe/Berlin",
         "memberships-TOTAL_FORMS": "1",
         "memberships-INITIAL_FORMS": "0",
         "memberships-0-user": str(merchandiser.pk),
@@ -140,6 +142,7 @@ def test_a_customer_added_in_the_admin_is_created_with_its_members(
         500,
         200,
     )
+    assert (customer.currency, customer.time_zone) == ("EUR", "Europe/Berlin")
     assert Membership.objects.get(customer=customer).user == merchandiser
 
     bad = client.post("/admin/customers/customer/add/", {**form, "slug": "cedar pine!"})

@@ -273,6 +273,8 @@ def change_form(customer: Customer, **limits: int) -> dict[str, Any]:
         "is_active": "on",
         "max_candidates": customer.max_candidates,
         **{column: getattr(customer, column) for column in ratelimit.LIMIT_COLUMNS},
+        "currency": customer.currency,
+        "time_zone": customer.time_zone,
         "memberships-TOTAL_FORMS": "0",
         "memberships-INITIAL_FORMS": "0",
     }

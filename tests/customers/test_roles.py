@@ -83,6 +83,8 @@ def customer_form(customer: Customer, **fields: Any) -> dict[str, Any]:
         "max_candidates": "10000",
         **dict.fromkeys(LIMIT_COLUMNS, "1000"),  # the per-key rate limits
         "auto_activate_models": "",  # unchecked; is_active left out: unchecked too
+        "currency": "",
+        "time_zone": "UTC",
         "memberships-TOTAL_FORMS": "0",
         "memberships-INITIAL_FORMS": "0",
     }
@@ -162,7 +164,7 @@ def test_a_customer_admin_sees_the_limits_read_only_and_changes_the_settings(
     form = client.get(url).context["adminform"].form
     response = client.post(url, customer_form(tenant_a.customer, auto_activate_models="on"))
 
-    assert set(form.fields) == {"name", "auto_activate_models"}
+    assert set(form.fields) == {"name", "currency", "time_zone", "auto_activate_models"}
     assert response.status_code == 302
     tenant_a.customer.refresh_from_db()
     assert tenant_a.customer.auto_activate_models is True

@@ -7,9 +7,10 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -478,3 +479,33 @@ def test_when_the_signal_store_is_down_the_workbench_says_so(
     assert "The signal store did not answer" in body
     assert grid(body) == []
     assert "the ranking could not be worked out now" in body
+
+
+def test_a_shop_in_berlin_picks_dates_in_berlin_time_and_sees_prices_in_euros(
+    merch: Client, shop: Customer
+) -> None:
+    shop.currency, shop.time_zone = "EUR", "Europe/Berlin"
+    shop.save()
+    log_request(shop, "new", "boots", IDS)
+    berlin = ZoneInfo("Europe/Berlin")
+    post(merch, "change", shop, item="sku-3", do="hide")
+    page = bench(merch, shop, query="boots")
+    assert "shop time, Europe/Berlin" in page
+    assert re.search(r'<span class="price">EUR [0-9,]+\.\d\d</span>', page)
+    # 9:00 in Berlin, a week on.
+    local = (timezone.now() + timedelta(days=7)).astimezone(berlin)
+    local = local.replace(hour=9, minute=0, second=0, microsecond=0)
+
+    body = post(
+        merch,
+        "publish",
+        shop,
+        drafts=drafts_of(shop),
+        when="start",
+        start=local.strftime("%Y-%m-%dT%H:%M"),
+    )
+
+    stored = RuleIn.stored(Rule.objects.get(customer=shop).document()).windows[0].start
+    assert stored == local.astimezone(UTC)
+    assert local.utcoffset() in (timedelta(hours=1), timedelta(hours=2))  # 7:00 or 8:00 UTC
+    assert f"shoppers see it from {local:%-d %b %Y, %H:%M} (Europe/Berlin)" in body

@@ -61,7 +61,9 @@ class Command(BaseCommand):
             customer = None
         built = False
         if customer is None or not Event.objects.for_customer(customer.pk).exists():
-            customer = customer or customer_create(name="Demo Shop", slug=DEMO_SLUG)
+            customer = customer or customer_create(
+                name="Demo Shop", slug=DEMO_SLUG, currency="EUR", time_zone="Europe/Berlin"
+            )
             self._build_shop(customer, options)
             built = True
         else:
