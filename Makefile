@@ -53,6 +53,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 ## Benchmarks on the local PostgreSQL (its own database, rankwell_bench) and Redis (namespace
 ## rwbench), served by gunicorn with production settings: writes bench/results.json and the table

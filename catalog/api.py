@@ -9,8 +9,8 @@ from rest_framework.request import Request
 from catalog import services
 from catalog.contracts import CatalogItemOut, CatalogUpsertIn, CatalogUpsertOut
 from catalog.models import Item
-from config.problems import NotFound
-from config.schema import PROBLEM_RESPONSES
+from core.errors import NotFound
+from core.schema import PROBLEM_RESPONSES
 from customers.api import CustomerApi, json_response
 from customers.models import Scope
 

@@ -17,7 +17,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from config.schema import NON_BLANK
+from core.schema import NON_BLANK
 
 MAX_ITEMS_PER_UPSERT = 5000
 

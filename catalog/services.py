@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from catalog.contracts import CatalogItemIn
 from catalog.models import Item
-from config.problems import FieldError, invalid_request
+from core.errors import FieldError, invalid_request
 from merchandising.services import catalog_changed
 
 UPSERT_FIELDS = ["title", "brand", "categories", "price", "in_stock", "attributes", "updated_at"]

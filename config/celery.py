@@ -1,14 +1,14 @@
 """The Celery application. Tasks live in each app's `tasks.py`.
 
 Celery's own hook signals carry the request id into tasks, time and count every task, keep
-Django's logging and serve worker metrics (config/task_hooks.py).
+Django's logging and serve worker metrics (core/task_hooks.py).
 """
 
 import os
 
 from celery import Celery, signals
 
-from config import task_hooks
+from core import task_hooks
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 

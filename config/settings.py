@@ -15,8 +15,8 @@ from celery.schedules import crontab
 from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
-from config.logs import logging_config
-from config.sentry import init_sentry
+from core.logs import logging_config
+from core.sentry import init_sentry
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -79,17 +79,17 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Prometheus's pair wraps everything else, so every response is counted and timed.
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    "config.logs.RequestContextMiddleware",
+    "core.logs.RequestContextMiddleware",
     # Security headers (nosniff, referrer policy, HSTS, CSP, frame denial) go on every response,
     # probes and 413s included. SecurityMiddleware redirects nothing (the load balancer sends
     # http to https), so it never needs the Host header that probes may not carry.
     "django.middleware.security.SecurityMiddleware",
-    "config.middleware.PageCspMiddleware",
+    "core.middleware.PageCspMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Health checks and scrapes address tasks by IP: answered before the Host header is checked.
-    "config.probes.ProbeMiddleware",
-    "config.middleware.ApiBodyLimitMiddleware",
-    "config.middleware.ApiWorkSlotMiddleware",
+    "core.probes.ProbeMiddleware",
+    "core.middleware.ApiBodyLimitMiddleware",
+    "core.middleware.ApiWorkSlotMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -288,7 +288,7 @@ TRAINING_MIN_HOLDOUT_REQUESTS = env.int("TRAINING_MIN_HOLDOUT_REQUESTS", default
 # Bodies larger than this get 413 before they are read.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=8 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
-# /v1 requests a process works on at once, once their bodies are in (config/middleware.py). The
+# /v1 requests a process works on at once, once their bodies are in (core/middleware.py). The
 # rest wait for a slot, their bodies read: a process has many threads so that slow clients cannot
 # hold it (platform/gunicorn.conf.py), but under the GIL more requests in work at once only add
 # memory (measured: 16 at once took a worker from 170 MB to 249 MB peak), not throughput.
@@ -301,7 +301,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["customers.auth.HasScope"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "EXCEPTION_HANDLER": "config.problems.problem_exception_handler",
+    "EXCEPTION_HANDLER": "core.problems.problem_exception_handler",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # Each API key's requests per second per endpoint group, set per customer (Customer's
@@ -354,7 +354,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "config.schema.state_text_rules",
+        "core.schema.state_text_rules",
     ],
     # The security scheme comes from customers.schema (the API key authentication's extension).
     "ENUM_NAME_OVERRIDES": {"SurfaceEnum": ["search", "browse", "autocomplete"]},
@@ -470,7 +470,7 @@ def axes_client_ip(request: "HttpRequest") -> str:
 AXES_CLIENT_IP_CALLABLE = axes_client_ip
 
 # --- observability (docs/operations.md) -------------------------------------------------------
-# Logs: JSON lines with the request id and customer (config/logs.py); LOG_FORMAT=text for
+# Logs: JSON lines with the request id and customer (core/logs.py); LOG_FORMAT=text for
 # readable lines, the default in development.
 LOGGING = logging_config(
     level=env.str("LOG_LEVEL", default="INFO"),
@@ -481,7 +481,7 @@ LOGGING = logging_config(
 PROMETHEUS_LATENCY_BUCKETS = (
     0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, float("inf")
 )  # fmt: skip
-# Errors go to Sentry when SENTRY_DSN is set, scrubbed of keys and shopper ids (config/sentry.py).
+# Errors go to Sentry when SENTRY_DSN is set, scrubbed of keys and shopper ids (core/sentry.py).
 SENTRY_DSN = env.str("SENTRY_DSN", default="")
 RANKWELL_RELEASE = env.str("RANKWELL_RELEASE", default="") or None
 if SENTRY_DSN:

@@ -3,10 +3,10 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
 from catalog.api import CatalogItemApi, CatalogUpsertApi
-from config import health
-from config.metrics import metrics_view
-from config.problems import api_not_found, api_server_error
-from config.views import problem_type, proto_file
+from core import health
+from core.metrics import metrics_view
+from core.problems import api_not_found, api_server_error
+from core.views import problem_type, proto_file
 from events.api import EventsIngestApi
 from merchandising.api import RuleDetailApi, RuleListApi, RuleRevisionsApi
 from ranking.api import RankApi

@@ -18,8 +18,7 @@ from django.http.request import RawPostDataException
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from config.middleware import take_work_slot
-from config.problems import (
+from core.errors import (
     BodyTooLarge,
     MalformedJson,
     UnsupportedMediaType,
@@ -27,6 +26,7 @@ from config.problems import (
     nul_errors,
     raise_for_pydantic,
 )
+from core.middleware import take_work_slot
 from customers.auth import ApiPrincipal
 from customers.wire import PROTOBUF, ProtobufRenderer, is_protobuf
 

@@ -29,7 +29,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
-from config.logs import bind_customer
+from core.logs import bind_customer
 from customers import ratelimit, runtime_sync
 from customers.models import ApiKey
 

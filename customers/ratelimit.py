@@ -34,7 +34,7 @@ from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
-from config import metrics
+from core import metrics
 from customers.models import Customer
 
 logger = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.db.models import F
 
-from config import metrics
+from core import metrics
 from customers.models import Customer
 
 logger = logging.getLogger(__name__)

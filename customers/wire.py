@@ -16,7 +16,7 @@ import orjson
 from google.protobuf.message import DecodeError
 from rest_framework.renderers import BaseRenderer
 
-from config.problems import FieldError, MalformedProtobuf, invalid_request
+from core.errors import FieldError, MalformedProtobuf, invalid_request
 from wire.rankwell.v1 import events_pb2, rank_pb2
 
 PROTOBUF = "application/x-protobuf"

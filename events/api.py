@@ -18,9 +18,10 @@ from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 
-from config import metrics
-from config.problems import PROBLEM_CONTENT_TYPE, InvalidRequest, ServiceUnavailable
-from config.schema import PROBLEM_RESPONSES, Problem
+from core import metrics
+from core.errors import InvalidRequest, ServiceUnavailable
+from core.problems import PROBLEM_CONTENT_TYPE
+from core.schema import PROBLEM_RESPONSES, Problem
 from customers import wire
 from customers.api import CustomerApi
 from customers.auth import KeyStoreUnavailable

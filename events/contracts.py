@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from catalog.contracts import ItemId
-from config.schema import NON_BLANK, WHOLE_NUMBER
+from core.schema import NON_BLANK, WHOLE_NUMBER
 
 MAX_EVENTS_PER_BATCH = 1000
 MAX_ITEMS_PER_IMPRESSION = 1000

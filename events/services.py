@@ -27,8 +27,8 @@ from psycopg import sql
 from psycopg.errors import UniqueViolation
 
 from catalog.models import Item
-from config.bulk_copy import copy_rows
-from config.problems import FieldError, invalid_request
+from core.bulk_copy import copy_rows
+from core.errors import FieldError, invalid_request
 from events.contracts import AddToCartIn, ClickIn, EventIn, ImpressionIn, PurchaseIn
 from events.models import Event, EventType, PendingProfileUpdate
 from events.queries import normalise_query, shopper_key

@@ -13,8 +13,8 @@ from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.request import Request
 
-from config.problems import Conflict, FieldError, NotFound
-from config.schema import CONFLICT_RESPONSES, PROBLEM_RESPONSES
+from core.errors import Conflict, FieldError, NotFound
+from core.schema import CONFLICT_RESPONSES, PROBLEM_RESPONSES
 from customers.api import CustomerApi, json_response
 from customers.models import Customer, Scope
 from merchandising import services

@@ -20,7 +20,7 @@ from pydantic import (
 )
 
 from catalog.contracts import CategoryPath, ItemId
-from config.schema import NON_BLANK, WHOLE_NUMBER
+from core.schema import NON_BLANK, WHOLE_NUMBER
 from events.queries import normalise_query
 
 STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)

@@ -22,10 +22,10 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from threadpoolctl import threadpool_limits
 
-from config.logs import current_request_id
-from config.metrics import observe_exposure, observe_rank_outcome, observe_stage
-from config.problems import FieldError, invalid_request
-from config.schema import PROBLEM_RESPONSES
+from core.errors import FieldError, invalid_request
+from core.logs import current_request_id
+from core.metrics import observe_exposure, observe_stage
+from core.schema import PROBLEM_RESPONSES
 from customers import wire
 from customers.api import CustomerApi
 from customers.auth import KeyStoreUnavailable
@@ -36,6 +36,7 @@ from ranking.contracts import RankIn, RankOut
 from ranking.engine.pipeline import rank, rank_degraded
 from ranking.engine.records import RankInput, RankOutcome
 from ranking.learning import rank_log
+from ranking.metrics import observe_rank_outcome
 from ranking.runtime import RuntimeUnavailable, customer_runtime
 from ranking.signals.store import signal_store
 

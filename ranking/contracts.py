@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from catalog.contracts import ItemId
-from config.schema import WHOLE_NUMBER
+from core.schema import WHOLE_NUMBER
 from customers.models import MAX_CANDIDATES_LIMIT
 
 STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)

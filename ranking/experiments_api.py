@@ -13,8 +13,8 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from pydantic import BaseModel, Field
 from rest_framework.request import Request
 
-from config.problems import FieldError, NotFound, invalid_request
-from config.schema import PROBLEM_RESPONSES, RESPONSE
+from core.errors import FieldError, NotFound, invalid_request
+from core.schema import PROBLEM_RESPONSES, RESPONSE
 from customers.api import CustomerApi, json_response
 from customers.models import Scope
 from ranking.experiment_stats import ALPHA, CONFIDENCE, MINIMUM_LIFT, POWER, SAMPLE_RATIO_P

@@ -10,8 +10,8 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from pydantic import BaseModel
 from rest_framework.request import Request
 
-from config.problems import FieldError, invalid_request
-from config.schema import PROBLEM_RESPONSES
+from core.errors import FieldError, invalid_request
+from core.schema import PROBLEM_RESPONSES
 from customers.api import CustomerApi, json_response
 from customers.models import Scope
 from ranking.contracts import RESPONSE

@@ -14,7 +14,7 @@ import pytest
 from django.test import Client
 
 from catalog.models import Item
-from config.problems import PROBLEM_TYPES
+from core.problems import PROBLEM_TYPES
 from customers.models import Scope
 from events.models import Event
 from tests.conftest import ApiCaller

@@ -12,8 +12,9 @@ import orjson
 from django.http import HttpRequest, HttpResponse
 from django.test import RequestFactory, override_settings
 
-from config.middleware import ApiWorkSlotMiddleware, take_work_slot
-from config.problems import ServiceUnavailable
+from core.errors import ServiceUnavailable
+from core.middleware import ApiWorkSlotMiddleware, take_work_slot
+from core.problems import problem_for
 
 
 def test_no_more_requests_in_work_at_once_than_the_slots() -> None:
@@ -60,7 +61,7 @@ def test_a_request_that_finds_every_slot_taken_too_long_gets_503_with_retry_afte
         try:
             take_work_slot(request)
         except ServiceUnavailable as exc:
-            return exc.as_response()
+            return problem_for(exc)
         entered.set()
         release.wait(10)
         return HttpResponse(b"done")

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
-from config.private_dirs import private_directory
+from core.private_dirs import private_directory
 
 logger = logging.getLogger(__name__)
 

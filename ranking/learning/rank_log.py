@@ -24,8 +24,8 @@ from django.utils import timezone
 from psycopg.errors import UniqueViolation
 from psycopg.types.json import Jsonb
 
-from config.bulk_copy import copy_rows
-from config.metrics import RANK_LOG_BAD_ENTRIES, RANK_LOG_DROPPED
+from core.bulk_copy import copy_rows
+from core.metrics import RANK_LOG_BAD_ENTRIES, RANK_LOG_DROPPED
 from customers.models import Customer
 from ranking.engine.features import standardised_relevance
 from ranking.engine.records import RankInput, RankOutcome

@@ -8,7 +8,7 @@ tried (requests answer degraded at once instead of each waiting for the timeout)
 
 The window is short (1 s by default): after a busy spell its successes would otherwise outweigh
 a freeze's failures for many seconds, while each request waits its timeout in one of a few
-work slots (config.middleware) and the queue behind them grows (`make bench`, bench/faults.py,
+work slots (core.middleware) and the queue behind them grows (`make bench`, bench/faults.py,
 measured with a 10 s window: a 5 s freeze at 138 req/s never opened it; answers waited up to 4 s).
 """
 

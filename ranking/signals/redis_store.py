@@ -40,7 +40,7 @@ import numpy as np
 import redis
 from redis.cluster import RedisCluster
 
-from config.private_dirs import private_directory
+from core.private_dirs import private_directory
 from ranking.signals.breaker import Breaker
 from ranking.signals.schema import ITEM_RECORD, QUERY_RECORD
 from ranking.signals.shopper import (

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from config import metrics
+from core import metrics
 from ranking.signals.schema import ITEM_RECORD, QUERY_RECORD
 
 logger = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ import pytest
 from celery import Celery
 from django.test import Client
 
-from config.logs import JsonFormatter, RequestContextFilter, customer_var, request_id_var
+from core.logs import JsonFormatter, RequestContextFilter, customer_var, request_id_var
 from events import services as event_services
 from ranking.models import SignalVersion
 from tests.conftest import NAMESPACE, ApiCaller

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from config import metrics
+from core import metrics
 from tests.operations.conftest import ROOT, tool
 
 PLATFORM = ROOT / "platform"

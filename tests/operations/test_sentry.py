@@ -14,7 +14,7 @@ from django.test import Client
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
-from config.sentry import FILTERED, init_sentry
+from core.sentry import FILTERED, init_sentry
 from events import services as event_services
 from ranking import services as ranking_services
 from ranking import tasks

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import redis
 
-from config.metrics import RANK_DEGRADED
+from core.metrics import RANK_DEGRADED
 from ranking.learning import rank_log
 from ranking.learning.rank_log import feature_matrix
 from ranking.models import RankLog

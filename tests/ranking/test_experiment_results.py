@@ -22,7 +22,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from config.metrics import EXPERIMENT_EXPOSURES, customer_label
+from core.metrics import EXPERIMENT_EXPOSURES, customer_label
 from customers.models import Customer, Scope
 from demo.simulation import build_world, shopper_events, simulated_sessions
 from ranking import services

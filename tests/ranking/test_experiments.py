@@ -16,7 +16,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from config.metrics import ACTIVE_MODEL_VERSION, customer_label
+from core.metrics import ACTIVE_MODEL_VERSION, customer_label
 from customers.models import Customer
 from ranking import services
 from ranking.engine.experiments import BUCKETS, shopper_bucket

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from django.utils import timezone
 
-from config.metrics import RANK_LOG_DROPPED
+from core.metrics import RANK_LOG_DROPPED
 from ranking.learning import rank_log
 from ranking.learning.dataset import LoggedRequest, Outcome, training_set_build
 from ranking.models import RankLog

@@ -17,7 +17,7 @@ from sentry_sdk.integrations.django import DjangoIntegration
 from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
 from sentry_sdk.transport import Transport
 
-from config.logs import API_KEY_PATTERN
+from core.logs import API_KEY_PATTERN
 
 FILTERED = "[Filtered]"
 BEARER_PATTERN = re.compile(r"(?i)bearer\s+[A-Za-z0-9._~+/=-]+")

@@ -92,9 +92,9 @@ def logging_config(*, level: str, json_lines: bool) -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"request_context": {"()": "config.logs.RequestContextFilter"}},
+        "filters": {"request_context": {"()": "core.logs.RequestContextFilter"}},
         "formatters": {
-            "json": {"()": "config.logs.JsonFormatter"},
+            "json": {"()": "core.logs.JsonFormatter"},
             "text": {
                 "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
             },

@@ -7,7 +7,7 @@ from typing import Any
 from drf_spectacular.utils import OpenApiResponse
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from config.problems import PROBLEM_CONTENT_TYPE
+from core.problems import PROBLEM_CONTENT_TYPE
 
 # Responses declare every field they carry, so the OpenAPI schema describes them exactly.
 RESPONSE = ConfigDict(extra="forbid")

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from config import health
-from config.metrics import metrics_view
+from core import health
+from core.metrics import metrics_view
 
 PROBES: dict[str, Callable[[HttpRequest], HttpResponse]] = {
     "/healthz": health.healthz,

@@ -5,7 +5,7 @@ from pathlib import Path
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from config.problems import PROBLEM_TYPES
+from core.problems import PROBLEM_TYPES
 
 
 def problem_type(request: HttpRequest, slug: str) -> HttpResponse:

@@ -1,5 +1,9 @@
 """RFC 9457 problem details: the one place where errors become HTTP responses for /v1.
 
+Services and request parsing raise core.errors' classes, which know nothing of HTTP;
+`PROBLEMS` below gives each its status and problem type, and DRF's exception handler
+(`problem_exception_handler`) answers with them.
+
 Every error body is `application/problem+json` with `type`, `title`, `status`, `detail` and, for
 bad input, an `errors` list naming each field: `{"field": "items[3].id", "pointer":
 "/items/3/id", "code": "duplicate", "detail": "..."}`.
@@ -8,15 +12,27 @@ bad input, an `errors` list naming each field: `{"field": "items[3].id", "pointe
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
-import pydantic
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf_exceptions
+
+from core.errors import (
+    BodyTooLarge,
+    Conflict,
+    DomainError,
+    FieldError,
+    InvalidRequest,
+    MalformedJson,
+    MalformedProtobuf,
+    NotFound,
+    ServiceUnavailable,
+    UnsupportedMediaType,
+    invalid_request,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -66,137 +82,27 @@ PROBLEM_TYPES: dict[str, tuple[str, str]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class FieldError:
-    """One invalid field: its location as a path of keys and indexes, a code and a message."""
-
-    location: tuple[str | int, ...]
-    code: str
-    detail: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {
-            "field": field_name(self.location),
-            "pointer": "/" + "/".join(str(part) for part in self.location),
-            "code": self.code,
-            "detail": self.detail,
-        }
+# Each domain error's status and problem type (a subclass takes its nearest listed class's).
+PROBLEMS: dict[type[DomainError], tuple[int, str]] = {
+    InvalidRequest: (400, "invalid-request"),
+    MalformedJson: (400, "malformed-json"),
+    MalformedProtobuf: (400, "malformed-protobuf"),
+    NotFound: (404, "not-found"),
+    Conflict: (409, "rule-conflict"),
+    BodyTooLarge: (413, "body-too-large"),
+    UnsupportedMediaType: (415, "unsupported-media-type"),
+    ServiceUnavailable: (503, "service-unavailable"),
+    DomainError: (400, "invalid-request"),
+}
 
 
-def field_name(location: Sequence[str | int]) -> str:
-    """`("items", 3, "id")` -> `items[3].id`; the empty location is the whole body."""
-    name = ""
-    for part in location:
-        if isinstance(part, int):
-            name += f"[{part}]"
-        else:
-            name += f".{part}" if name else part
-    return name or "body"
-
-
-class ApiError(Exception):
-    """A domain error that becomes a problem+json response."""
-
-    status = 400
-    slug = "invalid-request"
-
-    def __init__(self, detail: str, errors: Iterable[FieldError] = ()) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.errors = list(errors)
-
-    def as_response(self) -> HttpResponse:
-        return problem_response(self.status, self.slug, self.detail, self.errors)
-
-
-class InvalidRequest(ApiError):
-    status = 400
-    slug = "invalid-request"
-
-
-class MalformedJson(ApiError):
-    status = 400
-    slug = "malformed-json"
-
-
-class MalformedProtobuf(ApiError):
-    status = 400
-    slug = "malformed-protobuf"
-
-
-class NotFound(ApiError):
-    status = 404
-    slug = "not-found"
-
-
-class Conflict(ApiError):
-    status = 409
-    slug = "rule-conflict"
-
-
-class UnsupportedMediaType(ApiError):
-    status = 415
-    slug = "unsupported-media-type"
-
-
-class BodyTooLarge(ApiError):
-    status = 413
-    slug = "body-too-large"
-
-
-class ServiceUnavailable(ApiError):
-    """503: a dependency is down and nothing was done; the client retries after `retry_after`
-    seconds (sent as Retry-After)."""
-
-    status = 503
-    slug = "service-unavailable"
-
-    def __init__(self, detail: str, retry_after: int) -> None:
-        super().__init__(detail)
-        self.retry_after = retry_after
-
-    def as_response(self) -> HttpResponse:
-        headers = {"Retry-After": str(self.retry_after)}
-        return problem_response(self.status, self.slug, self.detail, headers=headers)
-
-
-def invalid_request(errors: Iterable[FieldError]) -> InvalidRequest:
-    errors = list(errors)
-    fields = ", ".join(dict.fromkeys(field_name(error.location) for error in errors))
-    return InvalidRequest(f"Invalid fields: {fields}", errors)
-
-
-def _location(error: Any, union_tags: frozenset[str]) -> tuple[str | int, ...]:
-    """Pydantic's location without the tag it adds inside a tagged union (`union_tags` are
-    the tag values; no field of a contract shares a name with one)."""
-    location: list[str | int] = []
-    for part in error["loc"]:
-        if part in union_tags and location:
-            continue
-        location.append(part)
-    if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
-        location.append(error["ctx"]["discriminator"].strip("'"))
-    return tuple(location)
-
-
-def errors_from_pydantic(
-    exc: pydantic.ValidationError, union_tags: frozenset[str] = frozenset()
-) -> list[FieldError]:
-    """Pydantic's errors as field errors; `union_tags` are the tags of tagged unions."""
-    return [
-        FieldError(_location(error, union_tags), error["type"], error["msg"])
-        for error in exc.errors(include_url=False, include_input=False)
-    ]
-
-
-def raise_for_pydantic(
-    exc: pydantic.ValidationError, union_tags: frozenset[str] = frozenset()
-) -> None:
-    errors = errors_from_pydantic(exc, union_tags)
-    json_error = next((e for e in errors if e.code == "json_invalid"), None)
-    if json_error is not None:
-        raise MalformedJson(json_error.detail) from exc
-    raise invalid_request(errors) from exc
+def problem_for(error: DomainError) -> HttpResponse:
+    """The problem+json response of a domain error (a 503 says when to retry)."""
+    status, slug = next(PROBLEMS[kind] for kind in type(error).__mro__ if kind in PROBLEMS)
+    headers = (
+        {"Retry-After": str(error.retry_after)} if isinstance(error, ServiceUnavailable) else None
+    )
+    return problem_response(status, slug, error.detail, error.errors, headers=headers)
 
 
 def problem_response(
@@ -253,11 +159,10 @@ def counted_not_logged(response: HttpResponse) -> HttpResponse:
 
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse | None:
     """DRF's exception handler: domain and DRF errors as problem+json; others propagate."""
-    if isinstance(exc, ApiError):
-        return exc.as_response()
+    if isinstance(exc, DomainError):
+        return problem_for(exc)
     if isinstance(exc, drf_exceptions.ValidationError):
-        errors = _drf_validation_errors(exc.detail)
-        return invalid_request(errors).as_response()
+        return problem_for(invalid_request(_drf_validation_errors(exc.detail)))
     if isinstance(exc, drf_exceptions.NotAuthenticated | drf_exceptions.AuthenticationFailed):
         return counted_not_logged(
             problem_response(
@@ -289,26 +194,6 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpRe
 
 def is_api_path(request: HttpRequest) -> bool:
     return request.path.startswith("/v1/")
-
-
-NUL_DETAIL = "Text may not contain the NUL character (\\u0000)."
-
-
-def nul_errors(value: Any, location: tuple[str | int, ...] = ()) -> list[FieldError]:
-    """Every string (or object key) in a parsed JSON document that holds a NUL character:
-    PostgreSQL cannot store one, so it is refused at the door, naming the field."""
-    if isinstance(value, str):
-        return [FieldError(location, "nul_character", NUL_DETAIL)] if "\x00" in value else []
-    errors: list[FieldError] = []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if "\x00" in key:
-                errors.append(FieldError((*location, key), "nul_character", NUL_DETAIL))
-            errors.extend(nul_errors(item, (*location, key)))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            errors.extend(nul_errors(item, (*location, index)))
-    return errors
 
 
 @csrf_exempt  # an API path that does not exist answers 404 to every method, never a CSRF page

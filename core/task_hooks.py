@@ -10,8 +10,8 @@ import os
 import time
 from typing import Any
 
-from config import metrics
-from config.logs import customer_var, request_id_var
+from core import metrics
+from core.logs import customer_var, request_id_var
 
 REQUEST_ID_HEADER = "rankwell_request_id"
 CUSTOMER_HEADER = "rankwell_customer_id"

@@ -7,7 +7,8 @@ from csp.middleware import CSPMiddleware
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
-from config.problems import ServiceUnavailable, is_api_path, problem_response
+from core.errors import ServiceUnavailable
+from core.problems import is_api_path, problem_response
 
 
 class ApiBodyLimitMiddleware:
