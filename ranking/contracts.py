@@ -113,6 +113,8 @@ class RankOut(BaseModel):
             "Only when degraded, why: signal_store (Redis did not answer in time), "
             "signal_store_breaker (Redis failed often in the last seconds: not tried), "
             "signal_store_lost (Redis lost the shop's signals; a refresh republishes them), "
+            "signal_schema (the shop's signals were computed for another feature schema; a "
+            "refresh republishes them), "
             "runtime or key_store (the database was down and nothing was cached)"
         ),
     )

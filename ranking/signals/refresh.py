@@ -69,7 +69,7 @@ from ranking.signals.features import (
     smoothed,
 )
 from ranking.signals.schema import MAX_ITEM_CATEGORIES, SCHEMA, Schema
-from ranking.signals.store import SignalMeta, SignalSnapshot, SignalStore
+from ranking.signals.store import SignalMeta, SignalSchemaMismatch, SignalSnapshot, SignalStore
 
 logger = logging.getLogger(__name__)
 
@@ -608,14 +608,18 @@ def allocate_signal_version(customer_id: int, store: SignalStore) -> int:
     that lost its data cannot hand a number out twice, and every process caches a version's
     vocabulary by its number. Above the store's current version too (stores written before the
     counter moved here numbered their own)."""
-    current = store.current_meta(customer_id)
+    try:
+        current = store.current_meta(customer_id)
+        current_version = current.version if current is not None else 0
+    except SignalSchemaMismatch as older:  # the version this refresh replaces
+        current_version = older.version
     with transaction.atomic():
         counted = (
             Customer.objects.select_for_update()
             .values_list("signal_version_seq", flat=True)
             .get(pk=customer_id)
         )
-        version = max(counted, current.version if current is not None else 0) + 1
+        version = max(counted, current_version) + 1
         Customer.objects.filter(pk=customer_id).update(signal_version_seq=version)
     return version
 

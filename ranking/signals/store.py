@@ -25,7 +25,7 @@ import numpy as np
 import orjson
 from django.conf import settings
 
-from ranking.signals.schema import ITEM_RECORD, QUERY_RECORD
+from ranking.signals.schema import ITEM_RECORD, QUERY_RECORD, SCHEMA_HASH
 from ranking.signals.shopper import ShopperAction, ShopperProfile
 
 LOST_MESSAGE = (
@@ -43,6 +43,21 @@ class SignalStoreUnavailable(Exception):
     def __init__(self, message: str, reason: str = "signal_store") -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class SignalSchemaMismatch(SignalStoreUnavailable):
+    """The current version was computed for another feature schema (published before a deploy
+    that added, removed or reordered a feature): its records have another width and meaning, so
+    nothing is read from it. Answers are degraded ("signal_schema") until a refresh publishes a
+    version of this schema (`manage.py refresh_signals`, or the refresh beat)."""
+
+    def __init__(self, version: int, schema_hash: str) -> None:
+        super().__init__(
+            f"signal version {version} was computed for the feature schema {schema_hash}, not "
+            f"this code's {SCHEMA_HASH}: refresh the signals to republish it",
+            reason="signal_schema",
+        )
+        self.version = version
 
 
 @dataclass(frozen=True)
@@ -93,7 +108,10 @@ class SignalMeta:
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> SignalMeta:
+        """Raises SignalSchemaMismatch for a version of another feature schema."""
         data = orjson.loads(raw)
+        if data["schema_hash"] != SCHEMA_HASH:
+            raise SignalSchemaMismatch(data["version"], data["schema_hash"])
         encoded = raw.encode() if isinstance(raw, str) else raw
         return cls(
             version=data["version"],

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
+import redis
 from django.test import Client
 
 from ranking import tasks
@@ -194,3 +196,33 @@ def test_a_catalog_write_with_redis_frozen_gives_up_on_the_bounded_client_and_is
 
     assert failures == 1
     assert api.get("/v1/catalog/items/sku-red").status_code == 200
+
+
+def test_a_version_of_another_feature_schema_degrades_visibly_until_republished(
+    api: ApiCaller, private_redis: RedisProcess
+) -> None:
+    """After a deploy that changes the features, the version in Redis was written for the old
+    schema (records of another width and meaning): nothing is read from it, the answers say why,
+    and the next refresh publishes a version of this schema, numbered past the old one."""
+    put_items(api, catalog())
+    send_events(api, shopper_clicks("before", brand_index=1))
+    signals_refresh(customer_id=api.customer.pk)
+    old_version = signal_store().current_versions([api.customer.pk])[api.customer.pk]
+    assert old_version is not None
+    client = redis.Redis.from_url(private_redis.url)
+    (meta_key,) = client.keys(f"*:v{old_version}:meta")
+    older = orjson.loads(client.get(meta_key))
+    older["schema_hash"] = "0123456789abcdef"
+    older["default_item"] = older["default_item"][:-8]  # one float32 feature fewer
+    client.set(meta_key, orjson.dumps(older))
+    as_fresh_process()
+
+    for answer in answers(api):
+        assert answer["degraded"] is True
+        assert answer["degraded_reason"] == "signal_schema"
+
+    signals_refresh(customer_id=api.customer.pk)
+    new_version = signal_store().current_versions([api.customer.pk])[api.customer.pk]
+    assert new_version is not None
+    assert new_version > old_version
+    assert not any(answer["degraded"] for answer in answers(api))
