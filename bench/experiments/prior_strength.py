@@ -1,0 +1,116 @@
+"""How strongly should an item's click rate be pulled towards the shop's? An experiment on the
+shopper simulator alone (no service; about 10 s a seed), for docs/quality.md ("Tried and not
+kept").
+
+20,000 sessions are shown pages ordered by a smoothed click rate (refreshed every 2,000 sessions,
+like the steady scenario); per item the run counts looks (position 1/k, the refresh's "examined"
+impressions), clicks and engagement. Then 2,000 fresh sessions are scored (expected revenue per
+session and NDCG@10 against the true click probabilities, both against the popularity order) for
+the blend's item part (4 x click rate + 2 x log price + 2 x in stock + 1 x popularity, each
+standardised) with the click rate smoothed by 1 to 50 looks of prior (the refresh uses
+`PRIOR_STRENGTH`, 50), and for an order by estimated revenue per look (click rate x the
+conversion it implies x price), which the simulator's purchase model makes exact.
+
+    .venv/bin/python bench/experiments/prior_strength.py [seed]
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from demo.quality import _ndcg10
+from demo.simulation import (
+    PAGE_SIZE,
+    build_world,
+    click_probability,
+    expected_outcomes,
+    expected_revenue_per_look,
+    item_revenue_per_look,
+    shopper_events,
+    simulated_sessions,
+)
+
+WEIGHT = {"click": 1, "add_to_cart": 3, "purchase": 10}  # the refresh's engagement weights
+
+
+def main(seed: int) -> None:
+    world = build_world(n_items=2000, n_shoppers=1500, seed=seed)
+    n_items = len(world.item_ids)
+    code = {item_id: index for index, item_id in enumerate(world.item_ids)}
+    looks, clicks, engagement = np.zeros(n_items), np.zeros(n_items), np.zeros(n_items)
+
+    def click_rate(prior: float) -> np.ndarray:
+        shop = clicks.sum() / max(looks.sum(), 1.0)
+        return (clicks + shop * prior) / (looks + prior)
+
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    stream = simulated_sessions(
+        world, sessions=20_000, start=start, end=start + timedelta(days=5), seed=seed + 10,
+        follow_ups=0.3,
+    )  # fmt: skip
+    for number, (request_id, session, rng) in enumerate(stream):
+        if number % 2000 == 0:
+            served = click_rate(20.0)
+        candidates = session.candidates
+        shown = candidates[np.lexsort((candidates, -served[candidates]))][:PAGE_SIZE]
+        looks[shown] += 1.0 / np.arange(1, len(shown) + 1)
+        for event in shopper_events(world, session, shown, rng, request_id):
+            if event["type"] in WEIGHT:
+                item = code[event["item_id"]]
+                engagement[item] += WEIGHT[event["type"]]
+                clicks[item] += event["type"] == "click"
+
+    def standard(values: np.ndarray) -> np.ndarray:
+        return (values - values.mean()) / (values.std() + 1e-12)
+
+    price, in_stock = world.item_price, world.item_in_stock.astype(float)
+
+    def blend(prior: float) -> np.ndarray:
+        return (
+            4 * standard(click_rate(prior)) + 2 * standard(np.log1p(price)) + 2 * in_stock
+            + standard(np.log1p(engagement))
+        )  # fmt: skip
+
+    def revenue_per_look(prior: float) -> np.ndarray:
+        rate = np.clip(click_rate(prior), 1e-4, 1 - 1e-4)
+        converts = 1.0 / (1.0 + np.exp(-(np.log(rate / (1 - rate)) + 1.0)))
+        return rate * converts * price * (0.02 + in_stock)
+
+    rankers = {"popularity": engagement}
+    rankers |= {f"blend, prior {prior:g}": blend(prior) for prior in (1, 3, 5, 10, 20, 50)}
+    rankers |= {f"revenue per look, prior {p:g}": revenue_per_look(p) for p in (5, 20, 50)}
+    rankers["item revenue oracle"] = item_revenue_per_look(world)
+    revenue: dict[str, list[float]] = {name: [] for name in [*rankers, "revenue oracle"]}
+    ndcg: dict[str, list[float]] = {name: [] for name in revenue}
+    later = datetime(2026, 12, 1, tzinfo=UTC)
+    fresh = simulated_sessions(
+        world, sessions=2000, start=later, end=later + timedelta(seconds=1), seed=seed + 999
+    )
+    for _, session, _ in fresh:
+        candidates = session.candidates
+        gains = click_probability(world, session, candidates)
+        gain_of = dict(zip(candidates.tolist(), gains.tolist(), strict=True))
+        orders = {
+            name: candidates[np.lexsort((candidates, -score[candidates]))]
+            for name, score in rankers.items()
+        }
+        best = expected_revenue_per_look(world, session, candidates)
+        orders["revenue oracle"] = candidates[np.argsort(-best, kind="stable")]
+        for name, order in orders.items():
+            revenue[name].append(expected_outcomes(world, session, order[:PAGE_SIZE])["revenue"])
+            ndcg[name].append(_ndcg10(gains, np.array([gain_of[i] for i in order])))
+    base_revenue, base_ndcg = np.mean(revenue["popularity"]), np.mean(ndcg["popularity"])
+    print(f"seed {seed}: revenue per session and NDCG@10 against the popularity order")
+    for name in revenue:
+        r, g = np.mean(revenue[name]) / base_revenue, np.mean(ndcg[name]) / base_ndcg
+        print(f"  {name:30s} revenue {r:.3f}x  NDCG@10 {g:.3f}x")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1)
