@@ -122,11 +122,11 @@ def category_label(path: str) -> str:
 
 
 class ChangeForm(PageForm):
-    item = forms.CharField(max_length=256, error_messages={"required": "Pick an item."})
+    item = forms.CharField(max_length=256, required=False)
     do = forms.ChoiceField(
         choices=[(change, change) for change in CHANGES],
         label="Change",
-        error_messages={"invalid_choice": "Choose pin, hide, boost or bury."},
+        error_messages={"invalid_choice": "Choose pin, hide, boost, bury or a cap per brand."},
     )
     position = forms.IntegerField(
         required=False,
@@ -143,6 +143,32 @@ class ChangeForm(PageForm):
         choices=[(s, s) for s in STRENGTH_CHOICES],
         error_messages={"invalid_choice": "Choose weak, medium, strong or max."},
     )
+    # A cap (do=diversity): at most `max_items` per brand or top-level category in the top `top_k`.
+    field = forms.ChoiceField(
+        required=False,
+        choices=[("brand", "brand"), ("category", "top-level category")],
+        error_messages={"invalid_choice": "Choose brand or top-level category."},
+    )
+    max_items = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_POSITION,
+        error_messages={
+            "invalid": f"Give a whole number from 1 to {MAX_POSITION}.",
+            "min_value": f"Give a whole number from 1 to {MAX_POSITION}.",
+            "max_value": f"Give a whole number from 1 to {MAX_POSITION}.",
+        },
+    )
+    top_k = forms.IntegerField(
+        required=False,
+        min_value=2,
+        max_value=MAX_POSITION,
+        error_messages={
+            "invalid": f"Give a whole number from 2 to {MAX_POSITION}.",
+            "min_value": f"Give a whole number from 2 to {MAX_POSITION}.",
+            "max_value": f"Give a whole number from 2 to {MAX_POSITION}.",
+        },
+    )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -150,6 +176,18 @@ class ChangeForm(PageForm):
         if pin_without_position and "position" not in self.errors:
             self.add_error("position", "Give the position to pin the item to.")
         data["item"] = (data.get("item") or "").strip()
+        if data.get("do") == "diversity":
+            for name, missing in (
+                ("max_items", "Give how many items of one brand may show."),
+                ("top_k", "Give how many top places the cap covers."),
+            ):
+                if data.get(name) is None and name not in self.errors:
+                    self.add_error(name, missing)
+            max_items, top_k = data.get("max_items"), data.get("top_k")
+            if max_items is not None and top_k is not None and max_items >= top_k:
+                self.add_error("max_items", "Give fewer items than the places the cap covers.")
+        elif data.get("do") and not data["item"] and "item" not in self.errors:
+            self.add_error("item", "Pick an item.")
         return data
 
     def change(self) -> Change:
@@ -159,6 +197,9 @@ class ChangeForm(PageForm):
             item_id=data["item"],
             position=data["position"],
             strength=data["strength"] or "medium",
+            field=data["field"] or "brand",
+            max_items=data["max_items"] or 2,
+            top_k=data["top_k"] or 10,
         )
 
 

@@ -93,11 +93,17 @@ class Card:
     item_id: str
     title: str
     brand: str
+    category: str  # its most specific category ("" when none)
     price: Decimal | None
     in_stock: bool | None  # None: not in the catalog
     image_url: str
     badges: tuple[Badge, ...]
     was: int | None  # the position without the drafts; None: it was hidden
+
+    @property
+    def category_leaf(self) -> str:
+        """The last part of the category's path ("running" of "shoes/running")."""
+        return self.category.rsplit("/", 1)[-1]
 
     @property
     def changed(self) -> bool:
@@ -365,9 +371,15 @@ def _catalog(customer_id: int, item_ids: list[str]) -> dict[str, Item]:
     items = (
         Item.objects.for_customer(customer_id)
         .filter(external_id__in=item_ids)
-        .only("external_id", "title", "brand", "price", "in_stock", "attributes")
+        .only("external_id", "title", "brand", "categories", "price", "in_stock", "attributes")
     )
     return {item.external_id: item for item in items}
+
+
+def most_specific_category(item: Item | None) -> str:
+    """The deepest of the item's categories ("shoes/running" over "shoes"); "" when none."""
+    paths = [path for path in (item.categories or []) if isinstance(path, str)] if item else []
+    return max(paths, key=lambda path: (path.count("/"), len(path)), default="")
 
 
 def _image_url(item: Item | None) -> str:
@@ -417,6 +429,7 @@ def workbench(params: WorkbenchParams) -> Workbench:
             item_id=item.item_id,
             title=item.title,
             brand=item.brand,
+            category=most_specific_category(catalog.get(item.item_id)),
             price=item.price,
             in_stock=catalog[item.item_id].in_stock if item.item_id in catalog else None,
             image_url=_image_url(catalog.get(item.item_id)),

@@ -1,6 +1,7 @@
-"""The workbench's changes (pin, hide, boost or bury an item or its brand), each written as a
-draft rule for the page through merchandising.services, with history; and publishing or
-discarding the page's drafts, all or none."""
+"""The workbench's changes (pin, hide, boost or bury an item, its brand or its category, cap
+the items per brand or category near the top), each written as a draft rule for the page through
+merchandising.services, with history; and publishing or discarding the page's drafts, all or
+none."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from explain import reads
 from explain.services.explained import ExplainError
 from explain.services.workbench import (
     WorkbenchParams,
+    most_specific_category,
     page_conditions,
     page_drafts,
     same_page,
@@ -26,7 +28,17 @@ from merchandising.models import Rule
 
 TITLE_IN_NAME = 60
 
-CHANGES = ("pin", "hide", "boost", "bury", "boost-brand", "bury-brand")
+CHANGES = (
+    "pin",
+    "hide",
+    "boost",
+    "bury",
+    "boost-brand",
+    "bury-brand",
+    "boost-category",
+    "bury-category",
+    "diversity",
+)
 
 
 @dataclass(frozen=True)
@@ -34,9 +46,13 @@ class Change:
     """One change asked on the workbench, validated by the form (explain.workbench)."""
 
     kind: str  # one of CHANGES
-    item_id: str
+    item_id: str  # "" for a diversity cap, which is the page's, not an item's
     position: int | None = None  # pin
     strength: str = "medium"  # boost, bury
+    # diversity: at most `max_items` items per `field` (brand or category) in the top `top_k`
+    field: str = "brand"
+    max_items: int = 2
+    top_k: int = 10
 
 
 def _short(title: str) -> str:
@@ -49,6 +65,18 @@ def _document(
     where = f"for {params.where}"
     title = _short(item.title if item is not None else change.item_id)
     brand = item.brand if item is not None else ""
+    if change.kind == "diversity":
+        per = "brand" if change.field == "brand" else "top-level category"
+        return {
+            "name": f"At most {change.max_items} per {per} in the top {change.top_k} {where}",
+            **page_conditions(params),
+            "action": {
+                "type": "diversity",
+                "field": change.field,
+                "max_items": change.max_items,
+                "top_k": change.top_k,
+            },
+        }
     if change.kind == "pin":
         if len(pins) == 1:
             name = f"Pin “{title}” to #{pins[0]['position']} {where}"
@@ -66,6 +94,10 @@ def _document(
     if target == "brand":
         selector: dict[str, Any] = {"brands": [brand]}
         what = f"brand {brand}"
+    elif target == "category":
+        category = most_specific_category(item)
+        selector = {"categories": [category]}
+        what = f"category {category}"
     else:
         selector = {"item_ids": [change.item_id]}
         what = f"“{title}”"
@@ -83,6 +115,15 @@ def _existing(drafts: list[Rule], change: Change, document: dict[str, Any]) -> R
     action = document["action"]["type"]
     if change.kind == "pin":
         return next((rule for rule in drafts if rule.action_type == "pin"), None)
+    if change.kind == "diversity":  # one cap per field: a new one replaces it
+        return next(
+            (
+                rule
+                for rule in drafts
+                if rule.action_type == "diversity" and rule.action["field"] == change.field
+            ),
+            None,
+        )
     verbs = ("boost", "bury") if action in ("boost", "bury") else (action,)
     return next(
         (
@@ -101,9 +142,13 @@ def draft_change(
     """Write the change as a draft rule (a new one, or the page's draft it replaces), through the
     rule services with history. Raises ExplainError naming the field at fault, and
     RuleRejected when it contradicts a serving rule; nothing is stored then."""
-    item = reads.item_of(customer_id=customer.pk, item_id=change.item_id)
+    item = (
+        reads.item_of(customer_id=customer.pk, item_id=change.item_id) if change.item_id else None
+    )
     if change.kind.endswith("-brand") and (item is None or not item.brand):
         raise ExplainError("item", "This item has no brand in the catalog.")
+    if change.kind.endswith("-category") and not most_specific_category(item):
+        raise ExplainError("item", "This item has no category in the catalog.")
     drafts = [rule for rule in page_drafts(params) if same_page(rule, params)]
     pins: list[dict[str, Any]] = []
     if change.kind == "pin":

@@ -344,7 +344,7 @@ def test_publishing_from_a_date_in_the_shops_time_zone_schedules_it(
     [
         ("change", {"item": "sku-3", "do": "pin", "position": "0"}, "Position: Give a whole"),
         ("change", {"item": "sku-3", "do": "pin"}, "Position: Give the position to pin"),
-        ("change", {"item": "sku-3", "do": "explode"}, "Change: Choose pin, hide, boost or bury."),
+        ("change", {"item": "sku-3", "do": "explode"}, "Change: Choose pin, hide, boost, bury"),
         ("change", {"do": "hide"}, "Item: Pick an item."),
         ("change", {"item": "sku-3", "do": "boost", "strength": "huge"}, "Strength: Choose weak"),
         ("change", {"item": "nope", "do": "boost-brand"}, "Item: This item has no brand"),
@@ -509,3 +509,70 @@ def test_a_shop_in_berlin_picks_dates_in_berlin_time_and_sees_prices_in_euros(
     assert stored == local.astimezone(UTC)
     assert local.utcoffset() in (timedelta(hours=1), timedelta(hours=2))  # 7:00 or 8:00 UTC
     assert f"shoppers see it from {local:%-d %b %Y, %H:%M} (Europe/Berlin)" in body
+
+
+def test_boosting_an_items_category_drafts_a_rule_on_its_most_specific_category(
+    merch: Client, shop: Customer
+) -> None:
+    log_request(shop, "new", "boots", IDS)
+    page = bench(merch, shop, query="boots")
+    assert "Boost category shoes/running" in page
+
+    body = post(merch, "change", shop, item="sku-2", do="bury-category", strength="weak")
+
+    rule = Rule.objects.get(customer=shop, draft=True)
+    assert rule.selector["categories"] == ["shoes/running"]
+    assert (rule.action["type"], rule.action["strength"]) == ("bury", "weak")
+    assert "Bury category shoes/running (weak) for “boots”" in body
+
+
+def test_an_item_without_a_category_cannot_have_its_category_boosted(
+    merch: Client, shop: Customer
+) -> None:
+    Item.objects.filter(customer=shop, external_id="sku-2").update(categories=[])
+    log_request(shop, "new", "boots", IDS)
+
+    body = post(merch, "change", shop, item="sku-2", do="boost-category")
+
+    assert "This item has no category in the catalog." in body
+    assert not Rule.objects.filter(customer=shop).exists()
+
+
+def test_a_cap_per_brand_varies_the_top_and_a_new_cap_replaces_it(
+    merch: Client, shop: Customer
+) -> None:
+    log_request(shop, "new", "boots", IDS)
+    acme = [item_id for item_id in IDS if int(item_id[-1]) % 2]
+    led = post(merch, "change", shop, item="sku-1", do="boost-brand", strength="max")
+    assert set(grid(led)[:4]) == set(acme)
+
+    post(merch, "change", shop, do="diversity", field="brand", max_items=3, top_k=4)
+    body = post(merch, "change", shop, do="diversity", field="brand", max_items=2, top_k=4)
+
+    caps = Rule.objects.filter(customer=shop, draft=True, action__type="diversity")
+    assert [rule.action for rule in caps] == [
+        {"type": "diversity", "field": "brand", "max_items": 2, "top_k": 4}
+    ]
+    assert "At most 2 per brand in the top 4 for “boots”" in body
+    top = grid(body)[:4]
+    assert sum(item_id in acme for item_id in top) == 2
+    assert not Rule.objects.filter(customer=shop, draft=False).exists()
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"max_items": 4, "top_k": 4}, "Give fewer items than the places the cap covers."),
+        ({"top_k": 10}, "Give how many items of one brand may show."),
+        ({"max_items": 2, "top_k": 1}, "Give a whole number from 2 to 1000."),
+    ],
+)
+def test_a_bad_cap_names_its_field_and_stores_nothing(
+    merch: Client, shop: Customer, fields: dict[str, int], message: str
+) -> None:
+    log_request(shop, "new", "boots", IDS)
+
+    body = post(merch, "change", shop, do="diversity", field="brand", **fields)
+
+    assert message in body
+    assert not Rule.objects.filter(customer=shop).exists()
