@@ -126,8 +126,8 @@ class Comparison:
     (merchandising.holdouts). Attribution (docs/experiments.md section 3) is the same for both."""
 
     customer_id: int
-    requests: Q  # the rank-log rows of the comparison, of the customer
-    group: Expression  # a rank-log row's group (one of `groups` on the comparison's rows)
+    requests: Q  # the rank-log rows of the comparison, of the customer; each has a group
+    group: Expression | F  # a rank-log row's group, one of `groups` on the comparison's rows
     control: str
     treatment: str
     treatment_share: float  # the configured share of shoppers in the treatment, in (0, 1)
@@ -137,12 +137,9 @@ class Comparison:
         return (self.control, self.treatment)
 
     def rows(self) -> QuerySet[RankLog]:
-        """The comparison's requests of known shoppers, each annotated with its `group`."""
-        return (
-            RankLog.objects.filter(self.requests, customer_id=self.customer_id)
-            .exclude(shopper_key="")
-            .annotate(group=self.group)
-            .filter(group__in=self.groups)
+        """The comparison's requests of known shoppers (`group` says which group each is in)."""
+        return RankLog.objects.filter(self.requests, customer_id=self.customer_id).exclude(
+            shopper_key=""
         )
 
 
@@ -178,7 +175,7 @@ def shopper_sums(
 ) -> tuple[dict[str, ShopperSums], datetime | None, datetime | None]:
     """Per group, each shopper's searches (rank requests) and the clicks, add-to-carts,
     purchases and revenue attributed to them; and the comparison's first and last request."""
-    served = comparison.rows()
+    served = comparison.rows().annotate(group=comparison.group)
     span = served.aggregate(first=Min("created_at"), last=Max("created_at"))
     rows: dict[tuple[str, str], dict[str, float]] = {}
     for request in served.values("group", "shopper_key").annotate(searches=Count("id")):
@@ -229,6 +226,7 @@ def _attributed_events(
     )
     last_request = (
         comparison.rows()
+        .annotate(group=comparison.group)
         .filter(
             shopper_key=OuterRef("shopper"),
             created_at__lte=OuterRef("occurred_at"),
