@@ -98,11 +98,14 @@ def holdout_words(rule: Rule, readout: Readout) -> str:
         verdict = "the rule earns more"
     else:
         verdict = "the rule earns less"
-    more_or_less = "more" if lift.lift >= 0 else "less"
+    if round(abs(lift.lift), 3) == 0:
+        change, than = "about the same", "as"
+    else:
+        change, than = f"{abs(lift.lift):.1%} {'more' if lift.lift > 0 else 'less'}", "than"
     return (
-        f"Shoppers who saw this rule earned {abs(lift.lift):.1%} {more_or_less} revenue per search "
+        f"Shoppers who saw this rule earned {change} revenue per search "
         f"({CONFIDENCE:.0%} interval {signed_percent(lift.low)} to {signed_percent(lift.high)}) "
-        f"than {held_out}: {verdict}."
+        f"{than} {held_out}: {verdict}."
     )
 
 

@@ -23,11 +23,13 @@ from demo.simulation import build_world, item_revenue_per_look, shopper_events, 
 from merchandising import services
 from merchandising.contracts import RuleIn
 from merchandising.engine import EXPOSED, HELD_OUT, CompiledRule, RuleSet
-from merchandising.holdouts import rule_holdout_readout
+from merchandising.holdouts import holdout_words, rule_holdout_readout
 from merchandising.models import Rule
 from ranking import services as ranking_services
 from ranking.engine.experiments import shopper_bucket
 from ranking.engine.records import RankInput
+from ranking.experiment_stats import Lift
+from ranking.experiments import Readout
 from ranking.learning import rank_log
 from ranking.models import RankLog
 from ranking.services import signals_refresh
@@ -375,6 +377,38 @@ def test_a_rule_that_lifts_revenue_shows_it_and_a_neutral_rule_does_not(api: Api
     assert quiet["summary"].endswith(": no clear difference yet.")
 
 
+@pytest.mark.parametrize(
+    ("lift", "words"),
+    [
+        (
+            Lift(0.031, -0.01, 0.074, 0.14),
+            "Shoppers who saw this rule earned 3.1% more revenue per search (95% interval "
+            "\u22121.0% to +7.4%) than the 10% held out: no clear difference yet.",
+        ),
+        (
+            Lift(0.12, 0.05, 0.2, 0.001),
+            "Shoppers who saw this rule earned 12.0% more revenue per search (95% interval "
+            "+5.0% to +20.0%) than the 10% held out: the rule earns more.",
+        ),
+        (
+            Lift(-0.08, -0.12, -0.04, 0.001),
+            "Shoppers who saw this rule earned 8.0% less revenue per search (95% interval "
+            "\u221212.0% to \u22124.0%) than the 10% held out: the rule earns less.",
+        ),
+        (
+            Lift(-0.0002, -0.3, 0.5, 0.99),
+            "Shoppers who saw this rule earned about the same revenue per search (95% interval "
+            "\u221230.0% to +50.0%) as the 10% held out: no clear difference yet.",
+        ),
+    ],
+)
+def test_the_holdout_is_said_in_one_sentence_of_shop_words(lift: Lift, words: str) -> None:
+    now = timezone.now()
+    readout = Readout(now, now, {}, {"revenue_per_search": lift}, None, None)
+
+    assert holdout_words(Rule(holdout_percent=10), readout) == words
+
+
 # --- the API: tenancy, scope, schema ----------------------------------------------------------
 
 
@@ -569,7 +603,7 @@ def test_the_rules_admin_page_shows_its_holdout_in_shop_words(api: ApiCaller) ->
     for words in (
         "Holdout",
         "Shoppers who saw this rule earned",
-        "than the 10% held out",
+        "the 10% held out",
         "95% interval",
         "Held out (did not see it)",
         "Saw the rule",
