@@ -615,3 +615,16 @@ def test_the_rules_admin_page_shows_its_holdout_in_shop_words(api: ApiCaller) ->
     assert "1,800" in html  # shoppers who saw it, with a thousands separator
     assert "revenue_per_search" not in html  # no code words
     assert "held_out" not in html
+
+
+def test_another_customers_staff_cannot_open_the_rules_holdout(
+    api: ApiCaller, other_api: ApiCaller
+) -> None:
+    rule = rule_with_holdout(api.customer, 10)
+    foreign = staff_client(other_api.customer)
+
+    response = foreign.get(reverse("admin:merchandising_rule_change", args=[rule.pk]))
+
+    assert response.status_code in (302, 404)  # the admin's "no such object" goes to its index
+    assert "Shoppers who saw this rule" not in response.content.decode()
+    assert "No search has matched this rule yet" not in response.content.decode()
