@@ -8,7 +8,7 @@ from core.metrics import metrics_view
 from core.problems import api_not_found, api_server_error
 from core.views import problem_type, proto_file
 from events.api import EventsIngestApi
-from merchandising.api import RuleDetailApi, RuleListApi, RuleRevisionsApi
+from merchandising.api import RuleDetailApi, RuleHoldoutApi, RuleListApi, RuleRevisionsApi
 from ranking.api import RankApi
 from ranking.experiments_api import ExperimentListApi, ExperimentResultsApi
 from ranking.registry_api import ModelListApi
@@ -28,6 +28,7 @@ urlpatterns = [
     path("v1/rules", RuleListApi.as_view(), name="rules"),
     path("v1/rules/<int:rule_id>", RuleDetailApi.as_view(), name="rule"),
     path("v1/rules/<int:rule_id>/revisions", RuleRevisionsApi.as_view(), name="rule-revisions"),
+    path("v1/rules/<int:rule_id>/holdout", RuleHoldoutApi.as_view(), name="rule-holdout"),
     path("v1/schema", SpectacularJSONAPIView.as_view(), name="schema"),
     path("v1/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("v1/proto/<str:name>", proto_file, name="proto-file"),

@@ -37,6 +37,7 @@ from merchandising.forms import (
     warning_field,
 )
 from merchandising.history import document_diff
+from merchandising.holdouts import holdout_html, rule_holdout_readout
 from merchandising.models import RevisionKind, Rule, RuleRevision
 from merchandising.preview import rule_preview
 
@@ -81,6 +82,14 @@ RULE_FIELDSETS: list[tuple[str | None, dict[str, Any]]] = [
                 *ACTION_FIELDS,
             ],
             "description": "Fill in the fields of the chosen action; the others are ignored.",
+        },
+    ),
+    (
+        "Holdout",
+        {
+            "fields": ["holdout_percent"],
+            "description": "Optional: keep a share of shoppers from seeing this rule, to learn "
+            "whether it earns more than it would without it.",
         },
     ),
 ]
@@ -233,10 +242,20 @@ class RuleAdmin(CustomerScopedAdmin):
     def targets(self, rule: Rule) -> str:
         return _targets(rule.selector)
 
+    @admin.display(description="what it earned")
+    def holdout_readout(self, rule: Rule) -> str:
+        return holdout_html(rule, rule_holdout_readout(rule=rule))
+
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
             return RULE_FIELDSETS
-        return [*RULE_FIELDSETS, ("Record", {"fields": ["revision", "updated_at", "updated_by"]})]
+        *rest, (title, holdout) = RULE_FIELDSETS
+        with_readout = {**holdout, "fields": [*holdout["fields"], "holdout_readout"]}
+        return [
+            *rest,
+            (title, with_readout),
+            ("Record", {"fields": ["revision", "updated_at", "updated_by"]}),
+        ]
 
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
@@ -248,7 +267,9 @@ class RuleAdmin(CustomerScopedAdmin):
         return super().get_form(request, obj, change, **kwargs)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return ["customer", "revision", "updated_at", "updated_by"] if obj is not None else []
+        if obj is None:
+            return []
+        return ["customer", "revision", "updated_at", "updated_by", "holdout_readout"]
 
     # --- writes through the services ----------------------------------------------------------
 

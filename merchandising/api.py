@@ -7,21 +7,25 @@ refused with 409 and nothing is stored.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
+from pydantic import BaseModel
 from rest_framework.request import Request
 
 from core.errors import Conflict, FieldError, NotFound
-from core.schema import CONFLICT_RESPONSES, PROBLEM_RESPONSES
+from core.schema import CONFLICT_RESPONSES, PROBLEM_RESPONSES, RESPONSE
 from customers.api import CustomerApi, json_response
 from customers.models import Customer, Scope
 from merchandising import services
 from merchandising.conflicts import RuleWarning
 from merchandising.contracts import ACTION_TYPES, RuleIn, RuleListOut, RuleOut
 from merchandising.history import rule_revisions
+from merchandising.holdouts import holdout_words, rule_holdout_readout
 from merchandising.models import Rule
+from ranking.experiments_api import LiftOut, VariantOut, readout_as_dict
 
 ACTION_TAGS = frozenset(ACTION_TYPES)
 
@@ -77,7 +81,9 @@ class RuleListApi(CustomerApi):
         return json_response(rule_as_dict(rule, warnings), status=201)
 
 
-class RuleDetailApi(CustomerApi):
+class RuleApi(CustomerApi):
+    """One rule of the calling customer, by id (another customer's is a 404)."""
+
     required_scope = Scope.RULES
     model = Rule
 
@@ -87,6 +93,8 @@ class RuleDetailApi(CustomerApi):
             raise NotFound(f"No rule with id {rule_id}.")
         return rule
 
+
+class RuleDetailApi(RuleApi):
     @extend_schema(
         operation_id="rules_read",
         summary="Read a rule",
@@ -151,3 +159,99 @@ class RuleRevisionsApi(CustomerApi):
                 ]
             }
         )
+
+
+class HoldoutRuleOut(BaseModel):
+    model_config = RESPONSE
+
+    id: int
+    name: str
+    enabled: bool
+    draft: bool
+    holdout_percent: int
+
+
+class HoldoutSampleRatioOut(BaseModel):
+    model_config = RESPONSE
+
+    expected_share_held_out: float
+    observed_share_held_out: float
+    chi_square: float
+    p_value: float
+    mismatch: bool
+
+
+class HoldoutHorizonOut(BaseModel):
+    model_config = RESPONSE
+
+    metric: str
+    minimum_lift: float
+    alpha: float
+    power: float
+    shoppers_needed_held_out: int | None
+    shoppers_needed_exposed: int | None
+    more_shoppers: int | None
+    may_be_read: bool
+    verdict: str
+
+
+class RuleHoldoutOut(BaseModel):
+    """Shoppers who saw the rule ("exposed") against those held out of it ("held_out"), over the
+    requests where it matched; each lift is exposed over held out."""
+
+    model_config = RESPONSE
+
+    rule: HoldoutRuleOut
+    summary: str
+    first_request_at: datetime | None
+    last_request_at: datetime | None
+    attribution_window_hours: float
+    confidence: float
+    variants: list[VariantOut]
+    lifts: list[LiftOut]
+    sample_ratio: HoldoutSampleRatioOut | None
+    horizon: HoldoutHorizonOut
+
+
+def holdout_as_dict(rule: Rule) -> dict[str, Any]:
+    readout = rule_holdout_readout(rule=rule)
+    shown = readout_as_dict(readout)
+    horizon = shown["horizon"]
+    ratio = readout.sample_ratio
+    return {
+        "rule": {
+            "id": rule.pk,
+            "name": rule.name,
+            "enabled": rule.enabled,
+            "draft": rule.draft,
+            "holdout_percent": rule.holdout_percent,
+        },
+        "summary": holdout_words(rule, readout),
+        **shown,
+        "sample_ratio": None
+        if ratio is None
+        else {
+            # The readout's treatment is the exposed group: the held-out share is the rest.
+            "expected_share_held_out": 1.0 - ratio.expected_share,
+            "observed_share_held_out": 1.0 - ratio.observed_share,
+            "chi_square": ratio.chi_square,
+            "p_value": ratio.p_value,
+            "mismatch": ratio.mismatch,
+        },
+        "horizon": {
+            **{key: value for key, value in horizon.items() if not key.startswith("shoppers_")},
+            "shoppers_needed_held_out": horizon["shoppers_needed_a"],
+            "shoppers_needed_exposed": horizon["shoppers_needed_b"],
+        },
+    }
+
+
+class RuleHoldoutApi(RuleApi):
+    @extend_schema(
+        operation_id="rules_holdout",
+        summary="Read a rule's holdout: shoppers who saw it against those held out",
+        responses={200: RuleHoldoutOut, **PROBLEM_RESPONSES},
+        tags=["rules"],
+    )
+    def get(self, request: Request, rule_id: int) -> HttpResponse:
+        return json_response(holdout_as_dict(self.get_rule(rule_id)))

@@ -28,6 +28,8 @@ RESPONSE = ConfigDict(extra="forbid")
 
 SURFACES = ("search", "browse", "autocomplete")
 MAX_POSITION = 1000
+# A rule's holdout: at most half its shoppers, so most of them always see the rule.
+MAX_HOLDOUT_PERCENT = 50
 
 # Named strengths of boost and bury: the factor the rank score is multiplied by.
 BOOST_STRENGTHS = {"weak": 1.25, "medium": 1.5, "strong": 2.0, "max": 4.0}
@@ -246,6 +248,16 @@ class RuleIn(BaseModel):
     ] = Field(default_factory=dict, max_length=20)
     selector: Selector = Field(default_factory=Selector)
     action: Action
+    holdout_percent: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=MAX_HOLDOUT_PERCENT,
+            description="Percent of shoppers (0-50) served as if the rule did not exist, to "
+            "measure its effect (GET /v1/rules/{id}/holdout); 0: everyone sees it.",
+        ),
+        WHOLE_NUMBER,
+    ] = 0
 
     @classmethod
     def stored(cls, document: dict[str, object]) -> RuleIn:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from merchandising.actions import SELECTOR_ACTIONS, NoParams, apply_stages
+from ranking.engine.experiments import shopper_bucket
 from ranking.engine.idsets import IdSet, id_slots
 from ranking.engine.ordering import order_by_score
 from ranking.engine.records import RulesApplied
@@ -389,6 +390,15 @@ class CompiledRule:
     context: tuple[tuple[str, frozenset[str]], ...] = ()
     selector: CompiledSelector = field(default_factory=CompiledSelector)
     params: object = NoParams()  # the action's compiled parameters (merchandising.actions)
+    # Percent of shoppers (0-50) served as if the rule did not exist, hashed with its own salt.
+    holdout_percent: int = 0
+    holdout_salt: str = ""
+
+    def holds_out(self, shopper_key: str) -> bool:
+        """Is this shopper in the rule's holdout? Never without a shopper: they see the rule."""
+        return bool(shopper_key) and (
+            shopper_bucket(self.holdout_salt, shopper_key) < self.holdout_percent * 100
+        )
 
     def is_on(self, at: datetime) -> bool:
         return not self.windows or any(
@@ -439,6 +449,10 @@ def apply_rules(
     return apply_stages(rules, facts, rank_scores, masks, explain)
 
 
+# A rule holdout's two groups, as the rank log records them (docs/experiments.md, "Rule holdouts").
+HELD_OUT, EXPOSED = "held_out", "exposed"
+
+
 @dataclass(frozen=True)
 class RuleSet:
     """A customer's enabled rules, compiled; the rank engine's rule stage."""
@@ -455,6 +469,29 @@ class RuleSet:
     def matching(self, request: RankInput) -> list[CompiledRule]:
         at = request.at or datetime.now(UTC)
         return [rule for rule in self.rules if rule.applies(request, at)]
+
+    @cached_property
+    def has_holdouts(self) -> bool:
+        return any(rule.holdout_percent for rule in self.rules)
+
+    def hold_out(
+        self, request: RankInput, active: list[CompiledRule]
+    ) -> tuple[list[CompiledRule], dict[int, str] | None]:
+        """The matching rules this request's shopper sees (those whose holdout they are in left
+        out), and per matching rule with a holdout whether the shopper was held out of it or
+        exposed to it; None when no such rule matched or the request has no shopper."""
+        if not self.has_holdouts or not request.shopper_key:
+            return active, None
+        groups: dict[int, str] = {}
+        seen = []
+        for rule in active:
+            if rule.holdout_percent:
+                held = rule.holds_out(request.shopper_key)
+                groups[rule.id] = HELD_OUT if held else EXPOSED
+                if held:
+                    continue
+            seen.append(rule)
+        return seen, groups or None
 
     @staticmethod
     def attribute_sets(active: Sequence[CompiledRule]) -> tuple[str, ...]:

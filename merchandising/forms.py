@@ -22,6 +22,7 @@ from merchandising.contracts import (
     ACTION_TYPES,
     BOOST_STRENGTHS,
     BURY_STRENGTHS,
+    MAX_HOLDOUT_PERCENT,
     SURFACES,
     Pin,
     RuleIn,
@@ -68,6 +69,7 @@ DOCUMENT_FIELDS: dict[tuple[str, ...], str] = {
     ("action", "diversity", "field"): "diversity_field",
     ("action", "diversity", "max_items"): "diversity_max_items",
     ("action", "diversity", "top_k"): "diversity_top_k",
+    ("holdout_percent",): "holdout_percent",
 }
 # Whole-document errors name no field; their message says which one they are about.
 MESSAGE_FIELDS = (
@@ -394,6 +396,16 @@ class RuleForm(forms.ModelForm):
     )
     diversity_max_items = forms.IntegerField(required=False, min_value=1, label="At most")
     diversity_top_k = forms.IntegerField(required=False, min_value=1, label="In the top")
+    holdout_percent = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=MAX_HOLDOUT_PERCENT,
+        label="Hold out (% of shoppers)",
+        help_text="To measure what this rule earns: this share of shoppers never sees it (they "
+        "get the results as if the rule did not exist), and this page compares their revenue "
+        "per search with everyone else's. 10 means 1 shopper in 10, always the same ones. "
+        f"Blank or 0: every shopper sees the rule. At most {MAX_HOLDOUT_PERCENT}.",
+    )
 
     class Meta:
         model = Rule
@@ -432,6 +444,7 @@ class RuleForm(forms.ModelForm):
             "selector_item_ids": "\n".join(selector.get("item_ids", [])),
             "action_kind": action.get("type"),
             **(fragment.initial(action) if fragment else {}),
+            "holdout_percent": document.get("holdout_percent") or None,
         }
 
     # --- one clean_* per structured field: text -> the document's shape ------------------------
@@ -539,6 +552,7 @@ class RuleForm(forms.ModelForm):
             "context": data.get("context", {}),
             "selector": selector,
             "action": self._action(data),
+            "holdout_percent": data.get("holdout_percent") or 0,
         }
 
     def _add_contract_error(

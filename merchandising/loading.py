@@ -38,7 +38,7 @@ def selector_compile(selector: SelectorDoc) -> CompiledSelector:
     )
 
 
-def rule_compile(*, rule_id: int, document: RuleIn) -> CompiledRule:
+def rule_compile(*, rule_id: int, document: RuleIn, holdout_salt: str = "") -> CompiledRule:
     action = document.action
     return CompiledRule(
         id=rule_id,
@@ -53,6 +53,8 @@ def rule_compile(*, rule_id: int, document: RuleIn) -> CompiledRule:
         context=tuple((key, frozenset(values)) for key, values in document.context.items()),
         selector=selector_compile(document.selector),
         params=ACTIONS[action.type].compile(action),
+        holdout_percent=document.holdout_percent,
+        holdout_salt=holdout_salt,
     )
 
 
@@ -64,7 +66,9 @@ def rule_set(rules: Iterable[CompiledRule]) -> RuleSet:
 def load_rule_set(customer_id: int) -> RuleSet:
     """The customer's serving rules (enabled, never a draft), compiled (one query)."""
     return rule_set(
-        rule_compile(rule_id=rule.pk, document=RuleIn.stored(rule.document()))
+        rule_compile(
+            rule_id=rule.pk, document=RuleIn.stored(rule.document()), holdout_salt=rule.holdout_salt
+        )
         for rule in Rule.objects.for_customer(customer_id).serving()
     )
 

@@ -10,6 +10,7 @@ as drafts until a merchandiser publishes them (merchandising.services.rule_publi
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from django.conf import settings
@@ -31,6 +32,10 @@ class RuleQuerySet(TenantQuerySet["Rule"]):
         return self.filter(draft=True)
 
 
+def holdout_salt() -> str:
+    return secrets.token_hex(8)
+
+
 class Rule(models.Model):
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="rules")
     name = models.CharField(max_length=200)
@@ -48,6 +53,10 @@ class Rule(models.Model):
     selector = models.JSONField(default=dict, blank=True)
     action = models.JSONField()
     action_type = models.CharField(max_length=16, editable=False)
+    # Shoppers hashed (with the rule's own salt) below this percent are served as if the rule did
+    # not exist: its holdout, against which its lift is read (merchandising.holdouts).
+    holdout_percent = models.PositiveSmallIntegerField(default=0)
+    holdout_salt = models.CharField(max_length=32, default=holdout_salt, editable=False)
     revision = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -83,6 +92,7 @@ class Rule(models.Model):
             "context": self.context,
             "selector": self.selector,
             "action": self.action,
+            "holdout_percent": self.holdout_percent,
         }
 
 

@@ -51,6 +51,7 @@ def _apply(rule: Rule, document: RuleIn) -> None:
     rule.selector = stored["selector"]
     rule.action = stored["action"]
     rule.action_type = stored["action"]["type"]
+    rule.holdout_percent = stored["holdout_percent"]
 
 
 def _record(rule: Rule, kind: str, user: Any, note: str = "") -> RuleRevision:

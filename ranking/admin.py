@@ -24,6 +24,8 @@ from ranking.experiments import (
     ExperimentResult,
     experiment_result,
     horizon_verdict,
+    money_text,
+    rate_text,
     signed_percent,
 )
 from ranking.learning import registry
@@ -547,16 +549,6 @@ class ExperimentForm(forms.ModelForm):
         return cleaned
 
 
-def _rate(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.2%}" if value < 0.01 else f"{value:.1%}"
-
-
-def _money(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.2f}"
-
-
 def _lift_words(lift: Lift | None) -> str:
     if lift is None:
         return "not enough data yet"
@@ -595,7 +587,7 @@ def experiment_results_html(result: ExperimentResult) -> str:
         ),
     ]
     for metric in METRICS:
-        shown = _rate if metric.unit == "rate" else _money
+        shown = rate_text if metric.unit == "rate" else money_text
         rows.append(
             (
                 metric.label,

@@ -23,17 +23,20 @@ from django.db.models import (
     CharField,
     Count,
     DateTimeField,
+    Expression,
     ExpressionWrapper,
+    F,
     Max,
     Min,
     OuterRef,
     Q,
+    QuerySet,
     Subquery,
     Sum,
     Value,
     When,
 )
-from django.db.models.functions import Cast, Coalesce, Concat
+from django.db.models.functions import Concat
 from django.utils import timezone
 
 from events.models import Event, EventType
@@ -116,14 +119,45 @@ class VariantResult:
 
 
 @dataclass(frozen=True)
-class ExperimentResult:
-    experiment: Experiment
+class Comparison:
+    """Two groups of shoppers a readout compares: which rank-log rows are its requests, and each
+    row's group, in SQL. An experiment's are its rows and their variant (A against B); a rule
+    holdout's the rows where the rule matched and whether the shopper was held out
+    (merchandising.holdouts). Attribution (docs/experiments.md section 3) is the same for both."""
+
+    customer_id: int
+    requests: Q  # the rank-log rows of the comparison, of the customer; each has a group
+    group: Expression | F  # a rank-log row's group, one of `groups` on the comparison's rows
+    control: str
+    treatment: str
+    treatment_share: float  # the configured share of shoppers in the treatment, in (0, 1)
+
+    @property
+    def groups(self) -> tuple[str, str]:
+        return (self.control, self.treatment)
+
+    def rows(self) -> QuerySet[RankLog]:
+        """The comparison's requests of known shoppers (`group` says which group each is in)."""
+        return RankLog.objects.filter(self.requests, customer_id=self.customer_id).exclude(
+            shopper_key=""
+        )
+
+
+@dataclass(frozen=True)
+class Readout:
+    """Per group, what its shoppers did, and the treatment against the control."""
+
     first_request_at: datetime | None
     last_request_at: datetime | None
     variants: dict[str, VariantResult]
-    lifts: dict[str, Lift | None]  # B against A, per METRICS key
+    lifts: dict[str, Lift | None]  # the treatment against the control, per METRICS key
     sample_ratio: SampleRatio | None
     horizon: Horizon | None
+
+
+@dataclass(frozen=True)
+class ExperimentResult(Readout):
+    experiment: Experiment
 
 
 def _event_shopper_key() -> Case:
@@ -137,26 +171,23 @@ def _event_shopper_key() -> Case:
 
 
 def shopper_sums(
-    experiment: Experiment,
+    comparison: Comparison,
 ) -> tuple[dict[str, ShopperSums], datetime | None, datetime | None]:
-    """Per variant, each shopper's searches (rank requests) and the clicks, add-to-carts,
-    purchases and revenue attributed to them; and the experiment's first and last request."""
-    customer_id = experiment.customer_id
-    served = RankLog.objects.filter(
-        customer_id=customer_id, experiment_id=experiment.pk, variant__in=VARIANTS
-    ).exclude(shopper_key="")
+    """Per group, each shopper's searches (rank requests) and the clicks, add-to-carts,
+    purchases and revenue attributed to them; and the comparison's first and last request."""
+    served = comparison.rows().annotate(group=comparison.group)
     span = served.aggregate(first=Min("created_at"), last=Max("created_at"))
     rows: dict[tuple[str, str], dict[str, float]] = {}
-    for request in served.values("variant", "shopper_key").annotate(searches=Count("id")):
-        rows[(request["variant"], request["shopper_key"])] = {"searches": request["searches"]}
+    for request in served.values("group", "shopper_key").annotate(searches=Count("id")):
+        rows[(request["group"], request["shopper_key"])] = {"searches": request["searches"]}
     if span["first"] is not None:
-        for unit, outcomes in _attributed_events(experiment, span["first"]).items():
-            if unit in rows:  # always: an attributed event's shopper was ranked in its variant
+        for unit, outcomes in _attributed_events(comparison, span["first"]).items():
+            if unit in rows:  # always: an attributed event's shopper was ranked in its group
                 rows[unit].update(outcomes)
     sums = {}
-    for variant in VARIANTS:
-        shoppers = [counts for (v, _), counts in sorted(rows.items()) if v == variant]
-        sums[variant] = ShopperSums(
+    for group in comparison.groups:
+        shoppers = [counts for (g, _), counts in sorted(rows.items()) if g == group]
+        sums[group] = ShopperSums(
             **{
                 name: np.array([counts.get(name, 0.0) for counts in shoppers], dtype=np.float64)
                 for name in COUNTS
@@ -166,26 +197,27 @@ def shopper_sums(
 
 
 def _attributed_events(
-    experiment: Experiment, first: datetime
+    comparison: Comparison, first: datetime
 ) -> dict[tuple[str, str], Counter[str]]:
-    """(variant, shopper) -> clicks, add-to-carts, purchases and revenue attributed to them.
+    """(group, shopper) -> clicks, add-to-carts, purchases and revenue attributed to them.
 
-    One pass over the customer's clicks, carts and purchases since the experiment's first
+    One pass over the customer's clicks, carts and purchases since the comparison's first
     request (less MAX_CLOCK_SKEW: clocks differ): each looks up its request on the rank log's
     unique (customer, request_id) index; one without a logged request looks up the shopper's
-    last request of the experiment on the (customer, experiment, shopper, time) index. Grouped
-    in SQL by request and shopper, summed per (variant, shopper) here."""
-    customer_id = experiment.customer_id
-    # "<experiment id>:<variant>:<shopper key>" of the event's request; null when none is logged.
+    last request of the comparison on a (customer, ..., shopper, time) index. Grouped in SQL by
+    request and shopper, summed per (group, shopper) here."""
+    customer_id = comparison.customer_id
+    # "<group>:<shopper key>" of the event's request, "" when that request is not one of the
+    # comparison's; null when none is logged.
     origin = RankLog.objects.filter(
         customer_id=customer_id, request_id=OuterRef("request_id")
     ).annotate(
-        origin=Concat(
-            Coalesce(Cast("experiment_id", CharField()), Value("")),
-            Value(":"),
-            "variant",
-            Value(":"),
-            "shopper_key",
+        origin=Case(
+            When(
+                comparison.requests,
+                then=Concat(comparison.group, Value(":"), "shopper_key", output_field=CharField()),
+            ),
+            default=Value(""),
             output_field=CharField(),
         )
     )
@@ -193,15 +225,13 @@ def _attributed_events(
         OuterRef("occurred_at") - Value(ATTRIBUTION_WINDOW), output_field=DateTimeField()
     )
     last_request = (
-        RankLog.objects.filter(
-            customer_id=customer_id,
-            experiment_id=experiment.pk,
+        comparison.rows()
+        .annotate(group=comparison.group)
+        .filter(
             shopper_key=OuterRef("shopper"),
             created_at__lte=OuterRef("occurred_at"),
             created_at__gte=window_start,
-            variant__in=VARIANTS,
         )
-        .exclude(shopper_key="")
         .order_by("-created_at", "-id")
     )
     grouped = (
@@ -216,7 +246,7 @@ def _attributed_events(
         )
         .annotate(
             fallback=Case(
-                When(origin__isnull=True, then=Subquery(last_request.values("variant")[:1])),
+                When(origin__isnull=True, then=Subquery(last_request.values("group")[:1])),
                 default=None,
                 output_field=CharField(),
             )
@@ -233,25 +263,26 @@ def _attributed_events(
     units: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
     for row in grouped:
         if row["origin"] is not None:
-            experiment_id, variant, shopper = row["origin"].split(":", 2)
-            if experiment_id != str(experiment.pk) or variant not in VARIANTS or not shopper:
-                continue  # it came from a request outside the experiment
+            group, _, shopper = row["origin"].partition(":")
+            if group not in comparison.groups or not shopper:
+                continue  # it came from a request outside the comparison
         elif row["fallback"] is not None:
-            variant, shopper = row["fallback"], row["shopper"]
+            group, shopper = row["fallback"], row["shopper"]
         else:
             continue
-        units[(variant, shopper)].update(
+        units[(group, shopper)].update(
             {name: row[name] or 0 for name in ("clicks", "add_to_carts", "purchases", "revenue")}
         )
     return units
 
 
-def experiment_result(*, experiment: Experiment) -> ExperimentResult:
-    """The readout of one experiment (the caller has scoped it to its customer)."""
-    sums, first, last = shopper_sums(experiment)
+def comparison_readout(comparison: Comparison) -> Readout:
+    """The readout of a comparison: per group its shoppers' figures, and the treatment's lifts
+    over the control, the split check and the fixed horizon (ranking.experiment_stats)."""
+    sums, first, last = shopper_sums(comparison)
     variants = {
-        variant: VariantResult(
-            variant=variant,
+        group: VariantResult(
+            variant=group,
             shoppers=shoppers.shoppers,
             totals={name: shoppers.total(name) for name in COUNTS},
             estimates={
@@ -261,12 +292,11 @@ def experiment_result(*, experiment: Experiment) -> ExperimentResult:
                 for metric in METRICS
             },
         )
-        for variant, shoppers in sums.items()
+        for group, shoppers in sums.items()
     }
-    control, treatment = variants[CONTROL], variants[TREATMENT]
-    share = experiment.treatment_percent / 100.0
-    return ExperimentResult(
-        experiment=experiment,
+    control, treatment = variants[comparison.control], variants[comparison.treatment]
+    share = comparison.treatment_share
+    return Readout(
         first_request_at=first,
         last_request_at=last,
         variants=variants,
@@ -283,8 +313,23 @@ def experiment_result(*, experiment: Experiment) -> ExperimentResult:
     )
 
 
-def horizon_verdict(result: ExperimentResult) -> str:
-    """Whether the experiment may be read, in words: "may be read" once both variants have the
+def experiment_result(*, experiment: Experiment) -> ExperimentResult:
+    """The readout of one experiment (the caller has scoped it to its customer)."""
+    readout = comparison_readout(
+        Comparison(
+            customer_id=experiment.customer_id,
+            requests=Q(experiment_id=experiment.pk, variant__in=VARIANTS),
+            group=F("variant"),
+            control=CONTROL,
+            treatment=TREATMENT,
+            treatment_share=experiment.treatment_percent / 100.0,
+        )
+    )
+    return ExperimentResult(**vars(readout), experiment=experiment)
+
+
+def horizon_verdict(result: Readout) -> str:
+    """Whether the readout may be read, in words: "may be read" once both groups have the
     shoppers the fixed horizon needs, else how many more it needs."""
     horizon = result.horizon
     if result.first_request_at is None:
@@ -325,6 +370,18 @@ def guardrail_breach(result: ExperimentResult) -> Lift | None:
     if lift is None or lift.high >= 0 or not guardrail_may_judge(result):
         return None
     return lift
+
+
+def rate_text(value: float | None) -> str:
+    """A rate as the readout shows it: 12.3%, or 0.45% below 1%; "-" for none."""
+    if value is None:
+        return "-"
+    return f"{value:.2%}" if value < 0.01 else f"{value:.1%}"
+
+
+def money_text(value: float | None) -> str:
+    """Money as the readout shows it: 1,234.50; "-" for none."""
+    return "-" if value is None else f"{value:,.2f}"
 
 
 def signed_percent(value: float) -> str:

@@ -24,6 +24,7 @@ from ranking.experiments import (
     METRICS,
     STATUS_OF_END,
     ExperimentResult,
+    Readout,
     experiment_result,
     experiment_status,
     horizon_verdict,
@@ -199,13 +200,13 @@ def experiment_as_dict(experiment: Experiment) -> dict[str, Any]:
     }
 
 
-def result_as_dict(result: ExperimentResult) -> dict[str, Any]:
-    horizon = result.horizon
-    ratio = result.sample_ratio
+def readout_as_dict(readout: Readout) -> dict[str, Any]:
+    """What every readout's API shows: its span, its groups' figures, the lifts and the horizon
+    (an experiment's groups are its variants, a rule holdout's "held_out" and "exposed")."""
+    horizon = readout.horizon
     return {
-        "experiment": experiment_as_dict(result.experiment),
-        "first_request_at": result.first_request_at,
-        "last_request_at": result.last_request_at,
+        "first_request_at": readout.first_request_at,
+        "last_request_at": readout.last_request_at,
         "attribution_window_hours": ATTRIBUTION_WINDOW.total_seconds() / 3600,
         "confidence": CONFIDENCE,
         "variants": [
@@ -218,7 +219,7 @@ def result_as_dict(result: ExperimentResult) -> dict[str, Any]:
                 },
                 **{metric.key: variant.value(metric.key) for metric in METRICS},
             }
-            for variant in result.variants.values()
+            for variant in readout.variants.values()
         ],
         "lifts": [
             {
@@ -229,17 +230,8 @@ def result_as_dict(result: ExperimentResult) -> dict[str, Any]:
                 "p_value": lift.p_value if lift else None,
                 "significant": bool(lift and lift.significant),
             }
-            for key, lift in result.lifts.items()
+            for key, lift in readout.lifts.items()
         ],
-        "sample_ratio": None
-        if ratio is None
-        else {
-            "expected_share_b": ratio.expected_share,
-            "observed_share_b": ratio.observed_share,
-            "chi_square": ratio.chi_square,
-            "p_value": ratio.p_value,
-            "mismatch": ratio.mismatch,
-        },
         "horizon": {
             "metric": HORIZON_METRIC,
             "minimum_lift": MINIMUM_LIFT,
@@ -249,7 +241,24 @@ def result_as_dict(result: ExperimentResult) -> dict[str, Any]:
             "shoppers_needed_b": horizon.treatment_needed if horizon else None,
             "more_shoppers": horizon.more_shoppers if horizon else None,
             "may_be_read": bool(horizon and horizon.reached),
-            "verdict": horizon_verdict(result),
+            "verdict": horizon_verdict(readout),
+        },
+    }
+
+
+def result_as_dict(result: ExperimentResult) -> dict[str, Any]:
+    ratio = result.sample_ratio
+    return {
+        "experiment": experiment_as_dict(result.experiment),
+        **readout_as_dict(result),
+        "sample_ratio": None
+        if ratio is None
+        else {
+            "expected_share_b": ratio.expected_share,
+            "observed_share_b": ratio.observed_share,
+            "chi_square": ratio.chi_square,
+            "p_value": ratio.p_value,
+            "mismatch": ratio.mismatch,
         },
     }
 

@@ -122,6 +122,11 @@ class RankLog(models.Model):
     # clicks, carts and purchases to it (ranking/experiments.py, docs/experiments.md).
     experiment_id = models.BigIntegerField(null=True, blank=True)
     variant = models.CharField(max_length=8, blank=True)
+    # Per rule with a holdout that matched the request: {"<rule id>": "held_out" | "exposed"},
+    # whether this shopper was served without it or with it; null when no such rule matched (or
+    # the request had no shopper). The rule's holdout readout compares the two groups
+    # (merchandising/holdouts.py, docs/experiments.md "Rule holdouts").
+    rule_holdouts = models.JSONField(null=True, blank=True)
 
     objects = TenantQuerySet["RankLog"].as_manager()
 
@@ -142,6 +147,12 @@ class RankLog(models.Model):
                 fields=["customer", "experiment_id", "shopper_key", "created_at"],
                 name="ranklog_experiment_shopper",
                 condition=models.Q(experiment_id__isnull=False),
+            ),
+            # The same for rule holdouts: only requests where a rule with a holdout matched.
+            models.Index(
+                fields=["customer", "shopper_key", "created_at"],
+                name="ranklog_holdout_shopper",
+                condition=models.Q(rule_holdouts__isnull=False),
             ),
         ]
 

@@ -76,8 +76,12 @@ def rank(
     store without one lost its data (the answer is degraded, not ranked without signals)."""
     started = time.perf_counter()
     # The matching rules are known before the read, so their attribute sets come in the same trip.
-    active = config.rules.matching(request) if config.rules is not None else []
-    attribute_sets = config.rules.attribute_sets(active) if config.rules is not None else ()
+    rules = config.rules
+    active = rules.matching(request) if rules is not None else []
+    holdouts = None
+    if rules is not None and active:
+        active, holdouts = rules.hold_out(request, active)
+    attribute_sets = rules.attribute_sets(active) if rules is not None else ()
     try:
         fetch = store.fetch(
             customer_id,
@@ -127,6 +131,7 @@ def rank(
         variant=config.variant,
         experiment_id=config.experiment_id,
         swapped_at=swapped_at,
+        rule_holdouts=holdouts,
     )
 
 

@@ -47,6 +47,11 @@ class RuleStage(Protocol):
         """The rules that apply to this request (computed before the signals are read)."""
         ...
 
+    def hold_out(self, request: RankInput, active: Any) -> tuple[Any, dict[int, str] | None]:
+        """The matching rules the shopper sees (not those whose holdout they are in), and the
+        holdout group of each matching rule with a holdout (None: no such rule matched)."""
+        ...
+
     def attribute_sets(self, active: Any) -> tuple[str, ...]:
         """The signal-store attribute sets those rules need, read with the signals."""
         ...
@@ -157,3 +162,5 @@ class RankOutcome:
     degraded_reason: str | None = None
     # Position k when exploration swapped the items at k and k + 1 (1-based), else None.
     swapped_at: int | None = None
+    # Per matching rule with a holdout: "held_out" or "exposed" (None: no such rule matched).
+    rule_holdouts: dict[int, str] | None = None

@@ -55,6 +55,8 @@ class RankLogEntry:
     swapped_at: int | None = None
     experiment_id: int | None = None
     variant: str = ""
+    # {"<rule id>": "held_out" | "exposed"} per matching rule with a holdout; None for none.
+    rule_holdouts: dict[str, str] | None = None
 
     def to_payload(self) -> dict[str, Any]:
         """JSON-safe, for the Celery message."""
@@ -75,6 +77,7 @@ class RankLogEntry:
             "swapped_at": self.swapped_at,
             "experiment_id": self.experiment_id,
             "variant": self.variant,
+            "rule_holdouts": self.rule_holdouts,
         }
 
     @classmethod
@@ -96,6 +99,7 @@ class RankLogEntry:
             swapped_at=payload.get("swapped_at"),
             experiment_id=payload.get("experiment_id"),
             variant=str(payload.get("variant") or ""),
+            rule_holdouts=payload.get("rule_holdouts"),
         )
 
     @property
@@ -152,6 +156,7 @@ def record(
     swapped_at: int | None = None,
     experiment_id: int | None = None,
     variant: str = "",
+    rule_holdouts: dict[str, str] | None = None,
 ) -> None:
     """Remember one served request: the shown items in order and their feature rows (the first
     RANK_LOG_MAX_POSITIONS positions). An in-memory append; never touches the database."""
@@ -174,6 +179,7 @@ def record(
             swapped_at=swapped_at,
             experiment_id=experiment_id,
             variant=variant,
+            rule_holdouts=rule_holdouts,
         )
     )
 
@@ -212,6 +218,9 @@ def record_outcome(
         swapped_at=outcome.swapped_at,
         experiment_id=outcome.experiment_id if outcome.variant else None,
         variant=outcome.variant or "",
+        rule_holdouts=None
+        if outcome.rule_holdouts is None
+        else {str(rule_id): group for rule_id, group in outcome.rule_holdouts.items()},
     )
 
 
@@ -219,7 +228,7 @@ def record_outcome(
 _COPY_COLUMNS = ("customer_id", "request_id", "surface", "query", "shopper_key", "model",
                  "schema_hash", "item_ids", "features", "created_at", "category",
                  "signals_version", "signals_at", "degraded", "swapped_at", "experiment_id",
-                 "variant")  # fmt: skip
+                 "variant", "rule_holdouts")  # fmt: skip
 
 
 # What one entry can cause; an outage (OperationalError) propagates, so the task retries the batch.
@@ -275,7 +284,8 @@ def _write(entries: list[RankLogEntry]) -> int:
                  entry.shopper_key[:260], entry.model[:64], SCHEMA_HASH,
                  Jsonb(list(entry.item_ids)), entry.features, entry.created_at,
                  entry.category[:256], entry.signals_version, entry.signals_time,
-                 entry.degraded, entry.swapped_at, entry.experiment_id, entry.variant[:8])
+                 entry.degraded, entry.swapped_at, entry.experiment_id, entry.variant[:8],
+                 None if entry.rule_holdouts is None else Jsonb(entry.rule_holdouts))
                 for entry in entries
             )  # fmt: skip
             with transaction.atomic(), connection.cursor() as wrapper:
@@ -302,6 +312,7 @@ def _write(entries: list[RankLogEntry]) -> int:
             swapped_at=entry.swapped_at,
             experiment_id=entry.experiment_id,
             variant=entry.variant[:8],
+            rule_holdouts=entry.rule_holdouts,
         )
         for entry in entries
     ]

@@ -160,6 +160,7 @@ def test_a_pin_rule_created_in_the_form_is_stored_with_its_revision(
             {"name": "x", "action": {"type": "hide"}}
         ).selector.model_dump(mode="json"),
         "action": None,
+        "holdout_percent": 0,
     }
     assert rule.action == {
         "type": "pin",
