@@ -55,6 +55,7 @@ class RankLogEntry:
     swapped_at: int | None = None
     experiment_id: int | None = None
     variant: str = ""
+    teams: str | None = None  # interleaved requests: the team per position
 
     def to_payload(self) -> dict[str, Any]:
         """JSON-safe, for the Celery message."""
@@ -75,6 +76,7 @@ class RankLogEntry:
             "swapped_at": self.swapped_at,
             "experiment_id": self.experiment_id,
             "variant": self.variant,
+            "teams": self.teams,
         }
 
     @classmethod
@@ -96,6 +98,7 @@ class RankLogEntry:
             swapped_at=payload.get("swapped_at"),
             experiment_id=payload.get("experiment_id"),
             variant=str(payload.get("variant") or ""),
+            teams=payload.get("teams"),
         )
 
     @property
@@ -152,6 +155,7 @@ def record(
     swapped_at: int | None = None,
     experiment_id: int | None = None,
     variant: str = "",
+    teams: str | None = None,
 ) -> None:
     """Remember one served request: the shown items in order and their feature rows (the first
     RANK_LOG_MAX_POSITIONS positions). An in-memory append; never touches the database."""
@@ -174,6 +178,7 @@ def record(
             swapped_at=swapped_at,
             experiment_id=experiment_id,
             variant=variant,
+            teams=None if teams is None else teams[:keep],
         )
     )
 
@@ -212,6 +217,7 @@ def record_outcome(
         swapped_at=outcome.swapped_at,
         experiment_id=outcome.experiment_id if outcome.variant else None,
         variant=outcome.variant or "",
+        teams=outcome.teams,
     )
 
 
@@ -219,7 +225,7 @@ def record_outcome(
 _COPY_COLUMNS = ("customer_id", "request_id", "surface", "query", "shopper_key", "model",
                  "schema_hash", "item_ids", "features", "created_at", "category",
                  "signals_version", "signals_at", "degraded", "swapped_at", "experiment_id",
-                 "variant")  # fmt: skip
+                 "variant", "teams")  # fmt: skip
 
 
 # What one entry can cause; an outage (OperationalError) propagates, so the task retries the batch.
@@ -275,7 +281,8 @@ def _write(entries: list[RankLogEntry]) -> int:
                  entry.shopper_key[:260], entry.model[:64], SCHEMA_HASH,
                  Jsonb(list(entry.item_ids)), entry.features, entry.created_at,
                  entry.category[:256], entry.signals_version, entry.signals_time,
-                 entry.degraded, entry.swapped_at, entry.experiment_id, entry.variant[:8])
+                 entry.degraded, entry.swapped_at, entry.experiment_id, entry.variant[:16],
+                 entry.teams)
                 for entry in entries
             )  # fmt: skip
             with transaction.atomic(), connection.cursor() as wrapper:
@@ -301,7 +308,8 @@ def _write(entries: list[RankLogEntry]) -> int:
             degraded=entry.degraded,
             swapped_at=entry.swapped_at,
             experiment_id=entry.experiment_id,
-            variant=entry.variant[:8],
+            variant=entry.variant[:16],
+            teams=entry.teams,
         )
         for entry in entries
     ]
