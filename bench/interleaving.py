@@ -126,10 +126,8 @@ def main() -> None:
                 test = sim.interleaving_test(pool, rows, rng)
                 preferred = test.revenue if name == "revenue" else test.clicks
                 found_better += bool(preferred.low is not None and preferred.low > 0)
-        print(
-            f"| {method} | {label} | {sessions:,} | {found_better} ({found_better / args.runs:.0%}) |",
-            flush=True,
-        )
+        share = found_better / args.runs
+        print(f"| {method} | {label} | {sessions:,} | {found_better} ({share:.0%}) |", flush=True)
     print(f"\n{time.monotonic() - started:.0f} s in all")
 
 

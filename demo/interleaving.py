@@ -137,7 +137,9 @@ def traffic(
         shopper=shopper,
         a=Pages(*layouts["a"]),
         b=Pages(*layouts["b"]),
-        interleaved=Pages(*layouts["i"], team_b=team_b),
+        interleaved=Pages(
+            click=layouts["i"][0], buy=layouts["i"][1], price=layouts["i"][2], team_b=team_b
+        ),
     )
 
 
