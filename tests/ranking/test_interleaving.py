@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from customers.models import Customer
 from demo import interleaving as sim
 from demo.simulation import build_world
+from explain.services.explained import SOURCE_LOG, ExplainParams, explain_ranking
 from ranking import services
 from ranking.engine.experiments import shopper_bucket
 from ranking.engine.interleaving import interleaving_seed, position_scores, team_draft
@@ -419,3 +420,25 @@ def test_the_hourly_check_reads_an_interleaving_experiment_and_never_stops_it(
     assert summary["clicks"]["significant"]
     listed = api.get("/v1/experiments").json()["experiments"][0]
     assert listed["headline"] is None  # the headline is A/B's revenue-per-search lift
+
+
+@pytest.mark.django_db
+def test_replaying_an_interleaved_request_says_it_was_interleaved_and_how(api: ApiCaller) -> None:
+    running = interleaving_shop(api)
+    answer = rank(api, search(shopper_in(running)))
+    rank_log.flush()
+    teams = RankLog.objects.get(request_id=answer["request_id"]).teams
+
+    replay = explain_ranking(
+        ExplainParams(
+            customer_id=api.customer.pk,
+            surface="search",
+            source=SOURCE_LOG,
+            request_id=answer["request_id"],
+        )
+    )
+
+    said = " ".join(replay.notes)
+    assert f"served interleaved (experiment {running.pk})" in said
+    assert f"per position: {teams}" in said
+    assert "its order is not the one served" in said
