@@ -11,7 +11,7 @@ preference), and checks the size by repeated simulation: `--runs` experiments on
 shoppers of the pool with that many sessions, counting how many found B better. No database:
 numpy only, about 2 minutes on 2 cores.
 
-    .venv/bin/python bench/interleaving.py [--sessions 60000] [--runs 100] [--noise 0.5]
+    .venv/bin/python bench/interleaving.py [--sessions 120000] [--runs 100] [--noise 0.5]
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ from ranking.experiment_stats import fixed_horizon, preference_horizon  # noqa: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sessions", type=int, default=60_000, help="sessions in the pool")
-    parser.add_argument("--shoppers", type=int, default=20_000, help="shoppers in the world")
+    parser.add_argument("--sessions", type=int, default=120_000, help="sessions in the pool")
+    parser.add_argument("--shoppers", type=int, default=30_000, help="shoppers in the world")
     parser.add_argument("--runs", type=int, default=100, help="simulated experiments per size")
     parser.add_argument("--noise", type=float, default=0.5, help="A's error (log-normal sigma)")
     parser.add_argument("--seed", type=int, default=7)

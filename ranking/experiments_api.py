@@ -129,6 +129,7 @@ class PreferenceOut(BaseModel):
     credited_b: float = Field(description="clicks (or revenue) on the items B picked")
     wins_a: int = Field(description="searches in which A's items got more")
     wins_b: int = Field(description="searches in which B's items got more")
+    ties: int = Field(description="searches neither won: equal credit, most often none")
     preference: float | None = Field(
         description="(wins_b - wins_a) / (wins_a + wins_b), from -1 to 1; above 0: B preferred"
     )
@@ -328,6 +329,7 @@ def interleaving_as_dict(result: InterleavingResult) -> dict[str, Any]:
                     "credited_b": credit.credited_b,
                     "wins_a": credit.preference.wins_a,
                     "wins_b": credit.preference.wins_b,
+                    "ties": credit.ties,
                     "preference": credit.preference.delta,
                     "low": credit.preference.low,
                     "high": credit.preference.high,

@@ -46,6 +46,7 @@ class TeamCredit:
     credited_a: float
     credited_b: float
     preference: Preference
+    ties: int  # searches neither won: equal credit, most often none
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ def interleaving_result(*, experiment: Experiment) -> InterleavingResult:
             credited_a=totals[TEAM_A][credited],
             credited_b=totals[TEAM_B][credited],
             preference=preference(wins[key][:, 0], wins[key][:, 1], CONFIDENCE),
+            ties=sum(searches.values()) - int(wins[key].sum()),
         )
         for key, label, credited in PREFERENCE_METRICS
     }
@@ -176,7 +178,7 @@ def preference_words(credit: TeamCredit) -> str:
     found = credit.preference
     if found.delta is None:
         return "not enough data yet: no search was won by either ranker"
-    won = f"B won {found.wins_b:,} searches, A won {found.wins_a:,}"
+    won = f"B won {found.wins_b:,} searches, A won {found.wins_a:,}, {credit.ties:,} tied"
     if found.low is None or found.high is None:
         return f"not enough data yet: too few shoppers to tell ({won})"
     interval = f"{CONFIDENCE:.0%} interval {signed_percent(found.low)} to "

@@ -27,34 +27,37 @@ def interleaving_seed(salt: str, request_id: str) -> int:
 def team_draft(
     order_a: np.ndarray, order_b: np.ndarray, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Merge two orders of the same items. Each round a coin flip picks which team chooses
-    first; each team then adds its highest-ranked item not yet in the list. Returns the merged
-    order and, aligned with it, the team of each position (True: B)."""
+    """Merge two orders of the same items 0..n-1 (indexes into the candidates). Each round a coin
+    flip picks which team chooses first; each team then adds its highest-ranked item not yet in
+    the list. Returns the merged order and, aligned with it, the team of each position (True:
+    B). One pass in plain Python, each pointer only moving forward (1.0-1.7 ms for
+    1,000 candidates on a busy 2-core machine: docs/experiments.md, section 12)."""
     first = order_a.tolist()
     second = order_b.tolist()
     n = len(first)
-    coins = random.Random(seed)
-    taken: set[int] = set()
-    merged: list[int] = []
-    picked_by_b: list[bool] = []
-    at_a = at_b = 0
-    while len(merged) < n:
-        b_first = coins.random() < 0.5
-        for team_b in (b_first, not b_first):
-            if len(merged) == n:
+    flips = random.Random(seed).getrandbits(n // 2 + 1)  # bit r: B picks first in round r
+    taken = bytearray(n)
+    merged = [0] * n
+    picked_by_b = bytearray(n)
+    at_a = at_b = placed = 0
+    for round_ in range(n // 2 + 1):
+        b_first = (flips >> round_) & 1
+        for team_b in (b_first, 1 - b_first):
+            if placed == n:
                 break
             if team_b:
-                while second[at_b] in taken:
+                while taken[second[at_b]]:
                     at_b += 1
                 item = second[at_b]
             else:
-                while first[at_a] in taken:
+                while taken[first[at_a]]:
                     at_a += 1
                 item = first[at_a]
-            taken.add(item)
-            merged.append(item)
-            picked_by_b.append(team_b)
-    return np.asarray(merged, dtype=np.int64), np.asarray(picked_by_b, dtype=bool)
+            taken[item] = 1
+            merged[placed] = item
+            picked_by_b[placed] = team_b
+            placed += 1
+    return np.asarray(merged, dtype=np.int64), np.frombuffer(picked_by_b, dtype=np.bool_).copy()
 
 
 def position_scores(scores_a: np.ndarray, scores_b: np.ndarray) -> np.ndarray:
