@@ -406,6 +406,24 @@ def test_the_admin_page_shows_the_preference_in_shop_words(api: ApiCaller) -> No
 
 
 @pytest.mark.django_db
+def test_another_customers_staff_cannot_open_its_admin_page(
+    api: ApiCaller, other_api: ApiCaller
+) -> None:
+    running = readout_shop(api, api.customer)
+    user = UserFactory(is_staff=True)
+    user.save()
+    user.user_permissions.set(Permission.objects.filter(content_type__model="experiment"))
+    MembershipFactory(user=user, customer=other_api.customer)
+    client = Client()
+    client.force_login(user)
+
+    response = client.get(reverse("admin:ranking_experiment_change", args=[running.pk]))
+
+    assert response.status_code in {302, 404}
+    assert "shoppers prefer" not in response.content.decode()
+
+
+@pytest.mark.django_db
 def test_the_hourly_check_reads_an_interleaving_experiment_and_never_stops_it(
     api: ApiCaller,
 ) -> None:
