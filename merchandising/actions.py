@@ -126,6 +126,7 @@ class Ranking:
             scores=self.scores,
             removed=self.removed,
             effects={index: tuple(found) for index, found in self.effects.items()},
+            placed=frozenset(self.placed_items),
         )
 
 

@@ -16,6 +16,7 @@ from customers.models import Role, customers_granting
 from ranking import services
 from ranking.configs import DEFAULT_WEIGHTS, MAX_ABS_WEIGHT, weights_clean
 from ranking.engine.experiments import CONTROL, TREATMENT
+from ranking.engine.interleaving import TEAM_A, TEAM_B
 from ranking.experiment_stats import CONFIDENCE, MINIMUM_LIFT, Lift
 from ranking.experiments import (
     ATTRIBUTION_WINDOW,
@@ -28,11 +29,13 @@ from ranking.experiments import (
     rate_text,
     signed_percent,
 )
+from ranking.interleaving import InterleavingResult, interleaving_result, preference_words
 from ranking.learning import registry
 from ranking.learning.training import NDCG, REVENUE
 from ranking.models import (
     Experiment,
     ExperimentEnd,
+    ExperimentMethod,
     ModelStatus,
     RankingConfig,
     RankingModel,
@@ -525,7 +528,7 @@ class ExperimentForm(forms.ModelForm):
     class Meta:
         model = Experiment
         fields = [
-            *("customer", "surface", "name", "treatment_model", "treatment_percent"),
+            *("customer", "surface", "name", "method", "treatment_model", "treatment_percent"),
             *("starts_at", "ends_at", "enabled"),
         ]
 
@@ -563,6 +566,11 @@ def _lift_words(lift: Lift | None) -> str:
 
 def experiment_end_words(experiment: Experiment) -> str:
     """How the experiment stands, in one sentence: running, or when and why it stopped."""
+    if experiment.enabled and experiment.method == ExperimentMethod.INTERLEAVE:
+        return (
+            "Running: the shoppers in the share see the live ranker's and B's orders merged in "
+            "one list; everyone else the live ranker."
+        )
     if experiment.enabled:
         return "Running: B's shoppers get its model, everyone else the live ranker."
     if not experiment.end_reason:
@@ -645,6 +653,61 @@ def experiment_results_html(result: ExperimentResult) -> str:
     )
 
 
+def interleaving_results_html(result: InterleavingResult) -> str:
+    """An interleaving readout as the experiment's admin page shows it, in shop words."""
+    a, b = result.totals[TEAM_A], result.totals[TEAM_B]
+    rows: list[tuple[str, str, str]] = [
+        ("Clicks on its items", f"{int(a['clicks']):,}", f"{int(b['clicks']):,}"),
+        ("Add-to-carts of its items", f"{int(a['add_to_carts']):,}", f"{int(b['add_to_carts']):,}"),
+        ("Purchases of its items", f"{int(a['purchases']):,}", f"{int(b['purchases']):,}"),
+        ("Revenue of its items", money_text(a["revenue"]), money_text(b["revenue"])),
+    ]
+    model = result.experiment.treatment_model
+    table = format_html(
+        '<table><thead><tr><th></th><th>A: the live ranker</th><th>B: <a href="{}">{}</a></th>'
+        "</tr></thead><tbody>{}</tbody></table>",
+        reverse("admin:ranking_rankingmodel_change", args=[model.pk]),
+        model.label,
+        format_html_join("", "<tr><th>{}</th><td>{}</td><td>{}</td></tr>", rows),
+    )
+    verdicts = format_html_join(
+        "",
+        '<li class="interleaving-preference"><strong>{}:</strong> {}</li>',
+        (
+            (f"Who wins a search on {credit.label.lower()}", preference_words(credit))
+            for credit in result.preferences.values()
+        ),
+    )
+    notes = [
+        (
+            f"{result.shoppers:,} shoppers, {result.searches:,} interleaved searches. Each "
+            "search mixes A's and B's orders (each picks in turn, a coin flip deciding who picks "
+            "first); a click or purchase counts for the ranker that picked the item, and a "
+            "search is won by the ranker whose items got more. Items placed by a pin or slot "
+            "count for neither.",
+        ),
+        (
+            "The preference is B's share of the won searches minus A's; the interval counts each "
+            "shopper's searches together. Interleaving says which ranker shoppers prefer, fast, "
+            "but not by how much revenue: confirm a winner with an A/B test before promoting it.",
+        ),
+    ]
+    if result.first_request_at is not None and result.last_request_at is not None:
+        notes.append(
+            (
+                f"Searches from {result.first_request_at:%Y-%m-%d %H:%M} to "
+                f"{result.last_request_at:%Y-%m-%d %H:%M} UTC.",
+            )
+        )
+    return format_html(
+        '<p class="experiment-status"><strong>{}</strong></p><ul>{}</ul>{}<ul>{}</ul>',
+        experiment_end_words(result.experiment),
+        verdicts,
+        table,
+        format_html_join("", "<li>{}</li>", notes),
+    )
+
+
 @admin.register(Experiment)
 class ExperimentAdmin(CustomerScopedAdmin):
     """A/B tests of a model on a share of shoppers; `ranker.variant` says which one served."""
@@ -666,6 +729,8 @@ class ExperimentAdmin(CustomerScopedAdmin):
 
     @admin.display(description="what shoppers did in each variant")
     def results(self, obj: Experiment) -> str:
+        if obj.method == ExperimentMethod.INTERLEAVE:
+            return interleaving_results_html(interleaving_result(experiment=obj))
         return experiment_results_html(experiment_result(experiment=obj))
 
     @admin.display(description="status")
@@ -693,6 +758,7 @@ class ExperimentAdmin(CustomerScopedAdmin):
                 "promote_link",
                 "customer",
                 "surface",
+                "method",
                 "treatment_model",
                 "treatment_percent",
                 "enabled",
@@ -700,7 +766,10 @@ class ExperimentAdmin(CustomerScopedAdmin):
         return ["results", "promote_link"]
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
-        fields = ["customer", "surface", "name", "treatment_model", "treatment_percent", "enabled"]
+        fields = [
+            *("customer", "surface", "name", "method", "treatment_model", "treatment_percent"),
+            "enabled",
+        ]
         if obj is None:
             return [(None, {"fields": fields})]
         fieldsets: list[Any] = [("Result", {"fields": ["results"]})]

@@ -169,7 +169,12 @@ class RankApi(CustomerApi):
         engine_started = time.perf_counter()
         ranker = runtime.config_for(body.surface, ranked.shopper_key)
         outcome = rank(
-            ranked, ranker, signal_store(), self.customer_id, published=runtime.signals_published
+            ranked,
+            ranker,
+            signal_store(),
+            self.customer_id,
+            published=runtime.signals_published,
+            request_id=request_id,
         )
         observe_stage(body.surface, "engine", time.perf_counter() - engine_started)
         for stage, seconds in outcome.stage_seconds:

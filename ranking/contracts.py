@@ -52,7 +52,10 @@ class RankerOut(BaseModel):
 
     config: str
     model: str | None
-    variant: str | None
+    variant: str | None = Field(
+        description="the experiment variant that served: A, B, or interleaved (A's and B's "
+        "orders merged; model then names both); null outside experiments"
+    )
 
 
 class ContributionOut(BaseModel):

@@ -175,3 +175,78 @@ def fixed_horizon(
     treatment_needed = math.ceil(total * treatment_share)
     more = max(0, control_needed - control.shoppers) + max(0, treatment_needed - treatment.shoppers)
     return Horizon(minimum_lift, alpha, power, control_needed, treatment_needed, more)
+
+
+# --- interleaving -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Preference:
+    """An interleaving experiment's preference for B over A on one credit (clicks, revenue):
+    delta = (wins of B - wins of A) / (searches with a winner), in [-1, 1], with its interval
+    treating each shopper's searches as one cluster (None without enough data)."""
+
+    wins_a: int
+    wins_b: int
+    shoppers: int
+    delta: float | None
+    low: float | None
+    high: float | None
+    p_value: float | None
+
+    @property
+    def significant(self) -> bool:
+        return self.low is not None and self.high is not None and (self.low > 0 or self.high < 0)
+
+
+def preference(
+    wins_a: np.ndarray, wins_b: np.ndarray, confidence: float = CONFIDENCE
+) -> Preference:
+    """delta = sum(b - a) / sum(a + b) over shoppers (per-shopper counts of searches won), and
+    its variance by the delta method for a ratio of per-shopper sums: with the residuals
+    r_i = (b_i - a_i) - delta (a_i + b_i), Var(delta) ~ s_r^2 / (n mean(a + b)^2)."""
+    a = np.asarray(wins_a, dtype=np.float64)
+    b = np.asarray(wins_b, dtype=np.float64)
+    n = len(a)
+    decided = a + b
+    total = float(decided.sum())
+    counts = (int(a.sum()), int(b.sum()), n)
+    if total <= 0:
+        return Preference(*counts, None, None, None, None)
+    delta = float((b - a).sum()) / total
+    if n < 2:
+        return Preference(*counts, delta, None, None, None)
+    residuals = (b - a) - delta * decided
+    error = math.sqrt(float(residuals.var(ddof=1)) / n) / (total / n)
+    if error == 0:
+        return Preference(*counts, delta, None, None, None)
+    z = _NORMAL.inv_cdf(0.5 + confidence / 2)
+    return Preference(
+        *counts,
+        delta=delta,
+        low=max(-1.0, delta - z * error),
+        high=min(1.0, delta + z * error),
+        p_value=math.erfc(abs(delta / error) / math.sqrt(2)),
+    )
+
+
+def preference_horizon(
+    wins_a: np.ndarray,
+    wins_b: np.ndarray,
+    *,
+    delta: float,
+    alpha: float = ALPHA,
+    power: float = POWER,
+) -> int | None:
+    """Shoppers an interleaving experiment needs to detect a preference of `delta` at `alpha`
+    with `power`: (z_{1-alpha/2} + z_power)^2 v / delta^2, v the per-shopper variance of the
+    residuals scaled as in `preference` (None while it cannot be estimated)."""
+    a = np.asarray(wins_a, dtype=np.float64)
+    b = np.asarray(wins_b, dtype=np.float64)
+    if len(a) < 2 or (a + b).sum() <= 0 or delta == 0:
+        return None
+    observed = float((b - a).sum() / (a + b).sum())
+    residuals = (b - a) - observed * (a + b)
+    per_shopper = float(residuals.var(ddof=1)) / float((a + b).mean()) ** 2
+    z = _NORMAL.inv_cdf(1 - alpha / 2) + _NORMAL.inv_cdf(power)
+    return math.ceil((z / delta) ** 2 * per_shopper)

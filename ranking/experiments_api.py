@@ -17,6 +17,8 @@ from core.errors import FieldError, NotFound, invalid_request
 from core.schema import PROBLEM_RESPONSES, RESPONSE
 from customers.api import CustomerApi, json_response
 from customers.models import Scope
+from ranking.engine.experiments import INTERLEAVED
+from ranking.engine.interleaving import TEAM_A, TEAM_B
 from ranking.experiment_stats import ALPHA, CONFIDENCE, MINIMUM_LIFT, POWER, SAMPLE_RATIO_P
 from ranking.experiments import (
     ATTRIBUTION_WINDOW,
@@ -29,7 +31,8 @@ from ranking.experiments import (
     experiment_status,
     horizon_verdict,
 )
-from ranking.models import Experiment, Surface
+from ranking.interleaving import InterleavingResult, interleaving_result, preference_words
+from ranking.models import Experiment, ExperimentMethod, Surface
 
 # Ids PostgreSQL's bigint can hold; a larger one names no experiment.
 MAX_ID = 2**63 - 1
@@ -49,6 +52,10 @@ class ExperimentOut(BaseModel):
     surface: str
     treatment_model: str
     treatment_percent: int
+    method: Literal["ab", "interleave"] = Field(
+        description="ab: each shopper sees A or B; interleave: the shoppers in the share see "
+        "A's and B's orders merged in one list"
+    )
     enabled: bool
     status: Status
     started_at: datetime
@@ -112,6 +119,42 @@ class HorizonOut(BaseModel):
     verdict: str
 
 
+class PreferenceOut(BaseModel):
+    model_config = RESPONSE
+
+    metric: Literal["clicks", "revenue"] = Field(
+        description="what a search is won on: the clicks, or the purchase revenue, credited to "
+        "each team's items"
+    )
+    credited_a: float = Field(description="clicks (or revenue) on the items A picked")
+    credited_b: float = Field(description="clicks (or revenue) on the items B picked")
+    wins_a: int = Field(description="searches in which A's items got more")
+    wins_b: int = Field(description="searches in which B's items got more")
+    ties: int = Field(description="searches neither won: equal credit, most often none")
+    preference: float | None = Field(
+        description="(wins_b - wins_a) / (wins_a + wins_b), from -1 to 1; above 0: B preferred"
+    )
+    low: float | None
+    high: float | None
+    p_value: float | None
+    significant: bool
+    verdict: str = Field(description="the preference in words, as the admin page shows it")
+
+
+class InterleavingOut(BaseModel):
+    model_config = RESPONSE
+
+    shoppers: int = Field(description="shoppers with an interleaved search")
+    searches: int = Field(description="interleaved searches of those shoppers")
+    clicks_a: int
+    clicks_b: int
+    purchases_a: int
+    purchases_b: int
+    revenue_a: float
+    revenue_b: float
+    preferences: list[PreferenceOut]
+
+
 class ExperimentResultsOut(BaseModel):
     model_config = RESPONSE
 
@@ -120,16 +163,19 @@ class ExperimentResultsOut(BaseModel):
     last_request_at: datetime | None
     attribution_window_hours: float
     confidence: float
-    variants: list[VariantOut]
-    lifts: list[LiftOut]
+    variants: list[VariantOut] = Field(description="A/B tests only (empty for interleaving)")
+    lifts: list[LiftOut] = Field(description="A/B tests only (empty for interleaving)")
     sample_ratio: SampleRatioOut | None
-    horizon: HorizonOut
+    horizon: HorizonOut | None = Field(description="A/B tests only (null for interleaving)")
+    interleaving: InterleavingOut | None = Field(
+        default=None, description="interleaving experiments only: the credit per team"
+    )
 
 
 class VariantPlanOut(BaseModel):
     model_config = RESPONSE
 
-    variant: Literal["A", "B"]
+    variant: Literal["A", "B", "interleaved"]
     share: float
     ranker: str
 
@@ -189,6 +235,7 @@ def experiment_as_dict(experiment: Experiment) -> dict[str, Any]:
         "surface": experiment.surface,
         "treatment_model": experiment.treatment_model.label,
         "treatment_percent": experiment.treatment_percent,
+        "method": experiment.method,
         "enabled": experiment.enabled,
         "status": experiment_status(experiment),
         "started_at": experiment.starts_at or experiment.created_at,
@@ -263,13 +310,56 @@ def result_as_dict(result: ExperimentResult) -> dict[str, Any]:
     }
 
 
+def interleaving_as_dict(result: InterleavingResult) -> dict[str, Any]:
+    a, b = result.totals[TEAM_A], result.totals[TEAM_B]
+    return {
+        "experiment": experiment_as_dict(result.experiment),
+        "first_request_at": result.first_request_at,
+        "last_request_at": result.last_request_at,
+        "attribution_window_hours": ATTRIBUTION_WINDOW.total_seconds() / 3600,
+        "confidence": CONFIDENCE,
+        "variants": [],
+        "lifts": [],
+        "sample_ratio": None,
+        "horizon": None,
+        "interleaving": {
+            "shoppers": result.shoppers,
+            "searches": result.searches,
+            "clicks_a": int(a["clicks"]),
+            "clicks_b": int(b["clicks"]),
+            "purchases_a": int(a["purchases"]),
+            "purchases_b": int(b["purchases"]),
+            "revenue_a": a["revenue"],
+            "revenue_b": b["revenue"],
+            "preferences": [
+                {
+                    "metric": key,
+                    "credited_a": credit.credited_a,
+                    "credited_b": credit.credited_b,
+                    "wins_a": credit.preference.wins_a,
+                    "wins_b": credit.preference.wins_b,
+                    "ties": credit.ties,
+                    "preference": credit.preference.delta,
+                    "low": credit.preference.low,
+                    "high": credit.preference.high,
+                    "p_value": credit.preference.p_value,
+                    "significant": credit.preference.significant,
+                    "verdict": preference_words(credit),
+                }
+                for key, credit in result.preferences.items()
+            ],
+        },
+    }
+
+
 class ExperimentResultsApi(CustomerApi):
     required_scope = Scope.RANK
     model = Experiment
 
     @extend_schema(
         operation_id="experiment_results",
-        summary="Read an experiment's result: per variant, and B against A",
+        summary="Read an experiment's result: per variant and B against A, or for an "
+        "interleaving experiment the credit per team and the preference",
         parameters=[OpenApiParameter("experiment_id", int, OpenApiParameter.PATH)],
         responses={200: ExperimentResultsOut, **PROBLEM_RESPONSES},
         tags=["experiments"],
@@ -285,7 +375,21 @@ class ExperimentResultsApi(CustomerApi):
             )
         if experiment is None:
             raise NotFound(f"No experiment with id {experiment_id}.")
+        if experiment.method == ExperimentMethod.INTERLEAVE:
+            return json_response(interleaving_as_dict(interleaving_result(experiment=experiment)))
         return json_response(result_as_dict(experiment_result(experiment=experiment)))
+
+
+def variant_plan(experiment: Experiment) -> list[dict[str, Any]]:
+    """Who gets what: A and B's shares, or for interleaving the share that sees both merged."""
+    share = experiment.treatment_percent / 100
+    label = experiment.treatment_model.label
+    if experiment.method == ExperimentMethod.INTERLEAVE:
+        return [{"variant": INTERLEAVED, "share": share, "ranker": f"live + {label}"}]
+    return [
+        {"variant": "A", "share": (100 - experiment.treatment_percent) / 100, "ranker": "live"},
+        {"variant": "B", "share": share, "ranker": label},
+    ]
 
 
 def _choice(request: Request, name: str, choices: tuple[str, ...]) -> str | None:
@@ -333,18 +437,7 @@ class ExperimentListApi(CustomerApi):
                 "experiments": [
                     {
                         **experiment_as_dict(experiment),
-                        "variants": [
-                            {
-                                "variant": "A",
-                                "share": (100 - experiment.treatment_percent) / 100,
-                                "ranker": "live",
-                            },
-                            {
-                                "variant": "B",
-                                "share": experiment.treatment_percent / 100,
-                                "ranker": experiment.treatment_model.label,
-                            },
-                        ],
+                        "variants": variant_plan(experiment),
                         "headline": headline_as_dict(experiment),
                     }
                     for experiment in listed

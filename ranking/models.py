@@ -121,7 +121,12 @@ class RankLog(models.Model):
     # and a log insert never waits on the experiments table. The readout attributes shoppers'
     # clicks, carts and purchases to it (ranking/experiments.py, docs/experiments.md).
     experiment_id = models.BigIntegerField(null=True, blank=True)
-    variant = models.CharField(max_length=8, blank=True)
+    variant = models.CharField(max_length=16, blank=True)
+    # An interleaved request ("interleaved" variant): one letter per logged position, the team
+    # that picked the item ("A", "B"; "-" placed by a pin or slot rule). Null for every other
+    # request (a bit in the row's null bitmap), which also tells "not interleaved" from an
+    # interleaved request with no logged position (docs/experiments.md, section 13).
+    teams = models.TextField(null=True, blank=True)  # noqa: DJ001
     # Per rule with a holdout that matched the request: {"<rule id>": "held_out" | "exposed"},
     # whether this shopper was served without it or with it; null when no such rule matched (or
     # the request had no shopper). The rule's holdout readout compares the two groups
@@ -254,11 +259,19 @@ class ExperimentEnd(models.TextChoices):
     SCHEDULED = "scheduled", "ended as scheduled"
 
 
+class ExperimentMethod(models.TextChoices):
+    """How an experiment compares B with A (docs/experiments.md)."""
+
+    AB = "ab", "A/B test: each shopper sees A or B"
+    INTERLEAVE = "interleave", "interleaving: the shoppers in the share see A and B in one list"
+
+
 class Experiment(models.Model):
     """An A/B test on one surface: shoppers hashed into `treatment_percent` percent see variant
     B (the treatment model), the others variant A (the surface's live ranker). Assignment is a
     deterministic hash of the experiment's salt and the shopper, so a shopper stays in a variant;
-    a request without user or session is always A."""
+    a request without user or session is always A. With `method` "interleave", the shoppers in
+    the share get A's and B's orders merged by team draft, the others the live ranker."""
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="experiments")
     surface = models.CharField(max_length=16, choices=Surface.choices)
@@ -267,7 +280,15 @@ class Experiment(models.Model):
         RankingModel, on_delete=models.PROTECT, related_name="+", verbose_name="model of B"
     )
     treatment_percent = models.PositiveSmallIntegerField(
-        "share of shoppers in B (%)", validators=[MinValueValidator(1), MaxValueValidator(99)]
+        "share of shoppers in B (%)",
+        validators=[MinValueValidator(1), MaxValueValidator(99)],
+        help_text="Interleaving: the share of shoppers whose searches mix A and B.",
+    )
+    method = models.CharField(
+        "how B is compared",
+        max_length=16,
+        choices=ExperimentMethod.choices,
+        default=ExperimentMethod.AB,
     )
     enabled = models.BooleanField(default=True)
     # The window shoppers are split in (blank: from saving it, until it is stopped). Outside it

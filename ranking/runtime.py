@@ -22,11 +22,11 @@ from customers import runtime_sync
 from customers.models import ApiKey, Customer
 from merchandising.loading import load_rule_set
 from ranking.configs import DEFAULT_WEIGHTS
-from ranking.engine.experiments import CONTROL, TREATMENT, SurfaceExperiment
-from ranking.engine.records import RankerConfig
+from ranking.engine.experiments import CONTROL, INTERLEAVED, TREATMENT, SurfaceExperiment
+from ranking.engine.records import Interleaving, RankerConfig
 from ranking.engine.scoring import BlendScorer
 from ranking.learning.registry import active_scorers, usable_scorer
-from ranking.models import Experiment, RankingConfig, SignalVersion, Surface
+from ranking.models import Experiment, ExperimentMethod, RankingConfig, SignalVersion, Surface
 from ranking.signals.schema import FEATURE_INDEX, FEATURES, SHOPPER_SLICE
 
 logger = logging.getLogger(__name__)
@@ -119,7 +119,8 @@ def load_experiments(
     customer_id: int, configs: dict[str, RankerConfig]
 ) -> dict[str, SurfaceExperiment]:
     """The running experiments: B is the live ranker with the treatment model's scorer (same
-    rules). An experiment whose model may not serve is left out (logged): everyone gets A."""
+    rules), or for an interleaving experiment the live ranker merged with it. An experiment
+    whose model may not serve is left out (logged): everyone gets A."""
     experiments = {}
     running = Experiment.objects.for_customer(customer_id).filter(enabled=True)
     for experiment in running.select_related("treatment_model"):
@@ -128,12 +129,26 @@ def load_experiments(
             logger.error("experiment %s: its model may not serve; not running it", experiment)
             continue
         live = configs[experiment.surface]
+        if experiment.method == ExperimentMethod.INTERLEAVE:
+            # The shoppers outside the share get the live ranker in no variant; those inside,
+            # the live ranker's and B's orders merged, with no exploration swap.
+            control = live
+            treatment = replace(
+                live,
+                variant=INTERLEAVED,
+                experiment_id=experiment.pk,
+                interleaving=Interleaving(salt=experiment.salt, treatment=scorer),
+                exploration=0.0,
+            )
+        else:
+            control = replace(live, variant=CONTROL, experiment_id=experiment.pk)
+            treatment = replace(live, scorer=scorer, variant=TREATMENT, experiment_id=experiment.pk)
         experiments[experiment.surface] = SurfaceExperiment(
             name=experiment.name,
             salt=experiment.salt,
             treatment_percent=experiment.treatment_percent,
-            control=replace(live, variant=CONTROL, experiment_id=experiment.pk),
-            treatment=replace(live, scorer=scorer, variant=TREATMENT, experiment_id=experiment.pk),
+            control=control,
+            treatment=treatment,
             starts=experiment.starts_at.timestamp() if experiment.starts_at else None,
             ends=experiment.ends_at.timestamp() if experiment.ends_at else None,
             live=live,

@@ -17,11 +17,13 @@ from merchandising.attribute_sets import attribute_sets_sync
 from ranking.configs import weights_clean
 from ranking.experiment_stats import Lift
 from ranking.experiments import check_summary, experiment_result, guardrail_breach, guardrail_words
+from ranking.interleaving import interleaving_result, interleaving_summary
 from ranking.learning import registry
 from ranking.learning.registry import usable_scorer
 from ranking.models import (
     Experiment,
     ExperimentEnd,
+    ExperimentMethod,
     ModelStatus,
     RankingConfig,
     RankingModel,
@@ -223,7 +225,15 @@ def experiment_end_if_due(*, experiment: Experiment, now: datetime | None = None
 def experiment_check(*, experiment: Experiment) -> Lift | None:
     """The periodic check: read the experiment's result, keep its summary (Experiment.last_check)
     and, when it runs and the guardrail finds B significantly worse on revenue per search, stop
-    it. Returns the lift that stopped it, None when it runs on."""
+    it. Returns the lift that stopped it, None when it runs on. An interleaving experiment is
+    read but never stopped: the guardrail judges revenue per search of A against B, which
+    interleaving does not measure (docs/experiments.md, section 13)."""
+    if experiment.method == ExperimentMethod.INTERLEAVE:
+        reading = interleaving_result(experiment=experiment)
+        Experiment.objects.filter(pk=experiment.pk).update(
+            checked_at=timezone.now(), last_check=interleaving_summary(reading)
+        )
+        return None
     result = experiment_result(experiment=experiment)  # a long read: outside any transaction
     breach = guardrail_breach(result) if experiment.enabled else None
     with transaction.atomic():

@@ -9,6 +9,7 @@ Everything is read for one customer, already checked visible to the caller (expl
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -24,6 +25,7 @@ from explain.reasons import mean_contributions, top_reasons
 from merchandising.engine import RuleSet
 from merchandising.loading import load_drafts, rule_set
 from merchandising.preview import preview_candidates
+from ranking.engine.experiments import INTERLEAVED
 from ranking.engine.pipeline import rank
 from ranking.engine.records import (
     Contribution,
@@ -256,13 +258,23 @@ def candidates_resolve(params: ExplainParams) -> Candidates:
             f"(served by {logged.model}): its surface, query, shopper and items, with the "
             "relevance as logged (standardised), ranked now by the ranker chosen."
         )
+        log_notes = [note]
+        if logged.variant == INTERLEAVED and logged.teams:
+            picked = Counter(logged.teams)
+            log_notes.append(
+                f"It was served interleaved (experiment {logged.experiment_id}): the live "
+                f"ranker's and B's orders merged by team draft, then the rules; of the "
+                f"{len(logged.teams)} positions logged, A picked {picked['A']}, B picked "
+                f"{picked['B']} and rules placed {picked['-']} (per position: {logged.teams}). "
+                "The replay ranks with one ranker, so its order is not the one served."
+            )
         return Candidates(
             surface=logged.surface,
             query=logged.query,
             shopper_key=logged.shopper_key,
             item_ids=tuple(logged.item_ids),
             relevance=relevance.astype(np.float64),
-            notes=(note,),
+            notes=tuple(log_notes),
         )
     notes: list[str] = []
     if params.source == SOURCE_CATEGORY:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from ranking.engine.records import RankerConfig
 
 CONTROL, TREATMENT = "A", "B"
+# The variant of an interleaving experiment's requests: A and B merged in one list.
+INTERLEAVED = "interleaved"
 BUCKETS = 10_000
 
 

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ranking.engine.features import build_features, standardised_relevance
+from ranking.engine.interleaving import (
+    TEAM_B,
+    interleaving_seed,
+    position_scores,
+    served_teams,
+    team_draft,
+)
 from ranking.engine.ordering import order_by_score
 from ranking.engine.records import (
     SCORE_TRANSFORM,
     Contribution,
     Explanation,
+    Interleaving,
     MissingSignals,
     RankerConfig,
     RankInput,
@@ -71,9 +79,11 @@ def rank(
     customer_id: int,
     *,
     published: bool = False,
+    request_id: str = "",
 ) -> RankOutcome:
     """Rank one request. `published`: the customer has had a signal version published, so a
-    store without one lost its data (the answer is degraded, not ranked without signals)."""
+    store without one lost its data (the answer is degraded, not ranked without signals).
+    `request_id` seeds an interleaved request's coin flips (config.interleaving)."""
     started = time.perf_counter()
     # The matching rules are known before the read, so their attribute sets come in the same trip.
     rules = config.rules
@@ -98,6 +108,11 @@ def rank(
     scorer = config.scorer
     model_scores = scorer.scores(features, fetch.meta)
     scores = rank_score(model_scores)
+    drafted = None
+    if config.interleaving is not None:
+        # Interleaving happens before the rules, so hides, pins and slots hold as in any answer.
+        drafted = _team_draft(request, config.interleaving, features, fetch, scores, request_id)
+        scores = drafted.scores
     scored = time.perf_counter()
     if config.rules is None:
         base_order = order_by_score(scores, request.item_ids)
@@ -106,16 +121,24 @@ def rank(
         applied = config.rules.apply(request, fetch, scores, active)
         base_order = order_by_score(scores, request.item_ids) if request.explain else applied.order
     swapped_at = None
-    if config.exploration and not request.explain:
+    if config.exploration and not request.explain and drafted is None:
         applied, swapped_at = explore(applied, config.exploration)
     order = _truncate(applied.order, request.limit)
     ordered = time.perf_counter()
     stages = [("features", featured - started), ("score", scored - featured),
               ("rules", ordered - scored)]  # fmt: skip
     explanations = None
+    teams = None
+    if drafted is not None:
+        teams = served_teams(order, drafted.team_b, applied.placed)
     if request.explain:
-        explanations = _explanations(request, scorer, fetch, features, model_scores,
-                                     base_order, applied, order)  # fmt: skip
+        if drafted is None:
+            explanations = _explanations(request, scorer, fetch, features, model_scores,
+                                         base_order, applied, order)  # fmt: skip
+        else:
+            explanations = _interleaved_explanations(request, scorer, drafted, fetch, features,
+                                                     model_scores, base_order, applied, order,
+                                                     teams or "")  # fmt: skip
         stages.append(("explain", time.perf_counter() - ordered))
     return RankOutcome(
         order=order,
@@ -125,14 +148,53 @@ def rank(
         missing=missing,
         features=features,
         explanations=explanations,
-        model=scorer.label,
+        model=scorer.label
+        if drafted is None
+        else f"{scorer.label or 'config:' + config.name} + {drafted.treatment.label}",
         removed=applied.removed,
         stage_seconds=tuple(stages),
         variant=config.variant,
         experiment_id=config.experiment_id,
         swapped_at=swapped_at,
         rule_holdouts=holdouts,
+        teams=teams,
     )
+
+
+@dataclass(frozen=True)
+class _Drafted:
+    """A team-drafted request: the merged list's rank scores (per input item), each item's
+    team, and B's model scores (for explanations)."""
+
+    scores: np.ndarray
+    team_b: np.ndarray  # per input item: True when B picked it
+    treatment_scores: np.ndarray
+    treatment: Scorer
+
+
+def _team_draft(
+    request: RankInput,
+    interleaving: Interleaving,
+    features: np.ndarray,
+    fetch: SignalFetch,
+    scores_a: np.ndarray,
+    request_id: str,
+) -> _Drafted:
+    """Rank with B too, merge A's and B's orders by team draft, and give each item the rank
+    score of its merged position (ranking/engine/interleaving.py)."""
+    treatment = interleaving.treatment
+    treatment_scores = treatment.scores(features, fetch.meta)
+    scores_b = rank_score(treatment_scores)
+    merged, picked_by_b = team_draft(
+        order_by_score(scores_a, request.item_ids),
+        order_by_score(scores_b, request.item_ids),
+        interleaving_seed(interleaving.salt, request_id),
+    )
+    scores = np.empty(len(merged))
+    scores[merged] = position_scores(scores_a, scores_b)
+    team_b = np.empty(len(merged), dtype=bool)
+    team_b[merged] = picked_by_b
+    return _Drafted(scores, team_b, treatment_scores, treatment)
 
 
 EXPLORE_TOP = 10
@@ -193,3 +255,30 @@ def _explanations(
         )
         for row, index in enumerate(order)
     )
+
+
+def _interleaved_explanations(
+    request: RankInput,
+    scorer: Scorer,
+    drafted: _Drafted,
+    fetch: SignalFetch,
+    features: np.ndarray,
+    model_scores: np.ndarray,
+    base_order: np.ndarray,
+    applied: RulesApplied,
+    order: np.ndarray,
+    teams: str,
+) -> tuple[Explanation, ...]:
+    """Each item explained by the model of the team that picked it (A's for an item a rule
+    placed), its position before rules the merged list's; the transform names the team, since
+    the served score is the merged position's, not the sigmoid of that model score."""
+    treatment = _explanations(request, drafted.treatment, fetch, features,
+                              drafted.treatment_scores, base_order, applied, order)  # fmt: skip
+    control = _explanations(request, scorer, fetch, features, model_scores, base_order,
+                            applied, order)  # fmt: skip
+    explained = []
+    for row, team in enumerate(teams):
+        picked = treatment[row] if team == TEAM_B else control[row]
+        who = f"team {team}" if team != "-" else "placed by a rule, no team (A's model shown)"
+        explained.append(replace(picked, transform=f"interleaved: {who}"))
+    return tuple(explained)

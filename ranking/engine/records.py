@@ -40,6 +40,9 @@ class RulesApplied:
     scores: np.ndarray  # rank score per input item after boosts and buries
     removed: tuple[Removal, ...] = ()
     effects: dict[int, tuple[RuleEffect, ...]] = field(default_factory=dict)
+    # Items a pin or slot placed (indexes into RankInput.item_ids): in an interleaved answer
+    # they credit no team.
+    placed: frozenset[int] = frozenset()
 
 
 class RuleStage(Protocol):
@@ -68,6 +71,15 @@ class RuleStage(Protocol):
 
 
 @dataclass(frozen=True)
+class Interleaving:
+    """An interleaving experiment's B: the treatment's scorer, merged with the ranker's own
+    (A) by team draft, the coin flips seeded by `salt` and the request id."""
+
+    salt: str
+    treatment: Scorer
+
+
+@dataclass(frozen=True)
 class RankerConfig:
     """A surface's ranker: the config's name, its scorer and the customer's rules."""
 
@@ -75,8 +87,9 @@ class RankerConfig:
     surface: str
     scorer: Scorer
     rules: RuleStage | None = None
-    variant: str | None = None  # the experiment variant this ranker is ("A", "B"), if any
+    variant: str | None = None  # the experiment variant ("A", "B", "interleaved"), if any
     experiment_id: int | None = None  # the experiment whose variant it is
+    interleaving: Interleaving | None = None  # set: A and B merged (ranking/engine/interleaving)
     # Share of requests (0..1) in which one adjacent pair of the top 10 is swapped at random.
     exploration: float = 0.0
 
@@ -164,3 +177,6 @@ class RankOutcome:
     swapped_at: int | None = None
     # Per matching rule with a holdout: "held_out" or "exposed" (None: no such rule matched).
     rule_holdouts: dict[int, str] | None = None
+    # Interleaved answers: per returned position the team that picked the item ("A", "B", or
+    # "-" for an item a pin or slot placed); None otherwise.
+    teams: str | None = None

@@ -57,6 +57,7 @@ class RankLogEntry:
     variant: str = ""
     # {"<rule id>": "held_out" | "exposed"} per matching rule with a holdout; None for none.
     rule_holdouts: dict[str, str] | None = None
+    teams: str | None = None  # interleaved requests: the team per position
 
     def to_payload(self) -> dict[str, Any]:
         """JSON-safe, for the Celery message."""
@@ -78,6 +79,7 @@ class RankLogEntry:
             "experiment_id": self.experiment_id,
             "variant": self.variant,
             "rule_holdouts": self.rule_holdouts,
+            "teams": self.teams,
         }
 
     @classmethod
@@ -100,6 +102,7 @@ class RankLogEntry:
             experiment_id=payload.get("experiment_id"),
             variant=str(payload.get("variant") or ""),
             rule_holdouts=payload.get("rule_holdouts"),
+            teams=payload.get("teams"),
         )
 
     @property
@@ -157,6 +160,7 @@ def record(
     experiment_id: int | None = None,
     variant: str = "",
     rule_holdouts: dict[str, str] | None = None,
+    teams: str | None = None,
 ) -> None:
     """Remember one served request: the shown items in order and their feature rows (the first
     RANK_LOG_MAX_POSITIONS positions). An in-memory append; never touches the database."""
@@ -180,6 +184,7 @@ def record(
             experiment_id=experiment_id,
             variant=variant,
             rule_holdouts=rule_holdouts,
+            teams=None if teams is None else teams[:keep],
         )
     )
 
@@ -221,6 +226,7 @@ def record_outcome(
         rule_holdouts=None
         if outcome.rule_holdouts is None
         else {str(rule_id): group for rule_id, group in outcome.rule_holdouts.items()},
+        teams=outcome.teams,
     )
 
 
@@ -228,7 +234,7 @@ def record_outcome(
 _COPY_COLUMNS = ("customer_id", "request_id", "surface", "query", "shopper_key", "model",
                  "schema_hash", "item_ids", "features", "created_at", "category",
                  "signals_version", "signals_at", "degraded", "swapped_at", "experiment_id",
-                 "variant", "rule_holdouts")  # fmt: skip
+                 "variant", "teams", "rule_holdouts")  # fmt: skip
 
 
 # What one entry can cause; an outage (OperationalError) propagates, so the task retries the batch.
@@ -284,8 +290,8 @@ def _write(entries: list[RankLogEntry]) -> int:
                  entry.shopper_key[:260], entry.model[:64], SCHEMA_HASH,
                  Jsonb(list(entry.item_ids)), entry.features, entry.created_at,
                  entry.category[:256], entry.signals_version, entry.signals_time,
-                 entry.degraded, entry.swapped_at, entry.experiment_id, entry.variant[:8],
-                 None if entry.rule_holdouts is None else Jsonb(entry.rule_holdouts))
+                 entry.degraded, entry.swapped_at, entry.experiment_id, entry.variant[:16],
+                 entry.teams, None if entry.rule_holdouts is None else Jsonb(entry.rule_holdouts))
                 for entry in entries
             )  # fmt: skip
             with transaction.atomic(), connection.cursor() as wrapper:
@@ -311,7 +317,8 @@ def _write(entries: list[RankLogEntry]) -> int:
             degraded=entry.degraded,
             swapped_at=entry.swapped_at,
             experiment_id=entry.experiment_id,
-            variant=entry.variant[:8],
+            variant=entry.variant[:16],
+            teams=entry.teams,
             rule_holdouts=entry.rule_holdouts,
         )
         for entry in entries

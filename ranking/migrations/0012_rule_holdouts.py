@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("ranking", "0010_experiment_schedule"),
+        ("ranking", "0011_interleaving"),
     ]
 
     operations = [
