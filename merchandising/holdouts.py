@@ -11,6 +11,7 @@ about HTTP.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from django.db.models import CharField, F, Func, Q, Value
@@ -121,8 +122,9 @@ def holdout_html(rule: Rule, readout: Readout) -> str:
             "",
         ),
     ]
+    currency = rule.customer.currency
     for metric in METRICS:
-        shown = rate_text if metric.unit == "rate" else money_text
+        shown = rate_text if metric.unit == "rate" else partial(money_text, currency=currency)
         lift = readout.lifts[metric.key]
         rows.append(
             (
@@ -176,7 +178,8 @@ def holdout_html(rule: Rule, readout: Readout) -> str:
         )
     )
     return format_html(
-        '<p class="holdout-summary"><strong>{}</strong></p>{}<ul>{}</ul>',
+        '<div id="holdout-readout"><p class="holdout-summary"><strong>{}</strong></p>{}'
+        "<ul>{}</ul></div>",
         holdout_words(rule, readout),
         table,
         format_html_join("", "<li>{}</li>", notes),

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from django import forms
@@ -594,8 +595,9 @@ def experiment_results_html(result: ExperimentResult) -> str:
             "",
         ),
     ]
+    currency = result.experiment.customer.currency
     for metric in METRICS:
-        shown = rate_text if metric.unit == "rate" else money_text
+        shown = rate_text if metric.unit == "rate" else partial(money_text, currency=currency)
         rows.append(
             (
                 metric.label,
@@ -660,7 +662,11 @@ def interleaving_results_html(result: InterleavingResult) -> str:
         ("Clicks on its items", f"{int(a['clicks']):,}", f"{int(b['clicks']):,}"),
         ("Add-to-carts of its items", f"{int(a['add_to_carts']):,}", f"{int(b['add_to_carts']):,}"),
         ("Purchases of its items", f"{int(a['purchases']):,}", f"{int(b['purchases']):,}"),
-        ("Revenue of its items", money_text(a["revenue"]), money_text(b["revenue"])),
+        (
+            "Revenue of its items",
+            money_text(a["revenue"], result.experiment.customer.currency),
+            money_text(b["revenue"], result.experiment.customer.currency),
+        ),
     ]
     model = result.experiment.treatment_model
     table = format_html(

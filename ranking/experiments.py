@@ -379,9 +379,12 @@ def rate_text(value: float | None) -> str:
     return f"{value:.2%}" if value < 0.01 else f"{value:.1%}"
 
 
-def money_text(value: float | None) -> str:
-    """Money as the readout shows it: 1,234.50; "-" for none."""
-    return "-" if value is None else f"{value:,.2f}"
+def money_text(value: float | None, currency: str = "") -> str:
+    """Money as the readout shows it: 1,234.50, after the shop's currency code when it has one
+    (EUR 1,234.50); "-" for none."""
+    if value is None:
+        return "-"
+    return f"{currency} {value:,.2f}" if currency else f"{value:,.2f}"
 
 
 def signed_percent(value: float) -> str:
