@@ -64,9 +64,11 @@ def main() -> None:
                 "B": stack.enter_context(rank.gunicorn({**env, **changes}, 2, "prometheus-b")),
             }
             common: dict[str, Any] = {
-                "path": "/v1/rank", "bodies": bodies, "header": [f"Authorization: Bearer {key}"],
+                "path": "/v1/rank",
+                "bodies": bodies,
+                "header": [f"Authorization: Bearer {key}"],
                 "connections": args.connections or 32,
-            }  # fmt: skip
+            }
             if args.mode == "open":
                 common["rate"] = args.rate
             for port, _ in servers.values():  # warm: caches loaded, models compiled
@@ -76,9 +78,18 @@ def main() -> None:
                     workers = rank.worker_pids(master.pid)
                     with rank.cpu_split(workers) as split:
                         result = rank.loadgen(args.mode, port, duration=args.seconds, **common)
-                    print(json.dumps({"round": round_, "server": name,
-                                      "env": changes if name == "B" else {},
-                                      **result, "cpu": split}), flush=True)  # fmt: skip
+                    print(
+                        json.dumps(
+                            {
+                                "round": round_,
+                                "server": name,
+                                "env": changes if name == "B" else {},
+                                **result,
+                                "cpu": split,
+                            }
+                        ),
+                        flush=True,
+                    )
     finally:
         rank.drop_namespace()
 

@@ -83,10 +83,24 @@ class PrivateRedis:
         if not server:
             raise SystemExit("redis-server is needed (platform/dev/ensure-services.sh installs it)")
         self.process = subprocess.Popen(
-            [server, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir), "--dbfilename", "dump.rdb"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                server,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+                "--dbfilename",
+                "dump.rdb",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         served.wait_for_port(self.port, seconds=30)
         import redis
 
@@ -123,19 +137,39 @@ class PrivateRedis:
 
 
 def rank_under_freeze(
-    port: int, key: str, bodies: Path, size: dict[str, Any], redis: PrivateRedis,
-    workers: list[int], dump: Path | None,
-) -> dict[str, Any]:  # fmt: skip
+    port: int,
+    key: str,
+    bodies: Path,
+    size: dict[str, Any],
+    redis: PrivateRedis,
+    workers: list[int],
+    dump: Path | None,
+) -> dict[str, Any]:
     common = {"path": "/v1/rank", "bodies": bodies, "header": [f"Authorization: Bearer {key}"]}
     served.loadgen("closed", port, duration=min(3.0, size["max_seconds"]), connections=32, **common)
     maximum = served.loadgen("closed", port, duration=size["max_seconds"], connections=32, **common)
     rate = max(1, round(maximum["achieved_rps"] / 2))
     command = [
-        served.PYTHON, str(ROOT / "bench" / "loadgen.py"), "open", "--port", str(port),
-        "--rate", str(rate), "--duration", str(size["open_seconds"]), "--connections", "32",
-        "--mark", DEGRADED, "--path", "/v1/rank", "--bodies", str(bodies),
-        "--header", f"Authorization: Bearer {key}",
-    ]  # fmt: skip
+        served.PYTHON,
+        str(ROOT / "bench" / "loadgen.py"),
+        "open",
+        "--port",
+        str(port),
+        "--rate",
+        str(rate),
+        "--duration",
+        str(size["open_seconds"]),
+        "--connections",
+        "32",
+        "--mark",
+        DEGRADED,
+        "--path",
+        "/v1/rank",
+        "--bodies",
+        str(bodies),
+        "--header",
+        f"Authorization: Bearer {key}",
+    ]
     started = time.monotonic()
     generator = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
@@ -145,11 +179,17 @@ def rank_under_freeze(
         if dump is not None:  # where the workers' threads are halfway through the freeze
             time.sleep(size["freeze_seconds"] / 2)
             spy = Path(served.PYTHON).parent / "py-spy"
-            dump.write_text("".join(
-                subprocess.run([str(spy), "dump", "--pid", str(pid)], capture_output=True,
-                               text=True, check=False).stdout
-                for pid in workers
-            ))  # fmt: skip
+            dump.write_text(
+                "".join(
+                    subprocess.run(
+                        [str(spy), "dump", "--pid", str(pid)],
+                        capture_output=True,
+                        text=True,
+                        check=False,
+                    ).stdout
+                    for pid in workers
+                )
+            )
         time.sleep(max(0.0, started + frozen_at + size["freeze_seconds"] - time.monotonic()))
     finally:
         redis.signal(signal.SIGCONT)
@@ -184,9 +224,14 @@ def ingest_during_outage(
 
     def ingest(batches: Path) -> dict[str, Any]:
         result = served.loadgen(
-            "closed", port, path="/v1/events", bodies=batches, duration=size["ingest_seconds"],
-            connections=16, header=[f"Authorization: Bearer {key}"],
-        )  # fmt: skip
+            "closed",
+            port,
+            path="/v1/events",
+            bodies=batches,
+            duration=size["ingest_seconds"],
+            connections=16,
+            header=[f"Authorization: Bearer {key}"],
+        )
         return {
             "events_per_second": round(result["completed"] * 1000 / result["seconds"]),
             "statuses": result["statuses"],
@@ -223,8 +268,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--dump", type=Path, help="write py-spy dumps of the workers' threads "
-                        "halfway through the freeze here")  # fmt: skip
+    parser.add_argument(
+        "--dump",
+        type=Path,
+        help="write py-spy dumps of the workers' threads halfway through the freeze here",
+    )
     args = parser.parse_args()
     size = QUICK if args.quick else FULL
     served.DATABASE = "rankwell_bench_faults_quick" if args.quick else "rankwell_bench_faults"

@@ -45,9 +45,11 @@ _predict.argtypes = [ctypes.c_void_p, ctypes.c_long, ctypes.c_void_p]
 
 
 CUSTOMER = int(os.environ["FLOOR_CUSTOMER_ID"])
-COLUMNS = ("customer_id, event_id, ordinal, type, item_id, position, occurred_at, received_at, "
-           "user_id, session_id, request_id, request_attributed, surface, query, quantity, price, "
-           "revenue")  # fmt: skip
+COLUMNS = (
+    "customer_id, event_id, ordinal, type, item_id, position, occurred_at, received_at, "
+    "user_id, session_id, request_id, request_attributed, surface, query, quantity, price, "
+    "revenue"
+)
 _local = threading.local()
 
 
@@ -77,11 +79,31 @@ def events(body: bytes, start_response: Callable[..., Any]) -> Iterable[bytes]:
     for e in batch:
         quantity, price = e.get("quantity", 1), e.get("price")
         revenue = price * quantity if e["type"] == "purchase" else 0.0
-        rest = (e.get("user_id", ""), e.get("session_id", ""), e.get("request_id", ""), False,
-                e.get("surface", ""), e.get("query", ""), quantity, price, revenue)  # fmt: skip
+        rest = (
+            e.get("user_id", ""),
+            e.get("session_id", ""),
+            e.get("request_id", ""),
+            False,
+            e.get("surface", ""),
+            e.get("query", ""),
+            quantity,
+            price,
+            revenue,
+        )
         for ordinal, item_id in enumerate(e.get("items") or (e["item_id"],)):
-            rows.append((CUSTOMER, e["event_id"], ordinal, e["type"], item_id, e.get("position"),
-                         e["timestamp"], now, *rest))  # fmt: skip
+            rows.append(
+                (
+                    CUSTOMER,
+                    e["event_id"],
+                    ordinal,
+                    e["type"],
+                    item_id,
+                    e.get("position"),
+                    e["timestamp"],
+                    now,
+                    *rest,
+                )
+            )
     connection = getattr(_local, "connection", None)
     if connection is None:
         connection = _local.connection = psycopg.connect(os.environ["FLOOR_DATABASE_URL"])

@@ -55,9 +55,13 @@ class Tally:
 
 
 def build_requests(
-    host: str, port: int, path: str, headers: Sequence[str], bodies: Sequence[bytes],
+    host: str,
+    port: int,
+    path: str,
+    headers: Sequence[str],
+    bodies: Sequence[bytes],
     content_type: str = "application/json",
-) -> list[bytes]:  # fmt: skip
+) -> list[bytes]:
     """The raw bytes of each request (GET without bodies, POST of each body), ready to write."""
     common = f"Host: {host}:{port}\r\nConnection: keep-alive\r\n" + "".join(
         f"{header}\r\n" for header in headers
@@ -130,9 +134,14 @@ async def _worker(
 
 
 async def open_loop(
-    host: str, port: int, requests: Sequence[bytes], rate: float, duration: float,
-    connections: int, mark: bytes = b"",
-) -> tuple[Tally, float, int]:  # fmt: skip
+    host: str,
+    port: int,
+    requests: Sequence[bytes],
+    rate: float,
+    duration: float,
+    connections: int,
+    mark: bytes = b"",
+) -> tuple[Tally, float, int]:
     """Send `rate` requests per second for `duration` seconds, on schedule."""
     tally = Tally(mark=mark)
     due: asyncio.Queue[tuple[float, int] | None] = asyncio.Queue()
@@ -157,9 +166,13 @@ async def open_loop(
 
 
 async def closed_loop(
-    host: str, port: int, requests: Sequence[bytes], duration: float, connections: int,
+    host: str,
+    port: int,
+    requests: Sequence[bytes],
+    duration: float,
+    connections: int,
     mark: bytes = b"",
-) -> tuple[Tally, float, int]:  # fmt: skip
+) -> tuple[Tally, float, int]:
     """Every connection sends back to back for `duration` seconds: the maximum throughput."""
     tally = Tally(mark=mark, start=time.perf_counter())
     sent = 0
@@ -270,14 +283,22 @@ def main() -> None:
     )
     if args.mode == "open":
         outcome = asyncio.run(
-            open_loop(args.host, args.port, requests, args.rate, args.duration, args.connections,
-                      args.mark.encode())
-        )  # fmt: skip
+            open_loop(
+                args.host,
+                args.port,
+                requests,
+                args.rate,
+                args.duration,
+                args.connections,
+                args.mark.encode(),
+            )
+        )
     else:
         outcome = asyncio.run(
-            closed_loop(args.host, args.port, requests, args.duration, args.connections,
-                        args.mark.encode())
-        )  # fmt: skip
+            closed_loop(
+                args.host, args.port, requests, args.duration, args.connections, args.mark.encode()
+            )
+        )
     result = summary(*outcome)
     result.update(mode=args.mode, connections=args.connections)
     if args.mode == "open":

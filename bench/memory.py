@@ -70,17 +70,31 @@ def rules(catalog_size: int) -> list[dict[str, Any]]:
     hidden = [f"sku-{n}" for n in range(1, catalog_size, catalog_size // 50)]
     return [
         {"name": "hide a recall", "selector": {"item_ids": hidden}, "action": {"type": "hide"}},
-        {"name": "bury red", "selector": {"attributes": {"color": ["red"]}},
-         "action": {"type": "bury", "factor": 0.8}},
-        {"name": "boost brand 7", "selector": {"brands": ["brand7"]},
-         "action": {"type": "boost", "factor": 1.5}},
-        {"name": "boost dep 1", "selector": {"categories": ["dep1"]},
-         "action": {"type": "boost", "factor": 1.2}},
-        {"name": "bury expensive", "selector": {"price_min": 400.0},
-         "action": {"type": "bury", "factor": 0.7}},
-        {"name": "brand diversity", "action": {"type": "diversity", "field": "brand",
-                                                "max_items": 3, "top_k": 20}},
-    ]  # fmt: skip
+        {
+            "name": "bury red",
+            "selector": {"attributes": {"color": ["red"]}},
+            "action": {"type": "bury", "factor": 0.8},
+        },
+        {
+            "name": "boost brand 7",
+            "selector": {"brands": ["brand7"]},
+            "action": {"type": "boost", "factor": 1.5},
+        },
+        {
+            "name": "boost dep 1",
+            "selector": {"categories": ["dep1"]},
+            "action": {"type": "boost", "factor": 1.2},
+        },
+        {
+            "name": "bury expensive",
+            "selector": {"price_min": 400.0},
+            "action": {"type": "bury", "factor": 0.7},
+        },
+        {
+            "name": "brand diversity",
+            "action": {"type": "diversity", "field": "brand", "max_items": 3, "top_k": 20},
+        },
+    ]
 
 
 def bodies(catalog_size: int, count: int, seed: int) -> bytes:
@@ -116,8 +130,12 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--quick", action="store_true", help="a database and namespace of its "
-                        "own, so the suite's quick run never touches a full run's")  # fmt: skip
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a database and namespace of its "
+        "own, so the suite's quick run never touches a full run's",
+    )
     args = parser.parse_args()
     env = configure(secrets.token_urlsafe(50), args.quick)
     served.recreate_database()

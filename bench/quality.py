@@ -165,9 +165,13 @@ class HttpShop:
         if args[0] == "train_model":
             wait_for_rank_log(self.customer_id, self.ranked)
         done = subprocess.run(
-            [PYTHON, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True,
+            [PYTHON, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
             check=False,
-        )  # fmt: skip
+        )
         if done.returncode:
             raise CommandFailed((done.stderr.strip().splitlines() or ["failed"])[-1])
         return done.stdout
@@ -219,20 +223,46 @@ def served(env: dict[str, str]) -> Iterator[int]:
     """gunicorn (production settings) and a Celery worker on this run's database."""
     port = free_port()
     VAR.mkdir(parents=True, exist_ok=True)
-    full_env = {**os.environ, **env, "PORT": str(port), "GUNICORN_WORKERS": "2",
-                "PROMETHEUS_MULTIPROC_DIR": str(VAR / "prometheus")}  # fmt: skip
+    full_env = {
+        **os.environ,
+        **env,
+        "PORT": str(port),
+        "GUNICORN_WORKERS": "2",
+        "PROMETHEUS_MULTIPROC_DIR": str(VAR / "prometheus"),
+    }
     (VAR / "prometheus").mkdir(exist_ok=True)
     server = subprocess.Popen(
-        [str(Path(PYTHON).parent / "gunicorn"), "--config", "platform/gunicorn.conf.py",
-         "--bind", f"{SERVER}:{port}", "config.wsgi"],
-        cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            str(Path(PYTHON).parent / "gunicorn"),
+            "--config",
+            "platform/gunicorn.conf.py",
+            "--bind",
+            f"{SERVER}:{port}",
+            "config.wsgi",
+        ],
+        cwd=ROOT,
+        env=full_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     worker = subprocess.Popen(
-        [str(Path(PYTHON).parent / "celery"), "-A", "config", "worker", "-Q",
-         "default,signals,ranklog,training",
-         "--pool", "solo", "--loglevel", "WARNING"],
-        cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            str(Path(PYTHON).parent / "celery"),
+            "-A",
+            "config",
+            "worker",
+            "-Q",
+            "default,signals,ranklog,training",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=ROOT,
+        env=full_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for(f"http://{SERVER}:{port}/healthz")
         yield port
@@ -265,8 +295,13 @@ def markdown(summary: dict[str, Any], runs: list[ScenarioResult], meta: dict[str
                 ratios = [_cell(row[f"{m} vs popularity"], "x") for m in ("ndcg@10", "revenue")]
                 lines.append(f"| {ranker} | " + " | ".join(cells + ratios) + " |")
             lines.append("")
-    served_lines = sorted({f"- {run.scenario} seed {run.seed}, {surface}: {words}"
-                           for run in runs for surface, words in run.served.items()})  # fmt: skip
+    served_lines = sorted(
+        {
+            f"- {run.scenario} seed {run.seed}, {surface}: {words}"
+            for run in runs
+            for surface, words in run.served.items()
+        }
+    )
     lines += ["What each surface served after the last operator cycle:", "", *served_lines, ""]
     ablated = [run for run in runs if run.ablation]
     if ablated:

@@ -111,8 +111,10 @@ def run(args: argparse.Namespace) -> None:
         cursor.execute(EVENTS, {"customer": customer.pk, "searches": args.searches})
         cursor.execute("SELECT count(*) FROM events_event")
         (events,) = cursor.fetchone()
-    print(f"{events:,} events, {args.searches:,} logged requests "
-          f"(written in {time.perf_counter() - started:.0f} s)")  # fmt: skip
+    print(
+        f"{events:,} events, {args.searches:,} logged requests "
+        f"(written in {time.perf_counter() - started:.0f} s)"
+    )
     now = timezone.now()
     for days in PERIODS:
         traffic, report = [], []

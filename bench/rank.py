@@ -133,27 +133,60 @@ def ten_rules(world: Any, rng: Any) -> list[dict[str, Any]]:
 
     departments = sorted({category.department for category in world.categories})
     return [
-        {"name": "hide a recall", "selector": {"item_ids": some_ids(50)},
-         "action": {"type": "hide"}},
-        {"name": "boost brand 0", "selector": {"brands": [BRANDS[0]]},
-         "action": {"type": "boost", "factor": 1.5}},
-        {"name": "boost brands 1-2", "selector": {"brands": [BRANDS[1], BRANDS[2]]},
-         "action": {"type": "boost", "strength": "weak"}},
-        {"name": "boost a department", "selector": {"categories": [departments[0]]},
-         "action": {"type": "boost", "factor": 1.2}},
-        {"name": "boost in stock under 50", "selector": {"price_max": 50.0, "in_stock": True},
-         "action": {"type": "boost", "factor": 1.1}},
-        {"name": "bury expensive", "selector": {"price_min": 400.0},
-         "action": {"type": "bury", "factor": 0.7}},
-        {"name": "bury orange", "selector": {"attributes": {"color": ["orange"]}},
-         "action": {"type": "bury", "factor": 0.9}},
-        {"name": "pin two", "action": {"type": "pin", "pins": [
-            {"item_id": item_id, "position": n} for n, item_id in enumerate(some_ids(2), 1)]}},
-        {"name": "slot brand 3", "selector": {"brands": [BRANDS[3]]},
-         "action": {"type": "slot", "positions": [5, 10]}},
-        {"name": "brand diversity", "action": {"type": "diversity", "field": "brand",
-                                                "max_items": 3, "top_k": 20}},
-    ]  # fmt: skip
+        {
+            "name": "hide a recall",
+            "selector": {"item_ids": some_ids(50)},
+            "action": {"type": "hide"},
+        },
+        {
+            "name": "boost brand 0",
+            "selector": {"brands": [BRANDS[0]]},
+            "action": {"type": "boost", "factor": 1.5},
+        },
+        {
+            "name": "boost brands 1-2",
+            "selector": {"brands": [BRANDS[1], BRANDS[2]]},
+            "action": {"type": "boost", "strength": "weak"},
+        },
+        {
+            "name": "boost a department",
+            "selector": {"categories": [departments[0]]},
+            "action": {"type": "boost", "factor": 1.2},
+        },
+        {
+            "name": "boost in stock under 50",
+            "selector": {"price_max": 50.0, "in_stock": True},
+            "action": {"type": "boost", "factor": 1.1},
+        },
+        {
+            "name": "bury expensive",
+            "selector": {"price_min": 400.0},
+            "action": {"type": "bury", "factor": 0.7},
+        },
+        {
+            "name": "bury orange",
+            "selector": {"attributes": {"color": ["orange"]}},
+            "action": {"type": "bury", "factor": 0.9},
+        },
+        {
+            "name": "pin two",
+            "action": {
+                "type": "pin",
+                "pins": [
+                    {"item_id": item_id, "position": n} for n, item_id in enumerate(some_ids(2), 1)
+                ],
+            },
+        },
+        {
+            "name": "slot brand 3",
+            "selector": {"brands": [BRANDS[3]]},
+            "action": {"type": "slot", "positions": [5, 10]},
+        },
+        {
+            "name": "brand diversity",
+            "action": {"type": "diversity", "field": "brand", "max_items": 3, "top_k": 20},
+        },
+    ]
 
 
 def build_shop(size: dict[str, Any]) -> tuple[Any, str, dict[str, Any]]:
@@ -180,9 +213,11 @@ def build_shop(size: dict[str, Any]) -> tuple[Any, str, dict[str, Any]]:
     customer = customer_create(name="Bench shop", slug="bench", max_candidates=1000)
     # The load generator measures the serving path, not the rate limiter's refusals.
     Customer.objects.filter(pk=customer.pk).update(
-        rank_requests_per_second=1_000_000, rank_burst=1_000_000,
-        events_requests_per_second=1_000_000, events_burst=1_000_000,
-    )  # fmt: skip
+        rank_requests_per_second=1_000_000,
+        rank_burst=1_000_000,
+        events_requests_per_second=1_000_000,
+        events_burst=1_000_000,
+    )
     world = build_world(n_items=size["items"], n_shoppers=size["shoppers"], seed=7)
     catalog = [CatalogItemIn.model_validate(row, strict=False) for row in world.catalog()]
     for start in range(0, len(catalog), 5000):
@@ -203,9 +238,13 @@ def build_shop(size: dict[str, Any]) -> tuple[Any, str, dict[str, Any]]:
 
     started = time.perf_counter()
     simulate_ranked_traffic(
-        customer_id=customer.pk, world=world, sessions=size["ranked_sessions"],
-        start=middle, end=end, seed=12,
-    )  # fmt: skip
+        customer_id=customer.pk,
+        world=world,
+        sessions=size["ranked_sessions"],
+        start=middle,
+        end=end,
+        seed=12,
+    )
     rank_log.flush()
     params = TrainingParams(
         algorithm="lambdamart", target="graded", rounds=size["trees"], min_labelled_requests=5
@@ -352,16 +391,31 @@ def gunicorn(
     or the floor (bench/floor.py) under the very same settings."""
     port = free_port()
     server_env = {
-        **os.environ, **env, "PORT": str(port), "GUNICORN_WORKERS": str(workers),
-        "PROMETHEUS_MULTIPROC_DIR": str(VAR / metrics), "GUNICORN_ACCESS_LOG": "",
-    }  # fmt: skip
+        **os.environ,
+        **env,
+        "PORT": str(port),
+        "GUNICORN_WORKERS": str(workers),
+        "PROMETHEUS_MULTIPROC_DIR": str(VAR / metrics),
+        "GUNICORN_ACCESS_LOG": "",
+    }
     VAR.mkdir(parents=True, exist_ok=True)
     with (VAR / f"{metrics}.log").open("w") as log:  # the server's own log, for a failed run
         process = subprocess.Popen(
-            [str(Path(PYTHON).parent / "gunicorn"), "--config", "platform/gunicorn.conf.py",
-             "--bind", f"{SERVER}:{port}", "--pythonpath", str(ROOT / "bench"), app],
-            cwd=ROOT, env=server_env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                str(Path(PYTHON).parent / "gunicorn"),
+                "--config",
+                "platform/gunicorn.conf.py",
+                "--bind",
+                f"{SERVER}:{port}",
+                "--pythonpath",
+                str(ROOT / "bench"),
+                app,
+            ],
+            cwd=ROOT,
+            env=server_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         if app == "config.wsgi":
             wait_for(f"http://{SERVER}:{port}/healthz")
@@ -457,8 +511,9 @@ def side_by_side(
         order = ("floor", "service") if round_ % 2 == 0 else ("service", "floor")
         for name in order:
             run = loadgen("closed", ports[name], duration=seconds, connections=4, **common)
-            runs[name].append({k: run[k] for k in ("achieved_rps", "p50_ms", "p99_ms",
-                                                     "statuses", "errors")})  # fmt: skip
+            runs[name].append(
+                {k: run[k] for k in ("achieved_rps", "p50_ms", "p99_ms", "statuses", "errors")}
+            )
     medians = {
         name: {
             measure: round(statistics.median(run[measure] for run in found), 3)
@@ -516,31 +571,56 @@ def measure_encodings(
     encoded = protobuf_bodies(bodies)
     auth = f"Authorization: Bearer {key}"
     kinds = {
-        "json": ({"bodies": bodies, "header": [auth]}, "application/json", bodies.read_bytes()
-                 .splitlines()),
-        "protobuf": ({"bodies": encoded, "base64": True, "content_type": PROTOBUF,
-                      "header": [auth, f"Accept: {PROTOBUF}"]}, PROTOBUF,
-                     [base64.b64decode(line) for line in encoded.read_bytes().splitlines()]),
-    }  # fmt: skip
+        "json": (
+            {"bodies": bodies, "header": [auth]},
+            "application/json",
+            bodies.read_bytes().splitlines(),
+        ),
+        "protobuf": (
+            {
+                "bodies": encoded,
+                "base64": True,
+                "content_type": PROTOBUF,
+                "header": [auth, f"Accept: {PROTOBUF}"],
+            },
+            PROTOBUF,
+            [base64.b64decode(line) for line in encoded.read_bytes().splitlines()],
+        ),
+    }
     result: dict[str, Any] = {}
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in kinds}
     for _ in range(2):
         for name, (options, _, _) in kinds.items():
             with cpu_split(workers) as split:
-                run = loadgen("closed", port, path="/v1/rank", duration=seconds,
-                              connections=CLOSED_CONNECTIONS, **options)  # fmt: skip
-            runs[name].append({
-                "achieved_rps": run["achieved_rps"],
-                "worker_cpu_ms": round(split["workers_cpu_seconds"] * 1000 / run["completed"], 3),
-                "statuses": run["statuses"],
-            })  # fmt: skip
+                run = loadgen(
+                    "closed",
+                    port,
+                    path="/v1/rank",
+                    duration=seconds,
+                    connections=CLOSED_CONNECTIONS,
+                    **options,
+                )
+            runs[name].append(
+                {
+                    "achieved_rps": run["achieved_rps"],
+                    "worker_cpu_ms": round(
+                        split["workers_cpu_seconds"] * 1000 / run["completed"], 3
+                    ),
+                    "statuses": run["statuses"],
+                }
+            )
     for name, (_, content_type, raw) in kinds.items():
         body = raw[0]
         request = urllib.request.Request(
-            f"http://{SERVER}:{port}/v1/rank", data=body, method="POST",
-            headers={"Authorization": f"Bearer {key}", "Content-Type": content_type,
-                     "Accept": content_type},
-        )  # fmt: skip
+            f"http://{SERVER}:{port}/v1/rank",
+            data=body,
+            method="POST",
+            headers={
+                "Authorization": f"Bearer {key}",
+                "Content-Type": content_type,
+                "Accept": content_type,
+            },
+        )
         with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
             answer_bytes = len(answer.read())
         result[name] = {
@@ -570,16 +650,28 @@ def side_by_side_ingest(
         order = ("floor", "service") if round_ % 2 == 0 else ("service", "floor")
         for side, name in enumerate(order):
             bodies = tmp / f"events-{round_}-{name}.jsonl"
-            bodies.write_bytes(b"\n".join(event_bodies(world, batches, seed=5000 + 2 * round_
-                                                        + side)))  # fmt: skip
-            run = loadgen("closed", ports[name], path="/v1/events", bodies=bodies,
-                          duration=seconds, connections=16, header=header)  # fmt: skip
+            bodies.write_bytes(
+                b"\n".join(event_bodies(world, batches, seed=5000 + 2 * round_ + side))
+            )
+            run = loadgen(
+                "closed",
+                ports[name],
+                path="/v1/events",
+                bodies=bodies,
+                duration=seconds,
+                connections=16,
+                header=header,
+            )
             bodies.unlink()
-            runs[name].append({
-                "events_per_second": round(run["completed"] * 1000 / run["seconds"]),
-                "p50_ms": run["p50_ms"], "p99_ms": run["p99_ms"], "statuses": run["statuses"],
-                "wrapped": run["completed"] > batches,
-            })  # fmt: skip
+            runs[name].append(
+                {
+                    "events_per_second": round(run["completed"] * 1000 / run["seconds"]),
+                    "p50_ms": run["p50_ms"],
+                    "p99_ms": run["p99_ms"],
+                    "statuses": run["statuses"],
+                    "wrapped": run["completed"] > batches,
+                }
+            )
     medians = {
         name: {
             measure: statistics.median(run[measure] for run in found)
@@ -654,9 +746,16 @@ def generator_ceiling(seconds: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         ready = Path(tmp) / "ready"
         server = subprocess.Popen(
-            [PYTHON, str(ROOT / "bench" / "loadgen.py"), "trivial", "--port", str(port),
-             "--ready-file", str(ready)],
-        )  # fmt: skip
+            [
+                PYTHON,
+                str(ROOT / "bench" / "loadgen.py"),
+                "trivial",
+                "--port",
+                str(port),
+                "--ready-file",
+                str(ready),
+            ],
+        )
         try:
             deadline = time.monotonic() + 10
             while not ready.exists() and time.monotonic() < deadline:
@@ -714,8 +813,11 @@ def cpu_split(workers: list[int]) -> Iterator[dict[str, Any]]:
     (when they run on this machine) and everything else (the load generator first of all)."""
 
     def groups() -> dict[str, list[int]]:
-        return {"workers": workers, "redis": processes_named("redis-server"),
-                "postgres": processes_named("postgres")}  # fmt: skip
+        return {
+            "workers": workers,
+            "redis": processes_named("redis-server"),
+            "postgres": processes_named("postgres"),
+        }
 
     before = {pid: cpu_seconds(pid) for pids in groups().values() for pid in pids}
     worker_before = {pid: cpu_seconds(pid) for pid in workers}
@@ -725,14 +827,17 @@ def cpu_split(workers: list[int]) -> Iterator[dict[str, Any]]:
     busy, stolen, every = machine_seconds()
     # A PostgreSQL backend that started meanwhile counts all its time; one that ended, nothing
     # (not minus its past).
-    used = {name: sum(max(0.0, cpu_seconds(pid) - before.get(pid, 0.0)) for pid in pids)
-            for name, pids in groups().items()}  # fmt: skip
+    used = {
+        name: sum(max(0.0, cpu_seconds(pid) - before.get(pid, 0.0)) for pid in pids)
+        for name, pids in groups().items()
+    }
     used["other"] = max(0.0, (busy - busy_before) - sum(used.values()))
     used["stolen"] = stolen - stolen_before
     used["idle"] = max(0.0, (every - all_before) - (busy - busy_before) - used["stolen"])
     split.update({f"{name}_cpu_seconds": round(value, 2) for name, value in used.items()})
-    split["per_worker_cpu_seconds"] = [round(cpu_seconds(pid) - worker_before[pid], 2)
-                                       for pid in workers]  # fmt: skip
+    split["per_worker_cpu_seconds"] = [
+        round(cpu_seconds(pid) - worker_before[pid], 2) for pid in workers
+    ]
 
 
 def served_profile(workers: list[int], seconds: float, report: Path) -> subprocess.Popen[bytes]:
@@ -760,8 +865,10 @@ def write_served_profile(workers: list[int], report: Path, header: str) -> None:
             continue
         for line in raw.read_text().splitlines():
             stack, _, count = line.rpartition(" ")
-            frames = [frame.rsplit(":", 1)[0] + ")" if frame.endswith(")") else frame
-                      for frame in stack.split(";")]  # fmt: skip
+            frames = [
+                frame.rsplit(":", 1)[0] + ")" if frame.endswith(")") else frame
+                for frame in stack.split(";")
+            ]
             total += int(count)
             for frame in set(frames):
                 inclusive[frame] = inclusive.get(frame, 0) + int(count)
@@ -817,9 +924,14 @@ def measure_ingest(
     before = Event.objects.count()
     with cpu_split(workers) as split:
         result = loadgen(
-            "closed", port, path="/v1/events", bodies=bodies, duration=size["ingest_seconds"],
-            connections=16, header=[f"Authorization: Bearer {key}"],
-        )  # fmt: skip
+            "closed",
+            port,
+            path="/v1/events",
+            bodies=bodies,
+            duration=size["ingest_seconds"],
+            connections=16,
+            header=[f"Authorization: Bearer {key}"],
+        )
     rows = Event.objects.count() - before
     return {
         "cpu": split,
@@ -837,10 +949,21 @@ def profile_rank(key: str, bodies: Path, rounds: int, report: Path) -> dict[str,
     process of this environment so its heap is a worker's, not this builder's (a big heap makes
     the garbage collector's passes, and so the profile, look worse than a worker's)."""
     output = subprocess.run(
-        [PYTHON, __file__, "--profile-child", str(bodies), "--profile", str(report),
-         "--rounds", str(rounds)],
-        env={**os.environ, "BENCH_KEY": key}, check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
+        [
+            PYTHON,
+            __file__,
+            "--profile-child",
+            str(bodies),
+            "--profile",
+            str(report),
+            "--rounds",
+            str(rounds),
+        ],
+        env={**os.environ, "BENCH_KEY": key},
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
     return result
 
@@ -889,8 +1012,9 @@ def snapshot_exact(key: str, bodies: Path, count: int) -> dict[str, Any]:
     from ranking.signals.redis_store import RedisSignalStore
 
     client = Client(HTTP_HOST=SERVER, HTTP_AUTHORIZATION=f"Bearer {key}")
-    requests = [orjson.loads(body) | {"explain": True}
-                for body in bodies.read_bytes().splitlines()[:count]]  # fmt: skip
+    requests = [
+        orjson.loads(body) | {"explain": True} for body in bodies.read_bytes().splitlines()[:count]
+    ]
 
     def answers() -> list[dict[str, Any]]:
         out = []
@@ -935,12 +1059,21 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--profile-child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--rounds", type=int, default=300, help=argparse.SUPPRESS)
-    parser.add_argument("--profile", type=Path, help="write a pyinstrument report of the rank "
-                        "path at 1000 candidates here, before serving")  # fmt: skip
-    parser.add_argument("--served-profile", type=Path, help="write a py-spy report of the "
-                        "workers serving 1000 candidates at full speed here")  # fmt: skip
-    parser.add_argument("--floor-only", action="store_true", help="only the side-by-side rounds "
-                        "against the floor (and the snapshot's exactness)")  # fmt: skip
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="write a pyinstrument report of the rank path at 1000 candidates here, before serving",
+    )
+    parser.add_argument(
+        "--served-profile",
+        type=Path,
+        help="write a py-spy report of the workers serving 1000 candidates at full speed here",
+    )
+    parser.add_argument(
+        "--floor-only",
+        action="store_true",
+        help="only the side-by-side rounds against the floor (and the snapshot's exactness)",
+    )
     args = parser.parse_args()
     if args.profile_child:
         profile_child(args.profile_child, args.rounds, args.profile)
@@ -981,9 +1114,13 @@ def main() -> None:
                 ):
                     for candidates in size["candidates"]:
                         result[f"floor_{candidates}"] = side_by_side(
-                            port, floor, key, Path(tmp) / f"rank-{candidates}.jsonl",
-                            size["floor_rounds"], size["floor_seconds"],
-                        )  # fmt: skip
+                            port,
+                            floor,
+                            key,
+                            Path(tmp) / f"rank-{candidates}.jsonl",
+                            size["floor_rounds"],
+                            size["floor_seconds"],
+                        )
                 result["worker_memory_mb"] = [memory_mb(pid) for pid in pids]
                 result["worker_snapshot_pages_mb"] = [snapshot_pages_mb(pid) for pid in pids]
                 print(json.dumps(result))
@@ -997,20 +1134,32 @@ def main() -> None:
             result["worker_snapshot_pages_mb"] = [snapshot_pages_mb(pid) for pid in pids]
             for candidates in size["candidates"]:
                 result[f"encodings_{candidates}"] = measure_encodings(
-                    port, key, Path(tmp) / f"rank-{candidates}.jsonl",
-                    size["encoding_seconds"], pids,
-                )  # fmt: skip
+                    port,
+                    key,
+                    Path(tmp) / f"rank-{candidates}.jsonl",
+                    size["encoding_seconds"],
+                    pids,
+                )
             floor_env = {**env, **floor_setup(f"{NAMESPACE}:floor:")}
             with gunicorn(floor_env, args.workers, "prometheus-floor", "floor:app") as (floor, _):
                 for candidates in size["candidates"]:
                     result[f"floor_{candidates}"] = side_by_side(
-                        port, floor, key, Path(tmp) / f"rank-{candidates}.jsonl",
-                        size["floor_rounds"], size["floor_seconds"],
-                    )  # fmt: skip
+                        port,
+                        floor,
+                        key,
+                        Path(tmp) / f"rank-{candidates}.jsonl",
+                        size["floor_rounds"],
+                        size["floor_seconds"],
+                    )
                 result["floor_ingest"] = side_by_side_ingest(
-                    port, floor, key, world, Path(tmp), size["floor_rounds"],
+                    port,
+                    floor,
+                    key,
+                    world,
+                    Path(tmp),
+                    size["floor_rounds"],
                     size["floor_seconds"],
-                )  # fmt: skip
+                )
     finally:
         drop_namespace()
         if args.quick:

@@ -31,8 +31,12 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
-    parser.add_argument("--quick", action="store_true", help="a database and namespace of its "
-                        "own, so the suite's quick run never touches a full run's")  # fmt: skip
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a database and namespace of its "
+        "own, so the suite's quick run never touches a full run's",
+    )
     args = parser.parse_args()
     global DATABASE, NAMESPACE
     if args.quick:

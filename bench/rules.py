@@ -90,8 +90,11 @@ def fifty_rules(
 
     def add(action: str, **fields: object) -> None:
         n = len(rules) + 1
-        rules.append(CompiledRule(id=n, name=f"rule {n}", priority=int(rng.integers(-5, 5)),
-                                  action=action, **fields))  # type: ignore[arg-type]  # fmt: skip
+        rules.append(
+            CompiledRule(
+                id=n, name=f"rule {n}", priority=int(rng.integers(-5, 5)), action=action, **fields
+            )
+        )  # type: ignore[arg-type]
 
     for n in range(10):
         add("hide", selector=CompiledSelector(item_ids=IdSet(some_ids(20)), in_stock=n % 2 == 0))

@@ -46,10 +46,13 @@ def machine() -> str:
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
         cpu = next(
-            (line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-             if line.startswith("model name")),
+            (
+                line.split(":", 1)[1].strip()
+                for line in cpuinfo.read_text().splitlines()
+                if line.startswith("model name")
+            ),
             "",
-        )  # fmt: skip
+        )
     return f"{os.cpu_count()} cores, {cpu or host.processor()}, Python {host.python_version()}"
 
 
@@ -59,14 +62,21 @@ def table(results: dict[str, object]) -> str:
     assert isinstance(signal, dict)
     assert isinstance(rules, dict)
     rows = [
-        ("signal read, 1000 items x {} features: ours / bare redis-py MGET, medians".format(
-            signal["features"]),
-         f"{signal['ours_median_ms']} ms / {signal['bare_mget_median_ms']} ms = "
-         f"{signal['ratio']}x", "at most 2x"),
-        ("50 active rules on a 1000-candidate rank request (engine in-process), medians",
-         f"{rules['without_rules_median_ms']} ms without, {rules['with_rules_median_ms']} ms "
-         f"with: +{rules['added_ms']} ms", "at most +1 ms"),
-    ]  # fmt: skip
+        (
+            "signal read, 1000 items x {} features: ours / bare redis-py MGET, medians".format(
+                signal["features"]
+            ),
+            f"{signal['ours_median_ms']} ms / {signal['bare_mget_median_ms']} ms = "
+            f"{signal['ratio']}x",
+            "at most 2x",
+        ),
+        (
+            "50 active rules on a 1000-candidate rank request (engine in-process), medians",
+            f"{rules['without_rules_median_ms']} ms without, {rules['with_rules_median_ms']} ms "
+            f"with: +{rules['added_ms']} ms",
+            "at most +1 ms",
+        ),
+    ]
     rows += served_rows(results["served"])
     rows.append(refresh_row(results["refresh"]))
     rows.append(memory_row(results["memory"]))
@@ -88,10 +98,14 @@ def served_rows(served: object) -> list[tuple[str, str, str]]:
     """The rows of bench/rank.py: /v1/rank through gunicorn, ingest, worker memory."""
     assert isinstance(served, dict)
     shop = served["shop"]
-    budgets = {100: ("p50 3 ms, p99 8 ms; at least 1000 req/s"),
-               1000: ("p50 8 ms, p99 20 ms; at least 300 req/s")}  # fmt: skip
-    targets = {100: "throughput at least 0.5x, p99 at most 2x",
-               1000: "throughput at least 0.6x, p50 at most 1.35x, p99 at most 2x"}  # fmt: skip
+    budgets = {
+        100: ("p50 3 ms, p99 8 ms; at least 1000 req/s"),
+        1000: ("p50 8 ms, p99 20 ms; at least 300 req/s"),
+    }
+    targets = {
+        100: "throughput at least 0.5x, p99 at most 2x",
+        1000: "throughput at least 0.6x, p50 at most 1.35x, p99 at most 2x",
+    }
     rows = []
     for candidates, target in targets.items():
         side = served.get(f"floor_{candidates}")
@@ -99,66 +113,81 @@ def served_rows(served: object) -> list[tuple[str, str, str]]:
             continue
         floor, service = side["medians"]["floor"], side["medians"]["service"]
         ratio = side["ratio"]
-        rows.append((
-            f"**/v1/rank against the floor (bench/floor.py), {candidates} candidates**: "
-            f"{side['rounds']} alternating closed-loop rounds of {side['seconds']:g} s, "
-            f"{side['connections']} connections, medians",
-            f"**throughput {ratio['throughput']}x, p50 {ratio['p50']}x, p99 {ratio['p99']}x** "
-            f"(service {service['achieved_rps']:.0f} req/s, p50 {service['p50_ms']} ms, p99 "
-            f"{service['p99_ms']} ms; floor {floor['achieved_rps']:.0f} req/s, p50 "
-            f"{floor['p50_ms']} ms, p99 {floor['p99_ms']} ms; throughput spread between rounds "
-            f"{service['rps_spread']:.0%} against the floor's {floor['rps_spread']:.0%})",
-            f"{target}; spread no wider than the floor's",
-        ))  # fmt: skip
+        rows.append(
+            (
+                f"**/v1/rank against the floor (bench/floor.py), {candidates} candidates**: "
+                f"{side['rounds']} alternating closed-loop rounds of {side['seconds']:g} s, "
+                f"{side['connections']} connections, medians",
+                f"**throughput {ratio['throughput']}x, p50 {ratio['p50']}x, p99 {ratio['p99']}x** "
+                f"(service {service['achieved_rps']:.0f} req/s, p50 {service['p50_ms']} ms, p99 "
+                f"{service['p99_ms']} ms; floor {floor['achieved_rps']:.0f} req/s, p50 "
+                f"{floor['p50_ms']} ms, p99 {floor['p99_ms']} ms; throughput spread between rounds "
+                f"{service['rps_spread']:.0%} against the floor's {floor['rps_spread']:.0%})",
+                f"{target}; spread no wider than the floor's",
+            )
+        )
     exact = [served[f"snapshot_exact_{n}"] for n in targets if f"snapshot_exact_{n}" in served]
     if exact:  # results.json files written before signal snapshots
-        rows.append((
-            "/v1/rank answers (with explanations) from this host's snapshot of the signals "
-            "against the same requests answered from Redis, at 100 and 1000 candidates",
-            "; ".join(f"{e['identical']} of {e['requests']} identical, snapshot ready "
-                      f"{e['snapshot_ready_seconds']} s after the first request" for e in exact),
-            "every answer identical",
-        ))  # fmt: skip
+        rows.append(
+            (
+                "/v1/rank answers (with explanations) from this host's snapshot of the signals "
+                "against the same requests answered from Redis, at 100 and 1000 candidates",
+                "; ".join(
+                    f"{e['identical']} of {e['requests']} identical, snapshot ready "
+                    f"{e['snapshot_ready_seconds']} s after the first request"
+                    for e in exact
+                ),
+                "every answer identical",
+            )
+        )
     ingest_side = served.get("floor_ingest")
     if ingest_side is not None:  # results.json files written before the ingest floor existed
         floor, service = ingest_side["medians"]["floor"], ingest_side["medians"]["service"]
-        rows.append((
-            "**/v1/events against the floor (one COPY of the batch's rows into a twin of the "
-            f"event table)**: batches of 1000, {ingest_side['rounds']} alternating closed-loop "
-            f"rounds of {ingest_side['seconds']:g} s, {ingest_side['connections']} connections, "
-            "medians",
-            f"**throughput {ingest_side['ratio']['throughput']}x, p50 "
-            f"{ingest_side['ratio']['p50']}x** (service {service['events_per_second']:.0f} "
-            f"events/s, p50 {service['p50_ms']:.0f} ms; floor {floor['events_per_second']:.0f} "
-            f"events/s, p50 {floor['p50_ms']:.0f} ms)",
-            "no ratio target yet; 10,000 events/s per API process",
-        ))  # fmt: skip
+        rows.append(
+            (
+                "**/v1/events against the floor (one COPY of the batch's rows into a twin of the "
+                f"event table)**: batches of 1000, {ingest_side['rounds']} alternating closed-loop "
+                f"rounds of {ingest_side['seconds']:g} s, "
+                f"{ingest_side['connections']} connections, "
+                "medians",
+                f"**throughput {ingest_side['ratio']['throughput']}x, p50 "
+                f"{ingest_side['ratio']['p50']}x** (service {service['events_per_second']:.0f} "
+                f"events/s, p50 {service['p50_ms']:.0f} ms; floor {floor['events_per_second']:.0f} "
+                f"events/s, p50 {floor['p50_ms']:.0f} ms)",
+                "no ratio target yet; 10,000 events/s per API process",
+            )
+        )
     for candidates in budgets:
         encodings = served.get(f"encodings_{candidates}")
         if encodings is None:  # results.json files written before protobuf
             continue
         json_, proto = encodings["json"], encodings["protobuf"]
-        rows.append((
-            f"/v1/rank, {candidates} candidates, JSON against protobuf (both ways), closed loop, "
-            "medians of 2 alternating rounds",
-            f"JSON {json_['achieved_rps']:.0f} req/s, workers' CPU "
-            f"{json_['worker_cpu_ms']:.2f} ms a "
-            f"request, {json_['request_bytes']:,} B in / {json_['answer_bytes']:,} B out; "
-            f"protobuf {proto['achieved_rps']:.0f} req/s, {proto['worker_cpu_ms']:.2f} ms, "
-            f"{proto['request_bytes']:,} B / {proto['answer_bytes']:,} B",
-            "no budget: what each encoding costs",
-        ))  # fmt: skip
+        rows.append(
+            (
+                f"/v1/rank, {candidates} candidates, JSON against protobuf (both ways), "
+                "closed loop, "
+                "medians of 2 alternating rounds",
+                f"JSON {json_['achieved_rps']:.0f} req/s, workers' CPU "
+                f"{json_['worker_cpu_ms']:.2f} ms a "
+                f"request, {json_['request_bytes']:,} B in / {json_['answer_bytes']:,} B out; "
+                f"protobuf {proto['achieved_rps']:.0f} req/s, {proto['worker_cpu_ms']:.2f} ms, "
+                f"{proto['request_bytes']:,} B / {proto['answer_bytes']:,} B",
+                "no budget: what each encoding costs",
+            )
+        )
     for candidates, budget in budgets.items():
         measured = served[f"rank_{candidates}"]
         half = measured["at_half"]
-        rows.append((
-            f"/v1/rank, {candidates} candidates, {shop['model']} ({shop['trees']} trees), "
-            f"{shop['active_rules']} rules, personalised, {served['workers']} gunicorn workers",
-            f"max {measured['max']['achieved_rps']:.0f} req/s; at {half['target_rps']:.0f} "
-            f"req/s: p50 {half['p50_ms']} ms, p99 {half['p99_ms']} ms, "
-            f"p99.9 {half['p99.9_ms']} ms",
-            budget,
-        ))  # fmt: skip
+        rows.append(
+            (
+                f"/v1/rank, {candidates} candidates, {shop['model']} ({shop['trees']} trees), "
+                f"{shop['active_rules']} rules, personalised, {served['workers']} gunicorn workers",
+                f"max {measured['max']['achieved_rps']:.0f} req/s; at {half['target_rps']:.0f} "
+                f"req/s: p50 {half['p50_ms']} ms, p99 {half['p99_ms']} ms, "
+                f"p99.9 {half['p99.9_ms']} ms",
+                budget,
+            )
+        )
     for candidates in budgets:
         maximum = served[f"rank_{candidates}"]["max"]
         cpu = maximum.get("cpu", {})
@@ -169,41 +198,52 @@ def served_rows(served: object) -> list[tuple[str, str, str]]:
                 if name != "per_worker_cpu_seconds"
             }
             shares = " / ".join(f"{seconds} s" for seconds in cpu["per_worker_cpu_seconds"])
-            rows.append((
-                f"CPU per /v1/rank request of {candidates} candidates at full speed, by process",
-                ", ".join(f"{name} {ms:.2f} ms" for name, ms in per_request.items())
-                + f" (the workers' CPU seconds: {shares})",
-                "no budget: where the two cores went (idle: no process wanted them)",
-            ))  # fmt: skip
+            rows.append(
+                (
+                    f"CPU per /v1/rank request of {candidates} candidates at full speed, "
+                    "by process",
+                    ", ".join(f"{name} {ms:.2f} ms" for name, ms in per_request.items())
+                    + f" (the workers' CPU seconds: {shares})",
+                    "no budget: where the two cores went (idle: no process wanted them)",
+                )
+            )
     generator = served["generator"]
-    rows.append((
-        "load generator's own ceiling (bench/loadgen.py against a trivial server)",
-        f"max {generator['max_rps']:.0f} req/s; at {generator['open_at_half']['target_rps']:.0f} "
-        f"req/s: p50 {generator['open_at_half']['p50_ms']} ms, "
-        f"p99 {generator['open_at_half']['p99_ms']} ms",
-        "well above the rates measured",
-    ))  # fmt: skip
+    rows.append(
+        (
+            "load generator's own ceiling (bench/loadgen.py against a trivial server)",
+            f"max {generator['max_rps']:.0f} req/s; "
+            f"at {generator['open_at_half']['target_rps']:.0f} "
+            f"req/s: p50 {generator['open_at_half']['p50_ms']} ms, "
+            f"p99 {generator['open_at_half']['p99_ms']} ms",
+            "well above the rates measured",
+        )
+    )
     ingest = served["ingest"]
     shares = ingest["cpu"]["per_worker_cpu_seconds"]
     # Keep-alive may leave a worker without connections: per process counts the workers that
     # carried the load (a tenth of the workers' CPU or more).
     busy = sum(1 for share in shares if share >= 0.1 * sum(shares)) or 1
-    rows.append((
-        f"events ingest, batches of {ingest['batch_events']}, {served['workers']} workers, "
-        "16 connections",
-        f"{ingest['events_per_second']} events/s in all, "
-        f"{round(ingest['events_per_second'] / busy)} per process that carried the load "
-        f"(the workers' CPU seconds: {' / '.join(f'{v} s' for v in shares)}; PostgreSQL "
-        f"{ingest['cpu']['postgres_cpu_seconds']} s)",
-        "10,000 events/s per API process",
-    ))  # fmt: skip
+    rows.append(
+        (
+            f"events ingest, batches of {ingest['batch_events']}, {served['workers']} workers, "
+            "16 connections",
+            f"{ingest['events_per_second']} events/s in all, "
+            f"{round(ingest['events_per_second'] / busy)} per process that carried the load "
+            f"(the workers' CPU seconds: {' / '.join(f'{v} s' for v in shares)}; PostgreSQL "
+            f"{ingest['cpu']['postgres_cpu_seconds']} s)",
+            "10,000 events/s per API process",
+        )
+    )
     after_rank = max(worker["VmHWM"] for worker in served["worker_memory_after_rank_mb"])
     peak = max(worker["VmHWM"] for worker in served["worker_memory_mb"])
-    rows.append((
-        f"API worker peak RSS (VmHWM), {shop['items']:,}-item catalog: after the rank runs; "
-        "after ingest too",
-        f"{after_rank} MB; {peak} MB", "250 MB",
-    ))  # fmt: skip
+    rows.append(
+        (
+            f"API worker peak RSS (VmHWM), {shop['items']:,}-item catalog: after the rank runs; "
+            "after ingest too",
+            f"{after_rank} MB; {peak} MB",
+            "250 MB",
+        )
+    )
     return rows
 
 
@@ -279,8 +319,11 @@ def memory_row(memory: object) -> tuple[str, str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--table-only", action="store_true", help="write the table in the docs "
-                        "again from bench/results.json, without measuring")  # fmt: skip
+    parser.add_argument(
+        "--table-only",
+        action="store_true",
+        help="write the table in the docs again from bench/results.json, without measuring",
+    )
     args = parser.parse_args()
     if args.table_only:
         write_table(json.loads(RESULTS.read_text()))

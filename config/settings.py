@@ -479,8 +479,22 @@ LOGGING = logging_config(
 )
 # Request latency buckets of django-prometheus: fine below 50 ms, where /v1/rank answers.
 PROMETHEUS_LATENCY_BUCKETS = (
-    0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, float("inf")
-)  # fmt: skip
+    0.002,
+    0.005,
+    0.01,
+    0.015,
+    0.02,
+    0.03,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    float("inf"),
+)
 # Errors go to Sentry when SENTRY_DSN is set, scrubbed of keys and shopper ids (core/sentry.py).
 SENTRY_DSN = env.str("SENTRY_DSN", default="")
 RANKWELL_RELEASE = env.str("RANKWELL_RELEASE", default="") or None

@@ -101,8 +101,17 @@ def rank_request_json(body: bytes) -> bytes:
     return _json(document)
 
 
-EVENT_FIELDS = ("user_id", "session_id", "request_id", "surface", "query", "item_id",
-                "position", "quantity", "price")  # fmt: skip
+EVENT_FIELDS = (
+    "user_id",
+    "session_id",
+    "request_id",
+    "surface",
+    "query",
+    "item_id",
+    "position",
+    "quantity",
+    "price",
+)
 
 
 def events_request_json(body: bytes) -> bytes:

@@ -151,9 +151,13 @@ def run_traffic(
     batch: list[dict[str, Any]] = []
     now = _now()
     stream = simulated_sessions(
-        world, sessions=sessions, start=now, end=now + timedelta(seconds=1), seed=seed,
+        world,
+        sessions=sessions,
+        start=now,
+        end=now + timedelta(seconds=1),
+        seed=seed,
         follow_ups=FOLLOW_UPS,
-    )  # fmt: skip
+    )
     previous: Session | None = None
     for done, (_, session, rng) in enumerate(stream, 1):
         if previous is not None and session.shopper == previous.shopper and batch:
@@ -186,9 +190,13 @@ def import_history(
     end = _now() - timedelta(hours=1)
     batch: list[dict[str, Any]] = []
     stream = simulated_sessions(
-        world, sessions=sessions, start=end - timedelta(days=days), end=end, seed=seed,
+        world,
+        sessions=sessions,
+        start=end - timedelta(days=days),
+        end=end,
+        seed=seed,
         follow_ups=FOLLOW_UPS,
-    )  # fmt: skip
+    )
     for request_id, session, rng in stream:
         shown = retriever_order(session)[:PAGE_SIZE]
         events = shopper_events(world, session, shown, rng, f"hist-{request_id}")
@@ -253,9 +261,13 @@ def evaluate(
     item_value = item_revenue_per_look(world)
     now = _now()
     stream = simulated_sessions(
-        world, sessions=sessions, start=now, end=now + timedelta(seconds=1), seed=seed + 999,
+        world,
+        sessions=sessions,
+        start=now,
+        end=now + timedelta(seconds=1),
+        seed=seed + 999,
         follow_ups=0.0,
-    )  # fmt: skip
+    )
     for _, session, _ in stream:
         gains_of = click_probability(world, session, session.candidates)
         gain = dict(zip(session.candidates.tolist(), gains_of.tolist(), strict=True))
@@ -409,14 +421,23 @@ def _ablation(
     for family, by_surface in versions.items():
         for surface, version in by_surface.items():
             shop.command(
-                "activate_model", slug, surface, version,
-                "--override-reason", f"quality ablation: without {family}",
-            )  # fmt: skip
+                "activate_model",
+                slug,
+                surface,
+                version,
+                "--override-reason",
+                f"quality ablation: without {family}",
+            )
         time.sleep(SWITCH_SECONDS)
         results = evaluate(
-            shop, world, traffic, sessions=sizes.eval_sessions, seed=seed,
-            rankers=("service",), send=False,
-        )  # fmt: skip
+            shop,
+            world,
+            traffic,
+            sessions=sizes.eval_sessions,
+            seed=seed,
+            rankers=("service",),
+            send=False,
+        )
         out[family] = {surface: results[surface]["service"] for surface in by_surface}
     return out
 
@@ -467,6 +488,10 @@ def iter_runs(
     for scenario in scenarios:
         for seed in seeds:
             yield run_scenario(
-                shop_factory, scenario, seed, sizes,
-                ablation=scenario == ablation_scenario and seed == seeds[0], progress=progress,
-            )  # fmt: skip
+                shop_factory,
+                scenario,
+                seed,
+                sizes,
+                ablation=scenario == ablation_scenario and seed == seeds[0],
+                progress=progress,
+            )

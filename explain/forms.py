@@ -25,8 +25,13 @@ SOURCE_CHOICES = [
 
 
 # Fields left out of the URL take these values.
-DEFAULTS = {"surface": "search", "source": services.SOURCE_CATEGORY, "top_n": "50", "show": "50",
-            "ranker": services.RANKER_LIVE}  # fmt: skip
+DEFAULTS = {
+    "surface": "search",
+    "source": services.SOURCE_CATEGORY,
+    "top_n": "50",
+    "show": "50",
+    "ranker": services.RANKER_LIVE,
+}
 
 
 class ExplainForm(forms.Form):

@@ -21,8 +21,22 @@ from customers.models import Customer, Role, role_grants
 from explain import reads, services
 from explain.forms import DEFAULTS, ExplainForm
 
-MAIN_FIELDS = ("customer", "surface", "query", "category", "user", "context", "at", "source",
-               "ids", "from_category", "top_n", "request_id", "ranker", "show")  # fmt: skip
+MAIN_FIELDS = (
+    "customer",
+    "surface",
+    "query",
+    "category",
+    "user",
+    "context",
+    "at",
+    "source",
+    "ids",
+    "from_category",
+    "top_n",
+    "request_id",
+    "ranker",
+    "show",
+)
 
 Page = Callable[[ExplainForm, services.ExplainParams], dict[str, Any]]
 

@@ -40,8 +40,11 @@ def api_process(log: Path | None = None, **env: str) -> Iterator[str]:
     output = open(log, "wb") if log is not None else subprocess.DEVNULL  # noqa: SIM115
     process = subprocess.Popen(
         [sys.executable, "manage.py", "runserver", "--noreload", "--skip-checks", addr],
-        cwd=ROOT, env=environment, stdout=output, stderr=output,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=environment,
+        stdout=output,
+        stderr=output,
+    )
     try:
         yield f"http://{addr}"
     finally:
@@ -65,10 +68,21 @@ class RedisProcess:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [self.server, "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no"],
-            cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                self.server,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            cwd=self.workdir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -139,9 +153,16 @@ class PostgresProcess:
 
     def init(self) -> None:
         self._run(
-            str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", "postgres",
-            "--auth=trust", "--encoding=UTF8", "--no-sync", "--no-instructions",
-        )  # fmt: skip
+            str(self.bindir / "initdb"),
+            "-D",
+            str(self.datadir),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--no-sync",
+            "--no-instructions",
+        )
 
     def start(self) -> None:
         options = (
@@ -149,9 +170,18 @@ class PostgresProcess:
             " -c full_page_writes=off -c max_connections=40 -c shared_buffers=16MB"
         )
         self._run(
-            str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-o", options,
-            "-l", str(self.root / "server.log"), "-w", "-t", "60", "start",
-        )  # fmt: skip
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.datadir),
+            "-o",
+            options,
+            "-l",
+            str(self.root / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
 
     def kill(self) -> None:
         """Stop the server as a crash does: no checkpoint, every connection cut."""
@@ -167,8 +197,16 @@ class PostgresProcess:
         """Stop the server if it runs and delete its files."""
         if (self.datadir / "postmaster.pid").exists():
             subprocess.run(
-                [*self.run_as, str(self.bindir / "pg_ctl"), "-D", str(self.datadir),
-                 "-m", "immediate", "stop"],
-                capture_output=True, timeout=60,
-            )  # fmt: skip
+                [
+                    *self.run_as,
+                    str(self.bindir / "pg_ctl"),
+                    "-D",
+                    str(self.datadir),
+                    "-m",
+                    "immediate",
+                    "stop",
+                ],
+                capture_output=True,
+                timeout=60,
+            )
         shutil.rmtree(self.root, ignore_errors=True)

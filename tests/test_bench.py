@@ -26,8 +26,13 @@ def test_every_benchmark_runs_and_reports_its_numbers() -> None:
 
     result = subprocess.run(
         [sys.executable, "bench/run.py", "--quick"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=420, check=False,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=420,
+        check=False,
+    )
 
     assert result.returncode == 0, result.stderr
     lines = dict(line.split(" ", 1) for line in result.stdout.splitlines())

@@ -66,16 +66,38 @@ def schemathesis_run(url: str, key: str, *options: str, hooks: bool = False) -> 
     if hooks:
         env["SCHEMATHESIS_HOOKS"] = "tests.schemathesis_hooks"
     run = subprocess.run(
-        [command, "run", f"{url}/v1/schema", "--url", url,
-         "-H", f"Authorization: Bearer {key}", "--seed", SEED, "--max-examples", MAX_EXAMPLES,
-         "--phases", PHASES, "--workers", "1", "--request-timeout", "30", "--no-color",
-         *options],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            command,
+            "run",
+            f"{url}/v1/schema",
+            "--url",
+            url,
+            "-H",
+            f"Authorization: Bearer {key}",
+            "--seed",
+            SEED,
+            "--max-examples",
+            MAX_EXAMPLES,
+            "--phases",
+            PHASES,
+            "--workers",
+            "1",
+            "--request-timeout",
+            "30",
+            "--no-color",
+            *options,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     errors = [
-        line for line in SERVER_LOG[0].read_text(errors="replace").splitlines()
+        line
+        for line in SERVER_LOG[0].read_text(errors="replace").splitlines()
         if '"level":"ERROR"' in line
-    ]  # fmt: skip
+    ]
     assert run.returncode == 0, (
         f"schemathesis found failures:\n{run.stdout[-12000:]}\nthe server logged:\n"
         + "\n".join(errors[-3:])[-6000:]
@@ -85,9 +107,15 @@ def schemathesis_run(url: str, key: str, *options: str, hooks: bool = False) -> 
 def test_the_api_survives_fuzzing_and_answers_within_its_schema(served: tuple[str, str]) -> None:
     url, key = served
     schemathesis_run(
-        url, key, "--checks", "all", "--exclude-checks",
-        "positive_data_acceptance,use_after_free", "--mode", "all",
-    )  # fmt: skip
+        url,
+        key,
+        "--checks",
+        "all",
+        "--exclude-checks",
+        "positive_data_acceptance,use_after_free",
+        "--mode",
+        "all",
+    )
 
 
 def test_every_valid_request_is_accepted(served: tuple[str, str]) -> None:

@@ -142,10 +142,15 @@ def test_a_bad_rank_log_entry_is_dropped_and_counted_without_losing_its_batch(
     costs only itself: the other entries of its batch are written."""
     for n in range(20):
         rank_log.record(
-            customer_id=api.customer.pk, request_id=f"r-{n}", surface="search",
-            query=NUL if n == 7 else "shoes", shopper_key="", model="config:default",
-            item_ids=("a",), features=np.zeros((1, len(FEATURES))),
-        )  # fmt: skip
+            customer_id=api.customer.pk,
+            request_id=f"r-{n}",
+            surface="search",
+            query=NUL if n == 7 else "shoes",
+            shopper_key="",
+            model="config:default",
+            item_ids=("a",),
+            features=np.zeros((1, len(FEATURES))),
+        )
     dropped_before = rank_log.RANK_LOG_BAD_ENTRIES.labels("cleaned")._value.get()
 
     rank_log.flush()

@@ -64,25 +64,54 @@ def warm_shop(
     send_events(
         api,
         [
-            {"event_id": "imp", "type": "impression", "timestamp": now, "user_id": SHOPPER,
-             "request_id": "r1", "surface": "search", "query": "shoes", "items": IDS[:10]},
-            {"event_id": "click", "type": "click", "timestamp": now, "user_id": SHOPPER,
-             "request_id": "r1", "surface": "search", "query": "shoes", "item_id": IDS[3]},
-            {"event_id": "buy", "type": "purchase", "timestamp": now, "user_id": SHOPPER,
-             "request_id": "r1", "item_id": IDS[3], "price": 13.0},
+            {
+                "event_id": "imp",
+                "type": "impression",
+                "timestamp": now,
+                "user_id": SHOPPER,
+                "request_id": "r1",
+                "surface": "search",
+                "query": "shoes",
+                "items": IDS[:10],
+            },
+            {
+                "event_id": "click",
+                "type": "click",
+                "timestamp": now,
+                "user_id": SHOPPER,
+                "request_id": "r1",
+                "surface": "search",
+                "query": "shoes",
+                "item_id": IDS[3],
+            },
+            {
+                "event_id": "buy",
+                "type": "purchase",
+                "timestamp": now,
+                "user_id": SHOPPER,
+                "request_id": "r1",
+                "item_id": IDS[3],
+                "price": 13.0,
+            },
         ],
-    )  # fmt: skip
+    )
     signals_refresh(customer_id=api.customer.pk)
     with django_capture_on_commit_callbacks(execute=True):
         registry.model_activate(model=register(api.customer), user="tester")
     for rule in (
         {"name": "pin", "action": {"type": "pin", "pins": [{"item_id": IDS[5], "position": 1}]}},
-        {"name": "boost Nike", "selector": {"brands": ["Nike"]},
-         "action": {"type": "boost", "factor": 1.5}},
+        {
+            "name": "boost Nike",
+            "selector": {"brands": ["Nike"]},
+            "action": {"type": "boost", "factor": 1.5},
+        },
         # Its items are a signal-store set, read in the request's one round trip.
-        {"name": "bury blue", "selector": {"attributes": {"color": ["blue"]}},
-         "action": {"type": "bury", "factor": 0.8}},
-    ):  # fmt: skip
+        {
+            "name": "bury blue",
+            "selector": {"attributes": {"color": ["blue"]}},
+            "action": {"type": "bury", "factor": 0.8},
+        },
+    ):
         response = api.post("/v1/rules", rule)
         assert response.status_code == 201, response.content
     search(api)
@@ -276,13 +305,18 @@ def _retained_by_a_cold_request(api: ApiCaller) -> int:
 def _grow_catalog(api: ApiCaller, attributes: dict[str, str]) -> None:
     items = [
         CatalogItemIn.model_validate(
-            {"id": f"more-{n}", "title": f"More {n}", "brand": f"brand-{n % 30}",
-             "categories": ["shoes", f"shoes/line-{n % 20}"], "price": 5.0 + n % 90,
-             "attributes": attributes},
+            {
+                "id": f"more-{n}",
+                "title": f"More {n}",
+                "brand": f"brand-{n % 30}",
+                "categories": ["shoes", f"shoes/line-{n % 20}"],
+                "price": 5.0 + n % 90,
+                "attributes": attributes,
+            },
             strict=False,
         )
         for n in range(4000)
-    ]  # fmt: skip
+    ]
     items_upsert(customer_id=api.customer.pk, items=items)
     signals_refresh(customer_id=api.customer.pk)
 
@@ -307,10 +341,14 @@ def test_the_api_process_holds_nothing_per_catalog_item(warm_shop: ApiCaller) ->
 def test_an_attribute_rule_holds_nothing_per_catalog_item(warm_shop: ApiCaller) -> None:
     """An attribute selector matching every new item still leaves nothing per item in the
     process (its items are a set in the signal store), and still applies to them."""
-    response = warm_shop.post("/v1/rules", {
-        "name": "red", "selector": {"attributes": {"color": ["red"]}},
-        "action": {"type": "hide"},
-    })  # fmt: skip
+    response = warm_shop.post(
+        "/v1/rules",
+        {
+            "name": "red",
+            "selector": {"attributes": {"color": ["red"]}},
+            "action": {"type": "hide"},
+        },
+    )
     assert response.status_code == 201, response.content
     _retained_by_a_cold_request(warm_shop)
     small = _retained_by_a_cold_request(warm_shop)
@@ -319,8 +357,12 @@ def test_an_attribute_rule_holds_nothing_per_catalog_item(warm_shop: ApiCaller) 
     large = _retained_by_a_cold_request(warm_shop)
 
     assert large - small < PER_CATALOG_SLACK_BYTES, (small, large)
-    body = {"surface": "search", "query": "shoes", "explain": True,
-            "items": [{"id": "more-7"}, {"id": IDS[1]}, {"id": "more-3999"}]}  # fmt: skip
+    body = {
+        "surface": "search",
+        "query": "shoes",
+        "explain": True,
+        "items": [{"id": "more-7"}, {"id": IDS[1]}, {"id": "more-3999"}],
+    }
     ranked = rank(warm_shop, body)
     assert [item["id"] for item in ranked["items"]] == [IDS[1]]
     assert {removed["id"] for removed in ranked["removed"]} == {"more-7", "more-3999"}

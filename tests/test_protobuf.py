@@ -27,11 +27,16 @@ def shop(api: ApiCaller) -> ApiCaller:
     put_items(
         api,
         [
-            {"id": item_id, "title": f"Item {n}", "brand": f"B{n % 3}", "price": 10.0 + n,
-             "categories": ["shoes"]}
+            {
+                "id": item_id,
+                "title": f"Item {n}",
+                "brand": f"B{n % 3}",
+                "price": 10.0 + n,
+                "categories": ["shoes"],
+            }
             for n, item_id in enumerate(IDS)
         ],
-    )  # fmt: skip
+    )
     send_events(api, impression_with_purchases(IDS, {"sku-4": 3, "sku-1": 1}, prefix="p"))
     signals_refresh(customer_id=api.customer.pk)
     return api
@@ -141,14 +146,34 @@ def test_events_in_protobuf_are_stored_as_json_ones_are(shop: ApiCaller) -> None
     now = ago(minutes=1)
     message = events_pb2.EventsRequest(
         events=[
-            events_pb2.Event(type="impression", event_id="pb-1", timestamp=now, user_id="u-1",
-                             request_id="r-1", items=["sku-1", "sku-2"]),
-            events_pb2.Event(type="click", event_id="pb-2", timestamp=now, user_id="u-1",
-                             request_id="r-1", item_id="sku-2", position=2),
-            events_pb2.Event(type="purchase", event_id="pb-3", timestamp=now, user_id="u-1",
-                             item_id="sku-2", quantity=2, price=12.5),
+            events_pb2.Event(
+                type="impression",
+                event_id="pb-1",
+                timestamp=now,
+                user_id="u-1",
+                request_id="r-1",
+                items=["sku-1", "sku-2"],
+            ),
+            events_pb2.Event(
+                type="click",
+                event_id="pb-2",
+                timestamp=now,
+                user_id="u-1",
+                request_id="r-1",
+                item_id="sku-2",
+                position=2,
+            ),
+            events_pb2.Event(
+                type="purchase",
+                event_id="pb-3",
+                timestamp=now,
+                user_id="u-1",
+                item_id="sku-2",
+                quantity=2,
+                price=12.5,
+            ),
         ]
-    )  # fmt: skip
+    )
 
     answer = post(shop, "/v1/events", message.SerializeToString(), accept=PROTOBUF)
     again = post(shop, "/v1/events", message.SerializeToString())
@@ -165,9 +190,16 @@ def test_events_in_protobuf_are_stored_as_json_ones_are(shop: ApiCaller) -> None
 
 def test_an_event_with_a_field_of_another_type_is_refused_naming_it(shop: ApiCaller) -> None:
     message = events_pb2.EventsRequest(
-        events=[events_pb2.Event(type="click", event_id="pb-9", timestamp=ago(minutes=1),
-                                 item_id="sku-1", items=["sku-2"])]
-    )  # fmt: skip
+        events=[
+            events_pb2.Event(
+                type="click",
+                event_id="pb-9",
+                timestamp=ago(minutes=1),
+                item_id="sku-1",
+                items=["sku-2"],
+            )
+        ]
+    )
 
     answer = post(shop, "/v1/events", message.SerializeToString())
 

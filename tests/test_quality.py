@@ -31,10 +31,26 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     env.pop("DATABASE_URL", None)
     env.pop("RANKWELL_ENV", None)
     result = subprocess.run(
-        [sys.executable, "bench/quality.py", "--quick", "--in-process", "--seeds", "1",
-         "--ablation", "", "--no-doc", "--output", str(output)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "bench/quality.py",
+            "--quick",
+            "--in-process",
+            "--seeds",
+            "1",
+            "--ablation",
+            "",
+            "--no-doc",
+            "--output",
+            str(output),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(output.read_text())
 

@@ -375,8 +375,11 @@ def test_every_v1_operation_requires_the_api_key(openapi: dict[str, Any]) -> Non
 
 
 def test_rule_responses_match_the_schema(api: ApiCaller, openapi: dict[str, Any]) -> None:
-    rule = {"name": "pin", "windows": [{"start": "2026-01-01T00:00:00Z"}],
-            "action": {"type": "pin", "pins": [{"item_id": "sku-1", "position": 1}]}}  # fmt: skip
+    rule = {
+        "name": "pin",
+        "windows": [{"start": "2026-01-01T00:00:00Z"}],
+        "action": {"type": "pin", "pins": [{"item_id": "sku-1", "position": 1}]},
+    }
     created = api.post("/v1/rules", rule)
     conflicting = api.post("/v1/rules", rule | {"name": "again"})
 

@@ -51,9 +51,13 @@ def main(seed: int) -> None:
 
     start = datetime(2026, 11, 1, tzinfo=UTC)
     stream = simulated_sessions(
-        world, sessions=20_000, start=start, end=start + timedelta(days=5), seed=seed + 10,
+        world,
+        sessions=20_000,
+        start=start,
+        end=start + timedelta(days=5),
+        seed=seed + 10,
         follow_ups=0.3,
-    )  # fmt: skip
+    )
     for number, (request_id, session, rng) in enumerate(stream):
         if number % 2000 == 0:
             served = click_rate(20.0)
@@ -73,9 +77,11 @@ def main(seed: int) -> None:
 
     def blend(prior: float) -> np.ndarray:
         return (
-            4 * standard(click_rate(prior)) + 2 * standard(np.log1p(price)) + 2 * in_stock
+            4 * standard(click_rate(prior))
+            + 2 * standard(np.log1p(price))
+            + 2 * in_stock
             + standard(np.log1p(engagement))
-        )  # fmt: skip
+        )
 
     def revenue_per_look(prior: float) -> np.ndarray:
         rate = np.clip(click_rate(prior), 1e-4, 1 - 1e-4)

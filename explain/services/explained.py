@@ -415,9 +415,17 @@ def explain_ranking(params: ExplainParams, *, ranker_key: str | None = None) -> 
         for removal in outcome.removed
     )
     return Explained(
-        params, ranker, request, items, removed, False, outcome.model, tuple(notes),
-        typical, spread,
-    )  # fmt: skip
+        params,
+        ranker,
+        request,
+        items,
+        removed,
+        False,
+        outcome.model,
+        tuple(notes),
+        typical,
+        spread,
+    )
 
 
 def explained_items(

@@ -36,8 +36,20 @@ def export_dict(explained: Explained) -> dict[str, object]:
     }
 
 
-EXPORT_COLUMNS = ("position", "id", "title", "brand", "price", "score", "model_score", "method",
-                  "base_value", "position_before_rules", "rules", "reason")  # fmt: skip
+EXPORT_COLUMNS = (
+    "position",
+    "id",
+    "title",
+    "brand",
+    "price",
+    "score",
+    "model_score",
+    "method",
+    "base_value",
+    "position_before_rules",
+    "rules",
+    "reason",
+)
 
 
 def export_rows(explained: Explained) -> list[list[object]]:

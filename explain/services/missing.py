@@ -235,11 +235,21 @@ def why_not_here(params: WhyNotParams) -> WhyNot:
         )
     if not ids:
         return WhyNot(
-            params, item, served, note, None, None, None, (), None, None,
+            params,
+            item,
+            served,
+            note,
+            None,
+            None,
+            None,
+            (),
+            None,
+            None,
             f"No request for {_where(params)} was logged in the period and the item has no "
             "category: there is nothing to rank it against.",
-            tuple(causes), tuple(lifts),
-        )  # fmt: skip
+            tuple(causes),
+            tuple(lifts),
+        )
     explained = explain_ranking(
         ExplainParams(
             customer_id=params.customer_id,
@@ -254,10 +264,21 @@ def why_not_here(params: WhyNotParams) -> WhyNot:
     )
     if explained.degraded:
         return WhyNot(
-            params, item, served, note, explained, None, None, (), None, None,
+            params,
+            item,
+            served,
+            note,
+            explained,
+            None,
+            None,
+            (),
+            None,
+            None,
             "The signal store did not answer: where the item lands now cannot be worked out.",
-            tuple(causes), tuple(lifts), explained.notes,
-        )  # fmt: skip
+            tuple(causes),
+            tuple(lifts),
+            explained.notes,
+        )
     removed = next((r for r in explained.removed if r.item_id == params.item_id), None)
     if removed is not None:
         name = reads.rule_name(customer_id=params.customer_id, rule_id=removed.rule_id)
@@ -268,10 +289,21 @@ def why_not_here(params: WhyNotParams) -> WhyNot:
             "off: nothing else lifts a hidden item, a pin on it is ignored.",
         )
         return WhyNot(
-            params, item, served, note, explained, None, hidden_by, (hidden_by,), None, None,
-            f"It is hidden by the rule “{hidden_by.name}”.", tuple(causes), tuple(lifts),
+            params,
+            item,
+            served,
+            note,
+            explained,
+            None,
+            hidden_by,
+            (hidden_by,),
+            None,
+            None,
+            f"It is hidden by the rule “{hidden_by.name}”.",
+            tuple(causes),
+            tuple(lifts),
             explained.notes,
-        )  # fmt: skip
+        )
     ranked = explained.item(params.item_id)
     assert ranked is not None  # every candidate is returned (no limit) unless hidden
     mentions = tuple(RuleMention(r.rule_id, r.name, r.action, r.effect) for r in ranked.rules)
@@ -285,9 +317,21 @@ def why_not_here(params: WhyNotParams) -> WhyNot:
     if ranked.position <= params.page_size:
         verdict = f"It is on the page now, at position {ranked.position} of {params.page_size}."
         return WhyNot(
-            params, item, served, note, explained, ranked.position, None, mentions, None, ranked,
-            verdict, tuple(causes), tuple(lifts), explained.notes,
-        )  # fmt: skip
+            params,
+            item,
+            served,
+            note,
+            explained,
+            ranked.position,
+            None,
+            mentions,
+            None,
+            ranked,
+            verdict,
+            tuple(causes),
+            tuple(lifts),
+            explained.notes,
+        )
     unplaced = [other for other in page if not _placed(other)]
     # The lowest score on the page (the lowest place among equal ones) is the one to beat.
     last = min(unplaced, key=lambda other: (other.rank_score, -other.position), default=None)
@@ -335,6 +379,18 @@ def why_not_here(params: WhyNotParams) -> WhyNot:
     else:
         verdict += " Every place on the page is taken by a pin or slot."
     return WhyNot(
-        params, item, served, note, explained, ranked.position, None, mentions, last, ranked,
-        verdict, tuple(causes), tuple(lifts), explained.notes,
-    )  # fmt: skip
+        params,
+        item,
+        served,
+        note,
+        explained,
+        ranked.position,
+        None,
+        mentions,
+        last,
+        ranked,
+        verdict,
+        tuple(causes),
+        tuple(lifts),
+        explained.notes,
+    )

@@ -214,8 +214,10 @@ def compile_model(text: str) -> CompiledTrees:
             built = Path(scratch) / "model.so"
             subprocess.run(  # noqa: S603 (the configured compiler, arguments of our own)
                 [executable, *CFLAGS, "-o", str(built), str(source_file), "-lm"],
-                check=True, capture_output=True, timeout=600,
-            )  # fmt: skip
+                check=True,
+                capture_output=True,
+                timeout=600,
+            )
             os.replace(built, library)  # atomic: another worker sees all of it or none
     return CompiledTrees(library, width)
 

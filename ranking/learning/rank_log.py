@@ -231,10 +231,27 @@ def record_outcome(
 
 
 # The columns a rank-log row is written with, in COPY's order.
-_COPY_COLUMNS = ("customer_id", "request_id", "surface", "query", "shopper_key", "model",
-                 "schema_hash", "item_ids", "features", "created_at", "category",
-                 "signals_version", "signals_at", "degraded", "swapped_at", "experiment_id",
-                 "variant", "teams", "rule_holdouts")  # fmt: skip
+_COPY_COLUMNS = (
+    "customer_id",
+    "request_id",
+    "surface",
+    "query",
+    "shopper_key",
+    "model",
+    "schema_hash",
+    "item_ids",
+    "features",
+    "created_at",
+    "category",
+    "signals_version",
+    "signals_at",
+    "degraded",
+    "swapped_at",
+    "experiment_id",
+    "variant",
+    "teams",
+    "rule_holdouts",
+)
 
 
 # What one entry can cause; an outage (OperationalError) propagates, so the task retries the batch.
@@ -244,8 +261,15 @@ BAD_DATA = (DataError, IntegrityError, psycopg.errors.DataError, psycopg.errors.
 def _cleaned(entry: RankLogEntry) -> RankLogEntry:
     """The entry with NUL characters removed from its texts (PostgreSQL cannot store them; the
     API refuses them, but one entry must never cost its batch)."""
-    texts = (entry.request_id, entry.surface, entry.query, entry.shopper_key, entry.model,
-             entry.category, *entry.item_ids)  # fmt: skip
+    texts = (
+        entry.request_id,
+        entry.surface,
+        entry.query,
+        entry.shopper_key,
+        entry.model,
+        entry.category,
+        *entry.item_ids,
+    )
     if "\x00" not in "\x1f".join(texts):
         return entry
     RANK_LOG_BAD_ENTRIES.labels("cleaned").inc()
@@ -286,14 +310,29 @@ def _write(entries: list[RankLogEntry]) -> int:
     if connection.vendor == "postgresql":
         try:
             copied = (
-                (entry.customer_id, entry.request_id, entry.surface, entry.query[:256],
-                 entry.shopper_key[:260], entry.model[:64], SCHEMA_HASH,
-                 Jsonb(list(entry.item_ids)), entry.features, entry.created_at,
-                 entry.category[:256], entry.signals_version, entry.signals_time,
-                 entry.degraded, entry.swapped_at, entry.experiment_id, entry.variant[:16],
-                 entry.teams, None if entry.rule_holdouts is None else Jsonb(entry.rule_holdouts))
+                (
+                    entry.customer_id,
+                    entry.request_id,
+                    entry.surface,
+                    entry.query[:256],
+                    entry.shopper_key[:260],
+                    entry.model[:64],
+                    SCHEMA_HASH,
+                    Jsonb(list(entry.item_ids)),
+                    entry.features,
+                    entry.created_at,
+                    entry.category[:256],
+                    entry.signals_version,
+                    entry.signals_time,
+                    entry.degraded,
+                    entry.swapped_at,
+                    entry.experiment_id,
+                    entry.variant[:16],
+                    entry.teams,
+                    None if entry.rule_holdouts is None else Jsonb(entry.rule_holdouts),
+                )
                 for entry in entries
-            )  # fmt: skip
+            )
             with transaction.atomic(), connection.cursor() as wrapper:
                 copy_rows(wrapper.cursor, RankLog._meta.db_table, _COPY_COLUMNS, copied)
             return len(entries)

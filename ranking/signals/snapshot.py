@@ -131,8 +131,13 @@ def write(directory: Path, contents: VersionContents, manifest: dict[str, object
     try:
         for name, array in arrays.items():
             np.save(temporary / f"{name}.npy", array, allow_pickle=False)
-        full = {**manifest, "format": FORMAT, "items": len(items), "queries": len(queries),
-                "checksum": _checksum(list(arrays.values()))}  # fmt: skip
+        full = {
+            **manifest,
+            "format": FORMAT,
+            "items": len(items),
+            "queries": len(queries),
+            "checksum": _checksum(list(arrays.values())),
+        }
         (temporary / "manifest.json").write_text(json.dumps(full))
         os.rename(temporary, directory)
     except BaseException:
@@ -149,8 +154,9 @@ def load(directory: Path, manifest_expected: dict[str, object]) -> Snapshot:
     the caller expects of this version)."""
     try:
         manifest = json.loads((directory / "manifest.json").read_text())
-        arrays = [np.load(directory / f"{name}.npy", mmap_mode="r", allow_pickle=False)
-                  for name in _FILES]  # fmt: skip
+        arrays = [
+            np.load(directory / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in _FILES
+        ]
     except (OSError, ValueError) as exc:
         raise SnapshotInvalid(f"unreadable: {exc}") from exc
     items, records, queries, query_records = arrays
@@ -203,9 +209,11 @@ class SnapshotCache:
                 return None
             self._pending.add(key)
         threading.Thread(
-            target=self._prepare, args=(customer_id, version, digest),
-            name=f"signal-snapshot-c{customer_id}-v{version}", daemon=True,
-        ).start()  # fmt: skip
+            target=self._prepare,
+            args=(customer_id, version, digest),
+            name=f"signal-snapshot-c{customer_id}-v{version}",
+            daemon=True,
+        ).start()
         return None
 
     def _directory(self, customer_id: int, version: int, digest: str) -> Path:
@@ -232,8 +240,10 @@ class SnapshotCache:
         except Exception:
             logger.warning(
                 "signal snapshot of customer %s version %s not ready; reading Redis for it",
-                customer_id, version, exc_info=True,
-            )  # fmt: skip
+                customer_id,
+                version,
+                exc_info=True,
+            )
             metrics.SIGNAL_SNAPSHOTS.labels("failed").inc()
             with self._lock:
                 self._failed[(customer_id, version, digest)] = time.monotonic() + RETRY_SECONDS

@@ -154,9 +154,11 @@ def test_a_flood_of_bad_keys_from_one_address_gets_429_without_a_query_or_a_line
         for n in range(2000):
             with CaptureQueriesContext(connection) as queries:
                 response = attacker.post(
-                    "/v1/rank", RANK_BODY, content_type="application/json",
+                    "/v1/rank",
+                    RANK_BODY,
+                    content_type="application/json",
                     HTTP_AUTHORIZATION=f"Bearer rwk_not-a-key-{n:05d}-xxxxxxxxxxxxxxxx",
-                )  # fmt: skip
+                )
             statuses.append(response.status_code)
             if response.status_code == 429:
                 queries_of_429s.add(len(queries))

@@ -95,14 +95,31 @@ def customer_form(customer: Customer, **fields: Any) -> dict[str, Any]:
 def rule_form(customer: Customer | None = None, **fields: Any) -> dict[str, Any]:
     """A full POST of the rule form: a weak boost for every item."""
     data: dict[str, Any] = {
-        "name": "Role rule", "description": "", "enabled": "on", "priority": "0", "windows": "",
-        "query_match": "any", "query_patterns": "", "page_categories": "", "context": "",
-        "selector_brands": "", "selector_categories": "", "selector_price_min": "",
-        "selector_price_max": "", "selector_in_stock": "", "selector_attributes": "",
-        "selector_item_ids": "", "action_kind": "boost", "action_strength": "weak",
-        "action_factor": "", "action_pins": "", "slot_positions": "", "diversity_field": "brand",
-        "diversity_max_items": "", "diversity_top_k": "",
-    }  # fmt: skip
+        "name": "Role rule",
+        "description": "",
+        "enabled": "on",
+        "priority": "0",
+        "windows": "",
+        "query_match": "any",
+        "query_patterns": "",
+        "page_categories": "",
+        "context": "",
+        "selector_brands": "",
+        "selector_categories": "",
+        "selector_price_min": "",
+        "selector_price_max": "",
+        "selector_in_stock": "",
+        "selector_attributes": "",
+        "selector_item_ids": "",
+        "action_kind": "boost",
+        "action_strength": "weak",
+        "action_factor": "",
+        "action_pins": "",
+        "slot_positions": "",
+        "diversity_field": "brand",
+        "diversity_max_items": "",
+        "diversity_top_k": "",
+    }
     if customer is not None:
         data["customer"] = customer.pk
     data.update(fields)

@@ -27,8 +27,12 @@ def shop() -> Customer:
     """A few items with signals, and a superuser who is a member of the shop."""
     customer = CustomerFactory(name="CSP Outdoor")
     for number in range(1, 7):
-        ItemFactory(customer=customer, external_id=f"shoe-{number}",
-                    title=f"Trail shoe {number}", price=Decimal(10 * number))  # fmt: skip
+        ItemFactory(
+            customer=customer,
+            external_id=f"shoe-{number}",
+            title=f"Trail shoe {number}",
+            price=Decimal(10 * number),
+        )
     signals_refresh(customer_id=customer.pk)
     user = UserFactory(username="admin", is_staff=True, is_superuser=True)
     user.set_password(PASSWORD)
@@ -61,8 +65,13 @@ def test_admin_explain_and_docs_work_under_the_csp(
     expect(page.locator(".field-action_strength")).to_be_hidden()
     expect(page.locator(".field-action_pins")).to_be_visible()
 
-    query = {"customer": shop.pk, "surface": "search", "query": "trail", "source": "ids",
-             "ids": "\n".join(f"shoe-{n}" for n in range(1, 7))}  # fmt: skip
+    query = {
+        "customer": shop.pk,
+        "surface": "search",
+        "query": "trail",
+        "source": "ids",
+        "ids": "\n".join(f"shoe-{n}" for n in range(1, 7)),
+    }
     page.goto(f"{base}/explain/?{urlencode(query)}")
     expect(page.locator("tr.ranked-row")).to_have_count(6)
     page.screenshot(path=artifacts / "csp-1-explain.png", full_page=True)

@@ -36,21 +36,33 @@ def shop(make_caller: Callable[..., ApiCaller]) -> tuple[Customer, Rule]:
     now = timezone.now()
     RankLog.objects.bulk_create(
         RankLog(
-            customer_id=customer.pk, request_id=f"r-{n}", surface="search", query="shoes",
-            shopper_key=f"u:{n}", schema_hash=SCHEMA_HASH, item_ids=["sku-1"], features=b"",
+            customer_id=customer.pk,
+            request_id=f"r-{n}",
+            surface="search",
+            query="shoes",
+            shopper_key=f"u:{n}",
+            schema_hash=SCHEMA_HASH,
+            item_ids=["sku-1"],
+            features=b"",
             created_at=now - timedelta(hours=2),
             rule_holdouts={str(rule.pk): "held_out" if n % 10 == 0 else "exposed"},
         )
         for n in range(2000)
-    )  # fmt: skip
+    )
     send_events(
         make_caller(customer),
         [
-            event("purchase", f"p-{n}", str(n), now - timedelta(hours=1), f"r-{n}",
-                  price=20.0 if n % 10 == 0 else 35.0)
+            event(
+                "purchase",
+                f"p-{n}",
+                str(n),
+                now - timedelta(hours=1),
+                f"r-{n}",
+                price=20.0 if n % 10 == 0 else 35.0,
+            )
             for n in range(0, 2000, 3)
         ],
-    )  # fmt: skip
+    )
     user = UserFactory(username="merch", is_staff=True)
     user.set_password(PASSWORD)
     user.save()

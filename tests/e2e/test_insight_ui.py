@@ -39,15 +39,22 @@ def shop(make_caller: Callable[..., ApiCaller]) -> Customer:
             categories=["shoes", "shoes/trail"],
         )
     traffic = Traffic(make_caller(customer))
-    for query, searches, clicked in (("boots", 40, 20), ("sandals", 30, 15), ("socks", 25, 5),
-                                     ("laces", 20, 0)):  # fmt: skip
+    for query, searches, clicked in (
+        ("boots", 40, 20),
+        ("sandals", 30, 15),
+        ("socks", 25, 5),
+        ("laces", 20, 0),
+    ):
         for n in range(searches):
             traffic.search(query, clicks=1 if n < clicked else 0)
         log_request(customer, f"{query}-1", query, IDS)
     traffic.send()
     signals_refresh(customer_id=customer.pk)
-    document = {"name": "Hide the old model", "selector": {"item_ids": ["sku-5"]},
-                "action": {"type": "hide"}}  # fmt: skip
+    document = {
+        "name": "Hide the old model",
+        "selector": {"item_ids": ["sku-5"]},
+        "action": {"type": "hide"},
+    }
     rule_create(customer=customer, document=RuleIn.model_validate(document))
     user = UserFactory(username="merch", is_staff=True)
     user.set_password(PASSWORD)

@@ -69,30 +69,60 @@ def shopper_batch(base: datetime, shopper: int, round_: int) -> list[dict[str, A
     prefix = f"s{shopper}-r{round_}"
     items = [f"sku-{(shopper * 5 + round_ * 7 + k) % 24}" for k in range(4)]
     events: list[dict[str, Any]] = [
-        {"event_id": f"{prefix}-imp", "type": "impression", "timestamp": at.isoformat(),
-         "user_id": user, "request_id": f"{prefix}-req", "surface": "search",
-         "query": "boots", "items": items},
-    ]  # fmt: skip
+        {
+            "event_id": f"{prefix}-imp",
+            "type": "impression",
+            "timestamp": at.isoformat(),
+            "user_id": user,
+            "request_id": f"{prefix}-req",
+            "surface": "search",
+            "query": "boots",
+            "items": items,
+        },
+    ]
     for k, item in enumerate(items[:3]):
         events.append(
-            {"event_id": f"{prefix}-click-{k}", "type": "click", "user_id": user,
-             "timestamp": (at + timedelta(minutes=k + 1)).isoformat(),
-             "request_id": f"{prefix}-req", "item_id": item, "position": k + 1}
-        )  # fmt: skip
+            {
+                "event_id": f"{prefix}-click-{k}",
+                "type": "click",
+                "user_id": user,
+                "timestamp": (at + timedelta(minutes=k + 1)).isoformat(),
+                "request_id": f"{prefix}-req",
+                "item_id": item,
+                "position": k + 1,
+            }
+        )
     events.append(
-        {"event_id": f"{prefix}-cart", "type": "add_to_cart", "user_id": user, "quantity": 2,
-         "timestamp": (at + timedelta(minutes=5)).isoformat(), "item_id": items[0]}
-    )  # fmt: skip
+        {
+            "event_id": f"{prefix}-cart",
+            "type": "add_to_cart",
+            "user_id": user,
+            "quantity": 2,
+            "timestamp": (at + timedelta(minutes=5)).isoformat(),
+            "item_id": items[0],
+        }
+    )
     events.append(
-        {"event_id": f"{prefix}-buy", "type": "purchase", "user_id": user, "quantity": 1,
-         "timestamp": (at + timedelta(minutes=6)).isoformat(), "item_id": items[1],
-         "price": 12.5 + shopper}
-    )  # fmt: skip
+        {
+            "event_id": f"{prefix}-buy",
+            "type": "purchase",
+            "user_id": user,
+            "quantity": 1,
+            "timestamp": (at + timedelta(minutes=6)).isoformat(),
+            "item_id": items[1],
+            "price": 12.5 + shopper,
+        }
+    )
     if round_ == ROUNDS - 1:
         events.append(
-            {"event_id": f"{prefix}-late", "type": "click", "user_id": user,
-             "timestamp": (base + timedelta(minutes=10)).isoformat(), "item_id": items[2]}
-        )  # fmt: skip
+            {
+                "event_id": f"{prefix}-late",
+                "type": "click",
+                "user_id": user,
+                "timestamp": (base + timedelta(minutes=10)).isoformat(),
+                "item_id": items[2],
+            }
+        )
     return events
 
 
@@ -209,8 +239,12 @@ def test_redis_frozen_events_answer_quickly_and_profiles_catch_up_exactly(
     slowest = max(frozen.seconds)
     logger.info(
         "Redis frozen: slowest of %d ingests %.3f s (healthy, at once: %.3f s); caught up "
-        "%.3f s after the thaw", len(frozen.seconds), slowest, max(before.seconds), caught_up_in,
-    )  # fmt: skip
+        "%.3f s after the thaw",
+        len(frozen.seconds),
+        slowest,
+        max(before.seconds),
+        caught_up_in,
+    )
     # Latency is measured by the log line above (and make bench), not asserted here.
     assert kept_while_frozen == len(frozen.seconds)
     assert_same_profiles(faulted, healthy)
@@ -238,8 +272,10 @@ def test_redis_killed_then_restarted_empty_profiles_catch_up_exactly(
     slowest = max(down.seconds)
     logger.info(
         "Redis down: slowest of %d ingests %.3f s; caught up %.3f s after the restart",
-        len(down.seconds), slowest, caught_up_in,
-    )  # fmt: skip
+        len(down.seconds),
+        slowest,
+        caught_up_in,
+    )
     assert_same_profiles(faulted, healthy)
 
 
@@ -272,8 +308,12 @@ def test_a_frozen_redis_opens_the_breaker_and_then_costs_profile_writes_nothing(
     private_redis: RedisProcess, settings: Any
 ) -> None:
     # A 10 s window: the count below must not depend on how fast a busy machine makes the calls.
-    settings.SIGNAL_STORE = {**settings.SIGNAL_STORE, "BREAKER_MIN_CALLS": 3,
-                             "BREAKER_SECONDS": 30.0, "BREAKER_WINDOW_SECONDS": 10.0}  # fmt: skip
+    settings.SIGNAL_STORE = {
+        **settings.SIGNAL_STORE,
+        "BREAKER_MIN_CALLS": 3,
+        "BREAKER_SECONDS": 30.0,
+        "BREAKER_WINDOW_SECONDS": 10.0,
+    }
     reset_signal_store()
     store = signal_store()
     action = ShopperAction("u:1", "sku-1", "click", time.time(), "Acme", ("cat-1",), 9.0)
@@ -355,9 +395,13 @@ def private_postgres() -> Iterator[PostgresProcess]:
 def manage(database_url: str, *args: str) -> str:
     environment = {"DATABASE_URL": database_url, "REDIS_URL": "", "RANKWELL_ENV": "test"}
     done = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env={**os.environ, **environment},
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**os.environ, **environment},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
 
@@ -372,10 +416,15 @@ class Answer:
 
 def post_batch(base_url: str, key: str, event_ids: list[str], at: str) -> Answer:
     events = [
-        {"event_id": event_id, "type": "click", "timestamp": at, "user_id": "shopper-1",
-         "item_id": "sku-1"}
+        {
+            "event_id": event_id,
+            "type": "click",
+            "timestamp": at,
+            "user_id": "shopper-1",
+            "item_id": "sku-1",
+        }
         for event_id in event_ids
-    ]  # fmt: skip
+    ]
     request = urllib.request.Request(  # noqa: S310 (a local http URL)
         f"{base_url}/v1/events",
         data=orjson.dumps({"events": events}),
@@ -383,8 +432,9 @@ def post_batch(base_url: str, key: str, event_ids: list[str], at: str) -> Answer
     )
     try:
         with urllib.request.urlopen(request, timeout=20) as response:  # noqa: S310
-            return Answer(event_ids, response.status, dict(response.headers),
-                          orjson.loads(response.read()))  # fmt: skip
+            return Answer(
+                event_ids, response.status, dict(response.headers), orjson.loads(response.read())
+            )
     except urllib.error.HTTPError as refused:
         body = refused.read()
         try:

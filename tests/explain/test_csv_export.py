@@ -44,10 +44,13 @@ def shop() -> Customer:
     ItemFactory(customer=customer, external_id="sku-plain", title="Trail shoe", brand="Acme")
     signals_refresh(customer_id=customer.pk)
     rule = RuleIn.model_validate(
-        {"name": "=cmd|' /C calc'!A0", "selector": {"brands": ["=Brand()"]},
-         "action": {"type": "boost", "strength": "strong"}},
+        {
+            "name": "=cmd|' /C calc'!A0",
+            "selector": {"brands": ["=Brand()"]},
+            "action": {"type": "boost", "strength": "strong"},
+        },
         strict=False,
-    )  # fmt: skip
+    )
     rule_create(customer=customer, document=rule)
     return customer
 
@@ -64,8 +67,13 @@ def merch(shop: Customer) -> Client:
 
 def export(client: Client, shop: Customer) -> list[dict[str, str]]:
     ids = "\n".join([*HOSTILE_TITLES, "sku-plain"])
-    query = {"customer": shop.pk, "surface": "search", "query": "shoes", "source": "ids",
-             "ids": ids}  # fmt: skip
+    query = {
+        "customer": shop.pk,
+        "surface": "search",
+        "query": "shoes",
+        "source": "ids",
+        "ids": ids,
+    }
     response = client.get(f"/explain/export.csv?{urlencode(query)}")
     assert response.status_code == 200, response.content[:500]
     assert response["Content-Type"].startswith("text/csv")

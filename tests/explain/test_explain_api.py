@@ -123,12 +123,24 @@ def test_a_trained_model_names_its_method_and_explains_exactly(
 def test_rules_show_their_effects_positions_before_rules_and_the_removed(
     shop: ApiCaller,
 ) -> None:
-    hide = create_rule(shop, {"name": "no sku-1", "selector": {"item_ids": ["sku-1"]},
-                              "action": {"type": "hide"}})  # fmt: skip
-    pin = create_rule(shop, {"name": "sku-5 first", "action": {"type": "pin",
-                             "pins": [{"item_id": "sku-5", "position": 1}]}})  # fmt: skip
-    boost = create_rule(shop, {"name": "puma up", "selector": {"brands": ["Puma"]},
-                               "action": {"type": "boost", "factor": 1.5}})  # fmt: skip
+    hide = create_rule(
+        shop, {"name": "no sku-1", "selector": {"item_ids": ["sku-1"]}, "action": {"type": "hide"}}
+    )
+    pin = create_rule(
+        shop,
+        {
+            "name": "sku-5 first",
+            "action": {"type": "pin", "pins": [{"item_id": "sku-5", "position": 1}]},
+        },
+    )
+    boost = create_rule(
+        shop,
+        {
+            "name": "puma up",
+            "selector": {"brands": ["Puma"]},
+            "action": {"type": "boost", "factor": 1.5},
+        },
+    )
 
     response = search(shop, explain=True)
 
@@ -140,8 +152,12 @@ def test_rules_show_their_effects_positions_before_rules_and_the_removed(
     ]
     pinned = items["sku-5"]["explanation"]
     effects = {effect["rule_id"]: effect for effect in pinned["rules"]}
-    assert effects[pin["id"]] == {"rule_id": pin["id"], "name": "sku-5 first", "action": "pin",
-                                  "effect": "pinned at position 1"}  # fmt: skip
+    assert effects[pin["id"]] == {
+        "rule_id": pin["id"],
+        "name": "sku-5 first",
+        "action": "pin",
+        "effect": "pinned at position 1",
+    }
     assert effects[boost["id"]]["effect"] == "score x1.5"
     assert pinned["position_before_rules"] > 1
     for item in response["items"]:
@@ -157,8 +173,13 @@ def test_explanations_of_one_customer_never_use_another_customers_rules(
 ) -> None:
     other = make_caller()
     put_items(other, [{"id": item_id, "title": "x"} for item_id in IDS])
-    create_rule(other, {"name": "other pin", "action": {"type": "pin",
-                        "pins": [{"item_id": "sku-5", "position": 1}]}})  # fmt: skip
+    create_rule(
+        other,
+        {
+            "name": "other pin",
+            "action": {"type": "pin", "pins": [{"item_id": "sku-5", "position": 1}]},
+        },
+    )
 
     response = search(shop, explain=True)
 

@@ -130,9 +130,13 @@ def test_zero_click_and_low_click_through_queries_are_flagged(
     rows = table_rows(body)
 
     assert {query: row["flag"] for query, row in rows.items()} == {
-        "boots": "", "sandals": "", "socks": "low-ctr", "laces": "zero-click", "hats": "",
+        "boots": "",
+        "sandals": "",
+        "socks": "low-ctr",
+        "laces": "zero-click",
+        "hats": "",
         "scarves": "",
-    }  # fmt: skip
+    }
     assert "under 50% of the shop's typical (median) click-through of 45.0%, so under 22.5%" in body
     assert f"searched at least {MIN_SEARCHES} times" in body
     flagged = table_rows(queries_page(merch, shop, show="flagged"))
@@ -266,9 +270,12 @@ def test_an_item_below_the_page_gets_advice_that_lifts_it_when_followed(
 
     create_rule(
         api,
-        {"name": "Lift sku-7", "selector": {"item_ids": ["sku-7"]},
-         "action": {"type": "boost", "factor": float(factor.group(1)) + 0.01}},
-    )  # fmt: skip
+        {
+            "name": "Lift sku-7",
+            "selector": {"item_ids": ["sku-7"]},
+            "action": {"type": "boost", "factor": float(factor.group(1)) + 0.01},
+        },
+    )
     after = text_of(why_not(merch, shop, item="sku-7", page_size=3), "verdict")
 
     assert re.fullmatch(r"It is on the page now, at position [123] of 3\.", after), after
@@ -282,9 +289,12 @@ def test_a_buried_item_names_the_burying_rule(
     assert first.startswith("It is on the page now")
     create_rule(
         api,
-        {"name": "Less Zeta", "selector": {"brands": ["Zeta"]},
-         "action": {"type": "bury", "strength": "max"}},
-    )  # fmt: skip
+        {
+            "name": "Less Zeta",
+            "selector": {"brands": ["Zeta"]},
+            "action": {"type": "bury", "strength": "max"},
+        },
+    )
 
     body = why_not(merch, shop, item="sku-0", page_size=2)
 
@@ -298,9 +308,11 @@ def test_an_item_a_diversity_cap_moved_below_the_page_is_not_told_to_get_a_boost
     log_request(shop, "r-1", "shoes", IDS)
     create_rule(
         api,
-        {"name": "One per brand", "action": {"type": "diversity", "field": "brand",
-         "max_items": 1, "top_k": 4}},
-    )  # fmt: skip
+        {
+            "name": "One per brand",
+            "action": {"type": "diversity", "field": "brand", "max_items": 1, "top_k": 4},
+        },
+    )
 
     moved = []
     for item_id in IDS:
@@ -343,9 +355,13 @@ def test_a_browsed_category_reads_the_log_of_that_category(
     log_request(shop, "b-2", "", IDS[:2], surface="browse", category="socks")
     create_rule(
         api,
-        {"name": "No sku-1 on browse", "surfaces": ["browse"], "selector": {"item_ids": ["sku-1"]},
-         "action": {"type": "hide"}},
-    )  # fmt: skip
+        {
+            "name": "No sku-1 on browse",
+            "surfaces": ["browse"],
+            "selector": {"item_ids": ["sku-1"]},
+            "action": {"type": "hide"},
+        },
+    )
 
     body = why_not(merch, shop, surface="browse", query="", category="shoes", item="sku-1")
 

@@ -36,8 +36,14 @@ from tests.ranking.learning_shop import register
 pytestmark = pytest.mark.django_db
 
 IDS = [f"sku-{i}" for i in range(8)]
-PAGES = ["/explain/", "/explain/item/", "/explain/why/", "/explain/compare/",
-         "/explain/export.json", "/explain/export.csv"]  # fmt: skip
+PAGES = [
+    "/explain/",
+    "/explain/item/",
+    "/explain/why/",
+    "/explain/compare/",
+    "/explain/export.json",
+    "/explain/export.csv",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -88,8 +94,14 @@ def merch(shop: Customer, other: Customer) -> Client:
 
 
 def url(path: str, customer: Customer, **params: Any) -> str:
-    query = {"customer": customer.pk, "surface": "search", "query": "shoes", "source": "ids",
-             "ids": "\n".join(IDS), **params}  # fmt: skip
+    query = {
+        "customer": customer.pk,
+        "surface": "search",
+        "query": "shoes",
+        "source": "ids",
+        "ids": "\n".join(IDS),
+        **params,
+    }
     return f"{path}?{urlencode(query)}"
 
 
@@ -117,8 +129,11 @@ def create_rule(api: ApiCaller, rule: dict[str, Any]) -> int:
 
 
 def pin(item_id: str, position: int, **extra: Any) -> dict[str, Any]:
-    return {"name": f"pin {item_id}", "action": {"type": "pin",
-            "pins": [{"item_id": item_id, "position": position}]}, **extra}  # fmt: skip
+    return {
+        "name": f"pin {item_id}",
+        "action": {"type": "pin", "pins": [{"item_id": item_id, "position": position}]},
+        **extra,
+    }
 
 
 # --- access and tenant isolation ----------------------------------------------------------------
@@ -316,8 +331,10 @@ def test_rules_show_as_badges_linked_to_the_rule_and_the_move_against_no_rules(
     merch: Client, shop: Customer, shop_api: ApiCaller
 ) -> None:
     rule_id = create_rule(shop_api, pin("sku-7", 1))
-    hide_id = create_rule(shop_api, {"name": "hide sku-6", "selector": {"item_ids": ["sku-6"]},
-                                     "action": {"type": "hide"}})  # fmt: skip
+    hide_id = create_rule(
+        shop_api,
+        {"name": "hide sku-6", "selector": {"item_ids": ["sku-6"]}, "action": {"type": "hide"}},
+    )
     ids = "\n".join(f"{item_id} {10 - n}" for n, item_id in enumerate(IDS))
 
     body = page(merch, "/explain/", shop, ids=ids)
@@ -464,8 +481,15 @@ def test_the_json_export_has_the_api_shape_and_the_csv_a_row_per_item(
     assert data["exact"] is True
     assert len(data["items"]) == len(IDS)
     explanation = data["items"][0]["explanation"]
-    assert set(explanation) == {"method", "base_value", "contributions", "model_score",
-                                "transform", "rules", "position_before_rules"}  # fmt: skip
+    assert set(explanation) == {
+        "method",
+        "base_value",
+        "contributions",
+        "model_score",
+        "transform",
+        "rules",
+        "position_before_rules",
+    }
 
     response = merch.get(url("/explain/export.csv", shop))
     rows = list(csv.reader(io.StringIO(response.content.decode())))

@@ -50,8 +50,10 @@ def receivers_of(labels: dict[str, str]) -> str:
     result = subprocess.run(
         [amtool(), "config", "routes", "test", f"--config.file={CONFIG}"]
         + [f"{name}={value}" for name, value in labels.items()],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout.strip()
 
@@ -235,10 +237,16 @@ def alertmanager(tmp_path: Path) -> Iterator[RunningAlertmanager]:
     log = tmp_path / "alertmanager.log"
     with log.open("w") as log_file:
         process = subprocess.Popen(
-            [binary, f"--config.file={CONFIG}", f"--storage.path={tmp_path}",
-             f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-            stdout=log_file, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                binary,
+                f"--config.file={CONFIG}",
+                f"--storage.path={tmp_path}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--cluster.listen-address=",
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
     try:
 
         def ready() -> bool:

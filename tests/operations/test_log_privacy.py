@@ -53,11 +53,29 @@ def worker(redis_url: str) -> Iterator[Worker]:
         "DATABASE_URL": f"postgres://postgres@127.0.0.1:{free_port()}/down",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
-         "--queues", QUEUE, "--without-heartbeat", "--without-mingle", "--without-gossip",
-         "--loglevel", "INFO"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool",
+            "solo",
+            "--queues",
+            QUEUE,
+            "--without-heartbeat",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel",
+            "INFO",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines: queue.Queue[str] = queue.Queue()
 
     def pump() -> None:
@@ -81,10 +99,15 @@ def enqueued_flush(settings: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, 
     sent: list[dict[str, Any]] = []
     monkeypatch.setattr(flush_rank_log, "apply_async", lambda **options: sent.append(options))
     rank_log.record(
-        customer_id=1, request_id="req-private-1", surface="search", query=QUERY,
-        shopper_key=SHOPPER, model="config:default", item_ids=("sku-1", "sku-2"),
+        customer_id=1,
+        request_id="req-private-1",
+        surface="search",
+        query=QUERY,
+        shopper_key=SHOPPER,
+        model="config:default",
+        item_ids=("sku-1", "sku-2"),
         features=np.zeros((2, len(FEATURES)), dtype=np.float32),
-    )  # fmt: skip
+    )
     assert rank_log.flush() == 1
     (options,) = sent
     return options
@@ -109,8 +132,9 @@ def test_a_retried_and_a_failed_flush_never_log_the_shopper_or_the_query(
     assert QUERY not in options["argsrepr"]
     retried = worker.producer.send_task(TASK, queue=QUEUE, **options)
     unreadable = [{**options["args"][0][0], "features": "not base64!"}]
-    failed = worker.producer.send_task(TASK, args=[unreadable], queue=QUEUE,
-                                       argsrepr=options["argsrepr"])  # fmt: skip
+    failed = worker.producer.send_task(
+        TASK, args=[unreadable], queue=QUEUE, argsrepr=options["argsrepr"]
+    )
 
     seen: list[str] = []
 

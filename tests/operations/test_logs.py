@@ -133,11 +133,29 @@ def worker(redis_url: str, transactional_db: None, tmp_path: Path) -> Iterator[W
         "DATABASE_URL": subprocess_database_url(),
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
-         "--queues", QUEUE, "--without-heartbeat", "--without-mingle", "--without-gossip",
-         "--loglevel", "INFO"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool",
+            "solo",
+            "--queues",
+            QUEUE,
+            "--without-heartbeat",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel",
+            "INFO",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     output: queue.Queue[str] = queue.Queue()
 
     def pump() -> None:
@@ -186,7 +204,9 @@ def test_a_task_logs_the_id_of_the_request_that_enqueued_it(worker: Worker) -> N
     with urllib.request.urlopen(worker.metrics_url, timeout=5) as response:  # noqa: S310
         samples = parse(response.read().decode())
     refreshes = value(
-        samples, "rankwell_celery_task_seconds_count",
-        task="ranking.tasks.refresh_signals", state="success",
-    )  # fmt: skip
+        samples,
+        "rankwell_celery_task_seconds_count",
+        task="ranking.tasks.refresh_signals",
+        state="success",
+    )
     assert refreshes == 1

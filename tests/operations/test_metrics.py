@@ -162,10 +162,21 @@ def gunicorn(transactional_db: None, tmp_path: Path) -> Iterator[Gunicorn]:
     log = tmp_path / "gunicorn.log"
     with log.open("w") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", "platform/gunicorn.conf.py",
-             "--bind", f"127.0.0.1:{port}", "config.wsgi"],
-            cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--config",
+                "platform/gunicorn.conf.py",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "config.wsgi",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     server = Gunicorn(f"http://127.0.0.1:{port}", log)
     deadline = time.monotonic() + 60
     while True:

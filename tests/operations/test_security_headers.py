@@ -46,12 +46,21 @@ PAGES = ["/admin/login/", "/v1/docs", "/v1/schema", "/v1/rank", "/healthz"]
 @pytest.fixture(scope="module")
 def production() -> dict[str, Any]:
     clean = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG")}
-    env = {**clean, "DJANGO_SETTINGS_MODULE": "config.settings", "RANKWELL_ENV": "production",
-           "SECRET_KEY": "x" * 50, "ALLOWED_HOSTS": "testserver"}  # fmt: skip
+    env = {
+        **clean,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "RANKWELL_ENV": "production",
+        "SECRET_KEY": "x" * 50,
+        "ALLOWED_HOSTS": "testserver",
+    }
     result = subprocess.run(
         [sys.executable, "-c", PROBE, *PAGES],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     answers: dict[str, Any] = orjson.loads(result.stdout)
     return answers
@@ -101,8 +110,11 @@ def test_only_the_docs_initialiser_runs_inline_and_only_with_the_nonce(
     production: dict[str, Any],
 ) -> None:
     docs = production["/v1/docs"]
-    nonces = [v for v in directives(docs["headers"]["Content-Security-Policy"])["script-src"]
-              if v.startswith("'nonce-")]  # fmt: skip
+    nonces = [
+        v
+        for v in directives(docs["headers"]["Content-Security-Policy"])["script-src"]
+        if v.startswith("'nonce-")
+    ]
     assert len(nonces) == 1
     nonce = nonces[0].removeprefix("'nonce-").removesuffix("'")
     inline = re.findall(r"<script(?![^>]*\bsrc=)([^>]*)>", docs["body"])

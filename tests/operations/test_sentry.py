@@ -60,9 +60,13 @@ def test_view_exception_is_reported_without_keys_or_shopper_ids(
     monkeypatch.setattr(event_services, "events_ingest", Mock(side_effect=bug))
     client = Client(raise_request_exception=False)
     event = {
-        "event_id": "e-1", "type": "click", "timestamp": "2026-11-26T10:00:00Z",
-        "user_id": SHOPPER, "session_id": SESSION, "item_id": "sku-1",
-    }  # fmt: skip
+        "event_id": "e-1",
+        "type": "click",
+        "timestamp": "2026-11-26T10:00:00Z",
+        "user_id": SHOPPER,
+        "session_id": SESSION,
+        "item_id": "sku-1",
+    }
 
     response = client.post(
         "/v1/events",

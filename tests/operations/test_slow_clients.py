@@ -90,10 +90,21 @@ def server(transactional_db: None, tmp_path: Path) -> Iterator[Server]:
     log = tmp_path / "gunicorn.log"
     with log.open("w") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", "platform/gunicorn.conf.py",
-             "--bind", f"127.0.0.1:{port}", "config.wsgi"],
-            cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--config",
+                "platform/gunicorn.conf.py",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "config.wsgi",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     server = Server(port, key, log)
     deadline = time.monotonic() + 60
     while True:
@@ -222,7 +233,10 @@ def probe_beside_slow_clients(
     held = [seconds for client in slow for seconds in client.held_seconds]
     logger.info(  # what docs/operations.md reports (pytest --log-cli-level=INFO shows it)
         "%d answers, slowest %.2f s; %d slow connections dropped after %.1f-%.1f s",
-        len(answers), max(a[2] for a in answers), len(held), min(held, default=0),
+        len(answers),
+        max(a[2] for a in answers),
+        len(held),
+        min(held, default=0),
         max(held, default=0),
-    )  # fmt: skip
+    )
     return answers, [client.held_seconds for client in slow]

@@ -59,11 +59,28 @@ def checkov_reports() -> dict[str, dict[str, Any]]:
         install="make tools",
     )
     result = subprocess.run(
-        [checkov, "--directory", "terraform", "--directory", ".github", "--directory", "platform",
-         "--framework", "terraform", "github_actions", "dockerfile",
-         "--skip-download", "--compact", "--output", "json"],
-        capture_output=True, text=True, timeout=600, cwd=ROOT,
-    )  # fmt: skip
+        [
+            checkov,
+            "--directory",
+            "terraform",
+            "--directory",
+            ".github",
+            "--directory",
+            "platform",
+            "--framework",
+            "terraform",
+            "github_actions",
+            "dockerfile",
+            "--skip-download",
+            "--compact",
+            "--output",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
     assert result.returncode in (0, 1), result.stderr[-3000:]
     # checkov prints one JSON document per directory, each with the reports so far; the last
     # report of each framework covers every directory.
@@ -108,9 +125,17 @@ def test_both_environments_deploy_the_whole_stack() -> None:
         for name, block in module.items()
     }
     assert set(stack_modules.values()) == {
-        "../kms", "../network", "../ecr", "../alb", "../database", "../cache", "../secrets",
-        "../ecs", "../artifacts", "../alerting",
-    }  # fmt: skip
+        "../kms",
+        "../network",
+        "../ecr",
+        "../alb",
+        "../database",
+        "../cache",
+        "../secrets",
+        "../ecs",
+        "../artifacts",
+        "../alerting",
+    }
 
 
 def test_database_is_multi_az_encrypted_and_backed_up() -> None:

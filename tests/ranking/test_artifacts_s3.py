@@ -49,9 +49,12 @@ def s3(settings: Any) -> Iterator[Any]:
 def linear_model(customer_id: int) -> RankingModel:
     n = len(FEATURES)
     content = linear_artifact(
-        customer_id=customer_id, coef=np.linspace(-1, 1, n), mean=np.zeros(n), std=np.ones(n),
+        customer_id=customer_id,
+        coef=np.linspace(-1, 1, n),
+        mean=np.zeros(n),
+        std=np.ones(n),
         intercept=0.25,
-    )  # fmt: skip
+    )
     path, digest = artifact_save(
         customer_id=customer_id, surface="search", algorithm="linear", version=1, content=content
     )

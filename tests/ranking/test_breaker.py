@@ -119,8 +119,13 @@ def test_a_frozen_redis_opens_the_breaker_and_it_closes_once_redis_answers(
     settings: Any, redis_admin: redis.Redis
 ) -> None:
     # A 10 s window: the counts below must not depend on how fast a busy machine makes the calls.
-    store = _store(settings, TIMEOUT_SECONDS=0.02, BREAKER_SECONDS=0.2, BREAKER_MIN_CALLS=5,
-                   BREAKER_WINDOW_SECONDS=10.0)  # fmt: skip
+    store = _store(
+        settings,
+        TIMEOUT_SECONDS=0.02,
+        BREAKER_SECONDS=0.2,
+        BREAKER_MIN_CALLS=5,
+        BREAKER_WINDOW_SECONDS=10.0,
+    )
     redis_admin.execute_command("CLIENT", "PAUSE", "3000", "ALL")
     reasons = []
     for _ in range(8):

@@ -54,14 +54,24 @@ def trained(params: dict[str, Any], *, categorical: bool = False) -> str:
         rows[:, 0] = rng.integers(0, 8, len(rows))
     target = np.nan_to_num(rows[:, 0]) + 2 * np.isnan(rows[:, 1]) + (rows[:, 2] == 0) + rows[:, 3]
     data = lightgbm.Dataset(
-        rows, label=target, categorical_feature=[0] if categorical else "auto",
+        rows,
+        label=target,
+        categorical_feature=[0] if categorical else "auto",
         params={"verbose": -1},
-    )  # fmt: skip
+    )
     booster = lightgbm.train(
-        {"objective": "regression", "num_leaves": 15, "min_data_in_leaf": 5, "verbose": -1,
-         "deterministic": True, "num_threads": 1, **params},
-        data, num_boost_round=40,
-    )  # fmt: skip
+        {
+            "objective": "regression",
+            "num_leaves": 15,
+            "min_data_in_leaf": 5,
+            "verbose": -1,
+            "deterministic": True,
+            "num_threads": 1,
+            **params,
+        },
+        data,
+        num_boost_round=40,
+    )
     return str(booster.model_to_string())
 
 

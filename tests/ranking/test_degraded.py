@@ -92,9 +92,12 @@ def test_a_change_just_before_a_postgres_outage_leaves_the_cache_warm(
     rank(api, BROWSE)
     runtime_sync.poller.poll_once()  # the sync thread knows the generations
     ranking_config_save(
-        customer=api.customer, surface="browse", name="changed", weights={"popularity": 1.0},
+        customer=api.customer,
+        surface="browse",
+        name="changed",
+        weights={"popularity": 1.0},
         personalization_weight=1.0,
-    )  # fmt: skip
+    )
 
     runtime_sync.poller.poll_once()  # its next poll, before any request of the customer
     postgres_outage()

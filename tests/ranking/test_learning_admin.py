@@ -95,16 +95,26 @@ def test_the_model_page_says_what_training_found_in_plain_words(
     model = register(customer)
     model.report = {
         "comparison": ["Against the popularity order: ranking quality (NDCG@10) +4.1%."],
-        "decision": {"action": "kept as a candidate: this customer activates models by hand",
-                     "by": "beat", "at": "2026-12-06T02:30:00+00:00"},
-        "provenance": {"requests": {"logged": 900, "rebuilt: impressions without a rank log": 40},
-                       "skipped degraded answers": 3, "skew": {"rows": 100, "features": {}}},
+        "decision": {
+            "action": "kept as a candidate: this customer activates models by hand",
+            "by": "beat",
+            "at": "2026-12-06T02:30:00+00:00",
+        },
+        "provenance": {
+            "requests": {"logged": 900, "rebuilt: impressions without a rank log": 40},
+            "skipped degraded answers": 3,
+            "skew": {"rows": 100, "features": {}},
+        },
         "features": [
-            {"feature": "user_brand_affinity", "coverage": 0.31, "importance": 0.42,
-             "varied": True},
+            {
+                "feature": "user_brand_affinity",
+                "coverage": 0.31,
+                "importance": 0.42,
+                "varied": True,
+            },
             {"feature": "freshness", "coverage": 1.0, "importance": 0.0, "varied": False},
         ],
-    }  # fmt: skip
+    }
     model.propensity = {"eta": 0.98, "method": "regression EM"}
     model.save()
 

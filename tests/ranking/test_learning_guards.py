@@ -48,10 +48,16 @@ def test_the_popularity_baseline_is_counted_from_events_not_the_logged_feature(
     put_items(api, [{"id": f"sku-{n}", "title": f"Item {n}", "price": 20.0} for n in range(6)])
     now = timezone.now()
     bought = [
-        {"event_id": f"buy-{n}", "type": "purchase", "user_id": f"u-{n}", "item_id": "sku-3",
-         "price": 20.0, "timestamp": (now - timedelta(hours=2, minutes=n)).isoformat()}
+        {
+            "event_id": f"buy-{n}",
+            "type": "purchase",
+            "user_id": f"u-{n}",
+            "item_id": "sku-3",
+            "price": 20.0,
+            "timestamp": (now - timedelta(hours=2, minutes=n)).isoformat(),
+        }
         for n in range(5)
-    ]  # fmt: skip
+    ]
     send_events(api, bought)
     items = [{"id": f"sku-{n}", "relevance": float(n)} for n in range(6)]
     for n in range(4):
@@ -62,9 +68,11 @@ def test_the_popularity_baseline_is_counted_from_events_not_the_logged_feature(
     assert all(not feature_matrix(bytes(row.features))[:, POPULARITY].any() for row in logged)
 
     data = training_set_load(
-        customer_id=api.customer.pk, surface="search", start=now - timedelta(days=1),
+        customer_id=api.customer.pk,
+        surface="search",
+        start=now - timedelta(days=1),
         end=timezone.now() + timedelta(seconds=1),
-    )  # fmt: skip
+    )
 
     assert data.provenance["requests"][Source.NO_SIGNALS.value] == 4
     rows = data.item_codes == data.item_codes[list(logged[0].item_ids).index("sku-3")]
@@ -98,20 +106,35 @@ def test_a_model_trained_on_blank_features_is_refused_without_a_reason(api: ApiC
 @pytest.mark.parametrize(
     ("metrics", "words"),
     [
-        ({**GOOD, "model": {"ndcg@10": 0.4, REVENUE: 2.0},
-          "baseline": {"ndcg@10": 0.3, REVENUE: 2.5}},
-         "revenue per search 2.0000 on its holdout, not above the popularity order's 2.5000"),
-        ({**GOOD, "active": {"ndcg@10": 0.45}, "active_label": "config:default"},
-         "not above the live config:default's 0.4500"),
-        ({**GOOD, "holdout_requests_with_outcomes": 80},
-         "its holdout had 80 requests with outcomes, too few to tell"),
-        ({**GOOD, "lift": {"baseline": {"ndcg@10": [-0.02, 0.04, 0.1]}}},
-         "NDCG@10 lift over the popularity order is within the holdout's noise (+4.0%, 95% "
-         "interval -2.0% to +10.0%)"),
+        (
+            {
+                **GOOD,
+                "model": {"ndcg@10": 0.4, REVENUE: 2.0},
+                "baseline": {"ndcg@10": 0.3, REVENUE: 2.5},
+            },
+            "revenue per search 2.0000 on its holdout, not above the popularity order's 2.5000",
+        ),
+        (
+            {**GOOD, "active": {"ndcg@10": 0.45}, "active_label": "config:default"},
+            "not above the live config:default's 0.4500",
+        ),
+        (
+            {**GOOD, "holdout_requests_with_outcomes": 80},
+            "its holdout had 80 requests with outcomes, too few to tell",
+        ),
+        (
+            {**GOOD, "lift": {"baseline": {"ndcg@10": [-0.02, 0.04, 0.1]}}},
+            "NDCG@10 lift over the popularity order is within the holdout's noise (+4.0%, 95% "
+            "interval -2.0% to +10.0%)",
+        ),
     ],
-    ids=["revenue below popularity", "below the live blend", "holdout too small",
-         "lift within the noise"],
-)  # fmt: skip
+    ids=[
+        "revenue below popularity",
+        "below the live blend",
+        "holdout too small",
+        "lift within the noise",
+    ],
+)
 def test_a_model_that_does_not_clearly_beat_both_rankers_needs_a_reason(
     api: ApiCaller, metrics: dict[str, Any], words: str
 ) -> None:
@@ -161,8 +184,18 @@ def test_without_opting_in_the_loop_only_records_its_decision(api: ApiCaller) ->
 def test_a_new_customer_is_refreshed_as_soon_as_its_first_events_arrive(api: ApiCaller) -> None:
     quiet = CustomerFactory()
     put_items(api, [{"id": "sku-1", "title": "Tent"}])
-    send_events(api, [{"event_id": "e-1", "type": "click", "item_id": "sku-1", "user_id": "u-1",
-                       "timestamp": timezone.now().isoformat()}])  # fmt: skip
+    send_events(
+        api,
+        [
+            {
+                "event_id": "e-1",
+                "type": "click",
+                "item_id": "sku-1",
+                "user_id": "u-1",
+                "timestamp": timezone.now().isoformat(),
+            }
+        ],
+    )
 
     scheduled = tasks.schedule_first_refreshes()
 

@@ -57,8 +57,9 @@ def rank(base: str, key: str) -> dict[str, Any]:
 
 
 def warm(server: str, customer: Customer) -> str:
-    items_upsert(customer_id=customer.pk,
-                 items=[CatalogItemIn(id=item_id, title=item_id) for item_id in IDS])  # fmt: skip
+    items_upsert(
+        customer_id=customer.pk, items=[CatalogItemIn(id=item_id, title=item_id) for item_id in IDS]
+    )
     _, key = api_key_create(customer=customer, name="t", scopes=[Scope.RANK])
     deadline = time.monotonic() + 30
     while True:

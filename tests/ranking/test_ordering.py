@@ -9,8 +9,14 @@ from hypothesis import strategies as st
 from ranking.engine.ordering import order_by_score
 
 
-@given(st.lists(st.tuples(st.text(min_size=1, max_size=4), st.sampled_from([0.1, 0.5, 0.9])),
-                min_size=1, max_size=30, unique_by=lambda pair: pair[0]))  # fmt: skip
+@given(
+    st.lists(
+        st.tuples(st.text(min_size=1, max_size=4), st.sampled_from([0.1, 0.5, 0.9])),
+        min_size=1,
+        max_size=30,
+        unique_by=lambda pair: pair[0],
+    )
+)
 def test_equal_scores_are_ordered_by_item_id(pairs: list[tuple[str, float]]) -> None:
     ids = [item_id for item_id, _ in pairs]
     scores = np.array([score for _, score in pairs])

@@ -66,9 +66,12 @@ def test_randomised_swaps_recover_the_simulators_curve_under_a_personalised_rank
     unexplored = personalised_log(surface, seed, exploration=0.0)
 
     from_swaps = estimate_position_bias(
-        log["positions"], log["items"], log["clicks"],
-        group_starts=log["group_starts"], swapped_at=log["swapped_at"],
-    )  # fmt: skip
+        log["positions"],
+        log["items"],
+        log["clicks"],
+        group_starts=log["group_starts"],
+        swapped_at=log["swapped_at"],
+    )
     from_the_log_alone = estimate_position_bias(
         unexplored["positions"], unexplored["items"], unexplored["clicks"]
     )
@@ -86,9 +89,13 @@ def test_exploration_swaps_one_adjacent_pair_of_the_top_ten_and_logs_it(
 ) -> None:
     put_items(api, [{"id": f"sku-{n}", "title": f"Item {n}"} for n in range(12)])
     ranking_config_save(
-        customer=api.customer, surface="browse", name="exploring",
-        weights={"relevance": 1.0}, personalization_weight=1.0, exploration_percent=20.0,
-    )  # fmt: skip
+        customer=api.customer,
+        surface="browse",
+        name="exploring",
+        weights={"relevance": 1.0},
+        personalization_weight=1.0,
+        exploration_percent=20.0,
+    )
     body = {"surface": "browse", "items": [{"id": f"sku-{n}", "relevance": -n} for n in range(12)]}
     natural = [f"sku-{n}" for n in range(12)]
 

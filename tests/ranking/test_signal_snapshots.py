@@ -37,10 +37,15 @@ UNKNOWN = ["sku-1000", "sku-1-", "sku-1-xx", "x" * 201, "x" * 198, "", "é-?"]
 
 def catalog(brand: str = "Acme") -> list[dict[str, Any]]:
     return [
-        {"id": item_id, "title": f"item {n}", "brand": brand if n % 3 else "Borea",
-         "categories": [f"cat-{n % 4}"], "price": 5.0 + n % 37}
+        {
+            "id": item_id,
+            "title": f"item {n}",
+            "brand": brand if n % 3 else "Borea",
+            "categories": [f"cat-{n % 4}"],
+            "price": 5.0 + n % 37,
+        }
         for n, item_id in enumerate(IDS)
-    ]  # fmt: skip
+    ]
 
 
 def traffic(prefix: str) -> list[dict[str, Any]]:
@@ -50,16 +55,38 @@ def traffic(prefix: str) -> list[dict[str, Any]]:
     for n in range(0, len(IDS), 5):
         shown = IDS[n : n + 10]
         request_id = f"{prefix}-r{n}"
-        events.append({"event_id": f"{prefix}-imp-{n}", "type": "impression",
-                       "timestamp": ago(hours=3), "request_id": request_id, "surface": "search",
-                       "query": "item" if n % 2 else "shoe", "items": shown})  # fmt: skip
-        events.append({"event_id": f"{prefix}-clk-{n}", "type": "click", "timestamp": ago(hours=3),
-                       "request_id": request_id, "item_id": shown[n % len(shown)],
-                       "user_id": "shopper-1"})  # fmt: skip
+        events.append(
+            {
+                "event_id": f"{prefix}-imp-{n}",
+                "type": "impression",
+                "timestamp": ago(hours=3),
+                "request_id": request_id,
+                "surface": "search",
+                "query": "item" if n % 2 else "shoe",
+                "items": shown,
+            }
+        )
+        events.append(
+            {
+                "event_id": f"{prefix}-clk-{n}",
+                "type": "click",
+                "timestamp": ago(hours=3),
+                "request_id": request_id,
+                "item_id": shown[n % len(shown)],
+                "user_id": "shopper-1",
+            }
+        )
         if n % 3 == 0:
-            events.append({"event_id": f"{prefix}-buy-{n}", "type": "purchase",
-                           "timestamp": ago(hours=2), "request_id": request_id,
-                           "item_id": shown[0], "price": 30.0})  # fmt: skip
+            events.append(
+                {
+                    "event_id": f"{prefix}-buy-{n}",
+                    "type": "purchase",
+                    "timestamp": ago(hours=2),
+                    "request_id": request_id,
+                    "item_id": shown[0],
+                    "price": 30.0,
+                }
+            )
     return events
 
 
@@ -88,10 +115,13 @@ def answers(api: ApiCaller) -> list[dict[str, Any]]:
     bodies = rank_all(api, requests())
     assert not any(body["degraded"] for body in bodies), "this test needs answers from signals"
     return [
-        {"items": [{key: item[key] for key in ("id", "score", "explanation")}
-                   for item in body["items"]]}
+        {
+            "items": [
+                {key: item[key] for key in ("id", "score", "explanation")} for item in body["items"]
+            ]
+        }
         for body in bodies
-    ]  # fmt: skip
+    ]
 
 
 def difference(a: Any, b: Any, path: str = "") -> str | None:
@@ -113,8 +143,10 @@ def difference(a: Any, b: Any, path: str = "") -> str | None:
 
 def use_snapshots(settings: Any, directory: Path | None) -> RedisSignalStore:
     """A fresh store (as a new process has) with snapshots in `directory`, or off."""
-    settings.SIGNAL_STORE = {**settings.SIGNAL_STORE,
-                             "SNAPSHOT_DIR": str(directory) if directory else None}  # fmt: skip
+    settings.SIGNAL_STORE = {
+        **settings.SIGNAL_STORE,
+        "SNAPSHOT_DIR": str(directory) if directory else None,
+    }
     store_module.reset_signal_store()
     store = store_module.signal_store()
     assert isinstance(store, RedisSignalStore)
@@ -299,10 +331,12 @@ def test_a_build_removes_the_customers_copies_no_reader_needs(tmp_path: Path) ->
     cache.wait(10)
 
     assert sorted(path.name for path in (tmp_path / "ns").iterdir() if path.is_dir()) == [
-        "c1-v3-new", "c2-v1-x",
-    ]  # fmt: skip
+        "c1-v3-new",
+        "c2-v1-x",
+    ]
     snapshot = cache.get(1, 3, "new")
     assert snapshot is not None
     assert snapshot.item_records([b"b", b"c"], np.zeros(1, ITEM_RECORD)[0])[1].tolist() == [
-        True, False,
-    ]  # fmt: skip
+        True,
+        False,
+    ]

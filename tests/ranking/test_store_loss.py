@@ -46,21 +46,36 @@ def shopper_clicks(prefix: str, brand_index: int) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     for n in range(brand_index, 40, 4):
         events.append(
-            {"event_id": f"{prefix}-click-{n}", "type": "click", "timestamp": ago(minutes=5),
-             "user_id": "shopper-1", "item_id": f"sku-{n}"}
-        )  # fmt: skip
+            {
+                "event_id": f"{prefix}-click-{n}",
+                "type": "click",
+                "timestamp": ago(minutes=5),
+                "user_id": "shopper-1",
+                "item_id": f"sku-{n}",
+            }
+        )
     for n in range(0, 40, 3):
         events.append(
-            {"event_id": f"{prefix}-imp-{n}", "type": "impression", "timestamp": ago(hours=2),
-             "request_id": f"{prefix}-r{n}", "surface": "browse",
-             "items": [f"sku-{m}" for m in range(40)]}
-        )  # fmt: skip
+            {
+                "event_id": f"{prefix}-imp-{n}",
+                "type": "impression",
+                "timestamp": ago(hours=2),
+                "request_id": f"{prefix}-r{n}",
+                "surface": "browse",
+                "items": [f"sku-{m}" for m in range(40)],
+            }
+        )
         for _ in range(n % 4):
             events.append(
-                {"event_id": f"{prefix}-buy-{n}-{_}", "type": "purchase",
-                 "timestamp": ago(hours=2), "request_id": f"{prefix}-r{n}",
-                 "item_id": f"sku-{n}", "price": 12.0}
-            )  # fmt: skip
+                {
+                    "event_id": f"{prefix}-buy-{n}-{_}",
+                    "type": "purchase",
+                    "timestamp": ago(hours=2),
+                    "request_id": f"{prefix}-r{n}",
+                    "item_id": f"sku-{n}",
+                    "price": 12.0,
+                }
+            )
     return events
 
 
@@ -183,8 +198,12 @@ def test_a_catalog_write_with_redis_frozen_gives_up_on_the_bounded_client_and_is
     client (REQUEST_WRITE_TIMEOUT_SECONDS) and behind its breaker: a frozen Redis is a counted
     failure there (it once waited on the refresh writer, which the breaker never saw), the items
     are stored, and the next refresh repairs the sets."""
-    rule = {"name": "red", "enabled": True, "action": {"type": "hide"},
-            "selector": {"attributes": {"colour": ["red"]}}}  # fmt: skip
+    rule = {
+        "name": "red",
+        "enabled": True,
+        "action": {"type": "hide"},
+        "selector": {"attributes": {"colour": ["red"]}},
+    }
     assert api.post("/v1/rules", rule).status_code == 201
     store = signal_store()
     private_redis.freeze()

@@ -114,10 +114,18 @@ def test_training_reads_only_the_customers_own_log_and_events(
         copies.append(row)
     RankLog.objects.bulk_create(copies)
     Event.objects.bulk_create(
-        Event(customer=other, event_id=f"p-{n}-{item_id}", type="purchase", item_id=item_id,
-              occurred_at=row.created_at, request_id=row.request_id, revenue=100.0)
-        for n, row in enumerate(copies) for item_id in row.item_ids
-    )  # fmt: skip
+        Event(
+            customer=other,
+            event_id=f"p-{n}-{item_id}",
+            type="purchase",
+            item_id=item_id,
+            occurred_at=row.created_at,
+            request_id=row.request_id,
+            revenue=100.0,
+        )
+        for n, row in enumerate(copies)
+        for item_id in row.item_ids
+    )
 
     again = training_set_load(customer_id=simulated_shop.pk, surface="search", **window)
 

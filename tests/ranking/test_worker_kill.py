@@ -51,11 +51,29 @@ class Worker:
             "SIGNAL_STORE_NAMESPACE": NAMESPACE,
         }
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
-             "--queues", QUEUE, "--without-heartbeat", "--without-mingle", "--without-gossip",
-             "--loglevel", "INFO"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--pool",
+                "solo",
+                "--queues",
+                QUEUE,
+                "--without-heartbeat",
+                "--without-mingle",
+                "--without-gossip",
+                "--loglevel",
+                "INFO",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         self.lines: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -116,10 +134,16 @@ def test_a_worker_killed_mid_refresh_shows_no_half_version_and_the_refresh_compl
 ) -> None:
     customer = CustomerFactory()
     Item.objects.bulk_create(
-        Item(customer=customer, external_id=f"sku-{n}", title=f"Item {n}", brand=f"b{n % 50}",
-             categories=[f"c{n % 20}"], price=10 + n % 90)
+        Item(
+            customer=customer,
+            external_id=f"sku-{n}",
+            title=f"Item {n}",
+            brand=f"b{n % 50}",
+            categories=[f"c{n % 20}"],
+            price=10 + n % 90,
+        )
         for n in range(30_000)
-    )  # fmt: skip
+    )
     first = workers()
     workers.producer.send_task(  # type: ignore[attr-defined]
         "ranking.tasks.refresh_signals", args=[customer.pk], queue=QUEUE
@@ -154,13 +178,18 @@ def test_a_worker_killed_mid_flush_loses_no_rank_log_row_and_writes_none_twice(
     features = np.zeros((20, len(FEATURES)), dtype="<f4").tobytes()
     payload = [
         RankLogEntry(
-            customer_id=customer.pk, request_id=f"req-{n}", surface="search", query="shoes",
-            shopper_key="", model="config:default",
-            item_ids=tuple(f"sku-{k}" for k in range(20)), features=features,
+            customer_id=customer.pk,
+            request_id=f"req-{n}",
+            surface="search",
+            query="shoes",
+            shopper_key="",
+            model="config:default",
+            item_ids=tuple(f"sku-{k}" for k in range(20)),
+            features=features,
             created_at=datetime.now(UTC),
         ).to_payload()
         for n in range(3000)
-    ]  # fmt: skip
+    ]
     first = workers()
     workers.producer.send_task(  # type: ignore[attr-defined]
         "ranking.tasks.flush_rank_log", args=[payload], queue=QUEUE
