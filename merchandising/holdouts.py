@@ -70,6 +70,7 @@ def rule_comparison(rule: Rule) -> Comparison:
         # The share set now. A rule whose holdout was removed since keeps its readout, sized as
         # if 1% were held out, without a split check (the share it ran with is not known).
         treatment_share=1.0 - max(rule.holdout_percent, 1) / 100.0,
+        time_zone=rule.customer.time_zone,
     )
 
 
