@@ -6,11 +6,13 @@ on the experiment's admin page."""
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 from django.db import transaction
+from django.test import Client
 from django.utils import timezone
 
 from events.models import Event
@@ -19,6 +21,7 @@ from ranking.models import Experiment, RankLog
 from tests.conftest import ApiCaller
 from tests.ranking.helpers import send_events
 from tests.ranking.test_experiment_results import event, served_row, start_experiment
+from tests.test_schema import assert_matches_schema
 
 pytestmark = pytest.mark.django_db
 
@@ -190,3 +193,25 @@ def test_a_horizon_not_reached_is_expected_at_the_current_rate(api: ApiCaller) -
     # each variant gains 10 shoppers a day: the wait is the larger shortfall at that rate
     shortfall = max(horizon.control_needed - 30, horizon.treatment_needed - 30)
     assert result.horizon_expected_on == result.daily[-1].day + timedelta(days=-(-shortfall // 10))
+
+
+def test_the_results_api_answers_the_days_unrounded_in_its_schema(api: ApiCaller) -> None:
+    running = start_experiment(api.customer)
+    several_days_of_traffic(api, running)
+    openapi = orjson.loads(Client().get("/v1/schema").content)
+    result = experiment_result(experiment=running)
+
+    response = api.get(f"/v1/experiments/{running.pk}/results")
+
+    assert response.status_code == 200
+    assert_matches_schema(openapi, "experiment_results", response)
+    daily = response.json()["daily"]
+    assert [d["day"] for d in daily] == [d.day.isoformat() for d in result.daily]
+    last, expected = daily[-1], result.daily[-1]
+    assert last["revenue_per_search_lift"]["lift"] == expected.lift.lift  # type: ignore[union-attr]
+    assert {v["variant"]: v["revenue_per_search"] for v in last["variants"]} == {
+        name: group.revenue_per_search for name, group in expected.groups.items()
+    }
+    assert response.json()["horizon"]["reached_on"] is None or isinstance(
+        date.fromisoformat(response.json()["horizon"]["reached_on"]), date
+    )
