@@ -19,6 +19,7 @@ from django.utils.html import format_html, format_html_join
 
 from merchandising.engine import EXPOSED, HELD_OUT
 from merchandising.models import Rule
+from ranking.experiment_chart import lift_chart_html
 from ranking.experiment_stats import CONFIDENCE, MINIMUM_LIFT
 from ranking.experiments import (
     ATTRIBUTION_WINDOW,
@@ -176,9 +177,16 @@ def holdout_html(rule: Rule, readout: Readout) -> str:
             "still see the other rules.",
         )
     )
+    chart = lift_chart_html(
+        readout,
+        groups=("held out", "saw the rule"),
+        versus="saw the rule against held out",
+        running=rule.enabled and not rule.draft and bool(rule.holdout_percent),
+    )
     return format_html(
-        '<p class="holdout-summary"><strong>{}</strong></p>{}<ul>{}</ul>',
+        '<p class="holdout-summary"><strong>{}</strong></p>{}<ul>{}</ul>{}',
         holdout_words(rule, readout),
         table,
         format_html_join("", "<li>{}</li>", notes),
+        chart,
     )

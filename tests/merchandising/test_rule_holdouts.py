@@ -618,6 +618,8 @@ def test_the_rules_admin_page_shows_its_holdout_in_shop_words(api: ApiCaller) ->
     ):
         assert words in html, words
     assert "1,800" in html  # shoppers who saw it, with a thousands separator
+    assert '<svg class="lift-chart"' in html  # the lift over time, drawn
+    assert "Saw the rule against held out" in html  # its day-by-day table
     assert "revenue_per_search" not in html  # no code words
     assert "held_out" not in html
 

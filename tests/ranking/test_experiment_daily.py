@@ -11,14 +11,17 @@ from typing import Any
 
 import orjson
 import pytest
+from django.contrib.auth.models import Permission
 from django.db import transaction
 from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
 from events.models import Event
 from ranking.experiments import Readout, experiment_result
 from ranking.models import Experiment, RankLog
 from tests.conftest import ApiCaller
+from tests.factories import MembershipFactory, UserFactory
 from tests.ranking.helpers import send_events
 from tests.ranking.test_experiment_results import event, served_row, start_experiment
 from tests.test_schema import assert_matches_schema
@@ -215,3 +218,26 @@ def test_the_results_api_answers_the_days_unrounded_in_its_schema(api: ApiCaller
     assert response.json()["horizon"]["reached_on"] is None or isinstance(
         date.fromisoformat(response.json()["horizon"]["reached_on"]), date
     )
+
+
+def test_the_admin_page_draws_the_lift_over_time(api: ApiCaller) -> None:
+    running = start_experiment(api.customer)
+    start = several_days_of_traffic(api, running)
+    user = UserFactory(is_staff=True)
+    user.save()
+    user.user_permissions.set(Permission.objects.filter(content_type__model="experiment"))
+    MembershipFactory(user=user, customer=api.customer)
+    client = Client()
+    client.force_login(user)
+
+    response = client.get(reverse("admin:ranking_experiment_change", args=[running.pk]))
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert '<svg class="lift-chart"' in html
+    first = start.date()
+    assert f">{first.day} {first:%b}<" in html  # a day label in shop words: "6 Dec"
+    assert "<details" in html
+    assert "Day by day" in html
+    assert "no difference" in html  # the zero line, named
+    assert "<script" not in html.split('class="lift-chart"')[1].split("</svg>")[0]
