@@ -205,7 +205,7 @@ def _event_shopper_key() -> Case:
 
 
 # (group, shopper) -> day -> that day's searches, clicks, add-to-carts, purchases and revenue.
-ShopperDays = dict[tuple[str, str], dict[date, Counter[str]]]
+ShopperDays = dict[tuple[str, str], dict[date, dict[str, float]]]
 
 
 def shopper_days(comparison: Comparison) -> tuple[ShopperDays, datetime | None, datetime | None]:
@@ -223,11 +223,13 @@ def shopper_days(comparison: Comparison) -> tuple[ShopperDays, datetime | None, 
         .order_by()
     ):
         unit = (request["group"], request["shopper_key"])
-        rows[unit][request["day"]] = Counter({"searches": request["searches"]})
+        rows[unit][request["day"]] = {"searches": request["searches"]}
     if span["first"] is not None:
         for (unit, day), outcomes in _attributed_events(comparison, span["first"], zone).items():
             if unit in rows:  # always: an attributed event's shopper was ranked in its group
-                rows[unit].setdefault(day, Counter()).update(outcomes)
+                counts = rows[unit].setdefault(day, {})
+                for name, value in outcomes.items():
+                    counts[name] = counts.get(name, 0.0) + value
     return rows, span["first"], span["last"]
 
 
@@ -237,21 +239,56 @@ def shopper_sums(
     """Per group, each shopper's searches (rank requests) and the clicks, add-to-carts,
     purchases and revenue attributed to them; and the comparison's first and last request."""
     days, first, last = shopper_days(comparison)
-    return _sums_of(comparison, days), first, last
+    return _sums_of(_group_days(comparison, days)), first, last
 
 
-def _sums_of(comparison: Comparison, days: ShopperDays) -> dict[str, ShopperSums]:
-    totals = {unit: sum(per_day.values(), Counter()) for unit, per_day in days.items()}
-    sums = {}
-    for group in comparison.groups:
-        shoppers = [counts for (g, _), counts in sorted(totals.items()) if g == group]
-        sums[group] = ShopperSums(
-            **{
-                name: np.array([counts.get(name, 0.0) for counts in shoppers], dtype=np.float64)
-                for name in COUNTS
-            }
+@dataclass(frozen=True)
+class _GroupDays:
+    """One group's ShopperDays as flat arrays: one entry per (shopper, day) with data, the
+    shopper's index (shoppers in key order) and the day's ordinal."""
+
+    shoppers: int
+    who: np.ndarray
+    day: np.ndarray
+    values: dict[str, np.ndarray]  # per COUNTS name
+
+    def sums(self, name: str, until: int | None = None) -> np.ndarray:
+        """Per shopper, the COUNTS `name` summed over the days (up to the ordinal `until`)."""
+        if until is None:
+            return np.bincount(self.who, weights=self.values[name], minlength=self.shoppers)
+        known = self.day <= until
+        return np.bincount(
+            self.who[known], weights=self.values[name][known], minlength=self.shoppers
         )
-    return sums
+
+
+def _group_days(comparison: Comparison, days: ShopperDays) -> dict[str, _GroupDays]:
+    flat = {}
+    for group in comparison.groups:
+        who: list[int] = []
+        ordinals: list[int] = []
+        values: dict[str, list[float]] = {name: [] for name in COUNTS}
+        units = sorted(unit for unit in days if unit[0] == group)
+        for index, unit in enumerate(units):
+            for day, counts in days[unit].items():
+                who.append(index)
+                ordinals.append(day.toordinal())
+                for name in COUNTS:
+                    values[name].append(counts.get(name, 0.0))
+        flat[group] = _GroupDays(
+            shoppers=len(units),
+            who=np.array(who, dtype=np.int64),
+            day=np.array(ordinals, dtype=np.int64),
+            values={name: np.array(column, dtype=np.float64) for name, column in values.items()},
+        )
+    return flat
+
+
+def _sums_of(flat: dict[str, _GroupDays]) -> dict[str, ShopperSums]:
+    return {
+        group: ShopperSums(**{name: days.sums(name) for name in COUNTS})
+        for group, days in flat.items()
+    }
 
 
 def _attributed_events(
@@ -349,7 +386,8 @@ def comparison_readout(comparison: Comparison) -> Readout:
     """The readout of a comparison: per group its shoppers' figures, and the treatment's lifts
     over the control, the split check and the fixed horizon (ranking.experiment_stats)."""
     days, first, last = shopper_days(comparison)
-    sums = _sums_of(comparison, days)
+    flat = _group_days(comparison, days)
+    sums = _sums_of(flat)
     variants = {
         group: VariantResult(
             variant=group,
@@ -380,61 +418,36 @@ def comparison_readout(comparison: Comparison) -> Readout:
         horizon=fixed_horizon(
             control.estimates[HORIZON_METRIC], treatment.estimates[HORIZON_METRIC], share
         ),
-        **_daily(comparison, days),
+        **_daily(comparison, flat),
     )
 
 
-def _daily(comparison: Comparison, days: ShopperDays) -> dict[str, Any]:
+def _daily(comparison: Comparison, flat: dict[str, _GroupDays]) -> dict[str, Any]:
     """Readout.daily and the horizon's days: per day of the shop, each group's shoppers,
     searches and revenue up to its end, and the revenue-per-search lift and horizon on them
     (the statistics of the final readout, on the per-shopper sums known then)."""
-    dated = {day for per_day in days.values() for day in per_day}
+    dated = [group.day for group in flat.values() if len(group.day)]
     if not dated:
         return {}
-    first_day, last_day = min(dated), max(dated)
-    calendar = [first_day + timedelta(days=n) for n in range((last_day - first_day).days + 1)]
-    # Per group: the shoppers in a fixed order, and per day the (shopper, searches, revenue)
-    # that day added.
-    added: dict[str, dict[date, tuple[list[int], list[float], list[float]]]] = {}
-    shoppers_of: dict[str, int] = {}
-    for group in comparison.groups:
-        units = sorted(unit for unit in days if unit[0] == group)
-        shoppers_of[group] = len(units)
-        per_day: dict[date, tuple[list[int], list[float], list[float]]] = defaultdict(
-            lambda: ([], [], [])
-        )
-        for index, unit in enumerate(units):
-            for day, counts in days[unit].items():
-                who, searches, revenue = per_day[day]
-                who.append(index)
-                searches.append(counts.get("searches", 0.0))
-                revenue.append(counts.get("revenue", 0.0))
-        added[group] = per_day
-    searches_to_date = {group: np.zeros(n) for group, n in shoppers_of.items()}
-    revenue_to_date = {group: np.zeros(n) for group, n in shoppers_of.items()}
+    first_day, last_day = min(int(d.min()) for d in dated), max(int(d.max()) for d in dated)
     daily = []
-    for day in calendar:
+    for ordinal in range(first_day, last_day + 1):
         groups, estimates = {}, {}
-        for group in comparison.groups:
-            if day in added[group]:
-                who, searches, revenue = added[group][day]
-                np.add.at(searches_to_date[group], who, searches)
-                np.add.at(revenue_to_date[group], who, revenue)
-            ranked = searches_to_date[group] > 0
-            estimate = ratio_estimate(
-                revenue_to_date[group][ranked], searches_to_date[group][ranked]
-            )
-            estimates[group] = estimate
-            groups[group] = DayGroup(
+        for name, group in flat.items():
+            searches, revenue = group.sums("searches", ordinal), group.sums("revenue", ordinal)
+            ranked = searches > 0
+            estimate = ratio_estimate(revenue[ranked], searches[ranked])
+            estimates[name] = estimate
+            groups[name] = DayGroup(
                 shoppers=int(ranked.sum()),
-                searches=float(searches_to_date[group].sum()),
-                revenue=float(revenue_to_date[group].sum()),
+                searches=float(searches.sum()),
+                revenue=float(revenue.sum()),
                 revenue_per_search=estimate.value,
             )
         control, treatment = estimates[comparison.control], estimates[comparison.treatment]
         daily.append(
             Day(
-                day=day,
+                day=date.fromordinal(ordinal),
                 groups=groups,
                 lift=relative_lift(control, treatment),
                 horizon=fixed_horizon(control, treatment, comparison.treatment_share),
