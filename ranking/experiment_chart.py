@@ -145,7 +145,8 @@ def lift_chart_html(
             day_text(day.day),
         )
         for index, day in enumerate(days)
-        if index % every == 0 or index == len(days) - 1
+        # the last day too, unless it would crowd the label before it
+        if index % every == 0 or (index == len(days) - 1 and index % every * 2 >= every)
     )
     reached = readout.horizon_reached_on
     if reached is not None and days[0].day <= reached <= days[-1].day:
