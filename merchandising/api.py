@@ -7,12 +7,12 @@ refused with 409 and nothing is stored.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from rest_framework.request import Request
 
 from core.errors import Conflict, FieldError, NotFound
@@ -25,7 +25,7 @@ from merchandising.contracts import ACTION_TYPES, RuleIn, RuleListOut, RuleOut
 from merchandising.history import rule_revisions
 from merchandising.holdouts import holdout_words, rule_holdout_readout
 from merchandising.models import Rule
-from ranking.experiments_api import LiftOut, VariantOut, readout_as_dict
+from ranking.experiments_api import DayOut, LiftOut, VariantOut, readout_as_dict
 
 ACTION_TAGS = frozenset(ACTION_TYPES)
 
@@ -193,6 +193,8 @@ class HoldoutHorizonOut(BaseModel):
     more_shoppers: int | None
     may_be_read: bool
     verdict: str
+    reached_on: date | None
+    expected_on: date | None
 
 
 class RuleHoldoutOut(BaseModel):
@@ -211,6 +213,9 @@ class RuleHoldoutOut(BaseModel):
     lifts: list[LiftOut]
     sample_ratio: HoldoutSampleRatioOut | None
     horizon: HoldoutHorizonOut
+    daily: list[DayOut] = Field(
+        description="cumulative, day by day (held_out and exposed as in `variants`)"
+    )
 
 
 def holdout_as_dict(rule: Rule) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from django.utils.html import format_html, format_html_join
 
 from merchandising.engine import EXPOSED, HELD_OUT
 from merchandising.models import Rule
+from ranking.experiment_chart import lift_chart_html
 from ranking.experiment_stats import CONFIDENCE, MINIMUM_LIFT
 from ranking.experiments import (
     ATTRIBUTION_WINDOW,
@@ -71,6 +72,7 @@ def rule_comparison(rule: Rule) -> Comparison:
         # The share set now. A rule whose holdout was removed since keeps its readout, sized as
         # if 1% were held out, without a split check (the share it ran with is not known).
         treatment_share=1.0 - max(rule.holdout_percent, 1) / 100.0,
+        time_zone=rule.customer.time_zone,
     )
 
 
@@ -177,10 +179,17 @@ def holdout_html(rule: Rule, readout: Readout) -> str:
             "still see the other rules.",
         )
     )
+    chart = lift_chart_html(
+        readout,
+        groups=("held out", "saw the rule"),
+        versus="saw the rule against held out",
+        running=rule.enabled and not rule.draft and bool(rule.holdout_percent),
+    )
     return format_html(
         '<div id="holdout-readout"><p class="holdout-summary"><strong>{}</strong></p>{}'
-        "<ul>{}</ul></div>",
+        "<ul>{}</ul>{}</div>",
         holdout_words(rule, readout),
         table,
         format_html_join("", "<li>{}</li>", notes),
+        chart,
     )

@@ -18,6 +18,7 @@ from ranking import services
 from ranking.configs import DEFAULT_WEIGHTS, MAX_ABS_WEIGHT, weights_clean
 from ranking.engine.experiments import CONTROL, TREATMENT
 from ranking.engine.interleaving import TEAM_A, TEAM_B
+from ranking.experiment_chart import lift_chart_html
 from ranking.experiment_stats import CONFIDENCE, MINIMUM_LIFT, Lift
 from ranking.experiments import (
     ATTRIBUTION_WINDOW,
@@ -647,11 +648,18 @@ def experiment_results_html(result: ExperimentResult) -> str:
             "user or session id are not in the experiment.",
         )
     )
+    chart = lift_chart_html(
+        result,
+        groups=("A", "B"),
+        versus="B against A",
+        running=result.experiment.enabled,
+    )
     return format_html(
-        '<p class="experiment-status"><strong>{}</strong></p>{}<ul>{}</ul>',
+        '<p class="experiment-status"><strong>{}</strong></p>{}<ul>{}</ul>{}',
         experiment_end_words(result.experiment),
         table,
         format_html_join("", "<li>{}</li>", notes),
+        chart,
     )
 
 

@@ -13,9 +13,12 @@ that came from a request outside the experiment counts for none.
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 from django.db.models import (
@@ -36,7 +39,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Concat
+from django.db.models.functions import Concat, TruncDate
 from django.utils import timezone
 
 from events.models import Event, EventType
@@ -60,6 +63,9 @@ VARIANTS = (CONTROL, TREATMENT)
 # The per-shopper sums every metric is a ratio of.
 COUNTS = ("searches", "clicks", "add_to_carts", "purchases", "revenue")
 HORIZON_METRIC = "revenue_per_search"
+# The estimate of the day the horizon will be reached extrapolates the new shoppers per day of
+# the readout's last days.
+HORIZON_RATE_DAYS = 7
 
 
 @dataclass(frozen=True)
@@ -131,6 +137,7 @@ class Comparison:
     control: str
     treatment: str
     treatment_share: float  # the configured share of shoppers in the treatment, in (0, 1)
+    time_zone: str = "UTC"  # the shop's (Customer.time_zone): its days are the chart's days
 
     @property
     def groups(self) -> tuple[str, str]:
@@ -144,6 +151,27 @@ class Comparison:
 
 
 @dataclass(frozen=True)
+class DayGroup:
+    """One group's shoppers up to the end of a day: how many, their searches and revenue."""
+
+    shoppers: int
+    searches: float
+    revenue: float
+    revenue_per_search: float | None
+
+
+@dataclass(frozen=True)
+class Day:
+    """The readout as it stood at the end of one day of the shop (its time zone): per group, and
+    the treatment's revenue-per-search lift with the fixed horizon, on the data up to then."""
+
+    day: date
+    groups: dict[str, DayGroup]
+    lift: Lift | None
+    horizon: Horizon | None
+
+
+@dataclass(frozen=True)
 class Readout:
     """Per group, what its shoppers did, and the treatment against the control."""
 
@@ -153,6 +181,12 @@ class Readout:
     lifts: dict[str, Lift | None]  # the treatment against the control, per METRICS key
     sample_ratio: SampleRatio | None
     horizon: Horizon | None
+    # Day by day, cumulative: every day of the shop from the first request's to the last with
+    # data (a day without any repeats the day before), and the day the horizon was reached, or
+    # else when it will be at the shoppers per day of the last HORIZON_RATE_DAYS days.
+    daily: tuple[Day, ...] = field(default=(), kw_only=True)
+    horizon_reached_on: date | None = field(default=None, kw_only=True)
+    horizon_expected_on: date | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -170,36 +204,98 @@ def _event_shopper_key() -> Case:
     )
 
 
+# (group, shopper) -> day -> that day's searches, clicks, add-to-carts, purchases and revenue.
+ShopperDays = dict[tuple[str, str], dict[date, dict[str, float]]]
+
+
+def shopper_days(comparison: Comparison) -> tuple[ShopperDays, datetime | None, datetime | None]:
+    """Per group and shopper, per day of the shop, the shopper's searches (rank requests) and the
+    clicks, add-to-carts, purchases and revenue attributed to them; and the comparison's first
+    and last request. An event counts on the later of its own day and its request's, so a day's
+    sums are what was known at its end."""
+    zone = ZoneInfo(comparison.time_zone or "UTC")
+    served = comparison.rows().annotate(group=comparison.group)
+    span = served.aggregate(first=Min("created_at"), last=Max("created_at"))
+    rows: ShopperDays = defaultdict(dict)
+    for request in (
+        served.values("group", "shopper_key", day=TruncDate("created_at", tzinfo=zone))
+        .annotate(searches=Count("id"))
+        .order_by()
+    ):
+        unit = (request["group"], request["shopper_key"])
+        rows[unit][request["day"]] = {"searches": request["searches"]}
+    if span["first"] is not None:
+        for (unit, day), outcomes in _attributed_events(comparison, span["first"], zone).items():
+            if unit in rows:  # always: an attributed event's shopper was ranked in its group
+                counts = rows[unit].setdefault(day, {})
+                for name, value in outcomes.items():
+                    counts[name] = counts.get(name, 0.0) + value
+    return rows, span["first"], span["last"]
+
+
 def shopper_sums(
     comparison: Comparison,
 ) -> tuple[dict[str, ShopperSums], datetime | None, datetime | None]:
     """Per group, each shopper's searches (rank requests) and the clicks, add-to-carts,
     purchases and revenue attributed to them; and the comparison's first and last request."""
-    served = comparison.rows().annotate(group=comparison.group)
-    span = served.aggregate(first=Min("created_at"), last=Max("created_at"))
-    rows: dict[tuple[str, str], dict[str, float]] = {}
-    for request in served.values("group", "shopper_key").annotate(searches=Count("id")):
-        rows[(request["group"], request["shopper_key"])] = {"searches": request["searches"]}
-    if span["first"] is not None:
-        for unit, outcomes in _attributed_events(comparison, span["first"]).items():
-            if unit in rows:  # always: an attributed event's shopper was ranked in its group
-                rows[unit].update(outcomes)
-    sums = {}
-    for group in comparison.groups:
-        shoppers = [counts for (g, _), counts in sorted(rows.items()) if g == group]
-        sums[group] = ShopperSums(
-            **{
-                name: np.array([counts.get(name, 0.0) for counts in shoppers], dtype=np.float64)
-                for name in COUNTS
-            }
+    days, first, last = shopper_days(comparison)
+    return _sums_of(_group_days(comparison, days)), first, last
+
+
+@dataclass(frozen=True)
+class _GroupDays:
+    """One group's ShopperDays as flat arrays: one entry per (shopper, day) with data, the
+    shopper's index (shoppers in key order) and the day's ordinal."""
+
+    shoppers: int
+    who: np.ndarray
+    day: np.ndarray
+    values: dict[str, np.ndarray]  # per COUNTS name
+
+    def sums(self, name: str, until: int | None = None) -> np.ndarray:
+        """Per shopper, the COUNTS `name` summed over the days (up to the ordinal `until`)."""
+        if until is None:
+            return np.bincount(self.who, weights=self.values[name], minlength=self.shoppers)
+        known = self.day <= until
+        return np.bincount(
+            self.who[known], weights=self.values[name][known], minlength=self.shoppers
         )
-    return sums, span["first"], span["last"]
+
+
+def _group_days(comparison: Comparison, days: ShopperDays) -> dict[str, _GroupDays]:
+    flat = {}
+    for group in comparison.groups:
+        who: list[int] = []
+        ordinals: list[int] = []
+        values: dict[str, list[float]] = {name: [] for name in COUNTS}
+        units = sorted(unit for unit in days if unit[0] == group)
+        for index, unit in enumerate(units):
+            for day, counts in days[unit].items():
+                who.append(index)
+                ordinals.append(day.toordinal())
+                for name in COUNTS:
+                    values[name].append(counts.get(name, 0.0))
+        flat[group] = _GroupDays(
+            shoppers=len(units),
+            who=np.array(who, dtype=np.int64),
+            day=np.array(ordinals, dtype=np.int64),
+            values={name: np.array(column, dtype=np.float64) for name, column in values.items()},
+        )
+    return flat
+
+
+def _sums_of(flat: dict[str, _GroupDays]) -> dict[str, ShopperSums]:
+    return {
+        group: ShopperSums(**{name: days.sums(name) for name in COUNTS})
+        for group, days in flat.items()
+    }
 
 
 def _attributed_events(
-    comparison: Comparison, first: datetime
-) -> dict[tuple[str, str], Counter[str]]:
-    """(group, shopper) -> clicks, add-to-carts, purchases and revenue attributed to them.
+    comparison: Comparison, first: datetime, zone: ZoneInfo
+) -> dict[tuple[tuple[str, str], date], Counter[str]]:
+    """((group, shopper), day) -> clicks, add-to-carts, purchases and revenue attributed to them,
+    on the later of the event's day and its request's (the shop's days, `zone`).
 
     One pass over the customer's clicks, carts and purchases since the comparison's first
     request (less MAX_CLOCK_SKEW: clocks differ): each looks up its request on the rank log's
@@ -207,15 +303,22 @@ def _attributed_events(
     last request of the comparison on a (customer, ..., shopper, time) index. Grouped in SQL by
     request and shopper, summed per (group, shopper) here."""
     customer_id = comparison.customer_id
-    # "<group>:<shopper key>" of the event's request, "" when that request is not one of the
-    # comparison's; null when none is logged.
+    # "<group>:<day>:<shopper key>" of the event's request, "" when that request is not one of
+    # the comparison's; null when none is logged. (A group or a day holds no colon.)
     origin = RankLog.objects.filter(
         customer_id=customer_id, request_id=OuterRef("request_id")
     ).annotate(
         origin=Case(
             When(
                 comparison.requests,
-                then=Concat(comparison.group, Value(":"), "shopper_key", output_field=CharField()),
+                then=Concat(
+                    comparison.group,
+                    Value(":"),
+                    TruncDate("created_at", tzinfo=zone),
+                    Value(":"),
+                    "shopper_key",
+                    output_field=CharField(),
+                ),
             ),
             default=Value(""),
             output_field=CharField(),
@@ -251,7 +354,7 @@ def _attributed_events(
                 output_field=CharField(),
             )
         )
-        .values("origin", "fallback", "shopper")
+        .values("origin", "fallback", "shopper", day=TruncDate("occurred_at", tzinfo=zone))
         .annotate(
             clicks=Count("id", filter=Q(type=EventType.CLICK)),
             add_to_carts=Count("id", filter=Q(type=EventType.ADD_TO_CART)),
@@ -260,17 +363,20 @@ def _attributed_events(
         )
         .order_by()
     )
-    units: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    units: dict[tuple[tuple[str, str], date], Counter[str]] = defaultdict(Counter)
     for row in grouped:
+        day: date = row["day"]
         if row["origin"] is not None:
-            group, _, shopper = row["origin"].partition(":")
+            group, _, rest = row["origin"].partition(":")
+            requested, _, shopper = rest.partition(":")
             if group not in comparison.groups or not shopper:
                 continue  # it came from a request outside the comparison
+            day = max(day, date.fromisoformat(requested))
         elif row["fallback"] is not None:
-            group, shopper = row["fallback"], row["shopper"]
+            group, shopper = row["fallback"], row["shopper"]  # its request came before it
         else:
             continue
-        units[(group, shopper)].update(
+        units[((group, shopper), day)].update(
             {name: row[name] or 0 for name in ("clicks", "add_to_carts", "purchases", "revenue")}
         )
     return units
@@ -279,7 +385,9 @@ def _attributed_events(
 def comparison_readout(comparison: Comparison) -> Readout:
     """The readout of a comparison: per group its shoppers' figures, and the treatment's lifts
     over the control, the split check and the fixed horizon (ranking.experiment_stats)."""
-    sums, first, last = shopper_sums(comparison)
+    days, first, last = shopper_days(comparison)
+    flat = _group_days(comparison, days)
+    sums = _sums_of(flat)
     variants = {
         group: VariantResult(
             variant=group,
@@ -310,7 +418,71 @@ def comparison_readout(comparison: Comparison) -> Readout:
         horizon=fixed_horizon(
             control.estimates[HORIZON_METRIC], treatment.estimates[HORIZON_METRIC], share
         ),
+        **_daily(comparison, flat),
     )
+
+
+def _daily(comparison: Comparison, flat: dict[str, _GroupDays]) -> dict[str, Any]:
+    """Readout.daily and the horizon's days: per day of the shop, each group's shoppers,
+    searches and revenue up to its end, and the revenue-per-search lift and horizon on them
+    (the statistics of the final readout, on the per-shopper sums known then)."""
+    dated = [group.day for group in flat.values() if len(group.day)]
+    if not dated:
+        return {}
+    first_day, last_day = min(int(d.min()) for d in dated), max(int(d.max()) for d in dated)
+    daily = []
+    for ordinal in range(first_day, last_day + 1):
+        groups, estimates = {}, {}
+        for name, group in flat.items():
+            searches, revenue = group.sums("searches", ordinal), group.sums("revenue", ordinal)
+            ranked = searches > 0
+            estimate = ratio_estimate(revenue[ranked], searches[ranked])
+            estimates[name] = estimate
+            groups[name] = DayGroup(
+                shoppers=int(ranked.sum()),
+                searches=float(searches.sum()),
+                revenue=float(revenue.sum()),
+                revenue_per_search=estimate.value,
+            )
+        control, treatment = estimates[comparison.control], estimates[comparison.treatment]
+        daily.append(
+            Day(
+                day=date.fromordinal(ordinal),
+                groups=groups,
+                lift=relative_lift(control, treatment),
+                horizon=fixed_horizon(control, treatment, comparison.treatment_share),
+            )
+        )
+    reached = next((d.day for d in daily if d.horizon is not None and d.horizon.reached), None)
+    return {
+        "daily": tuple(daily),
+        "horizon_reached_on": reached,
+        "horizon_expected_on": None if reached else _horizon_expected(comparison, daily),
+    }
+
+
+def _horizon_expected(comparison: Comparison, daily: list[Day]) -> date | None:
+    """When the horizon will be reached if each group keeps gaining shoppers at the rate of the
+    last HORIZON_RATE_DAYS days; None when it cannot be sized yet or a group gains none."""
+    last = daily[-1]
+    if last.horizon is None:
+        return None
+    before = daily[-HORIZON_RATE_DAYS - 1] if len(daily) > HORIZON_RATE_DAYS else None
+    span = min(len(daily), HORIZON_RATE_DAYS)
+    needed = {
+        comparison.control: last.horizon.control_needed,
+        comparison.treatment: last.horizon.treatment_needed,
+    }
+    wait = 0
+    for group, shoppers_needed in needed.items():
+        shoppers = last.groups[group].shoppers
+        if shoppers >= shoppers_needed:
+            continue
+        gained = shoppers - (before.groups[group].shoppers if before else 0)
+        if gained <= 0:
+            return None
+        wait = max(wait, math.ceil((shoppers_needed - shoppers) * span / gained))
+    return last.day + timedelta(days=wait)
 
 
 def experiment_result(*, experiment: Experiment) -> ExperimentResult:
@@ -323,6 +495,7 @@ def experiment_result(*, experiment: Experiment) -> ExperimentResult:
             control=CONTROL,
             treatment=TREATMENT,
             treatment_share=experiment.treatment_percent / 100.0,
+            time_zone=experiment.customer.time_zone,
         )
     )
     return ExperimentResult(**vars(readout), experiment=experiment)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from django.db.models import Q
@@ -95,6 +95,40 @@ class LiftOut(BaseModel):
     significant: bool
 
 
+class DayVariantOut(BaseModel):
+    model_config = RESPONSE
+
+    variant: str
+    shoppers: int
+    searches: int
+    revenue: float
+    revenue_per_search: float | None
+
+
+class DayLiftOut(BaseModel):
+    model_config = RESPONSE
+
+    lift: float
+    low: float
+    high: float
+    p_value: float
+    significant: bool
+
+
+class DayOut(BaseModel):
+    """The readout as it stood at the end of one day: every figure up to then."""
+
+    model_config = RESPONSE
+
+    day: date = Field(description="a day of the shop (its time zone), from the first request's")
+    variants: list[DayVariantOut]
+    revenue_per_search_lift: DayLiftOut | None = Field(
+        description="the cumulative lift of revenue per search with its interval (null while it "
+        "cannot be estimated)"
+    )
+    may_be_read: bool = Field(description="whether the fixed horizon was reached by then")
+
+
 class SampleRatioOut(BaseModel):
     model_config = RESPONSE
 
@@ -117,6 +151,13 @@ class HorizonOut(BaseModel):
     more_shoppers: int | None
     may_be_read: bool
     verdict: str
+    reached_on: date | None = Field(
+        description="the first day (the shop's time zone) at whose end it was reached"
+    )
+    expected_on: date | None = Field(
+        description="not reached yet: the day it will be if each group keeps gaining shoppers "
+        "at the rate of the last 7 days (null when that cannot be said)"
+    )
 
 
 class PreferenceOut(BaseModel):
@@ -167,6 +208,10 @@ class ExperimentResultsOut(BaseModel):
     lifts: list[LiftOut] = Field(description="A/B tests only (empty for interleaving)")
     sample_ratio: SampleRatioOut | None
     horizon: HorizonOut | None = Field(description="A/B tests only (null for interleaving)")
+    daily: list[DayOut] = Field(
+        description="A/B tests only (empty for interleaving): cumulative, day by day; a day "
+        "without traffic repeats the day before"
+    )
     interleaving: InterleavingOut | None = Field(
         default=None, description="interleaving experiments only: the credit per team"
     )
@@ -289,7 +334,35 @@ def readout_as_dict(readout: Readout) -> dict[str, Any]:
             "more_shoppers": horizon.more_shoppers if horizon else None,
             "may_be_read": bool(horizon and horizon.reached),
             "verdict": horizon_verdict(readout),
+            "reached_on": readout.horizon_reached_on,
+            "expected_on": readout.horizon_expected_on,
         },
+        "daily": [
+            {
+                "day": day.day,
+                "variants": [
+                    {
+                        "variant": name,
+                        "shoppers": group.shoppers,
+                        "searches": int(group.searches),
+                        "revenue": group.revenue,
+                        "revenue_per_search": group.revenue_per_search,
+                    }
+                    for name, group in day.groups.items()
+                ],
+                "revenue_per_search_lift": None
+                if day.lift is None
+                else {
+                    "lift": day.lift.lift,
+                    "low": day.lift.low,
+                    "high": day.lift.high,
+                    "p_value": day.lift.p_value,
+                    "significant": day.lift.significant,
+                },
+                "may_be_read": bool(day.horizon and day.horizon.reached),
+            }
+            for day in readout.daily
+        ],
     }
 
 
@@ -322,6 +395,7 @@ def interleaving_as_dict(result: InterleavingResult) -> dict[str, Any]:
         "lifts": [],
         "sample_ratio": None,
         "horizon": None,
+        "daily": [],
         "interleaving": {
             "shoppers": result.shoppers,
             "searches": result.searches,

@@ -3,18 +3,23 @@ through its confirmation (the model's guard asks for a reason), in a real browse
 
 from __future__ import annotations
 
+import random
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from customers.models import Customer, Role
+from events.models import Event, EventType
 from ranking import services
-from ranking.models import Experiment, ExperimentEnd, ModelStatus, RankingModel
+from ranking.models import Experiment, ExperimentEnd, ModelStatus, RankingModel, RankLog
 from tests.factories import CustomerFactory, MembershipFactory, UserFactory
 from tests.ranking.learning_shop import GOOD, register
+from tests.ranking.test_experiment_results import served_row
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -46,6 +51,7 @@ def shop(settings: Any, tmp_path: Path) -> Customer:
             treatment_percent=50,
         )
     )
+    two_weeks_of_traffic(stopped)
     services.experiment_stop(
         experiment=stopped,
         reason=ExperimentEnd.GUARDRAIL,
@@ -59,6 +65,26 @@ def shop(settings: Any, tmp_path: Path) -> Customer:
     user.user_permissions.set(Permission.objects.filter(content_type__app_label="ranking"))
     MembershipFactory(customer=customer, user=user, role=Role.ADMIN)
     return customer
+
+
+def two_weeks_of_traffic(experiment: Experiment) -> None:
+    """Shoppers over the last two weeks, B's buying a little less: the chart has days to draw."""
+    rng = random.Random(8)
+    start = timezone.now() - timedelta(days=15)
+    rows, events = [], []
+    for n in range(1400):
+        variant = "AB"[n % 2]
+        at = start + timedelta(days=n // 100, minutes=rng.randint(0, 1200))
+        rows.append(served_row(experiment, f"r-{n}", f"u:{n}", variant, at))
+        if rng.random() < 0.3:
+            price = rng.uniform(10, 60) * (0.9 if variant == "B" else 1.0)
+            events.append(
+                Event(customer=experiment.customer, event_id=f"p-{n}", type=EventType.PURCHASE,
+                      item_id="sku-1", occurred_at=at + timedelta(minutes=5), user_id=str(n),
+                      request_id=f"r-{n}", price=price, revenue=price)
+            )  # fmt: skip
+    RankLog.objects.bulk_create(rows)
+    Event.objects.bulk_create(events)
 
 
 def test_a_merchandiser_reads_a_guardrail_stop_and_promotes_b_with_a_reason(
@@ -76,6 +102,8 @@ def test_a_merchandiser_reads_a_guardrail_stop_and_promotes_b_with_a_reason(
     )
     expect(page.locator(".experiment-status")).to_contain_text("everyone gets A, the live ranker")
     expect(page.locator("a:has-text('Promote B…')")).to_have_count(0)
+    expect(page.locator("svg.lift-chart")).to_be_visible()  # the lift over time, drawn
+    expect(page.locator(".lift-over-time figcaption")).to_contain_text("read it once")
     page.screenshot(path=artifacts / "experiments-admin-1-guardrail-stop.png", full_page=True)
 
     page.go_back()

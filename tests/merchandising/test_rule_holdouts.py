@@ -466,8 +466,13 @@ def test_a_holdout_response_matches_the_schema(api: ApiCaller) -> None:
     body = response.json()
     assert {lift["metric"]: lift for lift in body["lifts"]}["revenue_per_search"]["lift"]
     assert body["sample_ratio"]["expected_share_held_out"] == pytest.approx(0.5)
+    assert [v["variant"] for v in body["daily"][-1]["variants"]] == [HELD_OUT, EXPOSED]
+    assert body["daily"][-1]["revenue_per_search_lift"]["lift"] == pytest.approx(
+        {lift["metric"]: lift for lift in body["lifts"]}["revenue_per_search"]["lift"]
+    )
     assert_matches_schema(openapi, "rules_holdout", response)
     assert empty.json()["sample_ratio"] is None
+    assert empty.json()["daily"] == []
     assert empty.json()["summary"].startswith("No search has matched this rule yet")
     assert_matches_schema(openapi, "rules_holdout", empty)
 
@@ -613,6 +618,8 @@ def test_the_rules_admin_page_shows_its_holdout_in_shop_words(api: ApiCaller) ->
     ):
         assert words in html, words
     assert "1,800" in html  # shoppers who saw it, with a thousands separator
+    assert '<svg class="lift-chart"' in html  # the lift over time, drawn
+    assert "Saw the rule against held out" in html  # its day-by-day table
     assert "revenue_per_search" not in html  # no code words
     assert "held_out" not in html
 
