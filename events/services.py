@@ -460,7 +460,11 @@ def pending_profile_updates_replay(*, limit: int = 2000) -> int:
     store = signal_store()
     applied = 0
     customer_ids = sorted(
-        set(PendingProfileUpdate.objects.values_list("customer_id", flat=True).distinct())
+        set(
+            PendingProfileUpdate.objects.unscoped_all_customers()
+            .values_list("customer_id", flat=True)
+            .distinct()
+        )
     )
     for customer_id in customer_ids:
         while applied < limit:
@@ -481,7 +485,7 @@ def pending_profile_updates_replay(*, limit: int = 2000) -> int:
                 logger.warning(
                     "signal store unavailable (%s): %d profile updates still pending",
                     exc.reason,
-                    PendingProfileUpdate.objects.count() - len(done),
+                    PendingProfileUpdate.objects.unscoped_all_customers().count() - len(done),
                 )
                 return applied + _forget_applied(done)
             applied += _forget_applied(done)

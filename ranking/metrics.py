@@ -72,7 +72,8 @@ class SignalAgeCollector(Collector):
         )
         try:
             newest = (
-                SignalVersion.objects.filter(customer__is_active=True)
+                SignalVersion.objects.unscoped_all_customers()
+                .filter(customer__is_active=True)
                 .values("customer_id")
                 .annotate(at=Max("created_at"))
             )
@@ -119,7 +120,8 @@ class ExperimentCollector(Collector):
         since = datetime.now(UTC) - GUARDRAIL_STOP_SHOWN
         try:
             rows = list(
-                Experiment.objects.filter(customer__is_active=True)
+                Experiment.objects.unscoped_all_customers()
+                .filter(customer__is_active=True)
                 .filter(
                     Q(enabled=True, checked_at__isnull=False)
                     | Q(end_reason=ExperimentEnd.GUARDRAIL, ended_at__gte=since)

@@ -200,7 +200,8 @@ def customers_ranking_lately() -> set[int]:
     """Active customers whose keys some process used within WARM_START_RECENT."""
     since = timezone.now() - WARM_START_RECENT
     return set(
-        ApiKey.objects.usable()
+        ApiKey.objects.unscoped_all_customers()
+        .usable()
         .filter(last_used_at__gte=since)
         .values_list("customer_id", flat=True)
         .distinct()

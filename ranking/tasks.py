@@ -180,7 +180,8 @@ def schedule_experiment_checks() -> int:
     still count for it, so its reading still moves)."""
     recently = timezone.now() - ATTRIBUTION_WINDOW
     experiment_ids = list(
-        Experiment.objects.filter(customer__is_active=True)
+        Experiment.objects.unscoped_all_customers()
+        .filter(customer__is_active=True)
         .filter(Q(enabled=True) | Q(ended_at__gte=recently))
         .values_list("id", flat=True)
     )

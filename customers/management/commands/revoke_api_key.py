@@ -13,7 +13,7 @@ class Command(BaseCommand):
         parser.add_argument("prefix")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        keys = list(ApiKey.objects.filter(prefix=options["prefix"]))
+        keys = list(ApiKey.objects.unscoped_all_customers().filter(prefix=options["prefix"]))
         if len(keys) != 1:
             raise CommandError(f"{len(keys)} keys have prefix {options['prefix']!r}; need one.")
         api_key_revoke(api_key=keys[0])
