@@ -50,12 +50,17 @@ WEIGHT_PREFIX = "weight__"
 class RankingConfigForm(forms.ModelForm):
     """One number field per signal instead of raw JSON, validated like the service validates."""
 
+    # Unticked (and absent from a post): the config serves its surface, as configs always did.
+    for_experiment = forms.BooleanField(
+        required=False,
+        label="only for an experiment's B",
+        help_text="Serves nobody but the B of an experiment of ranking configs; promoting that "
+        "experiment's B makes it the surface's live config.",
+    )
+
     class Meta:
         model = RankingConfig
-        fields = [
-            *("customer", "surface", "name", "live"),
-            *("personalization_weight", "exploration_percent"),
-        ]
+        fields = ["customer", "surface", "name", "personalization_weight", "exploration_percent"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -71,6 +76,8 @@ class RankingConfigForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
+        if cleaned.get("for_experiment") and self.instance.pk is None:
+            self.instance.live = False  # before the form checks the one-live-config constraint
         weights = {
             feature: cleaned.get(WEIGHT_PREFIX + feature) or 0.0
             for feature in FEATURES
@@ -122,7 +129,7 @@ class RankingConfigAdmin(CustomerScopedAdmin):
                         "customer",
                         "surface",
                         "name",
-                        "live",
+                        "live" if obj is not None else "for_experiment",
                         "personalization_weight",
                         "exploration_percent",
                     ]

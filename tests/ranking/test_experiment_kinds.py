@@ -427,3 +427,22 @@ def test_the_readout_counts_each_variants_shoppers_for_a_config_or_rules_experim
     logged = set(RankLog.objects.filter(customer=shop.customer).values_list("variant", "model"))
     b_ranker = "config:dear first" if kind == ExperimentKind.CONFIG else "config:default"
     assert ("B", b_ranker) in logged
+
+
+def test_a_config_added_for_an_experiment_in_the_admin_serves_nobody_until_promoted(
+    shop: ApiCaller,
+) -> None:
+    config(shop.customer, CHEAP_FIRST, live=True, name="cheap first")
+    client = staff(shop.customer)
+    form = {"customer": shop.customer.pk, "surface": "search", "name": "dear first",
+            "for_experiment": "on", "personalization_weight": "1.0",
+            "exploration_percent": "0", "weight__price": "5"}  # fmt: skip
+
+    added = client.post(reverse("admin:ranking_rankingconfig_add"), form)
+    answer = search_as(shop, "someone")
+
+    assert added.status_code == 302, added.content.decode()[:3000]
+    stored = {c.name: c.live for c in RankingConfig.objects.filter(customer=shop.customer)}
+    assert stored == {"cheap first": True, "dear first": False}
+    assert answer["ranker"]["config"] == "cheap first"
+    assert ranked_ids(answer) == ITEMS
