@@ -9,9 +9,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
-from django.forms import ModelChoiceField
 from django.core.exceptions import PermissionDenied
 from django.db import models
+from django.forms import ModelChoiceField
 from django.http import (
     Http404,
     HttpRequest,
