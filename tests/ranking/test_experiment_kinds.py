@@ -5,17 +5,22 @@ own configs, rules and experiments."""
 
 from __future__ import annotations
 
+from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from django.contrib.auth.models import Permission
 from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from customers import runtime_sync
 from customers.models import Customer, Role
+from demo.simulation import build_world, shopper_events, simulated_sessions
 from merchandising import services as rule_services
 from merchandising.contracts import RuleIn
 from merchandising.models import Rule, RuleRevision
@@ -35,7 +40,7 @@ from ranking.models import (
 )
 from tests.conftest import ApiCaller
 from tests.factories import MembershipFactory, UserFactory
-from tests.ranking.helpers import put_items, rank, ranked_ids
+from tests.ranking.helpers import put_items, rank, ranked_ids, send_events
 from tests.ranking.learning_shop import register
 
 pytestmark = pytest.mark.django_db
@@ -446,3 +451,61 @@ def test_a_config_added_for_an_experiment_in_the_admin_serves_nobody_until_promo
     assert stored == {"cheap first": True, "dear first": False}
     assert answer["ranker"]["config"] == "cheap first"
     assert ranked_ids(answer) == ITEMS
+
+
+def test_a_truly_better_config_wins_on_the_simulator_and_its_page_names_it(
+    api: ApiCaller,
+) -> None:
+    """Simulated shoppers (demo/simulation.py) click what they like, and the retriever's relevance
+    knows the category they asked for. A's live config ranks against relevance, B's config with
+    it: B is truly better, and the readout must say so (the same shoppers and split as the model
+    experiment of tests/ranking/test_experiment_results.py, whose note on the lift holds here)."""
+    world = build_world(n_items=120, n_shoppers=3000, seed=5)
+    put_items(api, world.catalog())
+    services.signals_refresh(customer_id=api.customer.pk)
+    services.ranking_config_save(
+        customer=api.customer, surface="search", name="against relevance",
+        weights={"relevance": -1.0}, personalization_weight=0.0,
+    )  # fmt: skip
+    b = services.ranking_config_save(
+        customer=api.customer, surface="search", name="relevance first",
+        weights={"relevance": 1.0}, personalization_weight=0.0, live=False,
+    )  # fmt: skip
+    running = services.experiment_save(
+        experiment=Experiment(
+            customer=api.customer, surface="search", name="relevance first",
+            kind=ExperimentKind.CONFIG, treatment_config=b, treatment_percent=50,
+            salt="end-to-end",
+        )
+    )  # fmt: skip
+    now = timezone.now()
+    sessions = simulated_sessions(
+        world, sessions=1200, start=now - timedelta(minutes=50), end=now - timedelta(minutes=25),
+        seed=21,
+    )  # fmt: skip
+    events: list[dict[str, Any]] = []
+    searches: Counter[str] = Counter()
+    for _, session, rng in sessions:
+        if session.surface != "search":
+            continue
+        answer = rank(api, session.rank_request(world))
+        searches[answer["ranker"]["variant"]] += 1
+        index = {item_id: n for n, item_id in enumerate(world.item_ids)}
+        shown = np.array([index[item["id"]] for item in answer["items"]])
+        events.extend(shopper_events(world, session, shown, rng, answer["request_id"]))
+    for start in range(0, len(events), 1000):
+        send_events(api, events[start : start + 1000])
+    rank_log.flush()
+
+    results = api.get(f"/v1/experiments/{running.pk}/results").json()
+    page = staff(api.customer).get(reverse("admin:ranking_experiment_change", args=[running.pk]))
+
+    variants = {variant["variant"]: variant for variant in results["variants"]}
+    assert {name: variants[name]["searches"] for name in "AB"} == dict(searches)
+    lifts = {lift["metric"]: lift for lift in results["lifts"]}
+    assert lifts["ctr"]["significant"], lifts["ctr"]
+    assert lifts["ctr"]["low"] > 0
+    html = page.content.decode()
+    config_url = reverse("admin:ranking_rankingconfig_change", args=[b.pk])
+    assert f'B: <a href="{config_url}">config:relevance first</a>' in html
+    assert "B&#x27;s shoppers get its ranking config&#x27;s blend" in html
