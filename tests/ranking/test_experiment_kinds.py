@@ -390,6 +390,9 @@ def test_the_admin_tags_a_rule_and_shows_each_kind_of_experiment(
     saved = client.post(change, {**form, "experiment": running.pk})
     page = client.get(reverse("admin:ranking_experiment_change", args=[running.pk]))
     promote = client.get(reverse("admin:ranking_experiment_promote", args=[running.pk]))
+    tagged = client.get(
+        reverse("admin:merchandising_rule_changelist") + f"?experiment__id__exact={running.pk}"
+    )
 
     assert refused.status_code == 200
     assert "Select a valid choice" in refused.content.decode()
@@ -397,6 +400,8 @@ def test_the_admin_tags_a_rule_and_shows_each_kind_of_experiment(
     assert Rule.objects.get(pk=rule.pk).experiment_id == running.pk
     assert "the live ranker plus the rules tagged to B" in page.content.decode()
     assert "The rules tagged to B</a> serve every shopper they match" in promote.content.decode()
+    assert tagged.status_code == 200
+    assert f"only in B of experiment {running.pk}" in tagged.content.decode()
 
 
 # --- the readout ------------------------------------------------------------------------------
