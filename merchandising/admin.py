@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import models
+from django.forms import ModelChoiceField
 from django.http import (
     Http404,
     HttpRequest,
@@ -40,6 +41,7 @@ from merchandising.history import document_diff
 from merchandising.holdouts import holdout_html, rule_holdout_readout
 from merchandising.models import RevisionKind, Rule, RuleRevision
 from merchandising.preview import rule_preview
+from ranking.models import Experiment, ExperimentKind
 
 RULE_FIELDSETS: list[tuple[str | None, dict[str, Any]]] = [
     (None, {"fields": ["customer", "name", "description", "enabled", "priority"]}),
@@ -92,6 +94,15 @@ RULE_FIELDSETS: list[tuple[str | None, dict[str, Any]]] = [
             "whether it earns more than it would without it.",
         },
     ),
+    (
+        "Experiment",
+        {
+            "fields": ["experiment"],
+            "description": "Optional: serve this rule only to the shoppers in B of a running "
+            "experiment of rules, to compare them with everyone else (A). It never serves "
+            "anyone else, nor after the experiment stops; promoting B makes it serve everyone.",
+        },
+    ),
 ]
 
 # The pickers of a new rule list the catalogs of at most this many of the user's customers.
@@ -125,6 +136,8 @@ def _rule_status(rule: Rule) -> str:
         return "draft"
     if not rule.enabled:
         return "off"
+    if rule.experiment_id is not None:
+        return f"only in B of experiment {rule.experiment_id}"
     if not rule.windows:
         return "serving"
     state = _window_summary(rule.windows).split(":", 1)[0]
@@ -249,11 +262,12 @@ class RuleAdmin(CustomerScopedAdmin):
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
             return RULE_FIELDSETS
-        *rest, (title, holdout) = RULE_FIELDSETS
+        *rest, (title, holdout), experiment = RULE_FIELDSETS
         with_readout = {**holdout, "fields": [*holdout["fields"], "holdout_readout"]}
         return [
             *rest,
             (title, with_readout),
+            experiment,
             ("Record", {"fields": ["revision", "updated_at", "updated_by"]}),
         ]
 
@@ -264,7 +278,26 @@ class RuleAdmin(CustomerScopedAdmin):
         # like the JSON columns) become the document, which the services store.
         readonly = self.get_readonly_fields(request, obj)
         kwargs["fields"] = [name for name in RuleForm.Meta.fields if name not in readonly]
-        return super().get_form(request, obj, change, **kwargs)
+        form = super().get_form(request, obj, change, **kwargs)
+        if "experiment" in form.base_fields:
+            field = form.base_fields["experiment"]
+            assert isinstance(field, ModelChoiceField)
+            field.queryset = self.experiments_offered(request, obj)
+        return form
+
+    def experiments_offered(self, request: HttpRequest, rule: Rule | None) -> Any:
+        """The running rule experiments of the rule's customer (of the user's customers for a
+        new rule), and the one it is tagged to."""
+        if rule is not None:
+            customers: Any = [rule.customer_id]
+        else:
+            customers = customers_granting(user=request.user, role=self.edit_role)
+        running = Experiment.objects.filter(
+            customer__in=customers, kind=ExperimentKind.RULES, enabled=True
+        )
+        if rule is not None and rule.experiment_id is not None:
+            running = running | Experiment.objects.filter(pk=rule.experiment_id)
+        return running.select_related("customer").order_by("customer", "surface", "name")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         if obj is None:
@@ -274,17 +307,27 @@ class RuleAdmin(CustomerScopedAdmin):
     # --- writes through the services ----------------------------------------------------------
 
     def save_model(self, request: HttpRequest, obj: Rule, form: Any, change: bool) -> None:
+        # The tag is written by its own service (checked, recorded), not with the document.
+        tag = form.cleaned_data.get("experiment") if "experiment" in form.fields else None
+        tag_changed = "experiment" in form.fields and obj.experiment_id != form.stored_experiment_id
+        obj.experiment_id = form.stored_experiment_id
+        warnings: list[RuleWarning] = []
         if change:
             stored = Rule.objects.get(pk=obj.pk)
-            if services.rule_unchanged(rule=stored, document=form.document):
+            if not services.rule_unchanged(rule=stored, document=form.document):
+                _, warnings = services.rule_update(
+                    rule=obj, document=form.document, user=request.user
+                )
+            elif not tag_changed:
                 messages.info(request, "Nothing changed: no new revision.")
                 return
-            _, warnings = services.rule_update(rule=obj, document=form.document, user=request.user)
         else:
             rule, warnings = services.rule_create(
                 customer=form.cleaned_data["customer"], document=form.document, user=request.user
             )
             obj.pk = rule.pk
+        if tag_changed:
+            services.rule_tag(rule=obj, experiment=tag, user=request.user)
         for warning in warnings:
             messages.warning(request, f"Saved, but: {warning.detail}")
 

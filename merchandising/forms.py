@@ -30,6 +30,7 @@ from merchandising.contracts import (
 )
 from merchandising.models import Rule
 from merchandising.preview import MAX_CANDIDATES
+from merchandising.services import rule_experiment_errors
 
 LINES = {"rows": 4, "cols": 60}
 STRENGTHS = ("weak", "medium", "strong", "max")
@@ -409,13 +410,15 @@ class RuleForm(forms.ModelForm):
 
     class Meta:
         model = Rule
-        fields = ["customer", "name", "description", "enabled", "priority"]
+        fields = ["customer", "name", "description", "enabled", "priority", "experiment"]
         widgets = {"description": forms.Textarea(attrs={"rows": 2, "cols": 60})}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.document: RuleIn | None = None
         self.warnings: list[RuleWarning] = []
+        # The experiment the rule is tagged to as stored (the form's value replaces it on clean).
+        self.stored_experiment_id: int | None = self.instance.experiment_id
         self._line_numbers: dict[str, list[int]] = {}
         if self.instance.pk is not None and not self.is_bound:
             self.initial.update(self.initial_from_document(self.instance.document()))
@@ -595,6 +598,11 @@ class RuleForm(forms.ModelForm):
         customer_id = customer.pk if customer is not None else self.instance.customer_id
         if customer_id is None:
             return data
+        if "experiment" in self.fields:
+            stored = Rule(customer_id=customer_id, experiment_id=self.stored_experiment_id)
+            errors = rule_experiment_errors(rule=stored, experiment=data.get("experiment"))
+            for field, messages in errors.items():
+                self.add_error(field, messages)
         self.warnings = rule_warnings(
             customer_id=customer_id, document=self.document, rule_id=self.instance.pk,
             at=timezone.now(),

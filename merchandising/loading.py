@@ -63,13 +63,17 @@ def rule_set(rules: Iterable[CompiledRule]) -> RuleSet:
     return RuleSet(tuple(sorted(rules, key=lambda rule: (-rule.priority, rule.id))))
 
 
-def load_rule_set(customer_id: int) -> RuleSet:
-    """The customer's serving rules (enabled, never a draft), compiled (one query)."""
+def load_rule_set(customer_id: int, experiment_id: int | None = None) -> RuleSet:
+    """The customer's rules serving everyone (enabled, never a draft, tagged to no experiment),
+    compiled (one query); with `experiment_id`, also those serving only in its B."""
+    rules = Rule.objects.for_customer(customer_id).serving()
+    if experiment_id is not None:
+        rules = rules | Rule.objects.for_customer(customer_id).serving_in(experiment_id)
     return rule_set(
         rule_compile(
             rule_id=rule.pk, document=RuleIn.stored(rule.document()), holdout_salt=rule.holdout_salt
         )
-        for rule in Rule.objects.for_customer(customer_id).serving()
+        for rule in rules
     )
 
 

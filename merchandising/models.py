@@ -25,8 +25,13 @@ class RuleQuerySet(TenantQuerySet["Rule"]):
         return self.filter(enabled=True)
 
     def serving(self) -> RuleQuerySet:
-        """The rules the engine applies: enabled and published (never a draft)."""
-        return self.filter(enabled=True, draft=False)
+        """The rules the engine applies to everyone: enabled, published (never a draft), and
+        tagged to no experiment."""
+        return self.filter(enabled=True, draft=False, experiment__isnull=True)
+
+    def serving_in(self, experiment_id: int) -> RuleQuerySet:
+        """The rules that serve only to B's shoppers of this experiment."""
+        return self.filter(enabled=True, draft=False, experiment_id=experiment_id)
 
     def drafts(self) -> RuleQuerySet:
         return self.filter(draft=True)
@@ -34,6 +39,13 @@ class RuleQuerySet(TenantQuerySet["Rule"]):
 
 def holdout_salt() -> str:
     return secrets.token_hex(8)
+
+
+def untag_and_disable(collector: Any, field: Any, sub_objs: Any, using: str) -> None:
+    """on_delete of a rule's experiment: the rule stays, switched off and untagged, so a rule
+    meant for a few shoppers never starts serving everyone because its experiment went away."""
+    collector.add_field_update(field, None, sub_objs)
+    collector.add_field_update(Rule._meta.get_field("enabled"), False, sub_objs)
 
 
 class Rule(models.Model):
@@ -57,6 +69,17 @@ class Rule(models.Model):
     # not exist: its holdout, against which its lift is read (merchandising.holdouts).
     holdout_percent = models.PositiveSmallIntegerField(default=0)
     holdout_salt = models.CharField(max_length=32, default=holdout_salt, editable=False)
+    # Tagged to an experiment: the rule serves only to the shoppers in its B (docs/rules.md,
+    # "Rules of an experiment"); blank: to everyone it matches.
+    experiment = models.ForeignKey(
+        "ranking.Experiment",
+        on_delete=untag_and_disable,
+        null=True,
+        blank=True,
+        related_name="rules",
+        verbose_name="serves only to B of experiment",
+        db_index=False,
+    )
     revision = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -73,7 +96,14 @@ class Rule(models.Model):
 
     class Meta:
         ordering = ["-priority", "id"]
-        indexes = [models.Index(fields=["customer", "enabled"], name="rule_customer_enabled")]
+        indexes = [
+            models.Index(fields=["customer", "enabled"], name="rule_customer_enabled"),
+            models.Index(
+                fields=["customer", "experiment"],
+                name="rule_customer_experiment",
+                condition=models.Q(experiment__isnull=False),
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name

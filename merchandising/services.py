@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -19,6 +20,7 @@ from merchandising.attribute_sets import attribute_set_publish, attribute_sets_i
 from merchandising.conflicts import RuleWarning, rule_warnings
 from merchandising.contracts import RuleIn, Window
 from merchandising.models import RevisionKind, Rule, RuleRevision
+from ranking.models import Experiment, ExperimentKind
 
 
 class NotADraft(Exception):
@@ -206,6 +208,51 @@ def rule_revert(*, revision: RuleRevision, user: Any = None) -> tuple[Rule, list
     _record(rule, RevisionKind.REVERTED, user, note)
     _propagate(revision.customer_id, document)
     return rule, warnings
+
+
+def rule_experiment_errors(*, rule: Rule, experiment: Experiment | None) -> dict[str, list[str]]:
+    """Why the rule cannot be tagged to this experiment, by field (empty when it can)."""
+    if experiment is None or experiment.pk == rule.experiment_id:
+        return {}  # untagging, or keeping the tag it has (also after the experiment stopped)
+    if experiment.customer_id != rule.customer_id:
+        return {"experiment": ["Choose an experiment of this rule's customer."]}
+    if experiment.kind != ExperimentKind.RULES:
+        return {"experiment": ["Choose an experiment whose B is the rules tagged to it."]}
+    if not experiment.enabled:
+        return {"experiment": ["This experiment does not run: tag rules to a running one."]}
+    return {}
+
+
+@transaction.atomic
+def rule_tag(
+    *, rule: Rule, experiment: Experiment | None, user: Any = None, note: str = ""
+) -> Rule:
+    """Tag the rule to an experiment (it then serves only to the shoppers in its B), or untag it
+    (it serves everyone it matches). Recorded as a revision with the note."""
+    errors = rule_experiment_errors(rule=rule, experiment=experiment)
+    if errors:
+        raise ValidationError(errors)
+    locked = Rule.objects.select_for_update().get(pk=rule.pk)
+    new_id = experiment.pk if experiment is not None else None
+    if locked.experiment_id == new_id:
+        return locked
+    locked.experiment_id = new_id
+    locked.updated_at = timezone.now()
+    locked.updated_by = _user(user)
+    locked.save(update_fields=["experiment", "updated_at", "updated_by"])
+    default = f"serves only to B of experiment {new_id}" if new_id else "serves everyone"
+    _record(locked, RevisionKind.UPDATED, user, note or default)
+    _propagate(locked.customer_id)
+    rule.experiment_id = new_id
+    return locked
+
+
+@transaction.atomic
+def rules_untag(*, experiment: Experiment, user: Any = None, note: str = "") -> list[Rule]:
+    """Untag every rule tagged to the experiment: they serve everyone they match (its B's
+    promotion)."""
+    rules = list(Rule.objects.for_customer(experiment.customer_id).filter(experiment=experiment))
+    return [rule_tag(rule=rule, experiment=None, user=user, note=note) for rule in rules]
 
 
 def catalog_changed(

@@ -37,6 +37,7 @@ from ranking.learning.training import NDCG, REVENUE
 from ranking.models import (
     Experiment,
     ExperimentEnd,
+    ExperimentKind,
     ExperimentMethod,
     ModelStatus,
     RankingConfig,
@@ -50,6 +51,14 @@ WEIGHT_PREFIX = "weight__"
 
 class RankingConfigForm(forms.ModelForm):
     """One number field per signal instead of raw JSON, validated like the service validates."""
+
+    # Unticked (and absent from a post): the config serves its surface, as configs always did.
+    for_experiment = forms.BooleanField(
+        required=False,
+        label="only for an experiment's B",
+        help_text="Serves nobody but the B of an experiment of ranking configs; promoting that "
+        "experiment's B makes it the surface's live config.",
+    )
 
     class Meta:
         model = RankingConfig
@@ -69,6 +78,8 @@ class RankingConfigForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
+        if cleaned.get("for_experiment") and self.instance.pk is None:
+            self.instance.live = False  # before the form checks the one-live-config constraint
         weights = {
             feature: cleaned.get(WEIGHT_PREFIX + feature) or 0.0
             for feature in FEATURES
@@ -91,6 +102,7 @@ class RankingConfigAdmin(CustomerScopedAdmin):
         "customer",
         "surface",
         "name",
+        "live",
         "personalization_weight",
         "updated_at",
         "updated_by",
@@ -98,7 +110,8 @@ class RankingConfigAdmin(CustomerScopedAdmin):
     list_select_related = ["customer", "updated_by"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return ["customer", "surface"] if obj is not None else []
+        # A config becomes live only by promoting it from an experiment (its history there).
+        return ["customer", "surface", "live"] if obj is not None else []
 
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
@@ -118,6 +131,7 @@ class RankingConfigAdmin(CustomerScopedAdmin):
                         "customer",
                         "surface",
                         "name",
+                        "live" if obj is not None else "for_experiment",
                         "personalization_weight",
                         "exploration_percent",
                     ]
@@ -139,6 +153,8 @@ class RankingConfigAdmin(CustomerScopedAdmin):
             personalization_weight=data["personalization_weight"],
             exploration_percent=data["exploration_percent"],
             user=request.user,
+            live=obj.live,
+            config=obj,
         )
         obj.pk = saved.pk
 
@@ -526,11 +542,14 @@ class RankingModelAdmin(CustomerScopedAdmin):
         return None
 
 
+TREATMENT_FIELDS = ("kind", "treatment_model", "treatment_config")
+
+
 class ExperimentForm(forms.ModelForm):
     class Meta:
         model = Experiment
         fields = [
-            *("customer", "surface", "name", "method", "treatment_model", "treatment_percent"),
+            *("customer", "surface", "name", "method", *TREATMENT_FIELDS, "treatment_percent"),
             *("starts_at", "ends_at", "enabled"),
         ]
 
@@ -546,12 +565,27 @@ class ExperimentForm(forms.ModelForm):
             pk=self.instance.pk,
             customer=value("customer"),
             surface=value("surface"),
+            method=value("method"),
+            kind=value("kind"),
             treatment_model=value("treatment_model"),
+            treatment_config=value("treatment_config"),
             enabled=bool(value("enabled")),
         )
         for field, messages_ in services.experiment_errors(candidate).items():
             self.add_error(field, messages_)
         return cleaned
+
+
+def treatment_url(experiment: Experiment) -> str:
+    """The admin page of what B is: its model, its config, or the rules tagged to it."""
+    if experiment.kind == ExperimentKind.CONFIG and experiment.treatment_config_id:
+        return reverse("admin:ranking_rankingconfig_change", args=[experiment.treatment_config_id])
+    if experiment.kind == ExperimentKind.RULES:
+        return (
+            reverse("admin:merchandising_rule_changelist")
+            + f"?experiment__id__exact={experiment.pk}"
+        )
+    return reverse("admin:ranking_rankingmodel_change", args=[experiment.treatment_model_id])
 
 
 def _lift_words(lift: Lift | None) -> str:
@@ -574,7 +608,12 @@ def experiment_end_words(experiment: Experiment) -> str:
             "one list; everyone else the live ranker."
         )
     if experiment.enabled:
-        return "Running: B's shoppers get its model, everyone else the live ranker."
+        what = {
+            ExperimentKind.MODEL: "its model",
+            ExperimentKind.CONFIG: "its ranking config's blend",
+            ExperimentKind.RULES: "the live ranker plus the rules tagged to B",
+        }[ExperimentKind(experiment.kind)]
+        return f"Running: B's shoppers get {what}, everyone else the live ranker."
     if not experiment.end_reason:
         return "Not running: everyone gets A, the live ranker."
     when = f"{experiment.ended_at:%Y-%m-%d %H:%M} UTC" if experiment.ended_at else "then"
@@ -607,12 +646,11 @@ def experiment_results_html(result: ExperimentResult) -> str:
                 _lift_words(result.lifts[metric.key]),
             )
         )
-    model = result.experiment.treatment_model
     table = format_html(
         '<table><thead><tr><th></th><th>A: the live ranker</th><th>B: <a href="{}">{}</a></th>'
         "<th>B against A</th></tr></thead><tbody>{}</tbody></table>",
-        reverse("admin:ranking_rankingmodel_change", args=[model.pk]),
-        model.label,
+        treatment_url(result.experiment),
+        result.experiment.treatment_label,
         format_html_join("", "<tr><th>{}</th><td>{}</td><td>{}</td><td>{}</td></tr>", rows),
     )
     notes = []
@@ -676,12 +714,11 @@ def interleaving_results_html(result: InterleavingResult) -> str:
             money_text(b["revenue"], result.experiment.customer.currency),
         ),
     ]
-    model = result.experiment.treatment_model
     table = format_html(
         '<table><thead><tr><th></th><th>A: the live ranker</th><th>B: <a href="{}">{}</a></th>'
         "</tr></thead><tbody>{}</tbody></table>",
-        reverse("admin:ranking_rankingmodel_change", args=[model.pk]),
-        model.label,
+        treatment_url(result.experiment),
+        result.experiment.treatment_label,
         format_html_join("", "<tr><th>{}</th><td>{}</td><td>{}</td></tr>", rows),
     )
     verdicts = format_html_join(
@@ -722,9 +759,46 @@ def interleaving_results_html(result: InterleavingResult) -> str:
     )
 
 
+def promotion_plan(experiment: Experiment) -> str:
+    """What promoting B changes, in one sentence (the confirmation page)."""
+    url, label = treatment_url(experiment), experiment.treatment_label
+    if experiment.kind == ExperimentKind.CONFIG:
+        current = (
+            RankingConfig.objects.for_customer(experiment.customer_id)
+            .live()
+            .filter(surface=experiment.surface)
+            .first()
+        )
+        return format_html(
+            '<a href="{}">{}</a> (B) becomes the surface\'s live config instead of {}',
+            url,
+            label,
+            current.name if current else "the built-in default",
+        )
+    if experiment.kind == ExperimentKind.RULES:
+        return format_html(
+            '<a href="{}">The rules tagged to B</a> serve every shopper they match (each rule\'s '
+            "history records it)",
+            url,
+        )
+    model = (
+        RankingModel.objects.active()
+        .for_customer(experiment.customer_id)
+        .filter(surface=experiment.surface)
+        .first()
+    )
+    return format_html(
+        '<a href="{}">{}</a> (B) serves every shopper instead of {}',
+        url,
+        label,
+        model.label if model else "the config's blend",
+    )
+
+
 @admin.register(Experiment)
 class ExperimentAdmin(CustomerScopedAdmin):
-    """A/B tests of a model on a share of shoppers; `ranker.variant` says which one served."""
+    """A/B tests of a model, a ranking config or rules on a share of shoppers; `ranker.variant`
+    says which one served."""
 
     form = ExperimentForm
     edit_role = Role.ADMIN
@@ -732,13 +806,14 @@ class ExperimentAdmin(CustomerScopedAdmin):
         "name",
         "customer",
         "surface",
-        "treatment_model",
+        "kind",
+        "treatment_label",
         "treatment_percent",
         "enabled",
         "status",
         "updated_at",
     ]
-    list_select_related = ["customer", "treatment_model"]
+    list_select_related = ["customer", "treatment_model", "treatment_config"]
     list_filter = ["surface", "enabled", "end_reason"]
 
     @admin.display(description="what shoppers did in each variant")
@@ -760,9 +835,13 @@ class ExperimentAdmin(CustomerScopedAdmin):
             '<a class="button" href="{}">Promote B…</a> <span class="help">{} serves everyone on '
             "{} and the experiment ends; you confirm on the next page.</span>",
             url,
-            obj.treatment_model.label,
+            obj.treatment_label,
             obj.surface,
         )
+
+    @admin.display(description="B")
+    def treatment_label(self, obj: Experiment) -> str:
+        return obj.treatment_label
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         if obj is not None and obj.end_reason in services.FINAL_ENDS:
@@ -773,7 +852,7 @@ class ExperimentAdmin(CustomerScopedAdmin):
                 "customer",
                 "surface",
                 "method",
-                "treatment_model",
+                *TREATMENT_FIELDS,
                 "treatment_percent",
                 "enabled",
             ]
@@ -781,7 +860,7 @@ class ExperimentAdmin(CustomerScopedAdmin):
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = [
-            *("customer", "surface", "name", "method", "treatment_model", "treatment_percent"),
+            *("customer", "surface", "name", "method", *TREATMENT_FIELDS, "treatment_percent"),
             "enabled",
         ]
         if obj is None:
@@ -814,7 +893,7 @@ class ExperimentAdmin(CustomerScopedAdmin):
         if request.method == "POST" and request.POST.get("post") == "yes":
             reason = request.POST.get("override_reason", "")
             try:
-                model = services.experiment_promote(
+                served = services.experiment_promote(
                     experiment=experiment, user=request.user.get_username(), override_reason=reason
                 )
             except (registry.ActivationRefused, services.PromotionRefused) as exc:
@@ -822,19 +901,13 @@ class ExperimentAdmin(CustomerScopedAdmin):
             else:
                 messages.success(
                     request,
-                    f"{model.label} now serves everyone on {experiment.surface}; "
+                    f"{served} now serves everyone on {experiment.surface}; "
                     f"the experiment {experiment.name} has ended.",
                 )
                 return HttpResponseRedirect(
                     reverse("admin:ranking_experiment_change", args=[experiment.pk])
                 )
-        model = experiment.treatment_model
-        current = (
-            RankingModel.objects.active()
-            .for_customer(experiment.customer_id)
-            .filter(surface=experiment.surface)
-            .first()
-        )
+        model = experiment.treatment_model if experiment.kind == ExperimentKind.MODEL else None
         result = experiment_result(experiment=experiment)
         ended = experiment.end_reason in services.FINAL_ENDS
         return TemplateResponse(
@@ -845,13 +918,12 @@ class ExperimentAdmin(CustomerScopedAdmin):
                 "opts": self.model._meta,
                 "title": "Promote B",
                 "experiment": experiment,
-                "model": model,
-                "current": current.label if current else "the config's blend",
+                "plan": promotion_plan(experiment),
                 "revenue": _lift_words(result.lifts[HORIZON_METRIC]),
                 "verdict": horizon_verdict(result),
                 "ended": experiment.end_summary if ended else "",
-                "blockers": registry.activation_blockers(model),
-                "warnings": registry.activation_warnings(model),
+                "blockers": registry.activation_blockers(model) if model else [],
+                "warnings": registry.activation_warnings(model) if model else [],
                 "refusal": refusal,
                 "reason": reason,
             },
@@ -860,10 +932,13 @@ class ExperimentAdmin(CustomerScopedAdmin):
     def formfield_for_foreignkey(
         self, db_field: Any, request: HttpRequest, **kwargs: Any
     ) -> forms.ModelChoiceField | None:
+        customers = customers_granting(user=request.user, role=self.edit_role)
         if db_field.name == "treatment_model":
-            kwargs["queryset"] = RankingModel.objects.filter(
-                customer__in=customers_granting(user=request.user, role=self.edit_role)
-            ).exclude(status=ModelStatus.ACTIVE)
+            kwargs["queryset"] = RankingModel.objects.filter(customer__in=customers).exclude(
+                status=ModelStatus.ACTIVE
+            )
+        if db_field.name == "treatment_config":
+            kwargs["queryset"] = RankingConfig.objects.filter(customer__in=customers, live=False)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request: HttpRequest, obj: Experiment, form: Any, change: bool) -> None:

@@ -50,7 +50,12 @@ class ExperimentOut(BaseModel):
     id: int
     name: str
     surface: str
-    treatment_model: str
+    treatment_model: str = Field(
+        description='what B is: a model\'s label, "config:<name>" or "rules tagged to B"'
+    )
+    kind: Literal["model", "config", "rules"] = Field(
+        description="what B changes: the model, the ranking config, or adds the tagged rules"
+    )
     treatment_percent: int
     method: Literal["ab", "interleave"] = Field(
         description="ab: each shopper sees A or B; interleave: the shoppers in the share see "
@@ -278,7 +283,8 @@ def experiment_as_dict(experiment: Experiment) -> dict[str, Any]:
         "id": experiment.pk,
         "name": experiment.name,
         "surface": experiment.surface,
-        "treatment_model": experiment.treatment_model.label,
+        "treatment_model": experiment.treatment_label,
+        "kind": experiment.kind,
         "treatment_percent": experiment.treatment_percent,
         "method": experiment.method,
         "enabled": experiment.enabled,
@@ -443,7 +449,7 @@ class ExperimentResultsApi(CustomerApi):
         if experiment_id <= MAX_ID:
             experiment = (
                 self.get_queryset()
-                .select_related("treatment_model")
+                .select_related("treatment_model", "treatment_config")
                 .filter(pk=experiment_id)
                 .first()
             )
@@ -457,7 +463,7 @@ class ExperimentResultsApi(CustomerApi):
 def variant_plan(experiment: Experiment) -> list[dict[str, Any]]:
     """Who gets what: A and B's shares, or for interleaving the share that sees both merged."""
     share = experiment.treatment_percent / 100
-    label = experiment.treatment_model.label
+    label = experiment.treatment_label
     if experiment.method == ExperimentMethod.INTERLEAVE:
         return [{"variant": INTERLEAVED, "share": share, "ranker": f"live + {label}"}]
     return [
@@ -491,7 +497,7 @@ class ExperimentListApi(CustomerApi):
         tags=["experiments"],
     )
     def get(self, request: Request) -> HttpResponse:
-        experiments = self.get_queryset().select_related("treatment_model")
+        experiments = self.get_queryset().select_related("treatment_model", "treatment_config")
         surface = _choice(request, "surface", tuple(Surface.values))
         status = _choice(request, "status", STATUSES)
         if surface is not None:

@@ -18,11 +18,18 @@ class Surface(models.TextChoices):
     AUTOCOMPLETE = "autocomplete", "autocomplete"
 
 
+class RankingConfigQuerySet(TenantQuerySet["RankingConfig"]):
+    def live(self) -> RankingConfigQuerySet:
+        return self.filter(live=True)
+
+
 class RankingConfig(models.Model):
     """How one surface of one customer blends the signals when no model is active.
 
     `weights` maps signal names (ranking.signals.schema.FEATURES) to weights applied to the
     standardised signal; `personalization_weight` scales the weights of the shopper signals.
+    At most one config per surface is live; the others serve nobody until an experiment tries
+    one on its B (docs/experiments.md, section 1) or its promotion makes it live.
     """
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="ranking_configs")
@@ -42,6 +49,11 @@ class RankingConfig(models.Model):
             "(docs/learning.md). Pinned and slotted items never move. 0 turns it off."
         ),
     )
+    live = models.BooleanField(
+        "serves the surface",
+        default=True,
+        help_text="Untick for a config to try on an experiment's B; it serves nobody else.",
+    )
     updated_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -52,15 +64,19 @@ class RankingConfig(models.Model):
         editable=False,
     )
 
-    objects = TenantQuerySet["RankingConfig"].as_manager()
+    objects = RankingConfigQuerySet.as_manager()
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["customer", "surface"], name="config_unique_surface"),
+            models.UniqueConstraint(
+                fields=["customer", "surface"],
+                condition=models.Q(live=True),
+                name="config_unique_surface",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.customer} / {self.surface}: {self.name}"
+        return f"{self.customer} / {self.surface}: {self.name}{'' if self.live else ' (not live)'}"
 
 
 class SignalVersion(models.Model):
@@ -266,9 +282,18 @@ class ExperimentMethod(models.TextChoices):
     INTERLEAVE = "interleave", "interleaving: the shoppers in the share see A and B in one list"
 
 
+class ExperimentKind(models.TextChoices):
+    """What B changes (docs/experiments.md, section 1)."""
+
+    MODEL = "model", "a model: B's shoppers are scored by it"
+    CONFIG = "config", "a ranking config: B's shoppers get its blend of signals"
+    RULES = "rules", "rules: B's shoppers also get the rules tagged to this experiment"
+
+
 class Experiment(models.Model):
     """An A/B test on one surface: shoppers hashed into `treatment_percent` percent see variant
-    B (the treatment model), the others variant A (the surface's live ranker). Assignment is a
+    B (the treatment: a model, a ranking config, or the rules tagged to the experiment, as
+    `kind` says), the others variant A (the surface's live ranker). Assignment is a
     deterministic hash of the experiment's salt and the shopper, so a shopper stays in a variant;
     a request without user or session is always A. With `method` "interleave", the shoppers in
     the share get A's and B's orders merged by team draft, the others the live ranker."""
@@ -276,8 +301,28 @@ class Experiment(models.Model):
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="experiments")
     surface = models.CharField(max_length=16, choices=Surface.choices)
     name = models.CharField(max_length=200)
+    kind = models.CharField(
+        "what B changes",
+        max_length=16,
+        choices=ExperimentKind.choices,
+        default=ExperimentKind.MODEL,
+    )
     treatment_model = models.ForeignKey(
-        RankingModel, on_delete=models.PROTECT, related_name="+", verbose_name="model of B"
+        RankingModel,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name="model of B",
+        null=True,
+        blank=True,
+    )
+    treatment_config = models.ForeignKey(
+        RankingConfig,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name="ranking config of B",
+        null=True,
+        blank=True,
+        help_text="A config of this surface that is not live.",
     )
     treatment_percent = models.PositiveSmallIntegerField(
         "share of shoppers in B (%)",
@@ -340,3 +385,12 @@ class Experiment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer} / {self.surface}: {self.name}"
+
+    @property
+    def treatment_label(self) -> str:
+        """What B is, in a few words: the model's label, the config's name, or its rules."""
+        if self.kind == ExperimentKind.CONFIG and self.treatment_config is not None:
+            return f"config:{self.treatment_config.name}"
+        if self.kind == ExperimentKind.RULES:
+            return "rules tagged to B"
+        return self.treatment_model.label if self.treatment_model is not None else "-"

@@ -26,7 +26,14 @@ from ranking.engine.experiments import CONTROL, INTERLEAVED, TREATMENT, SurfaceE
 from ranking.engine.records import Interleaving, RankerConfig
 from ranking.engine.scoring import BlendScorer
 from ranking.learning.registry import active_scorers, usable_scorer
-from ranking.models import Experiment, ExperimentMethod, RankingConfig, SignalVersion, Surface
+from ranking.models import (
+    Experiment,
+    ExperimentKind,
+    ExperimentMethod,
+    RankingConfig,
+    SignalVersion,
+    Surface,
+)
 from ranking.signals.schema import FEATURE_INDEX, FEATURES, SHOPPER_SLICE
 
 logger = logging.getLogger(__name__)
@@ -90,7 +97,7 @@ DEFAULT_CONFIGS = {
 def load_customer_runtime(customer_id: int) -> CustomerRuntime:
     customer = Customer.objects.only("max_candidates").get(pk=customer_id)
     configs = dict(DEFAULT_CONFIGS)
-    for config in RankingConfig.objects.for_customer(customer_id):
+    for config in RankingConfig.objects.for_customer(customer_id).live():
         configs[config.surface] = ranker_config(
             name=config.name,
             surface=config.surface,
@@ -98,7 +105,8 @@ def load_customer_runtime(customer_id: int) -> CustomerRuntime:
             personalization_weight=config.personalization_weight,
             exploration_percent=config.exploration_percent,
         )
-    for surface, scorer in active_scorers(customer_id).items():
+    active = active_scorers(customer_id)
+    for surface, scorer in active.items():
         configs[surface] = replace(configs[surface], scorer=scorer)
     assert set(configs) == set(Surface.values)
     rules = load_rule_set(customer_id)
@@ -110,25 +118,28 @@ def load_customer_runtime(customer_id: int) -> CustomerRuntime:
         customer_id,
         customer.max_candidates,
         configs,
-        load_experiments(customer_id, configs),
+        load_experiments(customer_id, configs, active=set(active)),
         signals_published=SignalVersion.objects.for_customer(customer_id).exists(),
     )
 
 
 def load_experiments(
-    customer_id: int, configs: dict[str, RankerConfig]
+    customer_id: int, configs: dict[str, RankerConfig], active: Collection[str] = ()
 ) -> dict[str, SurfaceExperiment]:
-    """The running experiments: B is the live ranker with the treatment model's scorer (same
-    rules), or for an interleaving experiment the live ranker merged with it. An experiment
-    whose model may not serve is left out (logged): everyone gets A."""
+    """The running experiments: B is the live ranker with the treatment's scorer (a model's, or
+    a config's blend; same rules), or the live ranker plus the rules tagged to the experiment;
+    for an interleaving experiment the live ranker merged with B's scorer. An experiment whose
+    B may not serve is left out (logged): everyone gets A. `active`: the surfaces a model
+    serves, where a config's blend serves nobody (docs/experiments.md, section 1)."""
     experiments = {}
     running = Experiment.objects.for_customer(customer_id).filter(enabled=True)
-    for experiment in running.select_related("treatment_model"):
-        scorer = usable_scorer(experiment.treatment_model)
-        if scorer is None:
-            logger.error("experiment %s: its model may not serve; not running it", experiment)
-            continue
+    for experiment in running.select_related("treatment_model", "treatment_config"):
         live = configs[experiment.surface]
+        treated = _treated(experiment, live, experiment.surface in active)
+        if treated is None:
+            logger.error("experiment %s: its B may not serve; not running it", experiment)
+            continue
+        scorer = treated.scorer
         if experiment.method == ExperimentMethod.INTERLEAVE:
             # The shoppers outside the share get the live ranker in no variant; those inside,
             # the live ranker's and B's orders merged, with no exploration swap.
@@ -142,7 +153,7 @@ def load_experiments(
             )
         else:
             control = replace(live, variant=CONTROL, experiment_id=experiment.pk)
-            treatment = replace(live, scorer=scorer, variant=TREATMENT, experiment_id=experiment.pk)
+            treatment = replace(treated, variant=TREATMENT, experiment_id=experiment.pk)
         experiments[experiment.surface] = SurfaceExperiment(
             name=experiment.name,
             salt=experiment.salt,
@@ -154,6 +165,29 @@ def load_experiments(
             live=live,
         )
     return experiments
+
+
+def _treated(experiment: Experiment, live: RankerConfig, model_serves: bool) -> RankerConfig | None:
+    """The live ranker changed as B changes it; None when B may not serve."""
+    if experiment.kind == ExperimentKind.CONFIG:
+        config = experiment.treatment_config
+        if config is None or model_serves:
+            return None
+        blend = ranker_config(
+            name=config.name,
+            surface=config.surface,
+            weights=config.weights,
+            personalization_weight=config.personalization_weight,
+        )
+        # Only the blend differs: B keeps the live config's exploration, so swaps weigh alike.
+        return replace(live, name=blend.name, scorer=blend.scorer)
+    if experiment.kind == ExperimentKind.RULES:
+        rules = load_rule_set(experiment.customer_id, experiment_id=experiment.pk)
+        surface_rules = rules.for_surface(experiment.surface)
+        return replace(live, rules=surface_rules if surface_rules.rules else None)
+    model = experiment.treatment_model
+    scorer = usable_scorer(model) if model is not None else None
+    return replace(live, scorer=scorer) if scorer is not None else None
 
 
 _runtimes: runtime_sync.GenerationCache[int, CustomerRuntime] = runtime_sync.GenerationCache(

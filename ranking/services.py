@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from customers import runtime_sync
 from customers.models import Customer
+from merchandising import services as merchandising_services
 from merchandising.attribute_sets import attribute_sets_sync
 from ranking.configs import weights_clean
 from ranking.experiment_stats import Lift
@@ -23,6 +24,7 @@ from ranking.learning.registry import usable_scorer
 from ranking.models import (
     Experiment,
     ExperimentEnd,
+    ExperimentKind,
     ExperimentMethod,
     ModelStatus,
     RankingConfig,
@@ -78,10 +80,19 @@ def ranking_config_save(
     personalization_weight: float,
     exploration_percent: float = 0.0,
     user: Any = None,
+    live: bool = True,
+    config: RankingConfig | None = None,
 ) -> RankingConfig:
-    """Create or replace the config of a surface; every API process uses it within seconds."""
-    config = RankingConfig.objects.for_customer(customer.pk).filter(surface=surface).first()
-    config = config or RankingConfig(customer=customer, surface=surface)
+    """Create or replace the live config of a surface; every API process uses it within
+    seconds. With `live` False, create (or change `config`, one that is not live) a config that
+    serves nobody until an experiment tries it on B or makes it live."""
+    if live:
+        serving = RankingConfig.objects.for_customer(customer.pk).live().filter(surface=surface)
+        config = serving.first() or RankingConfig(customer=customer, surface=surface)
+    elif config is None or config.pk is None:
+        config = RankingConfig(customer=customer, surface=surface, live=False)
+    elif config.live or config.customer_id != customer.pk:
+        raise ValidationError({"live": "This config is live: change it as the live one."})
     config.name = name
     config.weights = weights_clean(weights)
     config.personalization_weight = personalization_weight
@@ -91,6 +102,26 @@ def ranking_config_save(
     config.save()
     runtime_sync.bump_generation(customer.pk)
     return config
+
+
+@transaction.atomic
+def ranking_config_make_live(*, config: RankingConfig, user: Any = None) -> RankingConfig:
+    """Serve this config on its surface; the one it replaces stays, not live (to try again or
+    to make live again)."""
+    locked = RankingConfig.objects.select_for_update().get(pk=config.pk)
+    if locked.live:
+        return locked
+    RankingConfig.objects.for_customer(locked.customer_id).live().filter(
+        surface=locked.surface
+    ).update(live=False)
+    locked.live = True
+    locked.updated_at = timezone.now()
+    locked.updated_by = (
+        user if user is not None and getattr(user, "is_authenticated", False) else None
+    )
+    locked.save(update_fields=["live", "updated_at", "updated_by"])
+    runtime_sync.bump_generation(locked.customer_id)
+    return locked
 
 
 @transaction.atomic
@@ -114,19 +145,7 @@ class PromotionRefused(Exception):
 
 def experiment_errors(experiment: Experiment) -> dict[str, list[str]]:
     """Why the experiment cannot run as set, by field (empty when it can)."""
-    errors: dict[str, list[str]] = {}
-    model = experiment.treatment_model
-    if model.customer_id != experiment.customer_id or model.surface != experiment.surface:
-        errors["treatment_model"] = ["Choose a model of this customer and surface."]
-    elif not experiment.enabled:
-        pass  # a stopped experiment serves nothing: its B may since have been promoted
-    elif model.status == ModelStatus.ACTIVE:
-        errors["treatment_model"] = ["This model already serves everyone: B would equal A."]
-    elif usable_scorer(model) is None:
-        errors["treatment_model"] = [
-            "This model cannot serve: another feature schema, or an artifact that fails its "
-            "checksum."
-        ]
+    errors = _treatment_errors(experiment)
     starts, ends = experiment.starts_at, experiment.ends_at
     if starts is not None and ends is not None and ends <= starts:
         errors["ends_at"] = ["End it after it starts."]
@@ -143,6 +162,71 @@ def experiment_errors(experiment: Experiment) -> dict[str, list[str]]:
     ).exclude(pk=experiment.pk)
     if experiment.enabled and running.exists():
         errors["enabled"] = [f"An experiment already runs on {experiment.surface}: stop it first."]
+    return errors
+
+
+def _treatment_errors(experiment: Experiment) -> dict[str, list[str]]:
+    """Why B cannot be what the experiment's kind says, by field: exactly the model of a model
+    experiment, the config of a config experiment, neither for rules."""
+    errors: dict[str, list[str]] = {}
+    kind = experiment.kind
+    model, config = experiment.treatment_model, experiment.treatment_config
+    if kind != ExperimentKind.MODEL and model is not None:
+        errors["treatment_model"] = ["Only a model experiment has a model of B: clear it."]
+    if kind != ExperimentKind.CONFIG and config is not None:
+        errors["treatment_config"] = ["Only a config experiment has a config of B: clear it."]
+    if kind == ExperimentKind.MODEL:
+        if model is None:
+            errors["treatment_model"] = ["Choose the model B's shoppers are scored by."]
+        else:
+            errors.update(_model_errors(experiment, model))
+    elif kind == ExperimentKind.CONFIG:
+        if config is None:
+            errors["treatment_config"] = ["Choose the ranking config B's shoppers get."]
+        else:
+            errors.update(_config_errors(experiment, config))
+    elif kind == ExperimentKind.RULES and experiment.method == ExperimentMethod.INTERLEAVE:
+        errors["method"] = [
+            "Rules cannot be interleaved (they pin, hide and move items in one list): "
+            "compare them with an A/B test."
+        ]
+    return errors
+
+
+def _config_errors(experiment: Experiment, config: RankingConfig) -> dict[str, list[str]]:
+    if config.customer_id != experiment.customer_id or config.surface != experiment.surface:
+        return {"treatment_config": ["Choose a ranking config of this customer and surface."]}
+    if not experiment.enabled:
+        return {}  # a stopped experiment serves nothing: its B may since have been promoted
+    if config.live:
+        return {"treatment_config": ["This config already serves everyone: B would equal A."]}
+    if _active_model_on(experiment.customer_id, experiment.surface):
+        return {
+            "treatment_config": [
+                "A model serves this surface, and a config's blend serves only where no model "
+                "does: test a model, or roll the model back first."
+            ]
+        }
+    return {}
+
+
+def _active_model_on(customer_id: int, surface: str) -> bool:
+    return RankingModel.objects.active().for_customer(customer_id).filter(surface=surface).exists()
+
+
+def _model_errors(experiment: Experiment, model: RankingModel) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    if model.customer_id != experiment.customer_id or model.surface != experiment.surface:
+        errors["treatment_model"] = ["Choose a model of this customer and surface."]
+    elif not experiment.enabled:
+        pass  # a stopped experiment serves nothing: its B may since have been promoted
+    elif model.status == ModelStatus.ACTIVE:
+        errors["treatment_model"] = ["This model already serves everyone: B would equal A."]
+    elif usable_scorer(model) is None:
+        errors["treatment_model"] = [
+            "This model cannot serve: another feature schema, or an artifact that fails its "
+            "checksum."
+        ]
     return errors
 
 
@@ -188,7 +272,7 @@ def experiment_save(*, experiment: Experiment, user: Any = None) -> Experiment:
         experiment.end_reason, experiment.end_summary = "", ""
     experiment.updated_at = timezone.now()
     experiment.updated_by = user if user is not None and user.is_authenticated else None
-    experiment.full_clean(exclude=["treatment_model"])
+    experiment.full_clean(exclude=["treatment_model", "treatment_config"])
     experiment.save()
     runtime_sync.bump_generation(experiment.customer_id)
     return experiment
@@ -260,19 +344,16 @@ def experiment_check(*, experiment: Experiment) -> Lift | None:
 
 
 @transaction.atomic
-def experiment_promote(
-    *, experiment: Experiment, user: str, override_reason: str = ""
-) -> RankingModel:
-    """End the experiment and serve B's model to everyone through the registry's guarded
-    activation. Raises registry.ActivationRefused when a guard refuses, PromotionRefused when
-    the experiment cannot be promoted; either way nothing changes."""
+def experiment_promote(*, experiment: Experiment, user: str, override_reason: str = "") -> str:
+    """End the experiment and serve B to everyone: its model through the registry's guarded
+    activation, its config as the surface's live config, or its rules untagged. Returns what
+    serves now, in words. Raises registry.ActivationRefused when a guard refuses,
+    PromotionRefused when the experiment cannot be promoted; either way nothing changes."""
     locked = Experiment.objects.select_for_update().get(pk=experiment.pk)
     if locked.end_reason in FINAL_ENDS:
         raise PromotionRefused(f"This experiment ended for good: {locked.end_summary}.")
-    model = registry.model_activate(
-        model=locked.treatment_model, user=user, override_reason=override_reason
-    )
-    summary = f"B promoted by {user}: {model.label} serves everyone on {locked.surface}"
+    served = _promote_treatment(locked, user=user, override_reason=override_reason)
+    summary = f"B promoted by {user}: {served} serves everyone on {locked.surface}"
     if locked.enabled:
         _end(locked, reason=ExperimentEnd.PROMOTED, by=user, summary=summary)
     else:  # stopped by hand earlier: the end becomes the promotion, at its own time
@@ -285,7 +366,31 @@ def experiment_promote(
     locked.save(update_fields=END_FIELDS)
     customer_id = locked.customer_id
     transaction.on_commit(lambda: runtime_sync.bump_generation(customer_id))
-    return model
+    return served
+
+
+def _promote_treatment(experiment: Experiment, *, user: str, override_reason: str) -> str:
+    if experiment.kind == ExperimentKind.CONFIG:
+        config = experiment.treatment_config
+        if config is None:
+            raise PromotionRefused("This experiment has no config of B.")
+        if _active_model_on(experiment.customer_id, experiment.surface):
+            raise PromotionRefused(
+                "A model serves this surface, so its config's blend would serve nobody: roll "
+                "the model back first."
+            )
+        ranking_config_make_live(config=config)
+        return f"the config {config.name}"
+    if experiment.kind == ExperimentKind.RULES:
+        note = f"serves everyone: B of experiment {experiment.pk} promoted by {user}"
+        untagged = merchandising_services.rules_untag(experiment=experiment, note=note)
+        return f"its {len(untagged)} rule(s)" if len(untagged) != 1 else "its rule"
+    if experiment.treatment_model is None:
+        raise PromotionRefused("This experiment has no model of B.")
+    model = registry.model_activate(
+        model=experiment.treatment_model, user=user, override_reason=override_reason
+    )
+    return model.label
 
 
 @transaction.atomic

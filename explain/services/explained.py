@@ -302,7 +302,7 @@ def candidates_resolve(params: ExplainParams) -> Candidates:
 
 def blend_config(*, customer_id: int, surface: str) -> RankerConfig:
     """The surface's weighted blend of signals (what serves when no model is active)."""
-    stored = RankingConfig.objects.for_customer(customer_id).filter(surface=surface).first()
+    stored = RankingConfig.objects.for_customer(customer_id).live().filter(surface=surface).first()
     if stored is None:
         return DEFAULT_CONFIGS[surface]
     return ranker_config(
