@@ -69,25 +69,47 @@ def test_cost_of_the_readout_over_time() -> None:
             at = start + timedelta(days=rng.randrange(DAYS), minutes=rng.randint(0, 1400))
             request_id = f"r-{n}-{visit}"
             rows.append(
-                RankLog(customer=customer, request_id=request_id, surface="search", query="q",
-                        shopper_key=f"u:{n}", schema_hash=SCHEMA_HASH, item_ids=["sku-1"],
-                        features=b"", created_at=at, experiment_id=experiment.pk,
-                        variant="AB"[n % 2])
-            )  # fmt: skip
+                RankLog(
+                    customer=customer,
+                    request_id=request_id,
+                    surface="search",
+                    query="q",
+                    shopper_key=f"u:{n}",
+                    schema_hash=SCHEMA_HASH,
+                    item_ids=["sku-1"],
+                    features=b"",
+                    created_at=at,
+                    experiment_id=experiment.pk,
+                    variant="AB"[n % 2],
+                )
+            )
             if rng.random() < 0.3:
                 events.append(
-                    Event(customer=customer, event_id=f"c-{n}-{visit}", type=EventType.CLICK,
-                          item_id="sku-1", occurred_at=at + timedelta(minutes=1),
-                          user_id=str(n), request_id=request_id)
-                )  # fmt: skip
+                    Event(
+                        customer=customer,
+                        event_id=f"c-{n}-{visit}",
+                        type=EventType.CLICK,
+                        item_id="sku-1",
+                        occurred_at=at + timedelta(minutes=1),
+                        user_id=str(n),
+                        request_id=request_id,
+                    )
+                )
             if rng.random() < 0.1:
                 price = rng.uniform(5, 80)
                 events.append(
-                    Event(customer=customer, event_id=f"p-{n}-{visit}", type=EventType.PURCHASE,
-                          item_id="sku-1", occurred_at=at + timedelta(minutes=rng.randint(2, 300)),
-                          user_id=str(n), request_id=request_id if rng.random() < 0.7 else "",
-                          price=price, revenue=price)
-                )  # fmt: skip
+                    Event(
+                        customer=customer,
+                        event_id=f"p-{n}-{visit}",
+                        type=EventType.PURCHASE,
+                        item_id="sku-1",
+                        occurred_at=at + timedelta(minutes=rng.randint(2, 300)),
+                        user_id=str(n),
+                        request_id=request_id if rng.random() < 0.7 else "",
+                        price=price,
+                        revenue=price,
+                    )
+                )
     RankLog.objects.bulk_create(rows, batch_size=2000)
     Event.objects.bulk_create(events, batch_size=2000)
     with_days = _timed(lambda: experiments.experiment_result(experiment=experiment))

@@ -559,8 +559,16 @@ class RuleAdmin(CustomerScopedAdmin):
 class RuleRevisionAdmin(CustomerScopedAdmin):
     """Every rule's changes, deleted rules' too: read-only, with a revert action."""
 
-    list_display = ["rule_id_value", "rule_name", "number", "kind", "changed_by", "changed_at",
-                    "note", "history_link"]  # fmt: skip
+    list_display = [
+        "rule_id_value",
+        "rule_name",
+        "number",
+        "kind",
+        "changed_by",
+        "changed_at",
+        "note",
+        "history_link",
+    ]
     list_filter = ["kind"]
     list_select_related = ["customer", "changed_by"]
     search_fields = ["document__name", "note"]

@@ -30,8 +30,12 @@ class RuleWarning:
     blocking: bool = False
 
     def as_dict(self) -> dict[str, object]:
-        return {"code": self.code, "field": self.field, "detail": self.detail,
-                "blocking": self.blocking}  # fmt: skip
+        return {
+            "code": self.code,
+            "field": self.field,
+            "detail": self.detail,
+            "blocking": self.blocking,
+        }
 
 
 @dataclass(frozen=True)
@@ -133,8 +137,9 @@ def rule_warnings(
     action = document.action
     if isinstance(action, PinAction):
         facts = catalog_facts(customer_id, [p.item_id for p in action.pins])
-        known = {item_id for item_id, found in zip(facts.item_ids, facts.known, strict=True)
-                 if found}  # fmt: skip
+        known = {
+            item_id for item_id, found in zip(facts.item_ids, facts.known, strict=True) if found
+        }
         for number, pin in enumerate(action.pins):
             if pin.item_id not in known:
                 warnings.append(
@@ -176,30 +181,44 @@ def _self_contradictions(document: RuleIn) -> list[RuleWarning]:
         positions = [pin.position for pin in action.pins]
         if len(set(positions)) != len(positions):
             warnings.append(
-                RuleWarning("pins_share_position", "action.pins",
-                            "Two pins of this rule ask for the same position.", blocking=True)
-            )  # fmt: skip
+                RuleWarning(
+                    "pins_share_position",
+                    "action.pins",
+                    "Two pins of this rule ask for the same position.",
+                    blocking=True,
+                )
+            )
         items = [pin.item_id for pin in action.pins]
         if len(set(items)) != len(items):
             warnings.append(
-                RuleWarning("item_pinned_twice", "action.pins",
-                            "This rule pins one item at two positions.", blocking=True)
-            )  # fmt: skip
+                RuleWarning(
+                    "item_pinned_twice",
+                    "action.pins",
+                    "This rule pins one item at two positions.",
+                    blocking=True,
+                )
+            )
     if isinstance(action, DiversityAction) and action.max_items >= action.top_k:
         warnings.append(
-            RuleWarning("cap_never_applies", "action.max_items",
-                        f"At most {action.max_items} per {action.field} in the top "
-                        f"{action.top_k} never removes anything: lower max_items below top_k.")
-        )  # fmt: skip
+            RuleWarning(
+                "cap_never_applies",
+                "action.max_items",
+                f"At most {action.max_items} per {action.field} in the top "
+                f"{action.top_k} never removes anything: lower max_items below top_k.",
+            )
+        )
     if (
         selector.price_min is not None
         and selector.price_max is not None
         and selector.price_max < selector.price_min
     ):
         warnings.append(
-            RuleWarning("empty_price_range", "selector.price_max",
-                        "price_max is below price_min: the selector matches no item.")
-        )  # fmt: skip
+            RuleWarning(
+                "empty_price_range",
+                "selector.price_max",
+                "price_max is below price_min: the selector matches no item.",
+            )
+        )
     return warnings
 
 
@@ -292,8 +311,9 @@ def _hidden_targets(
             continue
         facts = catalog_facts(customer_id, sorted(targets))
         mask = selector_compile(other.document.selector).mask(facts)
-        hidden = {item_id for item_id, hit in zip(facts.item_ids, mask.tolist(), strict=True)
-                  if hit}  # fmt: skip
+        hidden = {
+            item_id for item_id, hit in zip(facts.item_ids, mask.tolist(), strict=True) if hit
+        }
         if isinstance(action, PinAction) and hidden:
             warnings.append(
                 RuleWarning(

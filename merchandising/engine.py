@@ -87,8 +87,9 @@ class Vocabulary:
     def top_level_codes(self) -> np.ndarray:
         """Per category code, a code for its top-level category (for diversity by category)."""
         tops: dict[str, int] = {}
-        codes = [tops.setdefault(name.split("/", 1)[0].casefold(), len(tops))
-                 for name in self.categories]  # fmt: skip
+        codes = [
+            tops.setdefault(name.split("/", 1)[0].casefold(), len(tops)) for name in self.categories
+        ]
         return np.array([*codes, -1], dtype=np.int64)  # the extra slot is code -1: none
 
 
@@ -176,23 +177,30 @@ class ItemFacts:
         return np.fromiter(
             (
                 item is not None
-                and all(key in item and attribute_matches(item[key], values)
-                        for key, values in attributes)
+                and all(
+                    key in item and attribute_matches(item[key], values)
+                    for key, values in attributes
+                )
                 for item in self.item_attributes
             ),
             dtype=bool,
             count=len(self.item_ids),
-        )  # fmt: skip
+        )
 
     @classmethod
     def from_fetch(cls, item_ids: tuple[str, ...], fetch: SignalFetch | None) -> ItemFacts:
         k = len(item_ids)
         if fetch is None or fetch.meta is None:
             return cls(
-                item_ids, np.zeros(k, bool), np.full(k, -1), np.full((k, 1), -1),
-                np.full(k, np.nan), np.zeros(k, bool), Vocabulary((), ()),
+                item_ids,
+                np.zeros(k, bool),
+                np.full(k, -1),
+                np.full((k, 1), -1),
+                np.full(k, np.nan),
+                np.zeros(k, bool),
+                Vocabulary((), ()),
                 attribute_masks=fetch.attribute_masks if fetch is not None else {},
-            )  # fmt: skip
+            )
         records = fetch.item_records
         signals = records["signals"]
         return cls(
@@ -241,8 +249,16 @@ class ItemFacts:
         item_attributes = (
             None if attributes is None else tuple(attributes.get(item_id) for item_id in item_ids)
         )
-        return cls(item_ids, known, brand_codes, category_codes, price, in_stock,
-                   Vocabulary(brands, categories), item_attributes=item_attributes)  # fmt: skip
+        return cls(
+            item_ids,
+            known,
+            brand_codes,
+            category_codes,
+            price,
+            in_stock,
+            Vocabulary(brands, categories),
+            item_attributes=item_attributes,
+        )
 
 
 @dataclass(frozen=True)

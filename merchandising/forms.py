@@ -80,8 +80,15 @@ MESSAGE_FIELDS = (
     ("leave the selector empty", None),
 )
 # Fields entered one entry per line: a contract error at index i is about the i-th entry.
-LINE_FIELDS = {"windows", "query_patterns", "page_categories", "selector_brands",
-               "selector_categories", "selector_item_ids", "action_pins"}  # fmt: skip
+LINE_FIELDS = {
+    "windows",
+    "query_patterns",
+    "page_categories",
+    "selector_brands",
+    "selector_categories",
+    "selector_item_ids",
+    "action_pins",
+}
 # A conflict warning's `field` (merchandising.conflicts) -> the form field.
 WARNING_FIELDS = {
     "action.pins": "action_pins",
@@ -127,8 +134,9 @@ def warning_field(warning: RuleWarning) -> str | None:
 
 def _lines(text: str) -> list[tuple[int, str]]:
     """Non-blank lines, stripped, with their 1-based line numbers."""
-    return [(number, line.strip()) for number, line in enumerate(text.splitlines(), 1)
-            if line.strip()]  # fmt: skip
+    return [
+        (number, line.strip()) for number, line in enumerate(text.splitlines(), 1) if line.strip()
+    ]
 
 
 def _datetime(text: str, number: int | None = None) -> datetime | None:
@@ -564,10 +572,13 @@ class RuleForm(forms.ModelForm):
         message = message.removeprefix("Value error, ")
         names = tuple(part for part in location if isinstance(part, str))
         field = next(
-            (DOCUMENT_FIELDS[names[:n]] for n in range(len(names), 0, -1)
-             if names[:n] in DOCUMENT_FIELDS),
+            (
+                DOCUMENT_FIELDS[names[:n]]
+                for n in range(len(names), 0, -1)
+                if names[:n] in DOCUMENT_FIELDS
+            ),
             None,
-        )  # fmt: skip
+        )
         if not location:
             field = next((f for text, f in MESSAGE_FIELDS if text in message), None)
         elif field == "selector_attributes" and names == ("selector",) and "price" in message:
@@ -604,9 +615,11 @@ class RuleForm(forms.ModelForm):
             for field, messages in errors.items():
                 self.add_error(field, messages)
         self.warnings = rule_warnings(
-            customer_id=customer_id, document=self.document, rule_id=self.instance.pk,
+            customer_id=customer_id,
+            document=self.document,
+            rule_id=self.instance.pk,
             at=timezone.now(),
-        )  # fmt: skip
+        )
         for warning in self.warnings:
             if warning.blocking:
                 self.add_error(warning_field(warning), f"Conflict: {warning.detail}")

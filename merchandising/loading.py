@@ -96,8 +96,11 @@ def catalog_facts(customer_id: int, item_ids: Iterable[str] | None = None) -> It
         "external_id", "brand", "categories", "price", "in_stock", "attributes"
     ):
         catalog[external_id] = (
-            brand, tuple(categories), None if price is None else float(price), stock
-        )  # fmt: skip
+            brand,
+            tuple(categories),
+            None if price is None else float(price),
+            stock,
+        )
         attributes[external_id] = item_attributes
     ids = tuple(catalog) if item_ids is None else tuple(item_ids)
     return ItemFacts.from_catalog(ids, catalog, attributes)

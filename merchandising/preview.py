@@ -194,8 +194,9 @@ def rule_preview(
             "brand, category, price or stock match nothing until the next signal refresh."
         )
     if with_rule.degraded:
-        notes.append("The signal store did not answer: both sides show the fallback order, "
-                     "without rules.")  # fmt: skip
+        notes.append(
+            "The signal store did not answer: both sides show the fallback order, without rules."
+        )
 
     items = {
         item.external_id: item

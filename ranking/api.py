@@ -185,9 +185,12 @@ class RankApi(CustomerApi):
         response = self.answer(request, render(request_id, body, outcome))
         response["X-Request-ID"] = request_id
         observe_rank_outcome(
-            customer_id=self.customer_id, surface=body.surface, started=self.started,
-            candidates=len(body.items), outcome=outcome,
-        )  # fmt: skip
+            customer_id=self.customer_id,
+            surface=body.surface,
+            started=self.started,
+            candidates=len(body.items),
+            outcome=outcome,
+        )
         if outcome.variant is not None and ranked.shopper_key:
             observe_exposure(
                 customer_id=self.customer_id, surface=body.surface, variant=outcome.variant
@@ -201,8 +204,11 @@ class RankApi(CustomerApi):
         outcome = rank_degraded(rank_input(body), "default", reason)
         response = self.answer(self.request, render(request_id, body, outcome))
         observe_rank_outcome(
-            customer_id=None if self.key_store_down else self.customer_id, surface=body.surface,
-            started=self.started, candidates=len(body.items), outcome=outcome,
+            customer_id=None if self.key_store_down else self.customer_id,
+            surface=body.surface,
+            started=self.started,
+            candidates=len(body.items),
+            outcome=outcome,
             degraded_reason=reason,
-        )  # fmt: skip
+        )
         return response

@@ -34,9 +34,12 @@ def observe_rank_outcome(
     if outcome.degraded:
         reason = degraded_reason or outcome.degraded_reason or "signal_store"
         observe_rank(
-            customer_id=customer_id, surface=surface, seconds=time.perf_counter() - started,
-            candidates=candidates, degraded_reason=reason,
-        )  # fmt: skip
+            customer_id=customer_id,
+            surface=surface,
+            seconds=time.perf_counter() - started,
+            candidates=candidates,
+            degraded_reason=reason,
+        )
         return
     missing = outcome.missing
     observe_rank(

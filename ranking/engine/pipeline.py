@@ -125,20 +125,33 @@ def rank(
         applied, swapped_at = explore(applied, config.exploration)
     order = _truncate(applied.order, request.limit)
     ordered = time.perf_counter()
-    stages = [("features", featured - started), ("score", scored - featured),
-              ("rules", ordered - scored)]  # fmt: skip
+    stages = [
+        ("features", featured - started),
+        ("score", scored - featured),
+        ("rules", ordered - scored),
+    ]
     explanations = None
     teams = None
     if drafted is not None:
         teams = served_teams(order, drafted.team_b, applied.placed)
     if request.explain:
         if drafted is None:
-            explanations = _explanations(request, scorer, fetch, features, model_scores,
-                                         base_order, applied, order)  # fmt: skip
+            explanations = _explanations(
+                request, scorer, fetch, features, model_scores, base_order, applied, order
+            )
         else:
-            explanations = _interleaved_explanations(request, scorer, drafted, fetch, features,
-                                                     model_scores, base_order, applied, order,
-                                                     teams or "")  # fmt: skip
+            explanations = _interleaved_explanations(
+                request,
+                scorer,
+                drafted,
+                fetch,
+                features,
+                model_scores,
+                base_order,
+                applied,
+                order,
+                teams or "",
+            )
         stages.append(("explain", time.perf_counter() - ordered))
     return RankOutcome(
         order=order,
@@ -272,10 +285,19 @@ def _interleaved_explanations(
     """Each item explained by the model of the team that picked it (A's for an item a rule
     placed), its position before rules the merged list's; the transform names the team, since
     the served score is the merged position's, not the sigmoid of that model score."""
-    treatment = _explanations(request, drafted.treatment, fetch, features,
-                              drafted.treatment_scores, base_order, applied, order)  # fmt: skip
-    control = _explanations(request, scorer, fetch, features, model_scores, base_order,
-                            applied, order)  # fmt: skip
+    treatment = _explanations(
+        request,
+        drafted.treatment,
+        fetch,
+        features,
+        drafted.treatment_scores,
+        base_order,
+        applied,
+        order,
+    )
+    control = _explanations(
+        request, scorer, fetch, features, model_scores, base_order, applied, order
+    )
     explained = []
     for row, team in enumerate(teams):
         picked = treatment[row] if team == TEAM_B else control[row]

@@ -79,10 +79,18 @@ def two_weeks_of_traffic(experiment: Experiment) -> None:
         if rng.random() < 0.3:
             price = rng.uniform(10, 60) * (0.9 if variant == "B" else 1.0)
             events.append(
-                Event(customer=experiment.customer, event_id=f"p-{n}", type=EventType.PURCHASE,
-                      item_id="sku-1", occurred_at=at + timedelta(minutes=5), user_id=str(n),
-                      request_id=f"r-{n}", price=price, revenue=price)
-            )  # fmt: skip
+                Event(
+                    customer=experiment.customer,
+                    event_id=f"p-{n}",
+                    type=EventType.PURCHASE,
+                    item_id="sku-1",
+                    occurred_at=at + timedelta(minutes=5),
+                    user_id=str(n),
+                    request_id=f"r-{n}",
+                    price=price,
+                    revenue=price,
+                )
+            )
     RankLog.objects.bulk_create(rows)
     Event.objects.bulk_create(events)
 

@@ -234,19 +234,35 @@ ROUND_TRIP_DOCUMENTS = [
         "query": {"match": "starts_with", "patterns": ["trail", "run"]},
         "page_categories": ["shoes/running", "socks"],
         "context": {"device": ["mobile", "tablet"], "country": ["fr"]},
-        "selector": {"brands": ["Acme", "Zeta"], "categories": ["shoes"], "price_min": 9.5,
-                     "price_max": 120.0, "in_stock": False,
-                     "attributes": {"color": ["red", "black"]}, "item_ids": ["shoe-1"]},
+        "selector": {
+            "brands": ["Acme", "Zeta"],
+            "categories": ["shoes"],
+            "price_min": 9.5,
+            "price_max": 120.0,
+            "in_stock": False,
+            "attributes": {"color": ["red", "black"]},
+            "item_ids": ["shoe-1"],
+        },
         "action": {"type": "bury", "factor": 0.4},
     },
-    {"name": "Slots", "selector": {"in_stock": True}, "action": {"type": "slot",
-                                                                 "positions": [1, 5, 9]}},
+    {
+        "name": "Slots",
+        "selector": {"in_stock": True},
+        "action": {"type": "slot", "positions": [1, 5, 9]},
+    },
     {"name": "Hide", "selector": {"item_ids": ["shoe-2"]}, "action": {"type": "hide"}},
-    {"name": "Diverse", "action": {"type": "diversity", "field": "category", "max_items": 2,
-                                   "top_k": 10}},
-    {"name": "Pins", "action": {"type": "pin", "pins": [{"item_id": "shoe-3", "position": 4},
-                                                        {"item_id": "shoe-1", "position": 1}]}},
-]  # fmt: skip
+    {
+        "name": "Diverse",
+        "action": {"type": "diversity", "field": "category", "max_items": 2, "top_k": 10},
+    },
+    {
+        "name": "Pins",
+        "action": {
+            "type": "pin",
+            "pins": [{"item_id": "shoe-3", "position": 4}, {"item_id": "shoe-1", "position": 1}],
+        },
+    },
+]
 
 
 @pytest.mark.parametrize("document", ROUND_TRIP_DOCUMENTS, ids=lambda d: d["name"])
@@ -503,9 +519,9 @@ def test_the_preview_shows_the_pinned_item_moving_to_its_position(
     rule = stored_rule(shop, action={"type": "pin", "pins": [{"item_id": "shoe-8", "position": 2}]})
 
     response = staff.get(
-        preview_url(rule), {"surface": "search", "query": "trail shoe", "candidates": "50",
-                            "top": "10"}
-    )  # fmt: skip
+        preview_url(rule),
+        {"surface": "search", "query": "trail shoe", "candidates": "50", "top": "10"},
+    )
 
     assert response.status_code == 200, response.context["form"].errors
     before = {item: position for item, position, _ in preview_rows(response, "without_rule")}
@@ -588,9 +604,11 @@ def test_the_history_lists_each_change_with_its_diff_and_revert_restores_it(
     rule = Rule.objects.get()
     original = rule.document()
     staff.post(
-        change_url(rule), form_data(name="Acme way up", selector_brands="Acme", action_factor="3",
-                                    action_strength="")
-    )  # fmt: skip
+        change_url(rule),
+        form_data(
+            name="Acme way up", selector_brands="Acme", action_factor="3", action_strength=""
+        ),
+    )
 
     page = staff.get(history_url(rule))
     html = page.content.decode()

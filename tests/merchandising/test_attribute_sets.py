@@ -34,8 +34,14 @@ ALL = [f"sku-{i}" for i in range(6)]
 
 
 def hide_red(api: ApiCaller) -> None:
-    create(api, {"name": "no red", "selector": {"attributes": {"color": ["red"]}},
-                 "action": {"type": "hide"}})  # fmt: skip
+    create(
+        api,
+        {
+            "name": "no red",
+            "selector": {"attributes": {"color": ["red"]}},
+            "action": {"type": "hide"},
+        },
+    )
 
 
 def test_saving_a_rule_writes_its_set_and_the_rule_applies(shop: ApiCaller) -> None:
@@ -48,10 +54,13 @@ def test_saving_a_rule_writes_its_set_and_the_rule_applies(shop: ApiCaller) -> N
 def test_catalog_writes_move_items_in_and_out_of_sets(shop: ApiCaller) -> None:
     hide_red(shop)
 
-    put_items(shop, [
-        {"id": "sku-0", "title": "Shoe 0", "attributes": {"color": ["red", "tan"]}},
-        {"id": "sku-1", "title": "Shoe 1", "attributes": {"color": "blue"}},
-    ])  # fmt: skip
+    put_items(
+        shop,
+        [
+            {"id": "sku-0", "title": "Shoe 0", "attributes": {"color": ["red", "tan"]}},
+            {"id": "sku-1", "title": "Shoe 1", "attributes": {"color": "blue"}},
+        ],
+    )
     assert members(shop, RED, ALL) == ["sku-0", "sku-4"]
 
     response = shop.delete("/v1/catalog/items/sku-4")

@@ -47,8 +47,9 @@ def rank(base: str, key: str) -> list[str]:
 
 def test_a_rule_change_reaches_a_running_api_process_within_two_seconds(server: str) -> None:
     customer = CustomerFactory()
-    items_upsert(customer_id=customer.pk,
-                 items=[CatalogItemIn(id=item_id, title=item_id) for item_id in IDS])  # fmt: skip
+    items_upsert(
+        customer_id=customer.pk, items=[CatalogItemIn(id=item_id, title=item_id) for item_id in IDS]
+    )
     _, key = api_key_create(customer=customer, name="t", scopes=[Scope.RANK])
     deadline = time.monotonic() + 30
     while True:

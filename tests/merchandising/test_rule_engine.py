@@ -107,8 +107,9 @@ def rules(draw: st.DrawFn, k: int, actions: tuple[str, ...] = tuple(ACTIONS)) ->
 
 @st.composite
 def cases(
-    draw: st.DrawFn, actions: tuple[str, ...] = tuple(ACTIONS),
-) -> tuple[ItemFacts, np.ndarray, list[CompiledRule]]:  # fmt: skip
+    draw: st.DrawFn,
+    actions: tuple[str, ...] = tuple(ACTIONS),
+) -> tuple[ItemFacts, np.ndarray, list[CompiledRule]]:
     facts, scores = draw(candidates())
     return facts, scores, draw(rules(len(facts.item_ids), actions))
 
@@ -290,12 +291,16 @@ def test_a_pin_beats_a_slot_beats_a_boost() -> None:
 def test_rules_match_on_surface_window_query_category_and_context() -> None:
     now = datetime(2026, 11, 27, 12, tzinfo=UTC)
     rule = CompiledRule(
-        1, "r", 0, "hide",
+        1,
+        "r",
+        0,
+        "hide",
         surfaces=frozenset({"search"}),
         windows=((now, now + timedelta(hours=1)),),
-        query_match="starts_with", patterns=("run",),
+        query_match="starts_with",
+        patterns=("run",),
         context=(("device", frozenset({"mobile"})),),
-    )  # fmt: skip
+    )
 
     def request(**changes: object) -> RankInput:
         fields: dict[str, object] = {

@@ -82,8 +82,9 @@ def test_a_pin_puts_the_item_at_its_position(shop: ApiCaller) -> None:
 
 
 def test_a_hidden_item_is_never_returned_and_explain_says_why(shop: ApiCaller) -> None:
-    rule = create(shop, {"name": "no puma", "selector": {"brands": ["puma"]},
-                         "action": {"type": "hide"}})  # fmt: skip
+    rule = create(
+        shop, {"name": "no puma", "selector": {"brands": ["puma"]}, "action": {"type": "hide"}}
+    )
     create(shop, pin("sku-1", 1, priority=5))
 
     response = search(shop, explain=True)
@@ -96,8 +97,14 @@ def test_a_hidden_item_is_never_returned_and_explain_says_why(shop: ApiCaller) -
 
 
 def test_boost_by_category_with_descendants_and_named_strength(shop: ApiCaller) -> None:
-    create(shop, {"name": "trail up", "selector": {"categories": ["Shoes/Trail"]},
-                  "action": {"type": "boost", "strength": "max"}})  # fmt: skip
+    create(
+        shop,
+        {
+            "name": "trail up",
+            "selector": {"categories": ["Shoes/Trail"]},
+            "action": {"type": "boost", "strength": "max"},
+        },
+    )
 
     response = search(shop, explain=True)
 
@@ -106,15 +113,25 @@ def test_boost_by_category_with_descendants_and_named_strength(shop: ApiCaller) 
     assert all(ranked.index(item) < IDS.index(item) for item in ("sku-3", "sku-4"))
     effects = response["items"][0]["explanation"]["rules"]
     assert effects == [
-        {"rule_id": effects[0]["rule_id"], "name": "trail up", "action": "boost",
-         "effect": "score x4"}
-    ]  # fmt: skip
+        {
+            "rule_id": effects[0]["rule_id"],
+            "name": "trail up",
+            "action": "boost",
+            "effect": "score x4",
+        }
+    ]
     assert response["items"][0]["explanation"]["position_before_rules"] == 4
 
 
 def test_bury_by_attribute_and_price_range(shop: ApiCaller) -> None:
-    create(shop, {"name": "red down", "selector": {"attributes": {"color": ["red"]},
-                  "price_min": 45.0}, "action": {"type": "bury", "factor": 0.01}})  # fmt: skip
+    create(
+        shop,
+        {
+            "name": "red down",
+            "selector": {"attributes": {"color": ["red"]}, "price_min": 45.0},
+            "action": {"type": "bury", "factor": 0.01},
+        },
+    )
 
     ranked = ranked_ids(search(shop))
 
@@ -182,20 +199,35 @@ def test_bad_rules_name_the_field_and_store_nothing(shop: ApiCaller) -> None:
     cases = [
         ({"name": "x", "action": {"type": "boost"}}, "action"),
         ({"name": "x", "action": {"type": "teleport"}}, "action.type"),
-        ({"name": "x", "action": {"type": "pin", "pins": [{"item_id": "a", "position": 0}]}},
-         "action.pins[0].position"),
+        (
+            {"name": "x", "action": {"type": "pin", "pins": [{"item_id": "a", "position": 0}]}},
+            "action.pins[0].position",
+        ),
         ({"name": "x", "action": {"type": "hide"}, "surfaces": ["checkout"]}, "surfaces[0]"),
-        ({"name": "x", "action": {"type": "hide"},
-          "windows": [{"start": "2026-12-02T00:00:00Z", "end": "2026-12-01T00:00:00Z"}]},
-         "windows[0]"),
-        ({"name": "x", "action": {"type": "hide"}, "windows": [{"start": "2026-12-02T00:00:00"}]},
-         "windows[0].start"),
+        (
+            {
+                "name": "x",
+                "action": {"type": "hide"},
+                "windows": [{"start": "2026-12-02T00:00:00Z", "end": "2026-12-01T00:00:00Z"}],
+            },
+            "windows[0]",
+        ),
+        (
+            {
+                "name": "x",
+                "action": {"type": "hide"},
+                "windows": [{"start": "2026-12-02T00:00:00"}],
+            },
+            "windows[0].start",
+        ),
         ({"name": "x", "action": {"type": "hide"}, "query": {"match": "exact"}}, "query"),
-        ({"name": "x", "action": {"type": "hide"}, "selector": {"price_min": "cheap"}},
-         "selector.price_min"),
+        (
+            {"name": "x", "action": {"type": "hide"}, "selector": {"price_min": "cheap"}},
+            "selector.price_min",
+        ),
         ({"name": "", "action": {"type": "hide"}}, "name"),
         ({"action": {"type": "hide"}}, "name"),
-    ]  # fmt: skip
+    ]
     for body, field in cases:
         response = shop.post("/v1/rules", body)
         assert response.status_code == 400, (body, response.content)
@@ -220,18 +252,29 @@ def test_two_pins_on_one_position_at_equal_priority_are_refused(shop: ApiCaller)
 
 
 def test_warnings_come_back_with_the_saved_rule(shop: ApiCaller) -> None:
-    create(shop, {"name": "hide sku-4", "selector": {"item_ids": ["sku-4"]},
-                  "action": {"type": "hide"}})  # fmt: skip
+    create(
+        shop,
+        {"name": "hide sku-4", "selector": {"item_ids": ["sku-4"]}, "action": {"type": "hide"}},
+    )
     create(shop, pin("sku-0", 2, priority=10))
     past = timezone.now() - timedelta(days=1)
 
     pinned = create(shop, pin("sku-4", 2, priority=5))
     ended = create(shop, pin("sku-1", 9, windows=[{"end": past.isoformat()}]))
-    nothing = create(shop, {"name": "ghost", "selector": {"brands": ["Adidas"]},
-                            "action": {"type": "boost", "factor": 2.0}})  # fmt: skip
+    nothing = create(
+        shop,
+        {
+            "name": "ghost",
+            "selector": {"brands": ["Adidas"]},
+            "action": {"type": "boost", "factor": 2.0},
+        },
+    )
 
-    assert {w["code"] for w in pinned["warnings"]} == {"pin_on_hidden_item", "pin_conflict",
-                                                        "shadowed"}  # fmt: skip
+    assert {w["code"] for w in pinned["warnings"]} == {
+        "pin_on_hidden_item",
+        "pin_conflict",
+        "shadowed",
+    }
     assert [w["code"] for w in ended["warnings"]] == ["window_ended"]
     assert [w["code"] for w in nothing["warnings"]] == ["no_matching_item"]
     assert not any(w["blocking"] for w in pinned["warnings"] + ended["warnings"])
@@ -300,8 +343,14 @@ def test_ranking_with_rules_reads_no_database_once_warm(
     shop: ApiCaller, django_assert_num_queries: Any
 ) -> None:
     create(shop, pin("sku-4", 1))
-    create(shop, {"name": "red", "selector": {"attributes": {"color": ["red"]}},
-                  "action": {"type": "boost", "factor": 2.0}})  # fmt: skip
+    create(
+        shop,
+        {
+            "name": "red",
+            "selector": {"attributes": {"color": ["red"]}},
+            "action": {"type": "boost", "factor": 2.0},
+        },
+    )
     search(shop)
 
     with django_assert_num_queries(0):
@@ -309,8 +358,14 @@ def test_ranking_with_rules_reads_no_database_once_warm(
 
 
 def test_an_attribute_rule_follows_catalog_changes(shop: ApiCaller) -> None:
-    create(shop, {"name": "green first", "selector": {"attributes": {"color": ["green"]}},
-                  "action": {"type": "slot", "positions": [1]}})  # fmt: skip
+    create(
+        shop,
+        {
+            "name": "green first",
+            "selector": {"attributes": {"color": ["green"]}},
+            "action": {"type": "slot", "positions": [1]},
+        },
+    )
     assert ranked_ids(search(shop))[0] == "sku-0"
 
     put_items(shop, [{"id": "sku-3", "title": "Shoe 3", "attributes": {"color": "green"}}])

@@ -52,8 +52,9 @@ def several_days_of_traffic(api: ApiCaller, experiment: Experiment) -> datetime:
             request_id = f"r-{n}-{visit}"
             rows.append(served_row(experiment, request_id, f"u:{n}", variant, at))
             if rng.random() < 0.6:
-                events.append(event("click", f"c-{n}-{visit}", str(n), at + timedelta(minutes=2),
-                                    request_id))  # fmt: skip
+                events.append(
+                    event("click", f"c-{n}-{visit}", str(n), at + timedelta(minutes=2), request_id)
+                )
             if rng.random() < 0.45:
                 price = rng.uniform(5, 40) * (1.3 if variant == "B" else 1.0)
                 # some purchases land after midnight, on the day after their request
@@ -61,10 +62,16 @@ def several_days_of_traffic(api: ApiCaller, experiment: Experiment) -> datetime:
                 if day == QUIET_DAY - 1:
                     later = min(later, timedelta(hours=1))
                 events.append(
-                    event("purchase", f"p-{n}-{visit}", str(n), at + later,
-                          request_id if rng.random() < 0.7 else None, price=round(price, 2),
-                          item_id=f"sku-{visit}")
-                )  # fmt: skip
+                    event(
+                        "purchase",
+                        f"p-{n}-{visit}",
+                        str(n),
+                        at + later,
+                        request_id if rng.random() < 0.7 else None,
+                        price=round(price, 2),
+                        item_id=f"sku-{visit}",
+                    )
+                )
     RankLog.objects.bulk_create(rows)
     quiet = (start + timedelta(days=QUIET_DAY), start + timedelta(days=QUIET_DAY + 1))
     events = [
@@ -160,8 +167,16 @@ def test_the_horizon_day_is_the_first_day_it_was_reached(api: ApiCaller) -> None
     for n in range(400):  # 100 shoppers a day over four days, buying alike: a small horizon
         at = start + timedelta(days=n // 100, hours=10, minutes=n % 60)
         rows.append(served_row(running, f"r-{n}", f"u:{n}", "AB"[n % 2], at))
-        events.append(event("purchase", f"p-{n}", str(n), at + timedelta(minutes=5), f"r-{n}",
-                            price=10.0 + n % 7))  # fmt: skip
+        events.append(
+            event(
+                "purchase",
+                f"p-{n}",
+                str(n),
+                at + timedelta(minutes=5),
+                f"r-{n}",
+                price=10.0 + n % 7,
+            )
+        )
     RankLog.objects.bulk_create(rows)
     send_events(api, events)
 
@@ -181,8 +196,16 @@ def test_a_horizon_not_reached_is_expected_at_the_current_rate(api: ApiCaller) -
         at = start + timedelta(days=n // 20, hours=10, minutes=n)
         rows.append(served_row(running, f"r-{n}", f"u:{n}", "AB"[n % 2], at))
         if n % 3 == 0:
-            events.append(event("purchase", f"p-{n}", str(n), at + timedelta(minutes=5), f"r-{n}",
-                                price=5.0 + (n * 37) % 200))  # fmt: skip
+            events.append(
+                event(
+                    "purchase",
+                    f"p-{n}",
+                    str(n),
+                    at + timedelta(minutes=5),
+                    f"r-{n}",
+                    price=5.0 + (n * 37) % 200,
+                )
+            )
     RankLog.objects.bulk_create(rows)
     send_events(api, events)
 

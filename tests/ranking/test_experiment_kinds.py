@@ -62,8 +62,9 @@ def _artifacts_in_tmp(settings: Any, tmp_path: Path) -> None:
 
 
 def shop_with_prices(api: ApiCaller) -> ApiCaller:
-    put_items(api, [{"id": f"sku-{i}", "title": f"Item {i}", "price": 10.0 * (i + 1)}
-                    for i in range(5)])  # fmt: skip
+    put_items(
+        api, [{"id": f"sku-{i}", "title": f"Item {i}", "price": 10.0 * (i + 1)} for i in range(5)]
+    )
     services.signals_refresh(customer_id=api.customer.pk)
     return api
 
@@ -73,8 +74,9 @@ def shop(api: ApiCaller) -> ApiCaller:
     return shop_with_prices(api)
 
 
-def config(customer: Customer, weights: dict[str, float], *, live: bool, name: str,
-           surface: str = "search") -> RankingConfig:  # fmt: skip
+def config(
+    customer: Customer, weights: dict[str, float], *, live: bool, name: str, surface: str = "search"
+) -> RankingConfig:
     return services.ranking_config_save(
         customer=customer,
         surface=surface,
@@ -202,8 +204,12 @@ def test_what_b_is_must_match_the_kind_and_the_errors_name_the_field(
     model = register(api.customer)
 
     def errors(**fields: Any) -> dict[str, list[str]]:
-        base: dict[str, Any] = {"customer": api.customer, "surface": "search", "name": "x",
-                                "treatment_percent": 50}  # fmt: skip
+        base: dict[str, Any] = {
+            "customer": api.customer,
+            "surface": "search",
+            "name": "x",
+            "treatment_percent": 50,
+        }
         with pytest.raises(ValidationError) as refused:
             services.experiment_save(experiment=Experiment(**{**base, **fields}))
         return refused.value.message_dict
@@ -228,10 +234,16 @@ def test_what_b_is_must_match_the_kind_and_the_errors_name_the_field(
     # Interleaving mixes two scorers' orders: fine for a config, meaningless for rules.
     assert set(errors(kind=ExperimentKind.RULES, method=ExperimentMethod.INTERLEAVE)) == {"method"}
     interleaved = services.experiment_save(
-        experiment=Experiment(customer=api.customer, surface="search", name="mix", kind="config",
-                              treatment_config=mine, treatment_percent=50,
-                              method=ExperimentMethod.INTERLEAVE)
-    )  # fmt: skip
+        experiment=Experiment(
+            customer=api.customer,
+            surface="search",
+            name="mix",
+            kind="config",
+            treatment_config=mine,
+            treatment_percent=50,
+            method=ExperimentMethod.INTERLEAVE,
+        )
+    )
     assert interleaved.pk is not None
     assert not Experiment.objects.filter(customer=other_api.customer).exists()
 
@@ -240,10 +252,16 @@ def test_an_interleaved_config_experiment_merges_the_live_blend_with_bs(shop: Ap
     config(shop.customer, CHEAP_FIRST, live=True, name="cheap first")
     b = config(shop.customer, DEAR_FIRST, live=False, name="dear first")
     running = services.experiment_save(
-        experiment=Experiment(customer=shop.customer, surface="search", name="mix",
-                              kind=ExperimentKind.CONFIG, treatment_config=b,
-                              treatment_percent=99, method=ExperimentMethod.INTERLEAVE)
-    )  # fmt: skip
+        experiment=Experiment(
+            customer=shop.customer,
+            surface="search",
+            name="mix",
+            kind=ExperimentKind.CONFIG,
+            treatment_config=b,
+            treatment_percent=99,
+            method=ExperimentMethod.INTERLEAVE,
+        )
+    )
 
     answer = search_as(shop, shopper_in(running, "B"))
 
@@ -309,10 +327,14 @@ def test_a_rule_is_tagged_only_to_a_running_rules_experiment_of_its_customer(
     rule = hide_rule(api.customer)
     theirs = rules_experiment(other_api.customer)
     of_a_model = services.experiment_save(
-        experiment=Experiment(customer=api.customer, surface="browse", name="model",
-                              treatment_model=register(api.customer, surface="browse"),
-                              treatment_percent=50)
-    )  # fmt: skip
+        experiment=Experiment(
+            customer=api.customer,
+            surface="browse",
+            name="model",
+            treatment_model=register(api.customer, surface="browse"),
+            treatment_percent=50,
+        )
+    )
     stopped = rules_experiment(api.customer)
     stopped.enabled = False
     services.experiment_save(experiment=stopped)
@@ -356,10 +378,17 @@ def test_the_forms_offer_and_accept_only_the_customers_own_configs_and_experimen
     rule_form = client.get(reverse("admin:merchandising_rule_add")).content.decode()
     posted = client.post(
         reverse("admin:ranking_experiment_add"),
-        {"customer": api.customer.pk, "surface": "browse", "name": "theirs", "method": "ab",
-         "kind": "config", "treatment_config": theirs.pk, "treatment_percent": 50,
-         "enabled": "on"},
-    )  # fmt: skip
+        {
+            "customer": api.customer.pk,
+            "surface": "browse",
+            "name": "theirs",
+            "method": "ab",
+            "kind": "config",
+            "treatment_config": theirs.pk,
+            "treatment_percent": 50,
+            "enabled": "on",
+        },
+    )
 
     assert f'value="{mine.pk}"' in experiment_form
     assert "mine-draft" in experiment_form
@@ -380,10 +409,15 @@ def test_the_admin_tags_a_rule_and_shows_each_kind_of_experiment(
     client = staff(shop.customer)
     change = reverse("admin:merchandising_rule_change", args=[rule.pk])
     form = {
-        "name": rule.name, "description": "", "enabled": "on", "priority": "0",
-        "query_match": "any", "action_kind": "hide", "selector_item_ids": "sku-2",
+        "name": rule.name,
+        "description": "",
+        "enabled": "on",
+        "priority": "0",
+        "query_match": "any",
+        "action_kind": "hide",
+        "selector_item_ids": "sku-2",
         "diversity_field": "brand",
-    }  # fmt: skip
+    }
     their_experiment = rules_experiment(other_api.customer)
 
     refused = client.post(change, {**form, "experiment": their_experiment.pk})
@@ -444,9 +478,15 @@ def test_a_config_added_for_an_experiment_in_the_admin_serves_nobody_until_promo
 ) -> None:
     config(shop.customer, CHEAP_FIRST, live=True, name="cheap first")
     client = staff(shop.customer)
-    form = {"customer": shop.customer.pk, "surface": "search", "name": "dear first",
-            "for_experiment": "on", "personalization_weight": "1.0",
-            "exploration_percent": "0", "weight__price": "5"}  # fmt: skip
+    form = {
+        "customer": shop.customer.pk,
+        "surface": "search",
+        "name": "dear first",
+        "for_experiment": "on",
+        "personalization_weight": "1.0",
+        "exploration_percent": "0",
+        "weight__price": "5",
+    }
 
     added = client.post(reverse("admin:ranking_rankingconfig_add"), form)
     answer = search_as(shop, "someone")
@@ -469,25 +509,39 @@ def test_a_truly_better_config_wins_on_the_simulator_and_its_page_names_it(
     put_items(api, world.catalog())
     services.signals_refresh(customer_id=api.customer.pk)
     services.ranking_config_save(
-        customer=api.customer, surface="search", name="against relevance",
-        weights={"relevance": -1.0}, personalization_weight=0.0,
-    )  # fmt: skip
+        customer=api.customer,
+        surface="search",
+        name="against relevance",
+        weights={"relevance": -1.0},
+        personalization_weight=0.0,
+    )
     b = services.ranking_config_save(
-        customer=api.customer, surface="search", name="relevance first",
-        weights={"relevance": 1.0}, personalization_weight=0.0, live=False,
-    )  # fmt: skip
+        customer=api.customer,
+        surface="search",
+        name="relevance first",
+        weights={"relevance": 1.0},
+        personalization_weight=0.0,
+        live=False,
+    )
     running = services.experiment_save(
         experiment=Experiment(
-            customer=api.customer, surface="search", name="relevance first",
-            kind=ExperimentKind.CONFIG, treatment_config=b, treatment_percent=50,
+            customer=api.customer,
+            surface="search",
+            name="relevance first",
+            kind=ExperimentKind.CONFIG,
+            treatment_config=b,
+            treatment_percent=50,
             salt="end-to-end",
         )
-    )  # fmt: skip
+    )
     now = timezone.now()
     sessions = simulated_sessions(
-        world, sessions=1200, start=now - timedelta(minutes=50), end=now - timedelta(minutes=25),
+        world,
+        sessions=1200,
+        start=now - timedelta(minutes=50),
+        end=now - timedelta(minutes=25),
         seed=21,
-    )  # fmt: skip
+    )
     events: list[dict[str, Any]] = []
     searches: Counter[str] = Counter()
     for _, session, rng in sessions:

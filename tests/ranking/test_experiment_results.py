@@ -149,11 +149,23 @@ def test_events_count_for_the_variant_of_their_request_or_the_shoppers_last_one_
 
     assert timedelta(hours=24) == ATTRIBUTION_WINDOW  # the window the rule above assumes
     assert totals(running) == {
-        "A": {"shoppers": 1, "searches": 1, "clicks": 1, "add_to_carts": 0, "purchases": 1,
-              "revenue": 60.0},
-        "B": {"shoppers": 2, "searches": 3, "clicks": 3, "add_to_carts": 1, "purchases": 1,
-              "revenue": 10.0},
-    }  # fmt: skip
+        "A": {
+            "shoppers": 1,
+            "searches": 1,
+            "clicks": 1,
+            "add_to_carts": 0,
+            "purchases": 1,
+            "revenue": 60.0,
+        },
+        "B": {
+            "shoppers": 2,
+            "searches": 3,
+            "clicks": 3,
+            "add_to_carts": 1,
+            "purchases": 1,
+            "revenue": 10.0,
+        },
+    }
 
 
 def test_each_served_request_is_logged_with_its_experiment_and_variant_and_counted(
@@ -192,10 +204,18 @@ def test_each_served_request_is_logged_with_its_experiment_and_variant_and_count
 
 def test_the_variant_survives_the_celery_message_of_the_rank_log() -> None:
     entry = rank_log.RankLogEntry(
-        customer_id=1, request_id="r-1", surface="search", query="shoes", shopper_key="u:1",
-        model="linear@1", item_ids=("sku-1",), features=b"", created_at=timezone.now(),
-        experiment_id=7, variant="B",
-    )  # fmt: skip
+        customer_id=1,
+        request_id="r-1",
+        surface="search",
+        query="shoes",
+        shopper_key="u:1",
+        model="linear@1",
+        item_ids=("sku-1",),
+        features=b"",
+        created_at=timezone.now(),
+        experiment_id=7,
+        variant="B",
+    )
 
     assert rank_log.RankLogEntry.from_payload(entry.to_payload()) == entry
 
@@ -261,16 +281,22 @@ def test_a_truly_better_ranker_wins_with_a_significant_lift_and_the_counts_of_it
     put_items(api, world.catalog())
     signals_refresh(customer_id=api.customer.pk)
     services.ranking_config_save(
-        customer=api.customer, surface="search", name="against relevance",
-        weights={"relevance": -1.0}, personalization_weight=0.0,
-    )  # fmt: skip
+        customer=api.customer,
+        surface="search",
+        name="against relevance",
+        weights={"relevance": -1.0},
+        personalization_weight=0.0,
+    )
     running = services.experiment_save(
         experiment=Experiment(
-            customer=api.customer, surface="search", name="relevance first",
-            treatment_model=linear_model(api.customer, {"relevance": 1.0}), treatment_percent=50,
+            customer=api.customer,
+            surface="search",
+            name="relevance first",
+            treatment_model=linear_model(api.customer, {"relevance": 1.0}),
+            treatment_percent=50,
             salt="end-to-end",  # fixed, so the run is repeatable (see the note on the lift below)
         )
-    )  # fmt: skip
+    )
     now = timezone.now()
     expected: dict[str, Counter[str]] = defaultdict(Counter)
     shoppers: dict[str, set[str]] = defaultdict(set)
@@ -279,9 +305,12 @@ def test_a_truly_better_ranker_wins_with_a_significant_lift_and_the_counts_of_it
     sessions = simulated_sessions(
         # stamped just before the requests are served (the readout reads events from an hour
         # before the first request on: clocks differ)
-        world, sessions=1200, start=now - timedelta(minutes=50), end=now - timedelta(minutes=25),
+        world,
+        sessions=1200,
+        start=now - timedelta(minutes=50),
+        end=now - timedelta(minutes=25),
         seed=21,
-    )  # fmt: skip
+    )
     for _, session, rng in sessions:
         if session.surface != "search":
             continue
@@ -293,8 +322,11 @@ def test_a_truly_better_ranker_wins_with_a_significant_lift_and_the_counts_of_it
         events.extend(done)
         expected[variant]["searches"] += 1
         shoppers[variant].add(world.shopper_ids[session.shopper])
-        for kind, name in (("click", "clicks"), ("add_to_cart", "add_to_carts"),
-                           ("purchase", "purchases")):  # fmt: skip
+        for kind, name in (
+            ("click", "clicks"),
+            ("add_to_cart", "add_to_carts"),
+            ("purchase", "purchases"),
+        ):
             expected[variant][name] += sum(event["type"] == kind for event in done)
         expected[variant]["revenue"] += sum(e.get("price", 0.0) for e in done)  # type: ignore[arg-type]
     for start in range(0, len(events), 1000):
@@ -407,11 +439,17 @@ def test_the_admin_page_shows_the_readout_in_shop_words(api: ApiCaller) -> None:
     send_events(
         api,
         [
-            event("purchase", f"p-{n}", str(n), now - timedelta(hours=1), f"r-{n}",
-                  price=1234.5 if n % 2 else 20.0)
+            event(
+                "purchase",
+                f"p-{n}",
+                str(n),
+                now - timedelta(hours=1),
+                f"r-{n}",
+                price=1234.5 if n % 2 else 20.0,
+            )
             for n in range(0, 3000, 7)
         ],
-    )  # fmt: skip
+    )
     user = UserFactory(is_staff=True)
     user.save()
     user.user_permissions.set(Permission.objects.filter(content_type__model="experiment"))
@@ -424,10 +462,19 @@ def test_the_admin_page_shows_the_readout_in_shop_words(api: ApiCaller) -> None:
     assert response.status_code == 200
     html = response.content.decode()
     shop_words = (
-        "Revenue per search", "Add-to-cart rate", "Conversion (purchases per search)",
-        "Average order value", "Revenue per shopper", "Shoppers", "B against A", "95% interval",
-        "Can it be read?", "not split as set", "within the 24 hours", "Searches from",
-    )  # fmt: skip
+        "Revenue per search",
+        "Add-to-cart rate",
+        "Conversion (purchases per search)",
+        "Average order value",
+        "Revenue per shopper",
+        "Shoppers",
+        "B against A",
+        "95% interval",
+        "Can it be read?",
+        "not split as set",
+        "within the 24 hours",
+        "Searches from",
+    )
     for words in shop_words:
         assert words in html, words
     assert "1,650" in html  # shoppers of A, with a thousands separator

@@ -57,8 +57,11 @@ def experiment(customer: Customer, percent: int = 30, **fields: Any) -> Experime
 
 
 def search(api: ApiCaller, user_id: str | None) -> dict[str, Any]:
-    body: dict[str, Any] = {"surface": "search", "query": "shoes",
-                            "items": [{"id": f"sku-{i}"} for i in range(5)]}  # fmt: skip
+    body: dict[str, Any] = {
+        "surface": "search",
+        "query": "shoes",
+        "items": [{"id": f"sku-{i}"} for i in range(5)],
+    }
     if user_id:
         body["user_id"] = user_id
     return rank(api, body)["ranker"]

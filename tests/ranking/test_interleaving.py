@@ -188,9 +188,12 @@ def interleaving_shop(api: ApiCaller, percent: int = 99) -> Experiment:
     )
     signals_refresh(customer_id=api.customer.pk)
     services.ranking_config_save(
-        customer=api.customer, surface="search", name="against relevance",
-        weights={"relevance": -1.0}, personalization_weight=0.0,
-    )  # fmt: skip
+        customer=api.customer,
+        surface="search",
+        name="against relevance",
+        weights={"relevance": -1.0},
+        personalization_weight=0.0,
+    )
     return services.experiment_save(
         experiment=Experiment(
             customer=api.customer,
@@ -215,15 +218,25 @@ def shopper_in(experiment: Experiment, inside: bool = True) -> str:
 
 def search(user_id: str, **extra: Any) -> dict[str, Any]:
     # relevance rises with the item number: A (against relevance) ranks sku-0 first, B sku-7
-    return {"surface": "search", "query": "shoes", "user_id": user_id,
-            "items": [{"id": f"sku-{i}", "relevance": float(i)} for i in range(ITEMS)],
-            **extra}  # fmt: skip
+    return {
+        "surface": "search",
+        "query": "shoes",
+        "user_id": user_id,
+        "items": [{"id": f"sku-{i}", "relevance": float(i)} for i in range(ITEMS)],
+        **extra,
+    }
 
 
 def click(event_id: str, user: str, request_id: str, item_id: str) -> dict[str, Any]:
     at = timezone.now().isoformat()
-    return {"event_id": event_id, "type": "click", "timestamp": at, "user_id": user,
-            "request_id": request_id, "item_id": item_id}  # fmt: skip
+    return {
+        "event_id": event_id,
+        "type": "click",
+        "timestamp": at,
+        "user_id": user,
+        "request_id": request_id,
+        "item_id": item_id,
+    }
 
 
 @pytest.mark.django_db
@@ -271,10 +284,18 @@ def test_an_interleaved_search_is_logged_with_its_teams_and_its_clicks_credit_th
             click("c1", user, request_id, b_picks[0]),
             click("c2", user, request_id, b_picks[1]),
             click("c3", user, request_id, a_picks[0]),
-            {"event_id": "p1", "type": "purchase", "timestamp": now, "user_id": user,
-             "request_id": request_id, "item_id": b_picks[0], "quantity": 2, "price": 25.0},
+            {
+                "event_id": "p1",
+                "type": "purchase",
+                "timestamp": now,
+                "user_id": user,
+                "request_id": request_id,
+                "item_id": b_picks[0],
+                "quantity": 2,
+                "price": 25.0,
+            },
         ],
-    )  # fmt: skip
+    )
     response = api.get(f"/v1/experiments/{running.pk}/results")
 
     assert response.status_code == 200, response.content
@@ -293,8 +314,9 @@ def test_an_interleaved_search_is_logged_with_its_teams_and_its_clicks_credit_th
     assert preferences["clicks"]["ties"] == 0
     assert preferences["revenue"]["credited_b"] == 50.0
     assert preferences["clicks"]["verdict"].startswith("not enough data yet")
-    assert_matches_schema(orjson.loads(client.get("/v1/schema").content), "experiment_results",
-                          response)  # fmt: skip
+    assert_matches_schema(
+        orjson.loads(client.get("/v1/schema").content), "experiment_results", response
+    )
 
 
 @pytest.mark.django_db
@@ -304,11 +326,18 @@ def test_rules_hold_in_interleaved_answers_and_placed_items_credit_no_team(
     running = interleaving_shop(api)
     user = shopper_in(running)
     for rule in (
-        {"name": "pin sku-3", "enabled": True,
-         "action": {"type": "pin", "pins": [{"item_id": "sku-3", "position": 1}]}},
-        {"name": "hide sku-5", "enabled": True, "selector": {"item_ids": ["sku-5"]},
-         "action": {"type": "hide"}},
-    ):  # fmt: skip
+        {
+            "name": "pin sku-3",
+            "enabled": True,
+            "action": {"type": "pin", "pins": [{"item_id": "sku-3", "position": 1}]},
+        },
+        {
+            "name": "hide sku-5",
+            "enabled": True,
+            "selector": {"item_ids": ["sku-5"]},
+            "action": {"type": "hide"},
+        },
+    ):
         assert api.post("/v1/rules", rule).status_code == 201, rule
 
     answers = [rank(api, search(user, explain=True)) for _ in range(5)]
@@ -364,13 +393,21 @@ def readout_shop(api: ApiCaller, customer: Customer) -> Experiment:
     now = timezone.now()
     RankLog.objects.bulk_create(
         RankLog(
-            customer=customer, request_id=f"r-{n}", surface="search", query="shoes",
-            shopper_key=f"u:{n}", schema_hash="x", item_ids=["sku-1", "sku-2"], features=b"",
-            created_at=now - timedelta(hours=2), experiment_id=running.pk,
-            variant="interleaved", teams="AB" if n % 2 else "BA",
+            customer=customer,
+            request_id=f"r-{n}",
+            surface="search",
+            query="shoes",
+            shopper_key=f"u:{n}",
+            schema_hash="x",
+            item_ids=["sku-1", "sku-2"],
+            features=b"",
+            created_at=now - timedelta(hours=2),
+            experiment_id=running.pk,
+            variant="interleaved",
+            teams="AB" if n % 2 else "BA",
         )
         for n in range(400)
-    )  # fmt: skip
+    )
     events = []
     for n in range(400):
         b_item = "sku-2" if n % 2 else "sku-1"
@@ -396,9 +433,14 @@ def test_the_admin_page_shows_the_preference_in_shop_words(api: ApiCaller) -> No
     assert response.status_code == 200
     html = response.content.decode()
     for words in (
-        "Who wins a search on clicks", "shoppers prefer B", "95% interval", "Clicks on its items",
-        "Revenue of its items", "merged in one list", "confirm a winner with an A/B test",
-    ):  # fmt: skip
+        "Who wins a search on clicks",
+        "shoppers prefer B",
+        "95% interval",
+        "Clicks on its items",
+        "Revenue of its items",
+        "merged in one list",
+        "confirm a winner with an A/B test",
+    ):
         assert words in html, words
     assert "won 66.5% of the searches that had a winner" in html  # 266 of 400
     assert "Who wins a search on purchase revenue" in html
