@@ -112,6 +112,7 @@ class PageForm(CustomerForm):
             category=data["category"] or "",
             user_id=data["user"],
             now=now,
+            time_zone=data["customer"].time_zone or "UTC",
         )
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -67,6 +68,7 @@ class WorkbenchParams:
     user_id: str
     now: datetime
     days: int = LOG_DAYS
+    time_zone: str = "UTC"  # the shop's, in which the page says when things happened
 
     @property
     def where(self) -> str:
@@ -199,7 +201,8 @@ def _logged_candidates(
     )[:MAX_CANDIDATES]
     note = (
         f"The {len(ids)} items the search engine sent for {params.where} in its latest logged "
-        f"request ({logged.created_at:%-d %b %Y, %H:%M} UTC)"
+        f"request ({logged.created_at.astimezone(ZoneInfo(params.time_zone)):%-d %b %Y, %H:%M} "
+        f"{params.time_zone})"
     )
     sent = {item_id for item_id, _ in ids}
     hidden = [item_id for item_id in _hidden_by_name(params) if item_id not in sent]

@@ -491,6 +491,7 @@ def test_a_shop_in_berlin_picks_dates_in_berlin_time_and_sees_prices_in_euros(
     post(merch, "change", shop, item="sku-3", do="hide")
     page = bench(merch, shop, query="boots")
     assert "shop time, Europe/Berlin" in page
+    assert re.search(r"latest logged request \(\d+ \w+ \d{4}, \d\d:\d\d Europe/Berlin\)", page)
     assert re.search(r'<span class="price">EUR [0-9,]+\.\d\d</span>', page)
     # 9:00 in Berlin, a week on.
     local = (timezone.now() + timedelta(days=7)).astimezone(berlin)
