@@ -30,9 +30,9 @@ import numpy as np
 
 from merchandising.actions import SELECTOR_ACTIONS, NoParams, apply_stages
 from ranking.engine.experiments import shopper_bucket
-from ranking.engine.idsets import IdSet, id_slots
 from ranking.engine.ordering import order_by_score
 from ranking.engine.records import RulesApplied
+from ranking.signals.idsets import IdSet, id_slots
 from ranking.signals.schema import FEATURE_INDEX
 
 if TYPE_CHECKING:
