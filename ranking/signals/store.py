@@ -6,7 +6,7 @@ so a reader sees the old or the new version, never a mix. A rank request reads e
 about) in one `fetch`: one Redis round trip.
 
 Attribute sets: the items matching a rule's attribute clauses, one set per distinct clause set
-(named by merchandising.engine.attribute_set_name), kept current by merchandising.attribute_sets
+(named by merchandising.compiled.attribute_set_name), kept current by merchandising.attribute_sets
 on rule and catalog writes and with every signal refresh. They live beside the signal versions,
 not in them: a rule's set is there as soon as the rule is saved.
 """

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from merchandising.engine import attribute_set_name
+from merchandising.compiled import attribute_set_name
 from merchandising.models import Rule
 from ranking.services import signals_refresh
 from ranking.signals import store as store_module
