@@ -25,7 +25,7 @@ from ranking.engine.scoring import Scorer
 from ranking.learning import artifacts
 from ranking.learning.dataset import TrainingSet, training_set_load
 from ranking.learning.lgbm import lightgbm
-from ranking.learning.metrics import label_gains, ndcg_at_k
+from ranking.learning.metrics import CLICKS, NDCG, REVENUE, REVENUE_NDCG, label_gains, ndcg_at_k
 from ranking.learning.propensity import MAX_WEIGHT, PositionBias, estimate_position_bias
 from ranking.learning.scorers import LinearModelScorer, TreeModelScorer
 from ranking.models import Algorithm, RankingModel
@@ -33,10 +33,6 @@ from ranking.signals.schema import FEATURE_INDEX, FEATURES, SCHEMA_HASH
 from ranking.signals.store import SignalMeta, SignalStoreUnavailable, signal_store
 
 Progress = Callable[[str], None]
-NDCG = "ndcg@10"
-REVENUE_NDCG = "revenue_ndcg@10"
-REVENUE = "revenue_per_search"
-CLICKS = "clicks_per_search"
 # A feature "varies" when its values over the rows spread wider than this (features are rates,
 # shares, log counts and z-scores: a spread this small is rounding, or the clock moving on).
 CONSTANT_TOLERANCE = 1e-4
