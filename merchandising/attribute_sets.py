@@ -22,7 +22,8 @@ from merchandising.compiled import Attributes, attribute_matches, attribute_set_
 from merchandising.contracts import Selector as SelectorDoc
 from merchandising.loading import attributes_compile
 from merchandising.models import Rule
-from ranking.signals.store import SignalStoreUnavailable, signal_store
+from ranking.signals.backend import signal_store
+from ranking.signals.store import SignalStoreUnavailable
 
 logger = logging.getLogger(__name__)
 

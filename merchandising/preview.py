@@ -25,7 +25,7 @@ from merchandising.models import Rule
 from ranking.engine.pipeline import rank
 from ranking.engine.records import RankerConfig, RankInput, RankOutcome, RuleEffect
 from ranking.runtime import customer_runtime
-from ranking.signals.store import signal_store
+from ranking.signals.backend import signal_store
 
 MAX_CANDIDATES = 500
 BADGE_LABELS = {name: kind.badge for name, kind in ACTIONS.items()}

@@ -39,8 +39,9 @@ from ranking.engine.records import (
 from ranking.learning.artifacts import ArtifactRefused, scorer_load
 from ranking.learning.rank_log import feature_matrix
 from ranking.runtime import customer_runtime
+from ranking.signals.backend import signal_store
 from ranking.signals.schema import FEATURE_INDEX, RELEVANCE_COLUMN
-from ranking.signals.store import SignalMeta, SignalStoreUnavailable, signal_store
+from ranking.signals.store import SignalMeta, SignalStoreUnavailable
 
 MAX_CANDIDATES = 500
 # How many catalog items of a category are looked at to pick its most popular ones.

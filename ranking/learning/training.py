@@ -31,8 +31,9 @@ from ranking.learning.propensity import MAX_WEIGHT, PositionBias, estimate_posit
 from ranking.learning.registry import active_model_scorer
 from ranking.learning.scorers import LinearModelScorer, TreeModelScorer
 from ranking.models import Algorithm, RankingModel
+from ranking.signals.backend import signal_store
 from ranking.signals.schema import FEATURE_INDEX, FEATURES, SCHEMA_HASH
-from ranking.signals.store import SignalMeta, SignalStoreUnavailable, signal_store
+from ranking.signals.store import SignalMeta, SignalStoreUnavailable
 
 Progress = Callable[[str], None]
 # A feature "varies" when its values over the rows spread wider than this (features are rates,
