@@ -1008,7 +1008,7 @@ def snapshot_exact(key: str, bodies: Path, count: int) -> dict[str, Any]:
     from django.conf import settings
     from django.test import Client
 
-    from ranking.signals import store as store_module
+    from ranking.signals import backend as store_backend
     from ranking.signals.redis_store import RedisSignalStore
 
     client = Client(HTTP_HOST=SERVER, HTTP_AUTHORIZATION=f"Bearer {key}")
@@ -1028,11 +1028,11 @@ def snapshot_exact(key: str, bodies: Path, count: int) -> dict[str, Any]:
     original = settings.SIGNAL_STORE
     try:
         settings.SIGNAL_STORE = {**original, "SNAPSHOT_DIR": None}
-        store_module.reset_signal_store()
+        store_backend.reset_signal_store()
         from_redis = answers()
         settings.SIGNAL_STORE = original
-        store_module.reset_signal_store()
-        store = store_module.signal_store()
+        store_backend.reset_signal_store()
+        store = store_backend.signal_store()
         assert isinstance(store, RedisSignalStore)
         assert store.snapshots is not None
         started = time.perf_counter()
@@ -1043,7 +1043,7 @@ def snapshot_exact(key: str, bodies: Path, count: int) -> dict[str, Any]:
         from_snapshot = answers()
     finally:
         settings.SIGNAL_STORE = original
-        store_module.reset_signal_store()
+        store_backend.reset_signal_store()
     return {
         "requests": len(requests),
         "snapshot_mapped": mapped,

@@ -67,7 +67,7 @@ def main() -> None:
 
     from customers.services import customer_create
     from ranking.services import signals_refresh
-    from ranking.signals.store import signal_store
+    from ranking.signals.backend import signal_store
 
     try:
         call_command("migrate", verbosity=0)

@@ -29,11 +29,12 @@ import django
 django.setup()
 
 from merchandising.actions import Cap, Factor, Pins, Slots  # noqa: E402
-from merchandising.engine import CompiledRule, CompiledSelector, IdSet  # noqa: E402
+from merchandising.compiled import CompiledRule, CompiledSelector  # noqa: E402
 from merchandising.loading import rule_set  # noqa: E402
+from ranking.configs import DEFAULT_CONFIGS  # noqa: E402
 from ranking.engine.pipeline import rank  # noqa: E402
 from ranking.engine.records import RankInput  # noqa: E402
-from ranking.runtime import DEFAULT_CONFIGS  # noqa: E402
+from ranking.signals.idsets import IdSet  # noqa: E402
 from ranking.signals.memory_store import MemorySignalStore  # noqa: E402
 from ranking.signals.schema import (  # noqa: E402
     FEATURE_INDEX,

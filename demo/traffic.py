@@ -28,7 +28,7 @@ from ranking.engine.pipeline import rank
 from ranking.engine.records import RankInput
 from ranking.learning import rank_log
 from ranking.runtime import customer_runtime
-from ranking.signals.store import signal_store
+from ranking.signals.backend import signal_store
 
 EVENT_BATCH = 1000
 

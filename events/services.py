@@ -32,8 +32,9 @@ from core.errors import FieldError, invalid_request
 from events.contracts import AddToCartIn, ClickIn, EventIn, ImpressionIn, PurchaseIn
 from events.models import Event, EventType, PendingProfileUpdate
 from events.queries import normalise_query, shopper_key
+from ranking.signals.backend import signal_store
 from ranking.signals.shopper import ShopperAction
-from ranking.signals.store import SignalStoreUnavailable, signal_store
+from ranking.signals.store import SignalStoreUnavailable
 
 logger = logging.getLogger(__name__)
 

@@ -26,19 +26,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
+from merchandising.compiled import NoParams
 from ranking.engine.ordering import order_by_score
 from ranking.engine.records import Removal, RuleEffect, RulesApplied
 
 if TYPE_CHECKING:
-    from merchandising.engine import CompiledRule, ItemFacts
+    from merchandising.compiled import CompiledRule, ItemFacts
 
 
-# --- compiled parameters, one type per action -------------------------------------------------
-@dataclass(frozen=True)
-class NoParams:
-    """hide, sink: the selector says everything."""
-
-
+# --- compiled parameters, one type per action (hide and sink: compiled.NoParams) -------------
 @dataclass(frozen=True)
 class Factor:
     """boost, bury: the rank score is multiplied by `multiplier`."""

@@ -18,11 +18,12 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 
 from catalog.models import Item
+from merchandising.compiled import Attributes, attribute_matches, attribute_set_name
 from merchandising.contracts import Selector as SelectorDoc
-from merchandising.engine import Attributes, attribute_matches, attribute_set_name
 from merchandising.loading import attributes_compile
 from merchandising.models import Rule
-from ranking.signals.store import SignalStoreUnavailable, signal_store
+from ranking.signals.backend import signal_store
+from ranking.signals.store import SignalStoreUnavailable
 
 logger = logging.getLogger(__name__)
 

@@ -9,17 +9,12 @@ from django.db.models import Q
 
 from catalog.models import Item
 from merchandising.actions import ACTIONS
+from merchandising.compiled import Attributes, CompiledRule, CompiledSelector, ItemFacts
 from merchandising.contracts import RuleIn
 from merchandising.contracts import Selector as SelectorDoc
-from merchandising.engine import (
-    Attributes,
-    CompiledRule,
-    CompiledSelector,
-    IdSet,
-    ItemFacts,
-    RuleSet,
-)
+from merchandising.engine import RuleSet
 from merchandising.models import Rule
+from ranking.signals.idsets import IdSet
 
 
 def attributes_compile(attributes: dict[str, list[str]]) -> Attributes:

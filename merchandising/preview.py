@@ -17,14 +17,15 @@ import numpy as np
 from catalog.models import Item
 from events.queries import normalise_query
 from merchandising.actions import ACTIONS, Pins
+from merchandising.compiled import CompiledRule
 from merchandising.contracts import RuleIn
-from merchandising.engine import CompiledRule, RuleSet
+from merchandising.engine import RuleSet
 from merchandising.loading import load_rule_set, rule_compile, rule_set
 from merchandising.models import Rule
 from ranking.engine.pipeline import rank
 from ranking.engine.records import RankerConfig, RankInput, RankOutcome, RuleEffect
 from ranking.runtime import customer_runtime
-from ranking.signals.store import signal_store
+from ranking.signals.backend import signal_store
 
 MAX_CANDIDATES = 500
 BADGE_LABELS = {name: kind.badge for name, kind in ACTIONS.items()}

@@ -33,7 +33,7 @@ from ranking.experiments import (
 )
 from ranking.interleaving import InterleavingResult, interleaving_result, preference_words
 from ranking.learning import registry
-from ranking.learning.training import NDCG, REVENUE
+from ranking.learning.metrics import NDCG, REVENUE
 from ranking.models import (
     Experiment,
     ExperimentEnd,

@@ -38,7 +38,7 @@ from ranking.engine.records import RankInput, RankOutcome
 from ranking.learning import rank_log
 from ranking.metrics import observe_rank_outcome
 from ranking.runtime import RuntimeUnavailable, customer_runtime
-from ranking.signals.store import signal_store
+from ranking.signals.backend import signal_store
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""Ranking-config validation and the built-in defaults used when a surface has no config."""
+"""Ranking configs: their validation, the built-in defaults used when a surface has no config, and
+the blend a surface's live config (or the default) compiles to."""
 
 from __future__ import annotations
 
@@ -6,9 +7,13 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 from django.core.exceptions import ValidationError
 
-from ranking.signals.schema import FEATURES
+from ranking.engine.records import RankerConfig
+from ranking.engine.scoring import BlendScorer
+from ranking.models import RankingConfig
+from ranking.signals.schema import FEATURE_INDEX, FEATURES, SHOPPER_SLICE
 
 MAX_ABS_WEIGHT = 100.0
 
@@ -89,3 +94,46 @@ def weights_clean(weights: Any) -> dict[str, float]:
     if not cleaned:
         raise ValidationError({"weights": "Give at least one signal a non-zero weight."})
     return cleaned
+
+
+def ranker_config(
+    *,
+    name: str,
+    surface: str,
+    weights: dict[str, float],
+    personalization_weight: float,
+    exploration_percent: float = 0.0,
+) -> RankerConfig:
+    vector = np.zeros(len(FEATURES))
+    for feature, weight in weights.items():
+        vector[FEATURE_INDEX[feature]] = weight
+    vector[SHOPPER_SLICE] *= personalization_weight
+    vector.setflags(write=False)
+    return RankerConfig(
+        name=name,
+        surface=surface,
+        scorer=BlendScorer(vector),
+        exploration=exploration_percent / 100.0,
+    )
+
+
+DEFAULT_CONFIGS = {
+    surface: ranker_config(
+        name="default", surface=surface, weights=weights, personalization_weight=1.0
+    )
+    for surface, weights in DEFAULT_WEIGHTS.items()
+}
+
+
+def blend_config(*, customer_id: int, surface: str) -> RankerConfig:
+    """The surface's weighted blend of signals (what serves when no model is active)."""
+    stored = RankingConfig.objects.for_customer(customer_id).live().filter(surface=surface).first()
+    if stored is None:
+        return DEFAULT_CONFIGS[surface]
+    return ranker_config(
+        name=stored.name,
+        surface=surface,
+        weights=stored.weights,
+        personalization_weight=stored.personalization_weight,
+        exploration_percent=stored.exploration_percent,
+    )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.db import DatabaseError
 
-from ranking.signals.store import SignalStoreUnavailable, signal_store
+from ranking.signals.backend import signal_store
+from ranking.signals.store import SignalStoreUnavailable
 
 
 def signal_store_answers() -> None:

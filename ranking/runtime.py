@@ -14,17 +14,15 @@ from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
-import numpy as np
 from django.db import DatabaseError
 from django.utils import timezone
 
 from customers import runtime_sync
 from customers.models import ApiKey, Customer
 from merchandising.loading import load_rule_set
-from ranking.configs import DEFAULT_WEIGHTS
+from ranking.configs import DEFAULT_CONFIGS, ranker_config
 from ranking.engine.experiments import CONTROL, INTERLEAVED, TREATMENT, SurfaceExperiment
 from ranking.engine.records import Interleaving, RankerConfig
-from ranking.engine.scoring import BlendScorer
 from ranking.learning.registry import active_scorers, usable_scorer
 from ranking.models import (
     Experiment,
@@ -34,7 +32,6 @@ from ranking.models import (
     SignalVersion,
     Surface,
 )
-from ranking.signals.schema import FEATURE_INDEX, FEATURES, SHOPPER_SLICE
 
 logger = logging.getLogger(__name__)
 
@@ -63,35 +60,6 @@ class CustomerRuntime:
         if experiment is not None:
             return experiment.ranker_for(shopper_key, time.time())
         return self.configs[surface]
-
-
-def ranker_config(
-    *,
-    name: str,
-    surface: str,
-    weights: dict[str, float],
-    personalization_weight: float,
-    exploration_percent: float = 0.0,
-) -> RankerConfig:
-    vector = np.zeros(len(FEATURES))
-    for feature, weight in weights.items():
-        vector[FEATURE_INDEX[feature]] = weight
-    vector[SHOPPER_SLICE] *= personalization_weight
-    vector.setflags(write=False)
-    return RankerConfig(
-        name=name,
-        surface=surface,
-        scorer=BlendScorer(vector),
-        exploration=exploration_percent / 100.0,
-    )
-
-
-DEFAULT_CONFIGS = {
-    surface: ranker_config(
-        name="default", surface=surface, weights=weights, personalization_weight=1.0
-    )
-    for surface, weights in DEFAULT_WEIGHTS.items()
-}
 
 
 def load_customer_runtime(customer_id: int) -> CustomerRuntime:

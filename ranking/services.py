@@ -31,9 +31,9 @@ from ranking.models import (
     RankingModel,
     SignalVersion,
 )
+from ranking.signals.backend import signal_store
 from ranking.signals.refresh import RefreshResult, refresh_signals
 from ranking.signals.schema import SCHEMA_HASH
-from ranking.signals.store import signal_store
 
 
 def signals_refresh(*, customer_id: int) -> RefreshResult:

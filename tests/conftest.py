@@ -27,6 +27,7 @@ from customers import auth, runtime_sync
 from customers.models import Customer, Scope
 from customers.services import api_key_create
 from ranking.learning import rank_log
+from ranking.signals import backend as store_backend
 from ranking.signals import store as store_module
 from tests.factories import CustomerFactory
 from tests.processes import RedisProcess
@@ -59,13 +60,13 @@ def _isolated_runtime(settings: Any) -> Iterator[None]:
     """Each test starts with empty per-process caches and its own signal-store keys."""
     settings.SIGNAL_STORE = {**settings.SIGNAL_STORE, "NAMESPACE": NAMESPACE}
     redis_url = settings.SIGNAL_STORE["URL"]
-    store_module.reset_signal_store()
+    store_backend.reset_signal_store()
     runtime_sync.clear_caches()
     auth.forget_unknown_keys()
     rank_log.reset()
     yield
     rank_log.reset()
-    store_module.reset_signal_store()
+    store_backend.reset_signal_store()
     if redis_url:
         _drop_namespace(redis_url, NAMESPACE)
 
@@ -74,8 +75,8 @@ def _isolated_runtime(settings: Any) -> Iterator[None]:
 def memory_store(settings: Any) -> store_module.SignalStore:
     """Switch this test to the in-process signal store of the embedded default."""
     settings.SIGNAL_STORE = {**settings.SIGNAL_STORE, "BACKEND": "memory"}
-    store_module.reset_signal_store()
-    return store_module.signal_store()
+    store_backend.reset_signal_store()
+    return store_backend.signal_store()
 
 
 @pytest.fixture(scope="session")
@@ -175,12 +176,12 @@ def private_redis(tmp_path: Any, settings: Any) -> Iterator[RedisProcess]:
     server = RedisProcess(tmp_path)
     server.start()
     settings.SIGNAL_STORE = {**settings.SIGNAL_STORE, "URL": server.url}
-    store_module.reset_signal_store()
+    store_backend.reset_signal_store()
     try:
         yield server
     finally:
         server.kill()
-        store_module.reset_signal_store()
+        store_backend.reset_signal_store()
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from ranking.signals.store import reset_signal_store
+from ranking.signals.backend import reset_signal_store
 
 pytestmark = pytest.mark.django_db
 

@@ -26,9 +26,9 @@ from ranking.learning.lgbm import lightgbm
 from ranking.learning.scorers import TreeModelScorer
 from ranking.runtime import customer_runtime
 from ranking.services import signals_refresh
-from ranking.signals import store as store_module
+from ranking.signals import backend as store_backend
+from ranking.signals.backend import signal_store
 from ranking.signals.redis_store import RedisSignalStore
-from ranking.signals.store import signal_store
 from tests.conftest import ApiCaller
 from tests.ranking.helpers import put_items, rank, send_events
 from tests.ranking.learning_shop import register
@@ -287,7 +287,7 @@ def _retained_by_a_cold_request(api: ApiCaller) -> int:
     search(api)
     snapshot_ready(api)
     runtime_sync.clear_caches()
-    store_module.reset_signal_store()
+    store_backend.reset_signal_store()
     gc.collect()
     tracemalloc.start()
     try:

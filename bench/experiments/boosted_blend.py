@@ -48,6 +48,7 @@ from customers.models import Customer  # noqa: E402
 from ranking.learning import training  # noqa: E402
 from ranking.learning.dataset import TrainingSet, training_set_load  # noqa: E402
 from ranking.learning.lgbm import lightgbm  # noqa: E402
+from ranking.learning.metrics import NDCG, REVENUE  # noqa: E402
 from ranking.signals.schema import FEATURES  # noqa: E402
 
 
@@ -98,9 +99,9 @@ def _show(
     metrics = training.holdout_metrics(holdout, scores, bias)
     lift = training.lift_intervals(holdout, scores, blend, bias)
     print(
-        f"  {name:34s} NDCG@10 {metrics[training.NDCG]:.4f}  revenue/search "
-        f"{metrics[training.REVENUE]:7.3f}  vs blend: NDCG {lift[training.NDCG]}  "
-        f"revenue {lift[training.REVENUE]}"
+        f"  {name:34s} NDCG@10 {metrics[NDCG]:.4f}  revenue/search "
+        f"{metrics[REVENUE]:7.3f}  vs blend: NDCG {lift[NDCG]}  "
+        f"revenue {lift[REVENUE]}"
     )
 
 

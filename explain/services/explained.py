@@ -25,6 +25,7 @@ from explain.reasons import mean_contributions, top_reasons
 from merchandising.engine import RuleSet
 from merchandising.loading import load_drafts, rule_set
 from merchandising.preview import preview_candidates
+from ranking.configs import blend_config
 from ranking.engine.experiments import INTERLEAVED
 from ranking.engine.pipeline import rank
 from ranking.engine.records import (
@@ -37,10 +38,10 @@ from ranking.engine.records import (
 )
 from ranking.learning.artifacts import ArtifactRefused, scorer_load
 from ranking.learning.rank_log import feature_matrix
-from ranking.models import RankingConfig
-from ranking.runtime import DEFAULT_CONFIGS, customer_runtime, ranker_config
+from ranking.runtime import customer_runtime
+from ranking.signals.backend import signal_store
 from ranking.signals.schema import FEATURE_INDEX, RELEVANCE_COLUMN
-from ranking.signals.store import SignalMeta, SignalStoreUnavailable, signal_store
+from ranking.signals.store import SignalMeta, SignalStoreUnavailable
 
 MAX_CANDIDATES = 500
 # How many catalog items of a category are looked at to pick its most popular ones.
@@ -298,20 +299,6 @@ def candidates_resolve(params: ExplainParams) -> Candidates:
 
 
 # --- the rankers --------------------------------------------------------------------------------
-
-
-def blend_config(*, customer_id: int, surface: str) -> RankerConfig:
-    """The surface's weighted blend of signals (what serves when no model is active)."""
-    stored = RankingConfig.objects.for_customer(customer_id).live().filter(surface=surface).first()
-    if stored is None:
-        return DEFAULT_CONFIGS[surface]
-    return ranker_config(
-        name=stored.name,
-        surface=surface,
-        weights=stored.weights,
-        personalization_weight=stored.personalization_weight,
-        exploration_percent=stored.exploration_percent,
-    )
 
 
 def ranker_choices(*, customer_id: int, surface: str | None) -> list[tuple[str, str]]:

@@ -11,6 +11,12 @@ import itertools
 
 import numpy as np
 
+# The keys of a ranker's holdout metrics (training.holdout_metrics), as a model stores them.
+NDCG = "ndcg@10"
+REVENUE_NDCG = "revenue_ndcg@10"
+REVENUE = "revenue_per_search"
+CLICKS = "clicks_per_search"
+
 
 def ndcg_at_k(
     gains: np.ndarray,

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import psycopg.errors
+from celery import current_app
 from django.conf import settings
 from django.db import DataError, IntegrityError, connection, transaction
 from django.utils import timezone
@@ -35,6 +36,9 @@ from ranking.signals.schema import FEATURES, RELEVANCE_COLUMN, SCHEMA_HASH
 logger = logging.getLogger(__name__)
 
 FEATURE_DTYPE = np.dtype("<f4")
+
+# Sent by name: ranking/tasks.py, where the task lives, imports this module.
+FLUSH_TASK = "ranking.tasks.flush_rank_log"
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,8 +377,6 @@ def flush(*, limit: int | None = None) -> int:
     tests. With eager Celery (embedded default, tests) the batches are written right here, as the
     task would.
     """
-    from ranking.tasks import flush_rank_log
-
     batch_size = settings.RANK_LOG_FLUSH_BATCH
     sent = 0
     while len(buffer) and (limit is None or sent < limit):
@@ -390,7 +392,9 @@ def flush(*, limit: int | None = None) -> int:
                 "argsrepr": f"[<{len(batch)} rank-log entries>]",
                 "kwargsrepr": "{}",
             }
-            flush_rank_log.apply_async(args=([entry.to_payload() for entry in batch],), **options)
+            current_app.send_task(
+                FLUSH_TASK, args=([entry.to_payload() for entry in batch],), **options
+            )
         sent += len(batch)
     if buffer.dropped:
         logger.warning("rank log buffer full: dropped %s entries", buffer.dropped)

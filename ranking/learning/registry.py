@@ -23,7 +23,7 @@ from customers import runtime_sync
 from customers.models import Customer
 from ranking.engine.scoring import Scorer
 from ranking.learning.artifacts import ArtifactRefused, scorer_load
-from ranking.learning.training import NDCG, REVENUE
+from ranking.learning.metrics import NDCG, REVENUE
 from ranking.models import ModelStatus, RankingModel
 from ranking.signals.schema import SCHEMA_HASH
 

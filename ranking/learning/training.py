@@ -21,22 +21,21 @@ from django.db.models import Max
 from django.utils import timezone
 from threadpoolctl import threadpool_limits
 
+from ranking.configs import blend_config
 from ranking.engine.scoring import Scorer
 from ranking.learning import artifacts
 from ranking.learning.dataset import TrainingSet, training_set_load
 from ranking.learning.lgbm import lightgbm
-from ranking.learning.metrics import label_gains, ndcg_at_k
+from ranking.learning.metrics import CLICKS, NDCG, REVENUE, REVENUE_NDCG, label_gains, ndcg_at_k
 from ranking.learning.propensity import MAX_WEIGHT, PositionBias, estimate_position_bias
+from ranking.learning.registry import active_model_scorer
 from ranking.learning.scorers import LinearModelScorer, TreeModelScorer
 from ranking.models import Algorithm, RankingModel
+from ranking.signals.backend import signal_store
 from ranking.signals.schema import FEATURE_INDEX, FEATURES, SCHEMA_HASH
-from ranking.signals.store import SignalMeta, SignalStoreUnavailable, signal_store
+from ranking.signals.store import SignalMeta, SignalStoreUnavailable
 
 Progress = Callable[[str], None]
-NDCG = "ndcg@10"
-REVENUE_NDCG = "revenue_ndcg@10"
-REVENUE = "revenue_per_search"
-CLICKS = "clicks_per_search"
 # A feature "varies" when its values over the rows spread wider than this (features are rates,
 # shares, log counts and z-scores: a spread this small is rounding, or the clock moving on).
 CONSTANT_TOLERANCE = 1e-4
@@ -395,13 +394,10 @@ class LiveRanker:
 
 def live_ranker(*, customer_id: int, surface: str) -> LiveRanker | None:
     """The surface's live ranker, or None when it cannot be scored (a blend without signals)."""
-    from ranking.learning.registry import active_model_scorer
-    from ranking.runtime import load_customer_runtime
-
     active = active_model_scorer(customer_id=customer_id, surface=surface)
     if active is not None:
         return LiveRanker(active[0].label, active[1], None, active[0].pk)
-    config = load_customer_runtime(customer_id).configs[surface]
+    config = blend_config(customer_id=customer_id, surface=surface)
     try:
         meta = signal_store().current_meta(customer_id)
     except SignalStoreUnavailable:

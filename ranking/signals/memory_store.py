@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from ranking.engine.idsets import IdSet, id_slots
+from ranking.signals.idsets import IdSet, id_slots
 from ranking.signals.shopper import EMPTY_PROFILE, ProfileBuilder, ShopperAction, ShopperProfile
 from ranking.signals.store import (
     LOST_MESSAGE,

@@ -6,7 +6,7 @@ so a reader sees the old or the new version, never a mix. A rank request reads e
 about) in one `fetch`: one Redis round trip.
 
 Attribute sets: the items matching a rule's attribute clauses, one set per distinct clause set
-(named by merchandising.engine.attribute_set_name), kept current by merchandising.attribute_sets
+(named by merchandising.compiled.attribute_set_name), kept current by merchandising.attribute_sets
 on rule and catalog writes and with every signal refresh. They live beside the signal versions,
 not in them: a rule's set is there as soon as the rule is saved.
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import abc
 import hashlib
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -23,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import orjson
-from django.conf import settings
 
 from ranking.signals.schema import ITEM_RECORD, QUERY_RECORD, SCHEMA_HASH
 from ranking.signals.shopper import ShopperAction, ShopperProfile
@@ -252,45 +250,3 @@ class SignalStore(abc.ABC):
     @abc.abstractmethod
     def ping(self) -> None:
         """Raise SignalStoreUnavailable unless the backend answers."""
-
-
-_store: SignalStore | None = None
-_store_lock = threading.Lock()
-
-
-def signal_store() -> SignalStore:
-    """The process's signal store, chosen by settings.SIGNAL_STORE."""
-    global _store
-    if _store is None:
-        with _store_lock:
-            if _store is None:
-                _store = build_store(settings.SIGNAL_STORE)
-    return _store
-
-
-def build_store(config: dict[str, Any]) -> SignalStore:
-    if config["BACKEND"] == "redis":
-        from ranking.signals.redis_store import RedisSignalStore
-
-        return RedisSignalStore(
-            url=config["URL"],
-            namespace=config["NAMESPACE"],
-            timeout=config["TIMEOUT_SECONDS"],
-            breaker_seconds=config["BREAKER_SECONDS"],
-            breaker_min_calls=config.get("BREAKER_MIN_CALLS", 10),
-            breaker_window_seconds=config.get("BREAKER_WINDOW_SECONDS", 1.0),
-            breaker_failure_rate=config.get("BREAKER_FAILURE_RATE", 0.5),
-            grace_seconds=config["VERSION_GRACE_SECONDS"],
-            cluster=config.get("CLUSTER", False),
-            profile_timeout=config.get("PROFILE_WRITE_TIMEOUT_SECONDS", 0.25),
-            snapshot_dir=config.get("SNAPSHOT_DIR"),
-        )
-    from ranking.signals.memory_store import MemorySignalStore
-
-    return MemorySignalStore()
-
-
-def reset_signal_store() -> None:
-    """Forget the process's store (tests switch settings between backends)."""
-    global _store
-    _store = None

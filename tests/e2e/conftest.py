@@ -15,7 +15,7 @@ import pytest
 from django.conf import settings
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from ranking.signals.store import reset_signal_store
+from ranking.signals.backend import reset_signal_store
 
 CHROMIUM = Path("/usr/bin/chromium")
 ASYNC_UNSAFE = "DJANGO_ALLOW_ASYNC_UNSAFE"

@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from events.models import Event
-from ranking.signals.store import reset_signal_store, signal_store
+from ranking.signals.backend import reset_signal_store, signal_store
 from tests.conftest import ApiCaller
 
 pytestmark = pytest.mark.django_db

@@ -33,8 +33,9 @@ from django.utils import timezone
 from events.models import Event, PendingProfileUpdate
 from events.queries import shopper_key
 from events.tasks import replay_pending_profile_updates
+from ranking.signals.backend import reset_signal_store, signal_store
 from ranking.signals.shopper import ShopperAction
-from ranking.signals.store import SignalStoreUnavailable, reset_signal_store, signal_store
+from ranking.signals.store import SignalStoreUnavailable
 from tests.conftest import ApiCaller
 from tests.processes import ROOT, PostgresProcess, RedisProcess, api_process
 from tests.ranking.helpers import put_items

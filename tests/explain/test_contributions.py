@@ -14,13 +14,13 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from explain import services
+from ranking.configs import DEFAULT_CONFIGS
 from ranking.engine.pipeline import rank, rank_score
 from ranking.engine.records import RankerConfig, RankInput
 from ranking.engine.scoring import BlendScorer, Scorer
 from ranking.learning.propensity import PositionBias
 from ranking.learning.scorers import LinearModelScorer
 from ranking.learning.training import TrainingParams, TrainingSet, fit_lambdamart
-from ranking.runtime import DEFAULT_CONFIGS
 from ranking.signals.schema import (
     FEATURE_INDEX,
     FEATURES,

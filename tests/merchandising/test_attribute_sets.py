@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
-from merchandising.engine import attribute_set_name
+from merchandising.compiled import attribute_set_name
 from merchandising.models import Rule
 from ranking.services import signals_refresh
-from ranking.signals import store as store_module
-from ranking.signals.store import SignalStoreUnavailable, signal_store
+from ranking.signals import backend as store_backend
+from ranking.signals.backend import signal_store
+from ranking.signals.store import SignalStoreUnavailable
 from tests.conftest import ApiCaller
 from tests.merchandising import test_rules_api
 from tests.ranking.helpers import put_items, ranked_ids
@@ -124,4 +125,4 @@ def test_attribute_sets_are_kept_per_customer(
 
     assert members(shop, RED, ALL) == ["sku-1", "sku-4"]
     assert members(other_api, RED, ["sku-0"]) == []  # the other customer has no such rule
-    store_module.signal_store().drop_customer(other_api.customer.pk)
+    store_backend.signal_store().drop_customer(other_api.customer.pk)

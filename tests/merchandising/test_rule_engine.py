@@ -8,17 +8,11 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from merchandising.actions import ACTIONS, Cap, Factor, NoParams, Pins, Slots
-from merchandising.engine import (
-    CompiledRule,
-    CompiledSelector,
-    IdSet,
-    ItemFacts,
-    RuleSet,
-    SelectorBank,
-    apply_rules,
-)
+from merchandising.actions import ACTIONS, Cap, Factor, Pins, Slots
+from merchandising.compiled import CompiledRule, CompiledSelector, ItemFacts, NoParams, SelectorBank
+from merchandising.engine import RuleSet, apply_rules
 from ranking.engine.records import RankInput
+from ranking.signals.idsets import IdSet
 
 BRANDS = ["Nike", "Puma", "Asics", ""]
 CATEGORIES = ["shoes", "shoes/running", "shoes/trail", "bags", "bags/city"]

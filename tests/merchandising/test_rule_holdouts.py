@@ -21,8 +21,9 @@ from customers import runtime_sync
 from customers.models import Customer, Scope
 from demo.simulation import build_world, item_revenue_per_look, shopper_events, simulated_sessions
 from merchandising import services
+from merchandising.compiled import CompiledRule
 from merchandising.contracts import RuleIn
-from merchandising.engine import EXPOSED, HELD_OUT, CompiledRule, RuleSet
+from merchandising.engine import EXPOSED, HELD_OUT, RuleSet
 from merchandising.holdouts import holdout_words, rule_holdout_readout
 from merchandising.models import Rule
 from ranking import services as ranking_services

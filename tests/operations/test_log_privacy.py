@@ -19,11 +19,10 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
-from celery import Celery
+from celery import Celery, current_app
 
 from ranking.learning import rank_log
 from ranking.signals.schema import FEATURES
-from ranking.tasks import flush_rank_log
 from tests.conftest import NAMESPACE
 from tests.operations.conftest import ROOT
 from tests.processes import free_port
@@ -96,20 +95,25 @@ def worker(redis_url: str) -> Iterator[Worker]:
 def enqueued_flush(settings: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """What `rank_log.flush()` hands to the broker for one served request of SHOPPER."""
     settings.CELERY_TASK_ALWAYS_EAGER = False
-    sent: list[dict[str, Any]] = []
-    monkeypatch.setattr(flush_rank_log, "apply_async", lambda **options: sent.append(options))
-    rank_log.record(
-        customer_id=1,
-        request_id="req-private-1",
-        surface="search",
-        query=QUERY,
-        shopper_key=SHOPPER,
-        model="config:default",
-        item_ids=("sku-1", "sku-2"),
-        features=np.zeros((2, len(FEATURES)), dtype=np.float32),
-    )
-    assert rank_log.flush() == 1
-    (options,) = sent
+    sent: list[tuple[str, dict[str, Any]]] = []
+    # The current app may be this test's producer, which must send for real afterwards.
+    with monkeypatch.context() as patch:
+        patch.setattr(
+            current_app, "send_task", lambda name, **options: sent.append((name, options))
+        )
+        rank_log.record(
+            customer_id=1,
+            request_id="req-private-1",
+            surface="search",
+            query=QUERY,
+            shopper_key=SHOPPER,
+            model="config:default",
+            item_ids=("sku-1", "sku-2"),
+            features=np.zeros((2, len(FEATURES)), dtype=np.float32),
+        )
+        assert rank_log.flush() == 1
+    ((task, options),) = sent
+    assert task == TASK
     return options
 
 

@@ -22,7 +22,8 @@ from django.test import Client
 
 from config.celery import app as celery_app
 from ranking import services, tasks
-from ranking.signals.store import SignalStoreUnavailable, reset_signal_store
+from ranking.signals.backend import reset_signal_store
+from ranking.signals.store import SignalStoreUnavailable
 from tests.conftest import ApiCaller
 from tests.operations.conftest import ROOT, Samples, parse, value
 from tests.processes import free_port, subprocess_database_url

@@ -23,7 +23,7 @@ from ranking.learning.propensity import PositionBias
 from ranking.learning.training import TrainingParams, fit_lambdamart, fit_linear
 from ranking.models import RankingModel, RankLog
 from ranking.services import signals_refresh
-from ranking.signals import store as store_module
+from ranking.signals import backend as store_backend
 from ranking.signals.schema import FEATURE_INDEX, FEATURES, SCHEMA_HASH
 
 
@@ -77,7 +77,7 @@ def simulated_log(
 ) -> SimulatedLog:
     """Build a shop on the in-process signal store, read back its log, delete the shop."""
     with override_settings(SIGNAL_STORE={"BACKEND": "memory", "URL": "", "NAMESPACE": "ltr"}):
-        store_module.reset_signal_store()
+        store_backend.reset_signal_store()
         customer = customer_create(name="Learning shop", slug="learning-shop")
         try:
             world = build_world(n_items=items, n_shoppers=shoppers, seed=5)
@@ -114,7 +114,7 @@ def simulated_log(
             )
         finally:
             customer.delete()
-            store_module.reset_signal_store()
+            store_backend.reset_signal_store()
     surfaces = np.array([request.surface for request in requests])
     return SimulatedLog(world, data, utility, surfaces)
 

@@ -15,9 +15,10 @@ from core.metrics import RANK_DEGRADED
 from ranking.learning import rank_log
 from ranking.learning.rank_log import feature_matrix
 from ranking.models import RankLog
+from ranking.signals.backend import build_store, reset_signal_store
 from ranking.signals.breaker import Breaker
 from ranking.signals.schema import RELEVANCE_COLUMN
-from ranking.signals.store import SignalStoreUnavailable, build_store, reset_signal_store
+from ranking.signals.store import SignalStoreUnavailable
 from tests.conftest import ApiCaller
 
 CUSTOMER = 4343

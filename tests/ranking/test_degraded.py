@@ -12,7 +12,7 @@ from customers import auth, runtime_sync
 from customers.models import ApiKey
 from customers.services import api_key_revoke
 from ranking.services import ranking_config_save, signals_refresh
-from ranking.signals.store import reset_signal_store
+from ranking.signals.backend import reset_signal_store
 from tests.conftest import ApiCaller
 from tests.ranking.helpers import put_items, rank, ranked_ids
 

@@ -17,7 +17,8 @@ from catalog.services import items_upsert
 from demo.simulation import build_world, simulate
 from demo.traffic import events_send
 from ranking.learning.dataset import Source
-from ranking.learning.training import NDCG, REVENUE, TrainingParams, model_train
+from ranking.learning.metrics import NDCG, REVENUE
+from ranking.learning.training import TrainingParams, model_train
 from ranking.models import RankLog
 from tests.conftest import ApiCaller
 

@@ -15,9 +15,9 @@ from customers.services import customer_update
 from ranking import tasks
 from ranking.learning import rank_log, registry
 from ranking.learning.dataset import Source, TrainingSet, training_set_load
+from ranking.learning.metrics import REVENUE
 from ranking.learning.rank_log import feature_matrix
 from ranking.learning.training import (
-    REVENUE,
     Fitted,
     TrainingParams,
     feature_report,

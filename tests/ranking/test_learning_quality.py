@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 
 from demo.simulation import POSITION_BIAS_ETA
-from ranking.learning.metrics import ndcg_at_k
+from ranking.learning.metrics import NDCG, ndcg_at_k
 from ranking.learning.training import (
-    NDCG,
     TrainingParams,
     fit,
     holdout_metrics,

@@ -9,7 +9,7 @@ import pytest
 from customers.models import Customer
 from ranking import services
 from ranking.services import signals_refresh
-from ranking.signals.store import reset_signal_store
+from ranking.signals.backend import reset_signal_store
 from tests.conftest import ApiCaller
 from tests.ranking.helpers import (
     ago,

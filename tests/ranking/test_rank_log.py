@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from celery import current_app
 from django.utils import timezone
 
 from core.metrics import RANK_LOG_DROPPED
@@ -135,14 +136,17 @@ def test_with_a_broker_batches_go_to_the_flush_task_which_writes_them(
     api: ApiCaller, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings.CELERY_TASK_ALWAYS_EAGER = False
-    sent: list[dict[str, Any]] = []
-    monkeypatch.setattr(flush_rank_log, "apply_async", lambda **options: sent.append(options))
+    sent: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr(
+        current_app, "send_task", lambda name, **options: sent.append((name, options))
+    )
     rank_log.buffer.append(entry("r1", api.customer.pk))
     rank_log.buffer.append(entry("r2", api.customer.pk))
 
     assert rank_log.flush() == 2
     assert RankLog.objects.count() == 0
-    (message,) = sent
+    ((task, message),) = sent
+    assert task == flush_rank_log.name
     assert message["argsrepr"] == "[<2 rank-log entries>]"  # no features or shoppers in logs
 
     assert flush_rank_log(*message["args"]) == 2  # what the worker runs

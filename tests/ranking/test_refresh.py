@@ -15,8 +15,8 @@ from events.models import Event
 from ranking import tasks
 from ranking.models import SignalVersion
 from ranking.signals import features, refresh
+from ranking.signals.backend import signal_store
 from ranking.signals.schema import ITEM_FEATURES
-from ranking.signals.store import signal_store
 from tests.factories import CustomerFactory, ItemFactory
 
 pytestmark = pytest.mark.django_db

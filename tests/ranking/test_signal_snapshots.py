@@ -17,7 +17,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from ranking.services import signals_refresh
-from ranking.signals import store as store_module
+from ranking.signals import backend as store_backend
 from ranking.signals.redis_store import RedisSignalStore
 from tests.conftest import ApiCaller
 from tests.processes import RedisProcess
@@ -147,8 +147,8 @@ def use_snapshots(settings: Any, directory: Path | None) -> RedisSignalStore:
         **settings.SIGNAL_STORE,
         "SNAPSHOT_DIR": str(directory) if directory else None,
     }
-    store_module.reset_signal_store()
-    store = store_module.signal_store()
+    store_backend.reset_signal_store()
+    store = store_backend.signal_store()
     assert isinstance(store, RedisSignalStore)
     return store
 

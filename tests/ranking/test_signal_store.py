@@ -16,14 +16,10 @@ import redis
 from redis.crc import key_slot
 
 from ranking.signals import redis_store
+from ranking.signals.backend import build_store
 from ranking.signals.schema import FEATURE_INDEX, FEATURES, ITEM_RECORD, QUERY_RECORD, SCHEMA_HASH
 from ranking.signals.shopper import ProfileBuilder, ShopperAction
-from ranking.signals.store import (
-    SignalMeta,
-    SignalSnapshot,
-    SignalStore,
-    build_store,
-)
+from ranking.signals.store import SignalMeta, SignalSnapshot, SignalStore
 
 CTR = FEATURE_INDEX["ctr"]
 CUSTOMER = 4242

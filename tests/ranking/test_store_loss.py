@@ -18,7 +18,8 @@ from django.test import Client
 from ranking import tasks
 from ranking.models import SignalVersion
 from ranking.services import signals_refresh
-from ranking.signals.store import SignalStoreUnavailable, reset_signal_store, signal_store
+from ranking.signals.backend import reset_signal_store, signal_store
+from ranking.signals.store import SignalStoreUnavailable
 from tests.conftest import ApiCaller
 from tests.processes import RedisProcess
 from tests.ranking.helpers import ago, put_items, rank_all, ranked_ids, send_events

@@ -25,8 +25,8 @@ from celery import Celery
 from catalog.models import Item
 from ranking.learning.rank_log import RankLogEntry
 from ranking.models import RankLog, SignalVersion
+from ranking.signals.backend import signal_store
 from ranking.signals.schema import FEATURES
-from ranking.signals.store import signal_store
 from tests.conftest import NAMESPACE
 from tests.factories import CustomerFactory
 from tests.processes import ROOT, subprocess_database_url
