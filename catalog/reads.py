@@ -140,16 +140,43 @@ def catalog_attribute_names(*, customer_id: int) -> list[str]:
     return sorted(names, key=str.casefold)[:MAX_PICKED]
 
 
-def catalog_attribute_values(*, customer_id: int, name: str) -> list[str]:
-    """The values the customer's items have for attribute `name`, as rules match them, sorted,
-    at most MAX_PICKED (read from at most MAX_ATTRIBUTE_VALUES_READ distinct stored values)."""
-    stored = (
+def _attribute_values(customer_id: int, name: str) -> tuple[list[str], bool]:
+    """The values seen for attribute `name` (as in catalog_attribute_values), and whether they
+    are all of them (no bound was reached)."""
+    stored = list(
         Item.objects.for_customer(customer_id)
         .filter(attributes__has_key=name)
         .annotate(attribute_value=KeyTransform(name, "attributes"))
         .values_list("attribute_value", flat=True)
         .distinct()
-        .order_by()[:MAX_ATTRIBUTE_VALUES_READ]
+        .order_by()[: MAX_ATTRIBUTE_VALUES_READ + 1]
     )
-    values = {text for value in stored for text in attribute_value_text(value)}
-    return sorted(values, key=str.casefold)[:MAX_PICKED]
+    values = sorted(
+        {text for value in stored for text in attribute_value_text(value)}, key=str.casefold
+    )
+    complete = len(stored) <= MAX_ATTRIBUTE_VALUES_READ and len(values) <= MAX_PICKED
+    return values[:MAX_PICKED], complete
+
+
+def catalog_attribute_values(*, customer_id: int, name: str) -> list[str]:
+    """The values the customer's items have for attribute `name`, as rules match them, sorted,
+    at most MAX_PICKED (read from at most MAX_ATTRIBUTE_VALUES_READ distinct stored values)."""
+    return _attribute_values(customer_id, name)[0]
+
+
+def catalog_attribute_known(*, customer_id: int, name: str) -> bool:
+    """Whether any item of the customer has attribute `name`."""
+    return Item.objects.for_customer(customer_id).filter(attributes__has_key=name).exists()
+
+
+def catalog_attribute_value_known(*, customer_id: int, name: str, value: str) -> bool:
+    """Whether an item of the customer has `value` for attribute `name` (as rules match it).
+    Beyond the picker's bound (an attribute with thousands of values) the items are read."""
+    seen, complete = _attribute_values(customer_id, name)
+    if value in seen or complete:
+        return value in seen
+    items = Item.objects.for_customer(customer_id).filter(attributes__has_key=name)
+    return any(
+        value in attribute_value_text(attributes.get(name))
+        for attributes in items.values_list("attributes", flat=True).iterator(chunk_size=2000)
+    )

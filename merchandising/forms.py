@@ -18,7 +18,9 @@ from django.utils import timezone
 
 from catalog.models import Item
 from catalog.reads import (
+    catalog_attribute_known,
     catalog_attribute_names,
+    catalog_attribute_value_known,
     catalog_attribute_values,
     catalog_item_ids_near,
     catalog_items_find,
@@ -175,7 +177,7 @@ def unknown_attributes(customer_id: int, attributes: dict[str, list[str]]) -> li
     names = catalog_attribute_names(customer_id=customer_id)
     problems = []
     for name, values in attributes.items():
-        if name not in names:
+        if name not in names and not catalog_attribute_known(customer_id=customer_id, name=name):
             meant = _closest(name, names) or next(
                 (known for known in names if known.casefold() == name.casefold()), None
             )
@@ -187,7 +189,9 @@ def unknown_attributes(customer_id: int, attributes: dict[str, list[str]]) -> li
         seen = catalog_attribute_values(customer_id=customer_id, name=name)
         by_fold = {value.casefold(): value for value in seen}
         for value in values:
-            if value not in seen:
+            if value not in seen and not catalog_attribute_value_known(
+                customer_id=customer_id, name=name, value=value
+            ):
                 meant = by_fold.get(value.casefold()) or _closest(value, seen)
                 problems.append(
                     f"No item has {name} = {value!r}"

@@ -480,6 +480,32 @@ def test_an_attribute_or_value_no_item_has_is_a_field_error_naming_the_one_meant
     assert not Rule.objects.exists()
 
 
+def test_attributes_beyond_what_the_pickers_list_are_still_known(
+    staff: Client, shop: Customer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A catalog with more attribute names or values than a picker lists: the form still
+    accepts every one an item has, and refuses only those none has."""
+    for number in range(3):
+        ItemFactory(customer=shop, external_id=f"gtin-{number}", attributes={"gtin": f"40{number}"})
+    monkeypatch.setattr("catalog.reads.MAX_PICKED", 1)
+    monkeypatch.setattr("catalog.reads.MAX_ATTRIBUTE_VALUES_READ", 1)
+
+    accepted = staff.post(
+        add_url(), form_data(shop, name="Known", selector_attributes="gtin=402\nsize=40")
+    )
+    refused = staff.post(
+        add_url(), form_data(shop, name="Typo", selector_attributes="gtin=4022\nsizes=40")
+    )
+
+    assert accepted.status_code == 302, accepted.context["adminform"].form.errors
+    errors = refused.context["adminform"].form.errors["selector_attributes"]
+    assert [error.split(".")[0].split(";")[0] for error in errors] == [
+        "No item has gtin = '4022'",
+        "No item has the attribute 'sizes'",
+    ]
+    assert list(Rule.objects.values_list("name", flat=True)) == ["Known"]
+
+
 def test_attributes_and_items_the_catalog_has_are_saved(staff: Client, shop: Customer) -> None:
     typed = form_data(
         shop,
