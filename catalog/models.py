@@ -26,7 +26,17 @@ class Item(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["customer", "external_id"], name="item_unique_id"),
         ]
-        indexes = [models.Index(fields=["customer", "brand"], name="item_customer_brand")]
+        indexes = [
+            models.Index(fields=["customer", "brand"], name="item_customer_brand"),
+            # The rule form's item picker looks ids up by prefix (LIKE 'sku-1%'): a pattern
+            # index answers that whatever the database's collation (PostgreSQL; ignored on
+            # SQLite, whose LIKE needs no opclass).
+            models.Index(
+                fields=["customer", "external_id"],
+                name="item_customer_id_prefix",
+                opclasses=["int8_ops", "varchar_pattern_ops"],
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.external_id}: {self.title}"

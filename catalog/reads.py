@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from django.db import connection
+from django.db.models.fields.json import KeyTransform
 
 from catalog.models import Item
 
@@ -32,3 +36,147 @@ def catalog_categories(*, customer_id: int) -> list[str]:
         .order_by()
     )
     return sorted({category for categories in lists for category in categories or []})
+
+
+# The item picker answers at most this many items per lookup.
+MAX_ITEMS_FOUND = 20
+# Attribute pickers read at most this many distinct values of one attribute from the database.
+MAX_ATTRIBUTE_VALUES_READ = 5000
+
+
+@dataclass(frozen=True)
+class FoundItem:
+    """One item a picker offers: its id and what a merchandiser recognises it by."""
+
+    id: str
+    title: str
+    brand: str
+
+    @property
+    def label(self) -> str:
+        brand = f" ({self.brand})" if self.brand else ""
+        return f"{self.id} · {self.title}{brand}"
+
+
+def catalog_items_find(
+    *, customer_id: int, text: str, limit: int = MAX_ITEMS_FOUND
+) -> list[FoundItem]:
+    """The customer's items whose id starts with `text` (first), then those whose title contains
+    every word of it (case-insensitively), by id, at most `limit`. The id prefix is answered by
+    the index item_customer_id_prefix; the title words by a scan of the customer's items that
+    stops at `limit` matches (docs/rules.md gives its cost on 100k items)."""
+    text = " ".join(text.split())
+    if not text or limit <= 0:
+        return []
+    fields = ("external_id", "title", "brand")
+    items = Item.objects.for_customer(customer_id)
+    by_id = list(items.filter(external_id__startswith=text).order_by("external_id")[:limit])
+    found = {item.external_id: item for item in by_id}
+    if len(found) < limit:
+        by_title = items.exclude(external_id__startswith=text)
+        for word in text.split()[:8]:
+            by_title = by_title.filter(title__icontains=word)
+        for item in by_title.only(*fields).order_by("external_id")[: limit - len(found)]:
+            found[item.external_id] = item
+    return [FoundItem(item.external_id, item.title, item.brand) for item in found.values()]
+
+
+def catalog_items_known(*, customer_id: int, item_ids: Sequence[str]) -> set[str]:
+    """Which of these ids the customer's catalog has."""
+    return set(
+        Item.objects.for_customer(customer_id)
+        .filter(external_id__in=list(item_ids))
+        .values_list("external_id", flat=True)
+    )
+
+
+def catalog_item_ids_near(*, customer_id: int, item_id: str, limit: int = 200) -> list[str]:
+    """Ids of the customer's items that share the longest prefix with `item_id` (at least half
+    of it): where a mistyped id's neighbours are, read through the id index."""
+    items = Item.objects.for_customer(customer_id)
+    for length in range(len(item_id) - 1, max(len(item_id) // 2, 1) - 1, -1):
+        near = list(
+            items.filter(external_id__startswith=item_id[:length])
+            .order_by("external_id")
+            .values_list("external_id", flat=True)[:limit]
+        )
+        if near:
+            return near
+    return []
+
+
+def attribute_value_text(value: object) -> list[str]:
+    """An item's attribute value as the texts a rule's attribute clause matches it by (as the
+    rule engine compares: lists by each element, booleans as "true"/"false", whole floats also
+    as integers)."""
+    if isinstance(value, list):
+        return [text for element in value for text in attribute_value_text(element)]
+    if isinstance(value, bool):
+        return ["true" if value else "false"]
+    if isinstance(value, float) and value.is_integer():
+        return [str(int(value)), str(value)]
+    if value is None or isinstance(value, dict):
+        return []
+    return [str(value)]
+
+
+def catalog_attribute_names(*, customer_id: int) -> list[str]:
+    """The attribute names the customer's items have, sorted, at most MAX_PICKED: one DISTINCT
+    over the keys in the database (jsonb_object_keys on PostgreSQL, json_each on SQLite)."""
+    table = Item._meta.db_table
+    if connection.vendor == "postgresql":
+        sql = (
+            f"SELECT DISTINCT jsonb_object_keys(attributes) FROM {table} "  # noqa: S608
+            "WHERE customer_id = %s AND jsonb_typeof(attributes) = 'object'"
+        )
+    else:
+        sql = (
+            f"SELECT DISTINCT attribute.key FROM {table}, json_each({table}.attributes) "  # noqa: S608
+            "AS attribute WHERE customer_id = %s"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [customer_id])
+        names = [row[0] for row in cursor.fetchall()]
+    return sorted(names, key=str.casefold)[:MAX_PICKED]
+
+
+def _attribute_values(customer_id: int, name: str) -> tuple[list[str], bool]:
+    """The values seen for attribute `name` (as in catalog_attribute_values), and whether they
+    are all of them (no bound was reached)."""
+    stored = list(
+        Item.objects.for_customer(customer_id)
+        .filter(attributes__has_key=name)
+        .annotate(attribute_value=KeyTransform(name, "attributes"))
+        .values_list("attribute_value", flat=True)
+        .distinct()
+        .order_by()[: MAX_ATTRIBUTE_VALUES_READ + 1]
+    )
+    values = sorted(
+        {text for value in stored for text in attribute_value_text(value)}, key=str.casefold
+    )
+    complete = len(stored) <= MAX_ATTRIBUTE_VALUES_READ and len(values) <= MAX_PICKED
+    return values[:MAX_PICKED], complete
+
+
+def catalog_attribute_values(*, customer_id: int, name: str) -> list[str]:
+    """The values the customer's items have for attribute `name`, as rules match them, sorted,
+    at most MAX_PICKED (read from at most MAX_ATTRIBUTE_VALUES_READ distinct stored values)."""
+    return _attribute_values(customer_id, name)[0]
+
+
+def catalog_attribute_known(*, customer_id: int, name: str) -> bool:
+    """Whether any item of the customer has attribute `name`."""
+    return Item.objects.for_customer(customer_id).filter(attributes__has_key=name).exists()
+
+
+def catalog_attribute_value_known(*, customer_id: int, name: str, value: str) -> bool:
+    """Whether an item of the customer has `value` for attribute `name` (as rules match it).
+    Beyond the picker's bound (an attribute with thousands of values) the items are read."""
+    seen, complete = _attribute_values(customer_id, name)
+    if value in seen or complete:
+        return value in seen
+    items = Item.objects.for_customer(customer_id).filter(attributes__has_key=name)
+    return any(
+        value in attribute_value_text(attributes.get(name))
+        for attributes in items.values_list("attributes", flat=True).iterator(chunk_size=2000)
+    )

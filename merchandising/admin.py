@@ -18,13 +18,21 @@ from django.http import (
     HttpResponse,
     HttpResponseNotAllowed,
     HttpResponseRedirect,
+    JsonResponse,
 )
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from catalog.reads import MAX_PICKED, catalog_brands, catalog_categories
+from catalog.reads import (
+    MAX_PICKED,
+    catalog_attribute_names,
+    catalog_attribute_values,
+    catalog_brands,
+    catalog_categories,
+    catalog_items_find,
+)
 from customers.admin import CustomerScopedAdmin
 from customers.models import Customer, Role, customers_granting, role_grants
 from merchandising import services
@@ -410,6 +418,16 @@ class RuleAdmin(CustomerScopedAdmin):
     def get_urls(self) -> list[URLPattern]:
         own = [
             path(
+                "catalog/items/",
+                self.admin_site.admin_view(self.catalog_items_view),
+                name="merchandising_rule_catalog_items",
+            ),
+            path(
+                "catalog/attributes/",
+                self.admin_site.admin_view(self.catalog_attributes_view),
+                name="merchandising_rule_catalog_attributes",
+            ),
+            path(
                 "<path:object_id>/preview/",
                 self.admin_site.admin_view(self.preview_view),
                 name="merchandising_rule_preview",
@@ -421,6 +439,41 @@ class RuleAdmin(CustomerScopedAdmin):
             ),
         ]
         return own + super().get_urls()
+
+    # --- the form's catalog pickers (static/rankwell/rule_pickers.js asks these) ---------------
+
+    def _picked_customer(self, request: HttpRequest) -> int:
+        """The customer a picker asks about: one the user sees (else 404), with rules they may
+        read (else 403)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        wanted = request.GET.get("customer", "")
+        visible = Customer.objects.visible_to(request.user)
+        if not wanted.isdigit() or not visible.filter(pk=int(wanted)).exists():
+            raise Http404("No such customer.")
+        return int(wanted)
+
+    def catalog_items_view(self, request: HttpRequest) -> JsonResponse:
+        """Items of the customer whose id starts with `q` or whose title has its words."""
+        customer_id = self._picked_customer(request)
+        found = catalog_items_find(customer_id=customer_id, text=request.GET.get("q", "")[:200])
+        return JsonResponse(
+            {
+                "items": [
+                    {"id": item.id, "title": item.title, "brand": item.brand, "label": item.label}
+                    for item in found
+                ]
+            }
+        )
+
+    def catalog_attributes_view(self, request: HttpRequest) -> JsonResponse:
+        """The customer's attribute names, or with `name` the values its items have for it."""
+        customer_id = self._picked_customer(request)
+        name = request.GET.get("name", "").strip()
+        if not name:
+            return JsonResponse({"names": catalog_attribute_names(customer_id=customer_id)})
+        values = catalog_attribute_values(customer_id=customer_id, name=name[:200])
+        return JsonResponse({"name": name, "values": values})
 
     def _scoped_rule(self, request: HttpRequest, object_id: str) -> Rule:
         rule = self.get_object(request, object_id)

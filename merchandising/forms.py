@@ -17,6 +17,15 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from catalog.models import Item
+from catalog.reads import (
+    catalog_attribute_known,
+    catalog_attribute_names,
+    catalog_attribute_value_known,
+    catalog_attribute_values,
+    catalog_item_ids_near,
+    catalog_items_find,
+    catalog_items_known,
+)
 from merchandising.conflicts import RuleWarning, rule_warnings
 from merchandising.contracts import (
     ACTION_TYPES,
@@ -122,6 +131,73 @@ def unknown_brands(customer_id: int, brands: Sequence[str]) -> list[tuple[str, s
             close = difflib.get_close_matches(brand.casefold(), list(by_fold), n=1, cutoff=0.7)
             unknown.append((brand, by_fold[close[0]] if close else None))
     return unknown
+
+
+# Unknown item ids get a "did you mean" for at most this many of them (each costs a lookup).
+MAX_ITEM_SUGGESTIONS = 20
+
+
+def _closest(text: str, known: Sequence[str], cutoff: float = 0.7) -> str | None:
+    close = difflib.get_close_matches(text, list(known), n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
+def item_id_suggestion(customer_id: int, item_id: str) -> str | None:
+    """The item a mistyped id probably meant: the closest id sharing a prefix with it, else the
+    first item whose title has its words (someone typed the title), as "id (title)"."""
+    near = _closest(item_id, catalog_item_ids_near(customer_id=customer_id, item_id=item_id))
+    if near is not None:
+        return repr(near)
+    found = catalog_items_find(customer_id=customer_id, text=item_id, limit=1)
+    return f"{found[0].id!r} ({found[0].title})" if found else None
+
+
+def unknown_item_ids(customer_id: int, item_ids: Sequence[str]) -> dict[str, str | None]:
+    """The ids the customer's catalog does not have, in order, each with the item it probably
+    meant (for the first MAX_ITEM_SUGGESTIONS of them)."""
+    if not item_ids:
+        return {}
+    known = catalog_items_known(customer_id=customer_id, item_ids=item_ids)
+    unknown = [item_id for item_id in dict.fromkeys(item_ids) if item_id not in known]
+    return {
+        item_id: item_id_suggestion(customer_id, item_id) if n < MAX_ITEM_SUGGESTIONS else None
+        for n, item_id in enumerate(unknown)
+    }
+
+
+def _did_you_mean(suggestion: str | None, question: str = " Did you mean {}?") -> str:
+    return question.format(suggestion) if suggestion else ""
+
+
+def unknown_attributes(customer_id: int, attributes: dict[str, list[str]]) -> list[str]:
+    """A sentence for each attribute name no item has and each value no item has for its name,
+    with the closest the catalog has (values compared as rules match them: exactly)."""
+    if not attributes:
+        return []
+    names = catalog_attribute_names(customer_id=customer_id)
+    problems = []
+    for name, values in attributes.items():
+        if name not in names and not catalog_attribute_known(customer_id=customer_id, name=name):
+            meant = _closest(name, names) or next(
+                (known for known in names if known.casefold() == name.casefold()), None
+            )
+            problems.append(
+                f"No item has the attribute {name!r}."
+                + _did_you_mean(repr(meant) if meant else None)
+            )
+            continue
+        seen = catalog_attribute_values(customer_id=customer_id, name=name)
+        by_fold = {value.casefold(): value for value in seen}
+        for value in values:
+            if value not in seen and not catalog_attribute_value_known(
+                customer_id=customer_id, name=name, value=value
+            ):
+                meant = by_fold.get(value.casefold()) or _closest(value, seen)
+                problems.append(
+                    f"No item has {name} = {value!r}"
+                    + (_did_you_mean(repr(meant), "; did you mean {}?") if meant else ".")
+                )
+    return problems
 
 
 def warning_field(warning: RuleWarning) -> str | None:
@@ -346,17 +422,20 @@ class RuleForm(forms.ModelForm):
         required=False,
         label="Stock",
     )
+    # data-attribute-picker, data-item-picker: pickers that ask the catalog as one types (the
+    # admin's catalog/attributes/ and catalog/items/ of the rule's customer).
     selector_attributes = forms.CharField(
-        widget=forms.Textarea(attrs=LINES),
+        widget=forms.Textarea(attrs={**LINES, "data-attribute-picker": "line"}),
         required=False,
         label="Attributes",
-        help_text="One key=value per line, e.g. color=red.",
+        help_text="One name=value per line, e.g. color=red, or pick the name and then the "
+        "value from the catalog beside it.",
     )
     selector_item_ids = forms.CharField(
-        widget=forms.Textarea(attrs=LINES),
+        widget=forms.Textarea(attrs={**LINES, "data-item-picker": "line"}),
         required=False,
-        label="Item ids",
-        help_text="One per line.",
+        label="Items",
+        help_text="One item id per line, or find items by id or by words of their title beside it.",
     )
     action_kind = forms.ChoiceField(
         choices=[(t, t) for t in ACTION_TYPES],
@@ -388,10 +467,11 @@ class RuleForm(forms.ModelForm):
         help_text="Instead of a strength: above 1 for a boost, between 0 and 1 for a bury.",
     )
     action_pins = forms.CharField(
-        widget=forms.Textarea(attrs=LINES),
+        widget=forms.Textarea(attrs={**LINES, "data-item-picker": "pin"}),
         required=False,
         label="Pins",
-        help_text="One per line: item_id @ position (1 is the first position).",
+        help_text="One per line: item_id @ position (1 is the first position); an item found "
+        "beside it is added at the next position.",
     )
     slot_positions = forms.CharField(
         required=False,
@@ -623,13 +703,36 @@ class RuleForm(forms.ModelForm):
         for warning in self.warnings:
             if warning.blocking:
                 self.add_error(warning_field(warning), f"Conflict: {warning.detail}")
-            elif warning.code in FORM_REFUSES or warning.field.startswith("action.pins"):
-                # A pinned id the catalog does not know is a typo until shown otherwise.
+            elif warning.code in FORM_REFUSES or (
+                warning.field.startswith("action.pins") and warning.code != "no_matching_item"
+            ):
+                # (Unknown pinned ids are refused below, with the item probably meant.)
                 self.add_error(warning_field(warning), warning.detail)
-        for brand, suggestion in unknown_brands(customer_id, self.document.selector.brands):
+        self._refuse_unknown_catalog_values(customer_id, self.document)
+        return data
+
+    def _refuse_unknown_catalog_values(self, customer_id: int, document: RuleIn) -> None:
+        """Brands, items and attributes the catalog does not know are typos until shown
+        otherwise: field errors, with the value probably meant (the API saves them with a
+        warning, for items a feed has not sent yet)."""
+        for brand, suggestion in unknown_brands(customer_id, document.selector.brands):
             also = f" Did you mean {suggestion!r}?" if suggestion else ""
             self.add_error("selector_brands", f"No item of brand {brand!r} in the catalog.{also}")
-        return data
+        selected = document.selector.item_ids
+        pinned = [pin.item_id for pin in getattr(document.action, "pins", [])]
+        unknown = unknown_item_ids(customer_id, [*selected, *pinned])
+        for field, item_ids in (("selector_item_ids", selected), ("action_pins", pinned)):
+            numbers = self._line_numbers.get(field, [])
+            for index, item_id in enumerate(item_ids):
+                if item_id in unknown:
+                    where = f"line {numbers[index]}: " if index < len(numbers) else ""
+                    self.add_error(
+                        field,
+                        f"{where}No item {item_id!r} in the catalog."
+                        + _did_you_mean(unknown[item_id]),
+                    )
+        for problem in unknown_attributes(customer_id, document.selector.attributes):
+            self.add_error("selector_attributes", problem)
 
 
 class PreviewForm(forms.Form):

@@ -307,6 +307,9 @@ OBJECT_PAGES = {
     "merchandising_rule_preview": ("merchandising.rule", ()),
     "merchandising_rule_revert": ("merchandising.rule", (1,)),
 }
+# Pages that answer about a customer named in the query (?customer=): the rule form's catalog
+# lookups.
+CUSTOMER_PAGES = ("merchandising_rule_catalog_items", "merchandising_rule_catalog_attributes")
 DJANGO_ADMIN_VIEWS = ("changelist", "add", "change", "history", "delete")
 
 
@@ -320,7 +323,22 @@ def test_every_object_page_of_a_tenant_admin_is_checked_here() -> None:
         own = {f"{prefix}_{view}" for view in DJANGO_ADMIN_VIEWS}
         pages |= {url.name for url in model_admin.get_urls() if url.name and url.name not in own}
 
-    assert pages == set(OBJECT_PAGES)
+    assert pages == set(OBJECT_PAGES) | set(CUSTOMER_PAGES)
+
+
+@pytest.mark.parametrize("name", CUSTOMER_PAGES)
+def test_staff_cannot_look_up_another_customers_catalog(
+    name: str, staff_a: Client, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
+    url = reverse(f"admin:{name}")
+
+    theirs = staff_a.get(url, {"customer": tenant_b.customer.pk, "q": "bravozed"})
+    mine = staff_a.get(url, {"customer": tenant_a.customer.pk, "q": "bravozed"})
+
+    assert theirs.status_code == 404
+    assert mine.status_code == 200
+    for response in (theirs, mine):
+        assert "bravozed" not in response.content.decode().casefold()
 
 
 @pytest.mark.parametrize("name", OBJECT_PAGES)

@@ -141,3 +141,104 @@ def test_a_rule_is_reverted_in_two_clicks_from_its_page(
     created.refresh_from_db()
     assert created.name == "Zeta up"
     assert created.action["strength"] == "weak"
+
+
+def section(page: Page, field: str, path: Path) -> None:
+    """A screenshot of the form's section holding `field`, with room under it for an open list."""
+    box = page.locator(f"fieldset:has(.field-{field})").bounding_box()
+    assert box is not None
+    scroll_x, scroll_y = page.evaluate("() => [window.scrollX, window.scrollY]")
+    page.screenshot(
+        path=path,
+        full_page=True,
+        clip={
+            "x": box["x"] + scroll_x,
+            "y": box["y"] + scroll_y,
+            "width": box["width"],
+            "height": box["height"] + 120,
+        },
+    )
+
+
+def test_an_item_is_found_by_words_of_its_title_and_an_attribute_picked_from_the_catalog(
+    page: Page, live_server: Any, shop: Customer, artifacts: Path
+) -> None:
+    ItemFactory(
+        customer=shop,
+        external_id="sku-123",
+        title="Trail Runner Pro",
+        brand="Solace",
+        attributes={"color": "turquoise"},
+    )
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/merchandising/rule/add/")
+    page.fill("#id_username", "merch")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+
+    page.select_option("#id_customer", label="E2E Outdoor")
+    page.fill("#id_name", "Trail Runner Pro up")
+    page.select_option("#id_action_kind", "boost")
+    page.select_option("#id_action_strength", "strong")
+    finder = page.locator("#id_selector_item_ids_finder")
+    finder.press_sequentially("trail run")
+    option = page.locator("#id_selector_item_ids_found li[role=option]")
+    expect(option).to_have_count(1)
+    expect(option).to_have_text("sku-123 · Trail Runner Pro (Solace)")
+    section(page, "selector_item_ids", artifacts / "rules-admin-7-item-finder.png")
+    option.click()
+    expect(page.locator("#id_selector_item_ids")).to_have_value("sku-123")
+    expect(page.locator("#id_selector_item_ids_found")).to_be_hidden()
+
+    page.fill("#id_selector_attributes_name", "color")
+    page.locator("#id_selector_attributes_name").press("Enter")  # on to the value
+    expect(page.locator("#id_selector_attributes_values option")).to_have_count(1)
+    expect(page.locator("#id_selector_attributes_values option")).to_have_attribute(
+        "value", "turquoise"
+    )
+    page.fill("#id_selector_attributes_value", "turquoise")
+    page.locator("#id_selector_attributes_value").press("Enter")  # adds, does not submit
+    expect(page.locator("#id_selector_attributes")).to_have_value("color=turquoise")
+    section(page, "selector_item_ids", artifacts / "rules-admin-8-picked.png")
+    page.click("input[name=_continue]")
+
+    expect(page.locator(".messagelist .success")).to_contain_text("Trail Runner Pro up")
+    rule = Rule.objects.get(customer=shop)
+    assert rule.selector["item_ids"] == ["sku-123"]
+    assert rule.selector["attributes"] == {"color": ["turquoise"]}
+
+
+def test_items_are_pinned_from_the_keyboard_each_at_the_next_position(
+    page: Page, live_server: Any, shop: Customer, artifacts: Path
+) -> None:
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/merchandising/rule/add/")
+    page.fill("#id_username", "merch")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+
+    page.select_option("#id_customer", label="E2E Outdoor")
+    page.fill("#id_name", "Shoe 12 then the sock")
+    page.select_option("#id_action_kind", "pin")
+    finder = page.locator("#id_action_pins_finder")
+    finder.press_sequentially("trail shoe 1")  # shoe 1, 10, 11, 12
+    expect(page.locator("#id_action_pins_found li[role=option]")).to_have_count(4)
+    for _ in range(4):
+        finder.press("ArrowDown")
+    expect(page.locator("#id_action_pins_found li[aria-selected=true]")).to_have_attribute(
+        "data-item-id", "shoe-12"
+    )
+    finder.press("Enter")
+    finder.press_sequentially("wool")
+    expect(page.locator("#id_action_pins_found li[role=option]")).to_have_count(1)
+    finder.press("Enter")  # the only one found
+    finder.press_sequentially("kayak")
+    expect(page.locator("#id_action_pins_found")).to_contain_text("No item has “kayak”")
+    expect(page.locator("#id_action_pins")).to_have_value("shoe-12 @ 1\nsock-01 @ 2")
+    section(page, "action_pins", artifacts / "rules-admin-9-pins-found.png")
+    page.click("input[name=_continue]")
+
+    expect(page.locator(".messagelist .success")).to_contain_text("Shoe 12 then the sock")
+    rule = Rule.objects.get(customer=shop)
+    assert rule.action["pins"] == [
+        {"item_id": "shoe-12", "position": 1},
+        {"item_id": "sock-01", "position": 2},
+    ]

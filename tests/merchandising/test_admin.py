@@ -50,7 +50,13 @@ def shop() -> Customer:
             brand="Acme" if number % 2 else "Zeta",
             price=Decimal(10 * number),
         )
-    ItemFactory(customer=customer, external_id="sock-1", title="Wool sock", categories=["socks"])
+    ItemFactory(
+        customer=customer,
+        external_id="sock-1",
+        title="Wool sock",
+        categories=["socks"],
+        attributes={"color": ["red", "black"], "size": ["39", "40"], "organic": True},
+    )
     return customer
 
 
@@ -412,6 +418,107 @@ def test_a_brand_typo_is_a_field_error_naming_the_brand_meant(
     errors = response.context["adminform"].form.errors["selector_brands"]
     assert errors == ["No item of brand 'Acmee' in the catalog. Did you mean 'Acme'?"]
     assert not Rule.objects.exists()
+
+
+def test_unknown_item_ids_of_the_selector_are_field_errors_naming_the_items_meant(
+    staff: Client, shop: Customer
+) -> None:
+    typed = form_data(
+        shop,
+        name="Hide some",
+        action_kind="hide",
+        selector_item_ids="shoe-1\nshoe-11\n\nTrail shoe 3\nzzz-unheard-of",
+    )
+    response = staff.post(add_url(), typed)
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == ["selector_item_ids"]
+    assert errors["selector_item_ids"] == [
+        "line 2: No item 'shoe-11' in the catalog. Did you mean 'shoe-1'?",
+        "line 4: No item 'Trail shoe 3' in the catalog. Did you mean 'shoe-3' (Trail shoe 3)?",
+        "line 5: No item 'zzz-unheard-of' in the catalog.",
+    ]
+    assert not Rule.objects.exists()
+    assert not RuleRevision.objects.exists()
+
+
+def test_a_pinned_id_typo_names_the_item_meant(staff: Client, shop: Customer) -> None:
+    response = staff.post(
+        add_url(),
+        form_data(shop, name="Pin", action_kind="pin", action_pins="shoe-8 @ 1\nshoe-33 @ 2"),
+    )
+
+    errors = response.context["adminform"].form.errors
+    assert errors["action_pins"] == [
+        "line 2: No item 'shoe-33' in the catalog. Did you mean 'shoe-3'?"
+    ]
+    assert not Rule.objects.exists()
+
+
+def test_an_attribute_or_value_no_item_has_is_a_field_error_naming_the_one_meant(
+    staff: Client, shop: Customer
+) -> None:
+    ItemFactory(customer=shop, external_id="sock-2", attributes={"color": "turquoise"})
+    typed = form_data(
+        shop,
+        name="Colours",
+        selector_attributes="colour=red\ncolor=turqoise\ncolor=Red\ncolor=black\n"
+        "organic=true\nsize=40\nsize=52",
+    )
+    response = staff.post(add_url(), typed)
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == ["selector_attributes"]
+    assert errors["selector_attributes"] == [
+        "No item has the attribute 'colour'. Did you mean 'color'?",
+        "No item has color = 'turqoise'; did you mean 'turquoise'?",
+        "No item has color = 'Red'; did you mean 'red'?",
+        "No item has size = '52'.",
+    ]
+    assert not Rule.objects.exists()
+
+
+def test_attributes_beyond_what_the_pickers_list_are_still_known(
+    staff: Client, shop: Customer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A catalog with more attribute names or values than a picker lists: the form still
+    accepts every one an item has, and refuses only those none has."""
+    for number in range(3):
+        ItemFactory(customer=shop, external_id=f"gtin-{number}", attributes={"gtin": f"40{number}"})
+    monkeypatch.setattr("catalog.reads.MAX_PICKED", 1)
+    monkeypatch.setattr("catalog.reads.MAX_ATTRIBUTE_VALUES_READ", 1)
+
+    accepted = staff.post(
+        add_url(), form_data(shop, name="Known", selector_attributes="gtin=402\nsize=40")
+    )
+    refused = staff.post(
+        add_url(), form_data(shop, name="Typo", selector_attributes="gtin=4022\nsizes=40")
+    )
+
+    assert accepted.status_code == 302, accepted.context["adminform"].form.errors
+    errors = refused.context["adminform"].form.errors["selector_attributes"]
+    assert [error.split(".")[0].split(";")[0] for error in errors] == [
+        "No item has gtin = '4022'",
+        "No item has the attribute 'sizes'",
+    ]
+    assert list(Rule.objects.values_list("name", flat=True)) == ["Known"]
+
+
+def test_attributes_and_items_the_catalog_has_are_saved(staff: Client, shop: Customer) -> None:
+    typed = form_data(
+        shop,
+        name="Red socks",
+        selector_attributes="color=red\norganic=true\nsize=40",
+        selector_item_ids="sock-1",
+    )
+    response = staff.post(add_url(), typed)
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    rule = Rule.objects.get(customer=shop)
+    assert rule.selector["attributes"] == {"color": ["red"], "organic": ["true"], "size": ["40"]}
+    assert rule.selector["item_ids"] == ["sock-1"]
 
 
 def test_warnings_about_a_stored_rule_are_sentences_on_its_change_page(
