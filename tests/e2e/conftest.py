@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from ranking.signals.backend import reset_signal_store
 
@@ -53,6 +53,11 @@ def browser() -> Iterator[Browser]:
         else:
             os.environ[ASYNC_UNSAFE] = before
 
+
+# An assertion waits as long as an action may (Playwright's default for `expect` is 5 s): the
+# live server, chromium and the test share two cores, and a page the machine is slow to render
+# is not a failure; one that never shows what is expected still is.
+expect.set_options(timeout=15_000)
 
 # Injected by the browser itself (not subject to the page's CSP): every violation is reported.
 CSP_LISTENER = """
