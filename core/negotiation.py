@@ -3,6 +3,7 @@ accepts anything or JSON, with no format override, gets the first renderer (JSON
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
@@ -18,8 +19,9 @@ PLAIN_ACCEPTS = (None, "*/*", JSON)
 
 class JsonFirstNegotiation(DefaultContentNegotiation):
     def select_renderer(
-        self, request: Request, renderers: list[BaseRenderer], format_suffix: Any = None
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: Any = None
     ) -> tuple[BaseRenderer, str]:
+        renderers = list(renderers)
         meta = request.META
         if (
             settings.API_LEAN_PATH
@@ -30,4 +32,4 @@ class JsonFirstNegotiation(DefaultContentNegotiation):
             and renderers[0].media_type == JSON
         ):
             return renderers[0], JSON
-        return super().select_renderer(request, renderers, format_suffix)  # type: ignore[no-any-return]
+        return super().select_renderer(request, renderers, format_suffix)

@@ -11,14 +11,13 @@ its own class; it costs little) and the security headers still run.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.messages.middleware import MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpRequest
 from django_prometheus.middleware import PrometheusAfterMiddleware
 from django_prometheus.utils import Time
 from whitenoise.middleware import WhiteNoiseMiddleware
@@ -27,7 +26,7 @@ from core.middleware import json_api_request
 
 
 class _PagesOnly:
-    get_response: Callable[[HttpRequest], HttpResponseBase]
+    get_response: Any  # each stock middleware's own
 
     def __call__(self, request: HttpRequest) -> Any:
         if settings.API_LEAN_PATH and json_api_request(request):
