@@ -10,6 +10,8 @@ the same load against A, then B, `--rounds` times. Prints one JSON line per run.
     REDIS_URL=... .venv/bin/python bench/compare.py --env RUNTIME_REFRESH_SECONDS=0 \\
         --candidates 100 --mode open --rate 280
 
+`--keep` leaves the shop, `--reuse` serves it again without the build (minutes);
+`BENCH_DATABASE` and `BENCH_NAMESPACE` name a shop of one's own beside another run's.
 (`MODEL_COMPILER=` predicts with LightGBM instead of the compiled trees;
 `RUNTIME_REFRESH_SECONDS=0` stops the runtime-sync thread, and with it the rank log's writes.)
 """
@@ -40,19 +42,26 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, help="default: 32")
     parser.add_argument("--quick", action="store_true", help="the quick shop (toy sizes)")
+    parser.add_argument(
+        "--keep", action="store_true", help="leave the shop's database and namespace for --reuse"
+    )
+    parser.add_argument(
+        "--reuse", action="store_true", help="serve the shop a --keep run left instead of building"
+    )
     args = parser.parse_args()
     changes = dict(item.split("=", 1) for item in args.env)
     size = rank.QUICK if args.quick else rank.FULL
     env = rank.configure_environment(secrets.token_urlsafe(50), args.quick)
     (rank.VAR / "media").mkdir(parents=True, exist_ok=True)
-    rank.recreate_database()
-    rank.drop_namespace()
+    if not args.reuse:
+        rank.recreate_database()
+        rank.drop_namespace()
 
     import django
 
     django.setup()
     try:
-        world, key, _ = rank.build_shop(size)
+        world, key = reused_shop(size) if args.reuse else rank.build_shop(size)[:2]
         with contextlib.ExitStack() as stack:
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
             bodies = tmp / f"rank-{args.candidates}.jsonl"
@@ -91,7 +100,20 @@ def main() -> None:
                         flush=True,
                     )
     finally:
-        rank.drop_namespace()
+        if not args.keep:
+            rank.drop_namespace()
+
+
+def reused_shop(size: dict[str, Any]) -> tuple[Any, str]:
+    """The world of a shop built before (the same seed gives the same items) and a new key."""
+    from customers.models import Customer, Scope
+    from customers.services import api_key_create
+    from demo.simulation import build_world
+
+    world = build_world(n_items=size["items"], n_shoppers=size["shoppers"], seed=7)
+    customer = Customer.objects.get(slug="bench")
+    _, key = api_key_create(customer=customer, name="bench", scopes=[Scope.RANK, Scope.EVENTS])
+    return world, key
 
 
 if __name__ == "__main__":

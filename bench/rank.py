@@ -86,6 +86,9 @@ def configure_environment(secret_key: str, quick: bool) -> dict[str, str]:
     global DATABASE, NAMESPACE
     if quick:
         DATABASE, NAMESPACE = QUICK_DATABASE, QUICK_NAMESPACE
+    # A run beside another one (another worktree's) names its own database and namespace.
+    DATABASE = os.environ.get("BENCH_DATABASE", DATABASE)
+    NAMESPACE = os.environ.get("BENCH_NAMESPACE", NAMESPACE)
     host = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
     env = {
         "RANKWELL_ENV": "production",

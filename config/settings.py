@@ -90,16 +90,22 @@ MIDDLEWARE = [
     "core.probes.ProbeMiddleware",
     "core.middleware.ApiBodyLimitMiddleware",
     "core.middleware.ApiWorkSlotMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Sessions, users, messages and static files serve pages only: skipped for
+    # a JSON request of /v1 (core/page_middleware.py; API_LEAN_PATH below).
+    "core.page_middleware.PageWhiteNoiseMiddleware",
+    "core.page_middleware.PageSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "core.page_middleware.PageAuthenticationMiddleware",
+    "core.page_middleware.PageMessageMiddleware",
     # Turns a locked-out login (django-axes) into the lockout page; axes wants it last.
     "axes.middleware.AxesMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # django-prometheus's PrometheusAfterMiddleware, the same metrics for less work per request.
+    "core.page_middleware.ViewMetricsMiddleware",
 ]
+# On: the cuts of per-request work on /v1 above (and the metrics' cached children); off: the
+# stock middleware, as before them, for bench/compare.py's A/B (docs/performance.md).
+API_LEAN_PATH = env.bool("API_LEAN_PATH", default=True)
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"

@@ -16,8 +16,10 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import orjson
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -28,6 +30,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import REGISTRY, Collector
 
 logger = logging.getLogger(__name__)
@@ -165,9 +168,25 @@ def model_version(model: str | None) -> int:
         return 0
 
 
+# Labelled children of the rank path's metrics, each looked up once per process: `labels()`
+# costs more than the observation it precedes. Bounded as the labels are (see above).
+_children: dict[tuple[object, ...], Any] = {}
+
+
+def labelled(metric: MetricWrapperBase, *labels: str) -> Any:
+    """`metric.labels(*labels)`, from this process's cache once looked up (API_LEAN_PATH)."""
+    if not settings.API_LEAN_PATH:
+        return metric.labels(*labels)
+    key = (metric, *labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
+
+
 def observe_stage(surface: str, stage: str, seconds: float) -> None:
     """Record one engine stage's duration; `stage` is one of STAGES."""
-    RANK_STAGE_SECONDS.labels(surface, stage).observe(seconds)
+    labelled(RANK_STAGE_SECONDS, surface, stage).observe(seconds)
 
 
 def observe_rank(
@@ -184,21 +203,21 @@ def observe_rank(
     """Record one answered rank request. `model` served it (None: the config's blend); it is
     the surface's active model unless an experiment's candidate served (`candidate_served`)."""
     customer = customer_label(customer_id)
-    RANK_SECONDS.labels(customer, surface).observe(seconds)
-    RANK_CANDIDATES.labels(surface).observe(candidates)
+    labelled(RANK_SECONDS, customer, surface).observe(seconds)
+    labelled(RANK_CANDIDATES, surface).observe(candidates)
     if degraded_reason is not None:
-        RANK_DEGRADED.labels(customer, surface, degraded_reason).inc()
+        labelled(RANK_DEGRADED, customer, surface, degraded_reason).inc()
     else:
-        RANK_ITEMS.labels(customer, surface).inc(candidates)
+        labelled(RANK_ITEMS, customer, surface).inc(candidates)
     for kind, count in (missing or {}).items():
-        RANK_MISSING_SIGNALS.labels(customer, surface, kind).inc(count)
+        labelled(RANK_MISSING_SIGNALS, customer, surface, kind).inc(count)
     if degraded_reason is None and customer_id is not None and not candidate_served:
-        ACTIVE_MODEL_VERSION.labels(customer, surface).set(model_version(model))
+        labelled(ACTIVE_MODEL_VERSION, customer, surface).set(model_version(model))
 
 
 def observe_exposure(*, customer_id: int, surface: str, variant: str) -> None:
     """Count one shopper's request answered by an experiment's variant."""
-    EXPERIMENT_EXPOSURES.labels(customer_label(customer_id), surface, variant).inc()
+    labelled(EXPERIMENT_EXPOSURES, customer_label(customer_id), surface, variant).inc()
 
 
 def observe_events(*, customer_id: int, accepted: int, duplicates: int, rejected: int) -> None:

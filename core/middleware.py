@@ -91,16 +91,17 @@ class PageCspMiddleware(CSPMiddleware):
     docs page (/v1/docs) is a page and gets it."""
 
     def process_request(self, request: HttpRequest) -> None:
-        if not _json_api(request):
+        if not json_api_request(request):
             super().process_request(request)
 
     def process_response(
         self, request: HttpRequest, response: HttpResponseBase
     ) -> HttpResponseBase:
-        if _json_api(request):
+        if json_api_request(request):
             return response
         return super().process_response(request, response)
 
 
-def _json_api(request: HttpRequest) -> bool:
+def json_api_request(request: HttpRequest) -> bool:
+    """A /v1 request answered in JSON (or protobuf): every /v1 path but the docs page."""
     return is_api_path(request) and request.path != "/v1/docs"

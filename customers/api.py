@@ -27,6 +27,7 @@ from core.errors import (
     raise_for_pydantic,
 )
 from core.middleware import take_work_slot
+from core.negotiation import JsonFirstNegotiation
 from customers.auth import ApiPrincipal
 from customers.wire import PROTOBUF, ProtobufRenderer, is_protobuf
 
@@ -46,6 +47,7 @@ def is_json_content_type(content_type: str) -> bool:
 
 
 class CustomerApi(APIView):
+    content_negotiation_class = JsonFirstNegotiation
     required_scope: str | None = None
     model: type[models.Model] | None = None
     # An API that also takes protobuf (customers.wire): the decoder of its request message into
