@@ -28,6 +28,7 @@ from catalog.services import items_upsert
 from customers.models import Customer, Role, Scope
 from customers.services import api_key_create, customer_create, membership_add
 from demo.simulation import build_world, simulate
+from demo.terminal import ctrl_c_stops_only_this
 from demo.traffic import events_send, simulate_ranked_traffic
 from events.models import Event
 from ranking.learning import registry
@@ -84,7 +85,8 @@ class Command(BaseCommand):
         self._print_access(customer, key, admin_password, merchandiser_password, options["addr"])
         self.stdout.write(f"Ready in {time.perf_counter() - started:.0f}s.")
         if options["serve"]:
-            call_command("runserver", options["addr"], use_reloader=False)
+            with ctrl_c_stops_only_this():  # Ctrl-C stops the demo and `make demo` exits 0
+                call_command("runserver", options["addr"], use_reloader=False)
 
     def _build_shop(self, customer: Customer, options: dict[str, Any]) -> None:
         world = build_world(n_items=options["items"], n_shoppers=options["shoppers"])
