@@ -5,7 +5,9 @@ demo alike. GNU make answers it by killing itself with the signal, so the comman
 failure however cleanly the demo stops. While the demo serves, it takes the terminal's
 foreground for its own process group: Ctrl-C then reaches the demo alone, runserver stops with
 status 0, and make, which only waited, finishes with it. The terminal is given back on the way
-out. Without a terminal (tests, CI, a pipe) nothing changes.
+out. Only a demo a person watches does this (standard input and output both the terminal, and
+the terminal's foreground its group): without one (tests, CI, a pipe, `make demo &`) nothing
+changes.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from contextlib import contextmanager, suppress
 def ctrl_c_stops_only_this() -> Iterator[None]:
     try:
         fd = sys.stdin.fileno()
-        terminal = os.isatty(fd)
+        terminal = os.isatty(fd) and os.isatty(sys.stdout.fileno())
+        terminal = terminal and os.tcgetpgrp(fd) == os.getpgrp()
     except (OSError, ValueError):
         terminal = False
     if not terminal:

@@ -88,7 +88,13 @@ def test_the_demo_serves_on_the_embedded_default(tmp_path: Path) -> None:
     command = [sys.executable, "manage.py", "demo", "--items", "150", "--shoppers", "60"]
     command += ["--sessions", "200", "--serve", "--addr", addr]
     server = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command,
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         lines = []
