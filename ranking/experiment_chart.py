@@ -71,6 +71,8 @@ def lift_chart_html(
 
     parts: list[str] = []
     step = next((s for s in STEPS if (high - low) / s <= 6), STEPS[-1])
+    # The axis ends on labelled ticks, so the highest and lowest points sit within the labels.
+    low, high = math.floor(low / step - 1e-9) * step, math.ceil(high / step - 1e-9) * step
     for n in range(math.ceil(low / step), math.floor(high / step) + 1):
         tick = n * step
         parts.append(
