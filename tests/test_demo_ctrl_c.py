@@ -8,6 +8,7 @@ import os
 import pty
 import select
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -60,6 +61,10 @@ def test_ctrl_c_on_the_served_demo_ends_make_with_status_0_when_the_demo_owns_it
     pid, fd = pty.fork()
     if pid == 0:  # the child: an interactive shell, as a user's terminal runs
         os.chdir(tmp_path)
+        # As a terminal's shell starts: Ctrl-C's signal not ignored (a test run started in the
+        # background, as CI may, inherits SIGINT ignored, and so would the shell and the demo).
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGQUIT, signal.SIG_DFL)
         os.execvp("bash", ["bash", "--norc", "--noprofile", "-i"])  # noqa: S606 (a test's shell)
     try:
         os.write(fd, b"make demo\n")
