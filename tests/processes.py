@@ -210,3 +210,25 @@ class PostgresProcess:
                 timeout=60,
             )
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def celery_worker_command(queue: str) -> list[str]:
+    """A real Celery worker of this project's app on one queue: one process (solo pool), no
+    cluster chatter, INFO logs."""
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "config",
+        "worker",
+        "--pool",
+        "solo",
+        "--queues",
+        queue,
+        "--without-heartbeat",
+        "--without-mingle",
+        "--without-gossip",
+        "--loglevel",
+        "INFO",
+    ]

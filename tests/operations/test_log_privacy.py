@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import queue
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ from ranking.learning import rank_log
 from ranking.signals.schema import FEATURES
 from tests.conftest import NAMESPACE
 from tests.operations.conftest import ROOT
-from tests.processes import free_port
+from tests.processes import celery_worker_command, free_port
 
 QUEUE = f"ops-privacy-{NAMESPACE}"
 TASK = "ranking.tasks.flush_rank_log"
@@ -52,23 +51,7 @@ def worker(redis_url: str) -> Iterator[Worker]:
         "DATABASE_URL": f"postgres://postgres@127.0.0.1:{free_port()}/down",
     }
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--pool",
-            "solo",
-            "--queues",
-            QUEUE,
-            "--without-heartbeat",
-            "--without-mingle",
-            "--without-gossip",
-            "--loglevel",
-            "INFO",
-        ],
+        celery_worker_command(QUEUE),
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

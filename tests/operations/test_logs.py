@@ -9,7 +9,6 @@ import logging
 import os
 import queue
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -30,7 +29,7 @@ from ranking.models import SignalVersion
 from tests.conftest import NAMESPACE, ApiCaller
 from tests.factories import CustomerFactory, ItemFactory
 from tests.operations.conftest import ROOT, parse, value
-from tests.processes import free_port, subprocess_database_url
+from tests.processes import celery_worker_command, free_port, subprocess_database_url
 
 QUEUE = f"ops-logs-{NAMESPACE}"
 EVENT = {
@@ -133,23 +132,7 @@ def worker(redis_url: str, transactional_db: None, tmp_path: Path) -> Iterator[W
         "DATABASE_URL": subprocess_database_url(),
     }
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--pool",
-            "solo",
-            "--queues",
-            QUEUE,
-            "--without-heartbeat",
-            "--without-mingle",
-            "--without-gossip",
-            "--loglevel",
-            "INFO",
-        ],
+        celery_worker_command(QUEUE),
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

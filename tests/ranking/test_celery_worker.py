@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ from celery import Celery
 from ranking.models import SignalVersion
 from tests.conftest import NAMESPACE
 from tests.factories import CustomerFactory, ItemFactory
-from tests.processes import subprocess_database_url
+from tests.processes import celery_worker_command, subprocess_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 QUEUE = f"signals-{NAMESPACE}"
@@ -38,23 +37,7 @@ def worker(broker_url: str, transactional_db: None) -> Iterator[subprocess.Popen
         "DATABASE_URL": subprocess_database_url(),
     }
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--pool",
-            "solo",
-            "--queues",
-            QUEUE,
-            "--without-heartbeat",
-            "--without-mingle",
-            "--without-gossip",
-            "--loglevel",
-            "INFO",
-        ],
+        celery_worker_command(QUEUE),
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

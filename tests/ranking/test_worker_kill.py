@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,7 +28,7 @@ from ranking.signals.backend import signal_store
 from ranking.signals.schema import FEATURES
 from tests.conftest import NAMESPACE
 from tests.factories import CustomerFactory
-from tests.processes import ROOT, subprocess_database_url
+from tests.processes import ROOT, celery_worker_command, subprocess_database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -51,23 +50,7 @@ class Worker:
             "SIGNAL_STORE_NAMESPACE": NAMESPACE,
         }
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "--pool",
-                "solo",
-                "--queues",
-                QUEUE,
-                "--without-heartbeat",
-                "--without-mingle",
-                "--without-gossip",
-                "--loglevel",
-                "INFO",
-            ],
+            celery_worker_command(QUEUE),
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
