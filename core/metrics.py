@@ -86,10 +86,10 @@ ACTIVE_MODEL_VERSION = Gauge(
 )
 EXPERIMENT_EXPOSURES = Counter(
     "rankwell_experiment_exposures",
-    "Rank requests of a known shopper answered by a variant (A or B) of the surface's running "
-    "experiment (at most one per surface). Requests without user or session are served A but "
-    "are not in the experiment and not counted.",
-    ["customer", "surface", "variant"],
+    "Rank requests of a known shopper answered in a variant (A, B or interleaved) of one of the "
+    "surface's running experiments; a request in experiments of several layers counts once "
+    "for each. Requests without user or session are in no experiment and not counted.",
+    ["customer", "surface", "experiment", "variant"],
 )
 SIGNAL_SNAPSHOTS = Counter(
     "rankwell_signal_snapshots",
@@ -215,9 +215,11 @@ def observe_rank(
         labelled(ACTIVE_MODEL_VERSION, customer, surface).set(model_version(model))
 
 
-def observe_exposure(*, customer_id: int, surface: str, variant: str) -> None:
+def observe_exposure(*, customer_id: int, surface: str, experiment_id: int, variant: str) -> None:
     """Count one shopper's request answered by an experiment's variant."""
-    labelled(EXPERIMENT_EXPOSURES, customer_label(customer_id), surface, variant).inc()
+    labelled(
+        EXPERIMENT_EXPOSURES, customer_label(customer_id), surface, str(experiment_id), variant
+    ).inc()
 
 
 def observe_events(*, customer_id: int, accepted: int, duplicates: int, rejected: int) -> None:

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 from functools import partial
-from typing import Any
 
-from django.db.models import CharField, F, Func, Q, Value
+from django.db.models import Q
 from django.db.models.lookups import In
 from django.utils.html import format_html, format_html_join
 
@@ -27,6 +26,7 @@ from ranking.experiments import (
     HORIZON_METRIC,
     METRICS,
     Comparison,
+    JsonKeyText,
     Readout,
     comparison_readout,
     horizon_verdict,
@@ -36,27 +36,6 @@ from ranking.experiments import (
 )
 
 GROUPS = (HELD_OUT, EXPOSED)
-
-
-class JsonKeyText(Func):
-    """The text under one key of a JSON object column, null without it. Django's own key
-    transforms read a key of digits (a rule id) as an array index, which finds nothing."""
-
-    output_field = CharField()
-
-    def __init__(self, column: str, key: str) -> None:
-        super().__init__(F(column), Value(key))
-        self.key = key
-
-    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        return self.as_sql(compiler, connection, function="jsonb_extract_path_text", **extra)
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        column, _ = self.get_source_expressions()
-        path = Value('$."' + self.key.replace('"', "") + '"')
-        return Func(column, path, function="json_extract", output_field=CharField()).as_sql(
-            compiler, connection, **extra
-        )
 
 
 def rule_comparison(rule: Rule) -> Comparison:

@@ -3,7 +3,7 @@ catalog (for previews and conflict checks)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from django.db.models import Q
 
@@ -58,12 +58,12 @@ def rule_set(rules: Iterable[CompiledRule]) -> RuleSet:
     return RuleSet(tuple(sorted(rules, key=lambda rule: (-rule.priority, rule.id))))
 
 
-def load_rule_set(customer_id: int, experiment_id: int | None = None) -> RuleSet:
+def load_rule_set(customer_id: int, experiment_ids: Collection[int] = ()) -> RuleSet:
     """The customer's rules serving everyone (enabled, never a draft, tagged to no experiment),
-    compiled (one query); with `experiment_id`, also those serving only in its B."""
+    compiled (one query); with `experiment_ids`, also those serving only in their B."""
     rules = Rule.objects.for_customer(customer_id).serving()
-    if experiment_id is not None:
-        rules = rules | Rule.objects.for_customer(customer_id).serving_in(experiment_id)
+    if experiment_ids:
+        rules = rules | Rule.objects.for_customer(customer_id).serving_in(experiment_ids)
     return rule_set(
         rule_compile(
             rule_id=rule.pk, document=RuleIn.stored(rule.document()), holdout_salt=rule.holdout_salt

@@ -11,6 +11,7 @@ as drafts until a merchandiser publishes them (merchandising.services.rule_publi
 from __future__ import annotations
 
 import secrets
+from collections.abc import Collection
 from typing import Any
 
 from django.conf import settings
@@ -29,9 +30,9 @@ class RuleQuerySet(TenantQuerySet["Rule"]):
         tagged to no experiment."""
         return self.filter(enabled=True, draft=False, experiment__isnull=True)
 
-    def serving_in(self, experiment_id: int) -> RuleQuerySet:
-        """The rules that serve only to B's shoppers of this experiment."""
-        return self.filter(enabled=True, draft=False, experiment_id=experiment_id)
+    def serving_in(self, experiment_ids: Collection[int]) -> RuleQuerySet:
+        """The rules that serve only to B's shoppers of these experiments."""
+        return self.filter(enabled=True, draft=False, experiment_id__in=experiment_ids)
 
     def drafts(self) -> RuleQuerySet:
         return self.filter(draft=True)

@@ -550,7 +550,7 @@ class ExperimentForm(forms.ModelForm):
         model = Experiment
         fields = [
             *("customer", "surface", "name", "method", *TREATMENT_FIELDS, "treatment_percent"),
-            *("starts_at", "ends_at", "enabled"),
+            *("layer", "traffic_percent", "starts_at", "ends_at", "enabled"),
         ]
 
     def clean(self) -> dict[str, Any]:
@@ -569,6 +569,9 @@ class ExperimentForm(forms.ModelForm):
             kind=value("kind"),
             treatment_model=value("treatment_model"),
             treatment_config=value("treatment_config"),
+            layer=value("layer"),
+            traffic_percent=value("traffic_percent"),
+            layer_slot=self.instance.layer_slot,
             enabled=bool(value("enabled")),
         )
         for field, messages_ in services.experiment_errors(candidate).items():
@@ -809,6 +812,7 @@ class ExperimentAdmin(CustomerScopedAdmin):
         "kind",
         "treatment_label",
         "treatment_percent",
+        "layer_share",
         "enabled",
         "status",
         "updated_at",
@@ -839,6 +843,14 @@ class ExperimentAdmin(CustomerScopedAdmin):
             obj.surface,
         )
 
+    @admin.display(description="layer")
+    def layer_share(self, obj: Experiment) -> str:
+        """The layer and the slice of its shoppers the experiment holds."""
+        if obj.traffic_percent == 100:
+            return obj.layer
+        first = obj.layer_slot or 0
+        return f"{obj.layer}: {obj.traffic_percent}% ({first}-{first + obj.traffic_percent}%)"
+
     @admin.display(description="B")
     def treatment_label(self, obj: Experiment) -> str:
         return obj.treatment_label
@@ -854,6 +866,8 @@ class ExperimentAdmin(CustomerScopedAdmin):
                 "method",
                 *TREATMENT_FIELDS,
                 "treatment_percent",
+                "layer",
+                "traffic_percent",
                 "enabled",
             ]
         return ["results", "promote_link"]
@@ -861,7 +875,7 @@ class ExperimentAdmin(CustomerScopedAdmin):
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = [
             *("customer", "surface", "name", "method", *TREATMENT_FIELDS, "treatment_percent"),
-            "enabled",
+            *("layer", "traffic_percent", "enabled"),
         ]
         if obj is None:
             return [(None, {"fields": fields})]

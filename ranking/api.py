@@ -192,9 +192,16 @@ class RankApi(CustomerApi):
             outcome=outcome,
         )
         if outcome.variant is not None and ranked.shopper_key:
-            observe_exposure(
-                customer_id=self.customer_id, surface=body.surface, variant=outcome.variant
-            )
+            for experiment_id, variant in (
+                (outcome.experiment_id, outcome.variant),
+                *(outcome.layer_variants or ()),
+            ):
+                observe_exposure(
+                    customer_id=self.customer_id,
+                    surface=body.surface,
+                    experiment_id=experiment_id or 0,
+                    variant=variant,
+                )
         return response
 
     def _degraded(self, request_id: str, body: RankIn, reason: str) -> HttpResponse:

@@ -29,6 +29,7 @@ from django.db.models import (
     Expression,
     ExpressionWrapper,
     F,
+    Func,
     Max,
     Min,
     OuterRef,
@@ -40,6 +41,7 @@ from django.db.models import (
     When,
 )
 from django.db.models.functions import Concat, TruncDate
+from django.db.models.lookups import In
 from django.utils import timezone
 
 from events.models import Event, EventType
@@ -122,6 +124,27 @@ class VariantResult:
 
     def value(self, metric: str) -> float | None:
         return self.estimates[metric].value
+
+
+class JsonKeyText(Func):
+    """The text under one key of a JSON object column, null without it. Django's own key
+    transforms read a key of digits (a rule id) as an array index, which finds nothing."""
+
+    output_field = CharField()
+
+    def __init__(self, column: str, key: str) -> None:
+        super().__init__(F(column), Value(key))
+        self.key = key
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(compiler, connection, function="jsonb_extract_path_text", **extra)
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        column, _ = self.get_source_expressions()
+        path = Value('$."' + self.key.replace('"', "") + '"')
+        return Func(column, path, function="json_extract", output_field=CharField()).as_sql(
+            compiler, connection, **extra
+        )
 
 
 @dataclass(frozen=True)
@@ -485,19 +508,29 @@ def _horizon_expected(comparison: Comparison, daily: list[Day]) -> date | None:
     return last.day + timedelta(days=wait)
 
 
+def experiment_comparison(experiment: Experiment) -> Comparison:
+    """The experiment's requests and their variant: the rows that name it, and those that
+    name another layer's experiment with its variant among their `layer_variants`."""
+    in_layer = JsonKeyText("layer_variants", str(experiment.pk))
+    return Comparison(
+        customer_id=experiment.customer_id,
+        requests=Q(experiment_id=experiment.pk, variant__in=VARIANTS)
+        | (Q(layer_variants__isnull=False) & Q(In(in_layer, list(VARIANTS)))),
+        group=Case(
+            When(experiment_id=experiment.pk, then=F("variant")),
+            default=in_layer,
+            output_field=CharField(),
+        ),
+        control=CONTROL,
+        treatment=TREATMENT,
+        treatment_share=experiment.treatment_percent / 100.0,
+        time_zone=experiment.customer.time_zone,
+    )
+
+
 def experiment_result(*, experiment: Experiment) -> ExperimentResult:
     """The readout of one experiment (the caller has scoped it to its customer)."""
-    readout = comparison_readout(
-        Comparison(
-            customer_id=experiment.customer_id,
-            requests=Q(experiment_id=experiment.pk, variant__in=VARIANTS),
-            group=F("variant"),
-            control=CONTROL,
-            treatment=TREATMENT,
-            treatment_share=experiment.treatment_percent / 100.0,
-            time_zone=experiment.customer.time_zone,
-        )
-    )
+    readout = comparison_readout(experiment_comparison(experiment))
     return ExperimentResult(**vars(readout), experiment=experiment)
 
 

@@ -56,7 +56,16 @@ class ExperimentOut(BaseModel):
     kind: Literal["model", "config", "rules"] = Field(
         description="what B changes: the model, the ranking config, or adds the tagged rules"
     )
-    treatment_percent: int
+    treatment_percent: int = Field(description="the share of the experiment's shoppers in B")
+    layer: str = Field(
+        description="experiments of one layer never share a shopper; those of different layers "
+        "can (docs/experiments.md, Layers)"
+    )
+    traffic_percent: int = Field(description="the share of the layer's shoppers it holds")
+    layer_slice: list[int] | None = Field(
+        description="the part of the layer's hash it holds, [from, to) in percent; null until "
+        "it first runs"
+    )
     method: Literal["ab", "interleave"] = Field(
         description="ab: each shopper sees A or B; interleave: the shoppers in the share see "
         "A's and B's orders merged in one list"
@@ -286,6 +295,11 @@ def experiment_as_dict(experiment: Experiment) -> dict[str, Any]:
         "treatment_model": experiment.treatment_label,
         "kind": experiment.kind,
         "treatment_percent": experiment.treatment_percent,
+        "layer": experiment.layer,
+        "traffic_percent": experiment.traffic_percent,
+        "layer_slice": None
+        if experiment.layer_slot is None
+        else [experiment.layer_slot, experiment.layer_slot + experiment.traffic_percent],
         "method": experiment.method,
         "enabled": experiment.enabled,
         "status": experiment_status(experiment),

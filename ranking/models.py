@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
@@ -148,6 +148,11 @@ class RankLog(models.Model):
     # the request had no shopper). The rule's holdout readout compares the two groups
     # (merchandising/holdouts.py, docs/experiments.md "Rule holdouts").
     rule_holdouts = models.JSONField(null=True, blank=True)
+    # The request's variants of experiments in other layers than `experiment_id`'s (a shopper is
+    # in at most one experiment per layer): {"<experiment id>": "A" | "B"}; null when it was in
+    # one experiment or none. The readout of such an experiment reads both places
+    # (docs/experiments.md "Layers").
+    layer_variants = models.JSONField(null=True, blank=True)
 
     objects = TenantQuerySet["RankLog"].as_manager()
 
@@ -174,6 +179,12 @@ class RankLog(models.Model):
                 fields=["customer", "shopper_key", "created_at"],
                 name="ranklog_holdout_shopper",
                 condition=models.Q(rule_holdouts__isnull=False),
+            ),
+            # The same for requests in experiments of more than one layer.
+            models.Index(
+                fields=["customer", "shopper_key", "created_at"],
+                name="ranklog_layers_shopper",
+                condition=models.Q(layer_variants__isnull=False),
             ),
         ]
 
@@ -275,6 +286,12 @@ class ExperimentEnd(models.TextChoices):
     SCHEDULED = "scheduled", "ended as scheduled"
 
 
+DEFAULT_LAYER = "main"
+LAYER_NAME = RegexValidator(
+    r"^[a-z0-9][a-z0-9_-]*$", "A layer's name: lower-case letters, digits, - and _."
+)
+
+
 class ExperimentMethod(models.TextChoices):
     """How an experiment compares B with A (docs/experiments.md)."""
 
@@ -327,8 +344,28 @@ class Experiment(models.Model):
     treatment_percent = models.PositiveSmallIntegerField(
         "share of shoppers in B (%)",
         validators=[MinValueValidator(1), MaxValueValidator(99)],
-        help_text="Interleaving: the share of shoppers whose searches mix A and B.",
+        help_text="Of the experiment's shoppers. Interleaving: the share whose searches mix A "
+        "and B.",
     )
+    # Layers (docs/experiments.md "Layers"): the experiments running on a surface in one layer
+    # split its shoppers between them, each its `traffic_percent` as a slice of the layer's
+    # hash from `layer_slot` (set when it starts); experiments of different layers overlap,
+    # hashed independently, and must change different things.
+    layer = models.CharField(
+        max_length=40,
+        default=DEFAULT_LAYER,
+        validators=[LAYER_NAME],
+        help_text="Experiments of one layer never share a shopper; those of different layers "
+        "can, and must then change different things (the model or config in one, rules in "
+        "the other).",
+    )
+    traffic_percent = models.PositiveSmallIntegerField(
+        "share of the layer's shoppers (%)",
+        default=100,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="The experiment's shoppers; the rest of the layer is free for others.",
+    )
+    layer_slot = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
     method = models.CharField(
         "how B is compared",
         max_length=16,
@@ -375,16 +412,15 @@ class Experiment(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["customer", "surface"],
-                condition=models.Q(enabled=True),
-                name="experiment_one_enabled_per_surface",
-            ),
-        ]
 
     def __str__(self) -> str:
         return f"{self.customer} / {self.surface}: {self.name}"
+
+    @property
+    def changes_scorer(self) -> bool:
+        """B scores items differently (a model, a config's blend, or the two interleaved), as
+        opposed to adding rules: at most one experiment a shopper is in may do it."""
+        return self.kind != ExperimentKind.RULES
 
     @property
     def treatment_label(self) -> str:

@@ -8,6 +8,7 @@ the cache emptied by the last change, or never filled in this process.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Collection
@@ -21,8 +22,15 @@ from customers import runtime_sync
 from customers.models import ApiKey, Customer
 from merchandising.loading import load_rule_set
 from ranking.configs import DEFAULT_CONFIGS, ranker_config
-from ranking.engine.experiments import CONTROL, INTERLEAVED, TREATMENT, SurfaceExperiment
-from ranking.engine.records import Interleaving, RankerConfig
+from ranking.engine.experiments import (
+    CONTROL,
+    INTERLEAVED,
+    TREATMENT,
+    SurfaceExperiment,
+    SurfaceExperiments,
+    layer_salt,
+)
+from ranking.engine.records import Interleaving, RankerConfig, RuleStage
 from ranking.learning.registry import active_scorers, usable_scorer
 from ranking.models import (
     Experiment,
@@ -50,15 +58,15 @@ class CustomerRuntime:
     customer_id: int
     max_candidates: int
     configs: dict[str, RankerConfig]
-    experiments: dict[str, SurfaceExperiment] = field(default_factory=dict)
+    experiments: dict[str, SurfaceExperiments] = field(default_factory=dict)
     # A signal version was published: the store must hold one, or it lost its data.
     signals_published: bool = False
 
     def config_for(self, surface: str, shopper_key: str = "") -> RankerConfig:
-        """The surface's live ranker, or the shopper's variant of its running experiment."""
-        experiment = self.experiments.get(surface)
-        if experiment is not None:
-            return experiment.ranker_for(shopper_key, time.time())
+        """The surface's live ranker, or the shopper's variants of its running experiments."""
+        experiments = self.experiments.get(surface)
+        if experiments is not None:
+            return experiments.ranker_for(shopper_key, time.time())
         return self.configs[surface]
 
 
@@ -93,46 +101,90 @@ def load_customer_runtime(customer_id: int) -> CustomerRuntime:
 
 def load_experiments(
     customer_id: int, configs: dict[str, RankerConfig], active: Collection[str] = ()
-) -> dict[str, SurfaceExperiment]:
-    """The running experiments: B is the live ranker with the treatment's scorer (a model's, or
-    a config's blend; same rules), or the live ranker plus the rules tagged to the experiment;
-    for an interleaving experiment the live ranker merged with B's scorer. An experiment whose
-    B may not serve is left out (logged): everyone gets A. `active`: the surfaces a model
-    serves, where a config's blend serves nobody (docs/experiments.md, section 1)."""
-    experiments = {}
+) -> dict[str, SurfaceExperiments]:
+    """The running experiments per surface, by layer: B is the live ranker with the
+    treatment's scorer (a model's, or a config's blend; same rules), or the live ranker plus the
+    rules tagged to the experiment; for an interleaving experiment the live ranker merged with
+    B's scorer. An experiment whose B may not serve is left out (logged): everyone gets A.
+    `active`: the surfaces a model serves, where a config's blend serves nobody
+    (docs/experiments.md, section 1)."""
+    by_surface: dict[str, dict[str, list[SurfaceExperiment]]] = {}
     running = Experiment.objects.for_customer(customer_id).filter(enabled=True)
-    for experiment in running.select_related("treatment_model", "treatment_config"):
-        live = configs[experiment.surface]
-        treated = _treated(experiment, live, experiment.surface in active)
-        if treated is None:
-            logger.error("experiment %s: its B may not serve; not running it", experiment)
-            continue
-        scorer = treated.scorer
-        if experiment.method == ExperimentMethod.INTERLEAVE:
-            # The shoppers outside the share get the live ranker in no variant; those inside,
-            # the live ranker's and B's orders merged, with no exploration swap.
-            control = live
-            treatment = replace(
-                live,
-                variant=INTERLEAVED,
-                experiment_id=experiment.pk,
-                interleaving=Interleaving(salt=experiment.salt, treatment=scorer),
-                exploration=0.0,
-            )
-        else:
-            control = replace(live, variant=CONTROL, experiment_id=experiment.pk)
-            treatment = replace(treated, variant=TREATMENT, experiment_id=experiment.pk)
-        experiments[experiment.surface] = SurfaceExperiment(
-            name=experiment.name,
-            salt=experiment.salt,
-            treatment_percent=experiment.treatment_percent,
-            control=control,
-            treatment=treatment,
-            starts=experiment.starts_at.timestamp() if experiment.starts_at else None,
-            ends=experiment.ends_at.timestamp() if experiment.ends_at else None,
-            live=live,
+    for experiment in running.select_related("treatment_model", "treatment_config").order_by(
+        "layer", "layer_slot", "pk"
+    ):
+        loaded = _surface_experiment(experiment, configs[experiment.surface], active)
+        if loaded is not None:
+            layers = by_surface.setdefault(experiment.surface, {})
+            layers.setdefault(experiment.layer, []).append(loaded)
+    return {
+        surface: SurfaceExperiments(
+            live=configs[surface],
+            layers=tuple(
+                (layer_salt(customer_id, surface, layer), tuple(experiments))
+                for layer, experiments in sorted(layers.items())
+            ),
+            rules_of_b=_rules_of_b(customer_id, surface, layers),
         )
-    return experiments
+        for surface, layers in by_surface.items()
+    }
+
+
+def _surface_experiment(
+    experiment: Experiment, live: RankerConfig, active: Collection[str]
+) -> SurfaceExperiment | None:
+    treated = _treated(experiment, live, experiment.surface in active)
+    if treated is None:
+        logger.error("experiment %s: its B may not serve; not running it", experiment)
+        return None
+    scorer = treated.scorer
+    if experiment.method == ExperimentMethod.INTERLEAVE:
+        # The shoppers outside the share get the live ranker in no variant; those inside,
+        # the live ranker's and B's orders merged, with no exploration swap.
+        control = live
+        treatment = replace(
+            live,
+            variant=INTERLEAVED,
+            experiment_id=experiment.pk,
+            interleaving=Interleaving(salt=experiment.salt, treatment=scorer),
+            exploration=0.0,
+        )
+    else:
+        control = replace(live, variant=CONTROL, experiment_id=experiment.pk)
+        treatment = replace(treated, variant=TREATMENT, experiment_id=experiment.pk)
+    return SurfaceExperiment(
+        name=experiment.name,
+        salt=experiment.salt,
+        treatment_percent=experiment.treatment_percent,
+        control=control,
+        treatment=treatment,
+        starts=experiment.starts_at.timestamp() if experiment.starts_at else None,
+        ends=experiment.ends_at.timestamp() if experiment.ends_at else None,
+        live=live,
+        experiment_id=experiment.pk,
+        layer=experiment.layer,
+        slot=experiment.layer_slot or 0,
+        traffic_percent=experiment.traffic_percent,
+        rules_b=not experiment.changes_scorer,
+    )
+
+
+def _rules_of_b(
+    customer_id: int, surface: str, layers: dict[str, list[SurfaceExperiment]]
+) -> dict[frozenset[int], RuleStage | None]:
+    """The rules of every set of experiments of rules a shopper can be in the B of together
+    (at most one per layer), compiled now so that no request waits on the database."""
+    choices = [
+        [None, *(e.experiment_id for e in experiments if e.rules_b)]
+        for experiments in layers.values()
+    ]
+    rules_of_b: dict[frozenset[int], RuleStage | None] = {}
+    for combination in itertools.product(*choices):
+        ids = frozenset(pk for pk in combination if pk is not None)
+        if ids:
+            rules = load_rule_set(customer_id, experiment_ids=ids).for_surface(surface)
+            rules_of_b[ids] = rules if rules.rules else None
+    return rules_of_b
 
 
 def _treated(experiment: Experiment, live: RankerConfig, model_serves: bool) -> RankerConfig | None:
@@ -150,7 +202,7 @@ def _treated(experiment: Experiment, live: RankerConfig, model_serves: bool) -> 
         # Only the blend differs: B keeps the live config's exploration, so swaps weigh alike.
         return replace(live, name=blend.name, scorer=blend.scorer)
     if experiment.kind == ExperimentKind.RULES:
-        rules = load_rule_set(experiment.customer_id, experiment_id=experiment.pk)
+        rules = load_rule_set(experiment.customer_id, experiment_ids={experiment.pk})
         surface_rules = rules.for_surface(experiment.surface)
         return replace(live, rules=surface_rules if surface_rules.rules else None)
     model = experiment.treatment_model

@@ -157,12 +157,57 @@ def experiment_errors(experiment: Experiment) -> dict[str, list[str]]:
             f"This experiment ended for good ({stored.end_summary}): start a new one to test again."
         ]
         return errors
-    running = Experiment.objects.filter(
-        customer_id=experiment.customer_id, surface=experiment.surface, enabled=True
-    ).exclude(pk=experiment.pk)
-    if experiment.enabled and running.exists():
-        errors["enabled"] = [f"An experiment already runs on {experiment.surface}: stop it first."]
+    if experiment.enabled:
+        running = Experiment.objects.for_customer(experiment.customer_id).filter(
+            surface=experiment.surface, enabled=True
+        )
+        errors.update(_layer_errors(experiment, list(running.exclude(pk=experiment.pk))))
     return errors
+
+
+def layer_slot(taken: list[tuple[int, int]], percent: int, keep: int | None = None) -> int | None:
+    """The first percent of a free slice of `percent` in a layer whose running experiments
+    hold `taken` ((first percent, share) each); `keep` stays if still free. None: no room."""
+    held = sorted(taken)
+    starts = ([] if keep is None else [keep]) + [0] + [first + share for first, share in held]
+    for start in starts:
+        end = start + percent
+        if end <= 100 and all(end <= first or first + share <= start for first, share in held):
+            return start
+    return None
+
+
+def _layer_errors(experiment: Experiment, running: list[Experiment]) -> dict[str, list[str]]:
+    """Why the experiment cannot run beside the surface's running ones (docs/experiments.md
+    "Layers"): its layer has no free slice of its share, or another layer's experiment changes
+    the scoring too (a shopper in both would need two scorers). Sets `layer_slot` when it can."""
+    surface, layer = experiment.surface, experiment.layer
+    same = [other for other in running if other.layer == layer]
+    if experiment.changes_scorer:
+        for other in running:
+            if other.layer != layer and other.changes_scorer:
+                return {
+                    "layer": [
+                        f"'{other.name}' in layer '{other.layer}' also changes how {surface} "
+                        f"scores items, and a shopper in both would need two scorers: put this "
+                        f"experiment in layer '{other.layer}' so they split its shoppers, or "
+                        f"stop the other first."
+                    ]
+                }
+    taken = [(other.layer_slot or 0, other.traffic_percent) for other in same]
+    slot = layer_slot(taken, experiment.traffic_percent, keep=experiment.layer_slot)
+    if slot is None:
+        free = 100 - sum(share for _, share in taken)
+        holders = ", ".join(f"'{other.name}' {other.traffic_percent}%" for other in same)
+        return {
+            "traffic_percent": [
+                f"Layer '{layer}' of {surface} has {free}% of its shoppers free ({holders} "
+                f"hold the rest), not {experiment.traffic_percent}% in one piece: take less, "
+                f"put it in another layer, or stop one of them first."
+            ]
+        }
+    experiment.layer_slot = slot
+    return {}
 
 
 def _treatment_errors(experiment: Experiment) -> dict[str, list[str]]:
@@ -250,7 +295,9 @@ END_FIELDS = ["enabled", "ended_at", "ended_by", "end_reason", "end_summary", "u
 def experiment_save(*, experiment: Experiment, user: Any = None) -> Experiment:
     """Create or change an experiment after checking that B can serve and differs from A;
     every API process runs it (or stops it) within seconds. Unticking *enabled* records a stop
-    by hand; enabling it again clears that record."""
+    by hand; enabling it again clears that record. Saves of one customer's experiments take
+    turns (a lock on the customer), so two cannot take the same slice of a layer."""
+    Customer.objects.select_for_update().filter(pk=experiment.customer_id).first()
     errors = experiment_errors(experiment)
     if errors:
         raise ValidationError(errors)

@@ -168,6 +168,7 @@ def rank(
         stage_seconds=tuple(stages),
         variant=config.variant,
         experiment_id=config.experiment_id,
+        layer_variants=config.layer_variants,
         swapped_at=swapped_at,
         rule_holdouts=holdouts,
         teams=teams,

@@ -89,6 +89,8 @@ class RankerConfig:
     rules: RuleStage | None = None
     variant: str | None = None  # the experiment variant ("A", "B", "interleaved"), if any
     experiment_id: int | None = None  # the experiment whose variant it is
+    # The shopper's variants of experiments in other layers: ((experiment id, variant), ...).
+    layer_variants: tuple[tuple[int, str], ...] | None = None
     interleaving: Interleaving | None = None  # set: A and B merged (ranking/engine/interleaving)
     # Share of requests (0..1) in which one adjacent pair of the top 10 is swapped at random.
     exploration: float = 0.0
@@ -171,6 +173,7 @@ class RankOutcome:
     stage_seconds: tuple[tuple[str, float], ...] = ()
     variant: str | None = None
     experiment_id: int | None = None  # the experiment `variant` belongs to
+    layer_variants: tuple[tuple[int, str], ...] | None = None  # RankerConfig.layer_variants
     # Why the answer is degraded ("signal_store", "signal_store_breaker"), None when not.
     degraded_reason: str | None = None
     # Position k when exploration swapped the items at k and k + 1 (1-based), else None.

@@ -62,6 +62,8 @@ class RankLogEntry:
     # {"<rule id>": "held_out" | "exposed"} per matching rule with a holdout; None for none.
     rule_holdouts: dict[str, str] | None = None
     teams: str | None = None  # interleaved requests: the team per position
+    # {"<experiment id>": variant} of the shopper's experiments in other layers; None for none.
+    layer_variants: dict[str, str] | None = None
 
     def to_payload(self) -> dict[str, Any]:
         """JSON-safe, for the Celery message."""
@@ -84,6 +86,7 @@ class RankLogEntry:
             "variant": self.variant,
             "rule_holdouts": self.rule_holdouts,
             "teams": self.teams,
+            "layer_variants": self.layer_variants,
         }
 
     @classmethod
@@ -107,6 +110,7 @@ class RankLogEntry:
             variant=str(payload.get("variant") or ""),
             rule_holdouts=payload.get("rule_holdouts"),
             teams=payload.get("teams"),
+            layer_variants=payload.get("layer_variants"),
         )
 
     @property
@@ -165,6 +169,7 @@ def record(
     variant: str = "",
     rule_holdouts: dict[str, str] | None = None,
     teams: str | None = None,
+    layer_variants: dict[str, str] | None = None,
 ) -> None:
     """Remember one served request: the shown items in order and their feature rows (the first
     RANK_LOG_MAX_POSITIONS positions). An in-memory append; never touches the database."""
@@ -189,6 +194,7 @@ def record(
             variant=variant,
             rule_holdouts=rule_holdouts,
             teams=None if teams is None else teams[:keep],
+            layer_variants=layer_variants,
         )
     )
 
@@ -231,6 +237,9 @@ def record_outcome(
         if outcome.rule_holdouts is None
         else {str(rule_id): group for rule_id, group in outcome.rule_holdouts.items()},
         teams=outcome.teams,
+        layer_variants=None
+        if outcome.layer_variants is None
+        else {str(experiment_id): variant for experiment_id, variant in outcome.layer_variants},
     )
 
 
@@ -255,6 +264,7 @@ _COPY_COLUMNS = (
     "variant",
     "teams",
     "rule_holdouts",
+    "layer_variants",
 )
 
 
@@ -334,6 +344,7 @@ def _write(entries: list[RankLogEntry]) -> int:
                     entry.variant[:16],
                     entry.teams,
                     None if entry.rule_holdouts is None else Jsonb(entry.rule_holdouts),
+                    None if entry.layer_variants is None else Jsonb(entry.layer_variants),
                 )
                 for entry in entries
             )
@@ -363,6 +374,7 @@ def _write(entries: list[RankLogEntry]) -> int:
             variant=entry.variant[:16],
             teams=entry.teams,
             rule_holdouts=entry.rule_holdouts,
+            layer_variants=entry.layer_variants,
         )
         for entry in entries
     ]

@@ -178,7 +178,10 @@ def test_each_served_request_is_logged_with_its_experiment_and_variant_and_count
     label = customer_label(api.customer.pk)
 
     def exposures() -> dict[str, float]:
-        return {v: EXPERIMENT_EXPOSURES.labels(label, "search", v)._value.get() for v in "AB"}
+        experiment = str(running.pk)
+        return {
+            v: EXPERIMENT_EXPOSURES.labels(label, "search", experiment, v)._value.get() for v in "AB"
+        }
 
     before = exposures()
     answers = {}
