@@ -37,7 +37,7 @@ from ranking.models import Experiment, ExperimentMethod, Surface
 # Ids PostgreSQL's bigint can hold; a larger one names no experiment.
 MAX_ID = 2**63 - 1
 STATUSES = ("running", "scheduled", "not_running", *STATUS_OF_END.values())
-# The list's length: a customer runs at most one experiment per surface at a time.
+# The list's length: the newest experiments (running ones are few: one per slice of a layer).
 MAX_LISTED = 500
 Status = Literal[
     "running", "scheduled", "not_running", "stopped", "stopped_by_guardrail", "promoted", "ended"

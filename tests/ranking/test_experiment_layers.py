@@ -7,11 +7,14 @@ the field, when they would overlap."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
 from customers.models import Customer
@@ -23,6 +26,7 @@ from ranking.learning import rank_log
 from ranking.models import Experiment, ExperimentKind, RankLog
 from ranking.services import layer_slot
 from tests.conftest import ApiCaller
+from tests.factories import MembershipFactory, UserFactory
 from tests.ranking.helpers import rank, ranked_ids, send_events
 from tests.ranking.test_experiment_kinds import (
     CHEAP_FIRST,
@@ -33,6 +37,7 @@ from tests.ranking.test_experiment_kinds import (
     hide_rule,
     shop_with_prices,
 )
+from tests.ranking.test_experiments import _permissions
 
 pytestmark = pytest.mark.django_db
 
@@ -245,3 +250,38 @@ def test_a_layer_name_is_checked_and_the_api_shows_layer_and_slice(api: ApiCalle
         ("rules", 50, [0, 50])
     ]
     assert running.layer_slot == 0
+
+
+def test_the_admin_form_takes_a_layer_and_share_and_shows_the_refusal_at_its_field(
+    shop: ApiCaller,
+) -> None:
+    experiment(shop.customer, name="first rules", layer="rules", traffic_percent=70)
+    user = UserFactory()
+    user.save()
+    MembershipFactory(user=user, customer=shop.customer)
+    user.user_permissions.add(*_permissions("experiment"))
+    client = Client()
+    client.force_login(user)
+    form = {
+        "customer": shop.customer.pk,
+        "surface": "search",
+        "name": "second rules",
+        "method": "ab",
+        "kind": "rules",
+        "treatment_percent": 50,
+        "layer": "rules",
+        "enabled": "on",
+    }
+    add = reverse("admin:ranking_experiment_add")
+
+    refused = client.post(add, {**form, "traffic_percent": 40}).content.decode()
+    saved = client.post(add, {**form, "traffic_percent": 30})
+    listing = client.get(reverse("admin:ranking_experiment_changelist")).content.decode()
+
+    assert re.search(
+        r'id="id_traffic_percent_error".*?has 30% of its shoppers free', refused, re.S
+    ), refused
+    assert saved.status_code == 302
+    second = Experiment.objects.get(customer=shop.customer, name="second rules")
+    assert (second.layer, second.traffic_percent, second.layer_slot) == ("rules", 30, 70)
+    assert "rules: 30% (70-100%)" in listing
