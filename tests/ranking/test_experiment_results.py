@@ -180,7 +180,8 @@ def test_each_served_request_is_logged_with_its_experiment_and_variant_and_count
     def exposures() -> dict[str, float]:
         experiment = str(running.pk)
         return {
-            v: EXPERIMENT_EXPOSURES.labels(label, "search", experiment, v)._value.get() for v in "AB"
+            v: EXPERIMENT_EXPOSURES.labels(label, "search", experiment, v)._value.get()
+            for v in "AB"
         }
 
     before = exposures()
