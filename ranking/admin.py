@@ -18,7 +18,7 @@ from ranking import services
 from ranking.configs import DEFAULT_WEIGHTS, MAX_ABS_WEIGHT, weights_clean
 from ranking.engine.experiments import CONTROL, TREATMENT
 from ranking.engine.interleaving import TEAM_A, TEAM_B
-from ranking.experiment_chart import lift_chart_html
+from ranking.experiment_chart import lift_chart_html, preference_chart_html
 from ranking.experiment_stats import CONFIDENCE, MINIMUM_LIFT, Lift
 from ranking.experiments import (
     ATTRIBUTION_WINDOW,
@@ -771,11 +771,12 @@ def interleaving_results_html(result: InterleavingResult) -> str:
             )
         )
     return format_html(
-        '<p class="experiment-status"><strong>{}</strong></p><ul>{}</ul>{}<ul>{}</ul>',
+        '<p class="experiment-status"><strong>{}</strong></p><ul>{}</ul>{}<ul>{}</ul>{}',
         experiment_end_words(result.experiment),
         verdicts,
         table,
         format_html_join("", "<li>{}</li>", notes),
+        preference_chart_html(result),
     )
 
 

@@ -1,7 +1,9 @@
 """The readout over time, drawn for the admin pages: the treatment's cumulative revenue-per-search
-lift at the end of each day with its interval as a band, the zero line and the day the horizon was
-reached, as inline SVG (no script, nothing downloaded: the pages' CSP allows it), and the days in
-a table under <details>. The experiment page and the rule's holdout section use it."""
+lift at the end of each day with its interval as a band, its always-valid interval as dashed
+lines, the zero line and the day the horizon was reached, as inline SVG (no script, nothing
+downloaded: the pages' CSP allows it), and the days in a table under <details>. The experiment
+page and the rule's holdout section use it; an interleaving experiment's page draws its
+preferences day by day the same way."""
 
 from __future__ import annotations
 
@@ -10,8 +12,9 @@ from datetime import date
 
 from django.utils.html import format_html, format_html_join
 
-from ranking.experiment_stats import CONFIDENCE, Lift
+from ranking.experiment_stats import CONFIDENCE, Lift, Preference
 from ranking.experiments import Readout, money_text, signed_percent
+from ranking.interleaving import PREFERENCE_METRICS, InterleavingResult
 
 WIDTH, HEIGHT = 600, 230
 LEFT, RIGHT, TOP, BOTTOM = 56, 96, 22, 30  # room for the lift labels, the zero line's name, days
@@ -281,3 +284,68 @@ def lift_chart_html(
         svg,
         table,
     )
+
+
+def _as_lift(found: Preference) -> Lift | None:
+    """A preference as the chart draws a lift: its value and interval, None while unknown."""
+    if found.delta is None or found.low is None or found.high is None or found.p_value is None:
+        return None
+    return Lift(lift=found.delta, low=found.low, high=found.high, p_value=found.p_value)
+
+
+def preference_chart_html(result: InterleavingResult) -> str:
+    """An interleaving experiment's preferences over time: per credit (clicks, revenue) a chart
+    of B's preference counting everything up to the end of each day with its interval, and the
+    days in a table; "" without days."""
+    days = result.daily
+    if not days:
+        return ""
+    labels = {key: label for key, label, _ in PREFERENCE_METRICS}
+    figures = []
+    for key, label in labels.items():
+        svg = chart_svg(
+            [day.day for day in days],
+            [_as_lift(day.preferences[key]) for day in days],
+            label=f"Preference for B on {label.lower()}, day by day",
+        )
+        caption = format_html(
+            "<strong>Preference for B over time, on {}</strong>: the line is B's share of the "
+            "searches won minus A's, counting everything up to the end of each day (the shop's "
+            "time zone), the band its {} interval; above 0, shoppers prefer B. Early on it "
+            "wanders; read it once, after the searches you planned for, not when the band first "
+            "leaves the zero line.",
+            label.lower(),
+            f"{CONFIDENCE:.0%}",
+        )
+        figures.append(
+            format_html(
+                '<figure class="preference-over-time"><figcaption>{}</figcaption>{}</figure>',
+                caption,
+                svg,
+            )
+        )
+    rows = []
+    for day in days:
+        cells = [f"{day.shoppers:,}", f"{day.searches:,}"]
+        for key in labels:
+            found = day.preferences[key]
+            cells.append(f"B {found.wins_b:,}, A {found.wins_a:,}: {_lift_text(_as_lift(found))}")
+        rows.append(
+            format_html(
+                "<tr><th>{}</th>{}</tr>",
+                day_text(day.day),
+                format_html_join("", "<td>{}</td>", ((cell,) for cell in cells)),
+            )
+        )
+    table = format_html(
+        "<details><summary>Day by day</summary><table><thead><tr><th>Up to the end of</th>"
+        "<th>Shoppers</th><th>Interleaved searches</th>{}</tr></thead><tbody>{}</tbody></table>"
+        "</details>",
+        format_html_join(
+            "",
+            "<th>Searches won on {}, and the preference</th>",
+            ((label.lower(),) for label in labels.values()),
+        ),
+        format_html_join("", "{}", ((row,) for row in rows)),
+    )
+    return format_html("{}{}", format_html_join("", "{}", ((f,) for f in figures)), table)

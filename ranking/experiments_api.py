@@ -229,6 +229,30 @@ class PreferenceOut(BaseModel):
     verdict: str = Field(description="the preference in words, as the admin page shows it")
 
 
+class DayPreferenceOut(BaseModel):
+    model_config = RESPONSE
+
+    metric: Literal["clicks", "revenue"]
+    wins_a: int
+    wins_b: int
+    preference: float | None
+    low: float | None
+    high: float | None
+    p_value: float | None
+    significant: bool
+
+
+class InterleavingDayOut(BaseModel):
+    """The preferences as they stood at the end of one day: every search and event up to then."""
+
+    model_config = RESPONSE
+
+    day: date = Field(description="a day of the shop (its time zone), from the first search's")
+    shoppers: int
+    searches: int
+    preferences: list[DayPreferenceOut]
+
+
 class InterleavingOut(BaseModel):
     model_config = RESPONSE
 
@@ -241,6 +265,9 @@ class InterleavingOut(BaseModel):
     revenue_a: float
     revenue_b: float
     preferences: list[PreferenceOut]
+    daily: list[InterleavingDayOut] = Field(
+        description="cumulative, day by day; a day without traffic repeats the day before"
+    )
 
 
 class ExperimentResultsOut(BaseModel):
@@ -496,6 +523,27 @@ def interleaving_as_dict(result: InterleavingResult) -> dict[str, Any]:
                     "verdict": preference_words(credit),
                 }
                 for key, credit in result.preferences.items()
+            ],
+            "daily": [
+                {
+                    "day": day.day,
+                    "shoppers": day.shoppers,
+                    "searches": day.searches,
+                    "preferences": [
+                        {
+                            "metric": key,
+                            "wins_a": found.wins_a,
+                            "wins_b": found.wins_b,
+                            "preference": found.delta,
+                            "low": found.low,
+                            "high": found.high,
+                            "p_value": found.p_value,
+                            "significant": found.significant,
+                        }
+                        for key, found in day.preferences.items()
+                    ],
+                }
+                for day in result.daily
             ],
         },
     }
