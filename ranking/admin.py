@@ -18,13 +18,14 @@ from ranking import services
 from ranking.configs import DEFAULT_WEIGHTS, MAX_ABS_WEIGHT, weights_clean
 from ranking.engine.experiments import CONTROL, TREATMENT
 from ranking.engine.interleaving import TEAM_A, TEAM_B
-from ranking.experiment_chart import lift_chart_html
+from ranking.experiment_chart import lift_chart_html, preference_chart_html
 from ranking.experiment_stats import CONFIDENCE, MINIMUM_LIFT, Lift
 from ranking.experiments import (
     ATTRIBUTION_WINDOW,
     HORIZON_METRIC,
     METRICS,
     ExperimentResult,
+    always_valid_verdict,
     experiment_result,
     horizon_verdict,
     money_text,
@@ -603,6 +604,15 @@ def _lift_words(lift: Lift | None) -> str:
     return f"{signed_percent(lift.lift)} ({interval}): {verdict}"
 
 
+def _always_valid_words(lift: Lift | None) -> str:
+    if lift is None:
+        return "not enough data yet"
+    interval = f"{signed_percent(lift.low)} to {signed_percent(lift.high)}"
+    if not lift.significant:
+        return f"{interval}: no clear difference yet"
+    return f"{interval}: {'B is higher' if lift.lift > 0 else 'B is lower'}"
+
+
 def experiment_end_words(experiment: Experiment) -> str:
     """How the experiment stands, in one sentence: running, or when and why it stopped."""
     if experiment.enabled and experiment.method == ExperimentMethod.INTERLEAVE:
@@ -629,12 +639,13 @@ def experiment_end_words(experiment: Experiment) -> str:
 def experiment_results_html(result: ExperimentResult) -> str:
     """The readout as the experiment's admin page shows it: one row per metric, in shop words."""
     control, treatment = result.variants[CONTROL], result.variants[TREATMENT]
-    rows: list[tuple[str, str, str, str]] = [
-        ("Shoppers", f"{control.shoppers:,}", f"{treatment.shoppers:,}", ""),
+    rows: list[tuple[str, str, str, str, str]] = [
+        ("Shoppers", f"{control.shoppers:,}", f"{treatment.shoppers:,}", "", ""),
         (
             "Searches",
             f"{int(control.totals['searches']):,}",
             f"{int(treatment.totals['searches']):,}",
+            "",
             "",
         ),
     ]
@@ -647,14 +658,19 @@ def experiment_results_html(result: ExperimentResult) -> str:
                 shown(control.value(metric.key)),
                 shown(treatment.value(metric.key)),
                 _lift_words(result.lifts[metric.key]),
+                _always_valid_words(result.always_valid.get(metric.key)),
             )
         )
     table = format_html(
         '<table><thead><tr><th></th><th>A: the live ranker</th><th>B: <a href="{}">{}</a></th>'
-        "<th>B against A</th></tr></thead><tbody>{}</tbody></table>",
+        "<th>B against A</th><th>Always-valid {} interval (may be read at any time)</th>"
+        "</tr></thead><tbody>{}</tbody></table>",
         treatment_url(result.experiment),
         result.experiment.treatment_label,
-        format_html_join("", "<tr><th>{}</th><td>{}</td><td>{}</td><td>{}</td></tr>", rows),
+        f"{CONFIDENCE:.0%}",
+        format_html_join(
+            "", "<tr><th>{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows
+        ),
     )
     notes = []
     ratio = result.sample_ratio
@@ -677,8 +693,12 @@ def experiment_results_html(result: ExperimentResult) -> str:
         )
     notes.append(
         (
-            f"Can it be read? {horizon_verdict(result)} (to see a {MINIMUM_LIFT:.0%} change in "
-            "revenue per search 8 times in 10, at 95% confidence).",
+            f"Can it be read? At any time, on the always-valid intervals: revenue per search "
+            f"{always_valid_verdict(result)}. These cover the true lift at every look at once, "
+            "so a difference they show is real whenever it shows, but they are wider than the "
+            f"fixed intervals. At the fixed horizon, on the fixed intervals: "
+            f"{horizon_verdict(result)} (to see a {MINIMUM_LIFT:.0%} change in revenue per "
+            "search 8 times in 10, at 95% confidence).",
         )
     )
     notes.append(
@@ -754,11 +774,12 @@ def interleaving_results_html(result: InterleavingResult) -> str:
             )
         )
     return format_html(
-        '<p class="experiment-status"><strong>{}</strong></p><ul>{}</ul>{}<ul>{}</ul>',
+        '<p class="experiment-status"><strong>{}</strong></p><ul>{}</ul>{}<ul>{}</ul>{}',
         experiment_end_words(result.experiment),
         verdicts,
         table,
         format_html_join("", "<li>{}</li>", notes),
+        preference_chart_html(result),
     )
 
 

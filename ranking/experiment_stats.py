@@ -20,6 +20,9 @@ CONFIDENCE = 0.95
 MINIMUM_LIFT = 0.05
 ALPHA = 0.05
 POWER = 0.8
+# The always-valid interval's mixture is tuned to be narrowest at this many shoppers in all
+# (both variants): about the guardrail's range of hourly looks (docs/experiments.md, section 5).
+SEQUENTIAL_TUNED_SHOPPERS = 20_000
 # A sample-ratio mismatch is reported below this p-value: at 0.001 a healthy experiment read
 # every day for three years warns about once.
 SAMPLE_RATIO_P = 0.001
@@ -73,11 +76,9 @@ class Lift:
         return self.low > 0 or self.high < 0
 
 
-def relative_lift(
-    control: RatioEstimate, treatment: RatioEstimate, confidence: float = CONFIDENCE
-) -> Lift | None:
-    """R_B / R_A - 1 with the interval of log(R_B / R_A) +- z * sqrt(Var log R_A + Var log R_B),
-    mapped back (so it is not symmetric and never below -100%). None without enough data."""
+def _log_ratio(control: RatioEstimate, treatment: RatioEstimate) -> tuple[float, float] | None:
+    """d = log R_B - log R_A and its standard error sqrt(Var log R_A + Var log R_B); None
+    without enough data."""
     if (
         control.value is None
         or treatment.value is None
@@ -90,13 +91,69 @@ def relative_lift(
     error = math.sqrt(control.log_variance + treatment.log_variance)
     if error == 0:
         return None
-    difference = math.log(treatment.value) - math.log(control.value)
+    return math.log(treatment.value) - math.log(control.value), error
+
+
+def relative_lift(
+    control: RatioEstimate, treatment: RatioEstimate, confidence: float = CONFIDENCE
+) -> Lift | None:
+    """R_B / R_A - 1 with the interval of log(R_B / R_A) +- z * sqrt(Var log R_A + Var log R_B),
+    mapped back (so it is not symmetric and never below -100%). None without enough data."""
+    compared = _log_ratio(control, treatment)
+    if compared is None:
+        return None
+    difference, error = compared
     z = _NORMAL.inv_cdf(0.5 + confidence / 2)
     return Lift(
         lift=math.expm1(difference),
         low=math.expm1(difference - z * error),
         high=math.expm1(difference + z * error),
         p_value=math.erfc(abs(difference / error) / math.sqrt(2)),
+    )
+
+
+def mixture_rho_squared(tuned_shoppers: int, alpha: float = ALPHA) -> float:
+    """The mixture's rho^2 that makes the always-valid interval narrowest at `tuned_shoppers`
+    (Howard, Ramdas, McAuliffe & Sekhon 2021, the tuning of the normal mixture to a planned
+    sample size t*): rho^2 = (-2 log alpha + log(1 - 2 log alpha)) / t*."""
+    return (-2 * math.log(alpha) + math.log1p(-2 * math.log(alpha))) / tuned_shoppers
+
+
+def always_valid_lift(
+    control: RatioEstimate,
+    treatment: RatioEstimate,
+    *,
+    alpha: float = ALPHA,
+    tuned_shoppers: int = SEQUENTIAL_TUNED_SHOPPERS,
+) -> Lift | None:
+    """R_B / R_A - 1 with an always-valid (1 - alpha) interval: a confidence sequence, which
+    covers the true lift at every look at once, so it may be read after each look and acted on
+    the first time it excludes 0 (the fixed interval of `relative_lift` may not: looked at every
+    hour, it excludes 0 by chance far more often than alpha).
+
+    The asymptotic confidence sequence of Waudby-Smith, Arbour, Sinha, Kennedy & Ramdas (2023,
+    "Time-uniform central limit theory and asymptotic confidence sequences"), on the normal
+    mixture boundary of Howard, Ramdas, McAuliffe & Sekhon (2021, "Time-uniform,
+    nonparametric, nonasymptotic confidence sequences"): after t units with standard
+    deviation sigma each, the estimate +- sigma * sqrt((t rho^2 + 1) / (t^2 rho^2)
+    * log((t rho^2 + 1) / alpha^2)). Here the estimate is d = log R_B - log R_A, the unit the
+    shopper (t = shoppers of both variants) and sigma^2 = t (Var log R_A + Var log R_B) by the
+    delta method, so the half-width is se * sqrt((x + 1) / x * log((x + 1) / alpha^2)) with
+    x = t rho^2 (rho from `mixture_rho_squared`), mapped back as in `relative_lift`. Its p-value
+    is the mixture SPRT's, min(1, sqrt(x + 1) exp(-x z^2 / (2 (x + 1)))) with z = d / se: below
+    alpha exactly when the interval excludes 0. None without enough data."""
+    compared = _log_ratio(control, treatment)
+    if compared is None:
+        return None
+    difference, error = compared
+    x = (control.shoppers + treatment.shoppers) * mixture_rho_squared(tuned_shoppers, alpha)
+    half_width = error * math.sqrt((x + 1) / x * math.log((x + 1) / alpha**2))
+    z = difference / error
+    return Lift(
+        lift=math.expm1(difference),
+        low=math.expm1(difference - half_width),
+        high=math.expm1(difference + half_width),
+        p_value=min(1.0, math.sqrt(x + 1) * math.exp(-x * z * z / (2 * (x + 1)))),
     )
 
 

@@ -53,6 +53,7 @@ from ranking.experiment_stats import (
     Lift,
     RatioEstimate,
     SampleRatio,
+    always_valid_lift,
     fixed_horizon,
     ratio_estimate,
     relative_lift,
@@ -186,12 +187,14 @@ class DayGroup:
 @dataclass(frozen=True)
 class Day:
     """The readout as it stood at the end of one day of the shop (its time zone): per group, and
-    the treatment's revenue-per-search lift with the fixed horizon, on the data up to then."""
+    the treatment's revenue-per-search lift with its fixed and always-valid intervals and the
+    fixed horizon, on the data up to then."""
 
     day: date
     groups: dict[str, DayGroup]
     lift: Lift | None
     horizon: Horizon | None
+    always_valid: Lift | None = None
 
 
 @dataclass(frozen=True)
@@ -204,6 +207,9 @@ class Readout:
     lifts: dict[str, Lift | None]  # the treatment against the control, per METRICS key
     sample_ratio: SampleRatio | None
     horizon: Horizon | None
+    # The same lifts with always-valid intervals (experiment_stats.always_valid_lift): these may
+    # be read at any look, not only at the horizon.
+    always_valid: dict[str, Lift | None] = field(default_factory=dict, kw_only=True)
     # Day by day, cumulative: every day of the shop from the first request's to the last with
     # data (a day without any repeats the day before), and the day the horizon was reached, or
     # else when it will be at the shoppers per day of the last HORIZON_RATE_DAYS days.
@@ -407,7 +413,8 @@ def _attributed_events(
 
 def comparison_readout(comparison: Comparison) -> Readout:
     """The readout of a comparison: per group its shoppers' figures, and the treatment's lifts
-    over the control, the split check and the fixed horizon (ranking.experiment_stats)."""
+    over the control (fixed and always-valid intervals), the split check and the fixed horizon
+    (ranking.experiment_stats)."""
     days, first, last = shopper_days(comparison)
     flat = _group_days(comparison, days)
     sums = _sums_of(flat)
@@ -433,6 +440,12 @@ def comparison_readout(comparison: Comparison) -> Readout:
         variants=variants,
         lifts={
             metric.key: relative_lift(
+                control.estimates[metric.key], treatment.estimates[metric.key]
+            )
+            for metric in METRICS
+        },
+        always_valid={
+            metric.key: always_valid_lift(
                 control.estimates[metric.key], treatment.estimates[metric.key]
             )
             for metric in METRICS
@@ -474,6 +487,7 @@ def _daily(comparison: Comparison, flat: dict[str, _GroupDays]) -> dict[str, Any
                 groups=groups,
                 lift=relative_lift(control, treatment),
                 horizon=fixed_horizon(control, treatment, comparison.treatment_share),
+                always_valid=always_valid_lift(control, treatment),
             )
         )
     reached = next((d.day for d in daily if d.horizon is not None and d.horizon.reached), None)
@@ -547,12 +561,26 @@ def horizon_verdict(result: Readout) -> str:
     return f"not yet: {horizon.more_shoppers:,} more shoppers"
 
 
+def always_valid_verdict(result: Readout) -> str:
+    """What the always-valid interval of revenue per search says now, in words: it may be read
+    at any time, and a difference it shows is one to act on."""
+    lift = result.always_valid.get(HORIZON_METRIC)
+    if lift is None:
+        return "not enough data yet: both variants need shoppers who bought something"
+    if lift.high < 0:
+        return "B is lower (its always-valid interval is below 0)"
+    if lift.low > 0:
+        return "B is higher (its always-valid interval is above 0)"
+    return "no clear difference yet (its always-valid interval holds 0)"
+
+
 # --- the guardrail ------------------------------------------------------------------------------
-# B is stopped when it earns significantly less revenue per search than A: the 95% interval of
-# the lift lies entirely below 0. It is judged once the fixed horizon is reached, or earlier once
-# each variant has GUARDRAIL_MIN_SHOPPERS shoppers and GUARDRAIL_MIN_PURCHASES purchases: enough
-# for the delta method's normal approximation, and early enough to limit the harm
-# (docs/experiments.md says what a check every hour costs in false stops).
+# B is stopped when it earns significantly less revenue per search than A: the always-valid 95%
+# interval of the lift (a confidence sequence, valid at every hourly look at once) lies entirely
+# below 0. It is judged once the fixed horizon is reached, or earlier once each variant has
+# GUARDRAIL_MIN_SHOPPERS shoppers and GUARDRAIL_MIN_PURCHASES purchases: enough for the delta
+# method's normal approximation, on which the interval rests (docs/experiments.md, section 7,
+# says what a check every hour costs in false stops).
 GUARDRAIL_METRIC = "revenue_per_search"
 GUARDRAIL_MIN_SHOPPERS = 1000
 GUARDRAIL_MIN_PURCHASES = 50
@@ -570,9 +598,9 @@ def guardrail_may_judge(result: ExperimentResult) -> bool:
 
 
 def guardrail_breach(result: ExperimentResult) -> Lift | None:
-    """B's revenue-per-search lift when it is significantly below A's and may be judged, else
-    None."""
-    lift = result.lifts[GUARDRAIL_METRIC]
+    """B's revenue-per-search lift, with its always-valid interval, when that interval is below
+    0 and the experiment may be judged, else None."""
+    lift = result.always_valid.get(GUARDRAIL_METRIC)
     if lift is None or lift.high >= 0 or not guardrail_may_judge(result):
         return None
     return lift
@@ -602,13 +630,15 @@ def guardrail_words(lift: Lift) -> str:
     """What the guardrail says when it stops an experiment, in shop words."""
     return (
         f"stopped by the guardrail: B earned {-lift.lift:.1%} less revenue per search "
-        f"({CONFIDENCE:.0%} interval {signed_percent(lift.low)} to {signed_percent(lift.high)})"
+        f"(always-valid {CONFIDENCE:.0%} interval {signed_percent(lift.low)} to "
+        f"{signed_percent(lift.high)})"
     )
 
 
 def check_summary(result: ExperimentResult) -> dict[str, object]:
     """What a periodic check keeps of the readout (Experiment.last_check): JSON."""
     lift = result.lifts[HORIZON_METRIC]
+    always_valid = result.always_valid.get(HORIZON_METRIC)
     ratio = result.sample_ratio
     return {
         "shoppers": {name: variant.shoppers for name, variant in result.variants.items()},
@@ -619,6 +649,13 @@ def check_summary(result: ExperimentResult) -> dict[str, object]:
             "low": lift.low,
             "high": lift.high,
             "significant": lift.significant,
+        },
+        "always_valid": None
+        if always_valid is None
+        else {
+            "low": always_valid.low,
+            "high": always_valid.high,
+            "significant": always_valid.significant,
         },
         "sample_ratio_p_value": None if ratio is None else ratio.p_value,
         "may_be_read": bool(result.horizon and result.horizon.reached),

@@ -19,7 +19,15 @@ from customers.api import CustomerApi, json_response
 from customers.models import Scope
 from ranking.engine.experiments import INTERLEAVED
 from ranking.engine.interleaving import TEAM_A, TEAM_B
-from ranking.experiment_stats import ALPHA, CONFIDENCE, MINIMUM_LIFT, POWER, SAMPLE_RATIO_P
+from ranking.experiment_stats import (
+    ALPHA,
+    CONFIDENCE,
+    MINIMUM_LIFT,
+    POWER,
+    SAMPLE_RATIO_P,
+    SEQUENTIAL_TUNED_SHOPPERS,
+    Lift,
+)
 from ranking.experiments import (
     ATTRIBUTION_WINDOW,
     HORIZON_METRIC,
@@ -27,6 +35,7 @@ from ranking.experiments import (
     STATUS_OF_END,
     ExperimentResult,
     Readout,
+    always_valid_verdict,
     experiment_result,
     experiment_status,
     horizon_verdict,
@@ -98,6 +107,20 @@ class VariantOut(BaseModel):
     average_order_value: float | None
 
 
+class AlwaysValidOut(BaseModel):
+    """The lift's always-valid interval: it covers the true lift at every look at once, so it
+    may be read at any time (docs/experiments.md, section 5)."""
+
+    model_config = RESPONSE
+
+    low: float
+    high: float
+    p_value: float = Field(
+        description="the mixture SPRT's p-value: below alpha when the interval excludes 0"
+    )
+    significant: bool = Field(description="whether the always-valid interval excludes 0")
+
+
 class LiftOut(BaseModel):
     model_config = RESPONSE
 
@@ -107,6 +130,9 @@ class LiftOut(BaseModel):
     high: float | None
     p_value: float | None
     significant: bool
+    always_valid: AlwaysValidOut | None = Field(
+        description="the always-valid interval (null while it cannot be estimated)"
+    )
 
 
 class DayVariantOut(BaseModel):
@@ -127,6 +153,7 @@ class DayLiftOut(BaseModel):
     high: float
     p_value: float
     significant: bool
+    always_valid: AlwaysValidOut | None
 
 
 class DayOut(BaseModel):
@@ -174,6 +201,21 @@ class HorizonOut(BaseModel):
     )
 
 
+class SequentialOut(BaseModel):
+    """Whether the readout may be read now, at any look: the always-valid interval of revenue
+    per search."""
+
+    model_config = RESPONSE
+
+    metric: Literal["revenue_per_search"]
+    alpha: float
+    tuned_shoppers: int = Field(
+        description="the shoppers (both variants) at which the always-valid interval is narrowest"
+    )
+    excludes_zero: bool = Field(description="whether B differs from A, read at any time")
+    verdict: str = Field(description="in words, as the admin page says it")
+
+
 class PreferenceOut(BaseModel):
     model_config = RESPONSE
 
@@ -196,6 +238,30 @@ class PreferenceOut(BaseModel):
     verdict: str = Field(description="the preference in words, as the admin page shows it")
 
 
+class DayPreferenceOut(BaseModel):
+    model_config = RESPONSE
+
+    metric: Literal["clicks", "revenue"]
+    wins_a: int
+    wins_b: int
+    preference: float | None
+    low: float | None
+    high: float | None
+    p_value: float | None
+    significant: bool
+
+
+class InterleavingDayOut(BaseModel):
+    """The preferences as they stood at the end of one day: every search and event up to then."""
+
+    model_config = RESPONSE
+
+    day: date = Field(description="a day of the shop (its time zone), from the first search's")
+    shoppers: int
+    searches: int
+    preferences: list[DayPreferenceOut]
+
+
 class InterleavingOut(BaseModel):
     model_config = RESPONSE
 
@@ -208,6 +274,9 @@ class InterleavingOut(BaseModel):
     revenue_a: float
     revenue_b: float
     preferences: list[PreferenceOut]
+    daily: list[InterleavingDayOut] = Field(
+        description="cumulative, day by day; a day without traffic repeats the day before"
+    )
 
 
 class ExperimentResultsOut(BaseModel):
@@ -221,7 +290,12 @@ class ExperimentResultsOut(BaseModel):
     variants: list[VariantOut] = Field(description="A/B tests only (empty for interleaving)")
     lifts: list[LiftOut] = Field(description="A/B tests only (empty for interleaving)")
     sample_ratio: SampleRatioOut | None
-    horizon: HorizonOut | None = Field(description="A/B tests only (null for interleaving)")
+    horizon: HorizonOut | None = Field(
+        description="A/B tests only (null for interleaving): the fixed horizon, how long to run"
+    )
+    sequential: SequentialOut | None = Field(
+        description="A/B tests only (null for interleaving): whether it may be read now"
+    )
     daily: list[DayOut] = Field(
         description="A/B tests only (empty for interleaving): cumulative, day by day; a day "
         "without traffic repeats the day before"
@@ -312,6 +386,17 @@ def experiment_as_dict(experiment: Experiment) -> dict[str, Any]:
     }
 
 
+def always_valid_as_dict(lift: Lift | None) -> dict[str, Any] | None:
+    if lift is None:
+        return None
+    return {
+        "low": lift.low,
+        "high": lift.high,
+        "p_value": lift.p_value,
+        "significant": lift.significant,
+    }
+
+
 def readout_as_dict(readout: Readout) -> dict[str, Any]:
     """What every readout's API shows: its span, its groups' figures, the lifts and the horizon
     (an experiment's groups are its variants, a rule holdout's "held_out" and "exposed")."""
@@ -341,6 +426,7 @@ def readout_as_dict(readout: Readout) -> dict[str, Any]:
                 "high": lift.high if lift else None,
                 "p_value": lift.p_value if lift else None,
                 "significant": bool(lift and lift.significant),
+                "always_valid": always_valid_as_dict(readout.always_valid.get(key)),
             }
             for key, lift in readout.lifts.items()
         ],
@@ -378,6 +464,7 @@ def readout_as_dict(readout: Readout) -> dict[str, Any]:
                     "high": day.lift.high,
                     "p_value": day.lift.p_value,
                     "significant": day.lift.significant,
+                    "always_valid": always_valid_as_dict(day.always_valid),
                 },
                 "may_be_read": bool(day.horizon and day.horizon.reached),
             }
@@ -388,9 +475,17 @@ def readout_as_dict(readout: Readout) -> dict[str, Any]:
 
 def result_as_dict(result: ExperimentResult) -> dict[str, Any]:
     ratio = result.sample_ratio
+    always_valid = result.always_valid.get(HORIZON_METRIC)
     return {
         "experiment": experiment_as_dict(result.experiment),
         **readout_as_dict(result),
+        "sequential": {
+            "metric": HORIZON_METRIC,
+            "alpha": ALPHA,
+            "tuned_shoppers": SEQUENTIAL_TUNED_SHOPPERS,
+            "excludes_zero": always_valid is not None and always_valid.significant,
+            "verdict": always_valid_verdict(result),
+        },
         "sample_ratio": None
         if ratio is None
         else {
@@ -415,6 +510,7 @@ def interleaving_as_dict(result: InterleavingResult) -> dict[str, Any]:
         "lifts": [],
         "sample_ratio": None,
         "horizon": None,
+        "sequential": None,
         "daily": [],
         "interleaving": {
             "shoppers": result.shoppers,
@@ -441,6 +537,27 @@ def interleaving_as_dict(result: InterleavingResult) -> dict[str, Any]:
                     "verdict": preference_words(credit),
                 }
                 for key, credit in result.preferences.items()
+            ],
+            "daily": [
+                {
+                    "day": day.day,
+                    "shoppers": day.shoppers,
+                    "searches": day.searches,
+                    "preferences": [
+                        {
+                            "metric": key,
+                            "wins_a": found.wins_a,
+                            "wins_b": found.wins_b,
+                            "preference": found.delta,
+                            "low": found.low,
+                            "high": found.high,
+                            "p_value": found.p_value,
+                            "significant": found.significant,
+                        }
+                        for key, found in day.preferences.items()
+                    ],
+                }
+                for day in result.daily
             ],
         },
     }

@@ -7,17 +7,21 @@ Credit: a click, add-to-cart or purchase whose `request_id` names a logged inter
 the experiment credits the team that picked its item in that request (RankLog.teams). Items a
 pin or slot placed, items past the logged positions, and events without such a request id
 credit no team. Each search is won by the team with more credit (clicks, or purchase revenue);
-searches are summed per shopper, the unit of randomisation.
+searches are summed per shopper, the unit of randomisation. Day by day (the shop's days), each
+search counts as won by whom it was won at the end of that day: an event counts on the later of
+its own day and its request's, as in an A/B readout.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 import numpy as np
 from django.db.models import Count, Max, Min, Q, Sum
+from django.db.models.functions import TruncDate
 
 from events.models import Event, EventType
 from events.services import MAX_CLOCK_SKEW
@@ -50,6 +54,17 @@ class TeamCredit:
 
 
 @dataclass(frozen=True)
+class PreferenceDay:
+    """The preferences as they stood at the end of one day of the shop: over the shoppers with
+    an interleaved search by then, each search won by whom it was won by then."""
+
+    day: date
+    shoppers: int
+    searches: int
+    preferences: dict[str, Preference]  # per PREFERENCE_METRICS key
+
+
+@dataclass(frozen=True)
 class InterleavingResult:
     experiment: Experiment
     first_request_at: datetime | None
@@ -58,30 +73,54 @@ class InterleavingResult:
     searches: int
     totals: dict[str, dict[str, float]]  # team -> CREDITS summed
     preferences: dict[str, TeamCredit]  # per PREFERENCE_METRICS key
+    # Every day of the shop from the first search's to the last with a search or an event; the
+    # last day's preferences are `preferences`.
+    daily: tuple[PreferenceDay, ...] = ()
+
+
+@dataclass(frozen=True)
+class _CreditedSearch:
+    """One interleaved search with an event: its shopper, its day, and each team's credit at the
+    end of each day on which it changed (in order of the days; the last is the final credit)."""
+
+    shopper: str
+    by_day: list[tuple[date, dict[str, dict[str, float]]]]
 
 
 def interleaving_result(*, experiment: Experiment) -> InterleavingResult:
     """The readout of one interleaving experiment (the caller has scoped it to its customer)."""
+    zone = ZoneInfo(experiment.customer.time_zone or "UTC")
     served = RankLog.objects.filter(
         customer_id=experiment.customer_id, experiment_id=experiment.pk, variant=INTERLEAVED
     ).exclude(shopper_key="")
     span = served.aggregate(first=Min("created_at"), last=Max("created_at"))
-    searches = dict(
-        served.values_list("shopper_key").annotate(searches=Count("id")).order_by("shopper_key")
-    )
+    searches: dict[str, int] = defaultdict(int)
+    searched_on: list[tuple[str, date, int]] = []  # (shopper, day, searches)
+    for shopper, day, count in (
+        served.values_list("shopper_key", TruncDate("created_at", tzinfo=zone))
+        .annotate(searches=Count("id"))
+        .order_by()
+    ):
+        searches[shopper] += count
+        searched_on.append((shopper, day, count))
     shoppers = sorted(searches)
     row_of = {shopper: row for row, shopper in enumerate(shoppers)}
     wins = {key: np.zeros((len(shoppers), 2)) for key, _, _ in PREFERENCE_METRICS}
     totals = {team: dict.fromkeys(CREDITS, 0.0) for team in (TEAM_A, TEAM_B)}
-    if span["first"] is not None:
-        for shopper, credit in _credited_searches(experiment, span["first"]):
-            for team in (TEAM_A, TEAM_B):
-                for name in CREDITS:
-                    totals[team][name] += credit[team][name]
-            for key, _, credited in PREFERENCE_METRICS:
-                a, b = credit[TEAM_A][credited], credit[TEAM_B][credited]
-                if a != b:
-                    wins[key][row_of[shopper], int(b > a)] += 1
+    # Each change of a search's winner on a day: (day ordinal, shopper row, 0 A / 1 B, +-1).
+    changes: list[tuple[int, int, int, int]] = []
+    credited = _credited_searches(experiment, span["first"], zone) if span["first"] else []
+    for search in credited:
+        row = row_of[search.shopper]
+        credit = search.by_day[-1][1]
+        for team in (TEAM_A, TEAM_B):
+            for name in CREDITS:
+                totals[team][name] += credit[team][name]
+        for key, _, on in PREFERENCE_METRICS:
+            winner = _winner(credit, on)
+            if winner is not None:
+                wins[key][row, winner] += 1
+        changes.extend(_winner_changes(search, row))
     preferences = {
         key: TeamCredit(
             key=key,
@@ -101,15 +140,82 @@ def interleaving_result(*, experiment: Experiment) -> InterleavingResult:
         searches=sum(searches.values()),
         totals=totals,
         preferences=preferences,
+        daily=_daily(
+            [(row_of[shopper], day.toordinal(), count) for shopper, day, count in searched_on],
+            changes,
+            len(shoppers),
+        ),
     )
 
 
+def _winner(credit: dict[str, dict[str, float]], on: str) -> int | None:
+    """0 when A's items got more of the credit `on`, 1 when B's did, None on a tie."""
+    a, b = credit[TEAM_A][on], credit[TEAM_B][on]
+    return None if a == b else int(b > a)
+
+
+def _winner_changes(search: _CreditedSearch, row: int) -> list[tuple[int, int, int, int]]:
+    """(day ordinal, shopper row, metric index * 2 + winner, +1 or -1) for each day on which
+    this search's winner on a PREFERENCE_METRICS credit changed: the new winner gains the
+    search, the old one loses it."""
+    changes = []
+    for index, (_, _, on) in enumerate(PREFERENCE_METRICS):
+        before = None
+        for day, credit in search.by_day:
+            now = _winner(credit, on)
+            if now == before:
+                continue
+            if before is not None:
+                changes.append((day.toordinal(), row, index * 2 + before, -1))
+            if now is not None:
+                changes.append((day.toordinal(), row, index * 2 + now, 1))
+            before = now
+    return changes
+
+
+def _daily(
+    searched: list[tuple[int, int, int]],
+    changes: list[tuple[int, int, int, int]],
+    shoppers: int,
+) -> tuple[PreferenceDay, ...]:
+    """The preferences at the end of each day, from each shopper's searches per day
+    (row, day ordinal, searches) and the changes of the searches' winners."""
+    if not searched:
+        return ()
+    rows, search_days, counts = np.array(searched, dtype=np.int64).T
+    change = np.array(changes, dtype=np.int64).reshape(-1, 4)
+    first = min(int(search_days.min()), *(int(d) for d in change[:, 0]))
+    last = max(int(search_days.max()), *(int(d) for d in change[:, 0]))
+    columns = 2 * len(PREFERENCE_METRICS)
+    daily = []
+    for ordinal in range(first, last + 1):
+        known = search_days <= ordinal
+        searches = np.bincount(rows[known], weights=counts[known], minlength=shoppers)
+        present = searches > 0
+        done = change[change[:, 0] <= ordinal]
+        won = np.bincount(
+            done[:, 1] * columns + done[:, 2], weights=done[:, 3], minlength=shoppers * columns
+        ).reshape(shoppers, columns)[present]
+        daily.append(
+            PreferenceDay(
+                day=date.fromordinal(ordinal),
+                shoppers=int(present.sum()),
+                searches=int(searches.sum()),
+                preferences={
+                    key: preference(won[:, 2 * index], won[:, 2 * index + 1], CONFIDENCE)
+                    for index, (key, _, _) in enumerate(PREFERENCE_METRICS)
+                },
+            )
+        )
+    return tuple(daily)
+
+
 def _credited_searches(
-    experiment: Experiment, first: datetime
-) -> list[tuple[str, dict[str, dict[str, float]]]]:
-    """(shopper, team -> credited CREDITS) for each interleaved search with an event: the
-    events are grouped per (request, item) in SQL; then the teams of those requests alone are
-    read, a batch at a time, on the rank log's unique (customer, request_id) index."""
+    experiment: Experiment, first: datetime, zone: ZoneInfo
+) -> list[_CreditedSearch]:
+    """Each interleaved search with an event, with its teams' credit day by day: the events are
+    grouped per (request, item, day) in SQL; then the teams of those requests alone are read, a
+    batch at a time, on the rank log's unique (customer, request_id) index."""
     customer_id = experiment.customer_id
     served = RankLog.objects.filter(
         customer_id=customer_id, experiment_id=experiment.pk, variant=INTERLEAVED
@@ -121,7 +227,7 @@ def _credited_searches(
             occurred_at__gte=first - MAX_CLOCK_SKEW,
             request_id__in=served.values("request_id"),
         )
-        .values("request_id", "item_id")
+        .values("request_id", "item_id", day=TruncDate("occurred_at", tzinfo=zone))
         .annotate(
             clicks=Count("id", filter=Q(type=EventType.CLICK)),
             add_to_carts=Count("id", filter=Q(type=EventType.ADD_TO_CART)),
@@ -130,27 +236,40 @@ def _credited_searches(
         )
         .order_by()
     )
-    # request id -> (item id, CREDITS in order) of each item with an event
-    by_request: dict[str, list[tuple[str, tuple[float, ...]]]] = defaultdict(list)
+    # request id -> (item id, day, CREDITS in order) of each item with an event that day
+    by_request: dict[str, list[tuple[str, date, tuple[float, ...]]]] = defaultdict(list)
     for row in grouped:
         sums = tuple(float(row[name] or 0) for name in CREDITS)  # type: ignore[literal-required]
-        by_request[row["request_id"]].append((row["item_id"], sums))
+        by_request[row["request_id"]].append((row["item_id"], row["day"], sums))
     request_ids = sorted(by_request)
     searches = []
     for start in range(0, len(request_ids), _BATCH):
         logged = served.filter(request_id__in=request_ids[start : start + _BATCH]).values_list(
-            "request_id", "shopper_key", "item_ids", "teams"
+            "request_id", "shopper_key", "item_ids", "teams", "created_at"
         )
-        for request_id, shopper, item_ids, teams in logged:
+        for request_id, shopper, item_ids, teams, created_at in logged:
+            requested = created_at.astimezone(zone).date()
             team_of = dict(zip(item_ids, teams or "", strict=False))
             credit = {team: dict.fromkeys(CREDITS, 0.0) for team in (TEAM_A, TEAM_B)}
-            for item_id, sums in by_request[request_id]:
+            by_day: list[tuple[date, dict[str, dict[str, float]]]] = []
+            # An event counts on the later of its own day and its request's.
+            for item_id, day, sums in sorted(
+                by_request[request_id], key=lambda entry: max(entry[1], requested)
+            ):
                 team = team_of.get(item_id)
                 if team not in credit:
                     continue  # placed by a rule, or past the logged positions: no team
                 for name, value in zip(CREDITS, sums, strict=True):
                     credit[team][name] += value
-            searches.append((shopper, credit))
+                on = max(day, requested)
+                snapshot = {team: dict(sums) for team, sums in credit.items()}
+                if by_day and by_day[-1][0] == on:
+                    by_day[-1] = (on, snapshot)
+                else:
+                    by_day.append((on, snapshot))
+            if not by_day:  # no event credited a team: its final credit is none
+                by_day.append((requested, credit))
+            searches.append(_CreditedSearch(shopper, by_day))
     return searches
 
 

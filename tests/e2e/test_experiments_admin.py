@@ -57,7 +57,7 @@ def shop(settings: Any, tmp_path: Path) -> Customer:
         reason=ExperimentEnd.GUARDRAIL,
         by="guardrail",
         summary="stopped by the guardrail: B earned 8.1% less revenue per search "
-        "(95% interval \u221212.0% to \u22124.0%)",
+        "(always-valid 95% interval \u221212.0% to \u22124.0%)",
     )
     user = UserFactory(username="merch", is_staff=True)
     user.set_password(PASSWORD)
@@ -111,7 +111,12 @@ def test_a_merchandiser_reads_a_guardrail_stop_and_promotes_b_with_a_reason(
     expect(page.locator(".experiment-status")).to_contain_text("everyone gets A, the live ranker")
     expect(page.locator("a:has-text('Promote B…')")).to_have_count(0)
     expect(page.locator("svg.lift-chart")).to_be_visible()  # the lift over time, drawn
-    expect(page.locator(".lift-over-time figcaption")).to_contain_text("read it once")
+    expect(page.locator(".lift-over-time figcaption")).to_contain_text("read the band once")
+    # the always-valid interval, dashed, which may be read any day
+    expect(page.locator("svg.lift-chart polyline.always-valid")).to_have_count(2)
+    expect(page.locator(".lift-over-time figcaption")).to_contain_text(
+        "The dashed lines may be read any day"
+    )
     page.screenshot(path=artifacts / "experiments-admin-1-guardrail-stop.png", full_page=True)
 
     page.go_back()

@@ -107,6 +107,16 @@ def assert_day_is_readout(day: Any, readout: Readout) -> None:
         assert day.lift is not None, day.day
         got = (day.lift.lift, day.lift.low, day.lift.high, day.lift.p_value)
         assert got == pytest.approx((lift.lift, lift.low, lift.high, lift.p_value)), day.day
+    always_valid = readout.always_valid["revenue_per_search"]
+    if always_valid is None:
+        assert day.always_valid is None, day.day
+    else:
+        assert day.always_valid is not None, day.day
+        got = (day.always_valid.low, day.always_valid.high, day.always_valid.p_value)
+        assert got == pytest.approx((always_valid.low, always_valid.high, always_valid.p_value)), (
+            day.day
+        )
+        assert day.always_valid.low < day.lift.low  # type: ignore[union-attr]
     if readout.horizon is None:
         assert day.horizon is None, day.day
     else:
@@ -235,6 +245,9 @@ def test_the_results_api_answers_the_days_unrounded_in_its_schema(api: ApiCaller
     assert [d["day"] for d in daily] == [d.day.isoformat() for d in result.daily]
     last, expected = daily[-1], result.daily[-1]
     assert last["revenue_per_search_lift"]["lift"] == expected.lift.lift  # type: ignore[union-attr]
+    assert last["revenue_per_search_lift"]["always_valid"]["low"] == pytest.approx(
+        expected.always_valid.low  # type: ignore[union-attr]
+    )
     assert {v["variant"]: v["revenue_per_search"] for v in last["variants"]} == {
         name: group.revenue_per_search for name, group in expected.groups.items()
     }
@@ -263,4 +276,7 @@ def test_the_admin_page_draws_the_lift_over_time(api: ApiCaller) -> None:
     assert "<details" in html
     assert "Day by day" in html
     assert "no difference" in html  # the zero line, named
+    chart = html.split('class="lift-chart"')[1].split("</svg>")[0]
+    assert chart.count('class="always-valid"') == 2  # its low and high, dashed
+    assert "always-valid interval" in html  # and the caption says what they are
     assert "<script" not in html.split('class="lift-chart"')[1].split("</svg>")[0]

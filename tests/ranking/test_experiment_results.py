@@ -360,6 +360,12 @@ def test_a_truly_better_ranker_wins_with_a_significant_lift_and_the_counts_of_it
     assert lifts["ctr"]["low"] > 0
     assert not results["sample_ratio"]["mismatch"]
     assert results["horizon"]["verdict"].startswith("not yet: ")
+    # The always-valid interval, wider, may be read now: it says whether B differs already.
+    sequential = results["sequential"]
+    assert sequential["metric"] == "revenue_per_search"
+    assert sequential["excludes_zero"] == lifts["revenue_per_search"]["always_valid"]["significant"]
+    assert lifts["ctr"]["always_valid"]["low"] < lifts["ctr"]["low"]
+    assert lifts["ctr"]["always_valid"]["high"] > lifts["ctr"]["high"]
     assert time.monotonic() - started < 60  # a few seconds on a quiet machine
 
 
@@ -403,7 +409,10 @@ def test_a_results_response_matches_the_schema(api: ApiCaller) -> None:
     assert response.status_code == 200
     lifts = {lift["metric"]: lift for lift in response.json()["lifts"]}
     assert lifts["revenue_per_search"]["lift"] is not None  # numbers, not only nulls
+    assert lifts["revenue_per_search"]["always_valid"]["low"] < lifts["revenue_per_search"]["low"]
+    assert response.json()["sequential"]["verdict"].startswith("no clear difference yet")
     assert_matches_schema(openapi, "experiment_results", response)
+    assert empty.json()["sequential"]["verdict"].startswith("not enough data yet")
     assert empty.json()["sample_ratio"] is None
     assert_matches_schema(openapi, "experiment_results", empty)
 
@@ -475,6 +484,9 @@ def test_the_admin_page_shows_the_readout_in_shop_words(api: ApiCaller) -> None:
         "B against A",
         "95% interval",
         "Can it be read?",
+        "At any time, on the always-valid intervals: revenue per search",
+        "Always-valid 95% interval (may be read at any time)",
+        "At the fixed horizon",
         "not split as set",
         "within the 24 hours",
         "Searches from",

@@ -1,6 +1,7 @@
 """The readout's statistics on simulated shoppers (numpy only, no database): the interval of a
 known lift covers it with the right sign, A/A experiments come out significant about 5% of the
-time, the sample-ratio check fires on a skewed split only, and the fixed horizon adds up."""
+time, the always-valid interval keeps that promise when looked at every hour while the fixed one
+does not, the sample-ratio check fires on a skewed split only, and the fixed horizon adds up."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ import numpy as np
 import pytest
 
 from ranking.experiment_stats import (
+    ALPHA,
+    Lift,
     RatioEstimate,
+    always_valid_lift,
     fixed_horizon,
     ratio_estimate,
     relative_lift,
@@ -112,6 +116,99 @@ def test_a_a_experiments_are_significant_in_about_5_percent_of_seeds() -> None:
         assert 2 <= count <= 20, (name, count)
 
 
+# Peeking: a growing experiment looked at every 100 shoppers a side, from 100 to 5,000 (50 looks,
+# as hourly checks would), in each of 400 simulated experiments.
+PEEK_SEEDS = 400
+PEEKS = range(100, 5_001, 100)
+
+
+def peeked(price_factor: float, seed: int) -> tuple[list[Lift], list[Lift]]:
+    """The fixed and the always-valid revenue-per-search lifts of one growing experiment at each
+    peek (B's order values scaled by `price_factor`)."""
+    rng = np.random.default_rng(seed)
+    control, treatment = (
+        shoppers(rng, PEEKS[-1]),
+        shoppers(rng, PEEKS[-1], price_factor=price_factor),
+    )
+    fixed, always_valid = [], []
+    for n in PEEKS:
+        a = ratio_estimate(control["revenue"][:n], control["searches"][:n])
+        b = ratio_estimate(treatment["revenue"][:n], treatment["searches"][:n])
+        short, long = relative_lift(a, b), always_valid_lift(a, b)
+        assert short is not None
+        assert long is not None
+        fixed.append(short)
+        always_valid.append(long)
+    return fixed, always_valid
+
+
+def test_peeking_every_hour_at_a_a_experiments_the_always_valid_interval_rarely_excludes_0() -> (
+    None
+):
+    """The point of sequential testing: stopping at the first look whose interval excludes 0.
+    Measured on these 400 seeds: the always-valid interval did at some look in 6 (1.5%), the
+    fixed 95% interval in 147 (36.8%)."""
+    by_sequence = by_fixed = 0
+    for seed in range(PEEK_SEEDS):
+        fixed, always_valid = peeked(1.0, seed)
+        by_fixed += any(lift.significant for lift in fixed)
+        by_sequence += any(lift.significant for lift in always_valid)
+
+    # At most 5% of 400 is 20; the binomial's 99th percentile at 5% is 30.
+    assert by_sequence <= 30, by_sequence
+    # Peeked the same way, the fixed interval finds a false difference far more often.
+    assert by_fixed >= 80, by_fixed
+    assert by_fixed >= 4 * max(by_sequence, 1), (by_fixed, by_sequence)
+
+
+def test_the_always_valid_interval_covers_the_true_lift_at_every_look_at_once() -> None:
+    """B 10% better: in at least 95% of experiments the always-valid interval holds +10% at all
+    50 looks (measured: 396 of 400), and it is wider than the fixed interval at every look, with
+    the same point estimate."""
+    covered = 0
+    for seed in range(PEEK_SEEDS):
+        fixed, always_valid = peeked(1.1, 20_000 + seed)
+        covered += all(lift.low <= 0.1 <= lift.high for lift in always_valid)
+        for short, long in zip(fixed, always_valid, strict=True):
+            assert long.lift == pytest.approx(short.lift)
+            assert long.low < short.low
+            assert long.high > short.high
+
+    assert covered >= 0.95 * PEEK_SEEDS - 2 * math.sqrt(PEEK_SEEDS * 0.05 * 0.95), covered
+
+
+def test_a_truly_different_b_leaves_the_always_valid_interval_with_the_right_sign() -> None:
+    rng = np.random.default_rng(9)
+    control = shoppers(rng, 5_000)
+    worse = always_valid_lift(
+        revenue_per_search(control), revenue_per_search(shoppers(rng, 5_000, price_factor=0.7))
+    )
+    better = always_valid_lift(
+        revenue_per_search(control), revenue_per_search(shoppers(rng, 5_000, price_factor=1.3))
+    )
+
+    assert worse is not None
+    assert better is not None
+    assert worse.high < 0
+    assert worse.low <= -0.3 <= worse.high
+    assert better.low > 0
+    assert better.low <= 0.3 <= better.high
+    # Its p-value (the mixture SPRT's) is below alpha exactly when the interval excludes 0.
+    assert worse.p_value < ALPHA
+    assert better.p_value < ALPHA
+
+
+def test_the_always_valid_p_value_agrees_with_its_interval() -> None:
+    for seed in range(50):
+        rng = np.random.default_rng(seed)
+        lift = always_valid_lift(
+            revenue_per_search(shoppers(rng, 2_000)),
+            revenue_per_search(shoppers(rng, 2_000, price_factor=0.9)),
+        )
+        assert lift is not None
+        assert (lift.p_value < ALPHA) == lift.significant
+
+
 def test_sample_ratio_mismatch_fires_on_a_55_45_split_of_a_50_50_experiment() -> None:
     skewed = sample_ratio(5_500, 4_500, 0.5)
     balanced = sample_ratio(5_030, 4_970, 0.5)
@@ -188,4 +285,5 @@ def test_no_estimate_without_data() -> None:
     assert no_revenue.value == 0.0
     assert no_revenue.log_variance is None
     assert relative_lift(empty, no_revenue) is None
+    assert always_valid_lift(empty, no_revenue) is None
     assert fixed_horizon(no_revenue, no_revenue, 0.5) is None
