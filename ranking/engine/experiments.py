@@ -36,7 +36,7 @@ class SurfaceExperiment:
     """A running experiment: A is the live ranker, B the treatment's. `control` and
     `treatment` are the whole ranker when the shopper is in no other experiment; in several,
     the scorer comes from the one that changes it and the rules of every B are added
-    (`rules_b`: the rules an experiment of rules adds in B, None for other kinds)."""
+    (`rules_b`: its B adds rules, as an experiment of rules does, instead of scoring)."""
 
     name: str
     salt: str
