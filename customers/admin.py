@@ -20,6 +20,7 @@ from customers.models import (
     customers_granting,
     role_grants,
 )
+from customers.selectors import customers_visible
 
 # A customer's limits and identity: only platform staff (superusers) change them.
 PLATFORM_FIELDS = [
@@ -120,7 +121,7 @@ class CustomerAdmin(admin.ModelAdmin):
     inlines = [MembershipInline]
 
     def get_queryset(self, request: HttpRequest) -> models.QuerySet[Customer]:
-        return Customer.objects.visible_to(request.user)
+        return customers_visible(user=request.user)
 
     def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "time_zone":

@@ -18,7 +18,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from customers.models import Customer, Role, role_grants
-from explain import reads, services
+from customers.selectors import customer_visible
+from explain import selectors, services
 from explain.forms import DEFAULTS, ExplainForm
 
 MAIN_FIELDS = (
@@ -51,8 +52,8 @@ def _customer(request: HttpRequest) -> Customer | None:
     if not raw:
         return None
     customer = None
-    if reads.is_id(raw):
-        customer = reads.customer_visible(user=request.user, customer_id=int(raw))
+    if selectors.is_id(raw):
+        customer = customer_visible(user=request.user, customer_id=int(raw))
     if customer is None or not role_grants(
         user=request.user, customer_id=customer.pk, role=EXPLAIN_ROLE
     ):

@@ -487,8 +487,8 @@ def test_attributes_beyond_what_the_pickers_list_are_still_known(
     accepts every one an item has, and refuses only those none has."""
     for number in range(3):
         ItemFactory(customer=shop, external_id=f"gtin-{number}", attributes={"gtin": f"40{number}"})
-    monkeypatch.setattr("catalog.reads.MAX_PICKED", 1)
-    monkeypatch.setattr("catalog.reads.MAX_ATTRIBUTE_VALUES_READ", 1)
+    monkeypatch.setattr("catalog.selectors.MAX_PICKED", 1)
+    monkeypatch.setattr("catalog.selectors.MAX_ATTRIBUTE_VALUES_READ", 1)
 
     accepted = staff.post(
         add_url(), form_data(shop, name="Known", selector_attributes="gtin=402\nsize=40")
