@@ -16,9 +16,15 @@ from django.urls import reverse
 from customers.models import Customer
 from merchandising.contracts import RuleIn
 from merchandising.models import Rule, RuleRevision
-from merchandising.services import rule_create, rule_delete
+from merchandising.services import rule_delete
 from ranking.services import signals_refresh
-from tests.factories import CustomerFactory, ItemFactory, MembershipFactory, UserFactory
+from tests.factories import (
+    CustomerFactory,
+    ItemFactory,
+    MembershipFactory,
+    RuleFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -107,8 +113,7 @@ def form_data(customer: Customer | None = None, **fields: Any) -> dict[str, Any]
 
 
 def stored_rule(customer: Customer, **document: Any) -> Rule:
-    body = {"name": "Stored rule", "action": {"type": "boost", "strength": "weak"}, **document}
-    return rule_create(customer=customer, document=RuleIn.model_validate(body))[0]
+    return RuleFactory(customer=customer, **{"name": "Stored rule", **document})
 
 
 def add_url() -> str:
