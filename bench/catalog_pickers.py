@@ -30,14 +30,14 @@ import django
 
 django.setup()
 
-from catalog.reads import (  # noqa: E402
+from django.db import connection  # noqa: E402
+
+from catalog.models import Item  # noqa: E402
+from catalog.selectors import (  # noqa: E402
     catalog_attribute_names,
     catalog_attribute_values,
     catalog_items_find,
 )
-from django.db import connection  # noqa: E402
-
-from catalog.models import Item  # noqa: E402
 from customers.models import Customer  # noqa: E402
 from merchandising.forms import unknown_item_ids  # noqa: E402
 

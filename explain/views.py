@@ -1,8 +1,8 @@
 """The explain UI's pages: thin doors into explain.services.
 
 Every page is a GET of the same form (the URL is the permalink). The customer comes from the URL
-and must be visible to the user (Customer.objects.visible_to): any other id answers 404, so no
-parameter reaches another customer's items, rules, models or logged requests.
+and must be visible to the user (customers.selectors.customer_visible): any other id answers 404,
+so no parameter reaches another customer's items, rules, models or logged requests.
 """
 
 from __future__ import annotations
