@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
-from merchandising.selectors import rule_name
 
 from catalog.models import Item
 from catalog.selectors import item_of
@@ -33,6 +32,7 @@ from explain.services.explained import (
 from merchandising.actions import ACTIONS, Phase
 from merchandising.contracts import BOOST_STRENGTHS
 from merchandising.preview import preview_candidates
+from merchandising.selectors import rule_name
 from ranking.learning.rank_log import feature_matrix
 from ranking.signals.schema import FEATURE_INDEX, RELEVANCE_COLUMN
 
