@@ -33,7 +33,7 @@ django.setup()
 from django.db import connection  # noqa: E402
 
 from catalog.models import Item  # noqa: E402
-from catalog.reads import (  # noqa: E402
+from catalog.selectors import (  # noqa: E402
     catalog_attribute_names,
     catalog_attribute_values,
     catalog_items_find,

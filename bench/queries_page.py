@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> None:
     from django.utils import timezone
 
     from customers.models import Customer
-    from explain import reads
+    from explain import selectors
     from explain.services.attention import PERIODS, queries_report
 
     call_command("migrate", verbosity=0)
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> None:
         traffic, report = [], []
         for _ in range(args.rounds):
             begun = time.perf_counter()
-            reads.query_traffic(
+            selectors.query_traffic(
                 customer_id=customer.pk,
                 surface="search",
                 since=now - timedelta(days=days),

@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from catalog import services
 from catalog.contracts import CatalogItemOut, CatalogUpsertIn, CatalogUpsertOut
 from catalog.models import Item
+from catalog.selectors import item_of
 from core.errors import NotFound
 from core.schema import PROBLEM_RESPONSES
 from customers.api import CustomerApi, json_response
@@ -47,10 +48,9 @@ class CatalogUpsertApi(CustomerApi):
 
 class CatalogItemApi(CustomerApi):
     required_scope = Scope.CATALOG
-    model = Item
 
     def get_item(self, item_id: str) -> Item:
-        item = self.get_queryset().filter(external_id=item_id).first()
+        item = item_of(customer_id=self.customer_id, item_id=item_id)
         if item is None:
             raise NotFound(f"No item with id {item_id!r}.")
         return item

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from catalog.contracts import CatalogItemIn
 from catalog.models import Item
+from catalog.selectors import catalog_items_known
 from core.errors import FieldError, invalid_request
 from merchandising.services import catalog_changed
 
@@ -34,11 +35,7 @@ def items_upsert(*, customer_id: int, items: Sequence[CatalogItemIn]) -> tuple[i
     if errors:
         raise invalid_request(errors)
     ids = [item.id for item in items]
-    existing = set(
-        Item.objects.for_customer(customer_id)
-        .filter(external_id__in=ids)
-        .values_list("external_id", flat=True)
-    )
+    existing = catalog_items_known(customer_id=customer_id, item_ids=ids)
     now = timezone.now()
     rows = [
         Item(

@@ -20,6 +20,7 @@ from customers.models import (
     customers_granting,
     role_grants,
 )
+from customers.selectors import customers_visible
 
 # A customer's limits and identity: only platform staff (superusers) change them.
 PLATFORM_FIELDS = [
@@ -120,7 +121,7 @@ class CustomerAdmin(admin.ModelAdmin):
     inlines = [MembershipInline]
 
     def get_queryset(self, request: HttpRequest) -> models.QuerySet[Customer]:
-        return Customer.objects.visible_to(request.user)
+        return customers_visible(user=request.user)
 
     def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "time_zone":
@@ -165,6 +166,21 @@ class CustomerAdmin(admin.ModelAdmin):
         else:
             created = services.customer_create(**form.cleaned_data)
             obj.pk = created.pk  # the admin saves the memberships inline against it
+
+    def delete_model(self, request: HttpRequest, obj: Customer) -> None:
+        services.customer_delete(customer=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: models.QuerySet[Customer]) -> None:
+        for customer in queryset:
+            services.customer_delete(customer=customer)
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        # The inline memberships, through the services as MembershipAdmin writes them.
+        for membership in formset.save(commit=False):
+            services.membership_save(membership=membership)
+        for membership in formset.deleted_objects:
+            services.membership_delete(membership=membership)
+        formset.save_m2m()
 
 
 class ApiKeyForm(forms.ModelForm):
@@ -256,3 +272,13 @@ class MembershipAdmin(CustomerScopedAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.is_superuser
+
+    def save_model(self, request: HttpRequest, obj: Membership, form: Any, change: bool) -> None:
+        services.membership_save(membership=obj)
+
+    def delete_model(self, request: HttpRequest, obj: Membership) -> None:
+        services.membership_delete(membership=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: models.QuerySet[Membership]) -> None:
+        for membership in queryset:
+            services.membership_delete(membership=membership)

@@ -87,7 +87,7 @@ class CustomerApi(APIView):
 
     def get_queryset(self) -> models.QuerySet[Any]:
         assert self.model is not None, f"{type(self).__name__} names no model"
-        return self.model._default_manager.filter(customer_id=self.customer_id)
+        return self.model._default_manager.for_customer(self.customer_id)  # type: ignore[attr-defined]
 
     def read_json(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Iterable
 from typing import Any, Self, TypeVar
 
 from django.conf import settings
@@ -79,6 +80,11 @@ class TenantQuerySet(models.QuerySet[_M]):
 
     def for_customer(self, customer_id: int) -> Self:
         return self.filter(customer_id=customer_id)
+
+    def for_customers(self, customers: Iterable[int] | models.QuerySet[Any]) -> Self:
+        """Rows of several named customers: ids, or a queryset of customers (a staff user's, as
+        `customers_granting` gives them), read as one subquery."""
+        return self.filter(customer__in=customers)
 
     def unscoped_all_customers(self) -> Self:
         """Rows of every customer, said out loud: for the few reads that span customers by

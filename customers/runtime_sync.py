@@ -28,6 +28,7 @@ from django.db import close_old_connections
 from django.db.models import F
 
 from core import metrics
+from customers import selectors
 from customers.models import Customer
 
 logger = logging.getLogger(__name__)
@@ -160,7 +161,7 @@ def bump_generation(customer_id: int) -> None:
 
 def current_generation(customer_id: int) -> int:
     """Read before loading cached data, so a change racing with the load is caught next poll."""
-    return Customer.objects.values_list("runtime_generation", flat=True).get(pk=customer_id)
+    return selectors.customer_generation(customer_id=customer_id)
 
 
 class _Poller:
@@ -172,7 +173,7 @@ class _Poller:
         self.lock = threading.Lock()
 
     def poll_once(self) -> None:
-        latest = dict(Customer.objects.values_list("id", "runtime_generation"))
+        latest = selectors.unscoped_customer_generations()
         changed = {
             customer_id: generation
             for customer_id, generation in latest.items()

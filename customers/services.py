@@ -50,12 +50,34 @@ def customer_update(*, customer: Customer, **fields: Any) -> Customer:
 
 
 @transaction.atomic
+def customer_delete(*, customer: Customer) -> None:
+    """Delete a customer with everything it owns; this process forgets its cached keys and
+    rules now (the others when their sync thread no longer finds it)."""
+    customer_id = customer.pk
+    customer.delete()
+    runtime_sync.forget_customer(customer_id)
+
+
+@transaction.atomic
 def membership_add(*, customer: Customer, user: Any, role: str = Role.VIEWER) -> Membership:
     """Make the user a member of the customer with `role` (also when already a member)."""
     membership, _ = Membership.objects.update_or_create(
         customer=customer, user=user, defaults={"role": role}
     )
     return membership
+
+
+@transaction.atomic
+def membership_save(*, membership: Membership) -> Membership:
+    """Store a membership as edited by hand (who, for which customer, with which role)."""
+    membership.full_clean()
+    membership.save()
+    return membership
+
+
+@transaction.atomic
+def membership_delete(*, membership: Membership) -> None:
+    membership.delete()
 
 
 @transaction.atomic

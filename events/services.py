@@ -21,16 +21,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 from psycopg import sql
 from psycopg.errors import UniqueViolation
 
-from catalog.models import Item
+from catalog.selectors import item_shopper_facts
 from core.bulk_copy import copy_rows
 from core.errors import FieldError, invalid_request
+from events import selectors
 from events.contracts import AddToCartIn, ClickIn, EventIn, ImpressionIn, PurchaseIn
-from events.models import Event, EventType, PendingProfileUpdate
+from events.models import Event, PendingProfileUpdate
 from events.queries import normalise_query, shopper_key
 from ranking.signals.backend import signal_store
 from ranking.signals.shopper import ShopperAction
@@ -103,12 +103,7 @@ def _impression_origins(customer_id: int, events: Sequence[EventIn]) -> dict[str
         and event.request_id not in origins
     }
     if wanted:
-        stored = Event.objects.filter(
-            customer_id=customer_id,
-            type=EventType.IMPRESSION,
-            ordinal=0,
-            request_id__in=wanted,
-        ).values_list("request_id", "query", "surface", "occurred_at")
+        stored = selectors.impressions_of_requests(customer_id=customer_id, request_ids=wanted)
         for request_id, query, surface, at in stored:
             origins.setdefault(request_id, _Origin(request_id, query, surface, at))
     return origins
@@ -138,24 +133,14 @@ def _latest_clicks(
                 )
             )
     earliest = min(event.timestamp for event in needing) - ATTRIBUTION_WINDOW
-    # Filter by the sets of shoppers and items (a flat, indexable query whatever the batch size),
-    # then keep only the (shopper, item) pairs asked for.
+    # Read by the sets of shoppers and items, then keep only the (shopper, item) pairs asked for.
     wanted = {(_shopper(event), event.item_id) for event in needing}
-    stored = (
-        Event.objects.filter(
-            customer_id=customer_id,
-            type=EventType.CLICK,
-            item_id__in={event.item_id for event in needing},
-            occurred_at__gte=earliest,
-        )
-        .filter(
-            Q(user_id__in={event.user_id for event in needing if event.user_id})
-            | Q(user_id="", session_id__in={e.session_id for e in needing if not e.user_id})
-        )
-        .exclude(request_id="")
-        .values_list(
-            "user_id", "session_id", "item_id", "request_id", "query", "surface", "occurred_at"
-        )
+    stored = selectors.clicks_with_request(
+        customer_id=customer_id,
+        item_ids={event.item_id for event in needing},
+        user_ids={event.user_id for event in needing if event.user_id},
+        session_ids={event.session_id for event in needing if not event.user_id},
+        since=earliest,
     )
     for user_id, session_id, item_id, request_id, query, surface, at in stored:
         key = (shopper_key(user_id, session_id), item_id)
@@ -330,12 +315,8 @@ def events_ingest(*, customer_id: int, events: Sequence[EventIn]) -> IngestResul
     if errors:
         raise invalid_request(errors)
     with transaction.atomic():
-        seen = set(
-            Event.objects.filter(
-                customer_id=customer_id,
-                event_id__in={event.event_id for event in events},
-                ordinal=0,
-            ).values_list("event_id", flat=True)
+        seen = selectors.event_ids_stored(
+            customer_id=customer_id, event_ids={event.event_id for event in events}
         )
         fresh: list[EventIn] = []
         for event in events:
@@ -354,7 +335,7 @@ def events_ingest(*, customer_id: int, events: Sequence[EventIn]) -> IngestResul
         actions = shopper_actions(customer_id=customer_id, events=accepted)
         # Behind older pending updates, this one waits its turn: profiles see actions in order.
         # Queued here, it commits with the events or not at all.
-        queued = bool(actions) and profile_updates_pending(customer_id=customer_id)
+        queued = bool(actions) and selectors.profile_updates_pending(customer_id=customer_id)
         if queued:
             profile_update_queue(customer_id=customer_id, actions=actions)
     if actions and not queued:
@@ -372,12 +353,7 @@ def shopper_actions(*, customer_id: int, events: Sequence[EventIn]) -> list[Shop
     ]
     if not acting:
         return []
-    items = {
-        external_id: (brand, tuple(categories), None if price is None else float(price))
-        for external_id, brand, categories, price in Item.objects.filter(
-            customer_id=customer_id, external_id__in={event.item_id for event in acting}
-        ).values_list("external_id", "brand", "categories", "price")
-    }
+    items = item_shopper_facts(customer_id=customer_id, item_ids={e.item_id for e in acting})
     unknown: tuple[str, tuple[str, ...], float | None] = ("", (), None)
     return [
         ShopperAction(
@@ -418,11 +394,6 @@ def shopper_actions_apply(*, customer_id: int, actions: Sequence[ShopperAction])
         )
 
 
-def profile_updates_pending(*, customer_id: int) -> bool:
-    """Whether updates of the customer's shopper profiles wait for the replay."""
-    return PendingProfileUpdate.objects.for_customer(customer_id).exists()
-
-
 @transaction.atomic
 def profile_update_queue(*, customer_id: int, actions: Sequence[ShopperAction]) -> None:
     """Keep a batch's actions for the replay, behind every update of the customer kept before."""
@@ -460,19 +431,10 @@ def pending_profile_updates_replay(*, limit: int = 2000) -> int:
     run finds them applied and only deletes them. Two runs at once apply each update once too."""
     store = signal_store()
     applied = 0
-    customer_ids = sorted(
-        set(
-            PendingProfileUpdate.objects.unscoped_all_customers()
-            .values_list("customer_id", flat=True)
-            .distinct()
-        )
-    )
-    for customer_id in customer_ids:
+    for customer_id in selectors.unscoped_customers_with_profile_updates():
         while applied < limit:
-            batch = list(
-                PendingProfileUpdate.objects.for_customer(customer_id).order_by("id")[
-                    : min(REPLAY_BATCH, limit - applied)
-                ]
+            batch = selectors.profile_updates_oldest(
+                customer_id=customer_id, limit=min(REPLAY_BATCH, limit - applied)
             )
             if not batch:
                 break
@@ -486,7 +448,7 @@ def pending_profile_updates_replay(*, limit: int = 2000) -> int:
                 logger.warning(
                     "signal store unavailable (%s): %d profile updates still pending",
                     exc.reason,
-                    PendingProfileUpdate.objects.unscoped_all_customers().count() - len(done),
+                    selectors.unscoped_profile_updates_count() - len(done),
                 )
                 return applied + _forget_applied(done)
             applied += _forget_applied(done)

@@ -14,7 +14,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from customers.models import Customer
-from explain import reads, services
+from customers.selectors import customers_visible
+from explain import services
 from ranking.models import Surface
 
 SOURCE_CHOICES = [
@@ -82,7 +83,7 @@ class ExplainForm(forms.Form):
 
     def __init__(self, *args: Any, user: Any, customer: Customer | None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        customers = reads.customers_visible(user=user)
+        customers = customers_visible(user=user)
         customer_field = self.fields["customer"]
         assert isinstance(customer_field, forms.ModelChoiceField)
         customer_field.queryset = customers

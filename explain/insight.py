@@ -17,8 +17,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from customers.models import Customer
+from customers.selectors import customers_visible
 from events.queries import normalise_query
-from explain import reads, services
+from explain import services
 from explain.services.attention import (
     DEFAULT_PERIOD,
     LOW_CTR_SHARE,
@@ -53,7 +54,7 @@ class CustomerForm(forms.Form):
         super().__init__(*args, **kwargs)
         field = self.fields["customer"]
         assert isinstance(field, forms.ModelChoiceField)
-        field.queryset = reads.customers_visible(user=user)
+        field.queryset = customers_visible(user=user)
 
 
 class QueriesForm(CustomerForm):
@@ -118,7 +119,7 @@ def _data(request: HttpRequest, defaults: dict[str, str]) -> dict[str, str]:
     customer = _customer(request)
     data = {**defaults, **request.GET.dict()}
     if customer is None:
-        first = reads.customers_visible(user=request.user).first()
+        first = customers_visible(user=request.user).first()
         if first is not None:
             data["customer"] = str(first.pk)
     return data
@@ -131,7 +132,7 @@ def _context(request: HttpRequest, title: str, form: CustomerForm) -> dict[str, 
         "insight_page": True,  # the explain tabs link to the other pages without this form
         "title": title,
         "form": form,
-        "has_customers": reads.customers_visible(user=request.user).exists(),
+        "has_customers": customers_visible(user=request.user).exists(),
     }
 
 

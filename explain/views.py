@@ -1,8 +1,8 @@
 """The explain UI's pages: thin doors into explain.services.
 
 Every page is a GET of the same form (the URL is the permalink). The customer comes from the URL
-and must be visible to the user (Customer.objects.visible_to): any other id answers 404, so no
-parameter reaches another customer's items, rules, models or logged requests.
+and must be visible to the user (customers.selectors.customer_visible): any other id answers 404,
+so no parameter reaches another customer's items, rules, models or logged requests.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from customers.models import Customer, Role, role_grants
-from explain import reads, services
+from customers.selectors import customer_visible
+from explain import selectors, services
 from explain.forms import DEFAULTS, ExplainForm
 
 MAIN_FIELDS = (
@@ -51,8 +52,8 @@ def _customer(request: HttpRequest) -> Customer | None:
     if not raw:
         return None
     customer = None
-    if reads.is_id(raw):
-        customer = reads.customer_visible(user=request.user, customer_id=int(raw))
+    if selectors.is_id(raw):
+        customer = customer_visible(user=request.user, customer_id=int(raw))
     if customer is None or not role_grants(
         user=request.user, customer_id=customer.pk, role=EXPLAIN_ROLE
     ):

@@ -25,10 +25,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from catalog.reads import catalog_categories
+from catalog.selectors import catalog_categories
 from customers.models import Customer, Role, role_grants
+from customers.selectors import customer_visible, customers_visible
 from events.queries import normalise_query
-from explain import reads
+from explain import selectors
 from explain.insight import CustomerForm, shop_currency
 from explain.services import ExplainError
 from explain.services.workbench import (
@@ -267,8 +268,8 @@ def _customer_of(request: HttpRequest, data: Any) -> Customer | None:
     if not raw:
         return None
     customer = None
-    if reads.is_id(raw):
-        customer = reads.customer_visible(user=request.user, customer_id=int(raw))
+    if selectors.is_id(raw):
+        customer = customer_visible(user=request.user, customer_id=int(raw))
     if customer is None:
         raise Http404("No such customer.")
     return customer
@@ -292,7 +293,7 @@ def workbench_view(request: HttpRequest) -> HttpResponse:
     """The picker, the grid after the page's drafts, the drafts with their moves and warnings."""
     customer = _customer_of(request, request.GET)
     if customer is None:
-        customer = reads.customers_visible(user=request.user).first()
+        customer = customers_visible(user=request.user).first()
     data = {"surface": Surface.SEARCH, **request.GET.dict()}
     if customer is not None:
         data["customer"] = str(customer.pk)
@@ -315,7 +316,7 @@ def workbench_view(request: HttpRequest) -> HttpResponse:
     }
     if customer is not None:
         surface = str(data.get("surface"))
-        context["queries"] = reads.query_traffic(
+        context["queries"] = selectors.query_traffic(
             customer_id=customer.pk,
             surface=surface if surface == Surface.AUTOCOMPLETE else Surface.SEARCH,
             since=now - timedelta(days=LOG_DAYS),

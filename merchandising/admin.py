@@ -25,7 +25,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from catalog.reads import (
+from catalog.selectors import (
     MAX_PICKED,
     catalog_attribute_names,
     catalog_attribute_values,
@@ -34,8 +34,9 @@ from catalog.reads import (
     catalog_items_find,
 )
 from customers.admin import CustomerScopedAdmin
-from customers.models import Customer, Role, customers_granting, role_grants
-from merchandising import services
+from customers.models import Role, customers_granting, role_grants
+from customers.selectors import customer_is_visible, customers_visible
+from merchandising import selectors, services
 from merchandising.conflicts import RuleWarning, rule_warnings
 from merchandising.contracts import RuleIn
 from merchandising.forms import (
@@ -49,7 +50,6 @@ from merchandising.history import document_diff
 from merchandising.holdouts import holdout_html, rule_holdout_readout
 from merchandising.models import RevisionKind, Rule, RuleRevision
 from merchandising.preview import rule_preview
-from ranking.models import Experiment, ExperimentKind
 
 RULE_FIELDSETS: list[tuple[str | None, dict[str, Any]]] = [
     (None, {"fields": ["customer", "name", "description", "enabled", "priority"]}),
@@ -300,12 +300,8 @@ class RuleAdmin(CustomerScopedAdmin):
             customers: Any = [rule.customer_id]
         else:
             customers = customers_granting(user=request.user, role=self.edit_role)
-        running = Experiment.objects.filter(
-            customer__in=customers, kind=ExperimentKind.RULES, enabled=True
-        )
-        if rule is not None and rule.experiment_id is not None:
-            running = running | Experiment.objects.filter(pk=rule.experiment_id)
-        return running.select_related("customer").order_by("customer", "surface", "name")
+        tagged_id = rule.experiment_id if rule is not None else None
+        return selectors.rule_experiments_offered(customers=customers, tagged_id=tagged_id)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         if obj is None:
@@ -321,7 +317,7 @@ class RuleAdmin(CustomerScopedAdmin):
         obj.experiment_id = form.stored_experiment_id
         warnings: list[RuleWarning] = []
         if change:
-            stored = Rule.objects.get(pk=obj.pk)
+            stored = selectors.rule_stored(customer_id=obj.customer_id, rule_id=obj.pk)
             if not services.rule_unchanged(rule=stored, document=form.document):
                 _, warnings = services.rule_update(
                     rule=obj, document=form.document, user=request.user
@@ -448,8 +444,9 @@ class RuleAdmin(CustomerScopedAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         wanted = request.GET.get("customer", "")
-        visible = Customer.objects.visible_to(request.user)
-        if not wanted.isdigit() or not visible.filter(pk=int(wanted)).exists():
+        if not wanted.isdigit() or not customer_is_visible(
+            user=request.user, customer_id=int(wanted)
+        ):
             raise Http404("No such customer.")
         return int(wanted)
 
@@ -524,12 +521,8 @@ class RuleAdmin(CustomerScopedAdmin):
         return TemplateResponse(request, "admin/merchandising/rule/preview.html", context)
 
     def _revisions(self, request: HttpRequest, rule_id: int) -> list[RuleRevision]:
-        return list(
-            RuleRevision.objects.filter(
-                customer__in=Customer.objects.visible_to(request.user), rule_id_value=rule_id
-            )
-            .select_related("changed_by")
-            .order_by("-number")
+        return selectors.rule_revisions_among(
+            customers=customers_visible(user=request.user), rule_id=rule_id
         )
 
     def history_view(

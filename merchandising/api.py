@@ -18,11 +18,11 @@ from rest_framework.request import Request
 from core.errors import Conflict, FieldError, NotFound
 from core.schema import CONFLICT_RESPONSES, PROBLEM_RESPONSES, RESPONSE
 from customers.api import CustomerApi, json_response
-from customers.models import Customer, Scope
-from merchandising import services
+from customers.models import Scope
+from customers.selectors import customer_of
+from merchandising import selectors, services
 from merchandising.conflicts import RuleWarning
 from merchandising.contracts import ACTION_TYPES, RuleIn, RuleListOut, RuleOut
-from merchandising.history import rule_revisions
 from merchandising.holdouts import holdout_words, rule_holdout_readout
 from merchandising.models import Rule
 from ranking.experiments_api import DayOut, LiftOut, VariantOut, readout_as_dict
@@ -53,7 +53,6 @@ def _conflict(exc: services.RuleRejected) -> Conflict:
 
 class RuleListApi(CustomerApi):
     required_scope = Scope.RULES
-    model = Rule
 
     @extend_schema(
         operation_id="rules_list",
@@ -62,7 +61,8 @@ class RuleListApi(CustomerApi):
         tags=["rules"],
     )
     def get(self, request: Request) -> HttpResponse:
-        return json_response({"rules": [rule_as_dict(rule) for rule in self.get_queryset()]})
+        rules = selectors.rules_of(customer_id=self.customer_id)
+        return json_response({"rules": [rule_as_dict(rule) for rule in rules]})
 
     @extend_schema(
         operation_id="rules_create",
@@ -73,7 +73,7 @@ class RuleListApi(CustomerApi):
     )
     def post(self, request: Request) -> HttpResponse:
         document = self.read_json(request, RuleIn, union_tags=ACTION_TAGS)
-        customer = Customer.objects.get(pk=self.customer_id)
+        customer = customer_of(customer_id=self.customer_id)
         try:
             rule, warnings = services.rule_create(customer=customer, document=document)
         except services.RuleRejected as exc:
@@ -85,10 +85,9 @@ class RuleApi(CustomerApi):
     """One rule of the calling customer, by id (another customer's is a 404)."""
 
     required_scope = Scope.RULES
-    model = Rule
 
     def get_rule(self, rule_id: int) -> Rule:
-        rule = self.get_queryset().filter(pk=rule_id).first()
+        rule = selectors.rule_of(customer_id=self.customer_id, rule_id=rule_id)
         if rule is None:
             raise NotFound(f"No rule with id {rule_id}.")
         return rule
@@ -141,7 +140,7 @@ class RuleRevisionsApi(CustomerApi):
         tags=["rules"],
     )
     def get(self, request: Request, rule_id: int) -> HttpResponse:
-        revisions = rule_revisions(customer_id=self.customer_id, rule_id=rule_id)
+        revisions = selectors.rule_revisions(customer_id=self.customer_id, rule_id=rule_id)
         if not revisions:
             raise NotFound(f"No rule with id {rule_id}.")
         return json_response(

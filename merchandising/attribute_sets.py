@@ -17,11 +17,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 
-from catalog.models import Item
+from catalog.selectors import items_with_attribute_keys
 from merchandising.compiled import Attributes, attribute_matches, attribute_set_name
 from merchandising.contracts import Selector as SelectorDoc
 from merchandising.loading import attributes_compile
-from merchandising.models import Rule
+from merchandising.selectors import rule_selector_documents
 from ranking.signals.backend import signal_store
 from ranking.signals.store import SignalStoreUnavailable
 
@@ -37,13 +37,10 @@ def _matches(item_attributes: Mapping[str, object] | None, attributes: Attribute
 
 def attribute_item_ids(customer_id: int, attributes: Attributes) -> list[str]:
     """Ids of the customer's items whose attributes match every clause (values OR-ed)."""
-    query = Item.objects.for_customer(customer_id)
-    for key, _ in attributes:
-        query = query.filter(attributes__has_key=key)
     return [
         external_id
-        for external_id, item_attributes in query.values_list("external_id", "attributes").iterator(
-            chunk_size=10_000
+        for external_id, item_attributes in items_with_attribute_keys(
+            customer_id=customer_id, keys=[key for key, _ in attributes]
         )
         if _matches(item_attributes, attributes)
     ]
@@ -52,7 +49,7 @@ def attribute_item_ids(customer_id: int, attributes: Attributes) -> list[str]:
 def rule_attribute_sets(customer_id: int) -> dict[str, Attributes]:
     """Set name -> clauses, over all the customer's rules."""
     found: dict[str, Attributes] = {}
-    for selector in Rule.objects.for_customer(customer_id).values_list("selector", flat=True):
+    for selector in rule_selector_documents(customer_id=customer_id):
         if selector.get("attributes"):
             attributes = attributes_compile(selector["attributes"])
             found[attribute_set_name(attributes)] = attributes

@@ -19,7 +19,7 @@ from merchandising.contracts import (
     Window,
 )
 from merchandising.loading import catalog_facts, catalog_matches, selector_compile
-from merchandising.models import Rule
+from merchandising.selectors import rules_serving
 
 
 @dataclass(frozen=True)
@@ -161,9 +161,8 @@ def rule_warnings(
     else:
         targets = set()
 
-    stored = Rule.objects.for_customer(customer_id).serving()  # drafts serve nothing to clash
-    if rule_id is not None:
-        stored = stored.exclude(pk=rule_id)
+    # Drafts serve nothing to clash with.
+    stored = rules_serving(customer_id=customer_id, excluding=rule_id)
     others = [_Other(rule.pk, RuleIn.stored(rule.document())) for rule in stored]
     others = [other for other in others if may_overlap(document, other.document)]
     warnings += _pin_conflicts(document, rule_id, others)

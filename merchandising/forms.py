@@ -16,12 +16,12 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from catalog.models import Item
-from catalog.reads import (
+from catalog.selectors import (
     catalog_attribute_known,
     catalog_attribute_names,
     catalog_attribute_value_known,
     catalog_attribute_values,
+    catalog_brands_known,
     catalog_item_ids_near,
     catalog_items_find,
     catalog_items_known,
@@ -118,12 +118,7 @@ def unknown_brands(customer_id: int, brands: Sequence[str]) -> list[tuple[str, s
     with the closest brand the catalog has, if one is close."""
     if not brands:
         return []
-    known = set(
-        Item.objects.for_customer(customer_id)
-        .exclude(brand="")
-        .values_list("brand", flat=True)
-        .distinct()
-    )
+    known = catalog_brands_known(customer_id=customer_id)
     by_fold = {brand.casefold(): brand for brand in known}
     unknown = []
     for brand in brands:

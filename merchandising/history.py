@@ -1,22 +1,11 @@
-"""Reads for merchandising rules."""
+"""A rule's history as people read it: the diff of two of its documents (the revisions
+themselves are read by merchandising.selectors.rule_revisions)."""
 
 from __future__ import annotations
 
 import difflib
 import json
 from typing import Any
-
-from merchandising.models import RuleRevision
-
-
-def rule_revisions(*, customer_id: int, rule_id: int) -> list[RuleRevision]:
-    """A rule's history, newest first (kept after the rule is deleted)."""
-    return list(
-        RuleRevision.objects.for_customer(customer_id)
-        .filter(rule_id_value=rule_id)
-        .select_related("changed_by")
-        .order_by("-number")
-    )
 
 
 def document_diff(before: dict[str, Any] | None, after: dict[str, Any]) -> list[str]:

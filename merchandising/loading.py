@@ -1,19 +1,18 @@
 """Compile stored rules into the engine's immutable objects, and evaluate selectors on the
-catalog (for previews and conflict checks)."""
+catalog (for previews and conflict checks). The rows come from merchandising.selectors and
+catalog.selectors."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 
-from django.db.models import Q
-
-from catalog.models import Item
+from catalog.selectors import item_fact_rows
 from merchandising.actions import ACTIONS
 from merchandising.compiled import Attributes, CompiledRule, CompiledSelector, ItemFacts
 from merchandising.contracts import RuleIn
 from merchandising.contracts import Selector as SelectorDoc
 from merchandising.engine import RuleSet
-from merchandising.models import Rule
+from merchandising.selectors import drafts_enabled, item_ids_narrowed, rules_serving
 from ranking.signals.idsets import IdSet
 
 
@@ -61,9 +60,7 @@ def rule_set(rules: Iterable[CompiledRule]) -> RuleSet:
 def load_rule_set(customer_id: int, experiment_ids: Collection[int] = ()) -> RuleSet:
     """The customer's rules serving everyone (enabled, never a draft, tagged to no experiment),
     compiled (one query); with `experiment_ids`, also those serving only in their B."""
-    rules = Rule.objects.for_customer(customer_id).serving()
-    if experiment_ids:
-        rules = rules | Rule.objects.for_customer(customer_id).serving_in(experiment_ids)
+    rules = rules_serving(customer_id=customer_id, experiment_ids=experiment_ids)
     return rule_set(
         rule_compile(
             rule_id=rule.pk, document=RuleIn.stored(rule.document()), holdout_salt=rule.holdout_salt
@@ -77,18 +74,17 @@ def load_drafts(customer_id: int) -> list[CompiledRule]:
     published (the workbench's "after" side; never loaded to serve)."""
     return [
         rule_compile(rule_id=rule.pk, document=RuleIn.stored(rule.document()))
-        for rule in Rule.objects.for_customer(customer_id).drafts().enabled()
+        for rule in drafts_enabled(customer_id=customer_id)
     ]
 
 
 def catalog_facts(customer_id: int, item_ids: Iterable[str] | None = None) -> ItemFacts:
     """Item facts from the catalog itself (the preview's and conflict checks' view)."""
-    query = Item.objects.for_customer(customer_id)
     if item_ids is not None:
-        query = query.filter(external_id__in=list(item_ids))
+        item_ids = list(item_ids)
     catalog, attributes = {}, {}
-    for external_id, brand, categories, price, stock, item_attributes in query.values_list(
-        "external_id", "brand", "categories", "price", "in_stock", "attributes"
+    for external_id, brand, categories, price, stock, item_attributes in item_fact_rows(
+        customer_id=customer_id, item_ids=item_ids
     ):
         catalog[external_id] = (
             brand,
@@ -104,23 +100,7 @@ def catalog_facts(customer_id: int, item_ids: Iterable[str] | None = None) -> It
 def catalog_matches(customer_id: int, selector: SelectorDoc) -> list[str]:
     """Ids of the customer's catalog items the selector matches (SQL narrows, the engine's own
     mask decides, so authoring checks and ranking agree)."""
-    query = Item.objects.for_customer(customer_id)
-    if selector.brands:
-        brands = Q()
-        for brand in selector.brands:
-            brands |= Q(brand__iexact=brand)
-        query = query.filter(brands)
-    if selector.price_min is not None:
-        query = query.filter(price__gte=selector.price_min)
-    if selector.price_max is not None:
-        query = query.filter(price__lte=selector.price_max)
-    if selector.in_stock is not None:
-        query = query.filter(in_stock=selector.in_stock)
-    if selector.item_ids:
-        query = query.filter(external_id__in=selector.item_ids)
-    for key in selector.attributes:
-        query = query.filter(attributes__has_key=key)
-    ids = list(query.values_list("external_id", flat=True))
+    ids = item_ids_narrowed(customer_id=customer_id, selector=selector)
     facts = catalog_facts(customer_id, ids)
     mask = selector_compile(selector).mask(facts)
     return [item_id for item_id, hit in zip(ids, mask.tolist(), strict=True) if hit]

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import numpy as np
 
-from catalog.models import Item
+from catalog.selectors import items_by_id, items_matching_words
 from events.queries import normalise_query
 from merchandising.actions import ACTIONS, Pins
 from merchandising.compiled import CompiledRule
@@ -75,12 +75,8 @@ def preview_candidates(
 ) -> list[str]:
     """Up to `count` catalog item ids matching the query words and the category; the items in
     `first` (the rule's pins) lead when they match, the others follow by id."""
-    items = Item.objects.for_customer(customer_id)
-    for word in query.split():
-        items = items.filter(title__icontains=word)
-    # Narrowed in SQL on ASCII text only (SQLite stores JSON \u-escaped); the loop decides.
-    if category and category.isascii():
-        items = items.filter(categories__icontains=category)
+    # Narrowed in SQL (the category on ASCII text only); the loop decides the category.
+    items = items_matching_words(customer_id=customer_id, words=query.split(), category=category)
     wanted = category.casefold()
 
     def in_category(categories: list[str]) -> bool:
@@ -199,12 +195,7 @@ def rule_preview(
             "The signal store did not answer: both sides show the fallback order, without rules."
         )
 
-    items = {
-        item.external_id: item
-        for item in Item.objects.for_customer(customer_id)
-        .filter(external_id__in=item_ids)
-        .only("external_id", "title", "brand", "price")
-    }
+    items = items_by_id(customer_id=customer_id, item_ids=item_ids)
     before = _positions(without, item_ids)
     after = _positions(with_rule, item_ids)
     effects_without = _effects(without)

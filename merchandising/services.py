@@ -20,6 +20,7 @@ from merchandising.attribute_sets import attribute_set_publish, attribute_sets_i
 from merchandising.conflicts import RuleWarning, rule_warnings
 from merchandising.contracts import RuleIn, Window
 from merchandising.models import RevisionKind, Rule, RuleRevision
+from merchandising.selectors import rule_of, rules_of_experiment
 from ranking.models import Experiment, ExperimentKind
 
 
@@ -57,9 +58,11 @@ def _apply(rule: Rule, document: RuleIn) -> None:
 
 
 def _record(rule: Rule, kind: str, user: Any, note: str = "") -> RuleRevision:
-    last = RuleRevision.objects.filter(
-        customer_id=rule.customer_id, rule_id_value=rule.pk
-    ).aggregate(number=Max("number"))["number"]
+    last = (
+        RuleRevision.objects.for_customer(rule.customer_id)
+        .filter(rule_id_value=rule.pk)
+        .aggregate(number=Max("number"))["number"]
+    )
     revision = RuleRevision.objects.create(
         customer_id=rule.customer_id,
         rule_id_value=rule.pk,
@@ -187,7 +190,7 @@ def rule_revert(*, revision: RuleRevision, user: Any = None) -> tuple[Rule, list
     """Make the rule what it was at `revision` (recreating it if it was deleted since)."""
     document = RuleIn.stored(revision.document)
     note = f"reverted to revision {revision.number}"
-    rule = Rule.objects.for_customer(revision.customer_id).filter(pk=revision.rule_id_value).first()
+    rule = rule_of(customer_id=revision.customer_id, rule_id=revision.rule_id_value)
     if rule is not None:
         rule.draft = revision.draft
         return rule_update(
@@ -202,8 +205,8 @@ def rule_revert(*, revision: RuleRevision, user: Any = None) -> tuple[Rule, list
     )
     _apply(rule, document)
     rule.save(force_insert=True)
-    RuleRevision.objects.filter(
-        customer_id=revision.customer_id, rule_id_value=revision.rule_id_value
+    RuleRevision.objects.for_customer(revision.customer_id).filter(
+        rule_id_value=revision.rule_id_value
     ).update(rule=rule)
     _record(rule, RevisionKind.REVERTED, user, note)
     _propagate(revision.customer_id, document)
@@ -251,8 +254,10 @@ def rule_tag(
 def rules_untag(*, experiment: Experiment, user: Any = None, note: str = "") -> list[Rule]:
     """Untag every rule tagged to the experiment: they serve everyone they match (its B's
     promotion)."""
-    rules = list(Rule.objects.for_customer(experiment.customer_id).filter(experiment=experiment))
-    return [rule_tag(rule=rule, experiment=None, user=user, note=note) for rule in rules]
+    return [
+        rule_tag(rule=rule, experiment=None, user=user, note=note)
+        for rule in rules_of_experiment(experiment=experiment)
+    ]
 
 
 def catalog_changed(

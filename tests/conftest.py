@@ -25,11 +25,10 @@ from django.test import Client
 
 from customers import auth, runtime_sync
 from customers.models import Customer, Scope
-from customers.services import api_key_create
 from ranking.learning import rank_log
 from ranking.signals import backend as store_backend
 from ranking.signals import store as store_module
-from tests.factories import CustomerFactory
+from tests.factories import ApiKeyFactory, CustomerFactory
 from tests.processes import RedisProcess
 
 NAMESPACE = f"rwtest-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -223,8 +222,8 @@ class ApiCaller:
 def make_caller(db: None) -> Callable[..., ApiCaller]:
     def make(customer: Customer | None = None, scopes: list[str] | None = None) -> ApiCaller:
         customer = customer or CustomerFactory()
-        _, key = api_key_create(customer=customer, name="test", scopes=scopes or Scope.values)
-        return ApiCaller(Client(), customer, key)
+        api_key = ApiKeyFactory(customer=customer, name="test", scopes=scopes or Scope.values)
+        return ApiCaller(Client(), customer, api_key.plaintext)
 
     return make
 

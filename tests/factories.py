@@ -1,8 +1,12 @@
-"""factory_boy factories for the project's models."""
+"""factory_boy factories for the project's models, one per model the tests make. Rules, API
+keys and ranking configs are made by their services, as the API and the admin make them (a
+rule's revisions come with it); shopper-profile updates waiting for the replay are made by the
+ingest they wait for."""
 
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import factory
 import numpy as np
@@ -10,9 +14,14 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from catalog.models import Item
-from customers.models import Customer, Membership, Role
+from customers.models import ApiKey, Customer, Membership, Role, Scope
+from customers.services import api_key_create
 from events.models import Event
-from ranking.models import Experiment, RankingModel, RankLog, SignalVersion
+from merchandising.contracts import RuleIn
+from merchandising.models import Rule
+from merchandising.services import rule_create
+from ranking.models import Experiment, RankingConfig, RankingModel, RankLog, SignalVersion
+from ranking.services import ranking_config_save
 from ranking.signals.schema import FEATURES, SCHEMA_HASH
 
 
@@ -43,6 +52,24 @@ class MembershipFactory(factory.django.DjangoModelFactory):
     # Tests written before roles expect a member to do everything of the customer, as migration
     # 0004 keeps it for existing members; role tests name the role they test.
     role = Role.ADMIN
+
+
+class ApiKeyFactory(factory.django.DjangoModelFactory):
+    """A key made by customers.services.api_key_create, with every scope unless named. The key
+    returned carries its `plaintext`, which is shown once and never stored."""
+
+    class Meta:
+        model = ApiKey
+
+    customer = factory.SubFactory(CustomerFactory)
+    name = factory.Sequence(lambda n: f"key {n}")
+    scopes = factory.LazyFunction(lambda: list(Scope.values))
+
+    @classmethod
+    def _create(cls, model_class: type[ApiKey], *args: Any, **fields: Any) -> ApiKey:
+        api_key, plaintext = api_key_create(**fields)
+        api_key.plaintext = plaintext  # type: ignore[attr-defined]
+        return api_key
 
 
 class ItemFactory(factory.django.DjangoModelFactory):
@@ -133,3 +160,48 @@ class ExperimentFactory(factory.django.DjangoModelFactory):
         RankingModelFactory, customer=factory.SelfAttribute("..customer")
     )
     treatment_percent = 10
+
+
+class RuleFactory(factory.django.DjangoModelFactory):
+    """A rule stored by merchandising.services.rule_create (checked, its first revision and its
+    attribute set written): a weak boost of every item unless told. Pass any field of the rule
+    document (`action`, `selector`, `query`, `surfaces`, `windows`, `enabled`, ...), and `draft`
+    or `user`."""
+
+    class Meta:
+        model = Rule
+
+    customer = factory.SubFactory(CustomerFactory)
+    name = factory.Sequence(lambda n: f"rule {n}")
+    action = factory.LazyFunction(lambda: {"type": "boost", "strength": "weak"})
+
+    @classmethod
+    def _create(
+        cls,
+        model_class: type[Rule],
+        *args: Any,
+        customer: Customer,
+        draft: bool = False,
+        user: Any = None,
+        **document: Any,
+    ) -> Rule:
+        document_in = RuleIn.model_validate(document)
+        return rule_create(customer=customer, document=document_in, draft=draft, user=user)[0]
+
+
+class RankingConfigFactory(factory.django.DjangoModelFactory):
+    """A config saved by ranking.services.ranking_config_save: live on its surface (every API
+    process ranks with it within seconds) unless `live=False`."""
+
+    class Meta:
+        model = RankingConfig
+
+    customer = factory.SubFactory(CustomerFactory)
+    surface = "search"
+    name = factory.Sequence(lambda n: f"config {n}")
+    weights = factory.LazyFunction(lambda: {"popularity": 1.0})
+    personalization_weight = 1.0
+
+    @classmethod
+    def _create(cls, model_class: type[RankingConfig], *args: Any, **fields: Any) -> RankingConfig:
+        return ranking_config_save(**fields)

@@ -1,13 +1,14 @@
-"""Reads of a customer's rows name the customer through `TenantQuerySet.for_customer`: every
-model with a `customer` has it, and no application code spells the filter out. The few reads
-that span customers by design say so with `unscoped_all_customers()`: a read that names neither
-(nor a customer or a primary key in its arguments) is refused, so every cross-tenant read is
-easy to find and to review."""
+"""Reads of a customer's rows name the customer through `TenantQuerySet.for_customer` (or
+`for_customers`): every model with a `customer` has it, and no application code spells the
+filter out. The few reads that span customers by design say so with `unscoped_all_customers()`
+(and the selectors that make them are named `unscoped_*`): a read that names neither (nor a
+customer or a primary key in its arguments) is refused, so every cross-tenant read is easy to
+find and to review. The apps' reads live in their `selectors.py`: pages, admin and API views call
+those, never a model's manager."""
 
 from __future__ import annotations
 
 import ast
-import re
 from pathlib import Path
 
 from django.apps import apps
@@ -17,7 +18,6 @@ from customers.models import Customer, TenantQuerySet
 ROOT = Path(__file__).resolve().parent.parent
 APPS = ("catalog", "customers", "events", "merchandising", "ranking", "explain", "config", "core")
 APPS += ("demo",)
-SPELLED_OUT = re.compile(r"\.filter\(\s*customer(_id)?=(?!OuterRef)")
 
 
 def test_every_model_of_a_customer_reads_through_for_customer() -> None:
@@ -35,20 +35,74 @@ def test_every_model_of_a_customer_reads_through_for_customer() -> None:
         assert isinstance(model._default_manager.all(), TenantQuerySet), model.__name__
 
 
-def test_no_application_code_spells_the_customer_filter_out() -> None:
-    found = []
-    for app in APPS:
-        for path in (ROOT / app).rglob("*.py"):
-            if "migrations" in path.parts:
-                continue
-            for line in path.read_text().splitlines():
-                if SPELLED_OUT.search(line):
-                    found.append(f"{path.relative_to(ROOT)}: {line.strip()}")
+# The arguments that spell a customer filter out, and the calls that read with them.
+CUSTOMER_ARGUMENTS = {"customer", "customer_id", "customer__in", "customer_id__in"}
+FILTERS = {"filter", "exclude", "get"}
+# ranking's reads move to its selectors with the rework of its experiments and rank log (issue
+# 17); until then it may spell out at most this many, and the number only goes down.
+RANKING_SPELLED_OUT_AT_MOST = 14
 
-    # for_customer itself, and the tenant-scoped API views' queryset of any model.
-    assert found == [
-        "customers/api.py: return self.model._default_manager.filter(customer_id=self.customer_id)",
-        "customers/models.py: return self.filter(customer_id=customer_id)",
+
+def spelled_out_filters(source: str) -> list[str]:
+    """Each filter, exclude or get that names a customer by hand (a correlated `OuterRef` of a
+    subquery is no read of its own, and is not counted)."""
+    found = []
+    for node in sorted(ast.walk(ast.parse(source)), key=lambda node: getattr(node, "lineno", 0)):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        if node.func.attr not in FILTERS:
+            continue
+        for keyword in node.keywords:
+            value = keyword.value
+            is_outer_ref = (
+                isinstance(value, ast.Call)
+                and isinstance(value.func, ast.Name)
+                and value.func.id == "OuterRef"
+            )
+            if keyword.arg in CUSTOMER_ARGUMENTS and not is_outer_ref:
+                found.append(f"{node.lineno}: .{node.func.attr}({keyword.arg}=...)")
+    return found
+
+
+def application_modules(*apps: str) -> list[Path]:
+    return [
+        path
+        for app in apps
+        for path in sorted((ROOT / app).rglob("*.py"))
+        if "migrations" not in path.parts
+    ]
+
+
+def test_no_application_code_spells_the_customer_filter_out() -> None:
+    found: dict[str, list[str]] = {}
+    for path in application_modules(*APPS):
+        relative = path.relative_to(ROOT)
+        for line in spelled_out_filters(path.read_text()):
+            _, call = line.split(": ", 1)
+            found.setdefault(relative.parts[0], []).append(f"{relative}: {call}")
+
+    # for_customer and for_customers themselves.
+    assert found.pop("customers") == [
+        "customers/models.py: .filter(customer_id=...)",
+        "customers/models.py: .filter(customer__in=...)",
+    ]
+    assert len(found.pop("ranking", [])) <= RANKING_SPELLED_OUT_AT_MOST
+    assert found == {}
+
+
+def test_the_check_finds_a_customer_filter_spelled_out_over_several_lines() -> None:
+    source = (
+        "a = Event.objects.filter(\n    customer_id=customer_id,\n    ordinal=0,\n)\n"
+        "b = Experiment.objects.filter(customer__in=customers, enabled=True)\n"
+        "c = Event.objects.for_customer(customer_id).filter(ordinal=0)\n"
+        "d = Customer.objects.filter(Exists(Event.objects.filter(customer_id=OuterRef('pk'))))\n"
+        "e = queryset.exclude(customer_id__in=ids)\n"
+    )
+
+    assert spelled_out_filters(source) == [
+        "1: .filter(customer_id=...)",
+        "5: .filter(customer__in=...)",
+        "8: .exclude(customer_id__in=...)",
     ]
 
 
@@ -67,11 +121,12 @@ def tenant_model_names() -> set[str]:
 NAMING_ARGUMENTS = {"customer", "customer_id", "customer__in", "customer_id__in"}
 NAMING_ARGUMENTS |= {"pk", "id", "pk__in", "id__in"}
 WRITES = {"create", "bulk_create"}
+NAMING_METHODS = {"for_customer", "for_customers", "unscoped_all_customers"}
 
 
 def unnamed_reads(source: str, models: set[str]) -> list[str]:
     """Each query of `Model.objects...` (a tenant model) that names no customer: no
-    for_customer, no unscoped_all_customers, no customer or key argument in its chain."""
+    for_customer(s), no unscoped_all_customers, no customer or key argument in its chain."""
     tree = ast.parse(source)
     inner = {
         id(node.value)
@@ -92,7 +147,9 @@ def unnamed_reads(source: str, models: set[str]) -> list[str]:
                 continue
             if current.attr == "objects" and isinstance(current.value, ast.Name):
                 if current.value.id in models and methods:
-                    named = {"for_customer", "unscoped_all_customers"} & set(methods)
+                    named = {"for_customer", "for_customers", "unscoped_all_customers"} & set(
+                        methods
+                    )
                     if not named and not arguments & NAMING_ARGUMENTS and methods[0] not in WRITES:
                         chain = ".".join(reversed(methods))
                         found.append(f"{node.lineno}: {current.value.id}.objects.{chain}")
@@ -128,3 +185,103 @@ def test_the_check_finds_a_read_across_customers_that_does_not_say_so() -> None:
         "1: Rule.objects.filter.count",
         "5: Item.objects.values_list.distinct",
     ]
+
+
+# --- reads live in the apps' selectors ----------------------------------------------------------
+
+# The apps whose reads are in their selectors.py (ranking's follow with its rework, issue 17).
+SELECTOR_APPS = ("catalog", "customers", "events", "merchandising", "explain")
+# Where a model's manager may be used: the selectors read, the services write (and lock and
+# number what they write), the models define the QuerySet methods.
+MANAGER_HOMES = ("selectors.py", "services.py", "models.py")
+# The doors: pages, admin and API views, their forms. They call selectors and services only.
+DOORS = ("admin.py", "api.py", "views.py", "forms.py", "explain/insight.py", "explain/workbench.py")
+# Writes, which the doors leave to the services too, and which elsewhere are no read.
+WRITE_METHODS = {"create", "bulk_create", "update", "delete", "update_or_create", "get_or_create"}
+NO_QUERY = {"none"}  # an empty queryset a form field starts with: nothing is read
+MAY_READ_THEIR_OWN = {
+    # Every /v1 request's key look-up: read beside the per-process cache it fills, on the hot
+    # path (the look-up by hash spans customers and says so with unscoped_all_customers).
+    "customers/auth.py": "the API key cache",
+}
+
+
+def project_model_names() -> set[str]:
+    return {model.__name__ for model in apps.get_models() if model._meta.app_label in APPS}
+
+
+def manager_calls(source: str, models: set[str]) -> list[tuple[int, str, bool]]:
+    """Each `Model.objects...` (or `_default_manager`) chain of a project model: its line, the
+    chain, and whether it writes."""
+    tree = ast.parse(source)
+    inner = {
+        id(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Call)
+    }
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or id(node) in inner:
+            continue
+        methods: list[str] = []
+        current: ast.expr = node
+        while isinstance(current, ast.Call | ast.Attribute):
+            if isinstance(current, ast.Call):
+                current = current.func
+                continue
+            manager = current.attr in {"objects", "_default_manager"}
+            if manager and isinstance(current.value, ast.Name) and current.value.id in models:
+                if methods and methods[-1] not in NO_QUERY:
+                    chain = ".".join([current.value.id, current.attr, *reversed(methods)])
+                    found.append((current.lineno, chain, bool(WRITE_METHODS & set(methods))))
+                break
+            methods.append(current.attr)
+            current = current.value
+    return sorted(found)
+
+
+def misplaced_manager_calls(relative: str, source: str, models: set[str]) -> list[str]:
+    """What a module of an app with selectors does with a model's manager that it should leave
+    to the selectors (reads) or the services (a door's writes)."""
+    name = relative.rsplit("/", 1)[-1]
+    in_services = "/services/" in relative  # a package of services (explain/services/)
+    if name in MANAGER_HOMES or in_services or relative in MAY_READ_THEIR_OWN:
+        return []
+    door = name in DOORS or relative in DOORS
+    return [
+        f"{relative}:{line}: {chain}"
+        for line, chain, writes in manager_calls(source, models)
+        if door or not writes
+    ]
+
+
+def test_pages_admin_and_api_read_through_selectors_and_write_through_services() -> None:
+    models = project_model_names()
+    found = []
+    for path in application_modules(*SELECTOR_APPS):
+        relative = str(path.relative_to(ROOT))
+        found += misplaced_manager_calls(relative, path.read_text(), models)
+
+    assert found == []
+
+
+def test_the_check_finds_a_read_or_a_write_left_in_a_door() -> None:
+    source = (
+        "a = Rule.objects.for_customer(7).filter(enabled=True).first()\n"
+        "b = Customer.objects.visible_to(user).exists()\n"
+        "c = Rule.objects.filter(pk=rule.pk).update(enabled=False)\n"
+        "d = forms.ModelChoiceField(queryset=Customer.objects.none())\n"
+        "e = selectors.rule_of(customer_id=7, rule_id=3)\n"
+    )
+    models = {"Rule", "Customer"}
+
+    assert misplaced_manager_calls("merchandising/admin.py", source, models) == [
+        "merchandising/admin.py:1: Rule.objects.for_customer.filter.first",
+        "merchandising/admin.py:2: Customer.objects.visible_to.exists",
+        "merchandising/admin.py:3: Rule.objects.filter.update",
+    ]
+    assert misplaced_manager_calls("merchandising/preview.py", source, models) == [
+        "merchandising/preview.py:1: Rule.objects.for_customer.filter.first",
+        "merchandising/preview.py:2: Customer.objects.visible_to.exists",
+    ]
+    assert misplaced_manager_calls("merchandising/selectors.py", source, models) == []

@@ -1,7 +1,7 @@
 """Queries that need attention: the shop's queries by traffic over a period, with their rates,
 flagged when shoppers rarely or never click what they are shown.
 
-The counts come from one GROUP BY over the event log (explain.reads.query_traffic); the rates,
+The counts come from one GROUP BY over the event log (explain.selectors.query_traffic); the rates,
 the shop's median and the flags are worked out here on one row per query.
 """
 
@@ -11,7 +11,7 @@ import statistics
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from explain import reads
+from explain import selectors
 
 PERIODS = (7, 28, 90)  # days, the choices of the period selector
 DEFAULT_PERIOD = 28
@@ -29,7 +29,7 @@ LOW_CTR = "low-ctr"
 class QueryRow:
     """One query's numbers over the period, its flag ("" when it looks fine) and where to look."""
 
-    traffic: reads.QueryTraffic
+    traffic: selectors.QueryTraffic
     flag: str
     logged_request: str  # the latest logged request id for the query, "" when none
 
@@ -83,14 +83,14 @@ def queries_report(
 ) -> QueriesReport:
     """The search queries of the last `days` days by traffic, each with its rates and flag."""
     since, until = now - timedelta(days=days), now
-    traffic = reads.query_traffic(
+    traffic = selectors.query_traffic(
         customer_id=customer_id, surface="search", since=since, until=until
     )
     judged = [row for row in traffic if row.searches >= MIN_SEARCHES]
     clicked_rates = [_share(row.clicked_searches, row.searches) for row in judged if row.clicks > 0]
     median_ctr = statistics.median(clicked_rates) if clicked_rates else None
 
-    def flag(row: reads.QueryTraffic) -> str:
+    def flag(row: selectors.QueryTraffic) -> str:
         if row.searches < MIN_SEARCHES:
             return ""
         if row.clicks == 0:
@@ -103,7 +103,7 @@ def queries_report(
 
     flags = {row.query: flag(row) for row in traffic}
     shown = [row for row in traffic if flags[row.query] or not only_flagged][:MAX_ROWS]
-    logged = reads.latest_logged_requests(
+    logged = selectors.latest_logged_requests(
         customer_id=customer_id,
         surface="search",
         queries=[row.query for row in shown],

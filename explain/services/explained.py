@@ -18,8 +18,9 @@ from decimal import Decimal
 import numpy as np
 
 from catalog.models import Item
+from catalog.selectors import items_by_id
 from events.queries import normalise_query, shopper_key
-from explain import reads
+from explain import selectors
 from explain.charts import DivergingBar, bar_scale, diverging_bar
 from explain.reasons import mean_contributions, top_reasons
 from merchandising.engine import RuleSet
@@ -250,7 +251,7 @@ def candidates_resolve(params: ExplainParams) -> Candidates:
     """The candidates to rank, with the surface, query and shopper they are ranked for: the form's,
     or the logged request's when replaying one."""
     if params.source == SOURCE_LOG:
-        logged = reads.rank_log_of(customer_id=params.customer_id, request_id=params.request_id)
+        logged = selectors.rank_log_of(customer_id=params.customer_id, request_id=params.request_id)
         if logged is None:
             raise ExplainError("request_id", "No logged request of this customer has this id.")
         relevance = feature_matrix(bytes(logged.features))[:, RELEVANCE_COLUMN]
@@ -311,7 +312,7 @@ def ranker_choices(*, customer_id: int, surface: str | None) -> list[tuple[str, 
     ]
     choices += [
         (f"{MODEL_PREFIX}{model.pk}", f"{model.surface} model {model.label} ({model.status})")
-        for model in reads.models_of(customer_id=customer_id, surface=surface)
+        for model in selectors.models_of(customer_id=customer_id, surface=surface)
     ]
     return choices
 
@@ -336,8 +337,8 @@ def ranker_build(*, customer_id: int, surface: str, key: str, field_name: str) -
         return Ranker(key, label, replace(live, scorer=blend.scorer))
     model_id = key.removeprefix(MODEL_PREFIX)
     model = None
-    if key.startswith(MODEL_PREFIX) and reads.is_id(model_id):
-        model = reads.model_of(customer_id=customer_id, model_id=int(model_id))
+    if key.startswith(MODEL_PREFIX) and selectors.is_id(model_id):
+        model = selectors.model_of(customer_id=customer_id, model_id=int(model_id))
     if model is None or model.surface != surface:
         raise ExplainError(field_name, f"No model of this customer's {surface} surface is {key!r}.")
     try:
@@ -378,7 +379,7 @@ def explain_ranking(params: ExplainParams, *, ranker_key: str | None = None) -> 
     typical = None if meta is None else meta.feature_mean
     spread = None if meta is None else meta.feature_std
     notes = list(candidates.notes)
-    catalog = reads.items_by_id(customer_id=params.customer_id, item_ids=list(request.item_ids))
+    catalog = items_by_id(customer_id=params.customer_id, item_ids=list(request.item_ids))
     missing = [item_id for item_id in request.item_ids if item_id not in catalog]
     if missing:
         shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")

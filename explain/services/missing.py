@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from catalog.models import Item
-from explain import reads
+from catalog.selectors import item_of
+from explain import selectors
 from explain.reasons import NEGLIGIBLE, phrase
 from explain.services.explained import (
     MAX_CANDIDATES,
@@ -31,6 +32,7 @@ from explain.services.explained import (
 from merchandising.actions import ACTIONS, Phase
 from merchandising.contracts import BOOST_STRENGTHS
 from merchandising.preview import preview_candidates
+from merchandising.selectors import rule_name
 from ranking.learning.rank_log import feature_matrix
 from ranking.signals.schema import FEATURE_INDEX, RELEVANCE_COLUMN
 
@@ -115,7 +117,7 @@ def _placed(item: ExplainedItem) -> bool:
     )
 
 
-def _served(pages: list[reads.LoggedPage], item_id: str, page_size: int) -> Served:
+def _served(pages: list[selectors.LoggedPage], item_id: str, page_size: int) -> Served:
     positions = [page.item_ids.index(item_id) + 1 for page in pages if item_id in page.item_ids]
     return Served(
         requests=len(pages),
@@ -130,13 +132,13 @@ def _where(params: WhyNotParams) -> str:
 
 
 def _candidates(
-    params: WhyNotParams, pages: list[reads.LoggedPage], item: Item
+    params: WhyNotParams, pages: list[selectors.LoggedPage], item: Item
 ) -> tuple[tuple[tuple[str, float | None], ...], str]:
     """The candidates to rank now (id, relevance), and a sentence saying where they come from."""
     chosen = next((page for page in pages if params.item_id in page.item_ids), None)
     chosen = chosen or (pages[0] if pages else None)
     logged = (
-        reads.rank_log_of(customer_id=params.customer_id, request_id=chosen.request_id)
+        selectors.rank_log_of(customer_id=params.customer_id, request_id=chosen.request_id)
         if chosen is not None
         else None
     )
@@ -209,10 +211,10 @@ def _low_reasons(ranked: ExplainedItem, typical: np.ndarray | None) -> list[str]
 
 def why_not_here(params: WhyNotParams) -> WhyNot:
     """Where the item was served, where it lands now and why, and what would lift it."""
-    item = reads.item_of(customer_id=params.customer_id, item_id=params.item_id)
+    item = item_of(customer_id=params.customer_id, item_id=params.item_id)
     if item is None:
         raise ExplainError("item", "No item of this shop's catalog has this id.")
-    pages = reads.logged_pages(
+    pages = selectors.logged_pages(
         customer_id=params.customer_id,
         surface=params.surface,
         query=params.query,
@@ -281,7 +283,7 @@ def why_not_here(params: WhyNotParams) -> WhyNot:
         )
     removed = next((r for r in explained.removed if r.item_id == params.item_id), None)
     if removed is not None:
-        name = reads.rule_name(customer_id=params.customer_id, rule_id=removed.rule_id)
+        name = rule_name(customer_id=params.customer_id, rule_id=removed.rule_id)
         hidden_by = RuleMention(removed.rule_id, name, "hide", "hidden")
         lifts.insert(
             0,

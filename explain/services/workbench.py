@@ -19,7 +19,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from catalog.models import Item
-from explain import reads
+from catalog.selectors import items_for_cards
+from explain import selectors
 from explain.services.explained import (
     MAX_CANDIDATES,
     RANKER_DRAFTS,
@@ -34,6 +35,12 @@ from merchandising.conflicts import rule_warnings
 from merchandising.contracts import MAX_POSITION, RuleIn
 from merchandising.loading import rule_compile
 from merchandising.models import Rule
+from merchandising.selectors import (
+    drafts_of,
+    hide_rules_serving,
+    rule_names,
+    rules_serving_newest_first,
+)
 from ranking.engine.records import RankInput, RuleEffect
 from ranking.learning.rank_log import feature_matrix
 from ranking.signals.schema import RELEVANCE_COLUMN
@@ -179,7 +186,7 @@ def _logged_candidates(
 ) -> tuple[tuple[tuple[str, float | None], ...], str] | None:
     """The items of the latest logged request for the query (or category), with their logged
     relevance; None when none was logged in the period."""
-    pages = reads.logged_pages(
+    pages = selectors.logged_pages(
         customer_id=params.customer_id,
         surface=params.surface,
         query=params.query,
@@ -188,7 +195,7 @@ def _logged_candidates(
         limit=1,
     )
     logged = (
-        reads.rank_log_of(customer_id=params.customer_id, request_id=pages[0].request_id)
+        selectors.rank_log_of(customer_id=params.customer_id, request_id=pages[0].request_id)
         if pages
         else None
     )
@@ -222,7 +229,7 @@ def _hidden_by_name(params: WorkbenchParams) -> list[str]:
     (it keeps what was returned), yet the merchandiser should see them hidden."""
     request = _request(params)
     hidden: list[str] = []
-    for rule in Rule.objects.for_customer(params.customer_id).serving().filter(action_type="hide"):
+    for rule in hide_rules_serving(customer_id=params.customer_id):
         compiled = rule_compile(rule_id=rule.pk, document=RuleIn.stored(rule.document()))
         if compiled.applies(request, params.now):
             hidden += [
@@ -283,7 +290,7 @@ def page_drafts(params: WorkbenchParams) -> list[Rule]:
     """The customer's drafts that would apply to this page, oldest first."""
     request = _request(params)
     drafts = []
-    for rule in Rule.objects.for_customer(params.customer_id).drafts().order_by("id"):
+    for rule in drafts_of(customer_id=params.customer_id):
         compiled = rule_compile(rule_id=rule.pk, document=RuleIn.stored(rule.document()))
         if rule.enabled and compiled.applies(request, params.now):
             drafts.append(rule)
@@ -314,7 +321,7 @@ def same_page(rule: Rule, params: WorkbenchParams) -> bool:
 def page_published(params: WorkbenchParams) -> list[Rule]:
     """The serving rules made for exactly this page (as the workbench writes them), newest
     first: what "Turn off" offers to undo."""
-    serving = Rule.objects.for_customer(params.customer_id).serving().order_by("-id")
+    serving = rules_serving_newest_first(customer_id=params.customer_id)
     return [rule for rule in serving if same_page(rule, params)]
 
 
@@ -370,15 +377,6 @@ def _effect_words(effect: RuleEffect) -> str:
     return ACTION_WORDS.get(effect.action, effect.action)
 
 
-def _catalog(customer_id: int, item_ids: list[str]) -> dict[str, Item]:
-    items = (
-        Item.objects.for_customer(customer_id)
-        .filter(external_id__in=item_ids)
-        .only("external_id", "title", "brand", "categories", "price", "in_stock", "attributes")
-    )
-    return {item.external_id: item for item in items}
-
-
 def most_specific_category(item: Item | None) -> str:
     """The deepest of the item's categories ("shoes/running" over "shoes"); "" when none."""
     paths = [path for path in (item.categories or []) if isinstance(path, str)] if item else []
@@ -422,9 +420,10 @@ def workbench(params: WorkbenchParams) -> Workbench:
             published,
         )
     was = {item.item_id: item.position for item in before.items}
-    catalog = _catalog(
-        params.customer_id,
-        [item.item_id for item in after.items] + [removed.item_id for removed in after.removed],
+    catalog = items_for_cards(
+        customer_id=params.customer_id,
+        item_ids=[item.item_id for item in after.items]
+        + [removed.item_id for removed in after.removed],
     )
     cards = tuple(
         Card(
@@ -441,10 +440,8 @@ def workbench(params: WorkbenchParams) -> Workbench:
         )
         for item in after.items
     )
-    names = dict(
-        Rule.objects.for_customer(params.customer_id)
-        .filter(pk__in={removed.rule_id for removed in after.removed})
-        .values_list("id", "name")
+    names = rule_names(
+        customer_id=params.customer_id, rule_ids={removed.rule_id for removed in after.removed}
     )
     hidden = tuple(
         HiddenCard(

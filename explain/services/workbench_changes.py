@@ -12,8 +12,8 @@ from typing import Any
 from django.db import transaction
 
 from catalog.models import Item
+from catalog.selectors import item_of
 from customers.models import Customer
-from explain import reads
 from explain.services.explained import ExplainError
 from explain.services.workbench import (
     WorkbenchParams,
@@ -25,6 +25,7 @@ from explain.services.workbench import (
 from merchandising import services as rule_services
 from merchandising.contracts import RuleIn
 from merchandising.models import Rule
+from merchandising.selectors import drafts_among
 
 TITLE_IN_NAME = 60
 
@@ -142,9 +143,7 @@ def draft_change(
     """Write the change as a draft rule (a new one, or the page's draft it replaces), through the
     rule services with history. Raises ExplainError naming the field at fault, and
     RuleRejected when it contradicts a serving rule; nothing is stored then."""
-    item = (
-        reads.item_of(customer_id=customer.pk, item_id=change.item_id) if change.item_id else None
-    )
+    item = item_of(customer_id=customer.pk, item_id=change.item_id) if change.item_id else None
     if change.kind.endswith("-brand") and (item is None or not item.brand):
         raise ExplainError("item", "This item has no brand in the catalog.")
     if change.kind.endswith("-category") and not most_specific_category(item):
@@ -180,9 +179,7 @@ def draft_change(
 
 def drafts_chosen(*, customer_id: int, rule_ids: list[int]) -> list[Rule]:
     """The customer's drafts among `rule_ids`; ExplainError when one is gone or published."""
-    rules = list(
-        Rule.objects.for_customer(customer_id).drafts().filter(pk__in=rule_ids).order_by("id")
-    )
+    rules = drafts_among(customer_id=customer_id, rule_ids=rule_ids)
     if len(rules) != len(set(rule_ids)):
         raise ExplainError(
             "drafts", "A change was published or discarded meanwhile: look at the page again."

@@ -20,23 +20,23 @@ from django.test import Client
 from django.urls import reverse
 
 from customers.models import ApiKey, Customer
-from customers.services import api_key_create
 from events.models import Event
 from explain import urls as explain_urls
-from merchandising.contracts import RuleIn
 from merchandising.models import Rule, RuleRevision
-from merchandising.services import rule_create
 from ranking.models import Experiment, RankingConfig, RankingModel, SignalVersion
-from ranking.services import ranking_config_save, signals_refresh
+from ranking.services import signals_refresh
 from tests.conftest import ApiCaller
 from tests.factories import (
+    ApiKeyFactory,
     CustomerFactory,
     EventFactory,
     ExperimentFactory,
     ItemFactory,
     MembershipFactory,
+    RankingConfigFactory,
     RankingModelFactory,
     RankLogFactory,
+    RuleFactory,
     SignalVersionFactory,
     UserFactory,
 )
@@ -68,8 +68,7 @@ def click(customer: Customer, tag: str) -> Event:
 
 
 def rule(customer: Customer, tag: str) -> Rule:
-    document = {"name": f"{tag}-rule", "action": {"type": "boost", "strength": "weak"}}
-    return rule_create(customer=customer, document=RuleIn.model_validate(document))[0]
+    return RuleFactory(customer=customer, name=f"{tag}-rule")
 
 
 @dataclass(frozen=True)
@@ -90,7 +89,7 @@ ADMIN_CASES = [
     AdminCase(
         "customers.apikey",
         lambda c, tag, n: (
-            api_key_create(customer=c, name=f"{tag}-key", scopes=["rank"])[0],
+            ApiKeyFactory(customer=c, name=f"{tag}-key", scopes=["rank"]),
             f"{tag}-key",
         ),
         addable=True,
@@ -104,13 +103,7 @@ ADMIN_CASES = [
     AdminCase(
         "ranking.rankingconfig",
         lambda c, tag, n: (
-            ranking_config_save(
-                customer=c,
-                surface="browse",
-                name=f"{tag}-config",
-                weights={"popularity": 1.0},
-                personalization_weight=1.0,
-            ),
+            RankingConfigFactory(customer=c, surface="browse", name=f"{tag}-config"),
             f"{tag}-config",
         ),
         addable=True,
@@ -580,7 +573,7 @@ def test_staff_cannot_change_another_customers_ranking_on_the_workbench(
         "selector": {"item_ids": ["bravozed-sku"]},
         "action": {"type": "hide"},
     }
-    draft = rule_create(customer=b, document=RuleIn.model_validate(document), draft=True)[0]
+    draft = RuleFactory(customer=b, **document, draft=True)
     page_of = {"surface": "search", "query": "bravozed boots", **WORKBENCH_WRITES[name](draft.pk)}
 
     as_b = staff_a.post(reverse(name), {"customer": b.pk, **page_of})

@@ -20,10 +20,10 @@ from django.urls import reverse
 from prometheus_client import REGISTRY
 
 from customers import auth, ratelimit, runtime_sync
-from customers.models import Customer, Membership, Role
+from customers.models import Customer, Role
 from customers.services import customer_update
 from tests.conftest import ApiCaller
-from tests.factories import UserFactory
+from tests.factories import MembershipFactory, UserFactory
 from tests.processes import RedisProcess
 
 pytestmark = pytest.mark.django_db
@@ -324,7 +324,7 @@ def test_a_customer_admin_sees_the_rate_limits_but_cannot_change_them(api: ApiCa
     user = UserFactory(is_staff=True)
     user.save()
     user.user_permissions.set(Permission.objects.filter(codename__endswith="_customer"))
-    Membership.objects.create(customer=api.customer, user=user, role=Role.ADMIN)
+    MembershipFactory(customer=api.customer, user=user, role=Role.ADMIN)
     staff = Client()
     staff.force_login(user)
     url = reverse("admin:customers_customer_change", args=[api.customer.pk])

@@ -31,7 +31,7 @@ from tests.customers.test_admin_isolation import (
     config_form,
     make_tenant,
 )
-from tests.factories import CustomerFactory, UserFactory
+from tests.factories import CustomerFactory, MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -67,7 +67,7 @@ def staff(**roles: Role) -> tuple[AbstractBaseUser, Client]:
     user.save()
     user.user_permissions.set(Permission.objects.filter(content_type__app_label__in=TENANT_APPS))
     for slug, role in roles.items():
-        Membership.objects.create(customer=Customer.objects.get(slug=slug), user=user, role=role)
+        MembershipFactory(customer=Customer.objects.get(slug=slug), user=user, role=role)
     return user, logged_in(user)
 
 

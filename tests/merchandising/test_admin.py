@@ -16,9 +16,15 @@ from django.urls import reverse
 from customers.models import Customer
 from merchandising.contracts import RuleIn
 from merchandising.models import Rule, RuleRevision
-from merchandising.services import rule_create, rule_delete
+from merchandising.services import rule_delete
 from ranking.services import signals_refresh
-from tests.factories import CustomerFactory, ItemFactory, MembershipFactory, UserFactory
+from tests.factories import (
+    CustomerFactory,
+    ItemFactory,
+    MembershipFactory,
+    RuleFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -107,8 +113,7 @@ def form_data(customer: Customer | None = None, **fields: Any) -> dict[str, Any]
 
 
 def stored_rule(customer: Customer, **document: Any) -> Rule:
-    body = {"name": "Stored rule", "action": {"type": "boost", "strength": "weak"}, **document}
-    return rule_create(customer=customer, document=RuleIn.model_validate(body))[0]
+    return RuleFactory(customer=customer, **{"name": "Stored rule", **document})
 
 
 def add_url() -> str:
@@ -487,8 +492,8 @@ def test_attributes_beyond_what_the_pickers_list_are_still_known(
     accepts every one an item has, and refuses only those none has."""
     for number in range(3):
         ItemFactory(customer=shop, external_id=f"gtin-{number}", attributes={"gtin": f"40{number}"})
-    monkeypatch.setattr("catalog.reads.MAX_PICKED", 1)
-    monkeypatch.setattr("catalog.reads.MAX_ATTRIBUTE_VALUES_READ", 1)
+    monkeypatch.setattr("catalog.selectors.MAX_PICKED", 1)
+    monkeypatch.setattr("catalog.selectors.MAX_ATTRIBUTE_VALUES_READ", 1)
 
     accepted = staff.post(
         add_url(), form_data(shop, name="Known", selector_attributes="gtin=402\nsize=40")

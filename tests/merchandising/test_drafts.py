@@ -16,7 +16,7 @@ from merchandising.contracts import RuleIn
 from merchandising.loading import load_drafts, load_rule_set
 from merchandising.models import Rule, RuleRevision
 from tests.conftest import ApiCaller
-from tests.factories import CustomerFactory, ItemFactory
+from tests.factories import CustomerFactory, ItemFactory, RuleFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -39,10 +39,13 @@ def ranked(api: ApiCaller) -> list[str]:
 
 
 def hide_draft(api: ApiCaller, item_id: str = "sku-a") -> Rule:
-    document = RuleIn.model_validate(
-        {"name": f"hide {item_id}", "selector": {"item_ids": [item_id]}, "action": {"type": "hide"}}
+    return RuleFactory(
+        customer=api.customer,
+        name=f"hide {item_id}",
+        selector={"item_ids": [item_id]},
+        action={"type": "hide"},
+        draft=True,
     )
-    return services.rule_create(customer=api.customer, document=document, draft=True)[0]
 
 
 def test_a_draft_never_serves_and_publishing_makes_it_serve(api: ApiCaller) -> None:

@@ -3,7 +3,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from customers.models import Customer, Scope
+from customers.models import Scope
+from customers.selectors import customer_by_slug
 from customers.services import api_key_create
 
 
@@ -20,7 +21,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        customer = Customer.objects.filter(slug=options["customer"]).first()
+        customer = customer_by_slug(slug=options["customer"])
         if customer is None:
             raise CommandError(f"No customer with slug {options['customer']!r}.")
         scopes = [scope.strip() for scope in options["scopes"].split(",") if scope.strip()]

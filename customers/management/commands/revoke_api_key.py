@@ -2,7 +2,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from customers.models import ApiKey
+from customers.selectors import unscoped_api_keys_by_prefix
 from customers.services import api_key_revoke
 
 
@@ -13,7 +13,7 @@ class Command(BaseCommand):
         parser.add_argument("prefix")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        keys = list(ApiKey.objects.unscoped_all_customers().filter(prefix=options["prefix"]))
+        keys = unscoped_api_keys_by_prefix(prefix=options["prefix"])
         if len(keys) != 1:
             raise CommandError(f"{len(keys)} keys have prefix {options['prefix']!r}; need one.")
         api_key_revoke(api_key=keys[0])

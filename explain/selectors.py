@@ -1,18 +1,16 @@
-"""Reads of the explain UI, each scoped to one customer the caller has already been allowed to
-see (explain.views resolves it through Customer.objects.visible_to)."""
+"""Reads of the explain UI's own (the search traffic, the logged requests, the models that can
+score), each scoped to one customer the caller has already been allowed to see (explain.views
+resolves it through customers.selectors.customer_visible). Items, rules and customers are read
+through their apps' selectors."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from django.db.models import Count, Max, Q, QuerySet, Sum
 
-from catalog.models import Item
-from customers.models import Customer
 from events.models import Event, EventType
-from merchandising.models import Rule
 from ranking.models import RankingModel, RankLog
 from ranking.signals.schema import SCHEMA_HASH
 
@@ -23,16 +21,6 @@ MAX_ID_DIGITS = 18
 def is_id(text: str) -> bool:
     """Whether `text` can be a primary key, so a lookup by it cannot fail in the database."""
     return text.isdigit() and len(text) <= MAX_ID_DIGITS
-
-
-def customers_visible(*, user: Any) -> QuerySet[Customer]:
-    """The customers a user may explain: all for superusers, their memberships otherwise."""
-    return Customer.objects.visible_to(user).order_by("name")
-
-
-def customer_visible(*, user: Any, customer_id: int) -> Customer | None:
-    """The customer if the user may see it, else None (the view answers 404)."""
-    return customers_visible(user=user).filter(pk=customer_id).first()
 
 
 def models_of(*, customer_id: int, surface: str | None = None) -> QuerySet[RankingModel]:
@@ -49,16 +37,6 @@ def model_of(*, customer_id: int, model_id: int) -> RankingModel | None:
 
 def rank_log_of(*, customer_id: int, request_id: str) -> RankLog | None:
     return RankLog.objects.for_customer(customer_id).filter(request_id=request_id).first()
-
-
-def items_by_id(*, customer_id: int, item_ids: list[str]) -> dict[str, Item]:
-    """The customer's catalog items among `item_ids`, by their external id."""
-    items = (
-        Item.objects.for_customer(customer_id)
-        .filter(external_id__in=item_ids)
-        .only("external_id", "title", "brand", "price", "categories")
-    )
-    return {item.external_id: item for item in items}
 
 
 # --- queries that need attention, why an item is not here ----------------------------------------
@@ -85,12 +63,8 @@ def query_traffic(
     carts and purchases count by the search (request) they were attributed to at ingest."""
     has_request = ~Q(request_id="")
     rows = (
-        Event.objects.filter(
-            customer_id=customer_id,
-            occurred_at__gte=since,
-            occurred_at__lt=until,
-            surface=surface,
-        )
+        Event.objects.for_customer(customer_id)
+        .filter(occurred_at__gte=since, occurred_at__lt=until, surface=surface)
         .exclude(query="")
         .filter(~Q(type=EventType.IMPRESSION) | Q(ordinal=0))
         .values("query")
@@ -130,9 +104,8 @@ def latest_logged_requests(
     """The request id of each query's latest logged request since `since` (queries without one
     are left out): one GROUP BY and one look-up, whatever the number of queries."""
     latest = (
-        RankLog.objects.filter(
-            customer_id=customer_id, surface=surface, created_at__gte=since, query__in=queries
-        )
+        RankLog.objects.for_customer(customer_id)
+        .filter(surface=surface, created_at__gte=since, query__in=queries)
         .values("query")
         .annotate(last=Max("id"))
         .values_list("last", flat=True)
@@ -159,26 +132,11 @@ def logged_pages(
     """The latest `limit` logged requests for the query (or, with no query, the category) since
     `since`, newest first."""
     rows = (
-        RankLog.objects.filter(
-            customer_id=customer_id,
-            surface=surface,
-            query=query,
-            created_at__gte=since,
-        )
+        RankLog.objects.for_customer(customer_id)
+        .filter(surface=surface, query=query, created_at__gte=since)
         .order_by("-created_at", "-id")
         .values_list("request_id", "created_at", "item_ids")
     )
     if not query:
         rows = rows.filter(category=category)
     return [LoggedPage(request_id, at, list(ids)) for request_id, at, ids in rows[:limit]]
-
-
-def item_of(*, customer_id: int, item_id: str) -> Item | None:
-    """The customer's catalog item with this external id, if any."""
-    return Item.objects.for_customer(customer_id).filter(external_id=item_id).first()
-
-
-def rule_name(*, customer_id: int, rule_id: int) -> str:
-    """The name of the customer's rule (the engine names rules by id)."""
-    names = Rule.objects.for_customer(customer_id).filter(pk=rule_id).values_list("name", flat=True)
-    return next(iter(names), f"rule {rule_id}")

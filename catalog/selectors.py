@@ -1,11 +1,14 @@
-"""Reads of the catalog, each scoped to the customers it names."""
+"""Reads of the catalog, each scoped to the customer (or customers) it names: the pickers', the
+rule checks' and the pages' look-ups of items."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import connection
+from django.db.models import QuerySet
 from django.db.models.fields.json import KeyTransform
 
 from catalog.models import Item
@@ -17,13 +20,23 @@ MAX_PICKED = 2000
 def catalog_brands(*, customer_ids: Iterable[int]) -> list[str]:
     """The brands the customers' items have, sorted (case-insensitively), at most MAX_PICKED."""
     brands = (
-        Item.objects.filter(customer_id__in=list(customer_ids))
+        Item.objects.for_customers(list(customer_ids))
         .exclude(brand="")
         .values_list("brand", flat=True)
         .distinct()
         .order_by()
     )
     return sorted(set(brands), key=str.casefold)[:MAX_PICKED]
+
+
+def catalog_brands_known(*, customer_id: int) -> set[str]:
+    """Every brand the customer's items have (the rule form checks typed brands against it)."""
+    return set(
+        Item.objects.for_customer(customer_id)
+        .exclude(brand="")
+        .values_list("brand", flat=True)
+        .distinct()
+    )
 
 
 def catalog_categories(*, customer_id: int) -> list[str]:
@@ -180,3 +193,83 @@ def catalog_attribute_value_known(*, customer_id: int, name: str, value: str) ->
         value in attribute_value_text(attributes.get(name))
         for attributes in items.values_list("attributes", flat=True).iterator(chunk_size=2000)
     )
+
+
+def item_of(*, customer_id: int, item_id: str) -> Item | None:
+    """The customer's item with this id, if any."""
+    return Item.objects.for_customer(customer_id).filter(external_id=item_id).first()
+
+
+def items_by_id(*, customer_id: int, item_ids: Iterable[str]) -> dict[str, Item]:
+    """The customer's items among `item_ids`, by id, with what pages show of them."""
+    items = (
+        Item.objects.for_customer(customer_id)
+        .filter(external_id__in=list(item_ids))
+        .only("external_id", "title", "brand", "price", "categories")
+    )
+    return {item.external_id: item for item in items}
+
+
+def items_for_cards(*, customer_id: int, item_ids: Iterable[str]) -> dict[str, Item]:
+    """The customer's items among `item_ids`, by id, with all a product card and a rule's
+    selector read of them (stock and attributes too)."""
+    items = (
+        Item.objects.for_customer(customer_id)
+        .filter(external_id__in=list(item_ids))
+        .only("external_id", "title", "brand", "categories", "price", "in_stock", "attributes")
+    )
+    return {item.external_id: item for item in items}
+
+
+ItemFactsRow = tuple[str, str, list[str], Any, bool, Any]
+
+
+def item_fact_rows(
+    *, customer_id: int, item_ids: Iterable[str] | None = None
+) -> list[ItemFactsRow]:
+    """(id, brand, categories, price, in stock, attributes) of the customer's items (of those
+    among `item_ids` when given): what rule selectors match on."""
+    items = Item.objects.for_customer(customer_id)
+    if item_ids is not None:
+        items = items.filter(external_id__in=list(item_ids))
+    return list(
+        items.values_list("external_id", "brand", "categories", "price", "in_stock", "attributes")
+    )
+
+
+def item_shopper_facts(
+    *, customer_id: int, item_ids: Iterable[str]
+) -> dict[str, tuple[str, tuple[str, ...], float | None]]:
+    """Brand, categories and price of the customer's items among `item_ids`, by id: what a
+    shopper's profile learns from acting on one."""
+    return {
+        external_id: (brand, tuple(categories), None if price is None else float(price))
+        for external_id, brand, categories, price in Item.objects.for_customer(customer_id)
+        .filter(external_id__in=set(item_ids))
+        .values_list("external_id", "brand", "categories", "price")
+    }
+
+
+def items_with_attribute_keys(
+    *, customer_id: int, keys: Iterable[str]
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(id, attributes) of the customer's items that have every attribute in `keys`, streamed in
+    chunks (a rule's attribute set is computed over the whole catalog)."""
+    items = Item.objects.for_customer(customer_id)
+    for key in keys:
+        items = items.filter(attributes__has_key=key)
+    return items.values_list("external_id", "attributes").iterator(chunk_size=10_000)
+
+
+def items_matching_words(
+    *, customer_id: int, words: Iterable[str], category: str
+) -> QuerySet[Item]:
+    """The customer's items whose title has every word, narrowed to those whose categories'
+    text contains `category` when it is ASCII (SQLite stores JSON \\u-escaped: the caller decides
+    the category exactly)."""
+    items = Item.objects.for_customer(customer_id)
+    for word in words:
+        items = items.filter(title__icontains=word)
+    if category and category.isascii():
+        items = items.filter(categories__icontains=category)
+    return items
