@@ -969,11 +969,11 @@ class ExperimentAdmin(CustomerScopedAdmin):
     ) -> forms.ModelChoiceField | None:
         customers = customers_granting(user=request.user, role=self.edit_role)
         if db_field.name == "treatment_model":
-            kwargs["queryset"] = RankingModel.objects.filter(customer__in=customers).exclude(
+            kwargs["queryset"] = RankingModel.objects.for_customers(customers).exclude(
                 status=ModelStatus.ACTIVE
             )
         if db_field.name == "treatment_config":
-            kwargs["queryset"] = RankingConfig.objects.filter(customer__in=customers, live=False)
+            kwargs["queryset"] = RankingConfig.objects.for_customers(customers).filter(live=False)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request: HttpRequest, obj: Experiment, form: Any, change: bool) -> None:

@@ -169,8 +169,10 @@ class Comparison:
 
     def rows(self) -> QuerySet[RankLog]:
         """The comparison's requests of known shoppers (`group` says which group each is in)."""
-        return RankLog.objects.filter(self.requests, customer_id=self.customer_id).exclude(
-            shopper_key=""
+        return (
+            RankLog.objects.for_customer(self.customer_id)
+            .filter(self.requests)
+            .exclude(shopper_key="")
         )
 
 
@@ -334,23 +336,25 @@ def _attributed_events(
     customer_id = comparison.customer_id
     # "<group>:<day>:<shopper key>" of the event's request, "" when that request is not one of
     # the comparison's; null when none is logged. (A group or a day holds no colon.)
-    origin = RankLog.objects.filter(
-        customer_id=customer_id, request_id=OuterRef("request_id")
-    ).annotate(
-        origin=Case(
-            When(
-                comparison.requests,
-                then=Concat(
-                    comparison.group,
-                    Value(":"),
-                    TruncDate("created_at", tzinfo=zone),
-                    Value(":"),
-                    "shopper_key",
-                    output_field=CharField(),
+    origin = (
+        RankLog.objects.for_customer(customer_id)
+        .filter(request_id=OuterRef("request_id"))
+        .annotate(
+            origin=Case(
+                When(
+                    comparison.requests,
+                    then=Concat(
+                        comparison.group,
+                        Value(":"),
+                        TruncDate("created_at", tzinfo=zone),
+                        Value(":"),
+                        "shopper_key",
+                        output_field=CharField(),
+                    ),
                 ),
-            ),
-            default=Value(""),
-            output_field=CharField(),
+                default=Value(""),
+                output_field=CharField(),
+            )
         )
     )
     window_start = ExpressionWrapper(
@@ -367,8 +371,8 @@ def _attributed_events(
         .order_by("-created_at", "-id")
     )
     grouped = (
-        Event.objects.filter(
-            customer_id=customer_id,
+        Event.objects.for_customer(customer_id)
+        .filter(
             type__in=[EventType.CLICK, EventType.ADD_TO_CART, EventType.PURCHASE],
             occurred_at__gte=first - MAX_CLOCK_SKEW,
         )

@@ -90,9 +90,11 @@ class _CreditedSearch:
 def interleaving_result(*, experiment: Experiment) -> InterleavingResult:
     """The readout of one interleaving experiment (the caller has scoped it to its customer)."""
     zone = ZoneInfo(experiment.customer.time_zone or "UTC")
-    served = RankLog.objects.filter(
-        customer_id=experiment.customer_id, experiment_id=experiment.pk, variant=INTERLEAVED
-    ).exclude(shopper_key="")
+    served = (
+        RankLog.objects.for_customer(experiment.customer_id)
+        .filter(experiment_id=experiment.pk, variant=INTERLEAVED)
+        .exclude(shopper_key="")
+    )
     span = served.aggregate(first=Min("created_at"), last=Max("created_at"))
     searches: dict[str, int] = defaultdict(int)
     searched_on: list[tuple[str, date, int]] = []  # (shopper, day, searches)
@@ -217,12 +219,14 @@ def _credited_searches(
     grouped per (request, item, day) in SQL; then the teams of those requests alone are read, a
     batch at a time, on the rank log's unique (customer, request_id) index."""
     customer_id = experiment.customer_id
-    served = RankLog.objects.filter(
-        customer_id=customer_id, experiment_id=experiment.pk, variant=INTERLEAVED
-    ).exclude(shopper_key="")
+    served = (
+        RankLog.objects.for_customer(customer_id)
+        .filter(experiment_id=experiment.pk, variant=INTERLEAVED)
+        .exclude(shopper_key="")
+    )
     grouped = (
-        Event.objects.filter(
-            customer_id=customer_id,
+        Event.objects.for_customer(customer_id)
+        .filter(
             type__in=[EventType.CLICK, EventType.ADD_TO_CART, EventType.PURCHASE],
             occurred_at__gte=first - MAX_CLOCK_SKEW,
             request_id__in=served.values("request_id"),

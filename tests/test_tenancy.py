@@ -38,9 +38,6 @@ def test_every_model_of_a_customer_reads_through_for_customer() -> None:
 # The arguments that spell a customer filter out, and the calls that read with them.
 CUSTOMER_ARGUMENTS = {"customer", "customer_id", "customer__in", "customer_id__in"}
 FILTERS = {"filter", "exclude", "get"}
-# ranking's reads move to its selectors with the rework of its experiments and rank log (issue
-# 17); until then it may spell out at most this many, and the number only goes down.
-RANKING_SPELLED_OUT_AT_MOST = 14
 
 
 def spelled_out_filters(source: str) -> list[str]:
@@ -86,7 +83,6 @@ def test_no_application_code_spells_the_customer_filter_out() -> None:
         "customers/models.py: .filter(customer_id=...)",
         "customers/models.py: .filter(customer__in=...)",
     ]
-    assert len(found.pop("ranking", [])) <= RANKING_SPELLED_OUT_AT_MOST
     assert found == {}
 
 

@@ -205,8 +205,8 @@ def logged_requests(
     `skipped` when given)."""
     stale_after = timedelta(seconds=settings.TRAINING_STALE_SIGNALS_SECONDS)
     rows = (
-        RankLog.objects.filter(
-            customer_id=customer_id,
+        RankLog.objects.for_customer(customer_id)
+        .filter(
             surface=surface,
             created_at__gte=start,
             created_at__lt=end,
@@ -292,8 +292,8 @@ def impression_requests(
     pages: dict[str, list[tuple[int, str]]] = {}
     heads: dict[str, tuple[datetime, str, str]] = {}
     rows = (
-        Event.objects.filter(
-            customer_id=customer_id,
+        Event.objects.for_customer(customer_id)
+        .filter(
             type=EventType.IMPRESSION,
             surface=surface,
             occurred_at__gte=start,
@@ -346,12 +346,15 @@ def outcomes_load(
     *, customer_id: int, start: datetime, end: datetime
 ) -> dict[tuple[str, str], Outcome]:
     """Best grade and purchase revenue per (request id, item id) of the customer's events."""
-    events = Event.objects.filter(
-        customer_id=customer_id,
-        occurred_at__gte=start,
-        occurred_at__lt=end + OUTCOME_LAG,
-        type__in=list(GRADES),
-    ).exclude(request_id="")
+    events = (
+        Event.objects.for_customer(customer_id)
+        .filter(
+            occurred_at__gte=start,
+            occurred_at__lt=end + OUTCOME_LAG,
+            type__in=list(GRADES),
+        )
+        .exclude(request_id="")
+    )
     grades: dict[tuple[str, str], int] = {}
     revenue: dict[tuple[str, str], float] = {}
     for request_id, item_id, kind, value in events.values_list(
@@ -377,9 +380,9 @@ def training_set_load(
         )
     )
     logged_ids = set(
-        RankLog.objects.filter(
-            customer_id=customer_id, created_at__gte=start - OUTCOME_LAG, created_at__lt=end
-        ).values_list("request_id", flat=True)
+        RankLog.objects.for_customer(customer_id)
+        .filter(created_at__gte=start - OUTCOME_LAG, created_at__lt=end)
+        .values_list("request_id", flat=True)
     )
     requests += impression_requests(
         customer_id=customer_id, surface=surface, start=start, end=end, logged=logged_ids

@@ -22,9 +22,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         customer = customer_by_slug(options["customer"])
-        model = RankingModel.objects.filter(
-            customer=customer, surface=options["surface"], version=options["version"]
-        ).first()
+        model = (
+            RankingModel.objects.for_customer(customer.pk)
+            .filter(surface=options["surface"], version=options["version"])
+            .first()
+        )
         if model is None:
             raise CommandError(f"No model version {options['version']} on {options['surface']}.")
         try:
