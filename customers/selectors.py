@@ -51,3 +51,12 @@ def unscoped_api_keys_by_prefix(*, prefix: str) -> list[ApiKey]:
     """The keys, of any customer, whose shown prefix is `prefix` (an operator names a key by
     it; the prefix names no customer)."""
     return list(ApiKey.objects.unscoped_all_customers().filter(prefix=prefix))
+
+
+def customer_is_active(*, customer_id: int) -> bool:
+    return Customer.objects.active().filter(pk=customer_id).exists()
+
+
+def unscoped_active_customer_ids() -> list[int]:
+    """Every active customer (the beat's entry points run once per customer)."""
+    return list(Customer.objects.active().values_list("id", flat=True))

@@ -14,7 +14,7 @@ from django.utils.html import format_html, format_html_join
 
 from customers.admin import CustomerScopedAdmin
 from customers.models import Role, customers_granting
-from ranking import services
+from ranking import selectors, services
 from ranking.configs import DEFAULT_WEIGHTS, MAX_ABS_WEIGHT, weights_clean
 from ranking.engine.experiments import CONTROL, TREATMENT
 from ranking.engine.interleaving import TEAM_A, TEAM_B
@@ -787,11 +787,8 @@ def promotion_plan(experiment: Experiment) -> str:
     """What promoting B changes, in one sentence (the confirmation page)."""
     url, label = treatment_url(experiment), experiment.treatment_label
     if experiment.kind == ExperimentKind.CONFIG:
-        current = (
-            RankingConfig.objects.for_customer(experiment.customer_id)
-            .live()
-            .filter(surface=experiment.surface)
-            .first()
+        current = selectors.live_config(
+            customer_id=experiment.customer_id, surface=experiment.surface
         )
         return format_html(
             '<a href="{}">{}</a> (B) becomes the surface\'s live config instead of {}',
@@ -805,12 +802,7 @@ def promotion_plan(experiment: Experiment) -> str:
             "history records it)",
             url,
         )
-    model = (
-        RankingModel.objects.active()
-        .for_customer(experiment.customer_id)
-        .filter(surface=experiment.surface)
-        .first()
-    )
+    model = selectors.active_model(customer_id=experiment.customer_id, surface=experiment.surface)
     return format_html(
         '<a href="{}">{}</a> (B) serves every shopper instead of {}',
         url,
@@ -969,11 +961,9 @@ class ExperimentAdmin(CustomerScopedAdmin):
     ) -> forms.ModelChoiceField | None:
         customers = customers_granting(user=request.user, role=self.edit_role)
         if db_field.name == "treatment_model":
-            kwargs["queryset"] = RankingModel.objects.for_customers(customers).exclude(
-                status=ModelStatus.ACTIVE
-            )
+            kwargs["queryset"] = selectors.models_to_try(customers=customers)
         if db_field.name == "treatment_config":
-            kwargs["queryset"] = RankingConfig.objects.for_customers(customers).filter(live=False)
+            kwargs["queryset"] = selectors.configs_to_try(customers=customers)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request: HttpRequest, obj: Experiment, form: Any, change: bool) -> None:

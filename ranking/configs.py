@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 
 from ranking.engine.records import RankerConfig
 from ranking.engine.scoring import BlendScorer
-from ranking.models import RankingConfig
+from ranking.selectors import live_config
 from ranking.signals.schema import FEATURE_INDEX, FEATURES, SHOPPER_SLICE
 
 MAX_ABS_WEIGHT = 100.0
@@ -127,7 +127,7 @@ DEFAULT_CONFIGS = {
 
 def blend_config(*, customer_id: int, surface: str) -> RankerConfig:
     """The surface's weighted blend of signals (what serves when no model is active)."""
-    stored = RankingConfig.objects.for_customer(customer_id).live().filter(surface=surface).first()
+    stored = live_config(customer_id=customer_id, surface=surface)
     if stored is None:
         return DEFAULT_CONFIGS[surface]
     return ranker_config(

@@ -9,15 +9,12 @@ from typing import Any
 from celery import Task, shared_task
 from django.conf import settings
 from django.db import OperationalError
-from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
-from customers.models import Customer
-from events.models import Event
-from ranking import services
+from customers.selectors import customer_is_active, unscoped_active_customer_ids
+from ranking import selectors, services
 from ranking.experiments import ATTRIBUTION_WINDOW
 from ranking.learning import rank_log, registry, training
-from ranking.models import Experiment, RankLog, SignalVersion
 from ranking.signals.store import SignalStoreUnavailable
 
 logger = logging.getLogger(__name__)
@@ -34,7 +31,7 @@ logger = logging.getLogger(__name__)
 )
 def refresh_signals(customer_id: int) -> dict[str, float]:
     """Recompute one customer's signals. Idempotent: a rerun publishes an equivalent version."""
-    if not Customer.objects.active().filter(pk=customer_id).exists():
+    if not customer_is_active(customer_id=customer_id):
         logger.info("skipping signal refresh of inactive or deleted customer %s", customer_id)
         return {}
     result = services.signals_refresh(customer_id=customer_id)
@@ -48,7 +45,7 @@ def refresh_signals(customer_id: int) -> dict[str, float]:
 @shared_task(soft_time_limit=50, time_limit=60)
 def schedule_signal_refresh() -> int:
     """Beat's entry point: one refresh task per active customer."""
-    customer_ids = list(Customer.objects.active().values_list("id", flat=True))
+    customer_ids = unscoped_active_customer_ids()
     for customer_id in customer_ids:
         refresh_signals.delay(customer_id)
     return len(customer_ids)
@@ -94,7 +91,7 @@ def purge_rank_log() -> int:
 )
 def train_model(customer_id: int, surface: str, algorithm: str) -> int | None:
     """Train a candidate model for one customer's surface; None when there is too little data."""
-    if not Customer.objects.active().filter(pk=customer_id).exists():
+    if not customer_is_active(customer_id=customer_id):
         return None
     try:
         model = training.model_train(
@@ -116,12 +113,7 @@ def schedule_first_refreshes() -> int:
     """Beat's entry point every few seconds: a customer whose first events arrived and who has
     no signal version yet is refreshed now, not at the next scheduled refresh; so is one whose
     signal store lost its data (its answers are degraded until then)."""
-    customer_ids = list(
-        Customer.objects.active()
-        .filter(Exists(Event.objects.filter(customer_id=OuterRef("pk"))))
-        .exclude(Exists(SignalVersion.objects.filter(customer_id=OuterRef("pk"))))
-        .values_list("id", flat=True)
-    )
+    customer_ids = selectors.unscoped_customers_without_signals()
     try:
         lost = services.signals_lost_customers()
     except SignalStoreUnavailable:
@@ -140,16 +132,11 @@ def schedule_model_training() -> int:
     requests in the training window."""
     since = timezone.now() - timedelta(days=settings.TRAINING_WINDOW_DAYS)
     scheduled = 0
-    for customer_id in Customer.objects.active().values_list("id", flat=True):
-        counts = (
-            RankLog.objects.for_customer(customer_id)
-            .filter(created_at__gte=since)
-            .values("surface")
-            .annotate(requests=Count("id"))
-        )
-        for row in counts:
-            if row["requests"] >= settings.TRAINING_MIN_REQUESTS:
-                train_model.delay(customer_id, row["surface"], settings.TRAINING_ALGORITHM)
+    for customer_id in unscoped_active_customer_ids():
+        counts = selectors.requests_per_surface(customer_id=customer_id, since=since)
+        for surface, requests in counts.items():
+            if requests >= settings.TRAINING_MIN_REQUESTS:
+                train_model.delay(customer_id, surface, settings.TRAINING_ALGORITHM)
                 scheduled += 1
     return scheduled
 
@@ -164,7 +151,7 @@ def schedule_model_training() -> int:
 def check_experiment(experiment_id: int) -> str:
     """Read one experiment, keep the reading, and stop it if the guardrail says B is worse.
     Idempotent: a rerun reads again; a stopped experiment is not stopped twice."""
-    experiment = Experiment.objects.filter(pk=experiment_id).select_related("customer").first()
+    experiment = selectors.unscoped_experiment(experiment_id=experiment_id)
     if experiment is None or not experiment.customer.is_active:
         return "skipped"
     if services.experiment_end_if_due(experiment=experiment):
@@ -179,12 +166,7 @@ def schedule_experiment_checks() -> int:
     experiment, and per experiment that stopped within the attribution window (late purchases
     still count for it, so its reading still moves)."""
     recently = timezone.now() - ATTRIBUTION_WINDOW
-    experiment_ids = list(
-        Experiment.objects.unscoped_all_customers()
-        .filter(customer__is_active=True)
-        .filter(Q(enabled=True) | Q(ended_at__gte=recently))
-        .values_list("id", flat=True)
-    )
+    experiment_ids = selectors.unscoped_experiments_to_check(ended_since=recently)
     for experiment_id in experiment_ids:
         check_experiment.delay(experiment_id)
     return len(experiment_ids)

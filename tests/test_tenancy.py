@@ -185,8 +185,8 @@ def test_the_check_finds_a_read_across_customers_that_does_not_say_so() -> None:
 
 # --- reads live in the apps' selectors ----------------------------------------------------------
 
-# The apps whose reads are in their selectors.py (ranking's follow with its rework, issue 17).
-SELECTOR_APPS = ("catalog", "customers", "events", "merchandising", "explain")
+# The apps whose doors read through their selectors.py.
+SELECTOR_APPS = ("catalog", "customers", "events", "merchandising", "explain", "ranking")
 # Where a model's manager may be used: the selectors read, the services write (and lock and
 # number what they write), the models define the QuerySet methods.
 MANAGER_HOMES = ("selectors.py", "services.py", "models.py")
@@ -199,6 +199,17 @@ MAY_READ_THEIR_OWN = {
     # Every /v1 request's key look-up: read beside the per-process cache it fills, on the hot
     # path (the look-up by hash spans customers and says so with unscoped_all_customers).
     "customers/auth.py": "the API key cache",
+    # ranking's computations, whose queries are the computation (ranking/selectors.py says so):
+    "ranking/experiments.py": "a readout's attribution, grouped in SQL",
+    "ranking/interleaving.py": "an interleaving readout's credit, grouped in SQL",
+    "ranking/learning/dataset.py": "the training data, point in time",
+    "ranking/learning/replay.py": "training requests rebuilt from impressions",
+    "ranking/learning/training.py": "the next model version, numbered under its lock",
+    "ranking/learning/registry.py": "the guarded activation, under row locks",
+    "ranking/learning/rank_log.py": "the rank log's writes and purge",
+    "ranking/signals/refresh.py": "the refresh's aggregates, under the customer's lock",
+    "ranking/runtime.py": "the runtime's loader, cached per process",
+    "ranking/metrics.py": "scrape-time collectors over every shop",
 }
 
 

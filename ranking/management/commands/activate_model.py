@@ -8,7 +8,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ranking.learning import registry
 from ranking.management.commands.train_model import customer_by_slug
-from ranking.models import RankingModel, Surface
+from ranking.models import Surface
+from ranking.selectors import model_version
 
 
 class Command(BaseCommand):
@@ -22,10 +23,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         customer = customer_by_slug(options["customer"])
-        model = (
-            RankingModel.objects.for_customer(customer.pk)
-            .filter(surface=options["surface"], version=options["version"])
-            .first()
+        model = model_version(
+            customer_id=customer.pk, surface=options["surface"], version=options["version"]
         )
         if model is None:
             raise CommandError(f"No model version {options['version']} on {options['surface']}.")

@@ -2,7 +2,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from customers.models import Customer
+from customers.selectors import customer_by_slug, customer_of, unscoped_active_customer_ids
 from ranking.services import signals_refresh
 
 
@@ -13,11 +13,13 @@ class Command(BaseCommand):
         parser.add_argument("--customer", help="a customer's slug; all active customers if absent")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        customers = Customer.objects.active()
         if options["customer"]:
-            customers = customers.filter(slug=options["customer"])
-            if not customers.exists():
+            customer = customer_by_slug(slug=options["customer"])
+            if customer is None or not customer.is_active:
                 raise CommandError(f"No active customer with slug {options['customer']!r}.")
+            customers = [customer]
+        else:
+            customers = [customer_of(customer_id=pk) for pk in unscoped_active_customer_ids()]
         for customer in customers:
             result = signals_refresh(customer_id=customer.pk)
             self.stdout.write(

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from customers import selectors as customer_selectors
 from customers.models import Customer
 from ranking.learning import registry
 from ranking.learning.training import AUTO, NotEnoughData, TrainingParams, model_train
@@ -15,7 +16,7 @@ from ranking.signals.schema import FEATURES
 
 
 def customer_by_slug(slug: str) -> Customer:
-    customer = Customer.objects.filter(slug=slug).first()
+    customer = customer_selectors.customer_by_slug(slug=slug)
     if customer is None:
         raise CommandError(f"No customer with slug {slug!r}.")
     return customer
