@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 import threading
 from datetime import UTC, datetime, timedelta
+from io import StringIO
 from typing import Any
 
 import numpy as np
 import pytest
+from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 
 from events.models import Event
@@ -292,3 +294,26 @@ def test_query_pairs_of_an_item_the_item_sums_did_not_see_wait_for_the_next_refr
     assert pairs == [("shoes", "a")]
     assert len(records) == 1
     assert groups == 2
+
+
+@pytest.mark.django_db
+def test_the_refresh_command_refreshes_one_named_active_shop_or_every_active_one() -> None:
+    first, second = CustomerFactory(slug="first-shop"), CustomerFactory(slug="second-shop")
+    closed = CustomerFactory(slug="closed-shop", is_active=False)
+
+    one, every = StringIO(), StringIO()
+    call_command("refresh_signals", customer="first-shop", stdout=one)
+    call_command("refresh_signals", stdout=every)
+    with pytest.raises(CommandError, match="No active customer with slug 'closed-shop'"):
+        call_command("refresh_signals", customer="closed-shop")
+    with pytest.raises(CommandError, match="No active customer with slug 'nobody'"):
+        call_command("refresh_signals", customer="nobody")
+
+    assert one.getvalue().startswith("first-shop: version 1,")
+    assert sorted(line.split(":")[0] for line in every.getvalue().splitlines()) == [
+        "first-shop",
+        "second-shop",
+    ]
+    assert SignalVersion.objects.for_customer(first.pk).count() == 2
+    assert SignalVersion.objects.for_customer(second.pk).count() == 1
+    assert not SignalVersion.objects.for_customer(closed.pk).exists()
