@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -35,6 +36,7 @@ from catalog.reads import (
 )
 from customers.admin import CustomerScopedAdmin
 from customers.models import Customer, Role, customers_granting, role_grants
+from customers.shop_time import UTC_ZONE, shop_text, shop_zone
 from merchandising import services
 from merchandising.conflicts import RuleWarning, rule_warnings
 from merchandising.contracts import RuleIn
@@ -117,7 +119,8 @@ RULE_FIELDSETS: list[tuple[str | None, dict[str, Any]]] = [
 PICKER_CUSTOMERS = 10
 
 
-def _window_summary(windows: list[dict[str, Any]]) -> str:
+def _window_summary(windows: list[dict[str, Any]], zone: ZoneInfo = UTC_ZONE) -> str:
+    """Whether the windows are on now, and the first one in the shop's time."""
     if not windows:
         return "always"
     now = timezone.now()
@@ -132,8 +135,8 @@ def _window_summary(windows: list[dict[str, Any]]) -> str:
         state = "scheduled"
     else:
         state = "ended"
-    first = windows[0]
-    text = f"{first.get('start') or '…'} → {first.get('end') or '…'}"
+    (start, end), *_ = spans
+    text = f"{shop_text(start, zone) or '…'} → {shop_text(end, zone) or '…'}"
     more = f" (+{len(windows) - 1})" if len(windows) > 1 else ""
     return f"{state}: {text}{more}"
 
@@ -247,9 +250,9 @@ class RuleAdmin(CustomerScopedAdmin):
     def surface_list(self, rule: Rule) -> str:
         return ", ".join(rule.surfaces) or "all"
 
-    @admin.display(description="when")
+    @admin.display(description="when (shop time)")
     def window_summary(self, rule: Rule) -> str:
-        return _window_summary(rule.windows)
+        return _window_summary(rule.windows, shop_zone(rule.customer))
 
     @admin.display(description="status", ordering="enabled")
     def status(self, rule: Rule) -> str:
@@ -545,10 +548,13 @@ class RuleAdmin(CustomerScopedAdmin):
         if not self.has_view_permission(request, rule):
             raise PermissionDenied
         newest = revisions[0]
+        zone = shop_zone(newest.customer)  # windows read in the shop's time, as the form shows
         entries = [
             {
                 "revision": revision,
-                "changes": field_changes(older.document if older else None, revision.document),
+                "changes": field_changes(
+                    older.document if older else None, revision.document, zone
+                ),
                 "diff": document_diff(older.document if older else None, revision.document),
                 "revertible": revision is not newest or newest.kind == RevisionKind.DELETED,
             }
