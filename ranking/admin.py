@@ -554,8 +554,8 @@ SCHEDULE_HELP = {
 
 class ExperimentForm(forms.ModelForm):
     # Picked and shown in the shop's time zone, stored in UTC (customers.shop_time).
-    starts_at = ShopDateTimeField(required=False, label="starts")
-    ends_at = ShopDateTimeField(required=False, label="ends")
+    starts_at = ShopDateTimeField(required=False, label="Starts")
+    ends_at = ShopDateTimeField(required=False, label="Ends")
 
     class Meta:
         model = Experiment

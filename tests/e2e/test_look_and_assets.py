@@ -7,6 +7,7 @@ time. Screenshots saved in test-artifacts/."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,19 @@ from playwright.sync_api import Page, Request, expect
 
 from customers.models import Customer
 from merchandising.models import Rule
+from tests.conftest import ApiCaller
 from tests.e2e.test_insight_ui import PASSWORD, admin_index
-from tests.e2e.test_workbench_ui import shop  # noqa: F401 (the fixture)
+from tests.e2e.test_workbench_ui import outdoor_shop
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 BERLIN = ZoneInfo("Europe/Berlin")
+
+
+@pytest.fixture
+def shop(make_caller: Callable[..., ApiCaller]) -> Customer:
+    """The workbench tests' shop: eight shoes, searches for "boots", a merchandiser."""
+    return outdoor_shop(make_caller)
 
 
 def requests_of(page: Page) -> list[str]:
@@ -67,6 +75,8 @@ def test_the_workbench_loads_htmx_and_sortablejs_from_the_app_and_changes_in_pla
     expect(page).to_have_url(re.compile(r"[?&]user=u%3A42"))
     assert page.evaluate("() => window.notReloaded") is True
     page.screenshot(path=artifacts / "look-workbench.png", full_page=True)
+    page.emulate_media(color_scheme="dark")  # the admin's dark variables, themed too
+    page.screenshot(path=artifacts / "look-workbench-dark.png", full_page=True)
 
     outside = [url for url in urls if not url.startswith(live_server.url)]
     assert not outside, f"requests outside the app: {outside}"
@@ -99,7 +109,8 @@ def test_every_workbench_field_has_a_label_and_the_keyboard_focus_is_visible(
         " return [document.activeElement.className, s.outlineStyle, s.outlineWidth]; }"
     )
     assert outline[0] == "do-hide"
-    assert outline[1] == "solid" and outline[2] == "3px", outline
+    assert outline[1] == "solid", outline
+    assert outline[2] == "3px", outline
     page.screenshot(path=artifacts / "look-workbench-focus.png")
 
     # Pinning from the keyboard: the place typed, then Pin (the drag's alternative).

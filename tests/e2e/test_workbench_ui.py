@@ -38,6 +38,10 @@ TITLES = [
 
 @pytest.fixture
 def shop(make_caller: Callable[..., ApiCaller]) -> Customer:
+    return outdoor_shop(make_caller)
+
+
+def outdoor_shop(make_caller: Callable[..., ApiCaller]) -> Customer:
     """Eight shoes of two brands with signals, searches for "boots" and "socks" with their logged
     rank requests, and a merchandiser of this shop."""
     customer = CustomerFactory(name="E2E Outdoor")
