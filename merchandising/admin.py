@@ -499,7 +499,9 @@ class RuleAdmin(CustomerScopedAdmin):
         }
         if initial["surface"] == "search" and not initial["query"] and rule.page_categories:
             initial["surface"] = "browse"
-        form = PreviewForm({**initial, **request.GET.dict()} if request.GET else initial)
+        zone = shop_zone(rule.customer)  # "at" is read and shown in the shop's time
+        data = {**initial, **request.GET.dict()} if request.GET else initial
+        form = PreviewForm(data, zone=zone)
         preview = None
         if form.is_valid():
             data = form.cleaned_data
@@ -513,7 +515,11 @@ class RuleAdmin(CustomerScopedAdmin):
                 candidates=data["candidates"],
                 top=data["top"],
             )
-        window_starts = [w["start"] for w in rule.windows if w.get("start")]
+        window_starts = [
+            shop_text(datetime.fromisoformat(w["start"]), zone)
+            for w in rule.windows
+            if w.get("start")
+        ]
         context = {
             **self.admin_site.each_context(request),
             "title": f"Preview: {rule.name}",
@@ -521,7 +527,8 @@ class RuleAdmin(CustomerScopedAdmin):
             "original": rule,
             "form": form,
             "preview": preview,
-            "at": form.cleaned_data.get("at") if form.is_valid() else None,
+            "at": shop_text(form.cleaned_data["at"], zone) if form.is_valid() else None,
+            "zone": zone.key,
             "window_starts": window_starts,
         }
         return TemplateResponse(request, "admin/merchandising/rule/preview.html", context)

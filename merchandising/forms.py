@@ -223,22 +223,6 @@ def _lines(text: str) -> list[tuple[int, str]]:
     ]
 
 
-def _datetime(text: str, number: int | None = None) -> datetime | None:
-    """An aware datetime from ISO 8601 text; None for an open side (blank or 'open')."""
-    where = f"line {number}: " if number is not None else ""
-    if text.casefold() in ("", "open"):
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise ValidationError(
-            f"{where}{text!r} is not an ISO 8601 date and time (e.g. 2026-12-01T09:00+01:00)"
-        ) from exc
-    if value.tzinfo is None:
-        raise ValidationError(f"{where}{text!r} needs a time zone (e.g. +01:00, or Z for UTC)")
-    return value
-
-
 def _part(location: Sequence[str | int]) -> str:
     return f" ({'.'.join(str(part) for part in location)})" if location else ""
 
@@ -808,17 +792,28 @@ class PreviewForm(forms.Form):
     at = forms.CharField(
         required=False,
         label="At",
-        help_text="ISO 8601 with a time zone, e.g. 2026-12-01T09:00+01:00; blank: now. Rules' "
-        "windows are evaluated then.",
+        help_text="In the shop's time, {zone}, e.g. 2026-12-01 09:00; blank: now. Rules' windows "
+        "are evaluated then.",
     )
     candidates = forms.IntegerField(min_value=1, max_value=MAX_CANDIDATES, initial=50)
     top = forms.IntegerField(min_value=1, max_value=200, initial=20, label="Show the top")
+
+    def __init__(self, *args: Any, zone: ZoneInfo = UTC_ZONE, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.zone = zone
+        at = self.fields["at"]
+        at.help_text = str(at.help_text).format(zone=zone.key)
 
     def clean_at(self) -> datetime:
         text = (self.cleaned_data.get("at") or "").strip()
         if not text:
             return timezone.now().replace(microsecond=0)
-        at = _datetime(text)
+        try:
+            at = parse_shop_time(text, self.zone)
+        except ValueError as exc:
+            raise ValidationError(
+                f"{text!r} is not a date and time (e.g. 2026-12-01 09:00); blank: now."
+            ) from exc
         if at is None:
             raise ValidationError("Give a date and time, or leave it blank for now.")
         return at

@@ -673,7 +673,9 @@ def test_the_preview_of_a_scheduled_rule_shows_it_only_at_a_time_in_its_window(
     assert preview_rows(in_window, "with_rule")[0][:2] == ("shoe-8", 1)
     html = in_window.content.decode()
     assert "disabled" in html
-    assert "at=2030-01-01T00%3A00%3A00Z" in html  # a link to preview at the window's start
+    # A link to preview at the window's start, in the shop's time (UTC here).
+    assert "at=2030-01-01%2000%3A00" in html
+    assert "at 2030-01-15 11:00 (UTC)" in html  # the time previewed, in the shop's time
 
 
 def test_the_preview_of_a_browse_hide_rule_lists_what_it_hides(
@@ -695,12 +697,15 @@ def test_the_preview_form_names_a_bad_input(staff: Client, shop: Customer) -> No
     rule = stored_rule(shop)
 
     response = staff.get(preview_url(rule), {"surface": "search", "query": "", "at": "soon"})
-    naive = staff.get(preview_url(rule), {"surface": "search", "query": "shoe", "at": "2030-01-01"})
+    midnight = {"surface": "search", "query": "shoe", "at": "2030-01-01"}
+    shop_time = staff.get(preview_url(rule), midnight)
 
     assert response.status_code == 200
     assert set(response.context["form"].errors) == {"query", "at"}
-    assert "time zone" in naive.context["form"].errors["at"][0]
+    assert "is not a date and time" in response.context["form"].errors["at"][0]
     assert response.context["preview"] is None
+    # A time without an offset is the shop's wall clock (UTC here): midnight of that day.
+    assert shop_time.context["form"].cleaned_data["at"] == datetime(2030, 1, 1, tzinfo=UTC)
 
 
 # --- history -----------------------------------------------------------------------------------
