@@ -431,6 +431,16 @@ class RuleAdmin(CustomerScopedAdmin):
                 name="merchandising_rule_catalog_attributes",
             ),
             path(
+                "check/",
+                self.admin_site.admin_view(self.check_view),
+                name="merchandising_rule_check_new",
+            ),
+            path(
+                "<path:object_id>/check/",
+                self.admin_site.admin_view(self.check_view),
+                name="merchandising_rule_check",
+            ),
+            path(
                 "<path:object_id>/preview/",
                 self.admin_site.admin_view(self.preview_view),
                 name="merchandising_rule_preview",
@@ -477,6 +487,34 @@ class RuleAdmin(CustomerScopedAdmin):
             return JsonResponse({"names": catalog_attribute_names(customer_id=customer_id)})
         values = catalog_attribute_values(customer_id=customer_id, name=name[:200])
         return JsonResponse({"name": name, "values": values})
+
+    def check_view(self, request: HttpRequest, object_id: str | None = None) -> HttpResponse:
+        """The form as typed so far, checked as saving would check it (the contract, the
+        catalog, the conflicts with the shop's other rules), without saving: htmx asks it as the
+        merchandiser goes (templates/admin/merchandising/rule/change_form.html)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        rule = self._scoped_rule(request, object_id) if object_id is not None else None
+        if rule is not None and not self.has_change_permission(request, rule):
+            raise PermissionDenied
+        if rule is None and not self.has_add_permission(request):
+            raise PermissionDenied
+        form = self.get_form(request, rule, change=rule is not None)(request.POST, instance=rule)
+        valid = form.is_valid()
+        labels = {name: field.label or name for name, field in form.fields.items()}
+        problems = [
+            (str(labels.get(name, "")) if name != "__all__" else "", str(message))
+            for name, messages_ in form.errors.items()
+            for message in messages_
+        ]
+        warnings = [
+            (str(labels.get(field, "")) if field else "", warning.detail)
+            for warning in form.warnings
+            if not warning.blocking
+            for field in [warning_field(warning)]
+        ]
+        context = {"valid": valid, "problems": problems, "warnings": warnings}
+        return TemplateResponse(request, "admin/merchandising/rule/check.html", context)
 
     def _scoped_rule(self, request: HttpRequest, object_id: str) -> Rule:
         rule = self.get_object(request, object_id)

@@ -167,3 +167,28 @@ def test_a_rules_window_typed_in_berlin_time_is_stored_in_utc_and_shown_in_berli
 
     outside = [url for url in urls if not url.startswith(live_server.url)]
     assert not outside, f"requests outside the app: {outside}"
+
+
+def test_the_rule_form_is_checked_as_it_is_typed(
+    page: Page, live_server: Any, shop: Customer, artifacts: Path
+) -> None:
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/merchandising/rule/add/")
+    page.fill("#id_username", "merch")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+
+    page.select_option("#id_customer", label="E2E Outdoor")
+    page.fill("#id_name", "Solace up")
+    page.select_option("#id_action_strength", "strong")
+    expect(page.locator("#rule-check")).to_contain_text("this rule can be saved")
+    page.fill("#id_selector_brands", "Solase")
+    page.press("#id_selector_brands", "Tab")  # leaving the field is enough: no save
+
+    expect(page.locator("#rule-check")).to_contain_text(
+        "No item of brand 'Solase' in the catalog. Did you mean 'Solace'?"
+    )
+    page.screenshot(path=artifacts / "look-rule-checked-as-typed.png", full_page=True)
+    page.fill("#id_selector_brands", "Solace")
+    page.press("#id_selector_brands", "Tab")
+    expect(page.locator("#rule-check")).to_contain_text("this rule can be saved")
+    assert not Rule.objects.exists()

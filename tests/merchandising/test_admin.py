@@ -371,6 +371,31 @@ def test_a_pin_contradicting_another_at_the_same_priority_is_refused(
     assert not Rule.objects.filter(name="Clash").exists()
 
 
+def test_the_form_is_checked_as_it_is_typed_without_saving(staff: Client, shop: Customer) -> None:
+    """htmx posts the form to check/ as the merchandiser goes: a typo and a contradicting pin
+    are named in words before saving, and nothing is stored."""
+    stored_rule(shop, action={"type": "pin", "pins": [{"item_id": "shoe-1", "position": 1}]})
+    check = reverse("admin:merchandising_rule_check_new")
+
+    typo = staff.post(check, form_data(shop, name="Zeta up", selector_brands="Zetta"))
+    clash = staff.post(
+        check, form_data(shop, name="Clash", action_kind="pin", action_pins="shoe-2 @ 1")
+    )
+    fine = staff.post(check, form_data(shop, name="Zeta up", selector_brands="Zeta"))
+    form = staff.get(add_url()).content.decode()
+
+    assert typo.status_code == 200
+    assert "No item of brand &#x27;Zetta&#x27; in the catalog. Did you mean &#x27;Zeta&#x27;?" in (
+        typo.content.decode()
+    )
+    assert "<strong>Brands</strong>" in typo.content.decode()
+    assert "same priority" in clash.content.decode()
+    assert "this rule can be saved" in fine.content.decode()
+    assert staff.get(check).status_code == 405
+    assert f'hx-post="{check}"' in form
+    assert Rule.objects.filter(customer=shop).count() == 1
+
+
 def test_a_conflict_the_service_finds_after_the_form_checked_is_refused_too(
     staff: Client, shop: Customer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -805,6 +830,9 @@ def test_staff_of_one_customer_cannot_reach_another_customers_rules(
     change = staff.get(change_url(theirs))
     edit = staff.post(change_url(theirs), form_data(name="hijacked"))
     preview = staff.get(preview_url(theirs), {"surface": "search", "query": "shoe"})
+    check = staff.post(
+        reverse("admin:merchandising_rule_check", args=[theirs.pk]), form_data(name="x")
+    )
     history = staff.get(history_url(theirs))
     deleted_history = staff.get(history_url(deleted_id))
     revert = staff.post(revert_url(theirs.pk, 1))
@@ -830,6 +858,8 @@ def test_staff_of_one_customer_cannot_reach_another_customers_rules(
     assert change.status_code in (302, 404)
     assert edit.status_code in (302, 404)
     assert preview.status_code == history.status_code == deleted_history.status_code == 404
+    assert check.status_code == 404
+    assert "bravozed" not in check.content.decode()
     assert revert.status_code == revert_deleted.status_code == 404
     assert delete.status_code in (302, 404)
     theirs.refresh_from_db()
