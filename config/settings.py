@@ -98,6 +98,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "core.page_middleware.PageAuthenticationMiddleware",
     "core.page_middleware.PageMessageMiddleware",
+    # request.htmx (django-htmx): which requests come from htmx, on pages only.
+    "core.page_middleware.PageHtmxMiddleware",
     # Turns a locked-out login (django-axes) into the lockout page; axes wants it last.
     "axes.middleware.AxesMiddleware",
     # django-prometheus's PrometheusAfterMiddleware, the same metrics for less work per request.
@@ -422,7 +424,8 @@ if PRODUCTION:
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
 X_FRAME_OPTIONS = "DENY"
-# No inline script anywhere: the project's scripts are static files, and the one third-party
+# No inline script anywhere: the project's scripts are static files (htmx and SortableJS
+# vendored in static/vendor/, served by the app like the rest), and the one third-party
 # inline script (Swagger UI's initialiser, templates/drf_spectacular/) carries the request's
 # nonce. Inline styles stay allowed: Django's admin and Swagger UI write them, and a style
 # cannot run code. Images may come from any https address: the workbench shows each item's

@@ -42,5 +42,11 @@ urlpatterns = [
     re_path(r"^v1/", api_not_found),
 ]
 
+# The product's name on the pages that read it from the site (templates/admin/base_site.html
+# names it on every page).
+admin.site.site_header = "Rankwell"
+admin.site.site_title = "Rankwell"
+admin.site.index_title = "Merchandising and ranking"
+
 handler404 = api_not_found
 handler500 = api_server_error

@@ -18,6 +18,7 @@ from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.messages.middleware import MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.http import HttpRequest
+from django_htmx.middleware import HtmxMiddleware
 from django_prometheus.middleware import PrometheusAfterMiddleware
 from django_prometheus.utils import Time
 from whitenoise.middleware import WhiteNoiseMiddleware
@@ -44,6 +45,11 @@ class PageAuthenticationMiddleware(_PagesOnly, AuthenticationMiddleware):
 
 class PageMessageMiddleware(_PagesOnly, MessageMiddleware):
     """Flash messages, for pages only."""
+
+
+class PageHtmxMiddleware(_PagesOnly, HtmxMiddleware):
+    """`request.htmx` (django-htmx), for pages only: the workbench answers its in-place requests
+    with the part of the page they replace."""
 
 
 class PageWhiteNoiseMiddleware(_PagesOnly, WhiteNoiseMiddleware):

@@ -23,11 +23,13 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST
 
 from catalog.selectors import catalog_categories
 from customers.models import Customer, Role, role_grants
 from customers.selectors import customer_visible, customers_visible
+from customers.shop_time import WALL_FORMAT, ShopDateTimeField, shop_wall, shop_zone
 from events.queries import normalise_query
 from explain import selectors
 from explain.insight import CustomerForm, shop_currency
@@ -59,11 +61,6 @@ WRITE_PERMISSIONS = (
 )
 PAGE_FIELDS = ("customer", "surface", "query", "category", "user")
 MAX_QUERIES = 200
-
-
-def shop_time_zone(customer: Customer) -> ZoneInfo:
-    """The shop's time zone, in which a merchandiser picks dates (UTC when none is set)."""
-    return ZoneInfo(customer.time_zone or "UTC")
 
 
 class PageForm(CustomerForm):
@@ -229,16 +226,15 @@ class DraftsForm(PageForm):
 
 
 class PublishForm(DraftsForm):
-    start = forms.DateTimeField(
-        required=False,
-        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"],
-        error_messages={"invalid": "Pick a date and time, e.g. from the calendar."},
-    )
+    # Picked in the shop's time zone, cleaned to UTC (customers.shop_time).
+    start = ShopDateTimeField(required=False)
     when = forms.ChoiceField(choices=[("now", "now"), ("start", "from the start")])
 
     def __init__(self, *args: Any, zone: ZoneInfo, now: datetime, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.zone = zone
+        start = self.fields["start"]
+        assert isinstance(start, ShopDateTimeField)
+        start.zone = zone
         self.now = now
 
     def clean(self) -> dict[str, Any]:
@@ -251,8 +247,6 @@ class PublishForm(DraftsForm):
             if "start" not in self.errors:
                 self.add_error("start", "Pick the date and time to start serving from.")
             return data
-        # The form read the picked wall-clock time in the server's zone: it is the shop's.
-        start = timezone.make_naive(start).replace(tzinfo=self.zone)
         if start <= self.now:
             self.add_error("start", "Pick a start in the future, or publish now.")
         data["start"] = start
@@ -324,9 +318,9 @@ def workbench_view(request: HttpRequest) -> HttpResponse:
         )[:MAX_QUERIES]
         context["currency"] = shop_currency(customer)
         context["can_change"] = may_change(request.user, customer)
-        zone = shop_time_zone(customer)
+        zone = shop_zone(customer)
         context["zone"] = zone.key
-        context["min_start"] = now.astimezone(zone).strftime("%Y-%m-%dT%H:%M")
+        context["min_start"] = shop_wall(now, zone).strftime(WALL_FORMAT)
     if asked and form.is_valid():
         try:
             context["bench"] = workbench(form.params(now))
@@ -336,7 +330,15 @@ def workbench_view(request: HttpRequest) -> HttpResponse:
             context["page_fields"] = {
                 name: form.cleaned_data[name] for name in PAGE_FIELDS if name != "customer"
             }
-    return TemplateResponse(request, "explain/workbench.html", context)
+    # htmx's own requests (a change, publish or discard made in place, the picker) get the part
+    # of the page they replace; a page load, or a history restore, gets the page.
+    htmx = getattr(request, "htmx", None)  # django-htmx's HtmxDetails (core.page_middleware)
+    in_place = htmx is not None and bool(htmx) and not htmx.history_restore_request
+    response = TemplateResponse(
+        request, "explain/workbench_htmx.html" if in_place else "explain/workbench.html", context
+    )
+    patch_vary_headers(response, ("HX-Request",))
+    return response
 
 
 def _writer(request: HttpRequest) -> Customer:
@@ -401,7 +403,7 @@ def publish_view(request: HttpRequest) -> HttpResponse:
     customer = _writer(request)
     now = timezone.now()
     form = PublishForm(
-        request.POST, user=request.user, customer=customer, zone=shop_time_zone(customer), now=now
+        request.POST, user=request.user, customer=customer, zone=shop_zone(customer), now=now
     )
     if not form.is_valid():
         _form_errors(request, form)
@@ -415,7 +417,9 @@ def publish_view(request: HttpRequest) -> HttpResponse:
         messages.error(request, f"Nothing published: {error}")
     else:
         start = form.cleaned_data["start"]
-        when = "now" if start is None else f"from {start:%-d %b %Y, %H:%M} ({start.tzinfo})"
+        zone = shop_zone(customer)
+        local = None if start is None else start.astimezone(zone)
+        when = "now" if local is None else f"from {local:%-d %b %Y, %H:%M} ({zone.key})"
         count = len(rules)
         messages.success(
             request,

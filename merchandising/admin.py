@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -36,6 +37,7 @@ from catalog.selectors import (
 from customers.admin import CustomerScopedAdmin
 from customers.models import Role, customers_granting, role_grants
 from customers.selectors import customer_is_visible, customers_visible
+from customers.shop_time import UTC_ZONE, shop_text, shop_zone
 from merchandising import selectors, services
 from merchandising.conflicts import RuleWarning, rule_warnings
 from merchandising.contracts import RuleIn
@@ -117,7 +119,8 @@ RULE_FIELDSETS: list[tuple[str | None, dict[str, Any]]] = [
 PICKER_CUSTOMERS = 10
 
 
-def _window_summary(windows: list[dict[str, Any]]) -> str:
+def _window_summary(windows: list[dict[str, Any]], zone: ZoneInfo = UTC_ZONE) -> str:
+    """Whether the windows are on now, and the first one in the shop's time."""
     if not windows:
         return "always"
     now = timezone.now()
@@ -132,8 +135,8 @@ def _window_summary(windows: list[dict[str, Any]]) -> str:
         state = "scheduled"
     else:
         state = "ended"
-    first = windows[0]
-    text = f"{first.get('start') or '…'} → {first.get('end') or '…'}"
+    (start, end), *_ = spans
+    text = f"{shop_text(start, zone) or '…'} → {shop_text(end, zone) or '…'}"
     more = f" (+{len(windows) - 1})" if len(windows) > 1 else ""
     return f"{state}: {text}{more}"
 
@@ -247,9 +250,9 @@ class RuleAdmin(CustomerScopedAdmin):
     def surface_list(self, rule: Rule) -> str:
         return ", ".join(rule.surfaces) or "all"
 
-    @admin.display(description="when")
+    @admin.display(description="when (shop time)")
     def window_summary(self, rule: Rule) -> str:
-        return _window_summary(rule.windows)
+        return _window_summary(rule.windows, shop_zone(rule.customer))
 
     @admin.display(description="status", ordering="enabled")
     def status(self, rule: Rule) -> str:
@@ -424,6 +427,16 @@ class RuleAdmin(CustomerScopedAdmin):
                 name="merchandising_rule_catalog_attributes",
             ),
             path(
+                "check/",
+                self.admin_site.admin_view(self.check_view),
+                name="merchandising_rule_check_new",
+            ),
+            path(
+                "<path:object_id>/check/",
+                self.admin_site.admin_view(self.check_view),
+                name="merchandising_rule_check",
+            ),
+            path(
                 "<path:object_id>/preview/",
                 self.admin_site.admin_view(self.preview_view),
                 name="merchandising_rule_preview",
@@ -472,6 +485,34 @@ class RuleAdmin(CustomerScopedAdmin):
         values = catalog_attribute_values(customer_id=customer_id, name=name[:200])
         return JsonResponse({"name": name, "values": values})
 
+    def check_view(self, request: HttpRequest, object_id: str | None = None) -> HttpResponse:
+        """The form as typed so far, checked as saving would check it (the contract, the
+        catalog, the conflicts with the shop's other rules), without saving: htmx asks it as the
+        merchandiser goes (templates/admin/merchandising/rule/change_form.html)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        rule = self._scoped_rule(request, object_id) if object_id is not None else None
+        if rule is not None and not self.has_change_permission(request, rule):
+            raise PermissionDenied
+        if rule is None and not self.has_add_permission(request):
+            raise PermissionDenied
+        form = self.get_form(request, rule, change=rule is not None)(request.POST, instance=rule)
+        valid = form.is_valid()
+        labels = {name: field.label or name for name, field in form.fields.items()}
+        problems = [
+            (str(labels.get(name, "")) if name != "__all__" else "", str(message))
+            for name, messages_ in form.errors.items()
+            for message in messages_
+        ]
+        warnings = [
+            (str(labels.get(field, "")) if field else "", warning.detail)
+            for warning in form.warnings
+            if not warning.blocking
+            for field in [warning_field(warning)]
+        ]
+        context = {"valid": valid, "problems": problems, "warnings": warnings}
+        return TemplateResponse(request, "admin/merchandising/rule/check.html", context)
+
     def _scoped_rule(self, request: HttpRequest, object_id: str) -> Rule:
         rule = self.get_object(request, object_id)
         if rule is None:
@@ -493,7 +534,9 @@ class RuleAdmin(CustomerScopedAdmin):
         }
         if initial["surface"] == "search" and not initial["query"] and rule.page_categories:
             initial["surface"] = "browse"
-        form = PreviewForm({**initial, **request.GET.dict()} if request.GET else initial)
+        zone = shop_zone(rule.customer)  # "at" is read and shown in the shop's time
+        data = {**initial, **request.GET.dict()} if request.GET else initial
+        form = PreviewForm(data, zone=zone)
         preview = None
         if form.is_valid():
             data = form.cleaned_data
@@ -507,7 +550,11 @@ class RuleAdmin(CustomerScopedAdmin):
                 candidates=data["candidates"],
                 top=data["top"],
             )
-        window_starts = [w["start"] for w in rule.windows if w.get("start")]
+        window_starts = [
+            shop_text(datetime.fromisoformat(w["start"]), zone)
+            for w in rule.windows
+            if w.get("start")
+        ]
         context = {
             **self.admin_site.each_context(request),
             "title": f"Preview: {rule.name}",
@@ -515,7 +562,8 @@ class RuleAdmin(CustomerScopedAdmin):
             "original": rule,
             "form": form,
             "preview": preview,
-            "at": form.cleaned_data.get("at") if form.is_valid() else None,
+            "at": shop_text(form.cleaned_data["at"], zone) if form.is_valid() else None,
+            "zone": zone.key,
             "window_starts": window_starts,
         }
         return TemplateResponse(request, "admin/merchandising/rule/preview.html", context)
@@ -538,10 +586,13 @@ class RuleAdmin(CustomerScopedAdmin):
         if not self.has_view_permission(request, rule):
             raise PermissionDenied
         newest = revisions[0]
+        zone = shop_zone(newest.customer)  # windows read in the shop's time, as the form shows
         entries = [
             {
                 "revision": revision,
-                "changes": field_changes(older.document if older else None, revision.document),
+                "changes": field_changes(
+                    older.document if older else None, revision.document, zone
+                ),
                 "diff": document_diff(older.document if older else None, revision.document),
                 "revertible": revision is not newest or newest.kind == RevisionKind.DELETED,
             }

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pydantic
 from django import forms
@@ -26,6 +27,8 @@ from catalog.selectors import (
     catalog_items_find,
     catalog_items_known,
 )
+from customers.models import Customer
+from customers.shop_time import UTC_ZONE, parse_shop_time, shop_text, shop_zone, zone_words
 from merchandising.conflicts import RuleWarning, rule_warnings
 from merchandising.contracts import (
     ACTION_TYPES,
@@ -42,6 +45,11 @@ from merchandising.preview import MAX_CANDIDATES
 from merchandising.services import rule_experiment_errors
 
 LINES = {"rows": 4, "cols": 60}
+WINDOWS_HELP = (
+    "One window per line: start / end in the shop's time, {zone}, e.g. 2026-12-01 09:00 / "
+    "2026-12-24 00:00 (a date alone is its midnight), or pick them beside it; 'open' for no "
+    "start or end. None: always on. Stored in UTC."
+)
 STRENGTHS = ("weak", "medium", "strong", "max")
 
 # Which form field shows an error of a document field (the longest matching prefix wins).
@@ -210,22 +218,6 @@ def _lines(text: str) -> list[tuple[int, str]]:
     ]
 
 
-def _datetime(text: str, number: int | None = None) -> datetime | None:
-    """An aware datetime from ISO 8601 text; None for an open side (blank or 'open')."""
-    where = f"line {number}: " if number is not None else ""
-    if text.casefold() in ("", "open"):
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise ValidationError(
-            f"{where}{text!r} is not an ISO 8601 date and time (e.g. 2026-12-01T09:00+01:00)"
-        ) from exc
-    if value.tzinfo is None:
-        raise ValidationError(f"{where}{text!r} needs a time zone (e.g. +01:00, or Z for UTC)")
-    return value
-
-
 def _part(location: Sequence[str | int]) -> str:
     return f" ({'.'.join(str(part) for part in location)})" if location else ""
 
@@ -260,8 +252,31 @@ def _key_value_text(values: dict[str, list[str]]) -> str:
     return "\n".join(f"{key}={value}" for key, items in values.items() for value in items)
 
 
-def _window_text(window: dict[str, Any]) -> str:
-    return f"{window.get('start') or 'open'} / {window.get('end') or 'open'}"
+def _window_side(value: Any, zone: ZoneInfo) -> str:
+    """One side of a stored window as the shop reads it (its wall-clock time in the zone)."""
+    if value is None:
+        return "open"
+    instant = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return shop_text(instant, zone)
+
+
+def _window_text(window: dict[str, Any], zone: ZoneInfo) -> str:
+    return f"{_window_side(window.get('start'), zone)} / {_window_side(window.get('end'), zone)}"
+
+
+def _shop_datetime(text: str, zone: ZoneInfo, number: int) -> datetime | None:
+    """One side of a typed window: the shop's wall-clock time (or ISO 8601 with an offset), as
+    a UTC instant; None for an open side."""
+    if text.casefold() in ("", "open"):
+        return None
+    try:
+        return parse_shop_time(text, zone)
+    except ValueError as exc:
+        raise ValidationError(
+            f"line {number}: {text!r} is not a date and time (e.g. 2026-12-01 09:00)"
+        ) from exc
+    except ValidationError as exc:
+        raise ValidationError(f"line {number}: {' '.join(exc.messages)}") from exc
 
 
 # --- the action's part of the form: one fragment per action type -------------------------------
@@ -354,13 +369,12 @@ class RuleForm(forms.ModelForm):
         required=False,
         help_text="None ticked: every surface.",
     )
+    # data-window-picker: static/rankwell/rule_pickers.js adds two date pickers and "Add".
     windows = forms.CharField(
-        widget=forms.Textarea(attrs=LINES),
+        widget=forms.Textarea(attrs={**LINES, "data-window-picker": "line"}),
         required=False,
         label="When (windows)",
-        help_text="One window per line: start / end, ISO 8601 with a time zone, e.g. "
-        "2026-12-01T00:00+01:00 / 2026-12-24T00:00+01:00; 'open' for no start or end. "
-        "None: always on.",
+        help_text=WINDOWS_HELP.format(zone="UTC"),
     )
     query_match = forms.ChoiceField(
         choices=[
@@ -503,12 +517,40 @@ class RuleForm(forms.ModelForm):
         # The experiment the rule is tagged to as stored (the form's value replaces it on clean).
         self.stored_experiment_id: int | None = self.instance.experiment_id
         self._line_numbers: dict[str, list[int]] = {}
+        # Windows are typed and shown in the shop's time zone: the rule's shop, or for a new
+        # rule the one chosen (each offered shop's zone is named).
+        self.zones = self.offered_zones()
+        windows = self.fields["windows"]
+        windows.help_text = WINDOWS_HELP.format(zone=zone_words(self.zones))
+        if len(set(self.zones.values())) == 1:
+            windows.widget.attrs["data-zone"] = next(iter(self.zones.values())).key
         if self.instance.pk is not None and not self.is_bound:
-            self.initial.update(self.initial_from_document(self.instance.document()))
+            self.initial.update(
+                self.initial_from_document(self.instance.document(), self.shop_zone())
+            )
+
+    def offered_zones(self) -> dict[str, ZoneInfo]:
+        """The time zone of each shop the rule may belong to, by the shop's name."""
+        if self.instance.customer_id is not None:
+            customer = self.instance.customer
+            return {customer.name: shop_zone(customer)}
+        field = self.fields.get("customer")
+        queryset = getattr(field, "queryset", None)
+        shops = list(queryset[:20]) if queryset is not None else []
+        return {customer.name: shop_zone(customer) for customer in shops}
+
+    def shop_zone(self) -> ZoneInfo:
+        """The zone the windows are read in: the rule's shop's, or the chosen shop's."""
+        if self.instance.customer_id is not None:
+            return shop_zone(self.instance.customer)
+        chosen = getattr(self, "cleaned_data", {}).get("customer")
+        return shop_zone(chosen if isinstance(chosen, Customer) else None)
 
     @staticmethod
-    def initial_from_document(document: dict[str, Any]) -> dict[str, Any]:
-        """The form's fields for a stored rule document."""
+    def initial_from_document(
+        document: dict[str, Any], zone: ZoneInfo = UTC_ZONE
+    ) -> dict[str, Any]:
+        """The form's fields for a stored rule document (its windows in `zone`)."""
         query = document.get("query") or {}
         selector = document.get("selector") or {}
         action = document.get("action") or {}
@@ -516,7 +558,7 @@ class RuleForm(forms.ModelForm):
         in_stock = selector.get("in_stock")
         return {
             "surfaces": document.get("surfaces", []),
-            "windows": "\n".join(_window_text(w) for w in document.get("windows", [])),
+            "windows": "\n".join(_window_text(w, zone) for w in document.get("windows", [])),
             "query_match": query.get("match", "any"),
             "query_patterns": "\n".join(query.get("patterns", [])),
             "page_categories": "\n".join(document.get("page_categories", [])),
@@ -542,14 +584,15 @@ class RuleForm(forms.ModelForm):
 
     def clean_windows(self) -> list[dict[str, datetime | None]]:
         windows, numbers, problems = [], [], []
+        zone = self.shop_zone()
         for number, line in _lines(self.cleaned_data.get("windows") or ""):
             start, sep, end = line.partition(" / ") if " / " in line else line.partition("/")
             try:
                 if not sep:
                     raise ValidationError(f"line {number}: write a window as start / end")
                 window = {
-                    "start": _datetime(start.strip(), number),
-                    "end": _datetime(end.strip(), number),
+                    "start": _shop_datetime(start.strip(), zone, number),
+                    "end": _shop_datetime(end.strip(), zone, number),
                 }
                 _checked_line(Window, window, number)
             except ValidationError as exc:
@@ -744,17 +787,28 @@ class PreviewForm(forms.Form):
     at = forms.CharField(
         required=False,
         label="At",
-        help_text="ISO 8601 with a time zone, e.g. 2026-12-01T09:00+01:00; blank: now. Rules' "
-        "windows are evaluated then.",
+        help_text="In the shop's time, {zone}, e.g. 2026-12-01 09:00; blank: now. Rules' windows "
+        "are evaluated then.",
     )
     candidates = forms.IntegerField(min_value=1, max_value=MAX_CANDIDATES, initial=50)
     top = forms.IntegerField(min_value=1, max_value=200, initial=20, label="Show the top")
+
+    def __init__(self, *args: Any, zone: ZoneInfo = UTC_ZONE, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.zone = zone
+        at = self.fields["at"]
+        at.help_text = str(at.help_text).format(zone=zone.key)
 
     def clean_at(self) -> datetime:
         text = (self.cleaned_data.get("at") or "").strip()
         if not text:
             return timezone.now().replace(microsecond=0)
-        at = _datetime(text)
+        try:
+            at = parse_shop_time(text, self.zone)
+        except ValueError as exc:
+            raise ValidationError(
+                f"{text!r} is not a date and time (e.g. 2026-12-01 09:00); blank: now."
+            ) from exc
         if at is None:
             raise ValidationError("Give a date and time, or leave it blank for now.")
         return at
@@ -795,7 +849,9 @@ def _shown(value: Any) -> str:
     return str(value).replace("\n", "; ")
 
 
-def field_changes(before: dict[str, Any] | None, after: dict[str, Any]) -> list[FieldChange]:
+def field_changes(
+    before: dict[str, Any] | None, after: dict[str, Any], zone: ZoneInfo = UTC_ZONE
+) -> list[FieldChange]:
     """What changed between two rule documents, field by field as the form shows them (its
     labels, its one-line-per-entry texts; lines joined by "; "). A first revision lists every
     field it set."""
@@ -809,7 +865,7 @@ def field_changes(before: dict[str, Any] | None, after: dict[str, Any]) -> list[
             "enabled": document.get("enabled", True),
             "priority": document.get("priority", 0),
         }
-        values = {**own, **RuleForm.initial_from_document(document)}
+        values = {**own, **RuleForm.initial_from_document(document, zone)}
         kind = str(values.get("action_kind") or "")
         fragment = ACTION_FRAGMENTS.get(kind)
         shown_fields = set(fragment.fields) if fragment else set()

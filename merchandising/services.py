@@ -118,9 +118,17 @@ def rule_create(
 
 
 def rule_unchanged(*, rule: Rule, document: RuleIn) -> bool:
-    """Would saving `document` leave the stored rule as it is?"""
-    stored = RuleIn.stored(rule.document()).model_dump(mode="json")
-    return bool(document.model_dump(mode="json") == stored)
+    """Would saving `document` leave the stored rule as it is? A window's instants count, not
+    the offset they were written with (the admin writes UTC what the API may have sent as
+    +01:00)."""
+    stored = RuleIn.stored(rule.document())
+    if [(w.start, w.end) for w in document.windows] != [(w.start, w.end) for w in stored.windows]:
+        return False
+    same: dict[str, Any] = {"windows": []}
+    return bool(
+        document.model_copy(update=same).model_dump(mode="json")
+        == stored.model_copy(update=same).model_dump(mode="json")
+    )
 
 
 @transaction.atomic

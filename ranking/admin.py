@@ -13,7 +13,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from customers.admin import CustomerScopedAdmin
-from customers.models import Role, customers_granting
+from customers.models import Customer, Role, customers_granting
+from customers.shop_time import ShopDateTimeField, shop_zone, zone_words
 from ranking import selectors, services
 from ranking.configs import DEFAULT_WEIGHTS, MAX_ABS_WEIGHT, weights_clean
 from ranking.engine.experiments import CONTROL, TREATMENT
@@ -546,13 +547,58 @@ class RankingModelAdmin(CustomerScopedAdmin):
 TREATMENT_FIELDS = ("kind", "treatment_model", "treatment_config")
 
 
+SCHEDULE_HELP = {
+    "starts_at": "Blank: at once. In the shop's time, {zone}; stored in UTC.",
+    "ends_at": "Blank: until stopped. In the shop's time, {zone}; stored in UTC.",
+}
+
+
 class ExperimentForm(forms.ModelForm):
+    # Picked and shown in the shop's time zone, stored in UTC (customers.shop_time).
+    starts_at = ShopDateTimeField(required=False, label="Starts")
+    ends_at = ShopDateTimeField(required=False, label="Ends")
+
     class Meta:
         model = Experiment
         fields = [
             *("customer", "surface", "name", "method", *TREATMENT_FIELDS, "treatment_percent"),
             *("layer", "traffic_percent", "starts_at", "ends_at", "enabled"),
         ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in SCHEDULE_HELP:
+            # Declared fields stay in a form even when the page shows them read-only (an
+            # experiment that ended for good): then they must not write a blank over the value.
+            if name not in (self._meta.fields or ()):
+                self.fields.pop(name, None)
+        if self.instance.customer_id is not None:
+            zones = {self.instance.customer.name: shop_zone(self.instance.customer)}
+        else:
+            queryset = getattr(self.fields.get("customer"), "queryset", None)
+            shops = list(queryset[:20]) if queryset is not None else []
+            zones = {shop.name: shop_zone(shop) for shop in shops}
+        one = set(zones.values())
+        for name, help_text in SCHEDULE_HELP.items():
+            field = self.fields.get(name)
+            if isinstance(field, ShopDateTimeField):
+                field.help_text = help_text.format(zone=zone_words(zones))
+                if len(one) == 1:
+                    field.zone = next(iter(one))
+        if self.instance.customer_id is not None:
+            self._use_zone(shop_zone(self.instance.customer))
+
+    def _use_zone(self, zone: Any) -> None:
+        for name in SCHEDULE_HELP:
+            field = self.fields.get(name)
+            if isinstance(field, ShopDateTimeField):
+                field.zone = zone
+
+    def clean_customer(self) -> Customer:
+        # The start and end (cleaned after it) are read in the chosen shop's zone.
+        customer = self.cleaned_data["customer"]
+        self._use_zone(shop_zone(customer))
+        return customer
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -574,6 +620,8 @@ class ExperimentForm(forms.ModelForm):
             traffic_percent=value("traffic_percent"),
             layer_slot=self.instance.layer_slot,
             enabled=bool(value("enabled")),
+            starts_at=value("starts_at"),
+            ends_at=value("ends_at"),
         )
         for field, messages_ in services.experiment_errors(candidate).items():
             self.add_error(field, messages_)
@@ -868,6 +916,21 @@ class ExperimentAdmin(CustomerScopedAdmin):
     def treatment_label(self, obj: Experiment) -> str:
         return obj.treatment_label
 
+    @staticmethod
+    def _shop_time(obj: Experiment, value: Any, blank: str) -> str:
+        if value is None:
+            return blank
+        zone = shop_zone(obj.customer)
+        return f"{value.astimezone(zone):%Y-%m-%d %H:%M} ({zone.key})"
+
+    @admin.display(description="starts")
+    def starts_in_shop_time(self, obj: Experiment) -> str:
+        return self._shop_time(obj, obj.starts_at, "at once")
+
+    @admin.display(description="ends")
+    def ends_in_shop_time(self, obj: Experiment) -> str:
+        return self._shop_time(obj, obj.ends_at, "until stopped")
+
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         if obj is not None and obj.end_reason in services.FINAL_ENDS:
             # It ended for good: only its name may change (ranking.services.experiment_errors).
@@ -881,14 +944,21 @@ class ExperimentAdmin(CustomerScopedAdmin):
                 "treatment_percent",
                 "layer",
                 "traffic_percent",
+                "starts_in_shop_time",
+                "ends_in_shop_time",
                 "enabled",
             ]
         return ["results", "promote_link"]
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        schedule = ("starts_at", "ends_at")
+        if obj is not None and obj.end_reason in services.FINAL_ENDS:
+            schedule = ("starts_in_shop_time", "ends_in_shop_time")  # read-only, in shop time
         fields = [
             *("customer", "surface", "name", "method", *TREATMENT_FIELDS, "treatment_percent"),
-            *("layer", "traffic_percent", "enabled"),
+            *("layer", "traffic_percent"),
+            *schedule,
+            "enabled",
         ]
         if obj is None:
             return [(None, {"fields": fields})]

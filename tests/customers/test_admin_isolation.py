@@ -299,10 +299,14 @@ OBJECT_PAGES = {
     "ranking_experiment_promote": ("ranking.experiment", ()),
     "merchandising_rule_preview": ("merchandising.rule", ()),
     "merchandising_rule_revert": ("merchandising.rule", (1,)),
+    "merchandising_rule_check": ("merchandising.rule", ()),
 }
 # Pages that answer about a customer named in the query (?customer=): the rule form's catalog
 # lookups.
 CUSTOMER_PAGES = ("merchandising_rule_catalog_items", "merchandising_rule_catalog_attributes")
+# Pages that check the form of a new object, whose customer is chosen in the form: the rule form
+# checked as it is typed.
+NEW_FORM_PAGES = ("merchandising_rule_check_new",)
 DJANGO_ADMIN_VIEWS = ("changelist", "add", "change", "history", "delete")
 
 
@@ -316,7 +320,23 @@ def test_every_object_page_of_a_tenant_admin_is_checked_here() -> None:
         own = {f"{prefix}_{view}" for view in DJANGO_ADMIN_VIEWS}
         pages |= {url.name for url in model_admin.get_urls() if url.name and url.name not in own}
 
-    assert pages == set(OBJECT_PAGES) | set(CUSTOMER_PAGES)
+    assert pages == set(OBJECT_PAGES) | set(CUSTOMER_PAGES) | set(NEW_FORM_PAGES)
+
+
+@pytest.mark.parametrize("name", NEW_FORM_PAGES)
+def test_staff_cannot_check_a_new_objects_form_for_another_customer(
+    name: str, staff_a: Client, tenant_b: Tenant
+) -> None:
+    response = staff_a.post(
+        reverse(f"admin:{name}"),
+        {"customer": tenant_b.customer.pk, "name": "mine now", "action_kind": "hide"},
+    )
+
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "Select a valid choice" in body  # another customer is no choice
+    assert tenant_b.customer.name not in body
+    assert "bravozed" not in body.casefold()
 
 
 @pytest.mark.parametrize("name", CUSTOMER_PAGES)

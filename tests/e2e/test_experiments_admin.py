@@ -4,9 +4,10 @@ through its confirmation (the model's guard asks for a reason), in a real browse
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -142,3 +143,27 @@ def test_a_merchandiser_reads_a_guardrail_stop_and_promotes_b_with_a_reason(
     model = RankingModel.objects.get(pk=promoted.treatment_model_id)
     assert model.status == ModelStatus.ACTIVE
     assert model.override_reason.startswith("won the A/B test on revenue per search")
+
+
+def test_an_experiments_end_is_picked_in_the_shops_time_zone_and_stored_in_utc(
+    page: Page, live_server: Any, shop: Customer, artifacts: Path
+) -> None:
+    shop.time_zone = "Europe/Berlin"
+    shop.save()
+    running = Experiment.objects.get(customer=shop, surface="search")
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/ranking/experiment/{running.pk}/change/")
+    page.fill("#id_username", "merch")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+
+    expect(page.locator("#id_ends_at_helptext")).to_contain_text("shop's time, Europe/Berlin")
+    page.fill("#id_ends_at", "2099-12-24T18:30")
+    page.click("input[name=_continue]")
+
+    expect(page.locator(".messagelist .success")).to_be_visible()
+    running.refresh_from_db()
+    berlin = ZoneInfo("Europe/Berlin")
+    assert running.ends_at == datetime(2099, 12, 24, 18, 30, tzinfo=berlin).astimezone(UTC)
+    assert running.ends_at == datetime(2099, 12, 24, 17, 30, tzinfo=UTC)
+    expect(page.locator("#id_ends_at")).to_have_value("2099-12-24T18:30")  # shown in Berlin time
+    page.screenshot(path=artifacts / "experiments-admin-4-end-in-shop-time.png", full_page=True)

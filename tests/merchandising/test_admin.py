@@ -216,7 +216,9 @@ def test_editing_a_rule_shows_its_fields_and_stores_a_boost_with_strength_and_wi
     assert rule.windows[1] == {"start": None, "end": "2025-01-01T00:00:00Z"}
     assert rule.revision == 2
     edited = staff.get(change_url(rule)).content.decode()
-    assert "2026-12-01T00:00:00+01:00 / 2026-12-24T00:00:00+01:00" in edited
+    # Shown back in the shop's time (UTC here), stored in UTC.
+    assert rule.windows[0] == {"start": "2026-11-30T23:00:00Z", "end": "2026-12-23T23:00:00Z"}
+    assert "2026-11-30 23:00 / 2026-12-23 23:00\nopen / 2025-01-01 00:00" in edited
     assert "device=mobile\ndevice=tablet" in edited
 
 
@@ -303,7 +305,7 @@ def test_saving_the_form_as_shown_keeps_the_rule_as_it_was(
         ({"action_kind": "pin", "action_pins": "shoe-1\nshoe-2 @ x"}, "action_pins", "line 1"),
         ({"action_kind": "pin", "action_pins": "a @ 1\nb @ 1"}, "action_pins", "the same position"),
         ({"windows": "2026-12-24T00:00Z / 2026-12-01T00:00Z"}, "windows", "ends before"),
-        ({"windows": "2026-12-01T09:00 / open"}, "windows", "time zone"),
+        ({"windows": "2026-12-01 25:00 / open"}, "windows", "not a date and time"),
         ({"query_match": "exact"}, "query_patterns", "needs at least one pattern"),
         ({"action_strength": "", "action_factor": "0.5"}, "action_factor", "greater than 1"),
         ({"action_factor": "2"}, "action_factor", "either a factor"),
@@ -341,7 +343,7 @@ def test_every_mistake_of_a_form_is_named_at_once(staff: Client, shop: Customer)
         form_data(
             shop,
             name="",
-            windows="2026-12-24T00:00Z / 2026-12-01T00:00Z\n\n2026-12-01 / open",
+            windows="2026-12-24T00:00Z / 2026-12-01T00:00Z\n\n2026-12-01 9am / open",
             query_match="exact",
             action_kind="pin",
             action_pins="shoe-1 @ 0\nshoe-2 @ 3\nshoe-3 @ x",
@@ -372,6 +374,31 @@ def test_a_pin_contradicting_another_at_the_same_priority_is_refused(
     assert list(errors) == ["action_pins"]
     assert "same priority" in errors["action_pins"][0]
     assert not Rule.objects.filter(name="Clash").exists()
+
+
+def test_the_form_is_checked_as_it_is_typed_without_saving(staff: Client, shop: Customer) -> None:
+    """htmx posts the form to check/ as the merchandiser goes: a typo and a contradicting pin
+    are named in words before saving, and nothing is stored."""
+    stored_rule(shop, action={"type": "pin", "pins": [{"item_id": "shoe-1", "position": 1}]})
+    check = reverse("admin:merchandising_rule_check_new")
+
+    typo = staff.post(check, form_data(shop, name="Zeta up", selector_brands="Zetta"))
+    clash = staff.post(
+        check, form_data(shop, name="Clash", action_kind="pin", action_pins="shoe-2 @ 1")
+    )
+    fine = staff.post(check, form_data(shop, name="Zeta up", selector_brands="Zeta"))
+    form = staff.get(add_url()).content.decode()
+
+    assert typo.status_code == 200
+    assert "No item of brand &#x27;Zetta&#x27; in the catalog. Did you mean &#x27;Zeta&#x27;?" in (
+        typo.content.decode()
+    )
+    assert "<strong>Brands</strong>" in typo.content.decode()
+    assert "same priority" in clash.content.decode()
+    assert "this rule can be saved" in fine.content.decode()
+    assert staff.get(check).status_code == 405
+    assert f'hx-post="{check}"' in form
+    assert Rule.objects.filter(customer=shop).count() == 1
 
 
 def test_a_conflict_the_service_finds_after_the_form_checked_is_refused_too(
@@ -572,7 +599,7 @@ def test_the_changelist_summarises_rules_and_filters_them(staff: Client, shop: C
     pins = staff.get(changelist, {"action_type__exact": "pin", "q": "xmas"}).content.decode()
 
     assert "Always boost" in everything
-    assert "scheduled: 2099-12-01T00:00:00Z" in everything
+    assert "scheduled: 2099-12-01 00:00 → …" in everything
     assert "Always boost" not in windowed
     assert "Xmas pin" in windowed
     assert "Always boost" not in pins
@@ -676,7 +703,9 @@ def test_the_preview_of_a_scheduled_rule_shows_it_only_at_a_time_in_its_window(
     assert preview_rows(in_window, "with_rule")[0][:2] == ("shoe-8", 1)
     html = in_window.content.decode()
     assert "disabled" in html
-    assert "at=2030-01-01T00%3A00%3A00Z" in html  # a link to preview at the window's start
+    # A link to preview at the window's start, in the shop's time (UTC here).
+    assert "at=2030-01-01%2000%3A00" in html
+    assert "at 2030-01-15 11:00 (UTC)" in html  # the time previewed, in the shop's time
 
 
 def test_the_preview_of_a_browse_hide_rule_lists_what_it_hides(
@@ -698,12 +727,15 @@ def test_the_preview_form_names_a_bad_input(staff: Client, shop: Customer) -> No
     rule = stored_rule(shop)
 
     response = staff.get(preview_url(rule), {"surface": "search", "query": "", "at": "soon"})
-    naive = staff.get(preview_url(rule), {"surface": "search", "query": "shoe", "at": "2030-01-01"})
+    midnight = {"surface": "search", "query": "shoe", "at": "2030-01-01"}
+    shop_time = staff.get(preview_url(rule), midnight)
 
     assert response.status_code == 200
     assert set(response.context["form"].errors) == {"query", "at"}
-    assert "time zone" in naive.context["form"].errors["at"][0]
+    assert "is not a date and time" in response.context["form"].errors["at"][0]
     assert response.context["preview"] is None
+    # A time without an offset is the shop's wall clock (UTC here): midnight of that day.
+    assert shop_time.context["form"].cleaned_data["at"] == datetime(2030, 1, 1, tzinfo=UTC)
 
 
 # --- history -----------------------------------------------------------------------------------
@@ -803,6 +835,9 @@ def test_staff_of_one_customer_cannot_reach_another_customers_rules(
     change = staff.get(change_url(theirs))
     edit = staff.post(change_url(theirs), form_data(name="hijacked"))
     preview = staff.get(preview_url(theirs), {"surface": "search", "query": "shoe"})
+    check = staff.post(
+        reverse("admin:merchandising_rule_check", args=[theirs.pk]), form_data(name="x")
+    )
     history = staff.get(history_url(theirs))
     deleted_history = staff.get(history_url(deleted_id))
     revert = staff.post(revert_url(theirs.pk, 1))
@@ -828,6 +863,8 @@ def test_staff_of_one_customer_cannot_reach_another_customers_rules(
     assert change.status_code in (302, 404)
     assert edit.status_code in (302, 404)
     assert preview.status_code == history.status_code == deleted_history.status_code == 404
+    assert check.status_code == 404
+    assert "bravozed" not in check.content.decode()
     assert revert.status_code == revert_deleted.status_code == 404
     assert delete.status_code in (302, 404)
     theirs.refresh_from_db()
