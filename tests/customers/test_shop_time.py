@@ -135,6 +135,8 @@ def test_an_experiments_start_and_end_are_picked_in_the_shops_zone_and_stored_in
             "kind": "model",
             "treatment_model": model.pk,
             "treatment_percent": 20,
+            "layer": "main",
+            "traffic_percent": 100,
             "starts_at": start.strftime("%Y-%m-%dT%H:%M"),
             "ends_at": end.strftime("%Y-%m-%d %H:%M"),
             "enabled": "on",
