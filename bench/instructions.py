@@ -201,11 +201,29 @@ def warm(calls: list[Call], bodies: list[bytes]) -> None:
     platform/gunicorn.conf.py does in each worker."""
     for call in calls:
         run(call, bodies, WARM_UP)
-    time.sleep(1.5)  # the snapshot is mapped by a thread of its own
+    snapshots_ready()
     for call in calls:
         run(call, bodies, WARM_UP)
     gc.collect()
     gc.freeze()
+
+
+def snapshots_ready(seconds: float = 900.0) -> None:
+    """Wait for the thread that maps (or builds) the signal snapshot the first requests asked
+    for: until it is ready, requests read the records from Redis, and under valgrind mapping
+    takes many seconds, so counting before it would count another path."""
+    from django.apps import apps
+
+    if not apps.ready:  # the floor's process
+        return
+    from ranking.signals.backend import signal_store
+
+    cache = getattr(signal_store(), "snapshots", None)
+    deadline = time.monotonic() + seconds
+    while cache is not None and cache._pending and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if cache is not None and not cache._mapped:
+        raise RuntimeError("no signal snapshot was mapped: the counts would be of Redis reads")
 
 
 def in_process(bodies_file: Path, requests: int, rounds: int) -> dict[str, Any]:
