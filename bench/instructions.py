@@ -20,7 +20,9 @@ floor's, called in process the way gunicorn calls them, after a warm-up. Three m
   0.01 s of CPU in 10 s).
 - `--served`: both under gunicorn with `platform/gunicorn.conf.py` (as bench/rank.py serves
   them), alternating closed-loop rounds of `--seconds` at `--connections`, the workers' CPU time
-  per request from /proc: gunicorn's own handling included.
+  per request from /proc: gunicorn's own handling included. `--against DIR` serves a third,
+  the service from another checkout (`git worktree add` or `git archive` of the commit before a
+  change), in the same rotation: a change's effect served, side by side.
 
     BENCH_DATABASE=rankwell_bench_w4 BENCH_NAMESPACE=rwbenchw4 \\
         REDIS_URL=redis://127.0.0.1:6379/14 .venv/bin/python bench/instructions.py \\
@@ -64,6 +66,9 @@ def main() -> None:
     parser.add_argument("--served", action="store_true")
     parser.add_argument("--seconds", type=float, default=5.0, help="--served: a round's length")
     parser.add_argument("--connections", type=int, default=4, help="--served")
+    parser.add_argument(
+        "--against", type=Path, help="--served: also serve the service from this checkout"
+    )
     parser.add_argument("--child", choices=("service", "floor"), help=argparse.SUPPRESS)
     parser.add_argument("--bodies", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -344,8 +349,9 @@ def served(
         "header": [f"Authorization: Bearer {key}"],
         "connections": args.connections,
     }
-    found: dict[str, list[float]] = {"floor": [], "service": []}
-    rates: dict[str, list[float]] = {"floor": [], "service": []}
+    sides = ["floor", "service"] + (["against"] if args.against else [])
+    found: dict[str, list[float]] = {side: [] for side in sides}
+    rates: dict[str, list[float]] = {side: [] for side in sides}
     with contextlib.ExitStack() as stack:
         servers = {
             "floor": stack.enter_context(
@@ -353,11 +359,14 @@ def served(
             ),
             "service": stack.enter_context(rank.gunicorn(env, 2)),
         }
+        if args.against:
+            against = rank.gunicorn(env, 2, "prometheus-against", root=args.against.resolve())
+            servers["against"] = stack.enter_context(against)
         for port, _ in servers.values():
             rank.loadgen("closed", port, duration=3.0, **common)
         for round_ in range(rounds):
-            order = ("floor", "service") if round_ % 2 == 0 else ("service", "floor")
-            for side in order:
+            shift = round_ % len(sides)  # each side first in turn
+            for side in sides[shift:] + sides[:shift]:
                 port, master = servers[side]
                 workers = rank.worker_pids(master.pid)
                 before = sum(rank.cpu_seconds(pid) for pid in workers)
@@ -369,6 +378,8 @@ def served(
     out = summary(found, "cpu_ms", 3)
     for side, values in rates.items():
         out[side]["req_s"] = [round(v) for v in values]
+    if args.against:
+        out["against_ratio"] = round(out["against"]["cpu_ms"] / out["floor"]["cpu_ms"], 3)
     return out
 
 
