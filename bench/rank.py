@@ -388,10 +388,15 @@ def wait_for(url: str, seconds: float = 60.0) -> None:
 
 @contextlib.contextmanager
 def gunicorn(
-    env: dict[str, str], workers: int, metrics: str = "prometheus", app: str = "config.wsgi"
+    env: dict[str, str],
+    workers: int,
+    metrics: str = "prometheus",
+    app: str = "config.wsgi",
+    root: Path = ROOT,
 ) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """gunicorn with the service's config (platform/gunicorn.conf.py) serving `app`: the service,
-    or the floor (bench/floor.py) under the very same settings."""
+    or the floor (bench/floor.py) under the very same settings; `root`: another checkout's code
+    (bench/instructions.py --against)."""
     port = free_port()
     server_env = {
         **os.environ,
@@ -411,10 +416,10 @@ def gunicorn(
                 "--bind",
                 f"{SERVER}:{port}",
                 "--pythonpath",
-                str(ROOT / "bench"),
+                str(root / "bench"),
                 app,
             ],
-            cwd=ROOT,
+            cwd=root,
             env=server_env,
             stdout=log,
             stderr=subprocess.STDOUT,

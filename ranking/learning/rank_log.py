@@ -9,6 +9,7 @@ counted: losing some training rows is better than growing without bound or slowi
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import threading
 from collections import deque
@@ -17,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
+import orjson
 import psycopg.errors
 from celery import current_app
 from django.conf import settings
@@ -223,7 +225,7 @@ def record_outcome(
         query=request.query,
         shopper_key=request.shopper_key,
         model=outcome.model or f"config:{outcome.config}",
-        item_ids=tuple(request.item_ids[index] for index in order),
+        item_ids=tuple(map(request.item_ids.__getitem__, order.tolist())),
         features=features[order],
         at=at,
         category=request.category,
@@ -313,6 +315,17 @@ def rank_log_write(entries: list[RankLogEntry]) -> int:
     return sum(rank_log_write([entry]) for entry in entries)
 
 
+def _json_bytes(value: Any) -> bytes | str:
+    """JSON for a jsonb column: orjson, about ten times quicker than the json module on the
+    item ids (the database stores the parsed value, so the text's spacing does not show);
+    the json module where orjson refuses (a lone surrogate, which the database then refuses
+    as it did before)."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return json.dumps(value)
+
+
 def _write(entries: list[RankLogEntry]) -> int:
     """Insert a batch of entries; a request id already logged for the customer is skipped.
 
@@ -332,7 +345,7 @@ def _write(entries: list[RankLogEntry]) -> int:
                     entry.shopper_key[:260],
                     entry.model[:64],
                     SCHEMA_HASH,
-                    Jsonb(list(entry.item_ids)),
+                    Jsonb(entry.item_ids, dumps=_json_bytes),
                     entry.features,
                     entry.created_at,
                     entry.category[:256],

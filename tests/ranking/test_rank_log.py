@@ -4,6 +4,7 @@ training set joins it with what shoppers did."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -153,3 +154,15 @@ def test_with_a_broker_batches_go_to_the_flush_task_which_writes_them(
     logged = RankLog.objects.get(request_id="r2")
     assert logged.item_ids == ["a", "b"]
     assert rank_log.feature_matrix(bytes(logged.features)).shape == (2, len(FEATURES))
+
+
+def test_item_ids_are_written_as_the_json_they_were_and_an_unwritable_one_costs_only_its_entry(
+    api: ApiCaller,
+) -> None:
+    customer_id = api.customer.pk
+    written = replace(entry("r1", customer_id), item_ids=('ä "b"', "c\\d", "😀"))
+    unwritable = replace(entry("r2", customer_id), item_ids=("a", "\ud800"))
+
+    assert rank_log.rank_log_write([written, unwritable]) == 1
+    assert RankLog.objects.get(request_id="r1").item_ids == ['ä "b"', "c\\d", "😀"]
+    assert not RankLog.objects.filter(request_id="r2").exists()
