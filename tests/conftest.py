@@ -71,6 +71,21 @@ def _isolated_runtime(settings: Any) -> Iterator[None]:
 
 
 @pytest.fixture
+def patient_signal_store(settings: Any) -> Iterator[None]:
+    """Signal-store reads wait up to 2 s, not the service's 0.2 s, for the tests of pages, whose
+    server shares two cores with the test (and chromium): a read that times out on one page and
+    not the next gives the two pages different candidates (a fresh-clone `make test` saw the
+    "why" page miss the listing's second item that way), or a degraded answer where the test
+    needs signals. What the pages show when the store does not answer is tested with a store
+    that is really down (tests/explain/test_pages.py, test_insight.py), which a timeout does not
+    change. The e2e and explain tests use it (their conftest.py)."""
+    settings.SIGNAL_STORE = {**settings.SIGNAL_STORE, "TIMEOUT_SECONDS": 2.0}
+    store_backend.reset_signal_store()
+    yield
+    store_backend.reset_signal_store()
+
+
+@pytest.fixture
 def memory_store(settings: Any) -> store_module.SignalStore:
     """Switch this test to the in-process signal store of the embedded default."""
     settings.SIGNAL_STORE = {**settings.SIGNAL_STORE, "BACKEND": "memory"}

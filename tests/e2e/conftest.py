@@ -15,8 +15,6 @@ import pytest
 from django.conf import settings
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from ranking.signals.backend import reset_signal_store
-
 CHROMIUM = Path("/usr/bin/chromium")
 ASYNC_UNSAFE = "DJANGO_ALLOW_ASYNC_UNSAFE"
 
@@ -107,13 +105,5 @@ def _fast_password_hashing(settings: Any) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _patient_signal_store(settings: Any) -> Iterator[None]:
-    """Signal-store reads wait up to 2 s, not the service's 0.2 s: the live server shares two
-    cores with chromium and the test, and a read that times out on one page and not the next
-    gives the two pages different candidates (the category's first items by id stand in): a
-    fresh-clone `make test` saw the "why" page miss the listing's second item that way. What the
-    pages show when the store does not answer is tested in tests/explain/test_pages.py."""
-    settings.SIGNAL_STORE = {**settings.SIGNAL_STORE, "TIMEOUT_SECONDS": 2.0}
-    reset_signal_store()
-    yield
-    reset_signal_store()
+def _patient(patient_signal_store: None) -> None:
+    """The live server shares two cores with chromium and the test (tests/conftest.py)."""
