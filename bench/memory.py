@@ -120,8 +120,17 @@ def bodies(catalog_size: int, count: int, seed: int) -> bytes:
 def serve_and_measure(port: int, master: int, key: str, path: Path, seconds: float) -> Any:
     common = {"path": "/v1/rank", "bodies": path, "header": [f"Authorization: Bearer {key}"]}
     load = served.loadgen("closed", port, duration=seconds, connections=8, **common)
-    memory = [served.memory_mb(pid) for pid in served.worker_pids(master)]
-    return {"requests": load["completed"], "statuses": load["statuses"], "workers_mb": memory}
+    pids = served.worker_pids(master)
+    memory = [served.memory_mb(pid) for pid in pids]
+    # The signal snapshot's mapped pages count in VmRSS but are the host's one copy in the page
+    # cache, shared by its workers (ranking/signals/snapshot.py): read apart.
+    snapshot = [served.snapshot_pages_mb(pid) for pid in pids]
+    return {
+        "requests": load["completed"],
+        "statuses": load["statuses"],
+        "workers_mb": memory,
+        "snapshot_pages_mb": snapshot,
+    }
 
 
 def main() -> None:
@@ -193,6 +202,22 @@ def main() -> None:
     result["rss_growth_mb"] = [
         round(after["VmRSS"] - before["VmRSS"], 1)
         for before, after in zip(small, large, strict=True)
+    ]
+    # Each worker's own memory: VmRSS less the snapshot's shared pages (its private pages of
+    # the snapshot, if any, stay counted).
+    result["own_growth_mb"] = [
+        round(
+            (after["VmRSS"] - after_pages["resident_mb"] + after_pages["private_mb"])
+            - (before["VmRSS"] - before_pages["resident_mb"] + before_pages["private_mb"]),
+            1,
+        )
+        for before, after, before_pages, after_pages in zip(
+            small,
+            large,
+            result["small"]["snapshot_pages_mb"],
+            result["large"]["snapshot_pages_mb"],
+            strict=True,
+        )
     ]
     result["peak_growth_mb"] = [
         round(after["VmHWM"] - before["VmHWM"], 1)
