@@ -162,7 +162,6 @@ def _surface_experiment(
         ends=experiment.ends_at.timestamp() if experiment.ends_at else None,
         live=live,
         experiment_id=experiment.pk,
-        layer=experiment.layer,
         slot=experiment.layer_slot or 0,
         traffic_percent=experiment.traffic_percent,
         rules_b=not experiment.changes_scorer,

@@ -48,7 +48,6 @@ class SurfaceExperiment:
     ends: float | None = None
     live: RankerConfig | None = None
     experiment_id: int | None = None
-    layer: str = "main"
     slot: int = 0  # the first percent of the layer's hash it holds
     traffic_percent: int = 100
     rules_b: bool = False
