@@ -110,15 +110,17 @@ def test_an_experiment_splits_shoppers_only_within_its_start_and_end(
     scheduled = experiment(
         shop.customer, percent=99, starts_at=start, ends_at=start + timedelta(days=7)
     )
-    before = search(shop, "u1")
+    # A shopper hashed into B (with a random salt, any one user would be in A one time in 100).
+    in_b = next(f"u{n}" for n in range(1000) if shopper_bucket(scheduled.salt, f"u:u{n}") < 9900)
+    before = search(shop, in_b)
     listed = shop.get("/v1/experiments").json()["experiments"][0]
 
     # Two days on, within the window; then past its end (each process reads the clock per request).
     clock = time.time()
     monkeypatch.setattr("ranking.runtime.time.time", lambda: clock + 3 * 24 * 3600)
-    during = search(shop, "u1")
+    during = search(shop, in_b)
     monkeypatch.setattr("ranking.runtime.time.time", lambda: clock + 10 * 24 * 3600)
-    after = search(shop, "u1")
+    after = search(shop, in_b)
     ended = services.experiment_end_if_due(experiment=scheduled, now=start + timedelta(days=8))
 
     assert before["variant"] is None
