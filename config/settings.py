@@ -108,6 +108,9 @@ MIDDLEWARE = [
 # On: the cuts of per-request work on /v1 above (and the metrics' cached children); off: the
 # stock middleware, as before them, for bench/compare.py's A/B (docs/performance.md).
 API_LEAN_PATH = env.bool("API_LEAN_PATH", default=True)
+# On: gunicorn's application (config/wsgi.py) answers the common POST /v1/rank without Django's
+# handler, middleware or DRF, with the same answer (ranking/direct.py); off: Django answers all.
+API_DIRECT_PATH = env.bool("API_DIRECT_PATH", default=True)
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"

@@ -135,7 +135,7 @@ class RequestContextMiddleware:
         request_token = request_id_var.set(request_id)
         customer_token = customer_var.set(None)
         try:
-            _tag_sentry(request_id)
+            tag_sentry(request_id)
             response = self.get_response(request)
             response.setdefault(REQUEST_ID_HEADER, request_id)
             return response
@@ -144,7 +144,7 @@ class RequestContextMiddleware:
             customer_var.reset(customer_token)
 
 
-def _tag_sentry(request_id: str) -> None:
+def tag_sentry(request_id: str) -> None:
     import sentry_sdk
 
     sentry_sdk.get_isolation_scope().set_tag("request_id", request_id)

@@ -42,7 +42,7 @@ class ApiWorkSlotMiddleware:
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
-        self.slots = threading.BoundedSemaphore(settings.API_CONCURRENT_REQUESTS)
+        self.slots = work_slots(settings.API_CONCURRENT_REQUESTS)
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if not is_api_path(request):
@@ -53,6 +53,20 @@ class ApiWorkSlotMiddleware:
             return self.get_response(request)
         finally:
             slot.release()
+
+
+_work_slots: dict[int, threading.BoundedSemaphore] = {}
+_work_slots_lock = threading.Lock()
+
+
+def work_slots(count: int) -> threading.BoundedSemaphore:
+    """The process's slots for requests in work: one semaphore per configured count, shared by
+    the middleware and the direct rank path (ranking/direct.py)."""
+    slots = _work_slots.get(count)
+    if slots is None:
+        with _work_slots_lock:
+            slots = _work_slots.setdefault(count, threading.BoundedSemaphore(count))
+    return slots
 
 
 class _WorkSlot:

@@ -234,13 +234,18 @@ class ApiKeyRateThrottle(BaseThrottle):
         decision = ratelimit.limiter().key_request(principal.key_id, group, limit)
         if decision.allowed:
             return True
-        raise exceptions.Throttled(
-            wait=ratelimit.retry_after_header(decision.retry_after),
-            detail=(
-                f"This API key may send {limit.rate:g} requests a second to this endpoint "
-                f"(bursts of {limit.burst}); retry after the indicated delay."
-            ),
-        )
+        raise key_throttled(limit, decision)
+
+
+def key_throttled(limit: ratelimit.Limit, decision: ratelimit.Decision) -> exceptions.Throttled:
+    """The refusal of a request over its key's limit (also ranking/direct.py's)."""
+    return exceptions.Throttled(
+        wait=ratelimit.retry_after_header(decision.retry_after),
+        detail=(
+            f"This API key may send {limit.rate:g} requests a second to this endpoint "
+            f"(bursts of {limit.burst}); retry after the indicated delay."
+        ),
+    )
 
 
 class HasScope(BasePermission):

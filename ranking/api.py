@@ -12,6 +12,7 @@ import os
 import time
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -37,7 +38,7 @@ from ranking.engine.pipeline import rank, rank_degraded
 from ranking.engine.records import RankInput, RankOutcome
 from ranking.learning import rank_log
 from ranking.metrics import observe_rank_outcome
-from ranking.runtime import RuntimeUnavailable, customer_runtime
+from ranking.runtime import CustomerRuntime, RuntimeUnavailable, customer_runtime
 from ranking.signals.backend import signal_store
 
 logger = logging.getLogger(__name__)
@@ -126,6 +127,65 @@ def render(request_id: str, body: RankIn, outcome: RankOutcome) -> dict[str, Any
     return response
 
 
+@dataclass(frozen=True, slots=True)
+class Served:
+    """What an answered rank request counts once its answer is made (ranking.direct answers
+    the common request without Django and counts the same)."""
+
+    customer_id: int
+    surface: str
+    candidates: int
+    shopper_key: str
+    outcome: RankOutcome
+
+    def observe(self, started: float) -> None:
+        outcome = self.outcome
+        observe_rank_outcome(
+            customer_id=self.customer_id,
+            surface=self.surface,
+            started=started,
+            candidates=self.candidates,
+            outcome=outcome,
+        )
+        if outcome.variant is not None and self.shopper_key:
+            for experiment_id, variant in (
+                (outcome.experiment_id, outcome.variant),
+                *(outcome.layer_variants or ()),
+            ):
+                observe_exposure(
+                    customer_id=self.customer_id,
+                    surface=self.surface,
+                    experiment_id=experiment_id or 0,
+                    variant=variant,
+                )
+
+
+def ranked_answer(
+    customer_id: int, runtime: CustomerRuntime, body: RankIn, request_id: str
+) -> tuple[dict[str, Any], Served]:
+    """Rank a valid request (rank_input_errors found nothing), log it, and render the answer's
+    document; the caller encodes it, then calls `observe` on the second value."""
+    ranked = rank_input(body)
+    engine_started = time.perf_counter()
+    ranker = runtime.config_for(body.surface, ranked.shopper_key)
+    outcome = rank(
+        ranked,
+        ranker,
+        signal_store(),
+        customer_id,
+        published=runtime.signals_published,
+        request_id=request_id,
+    )
+    observe_stage(body.surface, "engine", time.perf_counter() - engine_started)
+    for stage, seconds in outcome.stage_seconds:
+        observe_stage(body.surface, stage, seconds)
+    rank_log.record_outcome(
+        customer_id=customer_id, request_id=request_id, request=ranked, outcome=outcome
+    )
+    document = render(request_id, body, outcome)
+    return document, Served(customer_id, body.surface, len(body.items), ranked.shopper_key, outcome)
+
+
 class RankApi(CustomerApi):
     required_scope = Scope.RANK
     renderer_classes = [JSONRenderer, ProtobufRenderer]
@@ -165,43 +225,10 @@ class RankApi(CustomerApi):
         errors = rank_input_errors(body, runtime.max_candidates)
         if errors:
             raise invalid_request(errors)
-        ranked = rank_input(body)
-        engine_started = time.perf_counter()
-        ranker = runtime.config_for(body.surface, ranked.shopper_key)
-        outcome = rank(
-            ranked,
-            ranker,
-            signal_store(),
-            self.customer_id,
-            published=runtime.signals_published,
-            request_id=request_id,
-        )
-        observe_stage(body.surface, "engine", time.perf_counter() - engine_started)
-        for stage, seconds in outcome.stage_seconds:
-            observe_stage(body.surface, stage, seconds)
-        rank_log.record_outcome(
-            customer_id=self.customer_id, request_id=request_id, request=ranked, outcome=outcome
-        )
-        response = self.answer(request, render(request_id, body, outcome))
+        document, served = ranked_answer(self.customer_id, runtime, body, request_id)
+        response = self.answer(request, document)
         response["X-Request-ID"] = request_id
-        observe_rank_outcome(
-            customer_id=self.customer_id,
-            surface=body.surface,
-            started=self.started,
-            candidates=len(body.items),
-            outcome=outcome,
-        )
-        if outcome.variant is not None and ranked.shopper_key:
-            for experiment_id, variant in (
-                (outcome.experiment_id, outcome.variant),
-                *(outcome.layer_variants or ()),
-            ):
-                observe_exposure(
-                    customer_id=self.customer_id,
-                    surface=body.surface,
-                    experiment_id=experiment_id or 0,
-                    variant=variant,
-                )
+        served.observe(self.started)
         return response
 
     def _degraded(self, request_id: str, body: RankIn, reason: str) -> HttpResponse:

@@ -214,6 +214,12 @@ _runtimes: runtime_sync.GenerationCache[int, CustomerRuntime] = runtime_sync.Gen
 )
 
 
+def cached_customer_runtime(customer_id: int) -> CustomerRuntime | None:
+    """The customer's runtime if this process holds it, without asking the database."""
+    entry = _runtimes.get(customer_id)
+    return None if entry is None else entry.value
+
+
 def customer_runtime(customer_id: int) -> CustomerRuntime:
     entry = _runtimes.get(customer_id)
     if entry is not None:

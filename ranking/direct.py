@@ -1,0 +1,361 @@
+"""`POST /v1/rank` answered without Django's request handling: the common request only.
+
+A served rank request spent about a quarter of its CPU outside the engine in Django's handler,
+sixteen middleware, DRF's dispatch and the response object (docs/performance.md, "Where the
+instructions go"). `DirectRank` wraps the WSGI application (config/wsgi.py) and answers a request
+itself when it is the common case: a JSON body with no query string, an Accept that DRF would
+answer with JSON, an allowed Host, a key this process has verified and that carries the rank
+scope, a body that validates, a customer whose runtime this process holds. It does what the
+stack would have done for it, in the same order and with the same answer: the body limit, the
+rank rate limit, a work slot, the request id, the engine (`ranking.api.ranked_answer`, shared
+with the view), the security headers and DRF's, and django-prometheus's samples.
+
+Everything else goes to Django as before, the body handed on unread by anyone else: errors,
+protobuf, unknown keys, a runtime not loaded yet, a key store or runtime outage (answered
+degraded by the view). A failure inside the direct path before it answers goes to Django too,
+which answers it as it would have (`API_DIRECT_PATH=false` turns the direct path off).
+tests/ranking/test_direct_path.py sends the same requests both ways and compares status, headers,
+body and metrics.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import io
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import orjson
+import pydantic
+import sentry_sdk
+from django.conf import settings
+from django.core.exceptions import DisallowedHost
+from django.core.handlers.wsgi import WSGIRequest
+from django.urls import resolve
+from django_prometheus.middleware import Metrics
+from django_prometheus.utils import Time, TimeSince
+
+from core import logs
+from core.errors import ServiceUnavailable
+from core.middleware import work_slots
+from core.negotiation import PLAIN_ACCEPTS
+from core.problems import PROBLEM_CONTENT_TYPE, problem_exception_handler, problem_for
+from customers import ratelimit
+from customers.api import NUL_ESCAPE, is_json_content_type
+from customers.auth import ApiPrincipal, cached_principal, hash_key, key_throttled, note_used
+from customers.models import Scope
+from ranking.api import rank_input_errors, ranked_answer
+from ranking.contracts import RankIn
+from ranking.runtime import cached_customer_runtime
+
+logger = logging.getLogger(__name__)
+
+PATH = "/v1/rank"
+JSON_TYPE = "application/json"
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+_HOSTS_KNOWN_MAX = 64
+
+
+class DirectRank:
+    """The WSGI application: the direct path for the common /v1/rank request, Django for the
+    rest."""
+
+    def __init__(self, django: WsgiApp) -> None:
+        self.django = django
+        self.hosts: dict[tuple[str | None, str | None, str | None, str | None], bool] = {}
+        self.metrics: _HttpMetrics | None = None
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if (
+            environ.get("PATH_INFO") != PATH
+            or environ.get("REQUEST_METHOD") != "POST"
+            or not settings.API_DIRECT_PATH
+        ):
+            return self.django(environ, start_response)
+        try:
+            answered = self._answer(environ, start_response)
+        except Exception:
+            logger.exception("the direct rank path failed; Django answers the request")
+            answered = None
+        if answered is None:
+            return self.django(environ, start_response)
+        return answered
+
+    def _answer(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes] | None:
+        started = Time()
+        if (
+            environ.get("QUERY_STRING")
+            or environ.get("HTTP_ACCEPT") not in PLAIN_ACCEPTS
+            or not is_json_content_type(environ.get("CONTENT_TYPE", ""))
+            or not self._host_allowed(environ)
+        ):
+            return None
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return None
+        if not 0 < length <= settings.API_MAX_BODY_BYTES:
+            return None
+        principal = _principal(environ)
+        if principal is None or Scope.RANK not in principal.scopes:
+            return None
+        body = environ["wsgi.input"].read(length)
+        # Whatever happens next, Django can still read the body it would have read.
+        environ["wsgi.input"] = io.BytesIO(body)
+        if len(body) != length or NUL_ESCAPE in body:
+            return None
+        try:
+            request = RankIn.model_validate_json(body)
+        except pydantic.ValidationError:
+            return None
+        runtime = cached_customer_runtime(principal.customer_id)
+        if runtime is None or rank_input_errors(request, runtime.max_candidates):
+            return None
+        # From here on the direct path answers, as the view would.
+        secure = _is_secure(environ)
+        context = contextvars.copy_context()
+        return context.run(
+            self._serve, environ, start_response, started, secure, principal, request, runtime
+        )
+
+    def _serve(
+        self,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        started: float,
+        secure: bool,
+        principal: ApiPrincipal,
+        request: RankIn,
+        runtime: Any,
+    ) -> list[bytes]:
+        request_id = logs.new_request_id()
+        logs.request_id_var.set(request_id)
+        logs.customer_var.set(None)
+        if sentry_sdk.is_initialized():  # Django's Sentry integration gives each request a scope
+            with sentry_sdk.isolation_scope():
+                logs.tag_sentry(request_id)
+                return self._rank(
+                    environ,
+                    start_response,
+                    started,
+                    secure,
+                    principal,
+                    request,
+                    runtime,
+                    request_id,
+                )
+        return self._rank(
+            environ, start_response, started, secure, principal, request, runtime, request_id
+        )
+
+    def _rank(
+        self,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        started: float,
+        secure: bool,
+        principal: ApiPrincipal,
+        request: RankIn,
+        runtime: Any,
+        request_id: str,
+    ) -> list[bytes]:
+        note_used(principal)
+        logs.bind_customer(principal.customer_id)
+        refusal = _rate_limited(principal)
+        if refusal is not None:
+            status, content_type, content, extra = refusal
+            served = None
+        else:
+            slot_taken = work_slots(settings.API_CONCURRENT_REQUESTS).acquire(
+                timeout=settings.API_SLOT_WAIT_SECONDS
+            )
+            if not slot_taken:
+                status, content_type, content, extra = _busy()
+                served = None
+            else:
+                try:
+                    document, served = ranked_answer(
+                        principal.customer_id, runtime, request, request_id
+                    )
+                    content = orjson.dumps(document)
+                finally:
+                    work_slots(settings.API_CONCURRENT_REQUESTS).release()
+                status, content_type, extra = 200, JSON_TYPE, ()
+        headers = [
+            ("Content-Type", content_type),
+            *extra,
+            ("Vary", "Accept"),
+            ("Allow", "POST, OPTIONS"),
+            ("X-Request-ID", request_id),
+            *_security_headers(secure),
+            ("Content-Length", str(len(content))),
+        ]
+        if served is not None:
+            served.observe(started)
+        self._observe(environ, started, secure, status, content)
+        start_response(_STATUS_LINES[status], headers)
+        return [content]
+
+    def _host_allowed(self, environ: dict[str, Any]) -> bool:
+        """Django's own Host check (CommonMiddleware's `get_host`), its verdict kept for the few
+        Host headers a deployment sees."""
+        key = (
+            environ.get("HTTP_X_FORWARDED_HOST"),
+            environ.get("HTTP_HOST"),
+            environ.get("SERVER_NAME"),
+            environ.get("SERVER_PORT"),
+        )
+        allowed = self.hosts.get(key)
+        if allowed is None:
+            try:
+                WSGIRequest({**environ, "wsgi.input": io.BytesIO()}).get_host()
+                allowed = True
+            except DisallowedHost:
+                allowed = False
+            if len(self.hosts) >= _HOSTS_KNOWN_MAX:
+                self.hosts.clear()
+            self.hosts[key] = allowed
+        return allowed
+
+    def _observe(
+        self, environ: dict[str, Any], started: float, secure: bool, status: int, content: bytes
+    ) -> None:
+        if self.metrics is None:
+            self.metrics = _HttpMetrics()
+        self.metrics.observe(environ, started, secure, status, content)
+
+
+_STATUS_LINES = {200: "200 OK", 429: "429 Too Many Requests", 503: "503 Service Unavailable"}
+
+
+def _principal(environ: dict[str, Any]) -> ApiPrincipal | None:
+    """The principal of a bearer key this process already verified; None sends the request to
+    Django (which looks the key up, or refuses it)."""
+    scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return cached_principal(hash_key(token))
+
+
+def _is_secure(environ: dict[str, Any]) -> bool:
+    """`HttpRequest.is_secure()`: the trusted proxy's header when one is configured."""
+    proxy = settings.SECURE_PROXY_SSL_HEADER
+    if proxy:
+        header, secure_value = proxy
+        value = environ.get(header)
+        if value is not None:
+            return bool(value.split(",", 1)[0].strip() == secure_value)
+    return bool(environ.get("wsgi.url_scheme") == "https")
+
+
+def _security_headers(secure: bool) -> list[tuple[str, str]]:
+    """What SecurityMiddleware and XFrameOptionsMiddleware add to an /v1 answer, in their order
+    (the page CSP is not sent on /v1: core/middleware.py)."""
+    headers = []
+    if secure and settings.SECURE_HSTS_SECONDS:
+        value = f"max-age={settings.SECURE_HSTS_SECONDS}"
+        if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
+            value += "; includeSubDomains"
+        if settings.SECURE_HSTS_PRELOAD:
+            value += "; preload"
+        headers.append(("Strict-Transport-Security", value))
+    if settings.SECURE_CONTENT_TYPE_NOSNIFF:
+        headers.append(("X-Content-Type-Options", "nosniff"))
+    if settings.SECURE_REFERRER_POLICY:
+        policy = settings.SECURE_REFERRER_POLICY
+        if not isinstance(policy, str):
+            policy = ",".join(policy)
+        headers.append(("Referrer-Policy", policy))
+    if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
+        headers.append(("Cross-Origin-Opener-Policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY))
+    headers.append(("X-Frame-Options", settings.X_FRAME_OPTIONS.upper()))
+    return headers
+
+
+Refusal = tuple[int, str, bytes, tuple[tuple[str, str], ...]]
+
+
+def _as_refusal(response: Any) -> Refusal:
+    extra = tuple(
+        (name, value)
+        for name, value in response.items()
+        if name not in ("Content-Type", "Content-Length")
+    )
+    return response.status_code, PROBLEM_CONTENT_TYPE, response.content, extra
+
+
+def _rate_limited(principal: ApiPrincipal) -> Refusal | None:
+    """customers.auth.ApiKeyRateThrottle for the rank group, answered as DRF would."""
+    if not ratelimit.enabled():
+        return None
+    limit = principal.limits.of("rank")
+    decision = ratelimit.limiter().key_request(principal.key_id, "rank", limit)
+    if decision.allowed:
+        return None
+    response = problem_exception_handler(key_throttled(limit, decision), {})
+    assert response is not None
+    return _as_refusal(response)
+
+
+def _busy() -> Refusal:
+    return _as_refusal(
+        problem_for(
+            ServiceUnavailable(
+                "The service is busy: every slot of this worker stayed taken while the request "
+                "waited. Retry after the Retry-After header's seconds.",
+                retry_after=1,
+            )
+        )
+    )
+
+
+class _HttpMetrics:
+    """django-prometheus's samples for the request, as its before and after middleware
+    (core.page_middleware.ViewMetricsMiddleware) take them: the same names and labels."""
+
+    def __init__(self) -> None:
+        self.metrics = Metrics.get_instance()
+        self.view = resolve(PATH).view_name
+        self.children: dict[tuple[Any, ...], Any] = {}
+
+    def child(self, metric: Any, **labels: str) -> Any:
+        key = (id(metric), *labels.items())
+        found = self.children.get(key)
+        if found is None:
+            found = self.children[key] = metric.labels(**labels)
+        return found
+
+    def observe(
+        self, environ: dict[str, Any], started: float, secure: bool, status: int, content: bytes
+    ) -> None:
+        metrics = self.metrics
+        transport = "https" if secure else "http"
+        metrics.requests_total.inc()
+        self.child(metrics.requests_by_method, method="POST").inc()
+        self.child(metrics.requests_by_transport, transport=transport).inc()
+        if environ.get("HTTP_X_REQUESTED_WITH") == "XMLHttpRequest":
+            metrics.requests_ajax.inc()
+        metrics.requests_body_bytes.observe(int(environ.get("CONTENT_LENGTH") or 0))
+        self.child(
+            metrics.requests_by_view_transport_method,
+            view=self.view,
+            transport=transport,
+            method="POST",
+        ).inc()
+        code = str(status)
+        self.child(metrics.responses_by_status, status=code).inc()
+        self.child(
+            metrics.responses_by_status_view_method, status=code, view=self.view, method="POST"
+        ).inc()
+        self.child(metrics.responses_by_charset, charset=settings.DEFAULT_CHARSET).inc()
+        metrics.responses_body_bytes.observe(len(content))
+        elapsed = TimeSince(started)
+        self.child(metrics.requests_latency_by_view_method, view=self.view, method="POST").observe(
+            elapsed
+        )
+        metrics.responses_total.inc()
+        metrics.requests_latency_before.observe(elapsed)
