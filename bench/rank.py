@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import io
 import json
 import os
 import secrets
@@ -953,9 +954,9 @@ def measure_ingest(
 
 
 def profile_rank(key: str, bodies: Path, rounds: int, report: Path) -> dict[str, Any]:
-    """The rank path (the whole Django stack, the same stores) under pyinstrument, in a fresh
-    process of this environment so its heap is a worker's, not this builder's (a big heap makes
-    the garbage collector's passes, and so the profile, look worse than a worker's)."""
+    """The rank path (the application gunicorn serves, the same stores) under pyinstrument, in a
+    fresh process of this environment so its heap is a worker's, not this builder's (a big heap
+    makes the garbage collector's passes, and so the profile, look worse than a worker's)."""
     output = subprocess.run(
         [
             PYTHON,
@@ -981,15 +982,16 @@ def profile_child(bodies_file: Path, rounds: int, report: Path) -> None:
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     django.setup()
-    from django.test import Client
     from pyinstrument import Profiler
 
+    from config.wsgi import application
+
     bodies = bodies_file.read_bytes().splitlines()
-    client = Client(HTTP_HOST=SERVER, HTTP_AUTHORIZATION=f"Bearer {os.environ['BENCH_KEY']}")
+    key = os.environ["BENCH_KEY"]
 
     def post(body: bytes) -> None:
-        response = client.post("/v1/rank", body, content_type="application/json")
-        assert response.status_code == 200, response.content
+        status, _, content = wsgi_post(application, key, body)
+        assert status.startswith("200"), content
 
     for body in bodies[:50]:
         post(body)
@@ -1061,6 +1063,70 @@ def snapshot_exact(key: str, bodies: Path, count: int) -> dict[str, Any]:
     }
 
 
+def wsgi_post(app: Any, key: str, body: bytes) -> tuple[str, dict[str, str], bytes]:
+    """POST /v1/rank through a WSGI application as gunicorn calls it: the status, the headers
+    and the body, the request's own id taken out of them."""
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/v1/rank",
+        "QUERY_STRING": "",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)),
+        "SERVER_NAME": SERVER,
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": SERVER,
+        "HTTP_AUTHORIZATION": f"Bearer {key}",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        "wsgi.version": (1, 0),
+    }
+    started: list[Any] = []
+    chunks = app(environ, lambda status, headers, *_: started.extend((status, headers)))
+    content = b"".join(chunks)
+    getattr(chunks, "close", lambda: None)()
+    headers = dict(started[1])
+    request_id = headers.pop("X-Request-ID")
+    return started[0], headers, content.replace(request_id.encode(), b"")
+
+
+def direct_exact(key: str, bodies: Path, count: int) -> dict[str, Any]:
+    """The first `count` bodies, with explanations, answered by the application gunicorn serves
+    (config/wsgi.py: the direct rank path, ranking/direct.py) and by Django alone, called as
+    gunicorn calls them. The answers (status, headers, body) must be identical but for their
+    request ids, and every one must have been answered directly."""
+    import orjson
+
+    from config.wsgi import django_application
+    from ranking.direct import DirectRank
+
+    handed_on = 0
+
+    def django(environ: dict[str, Any], start_response: Any) -> Any:
+        nonlocal handed_on
+        handed_on += 1
+        return django_application(environ, start_response)
+
+    requests = [
+        orjson.dumps(orjson.loads(body) | {"explain": True})
+        for body in bodies.read_bytes().splitlines()[:count]
+    ]
+    through_django = [wsgi_post(django_application, key, body) for body in requests]
+    direct = DirectRank(django)
+    through_direct = [wsgi_post(direct, key, body) for body in requests]
+    return {
+        "requests": len(requests),
+        "answered_directly": len(requests) - handed_on,
+        "identical": sum(a == b for a, b in zip(through_django, through_direct, strict=True)),
+        "ok": sum(status.startswith("200") for status, _, _ in through_direct),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -1110,6 +1176,7 @@ def main() -> None:
                 bodies = Path(tmp) / f"rank-{candidates}.jsonl"
                 bodies.write_bytes(b"\n".join(rank_bodies(world, candidates, 200, candidates)))
                 result[f"snapshot_exact_{candidates}"] = snapshot_exact(key, bodies, 40)
+                result[f"direct_exact_{candidates}"] = direct_exact(key, bodies, 40)
                 if args.floor_only:
                     continue
                 profile = args.served_profile if candidates == 1000 else None

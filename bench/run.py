@@ -148,6 +148,21 @@ def served_rows(served: object) -> list[tuple[str, str, str]]:
                 "every answer identical",
             )
         )
+    direct = [served[f"direct_exact_{n}"] for n in targets if f"direct_exact_{n}" in served]
+    if direct:  # results.json files written before the direct rank path
+        rows.append(
+            (
+                "/v1/rank answers (with explanations) of the application gunicorn serves (the "
+                "direct rank path, ranking/direct.py) against Django's own, at 100 and 1000 "
+                "candidates",
+                "; ".join(
+                    f"{d['identical']} of {d['requests']} identical (status, headers, body), "
+                    f"{d['answered_directly']} answered directly"
+                    for d in direct
+                ),
+                "every answer identical",
+            )
+        )
     ingest_side = served.get("floor_ingest")
     if ingest_side is not None:  # results.json files written before the ingest floor existed
         floor, service = ingest_side["medians"]["floor"], ingest_side["medians"]["service"]

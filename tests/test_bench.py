@@ -56,9 +56,12 @@ def test_every_benchmark_runs_and_reports_its_numbers() -> None:
         assert exact["snapshot_mapped"]
         assert exact["identical"] == exact["requests"] == 40
         assert exact["degraded"] == 0
+        # The direct rank path answers as Django does, and answered every one of them.
+        direct = served[f"direct_exact_{candidates}"]
+        assert direct["identical"] == direct["answered_directly"] == direct["ok"] == 40
     assert "'profile_error'" not in lines["served"]
     served_profile = (ROOT / "var" / "bench" / "profile-served-quick.txt").read_text()
-    assert "RankApi.post" in served_profile
+    assert "ranked_answer" in served_profile
     assert "'refresh_seconds'" in lines["refresh"]
     assert "'rss_growth_mb'" in lines["memory"]
     assert "'rank_100_limiter_cost_median_us'" in lines["ratelimit"]
