@@ -2,16 +2,17 @@
 
 A served rank request spent about a quarter of its CPU outside the engine in Django's handler,
 sixteen middleware, DRF's dispatch and the response object (docs/performance.md, "Where the
-instructions go"). `DirectRank` wraps the WSGI application (config/wsgi.py) and answers a request
-itself when it is the common case: a JSON body with no query string, an Accept that DRF would
-answer with JSON, an allowed Host, a key this process has verified and that carries the rank
-scope, a body that validates, a customer whose runtime this process holds. It does what the
-stack would have done for it, in the same order and with the same answer: the body limit, the
-rank rate limit, a work slot, the request id, the engine (`ranking.api.ranked_answer`, shared
-with the view), the security headers and DRF's, and django-prometheus's samples.
+instructions go"). `DirectRank` wraps the WSGI application (config/wsgi.py) and answers a
+request itself when it is the common case: a JSON or protobuf body with no query string, an
+Accept that DRF would answer with JSON or protobuf, an allowed Host, a key this process has
+verified and that carries the rank scope, a body that validates, a customer whose runtime this
+process holds. It does what the stack would have done for it, in the same order and with the
+same answer: the body limit, the rank rate limit, a work slot, the request id, the engine
+(`ranking.api.ranked_answer`, shared with the view), the security headers and DRF's, and
+django-prometheus's samples.
 
 Everything else goes to Django as before, the body handed on unread by anyone else: errors,
-protobuf, unknown keys, a runtime not loaded yet, a key store or runtime outage (answered
+another Accept, unknown keys, a runtime not loaded yet, a key store or runtime outage (answered
 degraded by the view). A failure inside the direct path before it answers goes to Django too,
 which answers it as it would have (`API_DIRECT_PATH=false` turns the direct path off).
 tests/ranking/test_direct_path.py sends the same requests both ways and compares status, headers,
@@ -24,6 +25,7 @@ import contextvars
 import io
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -37,26 +39,42 @@ from django_prometheus.middleware import Metrics
 from django_prometheus.utils import Time, TimeSince
 
 from core import logs
-from core.errors import ServiceUnavailable
+from core.errors import DomainError, ServiceUnavailable
 from core.middleware import work_slots
 from core.negotiation import PLAIN_ACCEPTS
 from core.problems import PROBLEM_CONTENT_TYPE, problem_exception_handler, problem_for
-from customers import ratelimit
+from customers import ratelimit, wire
 from customers.api import NUL_ESCAPE, is_json_content_type
 from customers.auth import ApiPrincipal, cached_principal, hash_key, key_throttled, note_used
 from customers.models import Scope
+from customers.wire import PROTOBUF, is_protobuf
 from ranking.api import rank_input_errors, ranked_answer
 from ranking.contracts import RankIn
-from ranking.runtime import cached_customer_runtime
+from ranking.runtime import CustomerRuntime, cached_customer_runtime
 
 logger = logging.getLogger(__name__)
 
 PATH = "/v1/rank"
 JSON_TYPE = "application/json"
 StartResponse = Callable[..., Any]
+# The answer's media type, and its encoder of the answer's document.
+Encoding = tuple[str, Callable[[dict[str, Any]], bytes]]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 _HOSTS_KNOWN_MAX = 64
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """A request the direct path answers, as its checks found it."""
+
+    environ: dict[str, Any]
+    started: float
+    secure: bool
+    principal: ApiPrincipal
+    request: RankIn
+    runtime: CustomerRuntime
+    encoding: Encoding
 
 
 class DirectRank:
@@ -86,10 +104,19 @@ class DirectRank:
 
     def _answer(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes] | None:
         started = Time()
+        accept = environ.get("HTTP_ACCEPT")
+        encoding: Encoding
+        if accept in PLAIN_ACCEPTS:
+            encoding = (JSON_TYPE, orjson.dumps)
+        elif accept == PROTOBUF:
+            encoding = (PROTOBUF, wire.rank_response_bytes)
+        else:
+            return None
+        content_type = environ.get("CONTENT_TYPE", "")
+        protobuf_in = is_protobuf(content_type)
         if (
             environ.get("QUERY_STRING")
-            or environ.get("HTTP_ACCEPT") not in PLAIN_ACCEPTS
-            or not is_json_content_type(environ.get("CONTENT_TYPE", ""))
+            or not (protobuf_in or is_json_content_type(content_type))
             or not self._host_allowed(environ)
         ):
             return None
@@ -105,7 +132,14 @@ class DirectRank:
         body = environ["wsgi.input"].read(length)
         # Whatever happens next, Django can still read the body it would have read.
         environ["wsgi.input"] = io.BytesIO(body)
-        if len(body) != length or NUL_ESCAPE in body:
+        if len(body) != length:
+            return None
+        if protobuf_in:
+            try:
+                body = wire.rank_request_json(body)
+            except DomainError:  # Django names what is wrong with the message
+                return None
+        if NUL_ESCAPE in body:
             return None
         try:
             request = RankIn.model_validate_json(body)
@@ -115,87 +149,55 @@ class DirectRank:
         if runtime is None or rank_input_errors(request, runtime.max_candidates):
             return None
         # From here on the direct path answers, as the view would.
-        secure = _is_secure(environ)
-        context = contextvars.copy_context()
-        return context.run(
-            self._serve, environ, start_response, started, secure, principal, request, runtime
-        )
+        call = _Call(environ, started, _is_secure(environ), principal, request, runtime, encoding)
+        return contextvars.copy_context().run(self._serve, call, start_response)
 
-    def _serve(
-        self,
-        environ: dict[str, Any],
-        start_response: StartResponse,
-        started: float,
-        secure: bool,
-        principal: ApiPrincipal,
-        request: RankIn,
-        runtime: Any,
-    ) -> list[bytes]:
+    def _serve(self, call: _Call, start_response: StartResponse) -> list[bytes]:
+        """The request id in the logs' context (and Sentry's scope, where Sentry runs), as
+        core.logs.RequestContextMiddleware gives it."""
         request_id = logs.new_request_id()
         logs.request_id_var.set(request_id)
         logs.customer_var.set(None)
         if sentry_sdk.is_initialized():  # Django's Sentry integration gives each request a scope
             with sentry_sdk.isolation_scope():
                 logs.tag_sentry(request_id)
-                return self._rank(
-                    environ,
-                    start_response,
-                    started,
-                    secure,
-                    principal,
-                    request,
-                    runtime,
-                    request_id,
-                )
-        return self._rank(
-            environ, start_response, started, secure, principal, request, runtime, request_id
-        )
+                return self._rank(call, request_id, start_response)
+        return self._rank(call, request_id, start_response)
 
-    def _rank(
-        self,
-        environ: dict[str, Any],
-        start_response: StartResponse,
-        started: float,
-        secure: bool,
-        principal: ApiPrincipal,
-        request: RankIn,
-        runtime: Any,
-        request_id: str,
-    ) -> list[bytes]:
+    def _rank(self, call: _Call, request_id: str, start_response: StartResponse) -> list[bytes]:
+        principal = call.principal
         note_used(principal)
         logs.bind_customer(principal.customer_id)
         refusal = _rate_limited(principal)
+        served = None
         if refusal is not None:
             status, content_type, content, extra = refusal
-            served = None
+        elif not work_slots(settings.API_CONCURRENT_REQUESTS).acquire(
+            timeout=settings.API_SLOT_WAIT_SECONDS
+        ):
+            status, content_type, content, extra = _busy()
         else:
-            slot_taken = work_slots(settings.API_CONCURRENT_REQUESTS).acquire(
-                timeout=settings.API_SLOT_WAIT_SECONDS
-            )
-            if not slot_taken:
-                status, content_type, content, extra = _busy()
-                served = None
-            else:
-                try:
-                    document, served = ranked_answer(
-                        principal.customer_id, runtime, request, request_id
-                    )
-                    content = orjson.dumps(document)
-                finally:
-                    work_slots(settings.API_CONCURRENT_REQUESTS).release()
-                status, content_type, extra = 200, JSON_TYPE, ()
+            try:
+                document, served = ranked_answer(
+                    principal.customer_id, call.runtime, call.request, request_id
+                )
+                content_type, encode = call.encoding
+                content = encode(document)
+            finally:
+                work_slots(settings.API_CONCURRENT_REQUESTS).release()
+            status, extra = 200, ()
         headers = [
             ("Content-Type", content_type),
             *extra,
             ("Vary", "Accept"),
             ("Allow", "POST, OPTIONS"),
             ("X-Request-ID", request_id),
-            *_security_headers(secure),
+            *_security_headers(call.secure),
             ("Content-Length", str(len(content))),
         ]
         if served is not None:
-            served.observe(started)
-        self._observe(environ, started, secure, status, content)
+            served.observe(call.started)
+        self._observe(call.environ, call.started, call.secure, status, content)
         start_response(_STATUS_LINES[status], headers)
         return [content]
 

@@ -21,11 +21,13 @@ from core.middleware import work_slots
 from customers import ratelimit
 from customers.models import Scope
 from customers.services import customer_update
+from customers.wire import PROTOBUF
 from ranking import direct
 from ranking.direct import DirectRank
 from ranking.services import signals_refresh
 from tests.conftest import ApiCaller
 from tests.ranking.helpers import put_items, send_events
+from wire.rankwell.v1 import rank_pb2
 
 pytestmark = pytest.mark.django_db
 
@@ -92,7 +94,8 @@ def call(app: Any, body: bytes, headers: dict[str, str] | None = None, **environ
     headers_out = started["headers"]
     request_id = headers_out.pop("X-Request-ID", "")
     if request_id:
-        content = content.replace(request_id.encode(), b"<id>")
+        # Of the same length, so a protobuf answer still decodes.
+        content = content.replace(request_id.encode(), b"-" * len(request_id))
     return started["status"], headers_out, content
 
 
@@ -198,6 +201,45 @@ def test_a_common_request_is_answered_directly_with_djangos_answer(
     assert len(orjson.loads(content)["items"]) == fields.get("limit", len(IDS))
 
 
+def rank_message(**fields: Any) -> bytes:
+    document = orjson.loads(rank_body(**fields))
+    items = [rank_pb2.Candidate(**item) for item in document.pop("items")]
+    return rank_pb2.RankRequest(items=items, **document).SerializeToString()
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "accept"),
+    [
+        (rank_message(), PROTOBUF, PROTOBUF),
+        (rank_message(explain=True), PROTOBUF, PROTOBUF),
+        (rank_body(), "application/json", PROTOBUF),
+        (rank_message(), PROTOBUF, "application/json"),
+    ],
+)
+def test_protobuf_in_or_out_is_answered_directly_with_djangos_answer(
+    shop: ApiCaller, body: bytes, content_type: str, accept: str
+) -> None:
+    direct_answer, django_answer, reached_django = both(
+        shop, body, headers={"HTTP_ACCEPT": accept}, CONTENT_TYPE=content_type
+    )
+    assert reached_django == 0
+    assert direct_answer == django_answer
+    status, headers, content = direct_answer
+    assert status == 200
+    assert headers["Content-Type"] == accept
+    if accept == PROTOBUF:
+        assert len(rank_pb2.RankResponse.FromString(content).items) == len(IDS)
+
+
+def test_a_message_that_is_not_one_reaches_django(shop: ApiCaller) -> None:
+    direct_answer, django_answer, reached_django = both(
+        shop, b"\xff\xff\xff", headers={"HTTP_ACCEPT": PROTOBUF}, CONTENT_TYPE=PROTOBUF
+    )
+    assert reached_django == 1
+    assert direct_answer == django_answer
+    assert direct_answer[0] == 400
+
+
 def test_behind_the_https_proxy_both_send_hsts(shop: ApiCaller, settings: Any) -> None:
     settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     settings.SECURE_HSTS_SECONDS = 3600
@@ -219,7 +261,6 @@ def test_behind_the_https_proxy_both_send_hsts(shop: ApiCaller, settings: Any) -
         (b'{"surface": "search"', {}, {}, 400),
         (rank_body(query="a\u0000b"), {}, {}, 400),
         # Not JSON in and out, or not plain.
-        (rank_body(), {"HTTP_ACCEPT": "application/x-protobuf"}, {}, 200),
         (rank_body(), {"HTTP_ACCEPT": "text/html"}, {}, 406),
         (rank_body(), {}, {"CONTENT_TYPE": "text/plain"}, 415),
         (rank_body(), {}, {"QUERY_STRING": "format=json"}, 200),
