@@ -10,10 +10,11 @@ item and query-item records (at 1000 candidates, 2,000 arguments and a 108 KB re
 
 The first process of a host that reads a version without its file builds it, in a background
 thread and under a file lock (the other processes of the host map what it wrote): it scans the
-version's hashes from Redis, sorts the keys, writes the arrays as .npy files with a manifest into
-a temporary directory and renames it into place. Requests keep reading Redis meanwhile. A process
-maps a file once per version (numpy memmap, read-only): the pages are the page cache's, shared by
-every worker of the host, so memory does not grow with the number of workers.
+version's hashes from Redis, orders the keys by a 64-bit hash of each (a search compares
+integers, not keys), writes the arrays as .npy files with a manifest into a temporary directory
+and renames it into place. Requests keep reading Redis meanwhile. A process maps a file once per
+version (numpy memmap, read-only): the pages are the page cache's, shared by every worker of the
+host, so memory does not grow with the number of workers.
 
 Faults fall back to Redis, never to a wrong answer: a missing file is built, a file that does not
 match its manifest (shapes, dtypes, checksum) is removed and built again, a build that fails is
@@ -21,8 +22,9 @@ tried again after RETRY_SECONDS, and a request whose candidate ids a fixed-width
 hold exactly (an id with a NUL byte) reads Redis.
 
 Layout: <directory>/<namespace>/c<customer>-v<version>-<meta digest>/{items,records,queries,
-query_records}.npy and manifest.json. The meta's digest (a hash of the version's meta as stored)
-keeps a file from ever answering for another store's version of the same number.
+query_records,item_hashes,query_hashes}.npy and manifest.json. The meta's digest (a hash of the
+version's meta as stored) keeps a file from ever answering for another store's version of the
+same number.
 """
 
 from __future__ import annotations
@@ -47,33 +49,74 @@ from ranking.signals.schema import ITEM_RECORD, QUERY_RECORD
 
 logger = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2  # 2: keys in the order of their hashes, with the hashes
 RETRY_SECONDS = 60.0
-_FILES = ("items", "records", "queries", "query_records")
+_FILES = ("items", "records", "queries", "query_records", "item_hashes", "query_hashes")
 
 # (item ids, packed item records, query fields, packed query records) of one version, as stored.
 VersionContents = tuple[list[bytes], bytes, list[bytes], bytes]
 
 
+# A 64-bit hash of a fixed-width key: sum(byte[i] * P**i) mod 2**64, then splitmix64's finalizer.
+# Computed with numpy over many keys at once (a Python call per key would cost what the search
+# saves); the padding's zero bytes add nothing, so a key hashes alike at any width.
+_HASH_BASE = np.uint64(0x100000001B3)
+_HASH_SLICE = 65_536  # keys hashed at once: a slice's bytes widened to 8 each, bounded memory
+
+
+def key_hashes(keys: np.ndarray) -> np.ndarray:
+    """The hash of each key of a fixed-width byte-string array (uint64)."""
+    width = keys.dtype.itemsize
+    powers = np.full(width, _HASH_BASE, dtype=np.uint64)
+    powers[0] = 1
+    powers = np.cumprod(powers, dtype=np.uint64)  # P**i, wrapping modulo 2**64
+    hashes = np.empty(len(keys), dtype=np.uint64)
+    for start in range(0, len(keys), _HASH_SLICE):
+        part = keys[start : start + _HASH_SLICE]
+        octets = np.ascontiguousarray(part).view(np.uint8).reshape(len(part), width)
+        h = (octets.astype(np.uint64) * powers).sum(axis=1, dtype=np.uint64)
+        h ^= h >> np.uint64(33)
+        h *= np.uint64(0xFF51AFD7ED558CCD)
+        h ^= h >> np.uint64(33)
+        h *= np.uint64(0xC4CEB9FE1A85EC53)
+        h ^= h >> np.uint64(33)
+        hashes[start : start + _HASH_SLICE] = h
+    return hashes
+
+
 def _sorted_keys(
     keys: list[bytes], packed: bytes, dtype: np.dtype
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The keys as a fixed-width array, their records and their hashes, in the order of the
+    hashes: a search then compares 8-byte integers instead of whole keys."""
     records = np.frombuffer(packed, dtype=dtype)
     width = max((len(key) for key in keys), default=1)
     array = np.array(keys, dtype=f"S{max(width, 1)}")
-    order = np.argsort(array, kind="stable")
-    return array[order], records[order]
+    hashes = key_hashes(array)
+    order = np.argsort(hashes, kind="stable")
+    return array[order], records[order], hashes[order]
 
 
-def _lookup(keys: np.ndarray, wanted: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of `wanted` in the sorted fixed-width `keys`, and which were found. The wanted keys
-    take the stored keys' width (a search between two widths would cast the whole stored array
-    on every call), so a longer id, which numpy truncates to that width, is never found."""
+def _lookup(
+    keys: np.ndarray, hashes: np.ndarray, wanted: list[bytes]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of `wanted` in `keys` (in the order of their `hashes`), and which were found. The
+    wanted keys take the stored keys' width, so a longer id, which numpy truncates to that width,
+    is never found. Two stored keys with one hash (a 64-bit hash: about one pair in 10**7
+    versions of a million keys) are told apart by walking their run."""
     if not len(keys):
         return np.zeros(len(wanted), dtype=np.int64), np.zeros(len(wanted), dtype=bool)
     array = np.array(wanted, dtype=keys.dtype)
-    rows = np.minimum(np.searchsorted(keys, array), len(keys) - 1)
+    wanted_hashes = key_hashes(array)
+    rows = np.minimum(np.searchsorted(hashes, wanted_hashes), len(keys) - 1)
     found = keys[rows] == array
+    for index in np.flatnonzero(~found & (hashes[rows] == wanted_hashes)).tolist():
+        row = int(rows[index]) + 1
+        while row < len(keys) and hashes[row] == wanted_hashes[index]:
+            if keys[row] == array[index]:
+                rows[index], found[index] = row, True
+                break
+            row += 1
     width = keys.dtype.itemsize
     if wanted and max(map(len, wanted)) > width:
         found &= np.fromiter(map(len, wanted), dtype=np.int64, count=len(wanted)) <= width
@@ -84,27 +127,34 @@ def _lookup(keys: np.ndarray, wanted: list[bytes]) -> tuple[np.ndarray, np.ndarr
 class Snapshot:
     """One version's records, mapped read-only."""
 
-    items: np.ndarray  # S<w>, sorted
+    items: np.ndarray  # S<w>, in the order of item_hashes
     records: np.ndarray  # ITEM_RECORD, aligned with items
-    queries: np.ndarray  # S<w>, sorted "query\\x1fitem id" fields
+    queries: np.ndarray  # S<w> "query\\x1fitem id" fields, in the order of query_hashes
     query_records: np.ndarray  # QUERY_RECORD, aligned with queries
+    item_hashes: np.ndarray  # uint64, sorted
+    query_hashes: np.ndarray  # uint64, sorted
 
     def item_records(
         self, item_ids: list[bytes], default: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """(records, found) as decode_items gives them for the same HMGET: the version's
         default record where the item is unknown."""
-        return _gather(self.items, self.records, item_ids, default)
+        return _gather(self.items, self.item_hashes, self.records, item_ids, default)
 
     def query_item_records(self, fields: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
         """(records, found) as decode_queries gives them: zeros where the pair is unknown."""
-        return _gather(self.queries, self.query_records, fields, np.zeros(1, QUERY_RECORD)[0])
+        empty = np.zeros(1, QUERY_RECORD)[0]
+        return _gather(self.queries, self.query_hashes, self.query_records, fields, empty)
 
 
 def _gather(
-    keys: np.ndarray, records: np.ndarray, wanted: list[bytes], default: np.ndarray
+    keys: np.ndarray,
+    hashes: np.ndarray,
+    records: np.ndarray,
+    wanted: list[bytes],
+    default: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    rows, found = _lookup(keys, wanted)
+    rows, found = _lookup(keys, hashes, wanted)
     if not len(records):
         return np.full(len(wanted), default, dtype=records.dtype), found
     gathered = records[rows]
@@ -124,9 +174,15 @@ def write(directory: Path, contents: VersionContents, manifest: dict[str, object
     """Write one version's files into `directory` (which must not exist yet), atomically: a
     temporary sibling renamed into place once the manifest is written."""
     item_ids, item_packed, query_fields, query_packed = contents
-    items, records = _sorted_keys(item_ids, item_packed, ITEM_RECORD)
-    queries, query_records = _sorted_keys(query_fields, query_packed, QUERY_RECORD)
-    arrays = dict(zip(_FILES, (items, records, queries, query_records), strict=True))
+    items, records, item_hashes = _sorted_keys(item_ids, item_packed, ITEM_RECORD)
+    queries, query_records, query_hashes = _sorted_keys(query_fields, query_packed, QUERY_RECORD)
+    arrays = dict(
+        zip(
+            _FILES,
+            (items, records, queries, query_records, item_hashes, query_hashes),
+            strict=True,
+        )
+    )
     temporary = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
         for name, array in arrays.items():
@@ -159,7 +215,7 @@ def load(directory: Path, manifest_expected: dict[str, object]) -> Snapshot:
         ]
     except (OSError, ValueError) as exc:
         raise SnapshotInvalid(f"unreadable: {exc}") from exc
-    items, records, queries, query_records = arrays
+    items, records, queries, query_records, item_hashes, query_hashes = arrays
     expected = {**manifest_expected, "format": FORMAT}
     problems = [key for key, value in expected.items() if manifest.get(key) != value]
     if items.dtype.kind != "S" or queries.dtype.kind != "S":
@@ -170,6 +226,10 @@ def load(directory: Path, manifest_expected: dict[str, object]) -> Snapshot:
         problems.append("item count")
     if len(queries) != manifest.get("queries") or len(query_records) != len(queries):
         problems.append("query count")
+    if item_hashes.dtype != np.uint64 or query_hashes.dtype != np.uint64:
+        problems.append("hash dtype")
+    if len(item_hashes) != len(items) or len(query_hashes) != len(queries):
+        problems.append("hash count")
     if not problems and _checksum(arrays) != manifest.get("checksum"):
         problems.append("checksum")
     if problems:

@@ -340,3 +340,38 @@ def test_a_build_removes_the_customers_copies_no_reader_needs(tmp_path: Path) ->
         True,
         False,
     ]
+
+
+def test_keys_that_share_a_hash_are_each_found_with_their_own_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lookups search the keys' 64-bit hashes; two keys with one hash (forced here: a real pair
+    is about one in 10**7 versions of a million keys) still answer each its own record, and a
+    key not stored but sharing their hash is not found."""
+    from ranking.signals import snapshot as snapshot_module
+    from ranking.signals.schema import ITEM_RECORD, QUERY_RECORD
+
+    real = snapshot_module.key_hashes
+
+    def colliding(keys: np.ndarray) -> np.ndarray:
+        hashes = real(keys)
+        hashes[np.isin(keys, np.array([b"sku-1", b"sku-2", b"sku-9"], dtype=keys.dtype))] = 7
+        return hashes
+
+    monkeypatch.setattr(snapshot_module, "key_hashes", colliding)
+    ids = [f"sku-{n}".encode() for n in range(6)]
+    records = np.zeros(len(ids), dtype=ITEM_RECORD)
+    records["brand"] = np.arange(len(ids)) + 100
+
+    def contents(customer_id: int, version: int) -> Any:
+        return ids, records.tobytes(), [], np.zeros(0, QUERY_RECORD).tobytes()
+
+    cache = snapshot_module.SnapshotCache(tmp_path, "ns", contents, grace_seconds=60)
+    cache.get(1, 1, "d")
+    cache.wait(10)
+    snapshot = cache.get(1, 1, "d")
+    assert snapshot is not None
+    wanted = [b"sku-2", b"sku-1", b"sku-9", b"sku-5", b"sku-0"]
+    found_records, found = snapshot.item_records(wanted, np.zeros(1, ITEM_RECORD)[0])
+    assert found.tolist() == [True, True, False, True, True]
+    assert found_records["brand"].tolist() == [102, 101, 0, 105, 100]
