@@ -62,25 +62,38 @@ VersionContents = tuple[list[bytes], bytes, list[bytes], bytes]
 # saves); the padding's zero bytes add nothing, so a key hashes alike at any width.
 _HASH_BASE = np.uint64(0x100000001B3)
 _HASH_SLICE = 65_536  # keys hashed at once: a slice's bytes widened to 8 each, bounded memory
+_SHIFT, _MIX_1, _MIX_2 = np.uint64(33), np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)
+
+
+_powers: dict[int, np.ndarray] = {}
+
+
+def _powers_of(width: int) -> np.ndarray:
+    powers = _powers.get(width)
+    if powers is None:
+        powers = np.full(width, _HASH_BASE, dtype=np.uint64)
+        powers[0] = 1
+        powers = _powers.setdefault(width, np.cumprod(powers, dtype=np.uint64))  # P**i mod 2**64
+    return powers
 
 
 def key_hashes(keys: np.ndarray) -> np.ndarray:
     """The hash of each key of a fixed-width byte-string array (uint64)."""
+    if len(keys) > _HASH_SLICE:
+        return np.concatenate(
+            [
+                key_hashes(keys[start : start + _HASH_SLICE])
+                for start in range(0, len(keys), _HASH_SLICE)
+            ]
+        )
     width = keys.dtype.itemsize
-    powers = np.full(width, _HASH_BASE, dtype=np.uint64)
-    powers[0] = 1
-    powers = np.cumprod(powers, dtype=np.uint64)  # P**i, wrapping modulo 2**64
-    hashes = np.empty(len(keys), dtype=np.uint64)
-    for start in range(0, len(keys), _HASH_SLICE):
-        part = keys[start : start + _HASH_SLICE]
-        octets = np.ascontiguousarray(part).view(np.uint8).reshape(len(part), width)
-        h = (octets.astype(np.uint64) * powers).sum(axis=1, dtype=np.uint64)
-        h ^= h >> np.uint64(33)
-        h *= np.uint64(0xFF51AFD7ED558CCD)
-        h ^= h >> np.uint64(33)
-        h *= np.uint64(0xC4CEB9FE1A85EC53)
-        h ^= h >> np.uint64(33)
-        hashes[start : start + _HASH_SLICE] = h
+    octets = np.ascontiguousarray(keys).view(np.uint8).reshape(len(keys), width)
+    hashes = octets @ _powers_of(width)  # uint8 x uint64: a uint64 matrix product, wrapping
+    hashes ^= hashes >> _SHIFT
+    hashes *= _MIX_1
+    hashes ^= hashes >> _SHIFT
+    hashes *= _MIX_2
+    hashes ^= hashes >> _SHIFT
     return hashes
 
 
@@ -110,16 +123,20 @@ def _lookup(
     wanted_hashes = key_hashes(array)
     rows = np.minimum(np.searchsorted(hashes, wanted_hashes), len(keys) - 1)
     found = keys[rows] == array
+    width = keys.dtype.itemsize
+    if wanted and max(map(len, wanted)) > width:
+        found &= np.fromiter(map(len, wanted), dtype=np.int64, count=len(wanted)) <= width
+    if found.all():
+        return rows, found
     for index in np.flatnonzero(~found & (hashes[rows] == wanted_hashes)).tolist():
+        if len(wanted[index]) > width:
+            continue
         row = int(rows[index]) + 1
         while row < len(keys) and hashes[row] == wanted_hashes[index]:
             if keys[row] == array[index]:
                 rows[index], found[index] = row, True
                 break
             row += 1
-    width = keys.dtype.itemsize
-    if wanted and max(map(len, wanted)) > width:
-        found &= np.fromiter(map(len, wanted), dtype=np.int64, count=len(wanted)) <= width
     return rows, found
 
 
