@@ -43,6 +43,8 @@ from ranking.signals.backend import signal_store
 logger = logging.getLogger(__name__)
 
 QUERY_SURFACES = ("search", "autocomplete")
+# RankIn's list of CandidateIn (TypedDicts): a candidate that is no object keeps its code.
+CANDIDATE_LISTS = frozenset({"items"})
 
 # An API process runs one per core: a numpy (BLAS) call on the rank path must stay on its own
 # core, like the model's predict (num_threads=1), rather than contend with the other workers.
@@ -68,7 +70,7 @@ def rank_input_errors(body: RankIn, max_candidates: int) -> list[FieldError]:
                 f"{len(body.items)} candidates sent; at most {max_candidates} are allowed.",
             )
         )
-    ids = [item.id for item in body.items]
+    ids = [item["id"] for item in body.items]
     if len(set(ids)) < len(ids):  # counted only when there is a duplicate to name
         counts = Counter(ids)
         errors.extend(
@@ -85,9 +87,9 @@ def rank_input(body: RankIn) -> RankInput:
         query=normalise_query(body.query),
         category=body.category or "",
         shopper_key=shopper_key(body.user_id, body.session_id),
-        item_ids=tuple(item.id for item in body.items),
+        item_ids=tuple(item["id"] for item in body.items),
         relevance=np.array(
-            [np.nan if item.relevance is None else item.relevance for item in body.items]
+            [np.nan if item["relevance"] is None else item["relevance"] for item in body.items]
         ),
         context=body.context,
         limit=body.limit,
@@ -99,7 +101,7 @@ def render(request_id: str, body: RankIn, outcome: RankOutcome) -> dict[str, Any
     candidates = body.items
     # Plain Python ints and floats (tolist) first: numpy scalars one by one cost a millisecond
     # at 1000 candidates.
-    ids = [candidates[index].id for index in outcome.order.tolist()]
+    ids = [candidates[index]["id"] for index in outcome.order.tolist()]
     items: list[dict[str, Any]] = [
         {"id": item_id, "position": position, "score": score}
         for position, (item_id, score) in enumerate(
@@ -120,7 +122,7 @@ def render(request_id: str, body: RankIn, outcome: RankOutcome) -> dict[str, Any
         response["degraded_reason"] = outcome.degraded_reason
     if body.explain:
         response["removed"] = [
-            {"id": body.items[r.index].id, "rule_id": r.rule_id, "reason": r.reason}
+            {"id": body.items[r.index]["id"], "rule_id": r.rule_id, "reason": r.reason}
             for r in outcome.removed
         ]
     return response
@@ -153,7 +155,7 @@ class RankApi(CustomerApi):
     )
     def post(self, request: Request) -> HttpResponse:
         self.started = time.perf_counter()
-        body = self.read_json(request, RankIn)
+        body = self.read_json(request, RankIn, typed_dict_lists=CANDIDATE_LISTS)
         request_id = current_request_id() or str(uuid.uuid4())
         if self.key_store_down:
             return self._degraded(request_id, body, "key_store")
