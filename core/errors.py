@@ -108,20 +108,34 @@ def _location(error: Any, union_tags: frozenset[str]) -> tuple[str | int, ...]:
     return tuple(location)
 
 
+def _code(error: Any, typed_dict_lists: frozenset[str]) -> str:
+    """Pydantic's error type, but `model_type` for an item of a top-level list of TypedDicts
+    (`typed_dict_lists` names those fields) that is no object: the code it had as a model."""
+    location = error["loc"]
+    if error["type"] == "dict_type" and len(location) == 2 and location[0] in typed_dict_lists:
+        return "model_type"
+    return str(error["type"])
+
+
 def errors_from_pydantic(
-    exc: pydantic.ValidationError, union_tags: frozenset[str] = frozenset()
+    exc: pydantic.ValidationError,
+    union_tags: frozenset[str] = frozenset(),
+    typed_dict_lists: frozenset[str] = frozenset(),
 ) -> list[FieldError]:
-    """Pydantic's errors as field errors; `union_tags` are the tags of tagged unions."""
+    """Pydantic's errors as field errors; `union_tags` are the tags of tagged unions,
+    `typed_dict_lists` the top-level lists of TypedDicts (see _code)."""
     return [
-        FieldError(_location(error, union_tags), error["type"], error["msg"])
+        FieldError(_location(error, union_tags), _code(error, typed_dict_lists), error["msg"])
         for error in exc.errors(include_url=False, include_input=False)
     ]
 
 
 def raise_for_pydantic(
-    exc: pydantic.ValidationError, union_tags: frozenset[str] = frozenset()
+    exc: pydantic.ValidationError,
+    union_tags: frozenset[str] = frozenset(),
+    typed_dict_lists: frozenset[str] = frozenset(),
 ) -> None:
-    errors = errors_from_pydantic(exc, union_tags)
+    errors = errors_from_pydantic(exc, union_tags, typed_dict_lists)
     json_error = next((e for e in errors if e.code == "json_invalid"), None)
     if json_error is not None:
         raise MalformedJson(json_error.detail) from exc

@@ -94,8 +94,10 @@ class CustomerApi(APIView):
         request: Request,
         contract: type[ContractT],
         union_tags: frozenset[str] = frozenset(),
+        typed_dict_lists: frozenset[str] = frozenset(),
     ) -> ContractT:
-        """Validate the body against a pydantic contract; errors name each field."""
+        """Validate the body against a pydantic contract; errors name each field (see
+        core.errors.errors_from_pydantic for `union_tags` and `typed_dict_lists`)."""
         content_type = request.META.get("CONTENT_TYPE", "")
         protobuf = self.protobuf_request is not None and is_protobuf(content_type)
         if not protobuf and not is_json_content_type(content_type):
@@ -125,5 +127,5 @@ class CustomerApi(APIView):
         try:
             return contract.model_validate_json(body)
         except pydantic.ValidationError as exc:
-            raise_for_pydantic(exc, union_tags)
+            raise_for_pydantic(exc, union_tags, typed_dict_lists)
             raise  # unreachable: raise_for_pydantic always raises

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,10 @@ from ranking.signals.backend import signal_store
 logger = logging.getLogger(__name__)
 
 QUERY_SURFACES = ("search", "autocomplete")
+# RankIn's list of CandidateIn (TypedDicts): a candidate that is no object keeps its code.
+CANDIDATE_LISTS = frozenset({"items"})
+CANDIDATE_ID = itemgetter("id")
+CANDIDATE_RELEVANCE = itemgetter("relevance")
 
 # An API process runs one per core: a numpy (BLAS) call on the rank path must stay on its own
 # core, like the model's predict (num_threads=1), rather than contend with the other workers.
@@ -69,7 +74,7 @@ def rank_input_errors(body: RankIn, max_candidates: int) -> list[FieldError]:
                 f"{len(body.items)} candidates sent; at most {max_candidates} are allowed.",
             )
         )
-    ids = [item.id for item in body.items]
+    ids = list(map(CANDIDATE_ID, body.items))
     if len(set(ids)) < len(ids):  # counted only when there is a duplicate to name
         counts = Counter(ids)
         errors.extend(
@@ -86,25 +91,23 @@ def rank_input(body: RankIn) -> RankInput:
         query=normalise_query(body.query),
         category=body.category or "",
         shopper_key=shopper_key(body.user_id, body.session_id),
-        item_ids=tuple(item.id for item in body.items),
-        relevance=np.array(
-            [np.nan if item.relevance is None else item.relevance for item in body.items]
-        ),
+        item_ids=tuple(map(CANDIDATE_ID, body.items)),
+        # As floats, a missing relevance (None) is NaN.
+        relevance=np.array(list(map(CANDIDATE_RELEVANCE, body.items)), dtype=np.float64),
         context=body.context,
         limit=body.limit,
         explain=body.explain,
     )
 
 
-def render(request_id: str, body: RankIn, outcome: RankOutcome) -> dict[str, Any]:
-    candidates = body.items
+def render(request_id: str, request: RankInput, outcome: RankOutcome) -> dict[str, Any]:
     # Plain Python ints and floats (tolist) first: numpy scalars one by one cost a millisecond
     # at 1000 candidates.
-    ids = [candidates[index].id for index in outcome.order.tolist()]
+    ids = list(map(request.item_ids.__getitem__, outcome.order.tolist()))
     items: list[dict[str, Any]] = [
         {"id": item_id, "position": position, "score": score}
-        for position, (item_id, score) in enumerate(
-            zip(ids, outcome.scores.tolist(), strict=True), 1
+        for item_id, position, score in zip(
+            ids, range(1, len(ids) + 1), outcome.scores.tolist(), strict=True
         )
     ]
     if outcome.explanations is not None:
@@ -112,16 +115,16 @@ def render(request_id: str, body: RankIn, outcome: RankOutcome) -> dict[str, Any
             item["explanation"] = explanation.as_dict()
     response: dict[str, Any] = {
         "request_id": request_id,
-        "surface": body.surface,
+        "surface": request.surface,
         "degraded": outcome.degraded,
         "ranker": {"config": outcome.config, "model": outcome.model, "variant": outcome.variant},
         "items": items,
     }
     if outcome.degraded:
         response["degraded_reason"] = outcome.degraded_reason
-    if body.explain:
+    if request.explain:
         response["removed"] = [
-            {"id": body.items[r.index].id, "rule_id": r.rule_id, "reason": r.reason}
+            {"id": request.item_ids[r.index], "rule_id": r.rule_id, "reason": r.reason}
             for r in outcome.removed
         ]
     return response
@@ -182,7 +185,7 @@ def ranked_answer(
     rank_log.record_outcome(
         customer_id=customer_id, request_id=request_id, request=ranked, outcome=outcome
     )
-    document = render(request_id, body, outcome)
+    document = render(request_id, ranked, outcome)
     return document, Served(customer_id, body.surface, len(body.items), ranked.shopper_key, outcome)
 
 
@@ -213,7 +216,7 @@ class RankApi(CustomerApi):
     )
     def post(self, request: Request) -> HttpResponse:
         self.started = time.perf_counter()
-        body = self.read_json(request, RankIn)
+        body = self.read_json(request, RankIn, typed_dict_lists=CANDIDATE_LISTS)
         request_id = current_request_id() or str(uuid.uuid4())
         if self.key_store_down:
             return self._degraded(request_id, body, "key_store")
@@ -235,8 +238,9 @@ class RankApi(CustomerApi):
         errors = [e for e in rank_input_errors(body, len(body.items)) if e.code != "too_long"]
         if errors:
             raise invalid_request(errors)
-        outcome = rank_degraded(rank_input(body), "default", reason)
-        response = self.answer(self.request, render(request_id, body, outcome))
+        ranked = rank_input(body)
+        outcome = rank_degraded(ranked, "default", reason)
+        response = self.answer(self.request, render(request_id, ranked, outcome))
         observe_rank_outcome(
             customer_id=None if self.key_store_down else self.customer_id,
             surface=body.surface,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, with_config
+from typing_extensions import TypedDict
 
 from catalog.contracts import ItemId
 from core.schema import WHOLE_NUMBER
@@ -19,11 +20,14 @@ ContextKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 ContextValue = Annotated[str, StringConstraints(max_length=256)]
 
 
-class CandidateIn(BaseModel):
-    model_config = STRICT
-
+# A plain dict once validated, not a model: a dict of a string and a float is no work for the
+# garbage collector, and a request carries up to 1000 of them (docs/performance.md). No
+# docstring: it would become the schema's description.
+@with_config(STRICT)
+class CandidateIn(TypedDict):
     id: ItemId
-    relevance: float | None = Field(default=None, description="The retriever's score")
+    # Optional in the body (it has a default): always in the validated dict.
+    relevance: Annotated[float | None, Field(default=None, description="The retriever's score")]
 
 
 class RankIn(BaseModel):

@@ -200,6 +200,31 @@ def test_rank_names_the_bad_field(api: ApiCaller, body: Any, fields: list[str]) 
     assert error_fields(api.post("/v1/rank", body)) == fields
 
 
+def test_rank_refuses_bad_candidates_with_the_published_codes_and_details(api: ApiCaller) -> None:
+    """A candidate that is no object, a bad id, a missing id, an unknown field: each code and
+    message as published (the candidates were pydantic models before issue 14)."""
+    bad = ["sku-1", [], {"id": 17}, {"relevance": 1.0}, {"id": " "}, {"id": "sku-2", "score": 1}]
+
+    problem = assert_problem(api.post("/v1/rank", rank_items(*bad)), 400)
+
+    assert problem["detail"] == (
+        "Invalid fields: items[1], items[2], items[3].id, items[4].id, items[5].id, items[6].score"
+    )
+    assert [(e["field"], e["pointer"], e["code"], e["detail"]) for e in problem["errors"]] == [
+        ("items[1]", "/items/1", "model_type", "Input should be an object"),
+        ("items[2]", "/items/2", "model_type", "Input should be an object"),
+        ("items[3].id", "/items/3/id", "string_type", "Input should be a valid string"),
+        ("items[4].id", "/items/4/id", "missing", "Field required"),
+        (
+            "items[5].id",
+            "/items/5/id",
+            "string_too_short",
+            "String should have at least 1 character",
+        ),
+        ("items[6].score", "/items/6/score", "extra_forbidden", "Extra inputs are not permitted"),
+    ]
+
+
 EVENT_CASES = [
     pytest.param(events_body(event(2, "view")), ["events[2].type"], id="unknown-event-type"),
     pytest.param(

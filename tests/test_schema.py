@@ -124,6 +124,26 @@ def test_objects_with_typed_keys_refuse_other_keys(openapi: dict[str, Any]) -> N
         assert node["propertyNames"]["pattern"] == "^[^\\u0000]*$"
 
 
+def test_a_rank_candidate_is_described_as_an_object_of_id_and_relevance(
+    openapi: dict[str, Any],
+) -> None:
+    """The candidate is a TypedDict since issue 14 (a model before): described the same."""
+    candidate = openapi["components"]["schemas"]["CandidateIn"]
+
+    assert candidate["type"] == "object"
+    assert candidate["required"] == ["id"]
+    assert candidate["additionalProperties"] is False
+    assert set(candidate["properties"]) == {"id", "relevance"}
+    assert candidate["properties"]["relevance"] == {
+        "anyOf": [{"type": "number"}, {"type": "null"}],
+        "default": None,
+        "description": "The retriever's score",
+        "title": "Relevance",
+    }
+    request = openapi["components"]["schemas"]["RankInRequest"]
+    assert request["properties"]["items"]["items"] == {"$ref": "#/components/schemas/CandidateIn"}
+
+
 def test_error_responses_are_declared_as_problem_json(openapi: dict[str, Any]) -> None:
     for operation_id in OPERATIONS:
         responses = operations(openapi)[operation_id][2]["responses"]
