@@ -33,7 +33,7 @@ import secrets
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import hiredis
@@ -55,7 +55,7 @@ from ranking.signals.shopper import (
     decayed_weight,
     log_price_of,
 )
-from ranking.signals.snapshot import Snapshot, SnapshotCache, VersionContents
+from ranking.signals.snapshot import BUILD_SLICE, Snapshot, SnapshotCache, Table
 from ranking.signals.store import (
     LOST_MESSAGE,
     SignalFetch,
@@ -228,7 +228,7 @@ class RedisSignalStore(SignalStore):
                 logger.warning("no signal snapshots: records are read from Redis", exc_info=True)
             else:
                 self.snapshots = SnapshotCache(
-                    directory, namespace, self._version_contents, grace_seconds
+                    directory, namespace, self._version_source, grace_seconds
                 )
 
     # --- keys -----------------------------------------------------------------------------------
@@ -399,24 +399,8 @@ class RedisSignalStore(SignalStore):
             return None
         return snapshot
 
-    def _version_contents(self, customer_id: int, version: int) -> VersionContents:
-        """A published version's item and query-item records, scanned whole from Redis for a
-        snapshot. Raises if the version expired during the scan (the counts then disagree)."""
-        meta_key, items_key, query_key = self._version_keys(customer_id, version)
-        contents: list[Any] = []
-        for key, size in ((items_key, ITEM_RECORD.itemsize), (query_key, QUERY_RECORD.itemsize)):
-            fields = dict(self._writer.hscan_iter(key, count=WRITE_BATCH))
-            if any(len(value) != size for value in fields.values()):
-                raise ValueError(f"{key}: a record of the wrong size")
-            contents += [list(fields), b"".join(fields.values())]
-        pipe = self._writer.pipeline(transaction=False)
-        pipe.exists(meta_key)
-        pipe.hlen(items_key)
-        pipe.hlen(query_key)
-        exists, items, queries = pipe.execute()
-        if not exists or items != len(contents[0]) or queries != len(contents[2]):
-            raise ValueError(f"version {version} of customer {customer_id} changed while read")
-        return contents[0], contents[1], contents[2], contents[3]
+    def _version_source(self, customer_id: int, version: int) -> RedisVersion:
+        return RedisVersion(self._writer, *self._version_keys(customer_id, version))
 
     def _meta(self, customer_id: int, version: int) -> SignalMeta | None:
         cached = self._metas.get((customer_id, version))
@@ -663,6 +647,36 @@ class RedisSignalStore(SignalStore):
         self.breaker.reset()
         if self.snapshots is not None:
             self.snapshots.forget()
+
+
+class RedisVersion:
+    """A published version's two hashes as a snapshot build reads them (VersionSource): fields by
+    HSCAN, records by HMGET, a slice at a time, so the build never holds the version whole."""
+
+    def __init__(self, client: Any, meta_key: str, items_key: str, query_key: str) -> None:
+        self.client = client
+        self.meta_key = meta_key
+        self.keys = {"items": items_key, "qi": query_key}
+
+    def field_slices(self, table: Table) -> Iterator[list[bytes]]:
+        cursor = 0
+        while True:
+            cursor, page = self.client.hscan(self.keys[table], cursor, count=BUILD_SLICE)
+            yield list(page)
+            if not cursor:
+                return
+
+    def records(self, table: Table, fields: list[bytes]) -> list[bytes | None]:
+        records: list[bytes | None] = self.client.hmget(self.keys[table], fields)
+        return records
+
+    def lengths(self) -> tuple[int, int] | None:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.exists(self.meta_key)
+        pipe.hlen(self.keys["items"])
+        pipe.hlen(self.keys["qi"])
+        exists, items, queries = pipe.execute()
+        return (items, queries) if exists else None
 
 
 def _exchange(connection: Any, commands: list[tuple[Any, ...]]) -> list[Any]:

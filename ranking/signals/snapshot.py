@@ -10,10 +10,13 @@ item and query-item records (at 1000 candidates, 2,000 arguments and a 108 KB re
 
 The first process of a host that reads a version without its file builds it, in a background
 thread and under a file lock (the other processes of the host map what it wrote): it scans the
-version's hashes from Redis, sorts the keys, writes the arrays as .npy files with a manifest into
-a temporary directory and renames it into place. Requests keep reading Redis meanwhile. A process
-maps a file once per version (numpy memmap, read-only): the pages are the page cache's, shared by
-every worker of the host, so memory does not grow with the number of workers.
+version's hash fields from Redis a slice at a time, sorts them, then reads the records in that
+order a slice at a time (HMGET) and appends them to the file, into a temporary directory renamed
+into place with a manifest. It holds the version's keys (their fixed width and a little more per
+item) but never more than a slice of records, so a serving worker's memory does not grow with
+the catalog by its records (issue 14). Requests keep reading Redis meanwhile. A process maps a
+file once per version (numpy memmap, read-only): the pages are the page cache's, shared by every
+worker of the host, so memory does not grow with the number of workers.
 
 Faults fall back to Redis, never to a wrong answer: a missing file is built, a file that does not
 match its manifest (shapes, dtypes, checksum) is removed and built again, a build that fails is
@@ -28,6 +31,7 @@ keeps a file from ever answering for another store's version of the same number.
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -36,9 +40,10 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -49,20 +54,83 @@ logger = logging.getLogger(__name__)
 
 FORMAT = 1
 RETRY_SECONDS = 60.0
+# Records a build holds at once (and fields it asks Redis for in one call).
+BUILD_SLICE = 5000
 _FILES = ("items", "records", "queries", "query_records")
 
-# (item ids, packed item records, query fields, packed query records) of one version, as stored.
-VersionContents = tuple[list[bytes], bytes, list[bytes], bytes]
+# The version's item hash (item id -> ITEM_RECORD) and query-item hash ("query\x1fitem id" ->
+# QUERY_RECORD).
+Table = Literal["items", "qi"]
 
 
-def _sorted_keys(
-    keys: list[bytes], packed: bytes, dtype: np.dtype
-) -> tuple[np.ndarray, np.ndarray]:
-    records = np.frombuffer(packed, dtype=dtype)
-    width = max((len(key) for key in keys), default=1)
-    array = np.array(keys, dtype=f"S{max(width, 1)}")
-    order = np.argsort(array, kind="stable")
-    return array[order], records[order]
+class VersionSource(Protocol):
+    """One published version as a build reads it, a slice at a time."""
+
+    def field_slices(self, table: Table) -> Iterator[list[bytes]]:
+        """The hash's fields, a slice at a time (a field may come twice, as HSCAN gives them)."""
+        ...
+
+    def records(self, table: Table, fields: list[bytes]) -> list[bytes | None]:
+        """The packed records of `fields` (None where the hash has none: the version expired)."""
+        ...
+
+    def lengths(self) -> tuple[int, int] | None:
+        """How many fields the item and query-item hashes hold now; None once the version is
+        gone."""
+        ...
+
+
+def _sorted_fields(slices: Iterable[list[bytes]]) -> np.ndarray:
+    """The fields as sorted unique fixed-width keys, built from one slice at a time."""
+    parts = []
+    for fields in slices:
+        if any(b"\x00" in field for field in fields):
+            raise ValueError("a key holds a NUL byte, which fixed-width keys cannot tell")
+        if fields:
+            parts.append(np.array(fields, dtype=bytes))
+    width = max((part.dtype.itemsize for part in parts), default=1)
+    keys = np.empty(sum(map(len, parts)), dtype=f"S{width}")
+    stop = len(keys)
+    while parts:  # each slice freed once copied
+        part = parts.pop()
+        keys[stop - len(part) : stop] = part
+        stop -= len(part)
+    keys.sort()  # in place; equal keys are equal bytes, so no order among them to keep
+    if len(keys) > 1:
+        repeated = keys[1:] == keys[:-1]
+        if repeated.any():
+            keys = keys[np.concatenate(([True], ~repeated))]
+    return keys
+
+
+def _write_keys(path: Path, keys: np.ndarray, digest: hashlib.blake2b) -> None:
+    np.save(path, keys, allow_pickle=False)
+    digest.update(_bytes_of(keys))
+
+
+def _write_records(
+    path: Path,
+    keys: np.ndarray,
+    read: Callable[[list[bytes]], list[bytes | None]],
+    dtype: np.dtype,
+    digest: hashlib.blake2b,
+) -> None:
+    """The records of the sorted `keys`, read and appended to an .npy file a slice at a time."""
+    header = np.lib.format.header_data_from_array_1_0(np.empty(0, dtype=dtype))
+    header["shape"] = (len(keys),)
+    with open(path, "wb") as file:
+        np.lib.format.write_array_header_1_0(file, header)
+        for start in range(0, len(keys), BUILD_SLICE):
+            fields = keys[start : start + BUILD_SLICE].tolist()
+            packed = read(fields)
+            whole = len(packed) == len(fields) and all(
+                record is not None and len(record) == dtype.itemsize for record in packed
+            )
+            if not whole:
+                raise ValueError("a record is missing or of the wrong size")
+            chunk = b"".join(record for record in packed if record is not None)
+            file.write(chunk)
+            digest.update(chunk)
 
 
 def _lookup(keys: np.ndarray, wanted: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
@@ -113,30 +181,45 @@ def _gather(
     return gathered, found
 
 
+def _bytes_of(array: np.ndarray) -> memoryview:
+    """The array's bytes without a copy (a mapped file's pages are read in place)."""
+    return np.ascontiguousarray(array).view(np.uint8).data
+
+
 def _checksum(arrays: Sequence[np.ndarray]) -> str:
     digest = hashlib.blake2b(digest_size=16)
     for array in arrays:
-        digest.update(np.ascontiguousarray(array).tobytes())
+        digest.update(_bytes_of(array))
     return digest.hexdigest()
 
 
-def write(directory: Path, contents: VersionContents, manifest: dict[str, object]) -> None:
+def write(directory: Path, source: VersionSource, manifest: dict[str, object]) -> None:
     """Write one version's files into `directory` (which must not exist yet), atomically: a
-    temporary sibling renamed into place once the manifest is written."""
-    item_ids, item_packed, query_fields, query_packed = contents
-    items, records = _sorted_keys(item_ids, item_packed, ITEM_RECORD)
-    queries, query_records = _sorted_keys(query_fields, query_packed, QUERY_RECORD)
-    arrays = dict(zip(_FILES, (items, records, queries, query_records), strict=True))
+    temporary sibling renamed into place once the manifest is written. Holds the sorted keys of
+    one hash at a time and one slice of records."""
     temporary = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        for name, array in arrays.items():
-            np.save(temporary / f"{name}.npy", array, allow_pickle=False)
+        digest = hashlib.blake2b(digest_size=16)  # the files' bytes in order, as _checksum reads
+        counts = []
+        tables: tuple[tuple[Table, str, str, np.dtype], ...] = (
+            ("items", "items", "records", ITEM_RECORD),
+            ("qi", "queries", "query_records", QUERY_RECORD),
+        )
+        for table, keys_name, records_name, dtype in tables:
+            keys = _sorted_fields(source.field_slices(table))
+            _write_keys(temporary / f"{keys_name}.npy", keys, digest)
+            read = functools.partial(source.records, table)
+            _write_records(temporary / f"{records_name}.npy", keys, read, dtype, digest)
+            counts.append(len(keys))
+            del keys
+        if source.lengths() != tuple(counts):
+            raise ValueError("the version changed or expired while it was read")
         full = {
             **manifest,
             "format": FORMAT,
-            "items": len(items),
-            "queries": len(queries),
-            "checksum": _checksum(list(arrays.values())),
+            "items": counts[0],
+            "queries": counts[1],
+            "checksum": digest.hexdigest(),
         }
         (temporary / "manifest.json").write_text(json.dumps(full))
         os.rename(temporary, directory)
@@ -186,11 +269,11 @@ class SnapshotCache:
         self,
         directory: Path,
         namespace: str,
-        read_version: Callable[[int, int], VersionContents],
+        open_version: Callable[[int, int], VersionSource],
         grace_seconds: float,
     ) -> None:
         self.root = directory / namespace
-        self.read_version = read_version
+        self.open_version = open_version
         self.grace_seconds = grace_seconds
         self._mapped: dict[tuple[int, int], tuple[str, Snapshot]] = {}
         self._pending: set[tuple[int, int]] = set()
@@ -271,10 +354,7 @@ class SnapshotCache:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one builder per customer per host
             if directory.exists():
                 return
-            contents = self.read_version(customer_id, version)
-            if any(b"\x00" in key for keys in (contents[0], contents[2]) for key in keys):
-                raise ValueError("a key holds a NUL byte, which fixed-width keys cannot tell")
-            write(directory, contents, manifest)
+            write(directory, self.open_version(customer_id, version), manifest)
             self._remove_replaced(customer_id, version)
 
     def _remove_replaced(self, customer_id: int, version: int) -> None:

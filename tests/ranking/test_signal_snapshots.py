@@ -9,16 +9,21 @@ feature value of the explanations.
 from __future__ import annotations
 
 import os
+import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import redis
 from prometheus_client import REGISTRY
 
 from ranking.services import signals_refresh
 from ranking.signals import backend as store_backend
+from ranking.signals import snapshot as snapshot_module
 from ranking.signals.redis_store import RedisSignalStore
+from ranking.signals.schema import ITEM_RECORD, QUERY_RECORD
 from tests.conftest import ApiCaller
 from tests.processes import RedisProcess
 from tests.ranking.helpers import ago, put_items, rank_all, send_events
@@ -310,18 +315,135 @@ def test_a_redis_that_lost_its_data_degrades_even_with_a_snapshot_mapped(
     assert reply["degraded_reason"] == "signal_store_lost"
 
 
+class Stored:
+    """A version held in dicts, read as a build reads Redis (VersionSource): four fields at a
+    time, each slice repeating the last field of the one before, as HSCAN may."""
+
+    def __init__(self, items: dict[bytes, bytes], queries: dict[bytes, bytes]) -> None:
+        self.hashes = {"items": items, "qi": queries}
+        self.expired = False
+
+    def field_slices(self, table: str) -> Iterator[list[bytes]]:
+        fields = list(self.hashes[table])
+        for start in range(0, len(fields), 4):
+            yield fields[max(start - 1, 0) : start + 4]
+
+    def records(self, table: str, fields: list[bytes]) -> list[bytes | None]:
+        return [None if self.expired else self.hashes[table].get(field) for field in fields]
+
+    def lengths(self) -> tuple[int, int] | None:
+        return len(self.hashes["items"]), len(self.hashes["qi"])
+
+
+def stored_version(items: int, queries: int = 0) -> Stored:
+    rng = np.random.default_rng(items)
+    records = np.zeros(items, dtype=ITEM_RECORD)
+    records["signals"] = rng.random((items, ITEM_RECORD["signals"].shape[0]))
+    records["brand"] = np.arange(items)
+    query_records = np.zeros(queries, dtype=QUERY_RECORD)
+    query_records["signals"] = rng.random((queries, QUERY_RECORD["signals"].shape[0]))
+    item_ids = [f"sku-{n}".encode() for n in rng.permutation(items)]
+    fields = [f"q{n % 3}\x1fsku-{n}".encode() for n in range(queries)]
+    return Stored(
+        dict(zip(item_ids, (record.tobytes() for record in records), strict=True)),
+        dict(zip(fields, (record.tobytes() for record in query_records), strict=True)),
+    )
+
+
+def test_a_build_writes_the_sorted_version_read_in_slices(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fields a scan gives twice are kept once; the files are what numpy saves of the sorted
+    arrays, and they load."""
+    monkeypatch.setattr(snapshot_module, "BUILD_SLICE", 5)
+    version = stored_version(items=23, queries=11)
+    directory = tmp_path / "c1-v1-x"
+
+    snapshot_module.write(directory, version, {"customer": 1})
+    snapshot = snapshot_module.load(directory, {"customer": 1})
+
+    for keys, records, table in (
+        (snapshot.items, snapshot.records, "items"),
+        (snapshot.queries, snapshot.query_records, "qi"),
+    ):
+        stored = version.hashes[table]
+        assert keys.tolist() == sorted(stored)
+        assert [record.tobytes() for record in records] == [stored[key] for key in sorted(stored)]
+    expected = np.array(sorted(version.hashes["items"]), dtype=snapshot.items.dtype)
+    saved = tmp_path / "expected.npy"
+    np.save(saved, expected)
+    assert (directory / "items.npy").read_bytes() == saved.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [("expired while read", "missing"), ("a NUL byte in an id", "NUL byte")],
+)
+def test_a_build_that_cannot_copy_the_version_leaves_nothing(
+    tmp_path: Path, fault: str, message: str
+) -> None:
+    version = stored_version(items=12)
+    if fault == "expired while read":
+        version.expired = True
+    else:
+        version.hashes["items"][b"sku-\x00"] = bytes(ITEM_RECORD.itemsize)
+
+    with pytest.raises(ValueError, match=message):
+        snapshot_module.write(tmp_path / "c1-v1-x", version, {"customer": 1})
+
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_build_holds_one_slice_of_records_whatever_the_catalog_size(
+    settings: Any, tmp_path: Path
+) -> None:
+    """Issue 14: building the copy of a version four times larger holds more of its keys (a
+    fixed-width key each), not more records: the whole version's records would be 108 bytes an
+    item more, and the build that read the version whole held about 700."""
+    store = use_snapshots(settings, None)
+    client = redis.Redis.from_url(settings.SIGNAL_STORE["URL"])
+
+    def peak_of_building(customer_id: int, items: int) -> int:
+        meta_key, items_key, _ = store._version_keys(customer_id, 1)
+        records = np.zeros(items, dtype=ITEM_RECORD)
+        records["brand"] = np.arange(items)
+        for start in range(0, items, 10_000):
+            client.hset(
+                items_key,
+                mapping={
+                    f"sku-{n:07d}": records[n].tobytes()
+                    for n in range(start, min(start + 10_000, items))
+                },
+            )
+        client.set(meta_key, "{}")
+        source = store._version_source(customer_id, 1)
+        tracemalloc.start()
+        try:
+            snapshot_module.write(tmp_path / f"c{customer_id}-v1-x", source, {})
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        snapshot = snapshot_module.load(tmp_path / f"c{customer_id}-v1-x", {})
+        assert snapshot.records.tobytes() == records.tobytes()  # ids sort as they were numbered
+        return peak
+
+    items = 20_000
+    small, large = peak_of_building(1, items), peak_of_building(2, 4 * items)
+    client.close()
+
+    assert large - small < 3 * items * ITEM_RECORD.itemsize / 2
+
+
 def test_a_build_removes_the_customers_copies_no_reader_needs(tmp_path: Path) -> None:
     """Older versions, and another store's version under the same number (a database created
     anew), once untouched for the grace period; other customers' copies stay."""
-    from ranking.signals.schema import ITEM_RECORD, QUERY_RECORD
-    from ranking.signals.snapshot import SnapshotCache
 
-    def contents(customer_id: int, version: int) -> Any:
+    def contents(customer_id: int, version: int) -> Stored:
         records = np.zeros(2, dtype=ITEM_RECORD)
         records["brand"] = [version, customer_id]
-        return [b"a", b"b"], records.tobytes(), [], np.zeros(0, QUERY_RECORD).tobytes()
+        return Stored({b"a": records[0].tobytes(), b"b": records[1].tobytes()}, {})
 
-    cache = SnapshotCache(tmp_path, "ns", contents, grace_seconds=60)
+    cache = snapshot_module.SnapshotCache(tmp_path, "ns", contents, grace_seconds=60)
     for customer, version, digest in ((1, 1, "old"), (1, 1, "other"), (1, 2, "old"), (2, 1, "x")):
         cache.get(customer, version, digest)
         cache.wait(10)
