@@ -33,7 +33,8 @@ import secrets
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import hiredis
@@ -41,6 +42,7 @@ import numpy as np
 import redis
 from redis.cluster import RedisCluster
 
+from core import metrics
 from core.private_dirs import private_directory
 from ranking.signals.breaker import Breaker
 from ranking.signals.schema import ITEM_RECORD, QUERY_RECORD
@@ -55,7 +57,8 @@ from ranking.signals.shopper import (
     decayed_weight,
     log_price_of,
 )
-from ranking.signals.snapshot import BUILD_SLICE, Snapshot, SnapshotCache, Table
+from ranking.signals.snapshot import Snapshot, SnapshotCache
+from ranking.signals.snapshot_build import build_in_child
 from ranking.signals.store import (
     LOST_MESSAGE,
     SignalFetch,
@@ -188,6 +191,7 @@ class RedisSignalStore(SignalStore):
         # A Redis Cluster (ElastiCache cluster mode) works the same: every key of a customer
         # carries the hash tag {c<id>}, so one request's commands go to one node in one pipeline.
         client: Any = RedisCluster if cluster else redis.Redis
+        self._url, self._cluster = url, cluster
         self._reader = client.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False
         )
@@ -228,7 +232,11 @@ class RedisSignalStore(SignalStore):
                 logger.warning("no signal snapshots: records are read from Redis", exc_info=True)
             else:
                 self.snapshots = SnapshotCache(
-                    directory, namespace, self._version_source, grace_seconds
+                    directory,
+                    namespace,
+                    self._write_version,
+                    grace_seconds,
+                    count=lambda outcome: metrics.SIGNAL_SNAPSHOTS.labels(outcome).inc(),
                 )
 
     # --- keys -----------------------------------------------------------------------------------
@@ -399,8 +407,19 @@ class RedisSignalStore(SignalStore):
             return None
         return snapshot
 
-    def _version_source(self, customer_id: int, version: int) -> RedisVersion:
-        return RedisVersion(self._writer, *self._version_keys(customer_id, version))
+    def _write_version(
+        self, customer_id: int, version: int, directory: Path, manifest: dict[str, object]
+    ) -> None:
+        """A published version's files for this host's copy, written by a short-lived process
+        that reads Redis a slice at a time (its memory is returned whole when it exits)."""
+        build_in_child(
+            url=self._url,
+            cluster=self._cluster,
+            timeout=WRITER_TIMEOUT_SECONDS,
+            version_keys=self._version_keys(customer_id, version),
+            directory=directory,
+            manifest=manifest,
+        )
 
     def _meta(self, customer_id: int, version: int) -> SignalMeta | None:
         cached = self._metas.get((customer_id, version))
@@ -647,36 +666,6 @@ class RedisSignalStore(SignalStore):
         self.breaker.reset()
         if self.snapshots is not None:
             self.snapshots.forget()
-
-
-class RedisVersion:
-    """A published version's two hashes as a snapshot build reads them (VersionSource): fields by
-    HSCAN, records by HMGET, a slice at a time, so the build never holds the version whole."""
-
-    def __init__(self, client: Any, meta_key: str, items_key: str, query_key: str) -> None:
-        self.client = client
-        self.meta_key = meta_key
-        self.keys = {"items": items_key, "qi": query_key}
-
-    def field_slices(self, table: Table) -> Iterator[list[bytes]]:
-        cursor = 0
-        while True:
-            cursor, page = self.client.hscan(self.keys[table], cursor, count=BUILD_SLICE)
-            yield list(page)
-            if not cursor:
-                return
-
-    def records(self, table: Table, fields: list[bytes]) -> list[bytes | None]:
-        records: list[bytes | None] = self.client.hmget(self.keys[table], fields)
-        return records
-
-    def lengths(self) -> tuple[int, int] | None:
-        pipe = self.client.pipeline(transaction=False)
-        pipe.exists(self.meta_key)
-        pipe.hlen(self.keys["items"])
-        pipe.hlen(self.keys["qi"])
-        exists, items, queries = pipe.execute()
-        return (items, queries) if exists else None
 
 
 def _exchange(connection: Any, commands: list[tuple[Any, ...]]) -> list[Any]:

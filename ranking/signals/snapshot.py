@@ -8,15 +8,17 @@ that version. Every rank request still reads the pointer, the shopper's profile 
 attribute sets from Redis in its one round trip; the snapshot only replaces the two HMGETs of
 item and query-item records (at 1000 candidates, 2,000 arguments and a 108 KB reply).
 
-The first process of a host that reads a version without its file builds it, in a background
-thread and under a file lock (the other processes of the host map what it wrote): it scans the
-version's hash fields from Redis a slice at a time, sorts them, then reads the records in that
-order a slice at a time (HMGET) and appends them to the file, into a temporary directory renamed
-into place with a manifest. It holds the version's keys (their fixed width and a little more per
-item) but never more than a slice of records, so a serving worker's memory does not grow with
-the catalog by its records (issue 14). Requests keep reading Redis meanwhile. A process maps a
-file once per version (numpy memmap, read-only): the pages are the page cache's, shared by every
-worker of the host, so memory does not grow with the number of workers.
+The first process of a host that reads a version without its file has it built, from a
+background thread and under a file lock (the other processes of the host map what was written):
+the build scans the version's hash fields from Redis a slice at a time, sorts them, then reads
+the records in that order a slice at a time (HMGET) and appends them to the file, into a
+temporary directory renamed into place with a manifest. It holds the version's keys (their fixed
+width and a little more per item) but never more than a slice of records, and the Redis store
+runs it in a short-lived process of its own (ranking/signals/snapshot_build.py), so a serving
+worker's memory does not grow with the catalog at all (issue 14). Requests keep reading Redis
+meanwhile. A process maps a file once per version (numpy memmap, read-only): the pages are the
+page cache's, shared by every worker of the host, so memory does not grow with the number of
+workers.
 
 Faults fall back to Redis, never to a wrong answer: a missing file is built, a file that does not
 match its manifest (shapes, dtypes, checksum) is removed and built again, a build that fails is
@@ -47,7 +49,6 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from core import metrics
 from ranking.signals.schema import ITEM_RECORD, QUERY_RECORD
 
 logger = logging.getLogger(__name__)
@@ -269,11 +270,16 @@ class SnapshotCache:
         self,
         directory: Path,
         namespace: str,
-        open_version: Callable[[int, int], VersionSource],
+        write_version: Callable[[int, int, Path, dict[str, object]], None],
         grace_seconds: float,
+        count: Callable[[str], None] = lambda outcome: None,
     ) -> None:
         self.root = directory / namespace
-        self.open_version = open_version
+        # Writes a (customer, version)'s files into a directory with a manifest (`write`, in a
+        # process of its own for the Redis store: ranking/signals/snapshot_build.py).
+        self.write_version = write_version
+        # Counts each outcome ("mapped", "built", "rebuilt", "failed") in the caller's metrics.
+        self.count = count
         self.grace_seconds = grace_seconds
         self._mapped: dict[tuple[int, int], tuple[str, Snapshot]] = {}
         self._pending: set[tuple[int, int]] = set()
@@ -327,12 +333,12 @@ class SnapshotCache:
                 version,
                 exc_info=True,
             )
-            metrics.SIGNAL_SNAPSHOTS.labels("failed").inc()
+            self.count("failed")
             with self._lock:
                 self._failed[(customer_id, version, digest)] = time.monotonic() + RETRY_SECONDS
                 self._pending.discard(key)
             return
-        metrics.SIGNAL_SNAPSHOTS.labels(outcome).inc()
+        self.count(outcome)
         with self._lock:
             # Only the customer's newest version stays mapped in this process.
             for other in [k for k in self._mapped if k[0] == customer_id and k[1] < version]:
@@ -354,7 +360,7 @@ class SnapshotCache:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one builder per customer per host
             if directory.exists():
                 return
-            write(directory, self.open_version(customer_id, version), manifest)
+            self.write_version(customer_id, version, directory, manifest)
             self._remove_replaced(customer_id, version)
 
     def _remove_replaced(self, customer_id: int, version: int) -> None:

@@ -9,6 +9,8 @@ feature value of the explanations.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,8 +26,9 @@ from ranking.signals import backend as store_backend
 from ranking.signals import snapshot as snapshot_module
 from ranking.signals.redis_store import RedisSignalStore
 from ranking.signals.schema import ITEM_RECORD, QUERY_RECORD
+from ranking.signals.snapshot_build import RedisVersion
 from tests.conftest import ApiCaller
-from tests.processes import RedisProcess
+from tests.processes import ROOT, RedisProcess
 from tests.ranking.helpers import ago, put_items, rank_all, send_events
 
 pytestmark = pytest.mark.django_db
@@ -416,7 +419,7 @@ def test_a_build_holds_one_slice_of_records_whatever_the_catalog_size(
                 },
             )
         client.set(meta_key, "{}")
-        source = store._version_source(customer_id, 1)
+        source = RedisVersion(store._writer, *store._version_keys(customer_id, 1))
         tracemalloc.start()
         try:
             snapshot_module.write(tmp_path / f"c{customer_id}-v1-x", source, {})
@@ -434,16 +437,34 @@ def test_a_build_holds_one_slice_of_records_whatever_the_catalog_size(
     assert large - small < 3 * items * ITEM_RECORD.itemsize / 2
 
 
+def test_the_build_process_imports_no_django_and_no_metrics() -> None:
+    """It exits after each build: Django would only slow its start, and metrics would leave
+    their files in the workers' multiprocess directory."""
+    code = (
+        "import sys, ranking.signals.snapshot_build; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('django', 'core', "
+        "'prometheus_client')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+
+    assert done.stdout.strip() == "[]"
+
+
 def test_a_build_removes_the_customers_copies_no_reader_needs(tmp_path: Path) -> None:
     """Older versions, and another store's version under the same number (a database created
     anew), once untouched for the grace period; other customers' copies stay."""
 
-    def contents(customer_id: int, version: int) -> Stored:
+    def write_version(
+        customer_id: int, version: int, directory: Path, manifest: dict[str, object]
+    ) -> None:
         records = np.zeros(2, dtype=ITEM_RECORD)
         records["brand"] = [version, customer_id]
-        return Stored({b"a": records[0].tobytes(), b"b": records[1].tobytes()}, {})
+        stored = Stored({b"a": records[0].tobytes(), b"b": records[1].tobytes()}, {})
+        snapshot_module.write(directory, stored, manifest)
 
-    cache = snapshot_module.SnapshotCache(tmp_path, "ns", contents, grace_seconds=60)
+    cache = snapshot_module.SnapshotCache(tmp_path, "ns", write_version, grace_seconds=60)
     for customer, version, digest in ((1, 1, "old"), (1, 1, "other"), (1, 2, "old"), (2, 1, "x")):
         cache.get(customer, version, digest)
         cache.wait(10)
