@@ -55,6 +55,8 @@ logger = logging.getLogger(__name__)
 
 FORMAT = 1
 RETRY_SECONDS = 60.0
+# A build's temporary directory untouched this long was left by a build that died.
+ABANDONED_BUILD_SECONDS = 3600.0
 # Records a build holds at once (and fields it asks Redis for in one call).
 BUILD_SLICE = 5000
 _FILES = ("items", "records", "queries", "query_records")
@@ -376,6 +378,15 @@ class SnapshotCache:
                 continue
             if stale and not path.name.startswith("."):
                 shutil.rmtree(path, ignore_errors=True)
+        # Temporary directories of builds that died with their process (a build that runs
+        # stops long before: ranking/signals/snapshot_build.py).
+        abandoned = time.time() - ABANDONED_BUILD_SECONDS
+        for path in self.root.glob(f".c{customer_id}-v*"):
+            try:
+                if path.is_dir() and path.stat().st_mtime < abandoned:
+                    shutil.rmtree(path, ignore_errors=True)
+            except OSError:
+                continue
 
     def drop(self, customer_id: int, version: int, digest: str) -> None:
         """Stop answering from this version's copy (it failed a lookup); try it again later."""

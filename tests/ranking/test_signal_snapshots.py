@@ -250,6 +250,22 @@ def test_a_damaged_snapshot_is_never_read_and_is_built_again(
     assert (after or 0.0) == (rebuilt or 0.0) + 1
 
 
+def test_a_build_process_that_fails_leaves_requests_on_redis(
+    shop: ApiCaller, reference: list[dict[str, Any]], settings: Any, tmp_path: Path
+) -> None:
+    failed = REGISTRY.get_sample_value("rankwell_signal_snapshots_total", {"outcome": "failed"})
+    store = use_snapshots(settings, tmp_path)
+    store._url = "redis://127.0.0.1:1/0"  # the build process finds no Redis there
+
+    assert not mapped(store, shop)
+    assert difference(answers(shop), reference) is None
+    assert store.snapshots is not None
+    assert store.snapshots._failed  # tried again a minute later
+    after = REGISTRY.get_sample_value("rankwell_signal_snapshots_total", {"outcome": "failed"})
+    assert (after or 0.0) == (failed or 0.0) + 1
+    assert not [path for path in tmp_path.rglob("*") if path.is_dir() and "-v" in path.name]
+
+
 def test_a_directory_others_may_write_to_is_not_used(
     shop: ApiCaller, reference: list[dict[str, Any]], settings: Any, tmp_path: Path
 ) -> None:
@@ -454,7 +470,8 @@ def test_the_build_process_imports_no_django_and_no_metrics() -> None:
 
 def test_a_build_removes_the_customers_copies_no_reader_needs(tmp_path: Path) -> None:
     """Older versions, and another store's version under the same number (a database created
-    anew), once untouched for the grace period; other customers' copies stay."""
+    anew), once untouched for the grace period, and temporary directories of builds that died;
+    other customers' copies stay."""
 
     def write_version(
         customer_id: int, version: int, directory: Path, manifest: dict[str, object]
@@ -470,10 +487,16 @@ def test_a_build_removes_the_customers_copies_no_reader_needs(tmp_path: Path) ->
         cache.wait(10)
     for path in (tmp_path / "ns").iterdir():
         os.utime(path, (0, 0))  # untouched for longer than the grace period
+    for name in (".c1-v2-died.abc", ".c1-v3-new.running", ".c2-v2-died.abc"):
+        (tmp_path / "ns" / name).mkdir()  # builds' temporary directories
+    os.utime(tmp_path / "ns" / ".c1-v2-died.abc", (0, 0))  # left by a build that died
+    os.utime(tmp_path / "ns" / ".c2-v2-died.abc", (0, 0))
     cache.get(1, 3, "new")
     cache.wait(10)
 
     assert sorted(path.name for path in (tmp_path / "ns").iterdir() if path.is_dir()) == [
+        ".c1-v3-new.running",
+        ".c2-v2-died.abc",
         "c1-v3-new",
         "c2-v1-x",
     ]
