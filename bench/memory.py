@@ -1,15 +1,18 @@
 """API worker memory while the catalog grows 100-fold (10k to 1M items by default), under the
 same gunicorn workers: RSS must stay flat (no per-worker catalog copies).
 
-It builds its own shop in the database `rankwell_bench_memory` and the Redis namespace
-`rwbenchmem` (both removed at the end): a catalog written with SQL (brands, two-level categories,
-prices, stock, a colour attribute), a signal refresh, and rules that apply to every search,
-among them an attribute rule matching a tenth of the catalog and a hide of explicit ids. Then
-gunicorn as in production (`platform/gunicorn.conf.py`, one worker per core) serves searches of
-1000 candidates drawn from the whole catalog for a while; the workers' VmRSS and VmHWM are read;
-the catalog grows to its final size, signals are refreshed (a new version of every item, and the
-attribute rule's set grows with the catalog), the same workers serve searches over the grown
-catalog, and their memory is read again. The ranker is the customer's default blend: a model's
+It builds its own shop in the database `rankwell_bench_memory` and the Redis namespace `rwbenchmem`
+(both removed at the end, with the host's snapshot files; `BENCH_DATABASE` and `BENCH_NAMESPACE`
+name others, for a run beside another one): a catalog written with SQL (brands, two-level
+categories, prices, stock, a colour attribute), a signal refresh, and rules that apply to every
+search, among them an attribute rule matching a tenth of the catalog and a hide of explicit ids.
+Then gunicorn as in production (`platform/gunicorn.conf.py`, one worker per core) serves searches of
+1000 candidates drawn from the whole catalog for a while; the workers' VmRSS and VmHWM are read; the
+catalog grows to its final size, signals are refreshed (a new version of every item, and the
+attribute rule's set grows with the catalog), the same workers serve searches over the grown catalog
+until both have mapped the host's copy of the new version (ranking/signals/snapshot.py), then for a
+while more, and their memory is read again. Last, the copy is built once more by the process a
+worker starts for it, whose peak is read. The ranker is the customer's default blend: a model's
 memory does not depend on the catalog's size, and training one takes minutes.
 
     REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/python bench/memory.py [--small N] [--large N]
@@ -21,6 +24,8 @@ import argparse
 import json
 import os
 import secrets
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -133,6 +138,83 @@ def serve_and_measure(port: int, master: int, key: str, path: Path, seconds: flo
     }
 
 
+def snapshot_files_mb(customer_id: int) -> float | None:
+    """The size of this host's copy of the customer's current version
+    (ranking/signals/snapshot.py): 0 until it is built, None when copies are off."""
+    from ranking.signals.backend import signal_store
+
+    store = signal_store()
+    snapshots = getattr(store, "snapshots", None)
+    meta = store.current_meta(customer_id)
+    if snapshots is None or meta is None:
+        return None
+    directory = snapshots.root / f"c{customer_id}-v{meta.version}-{meta.digest}"
+    return sum(path.stat().st_size for path in directory.glob("*.npy")) / 2**20
+
+
+def serve_until_mapped(
+    port: int, master: int, key: str, path: Path, customer_id: int, seconds: float
+) -> float:
+    """Searches in rounds of `seconds` until every worker has mapped the current version's copy
+    whole (built by one worker's short-lived process while requests read Redis; mapping it reads
+    every page to check them): the seconds it took. Without copies, one round."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < 300:
+        serve_and_measure(port, master, key, path, seconds)
+        size = snapshot_files_mb(customer_id)
+        pages = [served.snapshot_pages_mb(pid)["resident_mb"] for pid in served.worker_pids(master)]
+        if size is None or (size and all(resident >= 0.95 * size for resident in pages)):
+            return round(time.perf_counter() - started, 1)
+    raise SystemExit("the grown version's snapshot was not mapped by every worker in 300 s")
+
+
+def remove_snapshot_files() -> None:
+    """The host's copies of the bench's versions go with its namespace."""
+    from ranking.signals.backend import signal_store
+
+    snapshots = getattr(signal_store(), "snapshots", None)
+    if snapshots is not None:
+        shutil.rmtree(snapshots.root, ignore_errors=True)
+
+
+def build_process_peak(customer_id: int, version: int) -> dict[str, float]:
+    """The version's copy built once more, into a temporary directory, by the process a worker
+    starts for it (ranking/signals/snapshot_build.py): its peak RSS (VmHWM) and seconds."""
+    from ranking.signals.backend import signal_store
+    from ranking.signals.redis_store import RedisSignalStore
+
+    store = signal_store()
+    assert isinstance(store, RedisSignalStore)
+    # VmHWM, not getrusage's ru_maxrss: Linux carries the starting process's peak over exec.
+    code = (
+        "import json, runpy, time; started = time.perf_counter(); "
+        "runpy.run_module('ranking.signals.snapshot_build', run_name='__main__'); "
+        "seconds = round(time.perf_counter() - started, 1); "
+        "status = dict(line.split(':', 1) for line in open('/proc/self/status')); "
+        "peak = round(int(status['VmHWM'].split()[0]) / 1024, 1); "
+        "print(json.dumps({'peak_mb': peak, 'seconds': seconds}))"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        job = {
+            "url": os.environ["REDIS_URL"],
+            "cluster": False,
+            "timeout": 30.0,
+            "version_keys": store._version_keys(customer_id, version),
+            "directory": str(Path(tmp) / "copy"),
+            "manifest": {},
+        }
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            input=json.dumps(job),
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--small", type=int, default=10_000)
@@ -192,10 +274,16 @@ def main() -> None:
             result["grow_seconds"] = round(time.perf_counter() - started, 1)
             result["large_refresh_items"] = refreshed.items
             connections.close_all()
+            # Warm up again: until both workers map the grown version's copy.
+            result["large_snapshot_ready_seconds"] = serve_until_mapped(
+                port, master.pid, key, large_bodies, customer.pk, min(args.seconds, 5.0)
+            )
             result["large"] = serve_and_measure(port, master.pid, key, large_bodies, args.seconds)
+            result["large_build_process"] = build_process_peak(customer.pk, refreshed.version)
     finally:
         connections.close_all()
         served.drop_namespace()
+        remove_snapshot_files()
         served.recreate_database(create=False)
     small = result["small"]["workers_mb"]
     large = result["large"]["workers_mb"]

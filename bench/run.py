@@ -344,6 +344,13 @@ def memory_row(memory: object) -> tuple[str, str, str]:
             f"shared by the host's workers (one copy in the page cache); each worker's own: "
             f"{own} MB"
         )
+    if "large_build_process" in memory:
+        peaks = ", ".join(f"{w['VmHWM']}" for w in memory["large"]["workers_mb"])
+        build = memory["large_build_process"]
+        measured += (
+            f"; peak (VmHWM) {peaks} MB; the process that builds the host's snapshot of a version "
+            f"(short-lived, one per host) {build['peak_mb']} MB for {build['seconds']} s"
+        )
     return (
         "API worker RSS (VmRSS per worker) serving 1000-candidate searches while the catalog "
         f"grows from {memory['small_items']:,} to {memory['large_items']:,} items "

@@ -34,6 +34,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import hiredis
@@ -41,6 +42,7 @@ import numpy as np
 import redis
 from redis.cluster import RedisCluster
 
+from core import metrics
 from core.private_dirs import private_directory
 from ranking.signals.breaker import Breaker
 from ranking.signals.schema import ITEM_RECORD, QUERY_RECORD
@@ -55,7 +57,8 @@ from ranking.signals.shopper import (
     decayed_weight,
     log_price_of,
 )
-from ranking.signals.snapshot import Snapshot, SnapshotCache, VersionContents
+from ranking.signals.snapshot import Snapshot, SnapshotCache
+from ranking.signals.snapshot_build import build_in_child
 from ranking.signals.store import (
     LOST_MESSAGE,
     SignalFetch,
@@ -188,6 +191,7 @@ class RedisSignalStore(SignalStore):
         # A Redis Cluster (ElastiCache cluster mode) works the same: every key of a customer
         # carries the hash tag {c<id>}, so one request's commands go to one node in one pipeline.
         client: Any = RedisCluster if cluster else redis.Redis
+        self._url, self._cluster = url, cluster
         self._reader = client.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False
         )
@@ -228,7 +232,11 @@ class RedisSignalStore(SignalStore):
                 logger.warning("no signal snapshots: records are read from Redis", exc_info=True)
             else:
                 self.snapshots = SnapshotCache(
-                    directory, namespace, self._version_contents, grace_seconds
+                    directory,
+                    namespace,
+                    self._write_version,
+                    grace_seconds,
+                    count=lambda outcome: metrics.SIGNAL_SNAPSHOTS.labels(outcome).inc(),
                 )
 
     # --- keys -----------------------------------------------------------------------------------
@@ -399,24 +407,19 @@ class RedisSignalStore(SignalStore):
             return None
         return snapshot
 
-    def _version_contents(self, customer_id: int, version: int) -> VersionContents:
-        """A published version's item and query-item records, scanned whole from Redis for a
-        snapshot. Raises if the version expired during the scan (the counts then disagree)."""
-        meta_key, items_key, query_key = self._version_keys(customer_id, version)
-        contents: list[Any] = []
-        for key, size in ((items_key, ITEM_RECORD.itemsize), (query_key, QUERY_RECORD.itemsize)):
-            fields = dict(self._writer.hscan_iter(key, count=WRITE_BATCH))
-            if any(len(value) != size for value in fields.values()):
-                raise ValueError(f"{key}: a record of the wrong size")
-            contents += [list(fields), b"".join(fields.values())]
-        pipe = self._writer.pipeline(transaction=False)
-        pipe.exists(meta_key)
-        pipe.hlen(items_key)
-        pipe.hlen(query_key)
-        exists, items, queries = pipe.execute()
-        if not exists or items != len(contents[0]) or queries != len(contents[2]):
-            raise ValueError(f"version {version} of customer {customer_id} changed while read")
-        return contents[0], contents[1], contents[2], contents[3]
+    def _write_version(
+        self, customer_id: int, version: int, directory: Path, manifest: dict[str, object]
+    ) -> None:
+        """A published version's files for this host's copy, written by a short-lived process
+        that reads Redis a slice at a time (its memory is returned whole when it exits)."""
+        build_in_child(
+            url=self._url,
+            cluster=self._cluster,
+            timeout=WRITER_TIMEOUT_SECONDS,
+            version_keys=self._version_keys(customer_id, version),
+            directory=directory,
+            manifest=manifest,
+        )
 
     def _meta(self, customer_id: int, version: int) -> SignalMeta | None:
         cached = self._metas.get((customer_id, version))

@@ -8,13 +8,18 @@ that version. Every rank request still reads the pointer, the shopper's profile 
 attribute sets from Redis in its one round trip; the snapshot only replaces the two HMGETs of
 item and query-item records (at 1000 candidates, 2,000 arguments and a 108 KB reply).
 
-The first process of a host that reads a version without its file builds it, in a background
-thread and under a file lock (the other processes of the host map what it wrote): it scans the
-version's hashes from Redis, orders the keys by a 64-bit hash of each (a search compares
-integers, not keys), writes the arrays as .npy files with a manifest into a temporary directory
-and renames it into place. Requests keep reading Redis meanwhile. A process maps a file once per
-version (numpy memmap, read-only): the pages are the page cache's, shared by every worker of the
-host, so memory does not grow with the number of workers.
+The first process of a host that reads a version without its file has it built, from a
+background thread and under a file lock (the other processes of the host map what was written):
+the build scans the version's hash fields from Redis a slice at a time, orders them by a 64-bit
+hash of each (a lookup then searches integers, not keys), then reads the records in that order a
+slice at a time (HMGET) and appends them to the file, into a
+temporary directory renamed into place with a manifest. It holds the version's keys (their fixed
+width and a little more per item) but never more than a slice of records, and the Redis store
+runs it in a short-lived process of its own (ranking/signals/snapshot_build.py), so a serving
+worker's memory does not grow with the catalog at all (issue 14). Requests keep reading Redis
+meanwhile. A process maps a file once per version (numpy memmap, read-only): the pages are the
+page cache's, shared by every worker of the host, so memory does not grow with the number of
+workers.
 
 Faults fall back to Redis, never to a wrong answer: a missing file is built, a file that does not
 match its manifest (shapes, dtypes, checksum) is removed and built again, a build that fails is
@@ -30,6 +35,7 @@ same number.
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -38,23 +44,45 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, Protocol
 
 import numpy as np
 
-from core import metrics
 from ranking.signals.schema import ITEM_RECORD, QUERY_RECORD
 
 logger = logging.getLogger(__name__)
 
 FORMAT = 2  # 2: keys in the order of their hashes, with the hashes
 RETRY_SECONDS = 60.0
+# A build's temporary directory untouched this long was left by a build that died.
+ABANDONED_BUILD_SECONDS = 3600.0
+# Records a build holds at once (and fields it asks Redis for in one call).
+BUILD_SLICE = 5000
 _FILES = ("items", "records", "queries", "query_records", "item_hashes", "query_hashes")
 
-# (item ids, packed item records, query fields, packed query records) of one version, as stored.
-VersionContents = tuple[list[bytes], bytes, list[bytes], bytes]
+# The version's item hash (item id -> ITEM_RECORD) and query-item hash ("query\x1fitem id" ->
+# QUERY_RECORD).
+Table = Literal["items", "qi"]
+
+
+class VersionSource(Protocol):
+    """One published version as a build reads it, a slice at a time."""
+
+    def field_slices(self, table: Table) -> Iterator[list[bytes]]:
+        """The hash's fields, a slice at a time (a field may come twice, as HSCAN gives them)."""
+        ...
+
+    def records(self, table: Table, fields: list[bytes]) -> list[bytes | None]:
+        """The packed records of `fields` (None where the hash has none: the version expired)."""
+        ...
+
+    def lengths(self) -> tuple[int, int] | None:
+        """How many fields the item and query-item hashes hold now; None once the version is
+        gone."""
+        ...
 
 
 # A 64-bit hash of a fixed-width key: sum(byte[i] * P**i) mod 2**64, then splitmix64's finalizer.
@@ -97,17 +125,62 @@ def key_hashes(keys: np.ndarray) -> np.ndarray:
     return hashes
 
 
-def _sorted_keys(
-    keys: list[bytes], packed: bytes, dtype: np.dtype
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The keys as a fixed-width array, their records and their hashes, in the order of the
-    hashes: a search then compares 8-byte integers instead of whole keys."""
-    records = np.frombuffer(packed, dtype=dtype)
-    width = max((len(key) for key in keys), default=1)
-    array = np.array(keys, dtype=f"S{max(width, 1)}")
-    hashes = key_hashes(array)
-    order = np.argsort(hashes, kind="stable")
-    return array[order], records[order], hashes[order]
+def _sorted_fields(slices: Iterable[list[bytes]]) -> tuple[np.ndarray, np.ndarray]:
+    """The fields as unique fixed-width keys in the order of their hashes, and the hashes (so a
+    lookup searches integers, not keys), built from one slice at a time."""
+    parts = []
+    for fields in slices:
+        if any(b"\x00" in field for field in fields):
+            raise ValueError("a key holds a NUL byte, which fixed-width keys cannot tell")
+        if fields:
+            parts.append(np.array(fields, dtype=bytes))
+    width = max((part.dtype.itemsize for part in parts), default=1)
+    keys = np.empty(sum(map(len, parts)), dtype=f"S{width}")
+    stop = len(keys)
+    while parts:  # each slice freed once copied
+        part = parts.pop()
+        keys[stop - len(part) : stop] = part
+        stop -= len(part)
+    keys.sort()  # in place; equal keys are equal bytes, so no order among them to keep
+    if len(keys) > 1:
+        repeated = keys[1:] == keys[:-1]
+        if repeated.any():
+            keys = keys[np.concatenate(([True], ~repeated))]
+    hashes = key_hashes(keys)
+    keys = keys[np.argsort(hashes, kind="stable")]
+    hashes.sort()  # in place: the same values as taking them in that order
+    return keys, hashes
+
+
+def _write_array(path: Path, keys: np.ndarray, digest: hashlib.blake2b) -> None:
+    np.save(path, keys, allow_pickle=False)
+    digest.update(_bytes_of(keys))
+
+
+def _write_records(
+    path: Path,
+    keys: np.ndarray,
+    read: Callable[[list[bytes]], list[bytes | None]],
+    dtype: np.dtype,
+    digest: hashlib.blake2b,
+) -> None:
+    """The records of the `keys` in their order, read and appended to an .npy file a slice at a
+    time."""
+    header = np.lib.format.header_data_from_array_1_0(np.empty(0, dtype=dtype))
+    header["shape"] = (len(keys),)
+    with open(path, "wb") as file:
+        np.lib.format.write_array_header_1_0(file, header)
+        for start in range(0, len(keys), BUILD_SLICE):
+            fields = keys[start : start + BUILD_SLICE].tolist()
+            packed = read(fields)
+            whole = len(packed) == len(fields) and all(
+                record is not None and len(record) == dtype.itemsize for record in packed
+            )
+            if not whole:
+                raise ValueError("a record is missing or of the wrong size")
+            chunk = b"".join(record for record in packed if record is not None)
+            file.write(chunk)
+            digest.update(chunk)
 
 
 def _lookup(
@@ -180,36 +253,49 @@ def _gather(
     return gathered, found
 
 
+def _bytes_of(array: np.ndarray) -> memoryview:
+    """The array's bytes without a copy (a mapped file's pages are read in place)."""
+    return np.ascontiguousarray(array).view(np.uint8).data
+
+
 def _checksum(arrays: Sequence[np.ndarray]) -> str:
     digest = hashlib.blake2b(digest_size=16)
     for array in arrays:
-        digest.update(np.ascontiguousarray(array).tobytes())
+        digest.update(_bytes_of(array))
     return digest.hexdigest()
 
 
-def write(directory: Path, contents: VersionContents, manifest: dict[str, object]) -> None:
+def write(directory: Path, source: VersionSource, manifest: dict[str, object]) -> None:
     """Write one version's files into `directory` (which must not exist yet), atomically: a
-    temporary sibling renamed into place once the manifest is written."""
-    item_ids, item_packed, query_fields, query_packed = contents
-    items, records, item_hashes = _sorted_keys(item_ids, item_packed, ITEM_RECORD)
-    queries, query_records, query_hashes = _sorted_keys(query_fields, query_packed, QUERY_RECORD)
-    arrays = dict(
-        zip(
-            _FILES,
-            (items, records, queries, query_records, item_hashes, query_hashes),
-            strict=True,
-        )
-    )
+    temporary sibling renamed into place once the manifest is written. Holds the sorted keys of
+    one hash at a time and one slice of records."""
     temporary = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        for name, array in arrays.items():
-            np.save(temporary / f"{name}.npy", array, allow_pickle=False)
+        digest = hashlib.blake2b(digest_size=16)  # the files' bytes in order, as _checksum reads
+        counts = []
+        tables: tuple[tuple[Table, str, str, np.dtype], ...] = (
+            ("items", "items", "records", ITEM_RECORD),
+            ("qi", "queries", "query_records", QUERY_RECORD),
+        )
+        hashes = []
+        for table, keys_name, records_name, dtype in tables:
+            keys, key_hashes_ = _sorted_fields(source.field_slices(table))
+            _write_array(temporary / f"{keys_name}.npy", keys, digest)
+            read = functools.partial(source.records, table)
+            _write_records(temporary / f"{records_name}.npy", keys, read, dtype, digest)
+            counts.append(len(keys))
+            hashes.append(key_hashes_)
+            del keys
+        for name, table_hashes in zip(("item_hashes", "query_hashes"), hashes, strict=True):
+            _write_array(temporary / f"{name}.npy", table_hashes, digest)
+        if source.lengths() != tuple(counts):
+            raise ValueError("the version changed or expired while it was read")
         full = {
             **manifest,
             "format": FORMAT,
-            "items": len(items),
-            "queries": len(queries),
-            "checksum": _checksum(list(arrays.values())),
+            "items": counts[0],
+            "queries": counts[1],
+            "checksum": digest.hexdigest(),
         }
         (temporary / "manifest.json").write_text(json.dumps(full))
         os.rename(temporary, directory)
@@ -263,11 +349,16 @@ class SnapshotCache:
         self,
         directory: Path,
         namespace: str,
-        read_version: Callable[[int, int], VersionContents],
+        write_version: Callable[[int, int, Path, dict[str, object]], None],
         grace_seconds: float,
+        count: Callable[[str], None] = lambda outcome: None,
     ) -> None:
         self.root = directory / namespace
-        self.read_version = read_version
+        # Writes a (customer, version)'s files into a directory with a manifest (`write`, in a
+        # process of its own for the Redis store: ranking/signals/snapshot_build.py).
+        self.write_version = write_version
+        # Counts each outcome ("mapped", "built", "rebuilt", "failed") in the caller's metrics.
+        self.count = count
         self.grace_seconds = grace_seconds
         self._mapped: dict[tuple[int, int], tuple[str, Snapshot]] = {}
         self._pending: set[tuple[int, int]] = set()
@@ -321,12 +412,12 @@ class SnapshotCache:
                 version,
                 exc_info=True,
             )
-            metrics.SIGNAL_SNAPSHOTS.labels("failed").inc()
+            self.count("failed")
             with self._lock:
                 self._failed[(customer_id, version, digest)] = time.monotonic() + RETRY_SECONDS
                 self._pending.discard(key)
             return
-        metrics.SIGNAL_SNAPSHOTS.labels(outcome).inc()
+        self.count(outcome)
         with self._lock:
             # Only the customer's newest version stays mapped in this process.
             for other in [k for k in self._mapped if k[0] == customer_id and k[1] < version]:
@@ -348,10 +439,7 @@ class SnapshotCache:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one builder per customer per host
             if directory.exists():
                 return
-            contents = self.read_version(customer_id, version)
-            if any(b"\x00" in key for keys in (contents[0], contents[2]) for key in keys):
-                raise ValueError("a key holds a NUL byte, which fixed-width keys cannot tell")
-            write(directory, contents, manifest)
+            self.write_version(customer_id, version, directory, manifest)
             self._remove_replaced(customer_id, version)
 
     def _remove_replaced(self, customer_id: int, version: int) -> None:
@@ -367,6 +455,15 @@ class SnapshotCache:
                 continue
             if stale and not path.name.startswith("."):
                 shutil.rmtree(path, ignore_errors=True)
+        # Temporary directories of builds that died with their process (a build that runs
+        # stops long before: ranking/signals/snapshot_build.py).
+        abandoned = time.time() - ABANDONED_BUILD_SECONDS
+        for path in self.root.glob(f".c{customer_id}-v*"):
+            try:
+                if path.is_dir() and path.stat().st_mtime < abandoned:
+                    shutil.rmtree(path, ignore_errors=True)
+            except OSError:
+                continue
 
     def drop(self, customer_id: int, version: int, digest: str) -> None:
         """Stop answering from this version's copy (it failed a lookup); try it again later."""

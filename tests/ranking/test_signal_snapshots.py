@@ -9,18 +9,26 @@ feature value of the explanations.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import redis
 from prometheus_client import REGISTRY
 
 from ranking.services import signals_refresh
 from ranking.signals import backend as store_backend
+from ranking.signals import snapshot as snapshot_module
 from ranking.signals.redis_store import RedisSignalStore
+from ranking.signals.schema import ITEM_RECORD, QUERY_RECORD
+from ranking.signals.snapshot_build import RedisVersion
 from tests.conftest import ApiCaller
-from tests.processes import RedisProcess
+from tests.processes import ROOT, RedisProcess
 from tests.ranking.helpers import ago, put_items, rank_all, send_events
 
 pytestmark = pytest.mark.django_db
@@ -242,6 +250,22 @@ def test_a_damaged_snapshot_is_never_read_and_is_built_again(
     assert (after or 0.0) == (rebuilt or 0.0) + 1
 
 
+def test_a_build_process_that_fails_leaves_requests_on_redis(
+    shop: ApiCaller, reference: list[dict[str, Any]], settings: Any, tmp_path: Path
+) -> None:
+    failed = REGISTRY.get_sample_value("rankwell_signal_snapshots_total", {"outcome": "failed"})
+    store = use_snapshots(settings, tmp_path)
+    store._url = "redis://127.0.0.1:1/0"  # the build process finds no Redis there
+
+    assert not mapped(store, shop)
+    assert difference(answers(shop), reference) is None
+    assert store.snapshots is not None
+    assert store.snapshots._failed  # tried again a minute later
+    after = REGISTRY.get_sample_value("rankwell_signal_snapshots_total", {"outcome": "failed"})
+    assert (after or 0.0) == (failed or 0.0) + 1
+    assert not [path for path in tmp_path.rglob("*") if path.is_dir() and "-v" in path.name]
+
+
 def test_a_directory_others_may_write_to_is_not_used(
     shop: ApiCaller, reference: list[dict[str, Any]], settings: Any, tmp_path: Path
 ) -> None:
@@ -310,27 +334,175 @@ def test_a_redis_that_lost_its_data_degrades_even_with_a_snapshot_mapped(
     assert reply["degraded_reason"] == "signal_store_lost"
 
 
+class Stored:
+    """A version held in dicts, read as a build reads Redis (VersionSource): four fields at a
+    time, each slice repeating the last field of the one before, as HSCAN may."""
+
+    def __init__(self, items: dict[bytes, bytes], queries: dict[bytes, bytes]) -> None:
+        self.hashes = {"items": items, "qi": queries}
+        self.expired = False
+
+    def field_slices(self, table: str) -> Iterator[list[bytes]]:
+        fields = list(self.hashes[table])
+        for start in range(0, len(fields), 4):
+            yield fields[max(start - 1, 0) : start + 4]
+
+    def records(self, table: str, fields: list[bytes]) -> list[bytes | None]:
+        return [None if self.expired else self.hashes[table].get(field) for field in fields]
+
+    def lengths(self) -> tuple[int, int] | None:
+        return len(self.hashes["items"]), len(self.hashes["qi"])
+
+
+def stored_version(items: int, queries: int = 0) -> Stored:
+    rng = np.random.default_rng(items)
+    records = np.zeros(items, dtype=ITEM_RECORD)
+    records["signals"] = rng.random((items, ITEM_RECORD["signals"].shape[0]))
+    records["brand"] = np.arange(items)
+    query_records = np.zeros(queries, dtype=QUERY_RECORD)
+    query_records["signals"] = rng.random((queries, QUERY_RECORD["signals"].shape[0]))
+    item_ids = [f"sku-{n}".encode() for n in rng.permutation(items)]
+    fields = [f"q{n % 3}\x1fsku-{n}".encode() for n in range(queries)]
+    return Stored(
+        dict(zip(item_ids, (record.tobytes() for record in records), strict=True)),
+        dict(zip(fields, (record.tobytes() for record in query_records), strict=True)),
+    )
+
+
+def test_a_build_writes_the_sorted_version_read_in_slices(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fields a scan gives twice are kept once, in the order of their hashes with the hashes
+    beside them and each record with its key; the files are what numpy saves of those arrays,
+    and they load."""
+    monkeypatch.setattr(snapshot_module, "BUILD_SLICE", 5)
+    version = stored_version(items=23, queries=11)
+    directory = tmp_path / "c1-v1-x"
+
+    snapshot_module.write(directory, version, {"customer": 1})
+    snapshot = snapshot_module.load(directory, {"customer": 1})
+
+    for keys, hashes, records, table in (
+        (snapshot.items, snapshot.item_hashes, snapshot.records, "items"),
+        (snapshot.queries, snapshot.query_hashes, snapshot.query_records, "qi"),
+    ):
+        stored = version.hashes[table]
+        assert sorted(keys.tolist()) == sorted(stored)
+        assert hashes.tolist() == sorted(hashes.tolist())
+        assert hashes.tolist() == snapshot_module.key_hashes(keys).tolist()
+        assert [record.tobytes() for record in records] == [stored[key] for key in keys.tolist()]
+    expected = np.array(sorted(version.hashes["items"]), dtype=snapshot.items.dtype)
+    expected = expected[np.argsort(snapshot_module.key_hashes(expected), kind="stable")]
+    saved = tmp_path / "expected.npy"
+    np.save(saved, expected)
+    assert (directory / "items.npy").read_bytes() == saved.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [("expired while read", "missing"), ("a NUL byte in an id", "NUL byte")],
+)
+def test_a_build_that_cannot_copy_the_version_leaves_nothing(
+    tmp_path: Path, fault: str, message: str
+) -> None:
+    version = stored_version(items=12)
+    if fault == "expired while read":
+        version.expired = True
+    else:
+        version.hashes["items"][b"sku-\x00"] = bytes(ITEM_RECORD.itemsize)
+
+    with pytest.raises(ValueError, match=message):
+        snapshot_module.write(tmp_path / "c1-v1-x", version, {"customer": 1})
+
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_build_holds_one_slice_of_records_whatever_the_catalog_size(
+    settings: Any, tmp_path: Path
+) -> None:
+    """Issue 14: building the copy of a version four times larger holds more of its keys (a
+    fixed-width key each, its 8-byte hash and the order by hash: 75 bytes an item measured with
+    the sort's temporaries), not more records: the build that read the version whole held about
+    700 bytes an item, 108 of them its record."""
+    store = use_snapshots(settings, None)
+    client = redis.Redis.from_url(settings.SIGNAL_STORE["URL"])
+
+    def peak_of_building(customer_id: int, items: int) -> int:
+        meta_key, items_key, _ = store._version_keys(customer_id, 1)
+        records = np.zeros(items, dtype=ITEM_RECORD)
+        records["brand"] = np.arange(items)
+        for start in range(0, items, 10_000):
+            client.hset(
+                items_key,
+                mapping={
+                    f"sku-{n:07d}": records[n].tobytes()
+                    for n in range(start, min(start + 10_000, items))
+                },
+            )
+        client.set(meta_key, "{}")
+        source = RedisVersion(store._writer, *store._version_keys(customer_id, 1))
+        tracemalloc.start()
+        try:
+            snapshot_module.write(tmp_path / f"c{customer_id}-v1-x", source, {})
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        snapshot = snapshot_module.load(tmp_path / f"c{customer_id}-v1-x", {})
+        numbers = [int(key[4:]) for key in snapshot.items.tolist()]
+        assert snapshot.records.tobytes() == records[numbers].tobytes()
+        return peak
+
+    items = 20_000
+    small, large = peak_of_building(1, items), peak_of_building(2, 4 * items)
+    client.close()
+
+    assert large - small < 3 * items * ITEM_RECORD.itemsize
+
+
+def test_the_build_process_imports_no_django_and_no_metrics() -> None:
+    """It exits after each build: Django would only slow its start, and metrics would leave
+    their files in the workers' multiprocess directory."""
+    code = (
+        "import sys, ranking.signals.snapshot_build; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('django', 'core', "
+        "'prometheus_client')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+
+    assert done.stdout.strip() == "[]"
+
+
 def test_a_build_removes_the_customers_copies_no_reader_needs(tmp_path: Path) -> None:
     """Older versions, and another store's version under the same number (a database created
-    anew), once untouched for the grace period; other customers' copies stay."""
-    from ranking.signals.schema import ITEM_RECORD, QUERY_RECORD
-    from ranking.signals.snapshot import SnapshotCache
+    anew), once untouched for the grace period, and temporary directories of builds that died;
+    other customers' copies stay."""
 
-    def contents(customer_id: int, version: int) -> Any:
+    def write_version(
+        customer_id: int, version: int, directory: Path, manifest: dict[str, object]
+    ) -> None:
         records = np.zeros(2, dtype=ITEM_RECORD)
         records["brand"] = [version, customer_id]
-        return [b"a", b"b"], records.tobytes(), [], np.zeros(0, QUERY_RECORD).tobytes()
+        stored = Stored({b"a": records[0].tobytes(), b"b": records[1].tobytes()}, {})
+        snapshot_module.write(directory, stored, manifest)
 
-    cache = SnapshotCache(tmp_path, "ns", contents, grace_seconds=60)
+    cache = snapshot_module.SnapshotCache(tmp_path, "ns", write_version, grace_seconds=60)
     for customer, version, digest in ((1, 1, "old"), (1, 1, "other"), (1, 2, "old"), (2, 1, "x")):
         cache.get(customer, version, digest)
         cache.wait(10)
     for path in (tmp_path / "ns").iterdir():
         os.utime(path, (0, 0))  # untouched for longer than the grace period
+    for name in (".c1-v2-died.abc", ".c1-v3-new.running", ".c2-v2-died.abc"):
+        (tmp_path / "ns" / name).mkdir()  # builds' temporary directories
+    os.utime(tmp_path / "ns" / ".c1-v2-died.abc", (0, 0))  # left by a build that died
+    os.utime(tmp_path / "ns" / ".c2-v2-died.abc", (0, 0))
     cache.get(1, 3, "new")
     cache.wait(10)
 
     assert sorted(path.name for path in (tmp_path / "ns").iterdir() if path.is_dir()) == [
+        ".c1-v3-new.running",
+        ".c2-v2-died.abc",
         "c1-v3-new",
         "c2-v1-x",
     ]
@@ -348,9 +520,6 @@ def test_keys_that_share_a_hash_are_each_found_with_their_own_record(
     """Lookups search the keys' 64-bit hashes; two keys with one hash (forced here: a real pair
     is about one in 10**7 versions of a million keys) still answer each its own record, and a
     key not stored but sharing their hash is not found."""
-    from ranking.signals import snapshot as snapshot_module
-    from ranking.signals.schema import ITEM_RECORD, QUERY_RECORD
-
     real = snapshot_module.key_hashes
 
     def colliding(keys: np.ndarray) -> np.ndarray:
@@ -362,15 +531,10 @@ def test_keys_that_share_a_hash_are_each_found_with_their_own_record(
     ids = [f"sku-{n}".encode() for n in range(6)]
     records = np.zeros(len(ids), dtype=ITEM_RECORD)
     records["brand"] = np.arange(len(ids)) + 100
-
-    def contents(customer_id: int, version: int) -> Any:
-        return ids, records.tobytes(), [], np.zeros(0, QUERY_RECORD).tobytes()
-
-    cache = snapshot_module.SnapshotCache(tmp_path, "ns", contents, grace_seconds=60)
-    cache.get(1, 1, "d")
-    cache.wait(10)
-    snapshot = cache.get(1, 1, "d")
-    assert snapshot is not None
+    version = Stored(dict(zip(ids, (r.tobytes() for r in records), strict=True)), {})
+    directory = tmp_path / "c1-v1-d"
+    snapshot_module.write(directory, version, {"customer": 1})
+    snapshot = snapshot_module.load(directory, {"customer": 1})
     wanted = [b"sku-2", b"sku-1", b"sku-9", b"sku-5", b"sku-0"]
     found_records, found = snapshot.item_records(wanted, np.zeros(1, ITEM_RECORD)[0])
     assert found.tolist() == [True, True, False, True, True]

@@ -423,3 +423,24 @@ def test_an_emptied_attribute_set_matches_nothing(make_store: Any) -> None:
     store.attribute_set_replace(CUSTOMER, "red", ["a"])
     store.attribute_set_replace(CUSTOMER, "red", [])
     assert store.fetch(CUSTOMER, ["a"], "", "", ["red"]).attribute_masks["red"].tolist() == [False]
+
+
+@pytest.mark.parametrize("backend", ["redis", "cluster"])
+def test_a_hosts_copy_of_a_version_answers_what_redis_answers(make_store: Any) -> None:
+    """The copy is built by a process of its own (ranking/signals/snapshot_build.py), from a
+    Redis Cluster as from one node."""
+    publish(make_store(), 12, ctr=0.3, queries=4)
+    store = make_store()
+    wanted = ["i1", "nope", "i11", "i3"]
+    plain = store.fetch(CUSTOMER, wanted, "shoes", "")  # from Redis; starts the build
+    assert store.snapshots is not None
+    store.snapshots.wait(60)
+    assert store.snapshots._mapped, "the copy was never mapped"
+
+    copied = store.fetch(CUSTOMER, wanted, "shoes", "")
+
+    assert copied.item_records.tobytes() == plain.item_records.tobytes()
+    assert copied.item_found.tolist() == plain.item_found.tolist() == [True, False, True, True]
+    assert copied.query_records is not None
+    assert plain.query_records is not None
+    assert copied.query_records.tobytes() == plain.query_records.tobytes()
