@@ -406,3 +406,32 @@ def test_a_direct_answer_makes_no_database_query(
     assert django.calls == 0
     assert status == 200
     assert orjson.loads(content)["items"][0]["explanation"]
+
+
+def test_with_sentry_on_each_direct_request_tags_a_scope_of_its_own(shop: ApiCaller) -> None:
+    """Django's Sentry integration gives each request a scope; the direct path forks one too, so
+    a request's id never stays on the scope of the thread that served it."""
+    import sentry_sdk
+
+    from core.sentry import init_sentry
+    from tests.operations.test_sentry import CapturingTransport
+
+    init_sentry(
+        dsn="https://public@sentry.invalid/1",
+        environment="test",
+        release="rankwell@direct",
+        transport=CapturingTransport(),
+    )
+    try:
+        django = Django()
+        headers = {"HTTP_AUTHORIZATION": f"Bearer {shop.key}"}
+        before = dict(sentry_sdk.get_isolation_scope()._tags)
+        direct_answer = call(DirectRank(django), rank_body(), headers)
+        after = dict(sentry_sdk.get_isolation_scope()._tags)
+        django_answer = call(Django(), rank_body(), headers)
+    finally:
+        sentry_sdk.get_client().close()
+        sentry_sdk.init()  # no DSN: the SDK is off again for the rest of the suite
+    assert django.calls == 0
+    assert direct_answer == django_answer
+    assert after == before
