@@ -40,6 +40,7 @@ from django_prometheus.utils import Time, TimeSince
 
 from core import logs
 from core.errors import DomainError, ServiceUnavailable
+from core.metrics import labelled
 from core.middleware import work_slots
 from core.negotiation import PLAIN_ACCEPTS
 from core.problems import PROBLEM_CONTENT_TYPE, problem_exception_handler, problem_for
@@ -172,7 +173,7 @@ class DirectRank:
         served = None
         if refusal is not None:
             status, content_type, content, extra = refusal
-        elif not work_slots(settings.API_CONCURRENT_REQUESTS).acquire(
+        elif not (slots := work_slots(settings.API_CONCURRENT_REQUESTS)).acquire(
             timeout=settings.API_SLOT_WAIT_SECONDS
         ):
             status, content_type, content, extra = _busy()
@@ -184,7 +185,7 @@ class DirectRank:
                 content_type, encode = call.encoding
                 content = encode(document)
             finally:
-                work_slots(settings.API_CONCURRENT_REQUESTS).release()
+                slots.release()
             status, extra = 200, ()
         headers = [
             ("Content-Type", content_type),
@@ -317,47 +318,31 @@ def _busy() -> Refusal:
 
 class _HttpMetrics:
     """django-prometheus's samples for the request, as its before and after middleware
-    (core.page_middleware.ViewMetricsMiddleware) take them: the same names and labels."""
+    (core.page_middleware.ViewMetricsMiddleware) take them: the same names and labels, each
+    labelled child looked up once per process (core.metrics.labelled)."""
 
     def __init__(self) -> None:
         self.metrics = Metrics.get_instance()
         self.view = resolve(PATH).view_name
-        self.children: dict[tuple[Any, ...], Any] = {}
-
-    def child(self, metric: Any, **labels: str) -> Any:
-        key = (id(metric), *labels.items())
-        found = self.children.get(key)
-        if found is None:
-            found = self.children[key] = metric.labels(**labels)
-        return found
 
     def observe(
         self, environ: dict[str, Any], started: float, secure: bool, status: int, content: bytes
     ) -> None:
-        metrics = self.metrics
+        metrics, view = self.metrics, self.view
         transport = "https" if secure else "http"
+        code = str(status)
         metrics.requests_total.inc()
-        self.child(metrics.requests_by_method, method="POST").inc()
-        self.child(metrics.requests_by_transport, transport=transport).inc()
+        labelled(metrics.requests_by_method, "POST").inc()
+        labelled(metrics.requests_by_transport, transport).inc()
         if environ.get("HTTP_X_REQUESTED_WITH") == "XMLHttpRequest":
             metrics.requests_ajax.inc()
         metrics.requests_body_bytes.observe(int(environ.get("CONTENT_LENGTH") or 0))
-        self.child(
-            metrics.requests_by_view_transport_method,
-            view=self.view,
-            transport=transport,
-            method="POST",
-        ).inc()
-        code = str(status)
-        self.child(metrics.responses_by_status, status=code).inc()
-        self.child(
-            metrics.responses_by_status_view_method, status=code, view=self.view, method="POST"
-        ).inc()
-        self.child(metrics.responses_by_charset, charset=settings.DEFAULT_CHARSET).inc()
+        labelled(metrics.requests_by_view_transport_method, view, transport, "POST").inc()
+        labelled(metrics.responses_by_status, code).inc()
+        labelled(metrics.responses_by_status_view_method, code, view, "POST").inc()
+        labelled(metrics.responses_by_charset, settings.DEFAULT_CHARSET).inc()
         metrics.responses_body_bytes.observe(len(content))
         elapsed = TimeSince(started)
-        self.child(metrics.requests_latency_by_view_method, view=self.view, method="POST").observe(
-            elapsed
-        )
+        labelled(metrics.requests_latency_by_view_method, view, "POST").observe(elapsed)
         metrics.responses_total.inc()
         metrics.requests_latency_before.observe(elapsed)

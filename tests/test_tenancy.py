@@ -9,6 +9,7 @@ those, never a model's manager."""
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from pathlib import Path
 
 from django.apps import apps
@@ -120,19 +121,25 @@ WRITES = {"create", "bulk_create"}
 NAMING_METHODS = {"for_customer", "for_customers", "unscoped_all_customers"}
 
 
-def unnamed_reads(source: str, models: set[str]) -> list[str]:
-    """Each query of `Model.objects...` (a tenant model) that names no customer: no
-    for_customer(s), no unscoped_all_customers, no customer or key argument in its chain."""
+def outermost_calls(source: str) -> Iterator[ast.Call]:
+    """Each call of the module that is no link inside a longer chain (`a.b().c()` once, as its
+    outermost call)."""
     tree = ast.parse(source)
     inner = {
         id(node.value)
         for node in ast.walk(tree)
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Call)
     }
-    found = []
     for node in ast.walk(tree):
-        if not isinstance(node, ast.Call) or id(node) in inner:
-            continue  # only a chain's outermost call
+        if isinstance(node, ast.Call) and id(node) not in inner:
+            yield node
+
+
+def unnamed_reads(source: str, models: set[str]) -> list[str]:
+    """Each query of `Model.objects...` (a tenant model) that names no customer: no
+    for_customer(s), no unscoped_all_customers, no customer or key argument in its chain."""
+    found = []
+    for node in outermost_calls(source):
         methods: list[str] = []
         arguments: set[str | None] = set()
         current: ast.expr = node
@@ -143,9 +150,7 @@ def unnamed_reads(source: str, models: set[str]) -> list[str]:
                 continue
             if current.attr == "objects" and isinstance(current.value, ast.Name):
                 if current.value.id in models and methods:
-                    named = {"for_customer", "for_customers", "unscoped_all_customers"} & set(
-                        methods
-                    )
+                    named = NAMING_METHODS & set(methods)
                     if not named and not arguments & NAMING_ARGUMENTS and methods[0] not in WRITES:
                         chain = ".".join(reversed(methods))
                         found.append(f"{node.lineno}: {current.value.id}.objects.{chain}")
@@ -220,16 +225,8 @@ def project_model_names() -> set[str]:
 def manager_calls(source: str, models: set[str]) -> list[tuple[int, str, bool]]:
     """Each `Model.objects...` (or `_default_manager`) chain of a project model: its line, the
     chain, and whether it writes."""
-    tree = ast.parse(source)
-    inner = {
-        id(node.value)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Call)
-    }
     found = []
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call) or id(node) in inner:
-            continue
+    for node in outermost_calls(source):
         methods: list[str] = []
         current: ast.expr = node
         while isinstance(current, ast.Call | ast.Attribute):
