@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 from celery import current_app
+from django.db import connection
 from django.utils import timezone
 
 from core.metrics import RANK_LOG_DROPPED
@@ -166,3 +167,31 @@ def test_item_ids_are_written_as_the_json_they_were_and_an_unwritable_one_costs_
     assert rank_log.rank_log_write([written, unwritable]) == 1
     assert RankLog.objects.get(request_id="r1").item_ids == ['ä "b"', "c\\d", "😀"]
     assert not RankLog.objects.filter(request_id="r2").exists()
+
+
+def test_a_full_page_of_features_is_stored_compressed_with_lz4_and_reads_back_exact(
+    api: ApiCaller,
+) -> None:
+    """Compressing each request's matrix with pglz cost PostgreSQL about 0.7 ms of CPU a row,
+    with LZ4 0.13 ms (migration 0015): the rows a served request writes use LZ4."""
+    positions = 100  # settings.RANK_LOG_MAX_POSITIONS: an 11 KB matrix, stored compressed
+    rng = np.random.default_rng(3)
+    matrix = rng.integers(0, 50, (positions, len(FEATURES))).astype(np.float32) / 4
+    page = replace(
+        entry("full", api.customer.pk),
+        item_ids=tuple(f"sku-{n}" for n in range(positions)),
+        features=matrix.tobytes(),
+    )
+
+    assert rank_log.rank_log_write([page]) == 1
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_column_compression(features), pg_column_size(features), length(features)"
+            " FROM ranking_ranklog WHERE request_id = 'full'"
+        )
+        method, stored, length = cursor.fetchone()
+    assert (method, length) == ("lz4", matrix.nbytes)
+    assert stored < length
+    logged = RankLog.objects.get(request_id="full")
+    np.testing.assert_array_equal(rank_log.feature_matrix(bytes(logged.features)), matrix)
