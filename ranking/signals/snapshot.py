@@ -296,11 +296,16 @@ def _gather(
     slower."""
     if not len(records):
         return np.full(len(rows), default, dtype=records.dtype)
-    opaque = np.dtype(f"V{records.dtype.itemsize}")
+    opaque = _opaque(records.dtype.itemsize)
     gathered = records.view(opaque)[rows]
     if not found.all():
         gathered[~found] = np.frombuffer(default.tobytes(), dtype=opaque)[0]
     return gathered.view(records.dtype)
+
+
+@functools.cache
+def _opaque(size: int) -> np.dtype:
+    return np.dtype(f"V{size}")
 
 
 def _bytes_of(array: np.ndarray) -> memoryview:
