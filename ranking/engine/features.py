@@ -50,7 +50,7 @@ def build_features(request: RankInput, fetch: SignalFetch) -> tuple[np.ndarray, 
     pairs_missing = 0
     if fetch.query_records is not None and fetch.query_found is not None:
         found = fetch.query_found
-        matrix[found, QUERY_SLICE] = fetch.query_records["signals"][found]
+        np.copyto(matrix[:, QUERY_SLICE], fetch.query_records["signals"], where=found[:, None])
         pairs_missing = int(k - found.sum())
     elif request.query:
         pairs_missing = k

@@ -245,7 +245,7 @@ def _lookup(
         return np.zeros(len(wanted), dtype=np.int64), np.zeros(len(wanted), dtype=bool)
     # One byte wider than the stored keys (numpy truncates to the width it is given): a key
     # longer than all of them keeps a byte none has, so it is never equal to one.
-    array = np.array(wanted, dtype=f"S{keys.dtype.itemsize + 1}")
+    array = np.array(wanted, dtype=_bytes_dtype(keys.dtype.itemsize + 1))
     wanted_hashes = key_hashes(array)
     rows = np.minimum(_search(hashes, directory, wanted_hashes), len(keys) - 1)
     found = keys[rows] == array
@@ -285,7 +285,7 @@ class Snapshot:
     def query_item_records(self, fields: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
         """(records, found) as decode_queries gives them: zeros where the pair is unknown."""
         rows, found = _lookup(self.queries, self.query_hashes, self.query_directory, fields)
-        return _gather(self.query_records, rows, found, np.zeros(1, QUERY_RECORD)[0]), found
+        return _gather(self.query_records, rows, found, _NO_QUERY_RECORD), found
 
 
 def _gather(
@@ -303,9 +303,18 @@ def _gather(
     return gathered.view(records.dtype)
 
 
+_NO_QUERY_RECORD = np.zeros(1, QUERY_RECORD)[0]
+
+
+# Dtypes by size, made once (parsing a dtype's name is a cost at 100 candidates).
 @functools.cache
 def _opaque(size: int) -> np.dtype:
     return np.dtype(f"V{size}")
+
+
+@functools.cache
+def _bytes_dtype(size: int) -> np.dtype:
+    return np.dtype(f"S{size}")
 
 
 def _bytes_of(array: np.ndarray) -> memoryview:
