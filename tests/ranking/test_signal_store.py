@@ -376,6 +376,10 @@ def test_attribute_sets_are_read_with_the_signals_and_replaced_whole(make_store:
     assert fetch.attribute_masks["red"].tolist() == [True, False, True, False]
     assert fetch.attribute_masks["big"].tolist() == [False, True, False, False]
     assert fetch.attribute_masks["never"].tolist() == [False] * 4  # no such set: nothing in it
+    # boolean masks the rules may combine in place (tolist() alone would take 0/1 for them)
+    assert all(
+        mask.dtype == bool and mask.flags.writeable for mask in fetch.attribute_masks.values()
+    )
 
     writer.attribute_set_replace(CUSTOMER, "red", ["d"])
     writer.attribute_sets_update(CUSTOMER, {"big": (["a"], ["b"])})
