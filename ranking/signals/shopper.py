@@ -220,6 +220,9 @@ def shopper_columns(profile: ShopperProfile, items: ItemCodes, now: float) -> np
     return columns
 
 
+_LARGEST = np.finfo(np.float64).max
+
+
 def _members(recent: frozenset[str], item_ids: tuple[str, ...]) -> np.ndarray:
     return np.fromiter(map(recent.__contains__, item_ids), dtype=bool, count=len(item_ids))
 
@@ -238,4 +241,7 @@ def _price_gap(profile: ShopperProfile, items: ItemCodes) -> np.ndarray:
     known = ~np.isnan(per_slot)
     first = known.argmax(axis=1)
     chosen = per_slot[np.arange(len(first)), first]  # NaN where no slot is known (first is 0)
-    return np.where(np.isnan(chosen), 0.0, items.log_price - np.nan_to_num(chosen))
+    # Where chosen, an infinite usual price (a weight too small to divide by) counts as the
+    # largest float, as np.nan_to_num takes it (two ufuncs: nan_to_num is a Python function).
+    finite = np.minimum(np.maximum(chosen, -_LARGEST), _LARGEST)
+    return np.where(np.isnan(chosen), 0.0, items.log_price - finite)

@@ -226,7 +226,7 @@ class HashDirectory:
         larger, so the rows before the first hash not smaller are the window's start and those
         of its hashes that are smaller."""
         starts = self.starts[wanted >> self.shift]
-        return starts + (self.windows[starts] < wanted[:, None]).sum(axis=1)
+        return starts + np.add.reduce(self.windows[starts] < wanted[:, None], axis=1)
 
 
 def _search(hashes: np.ndarray, directory: HashDirectory | None, wanted: np.ndarray) -> np.ndarray:

@@ -111,3 +111,28 @@ def test_recent_items_and_price_gap_are_those_of_each_item(
         ]
         expected = log_price[row] - usual[0] if usual else 0.0
         assert columns[row, PRICE_GAP] == expected
+
+
+def test_an_infinite_usual_price_gives_the_gap_to_the_largest_float() -> None:
+    """A usual price that overflows (a weight too small to divide by) counts as the largest
+    float, as it always has, not as infinity."""
+    profile = ShopperProfile(
+        total_weight=1.0,
+        price_sums={"shoes": 1.0, "bags": -1.0},
+        price_weights={"shoes": 5e-324, "bags": 5e-324},
+    )
+    codes = np.full((3, MAX_ITEM_CATEGORIES), -1, dtype=np.int32)
+    codes[0, 0], codes[1, 0] = 0, 1
+    items = ItemCodes(
+        item_ids=("a", "b", "c"),
+        brand=np.full(3, -1),
+        categories=codes,
+        log_price=np.array([2.0, 2.0, 2.0]),
+        brand_index={},
+        category_index={"shoes": 0, "bags": 1},
+    )
+
+    gap = shopper_columns(profile, items, now=0.0)[:, PRICE_GAP]
+
+    largest = np.finfo(np.float64).max
+    assert gap.tolist() == [2.0 - largest, 2.0 + largest, 0.0]
