@@ -26,11 +26,16 @@ def standardised_relevance(relevance: np.ndarray) -> np.ndarray:
     """Relevance as z-scores within the request (retrievers' scales differ); 0 where missing."""
     given = ~np.isnan(relevance)
     result = np.zeros(len(relevance))
-    if given.sum() >= 2:
-        values = relevance[given]
-        std = values.std()
+    values = relevance[given]
+    if len(values) >= 2:
+        # numpy's mean() and std() computed as they compute them (the same sums, in the same
+        # order: the same bits), without their Python-level wrappers (a tenth of this function
+        # at 100 candidates).
+        mean = np.add.reduce(values) / len(values)
+        deviations = values - mean
+        std = np.sqrt(np.add.reduce(np.square(deviations)) / len(values))
         if std > 0:
-            result[given] = (values - values.mean()) / std
+            result[given] = deviations / std
     return result
 
 
@@ -45,7 +50,7 @@ def build_features(request: RankInput, fetch: SignalFetch) -> tuple[np.ndarray, 
     pairs_missing = 0
     if fetch.query_records is not None and fetch.query_found is not None:
         found = fetch.query_found
-        matrix[found, QUERY_SLICE] = fetch.query_records["signals"][found]
+        np.copyto(matrix[:, QUERY_SLICE], fetch.query_records["signals"], where=found[:, None])
         pairs_missing = int(k - found.sum())
     elif request.query:
         pairs_missing = k

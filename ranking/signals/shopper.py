@@ -205,10 +205,10 @@ def shopper_columns(profile: ShopperProfile, items: ItemCodes, now: float) -> np
         ].max(axis=1)
         columns[:, _BRAND] = _per_code(profile.brand_weights, items.brand_index, total)[items.brand]
         columns[:, _PRICE_GAP] = _price_gap(profile, items)
-    if profile.recently_viewed:
-        columns[:, _VIEWED] = [item in profile.recently_viewed for item in items.item_ids]
-    if profile.purchased:
-        columns[:, _PURCHASED] = [item in profile.purchased for item in items.item_ids]
+    if not profile.recently_viewed.isdisjoint(items.item_ids):
+        columns[:, _VIEWED] = _members(profile.recently_viewed, items.item_ids)
+    if not profile.purchased.isdisjoint(items.item_ids):
+        columns[:, _PURCHASED] = _members(profile.purchased, items.item_ids)
     if profile.session_active(now):
         total = profile.session_total
         columns[:, _SESSION_CATEGORY] = _per_code(
@@ -218,6 +218,13 @@ def shopper_columns(profile: ShopperProfile, items: ItemCodes, now: float) -> np
             items.brand
         ]
     return columns
+
+
+_LARGEST = np.finfo(np.float64).max
+
+
+def _members(recent: frozenset[str], item_ids: tuple[str, ...]) -> np.ndarray:
+    return np.fromiter(map(recent.__contains__, item_ids), dtype=bool, count=len(item_ids))
 
 
 def _price_gap(profile: ShopperProfile, items: ItemCodes) -> np.ndarray:
@@ -233,6 +240,8 @@ def _price_gap(profile: ShopperProfile, items: ItemCodes) -> np.ndarray:
     per_slot = usual[items.categories]  # K x slots, NaN where the shopper has no usual price
     known = ~np.isnan(per_slot)
     first = known.argmax(axis=1)
-    rows = np.arange(len(first))
-    chosen = np.where(known[rows, first], per_slot[rows, first], np.nan)
-    return np.where(np.isnan(chosen), 0.0, items.log_price - np.nan_to_num(chosen))
+    chosen = per_slot[np.arange(len(first)), first]  # NaN where no slot is known (first is 0)
+    # Where chosen, an infinite usual price (a weight too small to divide by) counts as the
+    # largest float, as np.nan_to_num takes it (two ufuncs: nan_to_num is a Python function).
+    finite = np.minimum(np.maximum(chosen, -_LARGEST), _LARGEST)
+    return np.where(np.isnan(chosen), 0.0, items.log_price - finite)

@@ -19,7 +19,9 @@ runs it in a short-lived process of its own (ranking/signals/snapshot_build.py),
 worker's memory does not grow with the catalog at all (issue 14). Requests keep reading Redis
 meanwhile. A process maps a file once per version (numpy memmap, read-only): the pages are the
 page cache's, shared by every worker of the host, so memory does not grow with the number of
-workers.
+workers. Mapping it, the process indexes the sorted hashes by their top bits (HashDirectory, 1-2
+bytes a key of the process's own memory: 128 KB for 100,000 items), so a lookup reads one entry
+of that and one short run of hashes instead of binary-searching them all.
 
 Faults fall back to Redis, never to a wrong answer: a missing file is built, a file that does not
 match its manifest (shapes, dtypes, checksum) is removed and built again, a build that fails is
@@ -183,27 +185,73 @@ def _write_records(
             digest.update(chunk)
 
 
+# A hash directory's buckets: a power of two, one per 2-4 keys (1-2 bytes a key in each process
+# that maps the version). A bucket whose run of hashes is longer than DIRECTORY_WINDOW (keys
+# chosen to share their hashes' top bits) leaves the version to the binary search.
+DIRECTORY_KEYS = 4
+DIRECTORY_WINDOW = 64
+
+
+@dataclass(frozen=True)
+class HashDirectory:
+    """Where the sorted hashes of each value of their top bits start, so a search reads one
+    entry of it and one short run of hashes (a cache line or two) where a binary search of
+    100,000 hashes reads some 17 scattered ones. Built when a process maps a version (from the
+    hashes the file holds, so the file's format is unchanged)."""
+
+    starts: np.ndarray  # per bucket its first row (int32), at most len(hashes) - width
+    shift: np.uint64  # a hash's bucket is hash >> shift
+    windows: np.ndarray  # (len(hashes) - width + 1) x width: a view of the hashes, no copy
+
+    @classmethod
+    def of(cls, hashes: np.ndarray) -> HashDirectory | None:
+        """None when there are no hashes or a bucket holds too many."""
+        if not len(hashes):
+            return None
+        bits = max(1, int(len(hashes) // DIRECTORY_KEYS).bit_length())
+        shift = np.uint64(64 - bits)
+        bounds = np.arange(1 << bits, dtype=np.uint64) << shift
+        starts = np.searchsorted(hashes, bounds).astype(
+            np.int32 if len(hashes) < 2**31 else np.int64
+        )
+        width = int(np.diff(starts, append=len(hashes)).max())
+        if width > DIRECTORY_WINDOW:
+            return None
+        windows = np.lib.stride_tricks.sliding_window_view(hashes, width)
+        return cls(np.minimum(starts, len(hashes) - width), shift, windows)
+
+    def search(self, wanted: np.ndarray) -> np.ndarray:
+        """np.searchsorted(hashes, wanted): a window starts at or before the wanted hash's
+        bucket and holds all of it, every hash before it is smaller and every one after it
+        larger, so the rows before the first hash not smaller are the window's start and those
+        of its hashes that are smaller."""
+        starts = self.starts[wanted >> self.shift]
+        return starts + np.add.reduce(self.windows[starts] < wanted[:, None], axis=1)
+
+
+def _search(hashes: np.ndarray, directory: HashDirectory | None, wanted: np.ndarray) -> np.ndarray:
+    if directory is None:
+        return np.searchsorted(hashes, wanted)
+    return directory.search(wanted)
+
+
 def _lookup(
-    keys: np.ndarray, hashes: np.ndarray, wanted: list[bytes]
+    keys: np.ndarray, hashes: np.ndarray, directory: HashDirectory | None, wanted: list[bytes]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of `wanted` in `keys` (in the order of their `hashes`), and which were found. The
-    wanted keys take the stored keys' width, so a longer id, which numpy truncates to that width,
-    is never found. Two stored keys with one hash (a 64-bit hash: about one pair in 10**7
-    versions of a million keys) are told apart by walking their run."""
+    """Rows of `wanted` in `keys` (in the order of their `hashes`), and which were found. Two
+    stored keys with one hash (a 64-bit hash: about one pair in 10**7 versions of a million
+    keys) are told apart by walking their run."""
     if not len(keys):
         return np.zeros(len(wanted), dtype=np.int64), np.zeros(len(wanted), dtype=bool)
-    array = np.array(wanted, dtype=keys.dtype)
+    # One byte wider than the stored keys (numpy truncates to the width it is given): a key
+    # longer than all of them keeps a byte none has, so it is never equal to one.
+    array = np.array(wanted, dtype=_bytes_dtype(keys.dtype.itemsize + 1))
     wanted_hashes = key_hashes(array)
-    rows = np.minimum(np.searchsorted(hashes, wanted_hashes), len(keys) - 1)
+    rows = np.minimum(_search(hashes, directory, wanted_hashes), len(keys) - 1)
     found = keys[rows] == array
-    width = keys.dtype.itemsize
-    if wanted and max(map(len, wanted)) > width:
-        found &= np.fromiter(map(len, wanted), dtype=np.int64, count=len(wanted)) <= width
     if found.all():
         return rows, found
     for index in np.flatnonzero(~found & (hashes[rows] == wanted_hashes)).tolist():
-        if len(wanted[index]) > width:
-            continue
         row = int(rows[index]) + 1
         while row < len(keys) and hashes[row] == wanted_hashes[index]:
             if keys[row] == array[index]:
@@ -223,34 +271,50 @@ class Snapshot:
     query_records: np.ndarray  # QUERY_RECORD, aligned with queries
     item_hashes: np.ndarray  # uint64, sorted
     query_hashes: np.ndarray  # uint64, sorted
+    item_directory: HashDirectory | None = None  # of item_hashes
+    query_directory: HashDirectory | None = None  # of query_hashes
 
     def item_records(
         self, item_ids: list[bytes], default: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """(records, found) as decode_items gives them for the same HMGET: the version's
         default record where the item is unknown."""
-        return _gather(self.items, self.item_hashes, self.records, item_ids, default)
+        rows, found = _lookup(self.items, self.item_hashes, self.item_directory, item_ids)
+        return _gather(self.records, rows, found, default), found
 
     def query_item_records(self, fields: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
         """(records, found) as decode_queries gives them: zeros where the pair is unknown."""
-        empty = np.zeros(1, QUERY_RECORD)[0]
-        return _gather(self.queries, self.query_hashes, self.query_records, fields, empty)
+        rows, found = _lookup(self.queries, self.query_hashes, self.query_directory, fields)
+        return _gather(self.query_records, rows, found, _NO_QUERY_RECORD), found
 
 
 def _gather(
-    keys: np.ndarray,
-    hashes: np.ndarray,
-    records: np.ndarray,
-    wanted: list[bytes],
-    default: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    rows, found = _lookup(keys, hashes, wanted)
+    records: np.ndarray, rows: np.ndarray, found: np.ndarray, default: np.ndarray
+) -> np.ndarray:
+    """The records at `rows`, `default` where not `found`. Copied as opaque bytes of the
+    record's size: numpy copies a record with sub-array fields field by field, some ten times
+    slower."""
     if not len(records):
-        return np.full(len(wanted), default, dtype=records.dtype), found
-    gathered = records[rows]
+        return np.full(len(rows), default, dtype=records.dtype)
+    opaque = _opaque(records.dtype.itemsize)
+    gathered = records.view(opaque)[rows]
     if not found.all():
-        gathered[~found] = default
-    return gathered, found
+        gathered[~found] = np.frombuffer(default.tobytes(), dtype=opaque)[0]
+    return gathered.view(records.dtype)
+
+
+_NO_QUERY_RECORD = np.zeros(1, QUERY_RECORD)[0]
+
+
+# Dtypes by size, made once (parsing a dtype's name is a cost at 100 candidates).
+@functools.cache
+def _opaque(size: int) -> np.dtype:
+    return np.dtype(f"V{size}")
+
+
+@functools.cache
+def _bytes_dtype(size: int) -> np.dtype:
+    return np.dtype(f"S{size}")
 
 
 def _bytes_of(array: np.ndarray) -> memoryview:
@@ -338,7 +402,17 @@ def load(directory: Path, manifest_expected: dict[str, object]) -> Snapshot:
     if problems:
         raise SnapshotInvalid(f"{directory.name}: {', '.join(problems)} do not match")
     # Plain views of the mapped pages (a memmap subclass would tag every indexing result).
-    return Snapshot(*(np.asarray(array) for array in arrays))
+    items, records, queries, query_records, item_hashes, query_hashes = map(np.asarray, arrays)
+    return Snapshot(
+        items,
+        records,
+        queries,
+        query_records,
+        item_hashes,
+        query_hashes,
+        HashDirectory.of(item_hashes),
+        HashDirectory.of(query_hashes),
+    )
 
 
 class SnapshotCache:

@@ -539,3 +539,83 @@ def test_keys_that_share_a_hash_are_each_found_with_their_own_record(
     found_records, found = snapshot.item_records(wanted, np.zeros(1, ITEM_RECORD)[0])
     assert found.tolist() == [True, True, False, True, True]
     assert found_records["brand"].tolist() == [102, 101, 0, 105, 100]
+
+
+@pytest.mark.parametrize(
+    "hashes",
+    [
+        np.random.default_rng(1).integers(0, 2**64, 5000, dtype=np.uint64),
+        np.random.default_rng(2).integers(0, 2**64, 3, dtype=np.uint64),
+        np.array([0, 0, 5, 5, 5, 2**63, 2**64 - 1, 2**64 - 1], dtype=np.uint64),
+        np.array([7], dtype=np.uint64),
+        # a run of 40 hashes in one bucket: windows of 40
+        np.concatenate(
+            [
+                np.arange(40, dtype=np.uint64),
+                np.random.default_rng(3).integers(2**60, 2**64, 60, dtype=np.uint64),
+            ]
+        ),
+    ],
+    ids=["random", "few", "repeated and extreme", "one", "a long run"],
+)
+def test_the_hash_directory_finds_what_a_binary_search_finds(hashes: np.ndarray) -> None:
+    """The directory's search answers np.searchsorted's rows for stored hashes, hashes between
+    and beside them, repeated hashes and the extremes."""
+    hashes = np.sort(hashes)
+    directory = snapshot_module.HashDirectory.of(hashes)
+    assert directory is not None
+    rng = np.random.default_rng(4)
+    wanted = np.concatenate(
+        [
+            hashes,
+            hashes + np.uint64(1),
+            hashes - np.uint64(1),
+            rng.integers(0, 2**64, 2000, dtype=np.uint64),
+            np.array([0, 1, 2**63, 2**64 - 2, 2**64 - 1], dtype=np.uint64),
+        ]
+    )
+    assert directory.search(wanted).tolist() == np.searchsorted(hashes, wanted).tolist()
+
+
+def test_hashes_crowding_one_bucket_are_searched_without_the_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keys whose hashes share their top bits (more than a window's worth) leave the version to
+    the binary search, which finds each with its own record."""
+    real = snapshot_module.key_hashes
+
+    def crowded(keys: np.ndarray) -> np.ndarray:
+        return real(keys) >> np.uint64(20)  # every hash in the lowest bucket
+
+    monkeypatch.setattr(snapshot_module, "key_hashes", crowded)
+    version = stored_version(items=200, queries=10)
+    directory = tmp_path / "c1-v1-x"
+    snapshot_module.write(directory, version, {"customer": 1})
+    snapshot = snapshot_module.load(directory, {"customer": 1})
+
+    assert snapshot.item_directory is None
+    wanted = [*version.hashes["items"], b"sku-200", b"sku-1x"]
+    records, found = snapshot.item_records(wanted, np.zeros(1, ITEM_RECORD)[0])
+    assert found.tolist() == [True] * 200 + [False, False]
+    assert [record.tobytes() for record in records[:200]] == [
+        version.hashes["items"][key] for key in wanted[:200]
+    ]
+
+
+def test_ids_longer_than_every_stored_key_are_not_found(tmp_path: Path) -> None:
+    """A wanted key is held one byte wider than the stored keys: one that is longer than all of
+    them, even by one byte past a stored key it begins with, is never taken for it."""
+    version = stored_version(items=20, queries=3)
+    directory = tmp_path / "c1-v1-x"
+    snapshot_module.write(directory, version, {"customer": 1})
+    snapshot = snapshot_module.load(directory, {"customer": 1})
+    width = snapshot.items.dtype.itemsize
+    longest = max(version.hashes["items"], key=len)
+    assert len(longest) == width
+
+    wanted = [longest + b"1", longest + b"12", longest]
+    records, found = snapshot.item_records(wanted, np.zeros(1, ITEM_RECORD)[0])
+
+    assert found.tolist() == [False, False, True]
+    assert records[2].tobytes() == version.hashes["items"][longest]
+    assert records[0].tobytes() == bytes(ITEM_RECORD.itemsize)

@@ -19,7 +19,14 @@ from ranking.signals import redis_store
 from ranking.signals.backend import build_store
 from ranking.signals.schema import FEATURE_INDEX, FEATURES, ITEM_RECORD, QUERY_RECORD, SCHEMA_HASH
 from ranking.signals.shopper import ProfileBuilder, ShopperAction
-from ranking.signals.store import SignalMeta, SignalSnapshot, SignalStore
+from ranking.signals.store import (
+    SignalMeta,
+    SignalSnapshot,
+    SignalStore,
+    item_keys,
+    query_field,
+    query_keys,
+)
 
 CTR = FEATURE_INDEX["ctr"]
 CUSTOMER = 4242
@@ -369,6 +376,10 @@ def test_attribute_sets_are_read_with_the_signals_and_replaced_whole(make_store:
     assert fetch.attribute_masks["red"].tolist() == [True, False, True, False]
     assert fetch.attribute_masks["big"].tolist() == [False, True, False, False]
     assert fetch.attribute_masks["never"].tolist() == [False] * 4  # no such set: nothing in it
+    # boolean masks the rules may combine in place (tolist() alone would take 0/1 for them)
+    assert all(
+        mask.dtype == bool and mask.flags.writeable for mask in fetch.attribute_masks.values()
+    )
 
     writer.attribute_set_replace(CUSTOMER, "red", ["d"])
     writer.attribute_sets_update(CUSTOMER, {"big": (["a"], ["b"])})
@@ -444,3 +455,26 @@ def test_a_hosts_copy_of_a_version_answers_what_redis_answers(make_store: Any) -
     assert copied.query_records is not None
     assert plain.query_records is not None
     assert copied.query_records.tobytes() == plain.query_records.tobytes()
+
+
+@pytest.mark.parametrize(
+    "item_ids",
+    [
+        [],
+        ["sku-1"],
+        ["sku-1", "", "é", "サンダル-1", "a\x1fb", "x" * 300, "sku-1"],
+    ],
+)
+@pytest.mark.parametrize("query", ["", "running shoes", "é\x1f", "nul\x00query"])
+def test_keys_built_in_one_pass_equal_each_id_encoded(item_ids: list[str], query: str) -> None:
+    """The snapshot's keys of a request, built from all its ids at once, are each id's UTF-8
+    bytes and each pair's query_field."""
+    keys = item_keys(item_ids)
+    assert keys == [item_id.encode() for item_id in item_ids]
+    assert query_keys(query, keys) == [query_field(query, item_id) for item_id in item_ids]
+
+
+def test_ids_with_a_nul_byte_or_no_utf8_have_no_keys() -> None:
+    assert item_keys(["sku-1", "sku\x002"]) is None
+    assert item_keys(["\x00"]) is None
+    assert item_keys(["sku-1", "\ud800"]) is None
