@@ -22,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
@@ -47,6 +48,10 @@ class Pins:
     """pin: (item id, 1-based position), by position."""
 
     pins: tuple[tuple[str, int], ...]
+
+    @cached_property
+    def item_ids(self) -> frozenset[str]:
+        return frozenset(item_id for item_id, _ in self.pins)
 
 
 @dataclass(frozen=True)
@@ -225,9 +230,10 @@ def _capped(cap: Cap, order: np.ndarray, facts: ItemFacts) -> tuple[np.ndarray, 
 
 def pin(rules: Sequence[CompiledRule], ranking: Ranking) -> None:
     n = len(ranking.order)
-    index_of = ranking.facts.index
     for rule in rules:
-        for item_id, position in _params(rule, Pins).pins:
+        pins = _params(rule, Pins)
+        index_of = ranking.facts.positions(pins.item_ids)
+        for item_id, position in pins.pins:
             if item_id not in index_of:
                 continue
             index = index_of[item_id]
