@@ -78,7 +78,8 @@ class Ranking:
 
     facts: ItemFacts
     scores: np.ndarray
-    masks: dict[int, np.ndarray]  # rule id -> its selector's mask (rules that select)
+    masks: np.ndarray  # a row per rule that selects, in priority order: its selector's mask
+    rows: dict[int, int]  # rule id -> its row of `masks`
     explain: bool
     hidden: np.ndarray = field(init=False)
     hidden_by: dict[int, CompiledRule] = field(default_factory=dict)
@@ -92,6 +93,13 @@ class Ranking:
 
     def __post_init__(self) -> None:
         self.hidden = np.zeros(len(self.facts.item_ids), dtype=bool)
+
+    def mask(self, rule: CompiledRule) -> np.ndarray:
+        return self.masks[self.rows[rule.id]]
+
+    def masks_of(self, rules: Sequence[CompiledRule]) -> np.ndarray:
+        """The masks of `rules`, a row each."""
+        return self.masks[[self.rows[rule.id] for rule in rules]]
 
     @property
     def order(self) -> np.ndarray:
@@ -150,9 +158,11 @@ Stage = Callable[[Sequence["CompiledRule"], Ranking], None]
 
 
 def hide(rules: Sequence[CompiledRule], ranking: Ranking) -> None:
-    stacked = np.stack([ranking.masks[rule.id] for rule in rules])
+    stacked = ranking.masks_of(rules)
     ranking.hidden = np.asarray(stacked.any(axis=0))
     hidden_items = np.flatnonzero(ranking.hidden)
+    if not len(hidden_items):
+        return
     first = stacked[:, hidden_items].argmax(axis=0)
     pairs = zip(hidden_items.tolist(), first.tolist(), strict=True)
     ranking.hidden_by = {index: rules[row] for index, row in pairs}
@@ -164,7 +174,7 @@ def hide(rules: Sequence[CompiledRule], ranking: Ranking) -> None:
 
 def rescore(rules: Sequence[CompiledRule], ranking: Ranking) -> None:
     multipliers = np.array([_params(rule, Factor).multiplier for rule in rules])
-    stacked = np.stack([ranking.masks[rule.id] for rule in rules])
+    stacked = ranking.masks_of(rules)
     ranking.scores = ranking.scores * np.where(stacked, multipliers[:, None], 1.0).prod(axis=0)
     if ranking.explain:
         for rule, mask, multiplier in zip(rules, stacked, multipliers.tolist(), strict=True):
@@ -176,7 +186,7 @@ def sink(rules: Sequence[CompiledRule], ranking: Ranking) -> None:
     order = ranking.order
     sunk = np.zeros(len(ranking.facts.item_ids), dtype=bool)
     for rule in rules:
-        newly = ranking.masks[rule.id] & ~sunk
+        newly = ranking.mask(rule) & ~sunk
         sunk |= newly
         if ranking.explain:
             for index in np.flatnonzero(newly[order]).tolist():
@@ -256,7 +266,7 @@ def slot(rules: Sequence[CompiledRule], ranking: Ranking) -> None:
         free = [p for p in _params(rule, Slots).positions if p <= n and p not in ranking.placed]
         if not free:
             continue
-        mask = ranking.masks[rule.id].copy()
+        mask = ranking.mask(rule).copy()
         mask[list(ranking.placed_items)] = False
         fillers = order[mask[order]][: len(free)].tolist()
         for position, index in zip(free, fillers, strict=False):
@@ -336,11 +346,14 @@ def apply_stages(
     rules: Sequence[CompiledRule],
     facts: ItemFacts,
     rank_scores: np.ndarray,
-    masks: dict[int, np.ndarray],
+    masks: np.ndarray,
     explain: bool,
 ) -> RulesApplied:
-    """Run each stage on the matching rules of its action types (priority order kept)."""
-    ranking = Ranking(facts=facts, scores=rank_scores, masks=masks, explain=explain)
+    """Run each stage on the matching rules of its action types (priority order kept). `masks`:
+    a row per rule whose action selects (SELECTOR_ACTIONS), in the order of `rules`."""
+    selecting = (rule for rule in rules if ACTIONS[rule.action].selects)
+    rows = {rule.id: row for row, rule in enumerate(selecting)}
+    ranking = Ranking(facts=facts, scores=rank_scores, masks=masks, rows=rows, explain=explain)
     by_stage: dict[Stage, list[CompiledRule]] = defaultdict(list)
     for rule in rules:
         by_stage[ACTIONS[rule.action].stage].append(rule)
