@@ -106,9 +106,8 @@ class Ranking:
         """The visible items by adjusted score, ties by item id (fixed once first asked for:
         after the FILTER and SCORE stages)."""
         if self._order is None:
-            self._order = order_by_score(
-                self.scores, self.facts.item_ids, np.flatnonzero(~self.hidden)
-            )
+            visible = np.flatnonzero(~self.hidden) if self.hidden_by else None
+            self._order = order_by_score(self.scores, self.facts.item_ids, visible)
         return self._order
 
     @order.setter
@@ -212,26 +211,29 @@ def _capped(cap: Cap, order: np.ndarray, facts: ItemFacts) -> tuple[np.ndarray, 
     """Fill the top K in order, skipping items over the cap; the skipped follow just after it.
     Items without a brand (or category) are never capped. Returns the new order and the
     skipped items."""
-    counts: dict[int, int] = defaultdict(int)
+    counts: dict[int, int] = {}
     top: list[int] = []
     skipped: list[int] = []
     seen = 0
-    chunk = max(2 * cap.top_k, 64)  # look at the head of the order only, a chunk at a time
-    while len(top) < cap.top_k and seen < len(order):
+    top_k, max_items = cap.top_k, cap.max_items
+    chunk = max(2 * top_k, 64)  # look at the head of the order only, a chunk at a time
+    while len(top) < top_k and seen < len(order):
         window = order[seen : seen + chunk]
         if cap.field == "brand":
             keys = facts.brand_codes[window]
         else:
             keys = facts.vocabulary.top_level_codes[facts.category_codes[window, 0]]
         for index, key in zip(window.tolist(), keys.tolist(), strict=True):
-            if len(top) == cap.top_k:
-                break
             seen += 1
-            if key >= 0 and counts[key] >= cap.max_items:
-                skipped.append(index)
-                continue
-            counts[key] += 1
+            if key >= 0:
+                count = counts.get(key, 0)
+                if count >= max_items:
+                    skipped.append(index)
+                    continue
+                counts[key] = count + 1
             top.append(index)
+            if len(top) == top_k:
+                break
     if not skipped:
         return order, []
     rest = order[seen:]

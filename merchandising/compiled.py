@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -32,6 +33,9 @@ class NoParams:
 
 
 _PRICE = FEATURE_INDEX["price"]
+# Up to this many members among a request's candidates are placed by a scan each (about 40
+# instructions a candidate); more by one membership test per candidate (about 500).
+FEW_FOUND = 8
 _IN_STOCK = FEATURE_INDEX["in_stock"]
 
 
@@ -152,15 +156,24 @@ class ItemFacts:
 
     def members_mask(self, members: frozenset[str]) -> np.ndarray:
         """Candidates in `members`: the set's intersection with the candidates first (one C
-        loop), so that a request with none of them, the common case, makes no Python object
-        per candidate."""
+        loop), then, for a few members found (the common case), a scan of the candidates for
+        each (a C loop again): no Python object per candidate."""
         found = members.intersection(self.item_ids)
-        if not found:
-            return np.zeros(len(self.item_ids), dtype=bool)
-        return np.fromiter(map(found.__contains__, self.item_ids), bool, len(self.item_ids))
+        if len(found) > FEW_FOUND:
+            return np.fromiter(map(found.__contains__, self.item_ids), bool, len(self.item_ids))
+        mask = np.zeros(len(self.item_ids), dtype=bool)
+        for item_id in found:
+            at = -1
+            with suppress(ValueError):  # past its last place
+                while True:
+                    at = self.item_ids.index(item_id, at + 1)
+                    mask[at] = True
+        return mask
 
     def positions(self, members: frozenset[str]) -> dict[str, int]:
         """The index of each candidate in `members` (the last, were an id listed twice)."""
+        if members.isdisjoint(self.item_ids):
+            return {}
         return {self.item_ids[i]: i for i in np.flatnonzero(self.members_mask(members)).tolist()}
 
     def attribute_mask(self, attributes: Attributes, set_name: str) -> np.ndarray:
@@ -405,7 +418,10 @@ class SelectorBank:
         if self.unknown_word != self.everyone:
             words &= np.where(facts.known, self.everyone, self.unknown_word)
         for failed, id_set in self.id_rows:
-            words &= np.where(facts.ids_mask(id_set), self.everyone, failed)
+            if id_set.members.isdisjoint(facts.item_ids):  # the common case: one C loop
+                words &= failed
+            else:
+                words &= np.where(facts.ids_mask(id_set), self.everyone, failed)
         for failed, selector in self.attribute_rows:
             mask = facts.attribute_mask(selector.attributes, selector.attribute_set)
             words &= np.where(mask, self.everyone, failed)

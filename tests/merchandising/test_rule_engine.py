@@ -355,3 +355,21 @@ def test_a_bank_of_more_selectors_than_a_word_has_bits_agrees_with_each_selector
     assert stacked.shape == (len(drawn), k)
     for row, selector in enumerate(drawn):
         assert stacked[row].tolist() == selector.mask(facts).tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from([f"sku-{n}" for n in range(30)]), max_size=60),
+    st.frozensets(st.sampled_from([f"sku-{n}" for n in range(40)])),
+)
+def test_members_are_found_wherever_listed_however_many(ids: list[str], members: frozenset) -> None:
+    # Duplicated ids (which the API refuses, other callers might not) and found sets on both
+    # sides of FEW_FOUND, with strings equal to the candidates' but other objects.
+    facts = ItemFacts.from_catalog(tuple(ids), {})
+    members = frozenset("".join(member) for member in members)
+
+    mask = facts.members_mask(members)
+    positions = facts.positions(members)
+
+    assert mask.tolist() == [item_id in members for item_id in ids]
+    assert positions == {item_id: i for i, item_id in enumerate(ids) if item_id in members}
