@@ -22,7 +22,6 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
@@ -48,10 +47,10 @@ class Pins:
     """pin: (item id, 1-based position), by position."""
 
     pins: tuple[tuple[str, int], ...]
+    item_ids: frozenset[str] = field(init=False, repr=False, compare=False)
 
-    @cached_property
-    def item_ids(self) -> frozenset[str]:
-        return frozenset(item_id for item_id, _ in self.pins)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "item_ids", frozenset(item_id for item_id, _ in self.pins))
 
 
 @dataclass(frozen=True)

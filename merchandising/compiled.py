@@ -219,7 +219,7 @@ class ItemFacts:
             brand_codes=records["brand"].astype(np.int64),
             category_codes=records["categories"].astype(np.int64),
             # Stored as log1p(price), in float32: back to the price, to the cent.
-            price=np.round(np.expm1(signals[:, _PRICE].astype(np.float64)), 2),
+            price=np.expm1(signals[:, _PRICE].astype(np.float64)).round(2),
             in_stock=signals[:, _IN_STOCK] > 0.5,
             vocabulary=vocabulary_for(fetch.meta),
             attribute_masks=fetch.attribute_masks,
@@ -445,6 +445,12 @@ class CompiledRule:
     # Percent of shoppers (0-50) served as if the rule did not exist, hashed with its own salt.
     holdout_percent: int = 0
     holdout_salt: str = ""
+    # Whether anything of a request but its surface can keep the rule from applying.
+    conditional: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        conditional = self.windows or self.query_match != "any" or self.page_categories
+        object.__setattr__(self, "conditional", bool(conditional or self.context))
 
     def holds_out(self, shopper_key: str) -> bool:
         """Is this shopper in the rule's holdout? Never without a shopper: they see the rule."""
@@ -473,6 +479,8 @@ class CompiledRule:
     def applies(self, request: RankInput, at: datetime) -> bool:
         if self.surfaces and request.surface not in self.surfaces:
             return False
+        if not self.conditional:
+            return True
         if not self.is_on(at) or not self.query_matches(request.query):
             return False
         if self.page_categories:
