@@ -267,9 +267,11 @@ def slot(rules: Sequence[CompiledRule], ranking: Ranking) -> None:
         free = [p for p in _params(rule, Slots).positions if p <= n and p not in ranking.placed]
         if not free:
             continue
-        mask = ranking.mask(rule).copy()
-        mask[list(ranking.placed_items)] = False
-        fillers = order[mask[order]][: len(free)].tolist()
+        # The best matching items not placed yet: among the first len(free) + len(placed) of
+        # the matching ones, at most len(placed) are placed.
+        taken = ranking.placed_items
+        best = order[ranking.mask(rule)[order]][: len(free) + len(taken)].tolist()
+        fillers = [index for index in best if index not in taken][: len(free)]
         for position, index in zip(free, fillers, strict=False):
             ranking.placed[position] = index
             ranking.placed_items.add(index)
