@@ -47,6 +47,10 @@ class Pins:
     """pin: (item id, 1-based position), by position."""
 
     pins: tuple[tuple[str, int], ...]
+    item_ids: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "item_ids", frozenset(item_id for item_id, _ in self.pins))
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,8 @@ class Ranking:
 
     facts: ItemFacts
     scores: np.ndarray
-    masks: dict[int, np.ndarray]  # rule id -> its selector's mask (rules that select)
+    masks: np.ndarray  # a row per rule that selects, in priority order: its selector's mask
+    rows: dict[int, int]  # rule id -> its row of `masks`
     explain: bool
     hidden: np.ndarray = field(init=False)
     hidden_by: dict[int, CompiledRule] = field(default_factory=dict)
@@ -88,14 +93,20 @@ class Ranking:
     def __post_init__(self) -> None:
         self.hidden = np.zeros(len(self.facts.item_ids), dtype=bool)
 
+    def mask(self, rule: CompiledRule) -> np.ndarray:
+        return self.masks[self.rows[rule.id]]
+
+    def masks_of(self, rules: Sequence[CompiledRule]) -> np.ndarray:
+        """The masks of `rules`, a row each."""
+        return self.masks[[self.rows[rule.id] for rule in rules]]
+
     @property
     def order(self) -> np.ndarray:
         """The visible items by adjusted score, ties by item id (fixed once first asked for:
         after the FILTER and SCORE stages)."""
         if self._order is None:
-            self._order = order_by_score(
-                self.scores, self.facts.item_ids, np.flatnonzero(~self.hidden)
-            )
+            visible = np.flatnonzero(~self.hidden) if self.hidden_by else None
+            self._order = order_by_score(self.scores, self.facts.item_ids, visible)
         return self._order
 
     @order.setter
@@ -145,9 +156,11 @@ Stage = Callable[[Sequence["CompiledRule"], Ranking], None]
 
 
 def hide(rules: Sequence[CompiledRule], ranking: Ranking) -> None:
-    stacked = np.stack([ranking.masks[rule.id] for rule in rules])
+    stacked = ranking.masks_of(rules)
     ranking.hidden = np.asarray(stacked.any(axis=0))
     hidden_items = np.flatnonzero(ranking.hidden)
+    if not len(hidden_items):
+        return
     first = stacked[:, hidden_items].argmax(axis=0)
     pairs = zip(hidden_items.tolist(), first.tolist(), strict=True)
     ranking.hidden_by = {index: rules[row] for index, row in pairs}
@@ -159,7 +172,7 @@ def hide(rules: Sequence[CompiledRule], ranking: Ranking) -> None:
 
 def rescore(rules: Sequence[CompiledRule], ranking: Ranking) -> None:
     multipliers = np.array([_params(rule, Factor).multiplier for rule in rules])
-    stacked = np.stack([ranking.masks[rule.id] for rule in rules])
+    stacked = ranking.masks_of(rules)
     ranking.scores = ranking.scores * np.where(stacked, multipliers[:, None], 1.0).prod(axis=0)
     if ranking.explain:
         for rule, mask, multiplier in zip(rules, stacked, multipliers.tolist(), strict=True):
@@ -171,7 +184,7 @@ def sink(rules: Sequence[CompiledRule], ranking: Ranking) -> None:
     order = ranking.order
     sunk = np.zeros(len(ranking.facts.item_ids), dtype=bool)
     for rule in rules:
-        newly = ranking.masks[rule.id] & ~sunk
+        newly = ranking.mask(rule) & ~sunk
         sunk |= newly
         if ranking.explain:
             for index in np.flatnonzero(newly[order]).tolist():
@@ -197,26 +210,29 @@ def _capped(cap: Cap, order: np.ndarray, facts: ItemFacts) -> tuple[np.ndarray, 
     """Fill the top K in order, skipping items over the cap; the skipped follow just after it.
     Items without a brand (or category) are never capped. Returns the new order and the
     skipped items."""
-    counts: dict[int, int] = defaultdict(int)
+    counts: dict[int, int] = {}
     top: list[int] = []
     skipped: list[int] = []
     seen = 0
-    chunk = max(2 * cap.top_k, 64)  # look at the head of the order only, a chunk at a time
-    while len(top) < cap.top_k and seen < len(order):
+    top_k, max_items = cap.top_k, cap.max_items
+    chunk = max(2 * top_k, 64)  # look at the head of the order only, a chunk at a time
+    while len(top) < top_k and seen < len(order):
         window = order[seen : seen + chunk]
         if cap.field == "brand":
             keys = facts.brand_codes[window]
         else:
             keys = facts.vocabulary.top_level_codes[facts.category_codes[window, 0]]
         for index, key in zip(window.tolist(), keys.tolist(), strict=True):
-            if len(top) == cap.top_k:
-                break
             seen += 1
-            if key >= 0 and counts[key] >= cap.max_items:
-                skipped.append(index)
-                continue
-            counts[key] += 1
+            if key >= 0:
+                count = counts.get(key, 0)
+                if count >= max_items:
+                    skipped.append(index)
+                    continue
+                counts[key] = count + 1
             top.append(index)
+            if len(top) == top_k:
+                break
     if not skipped:
         return order, []
     rest = order[seen:]
@@ -225,9 +241,10 @@ def _capped(cap: Cap, order: np.ndarray, facts: ItemFacts) -> tuple[np.ndarray, 
 
 def pin(rules: Sequence[CompiledRule], ranking: Ranking) -> None:
     n = len(ranking.order)
-    index_of = ranking.facts.index
     for rule in rules:
-        for item_id, position in _params(rule, Pins).pins:
+        pins = _params(rule, Pins)
+        index_of = ranking.facts.positions(pins.item_ids)
+        for item_id, position in pins.pins:
             if item_id not in index_of:
                 continue
             index = index_of[item_id]
@@ -250,9 +267,11 @@ def slot(rules: Sequence[CompiledRule], ranking: Ranking) -> None:
         free = [p for p in _params(rule, Slots).positions if p <= n and p not in ranking.placed]
         if not free:
             continue
-        mask = ranking.masks[rule.id].copy()
-        mask[list(ranking.placed_items)] = False
-        fillers = order[mask[order]][: len(free)].tolist()
+        # The best matching items not placed yet: among the first len(free) + len(placed) of
+        # the matching ones, at most len(placed) are placed.
+        taken = ranking.placed_items
+        best = order[ranking.mask(rule)[order]][: len(free) + len(taken)].tolist()
+        fillers = [index for index in best if index not in taken][: len(free)]
         for position, index in zip(free, fillers, strict=False):
             ranking.placed[position] = index
             ranking.placed_items.add(index)
@@ -330,11 +349,14 @@ def apply_stages(
     rules: Sequence[CompiledRule],
     facts: ItemFacts,
     rank_scores: np.ndarray,
-    masks: dict[int, np.ndarray],
+    masks: np.ndarray,
     explain: bool,
 ) -> RulesApplied:
-    """Run each stage on the matching rules of its action types (priority order kept)."""
-    ranking = Ranking(facts=facts, scores=rank_scores, masks=masks, explain=explain)
+    """Run each stage on the matching rules of its action types (priority order kept). `masks`:
+    a row per rule whose action selects (SELECTOR_ACTIONS), in the order of `rules`."""
+    selecting = (rule for rule in rules if ACTIONS[rule.action].selects)
+    rows = {rule.id: row for row, rule in enumerate(selecting)}
+    ranking = Ranking(facts=facts, scores=rank_scores, masks=masks, rows=rows, explain=explain)
     by_stage: dict[Stage, list[CompiledRule]] = defaultdict(list)
     for rule in rules:
         by_stage[ACTIONS[rule.action].stage].append(rule)

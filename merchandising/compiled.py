@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ranking.engine.experiments import shopper_bucket
-from ranking.signals.idsets import IdSet, id_slots
+from ranking.signals.idsets import IdSet
 from ranking.signals.schema import FEATURE_INDEX
 
 if TYPE_CHECKING:
@@ -32,6 +33,9 @@ class NoParams:
 
 
 _PRICE = FEATURE_INDEX["price"]
+# Up to this many members among a request's candidates are placed by a scan each (about 40
+# instructions a candidate); more by one membership test per candidate (about 500).
+FEW_FOUND = 8
 _IN_STOCK = FEATURE_INDEX["in_stock"]
 
 
@@ -140,14 +144,6 @@ class ItemFacts:
     item_attributes: tuple[Mapping[str, object] | None, ...] | None = None
 
     @cached_property
-    def index(self) -> dict[str, int]:
-        return dict(zip(self.item_ids, range(len(self.item_ids)), strict=True))
-
-    @cached_property
-    def id_slots(self) -> np.ndarray:
-        return id_slots(self.item_ids)
-
-    @cached_property
     def used_category_codes(self) -> np.ndarray:
         """The category codes without the trailing columns no candidate uses."""
         used = np.flatnonzero((self.category_codes >= 0).any(axis=0))
@@ -155,8 +151,30 @@ class ItemFacts:
         return self.category_codes[:, :width]
 
     def ids_mask(self, ids: IdSet) -> np.ndarray:
-        """Candidates in the set: one table lookup per candidate, each hit confirmed exactly."""
-        return ids.mask(self.item_ids, self.id_slots)
+        """Candidates in the set."""
+        return self.members_mask(ids.members)
+
+    def members_mask(self, members: frozenset[str]) -> np.ndarray:
+        """Candidates in `members`: the set's intersection with the candidates first (one C
+        loop), then, for a few members found (the common case), a scan of the candidates for
+        each (a C loop again): no Python object per candidate."""
+        found = members.intersection(self.item_ids)
+        if len(found) > FEW_FOUND:
+            return np.fromiter(map(found.__contains__, self.item_ids), bool, len(self.item_ids))
+        mask = np.zeros(len(self.item_ids), dtype=bool)
+        for item_id in found:
+            at = -1
+            with suppress(ValueError):  # past its last place
+                while True:
+                    at = self.item_ids.index(item_id, at + 1)
+                    mask[at] = True
+        return mask
+
+    def positions(self, members: frozenset[str]) -> dict[str, int]:
+        """The index of each candidate in `members` (the last, were an id listed twice)."""
+        if members.isdisjoint(self.item_ids):
+            return {}
+        return {self.item_ids[i]: i for i in np.flatnonzero(self.members_mask(members)).tolist()}
 
     def attribute_mask(self, attributes: Attributes, set_name: str) -> np.ndarray:
         """Candidates whose attributes match every clause. Without the set (not published, or
@@ -201,7 +219,7 @@ class ItemFacts:
             brand_codes=records["brand"].astype(np.int64),
             category_codes=records["categories"].astype(np.int64),
             # Stored as log1p(price), in float32: back to the price, to the cent.
-            price=np.round(np.expm1(signals[:, _PRICE].astype(np.float64)), 2),
+            price=np.expm1(signals[:, _PRICE].astype(np.float64)).round(2),
             in_stock=signals[:, _IN_STOCK] > 0.5,
             vocabulary=vocabulary_for(fetch.meta),
             attribute_masks=fetch.attribute_masks,
@@ -301,87 +319,113 @@ class CompiledSelector:
         return mask
 
 
+WORD_BITS = 64  # selectors per bank word (numpy's widest unsigned integer)
+
+
 class SelectorBank:
     """The selectors of several rules stacked, so that one request computes all their masks in
     a handful of array operations instead of a handful per rule. Built per (rules, vocabulary)
-    and reused; `CompiledSelector.mask` is the one-selector reference it agrees with."""
+    and reused; `CompiledSelector.mask` is the one-selector reference it agrees with.
+
+    A candidate's answers are the bits of one word, a bit per selector. Each clause kind has a
+    table of words by code (brand, category, in stock), the selectors without that clause
+    always passing, so one lookup answers every selector's clause at once; more than
+    WORD_BITS selectors are a stack of banks."""
 
     def __init__(self, selectors: Sequence[CompiledSelector], vocabulary: Vocabulary) -> None:
         self.selectors = tuple(selectors)
         self.vocabulary = vocabulary
-        n = len(self.selectors)
-        self.brand_rows = np.array([i for i, s in enumerate(selectors) if s.brands], dtype=np.int64)
-        # Tables are stored code-major (one row per code), so a candidate's lookup is one row.
-        brand_tables = [vocabulary.brand_table(selectors[i].brands) for i in self.brand_rows]
-        self.brand_tables = np.ascontiguousarray(
-            np.array(brand_tables).reshape(len(self.brand_rows), len(vocabulary.brands) + 1).T
-        )
-        self.category_rows = np.array(
-            [i for i, s in enumerate(selectors) if s.categories], dtype=np.int64
-        )
-        category_tables = [
-            vocabulary.category_table(selectors[i].categories) for i in self.category_rows
+        self.size = len(self.selectors)
+        self.parts = [
+            SelectorBank(self.selectors[start : start + WORD_BITS], vocabulary)
+            for start in range(0, self.size, WORD_BITS)
+            if self.size > WORD_BITS
         ]
-        self.category_tables = np.ascontiguousarray(
-            np.array(category_tables)
-            .reshape(len(self.category_rows), len(vocabulary.categories) + 1)
-            .T
+        if self.parts:
+            return
+        self.bits = np.left_shift(np.uint64(1), np.arange(self.size, dtype=np.uint64))
+        self.everyone = np.bitwise_or.reduce(self.bits)
+
+        def rows(has: Callable[[CompiledSelector], object]) -> list[int]:
+            return [row for row, selector in enumerate(self.selectors) if has(selector)]
+
+        def words(rows: list[int], tables: list[np.ndarray]) -> np.ndarray | None:
+            """Per code the word of the selectors passing: those of `rows` where their table
+            (one per row, by code) says so, the others always."""
+            if not rows:
+                return None
+            passing = np.where(np.array(tables).T, self.bits[rows], np.uint64(0))
+            return np.bitwise_or.reduce(passing, axis=1) | self.without(rows)
+
+        brand_rows = rows(lambda s: s.brands)
+        self.brand_words = words(
+            brand_rows, [vocabulary.brand_table(self.selectors[i].brands) for i in brand_rows]
         )
-        self.price_rows = np.array(
-            [
-                i
-                for i, s in enumerate(selectors)
-                if s.price_min is not None or s.price_max is not None
-            ],
-            dtype=np.int64,
+        category_rows = rows(lambda s: s.categories)
+        self.category_words = words(
+            category_rows,
+            [vocabulary.category_table(self.selectors[i].categories) for i in category_rows],
         )
+        stock_rows = rows(lambda s: s.in_stock is not None)
+        stock_wanted = np.array([self.selectors[i].in_stock for i in stock_rows], dtype=bool)
+        self.stock_words = words(
+            stock_rows, [np.array([not wanted, wanted]) for wanted in stock_wanted]
+        )
+        self.unknown_word = self.without(rows(lambda s: s.needs_catalog_facts))
+        price_rows = rows(lambda s: s.price_min is not None or s.price_max is not None)
+        self.price_bits = self.bits[price_rows][:, None]
         self.price_min = np.array(
-            [selectors[i].price_min for i in self.price_rows.tolist()], dtype=np.float64
-        )  # None -> nan
+            [self.selectors[i].price_min for i in price_rows], dtype=np.float64
+        )[:, None]  # None -> nan
         self.price_max = np.array(
-            [selectors[i].price_max for i in self.price_rows.tolist()], dtype=np.float64
-        )
+            [self.selectors[i].price_max for i in price_rows], dtype=np.float64
+        )[:, None]
         self.price_min[np.isnan(self.price_min)] = -np.inf
         self.price_max[np.isnan(self.price_max)] = np.inf
-        self.stock_rows = np.array(
-            [i for i, s in enumerate(selectors) if s.in_stock is not None], dtype=np.int64
-        )
-        self.stock_wanted = np.array(
-            [bool(selectors[i].in_stock) for i in self.stock_rows.tolist()], dtype=bool
-        )
-        self.known_rows = np.array(
-            [i for i, s in enumerate(selectors) if s.needs_catalog_facts], dtype=np.int64
-        )
-        self.id_rows = [(i, s.item_ids) for i, s in enumerate(selectors) if s.item_ids is not None]
-        self.attribute_rows = [(i, s) for i, s in enumerate(selectors) if s.attributes]
-        self.size = n
+        self.id_rows = [
+            (self.without([row]), selector.item_ids)
+            for row, selector in enumerate(self.selectors)
+            if selector.item_ids is not None
+        ]
+        self.attribute_rows = [
+            (self.without([i]), self.selectors[i]) for i in rows(lambda s: s.attributes)
+        ]
+
+    def without(self, rows: list[int]) -> np.uint64:
+        """The word of every selector but those of `rows`."""
+        return self.everyone & ~np.bitwise_or.reduce(self.bits[rows])
 
     def masks(self, facts: ItemFacts) -> np.ndarray:
         """One row of booleans per selector, one column per candidate."""
-        masks = np.ones((self.size, len(facts.item_ids)), dtype=bool)
-        if len(self.brand_rows):
-            masks[self.brand_rows] &= self.brand_tables[facts.brand_codes].T
-        if len(self.category_rows):
+        if self.parts:
+            return np.concatenate([part.masks(facts) for part in self.parts])
+        if self.brand_words is None:
+            words = np.full(len(facts.item_ids), self.everyone)
+        else:
+            words = self.brand_words[facts.brand_codes]
+        if self.category_words is not None:
             codes = facts.used_category_codes
-            matched = self.category_tables[codes[:, 0]]
+            found = self.category_words[codes[:, 0]]
             for column in range(1, codes.shape[1]):
-                matched |= self.category_tables[codes[:, column]]
-            masks[self.category_rows] &= matched.T
-        if len(self.price_rows):
-            price = facts.price[None, :]
+                found |= self.category_words[codes[:, column]]
+            words &= found
+        if len(self.price_bits):
             with np.errstate(invalid="ignore"):
-                masks[self.price_rows] &= (price >= self.price_min[:, None]) & (
-                    price <= self.price_max[:, None]
-                )
-        if len(self.stock_rows):
-            masks[self.stock_rows] &= facts.in_stock[None, :] == self.stock_wanted[:, None]
-        if len(self.known_rows):
-            masks[self.known_rows] &= facts.known[None, :]
-        for row, id_set in self.id_rows:
-            masks[row] &= facts.ids_mask(id_set)
-        for row, selector in self.attribute_rows:
-            masks[row] &= facts.attribute_mask(selector.attributes, selector.attribute_set)
-        return masks
+                inside = (facts.price >= self.price_min) & (facts.price <= self.price_max)
+            words &= ~np.bitwise_or.reduce(np.where(inside, np.uint64(0), self.price_bits), axis=0)
+        if self.stock_words is not None:
+            words &= np.where(facts.in_stock, self.stock_words[1], self.stock_words[0])
+        if self.unknown_word != self.everyone:
+            words &= np.where(facts.known, self.everyone, self.unknown_word)
+        for failed, id_set in self.id_rows:
+            if id_set.members.isdisjoint(facts.item_ids):  # the common case: one C loop
+                words &= failed
+            else:
+                words &= np.where(facts.ids_mask(id_set), self.everyone, failed)
+        for failed, selector in self.attribute_rows:
+            mask = facts.attribute_mask(selector.attributes, selector.attribute_set)
+            words &= np.where(mask, self.everyone, failed)
+        return (words & self.bits[:, None]) != 0
 
 
 @dataclass(frozen=True)
@@ -401,6 +445,12 @@ class CompiledRule:
     # Percent of shoppers (0-50) served as if the rule did not exist, hashed with its own salt.
     holdout_percent: int = 0
     holdout_salt: str = ""
+    # Whether anything of a request but its surface can keep the rule from applying.
+    conditional: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        conditional = self.windows or self.query_match != "any" or self.page_categories
+        object.__setattr__(self, "conditional", bool(conditional or self.context))
 
     def holds_out(self, shopper_key: str) -> bool:
         """Is this shopper in the rule's holdout? Never without a shopper: they see the rule."""
@@ -429,6 +479,8 @@ class CompiledRule:
     def applies(self, request: RankInput, at: datetime) -> bool:
         if self.surfaces and request.surface not in self.surfaces:
             return False
+        if not self.conditional:
+            return True
         if not self.is_on(at) or not self.query_matches(request.query):
             return False
         if self.page_categories:

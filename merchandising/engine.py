@@ -48,12 +48,10 @@ def apply_rules(
     selectors' masks in one stacked computation, then each action's stage
     (merchandising/actions.py). `bank` stacks the selectors of `rules` with SELECTOR_ACTIONS, in
     order (built here if not given)."""
-    with_selector = [rule for rule in rules if rule.action in SELECTOR_ACTIONS]
     if bank is None:
+        with_selector = [rule for rule in rules if rule.action in SELECTOR_ACTIONS]
         bank = SelectorBank([rule.selector for rule in with_selector], facts.vocabulary)
-    stacked = bank.masks(facts)
-    masks = {rule.id: stacked[row] for row, rule in enumerate(with_selector)}
-    return apply_stages(rules, facts, rank_scores, masks, explain)
+    return apply_stages(rules, facts, rank_scores, bank.masks(facts), explain)
 
 
 # A rule holdout's two groups, as the rank log records them (docs/experiments.md, "Rule holdouts").

@@ -4,7 +4,8 @@ in-process signal store's attribute sets. Plain Python and numpy."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -13,19 +14,21 @@ ID_TABLE_SIZE = 1 << 16  # 64 KiB per id set: a few percent of false hits, each 
 
 @dataclass(frozen=True)
 class IdSet:
-    """Item ids, with a table of which hash slots hold a member for vectorised lookups:
-    candidates that land on a marked slot are confirmed against the set, so the answer is exact.
-    Built where it is used (a rule's ids when rules compile: bounded by the rule, not the
-    catalog)."""
+    """Item ids, with a table of which hash slots hold a member for vectorised lookups (the
+    in-process store's attribute sets): candidates that land on a marked slot are confirmed
+    against the set, so the answer is exact. Built where it is used (a rule's ids when rules
+    compile: bounded by the rule, not the catalog)."""
 
     members: frozenset[str]
-    table: np.ndarray = field(init=False, compare=False, repr=False)
 
-    def __post_init__(self) -> None:
+    @cached_property
+    def table(self) -> np.ndarray:
+        """Built on the first lookup by slots (a rule's ids are matched by set intersection,
+        merchandising.compiled.ItemFacts.members_mask, and never need it)."""
         table = np.zeros(ID_TABLE_SIZE, dtype=bool)
         hashes = np.fromiter(map(hash, self.members), dtype=np.int64, count=len(self.members))
         table[hashes & (ID_TABLE_SIZE - 1)] = True
-        object.__setattr__(self, "table", table)
+        return table
 
     def mask(self, item_ids: Sequence[str], slots: np.ndarray) -> np.ndarray:
         """Which of `item_ids` are members (`slots`: their `id_slots`): one table lookup per

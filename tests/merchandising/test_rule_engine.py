@@ -161,7 +161,7 @@ def test_pins_land_at_their_positions(case: tuple) -> None:
         if not isinstance(rule.params, Pins):
             continue
         for item, position in rule.params.pins:
-            eligible = item in facts.index and item not in hidden and position <= len(returned)
+            eligible = item in facts.item_ids and item not in hidden and position <= len(returned)
             if eligible and position not in claimed_positions and item not in claimed_items:
                 assert returned[position - 1] == item
                 claimed_positions.add(position)
@@ -339,3 +339,37 @@ def test_large_id_sets_are_matched_exactly() -> None:
     mask = facts.ids_mask(IdSet(members))
 
     assert [ids[i] for i in np.flatnonzero(mask)] == [i for i in ids if i in members]
+
+
+@settings(max_examples=30, deadline=None)
+@given(candidates(), st.data())
+def test_a_bank_of_more_selectors_than_a_word_has_bits_agrees_with_each_selector(
+    case: tuple, data: st.DataObject
+) -> None:
+    facts, _ = case
+    k = len(facts.item_ids)
+    drawn = [data.draw(selectors(k)) for _ in range(data.draw(st.integers(60, 140)))]
+
+    stacked = SelectorBank(drawn, facts.vocabulary).masks(facts)
+
+    assert stacked.shape == (len(drawn), k)
+    for row, selector in enumerate(drawn):
+        assert stacked[row].tolist() == selector.mask(facts).tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from([f"sku-{n}" for n in range(30)]), max_size=60),
+    st.frozensets(st.sampled_from([f"sku-{n}" for n in range(40)])),
+)
+def test_members_are_found_wherever_listed_however_many(ids: list[str], members: frozenset) -> None:
+    # Duplicated ids (which the API refuses, other callers might not) and found sets on both
+    # sides of FEW_FOUND, with strings equal to the candidates' but other objects.
+    facts = ItemFacts.from_catalog(tuple(ids), {})
+    members = frozenset("".join(member) for member in members)
+
+    mask = facts.members_mask(members)
+    positions = facts.positions(members)
+
+    assert mask.tolist() == [item_id in members for item_id in ids]
+    assert positions == {item_id: i for i, item_id in enumerate(ids) if item_id in members}
