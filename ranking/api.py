@@ -47,7 +47,6 @@ logger = logging.getLogger(__name__)
 QUERY_SURFACES = ("search", "autocomplete")
 # RankIn's list of CandidateIn (TypedDicts): a candidate that is no object keeps its code.
 CANDIDATE_LISTS = frozenset({"items"})
-CANDIDATE_ID = itemgetter("id")
 CANDIDATE_RELEVANCE = itemgetter("relevance")
 
 # An API process runs one per core: a numpy (BLAS) call on the rank path must stay on its own
@@ -74,9 +73,8 @@ def rank_input_errors(body: RankIn, max_candidates: int) -> list[FieldError]:
                 f"{len(body.items)} candidates sent; at most {max_candidates} are allowed.",
             )
         )
-    if len(set(map(CANDIDATE_ID, body.items))) < len(body.items):
-        # Listed and counted only when there is a duplicate to name.
-        ids = list(map(CANDIDATE_ID, body.items))
+    ids = body.item_ids
+    if len(set(ids)) < len(ids):  # counted only when there is a duplicate to name
         counts = Counter(ids)
         errors.extend(
             FieldError(("items", index, "id"), "duplicate", f"Item id {item_id!r} appears twice.")
@@ -92,7 +90,7 @@ def rank_input(body: RankIn) -> RankInput:
         query=normalise_query(body.query),
         category=body.category or "",
         shopper_key=shopper_key(body.user_id, body.session_id),
-        item_ids=tuple(map(CANDIDATE_ID, body.items)),
+        item_ids=body.item_ids,
         relevance=_relevance(body),
         context=body.context,
         limit=body.limit,
