@@ -232,7 +232,7 @@ def record_outcome(
         shopper_key=request.shopper_key,
         model=outcome.model or f"config:{outcome.config}",
         item_ids=tuple([request.item_ids[index] for index in order.tolist()]),
-        features=features[order],
+        features=features.take(order, axis=0),  # the rows gathered without fancy indexing
         at=at,
         category=request.category,
         signals_version=outcome.missing.signals_version,
