@@ -32,4 +32,6 @@ def clear_settings_caches(**kwargs: Any) -> None:
         cache_clear()
 
 
-setting_changed.connect(clear_settings_caches, dispatch_uid="core.settings_cache")
+# Held strongly (weak=False): a module's function lives as long as the process, and a weak
+# receiver would add an entry to weakref.finalize's process-wide registry.
+setting_changed.connect(clear_settings_caches, weak=False, dispatch_uid="core.settings_cache")
