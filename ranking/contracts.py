@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+from operator import itemgetter
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, with_config
@@ -11,6 +13,7 @@ from catalog.contracts import ItemId
 from core.schema import WHOLE_NUMBER
 from customers.models import MAX_CANDIDATES_LIMIT
 
+_CANDIDATE_ID = itemgetter("id")
 STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
 # Responses declare every field they carry, so the OpenAPI schema describes them exactly.
 RESPONSE = ConfigDict(extra="forbid")
@@ -49,6 +52,12 @@ class RankIn(BaseModel):
     context: dict[ContextKey, ContextValue] = Field(default_factory=dict, max_length=32)
     limit: Annotated[int, Field(ge=1, le=MAX_CANDIDATES_LIMIT), WHOLE_NUMBER] | None = None
     explain: bool = False
+
+    @cached_property
+    def item_ids(self) -> tuple[str, ...]:
+        """The candidates' ids as sent, read from the items once (the duplicate check and the
+        engine's input both need them; not a field, so not in the schema)."""
+        return tuple(map(_CANDIDATE_ID, self.items))
 
 
 class RankerOut(BaseModel):

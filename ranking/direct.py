@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextvars
 import io
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -40,10 +41,11 @@ from django_prometheus.utils import Time, TimeSince
 
 from core import logs
 from core.errors import DomainError, ServiceUnavailable
-from core.metrics import labelled
+from core.metrics import inc, labelled, observe
 from core.middleware import work_slots
 from core.negotiation import PLAIN_ACCEPTS
 from core.problems import PROBLEM_CONTENT_TYPE, problem_exception_handler, problem_for
+from core.settings_cache import settings_cached
 from customers import ratelimit, wire
 from customers.api import NUL_ESCAPE, is_json_content_type
 from customers.auth import ApiPrincipal, cached_principal, hash_key, key_throttled, note_used
@@ -78,6 +80,36 @@ class _Call:
     encoding: Encoding
 
 
+@dataclass(frozen=True, slots=True)
+class _Settings:
+    """What the direct path reads of settings, read once (core.settings_cache): each read of
+    `django.conf.settings` costs about as much as a metric sample."""
+
+    enabled: bool
+    max_body_bytes: int
+    slots: threading.BoundedSemaphore
+    slot_wait_seconds: float
+    secure_proxy_header: tuple[str, str] | None
+    # The security headers of an answer sent over HTTP, and over HTTPS.
+    http_headers: tuple[tuple[str, str], ...]
+    https_headers: tuple[tuple[str, str], ...]
+    charset: str
+
+
+@settings_cached
+def _settings() -> _Settings:
+    return _Settings(
+        enabled=settings.API_DIRECT_PATH,
+        max_body_bytes=settings.API_MAX_BODY_BYTES,
+        slots=work_slots(settings.API_CONCURRENT_REQUESTS),
+        slot_wait_seconds=settings.API_SLOT_WAIT_SECONDS,
+        secure_proxy_header=settings.SECURE_PROXY_SSL_HEADER,
+        http_headers=_security_headers(secure=False),
+        https_headers=_security_headers(secure=True),
+        charset=settings.DEFAULT_CHARSET,
+    )
+
+
 class DirectRank:
     """The WSGI application: the direct path for the common /v1/rank request, Django for the
     rest."""
@@ -91,7 +123,7 @@ class DirectRank:
         if (
             environ.get("PATH_INFO") != PATH
             or environ.get("REQUEST_METHOD") != "POST"
-            or not settings.API_DIRECT_PATH
+            or not _settings().enabled
         ):
             return self.django(environ, start_response)
         try:
@@ -125,7 +157,7 @@ class DirectRank:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             return None
-        if not 0 < length <= settings.API_MAX_BODY_BYTES:
+        if not 0 < length <= _settings().max_body_bytes:
             return None
         principal = _principal(environ)
         if principal is None or Scope.RANK not in principal.scopes:
@@ -150,7 +182,8 @@ class DirectRank:
         if runtime is None or rank_input_errors(request, runtime.max_candidates):
             return None
         # From here on the direct path answers, as the view would.
-        call = _Call(environ, started, _is_secure(environ), principal, request, runtime, encoding)
+        secure = _is_secure(environ, _settings().secure_proxy_header)
+        call = _Call(environ, started, secure, principal, request, runtime, encoding)
         return contextvars.copy_context().run(self._serve, call, start_response)
 
     def _serve(self, call: _Call, start_response: StartResponse) -> list[bytes]:
@@ -167,15 +200,14 @@ class DirectRank:
 
     def _rank(self, call: _Call, request_id: str, start_response: StartResponse) -> list[bytes]:
         principal = call.principal
+        known = _settings()
         note_used(principal)
         logs.bind_customer(principal.customer_id)
         refusal = _rate_limited(principal)
         served = None
         if refusal is not None:
             status, content_type, content, extra = refusal
-        elif not (slots := work_slots(settings.API_CONCURRENT_REQUESTS)).acquire(
-            timeout=settings.API_SLOT_WAIT_SECONDS
-        ):
+        elif not (slots := known.slots).acquire(timeout=known.slot_wait_seconds):
             status, content_type, content, extra = _busy()
         else:
             try:
@@ -193,12 +225,12 @@ class DirectRank:
             ("Vary", "Accept"),
             ("Allow", "POST, OPTIONS"),
             ("X-Request-ID", request_id),
-            *_security_headers(call.secure),
+            *(known.https_headers if call.secure else known.http_headers),
             ("Content-Length", str(len(content))),
         ]
         if served is not None:
             served.observe(call.started)
-        self._observe(call.environ, call.started, call.secure, status, content)
+        self._observe(call.environ, call.started, call.secure, status, content, known.charset)
         start_response(_STATUS_LINES[status], headers)
         return [content]
 
@@ -224,11 +256,17 @@ class DirectRank:
         return allowed
 
     def _observe(
-        self, environ: dict[str, Any], started: float, secure: bool, status: int, content: bytes
+        self,
+        environ: dict[str, Any],
+        started: float,
+        secure: bool,
+        status: int,
+        content: bytes,
+        charset: str,
     ) -> None:
         if self.metrics is None:
             self.metrics = _HttpMetrics()
-        self.metrics.observe(environ, started, secure, status, content)
+        self.metrics.observe(environ, started, secure, status, content, charset)
 
 
 _STATUS_LINES = {200: "200 OK", 429: "429 Too Many Requests", 503: "503 Service Unavailable"}
@@ -244,9 +282,8 @@ def _principal(environ: dict[str, Any]) -> ApiPrincipal | None:
     return cached_principal(hash_key(token))
 
 
-def _is_secure(environ: dict[str, Any]) -> bool:
+def _is_secure(environ: dict[str, Any], proxy: tuple[str, str] | None) -> bool:
     """`HttpRequest.is_secure()`: the trusted proxy's header when one is configured."""
-    proxy = settings.SECURE_PROXY_SSL_HEADER
     if proxy:
         header, secure_value = proxy
         value = environ.get(header)
@@ -255,7 +292,7 @@ def _is_secure(environ: dict[str, Any]) -> bool:
     return bool(environ.get("wsgi.url_scheme") == "https")
 
 
-def _security_headers(secure: bool) -> list[tuple[str, str]]:
+def _security_headers(*, secure: bool) -> tuple[tuple[str, str], ...]:
     """What SecurityMiddleware and XFrameOptionsMiddleware add to an /v1 answer, in their order
     (the page CSP is not sent on /v1: core/middleware.py)."""
     headers = []
@@ -276,7 +313,7 @@ def _security_headers(secure: bool) -> list[tuple[str, str]]:
     if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
         headers.append(("Cross-Origin-Opener-Policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY))
     headers.append(("X-Frame-Options", settings.X_FRAME_OPTIONS.upper()))
-    return headers
+    return tuple(headers)
 
 
 Refusal = tuple[int, str, bytes, tuple[tuple[str, str], ...]]
@@ -326,23 +363,29 @@ class _HttpMetrics:
         self.view = resolve(PATH).view_name
 
     def observe(
-        self, environ: dict[str, Any], started: float, secure: bool, status: int, content: bytes
+        self,
+        environ: dict[str, Any],
+        started: float,
+        secure: bool,
+        status: int,
+        content: bytes,
+        charset: str,
     ) -> None:
         metrics, view = self.metrics, self.view
         transport = "https" if secure else "http"
         code = str(status)
-        metrics.requests_total.inc()
-        labelled(metrics.requests_by_method, "POST").inc()
-        labelled(metrics.requests_by_transport, transport).inc()
+        inc(metrics.requests_total)
+        inc(labelled(metrics.requests_by_method, "POST"))
+        inc(labelled(metrics.requests_by_transport, transport))
         if environ.get("HTTP_X_REQUESTED_WITH") == "XMLHttpRequest":
-            metrics.requests_ajax.inc()
-        metrics.requests_body_bytes.observe(int(environ.get("CONTENT_LENGTH") or 0))
-        labelled(metrics.requests_by_view_transport_method, view, transport, "POST").inc()
-        labelled(metrics.responses_by_status, code).inc()
-        labelled(metrics.responses_by_status_view_method, code, view, "POST").inc()
-        labelled(metrics.responses_by_charset, settings.DEFAULT_CHARSET).inc()
-        metrics.responses_body_bytes.observe(len(content))
+            inc(metrics.requests_ajax)
+        observe(metrics.requests_body_bytes, int(environ.get("CONTENT_LENGTH") or 0))
+        inc(labelled(metrics.requests_by_view_transport_method, view, transport, "POST"))
+        inc(labelled(metrics.responses_by_status, code))
+        inc(labelled(metrics.responses_by_status_view_method, code, view, "POST"))
+        inc(labelled(metrics.responses_by_charset, charset))
+        observe(metrics.responses_body_bytes, len(content))
         elapsed = TimeSince(started)
-        labelled(metrics.requests_latency_by_view_method, view, "POST").observe(elapsed)
-        metrics.responses_total.inc()
-        metrics.requests_latency_before.observe(elapsed)
+        observe(labelled(metrics.requests_latency_by_view_method, view, "POST"), elapsed)
+        inc(metrics.responses_total)
+        observe(metrics.requests_latency_before, elapsed)

@@ -29,6 +29,7 @@ from psycopg.types.json import Jsonb
 
 from core.bulk_copy import copy_rows
 from core.metrics import RANK_LOG_BAD_ENTRIES, RANK_LOG_DROPPED
+from core.settings_cache import settings_cached
 from customers.models import Customer
 from ranking.engine.features import standardised_relevance
 from ranking.engine.records import RankInput, RankOutcome
@@ -151,6 +152,11 @@ class RankLogBuffer:
 buffer = RankLogBuffer(settings.RANK_LOG_BUFFER_SIZE)
 
 
+@settings_cached
+def _max_positions() -> int:
+    return int(settings.RANK_LOG_MAX_POSITIONS)
+
+
 def record(
     *,
     customer_id: int,
@@ -175,7 +181,7 @@ def record(
 ) -> None:
     """Remember one served request: the shown items in order and their feature rows (the first
     RANK_LOG_MAX_POSITIONS positions). An in-memory append; never touches the database."""
-    keep = settings.RANK_LOG_MAX_POSITIONS
+    keep = _max_positions()
     buffer.append(
         RankLogEntry(
             customer_id=customer_id,
@@ -213,7 +219,7 @@ def record_outcome(
     is logged too, flagged, with only its relevance column (training rebuilds the rest)."""
     if not len(outcome.order):
         return
-    order = outcome.order[: settings.RANK_LOG_MAX_POSITIONS]
+    order = outcome.order[: _max_positions()]
     features = outcome.features
     if features is None:
         features = np.zeros((len(request.item_ids), len(FEATURES)))
@@ -225,8 +231,8 @@ def record_outcome(
         query=request.query,
         shopper_key=request.shopper_key,
         model=outcome.model or f"config:{outcome.config}",
-        item_ids=tuple(map(request.item_ids.__getitem__, order.tolist())),
-        features=features[order],
+        item_ids=tuple([request.item_ids[index] for index in order.tolist()]),
+        features=features.take(order, axis=0),  # the rows gathered without fancy indexing
         at=at,
         category=request.category,
         signals_version=outcome.missing.signals_version,
