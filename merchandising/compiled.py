@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -33,9 +32,6 @@ class NoParams:
 
 
 _PRICE = FEATURE_INDEX["price"]
-# Up to this many members among a request's candidates are placed by a scan each (about 40
-# instructions a candidate); more by one membership test per candidate (about 500).
-FEW_FOUND = 8
 _IN_STOCK = FEATURE_INDEX["in_stock"]
 
 
@@ -154,26 +150,31 @@ class ItemFacts:
         """Candidates in the set."""
         return self.members_mask(ids.members)
 
+    @cached_property
+    def index(self) -> dict[str, int] | None:
+        """Each candidate's position, built once a request when a rule names fewer ids than
+        there are candidates; None when an id comes twice (the API refuses that; other callers
+        may not), which a lookup by id could not tell."""
+        index = dict(zip(self.item_ids, range(len(self.item_ids)), strict=True))
+        return index if len(index) == len(self.item_ids) else None
+
     def members_mask(self, members: frozenset[str]) -> np.ndarray:
-        """Candidates in `members`: the set's intersection with the candidates first (one C
-        loop), then, for a few members found (the common case), a scan of the candidates for
-        each (a C loop again): no Python object per candidate."""
-        found = members.intersection(self.item_ids)
-        if len(found) > FEW_FOUND:
-            return np.fromiter(map(found.__contains__, self.item_ids), bool, len(self.item_ids))
-        mask = np.zeros(len(self.item_ids), dtype=bool)
-        for item_id in found:
-            at = -1
-            with suppress(ValueError):  # past its last place
-                while True:
-                    at = self.item_ids.index(item_id, at + 1)
-                    mask[at] = True
+        """Candidates in `members`, from whichever side is smaller: each member looked up among
+        the candidates (the request's index, shared by every rule), or each candidate in the
+        members. A rule set with many id rules (hide lists, pins) pays for the index once."""
+        n = len(self.item_ids)
+        index = self.index if len(members) < n else None
+        if index is None:
+            return np.fromiter(map(members.__contains__, self.item_ids), bool, n)
+        mask = np.zeros(n, dtype=bool)
+        mask[np.fromiter((index[m] for m in members if m in index), np.intp)] = True
         return mask
 
     def positions(self, members: frozenset[str]) -> dict[str, int]:
         """The index of each candidate in `members` (the last, were an id listed twice)."""
-        if members.isdisjoint(self.item_ids):
-            return {}
+        index = self.index
+        if index is not None and len(members) < len(self.item_ids):
+            return {m: index[m] for m in members if m in index}
         return {self.item_ids[i]: i for i in np.flatnonzero(self.members_mask(members)).tolist()}
 
     def attribute_mask(self, attributes: Attributes, set_name: str) -> np.ndarray:
@@ -418,10 +419,8 @@ class SelectorBank:
         if self.unknown_word != self.everyone:
             words &= np.where(facts.known, self.everyone, self.unknown_word)
         for failed, id_set in self.id_rows:
-            if id_set.members.isdisjoint(facts.item_ids):  # the common case: one C loop
-                words &= failed
-            else:
-                words &= np.where(facts.ids_mask(id_set), self.everyone, failed)
+            mask = facts.ids_mask(id_set)
+            words &= np.where(mask, self.everyone, failed) if mask.any() else failed
         for failed, selector in self.attribute_rows:
             mask = facts.attribute_mask(selector.attributes, selector.attribute_set)
             words &= np.where(mask, self.everyone, failed)

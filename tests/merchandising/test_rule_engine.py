@@ -364,7 +364,8 @@ def test_a_bank_of_more_selectors_than_a_word_has_bits_agrees_with_each_selector
 )
 def test_members_are_found_wherever_listed_however_many(ids: list[str], members: frozenset) -> None:
     # Duplicated ids (which the API refuses, other callers might not) and found sets on both
-    # sides of FEW_FOUND, with strings equal to the candidates' but other objects.
+    # sides of the index (fewer members than candidates, or more), with strings equal to the
+    # candidates' but other objects.
     facts = ItemFacts.from_catalog(tuple(ids), {})
     members = frozenset("".join(member) for member in members)
 
