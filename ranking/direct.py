@@ -230,7 +230,7 @@ class DirectRank:
         ]
         if served is not None:
             served.observe(call.started)
-        self._observe(call.environ, call.started, call.secure, status, content, known.charset)
+        self._observe(call, status, content, known.charset)
         start_response(_STATUS_LINES[status], headers)
         return [content]
 
@@ -255,18 +255,10 @@ class DirectRank:
             self.hosts[key] = allowed
         return allowed
 
-    def _observe(
-        self,
-        environ: dict[str, Any],
-        started: float,
-        secure: bool,
-        status: int,
-        content: bytes,
-        charset: str,
-    ) -> None:
+    def _observe(self, call: _Call, status: int, content: bytes, charset: str) -> None:
         if self.metrics is None:
             self.metrics = _HttpMetrics()
-        self.metrics.observe(environ, started, secure, status, content, charset)
+        self.metrics.observe(call, status, content, charset)
 
 
 _STATUS_LINES = {200: "200 OK", 429: "429 Too Many Requests", 503: "503 Service Unavailable"}
@@ -362,17 +354,10 @@ class _HttpMetrics:
         self.metrics = Metrics.get_instance()
         self.view = resolve(PATH).view_name
 
-    def observe(
-        self,
-        environ: dict[str, Any],
-        started: float,
-        secure: bool,
-        status: int,
-        content: bytes,
-        charset: str,
-    ) -> None:
+    def observe(self, call: _Call, status: int, content: bytes, charset: str) -> None:
         metrics, view = self.metrics, self.view
-        transport = "https" if secure else "http"
+        environ, started = call.environ, call.started
+        transport = "https" if call.secure else "http"
         code = str(status)
         inc(metrics.requests_total)
         inc(labelled(metrics.requests_by_method, "POST"))
