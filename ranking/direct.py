@@ -52,7 +52,7 @@ from customers.auth import ApiPrincipal, cached_principal, hash_key, key_throttl
 from customers.models import Scope
 from customers.wire import PROTOBUF, is_protobuf
 from ranking.api import rank_input_errors, ranked_answer
-from ranking.contracts import RankIn
+from ranking.contracts import RankIn, rank_in_from_json
 from ranking.runtime import CustomerRuntime, cached_customer_runtime
 
 logger = logging.getLogger(__name__)
@@ -174,10 +174,12 @@ class DirectRank:
                 return None
         if NUL_ESCAPE in body:
             return None
-        try:
-            request = RankIn.model_validate_json(body)
-        except pydantic.ValidationError:
-            return None
+        request = rank_in_from_json(body)
+        if request is None:
+            try:
+                request = RankIn.model_validate_json(body)
+            except pydantic.ValidationError:
+                return None
         runtime = cached_customer_runtime(principal.customer_id)
         if runtime is None or rank_input_errors(request, runtime.max_candidates):
             return None
