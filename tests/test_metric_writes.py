@@ -243,8 +243,8 @@ def test_a_forked_process_writes_its_own_file(tmp_path: Path) -> None:
 
 def test_threads_writing_at_once_lose_no_sample(tmp_path: Path) -> None:
     """gthread workers: many threads write the same children, some through the stock methods,
-    while another adds children (and so grows the file). Threads switch as often as Python lets
-    them, so that a write not under the stock lock would lose counts."""
+    while another adds children (and so grows the file), threads switching as often as Python
+    lets them: every count is in the files. (That both write under one lock is the next test's.)"""
     threads, writes = 6, 3000
     with multiprocess_mode(tmp_path):
         items = Counter("items", "", ["surface"], registry=None)
@@ -285,6 +285,40 @@ def test_threads_writing_at_once_lose_no_sample(tmp_path: Path) -> None:
         assert ("took_bucket", (("le", "0.005"), ("surface", "search")), threads * writes) in (
             scrape
         )
+
+
+def test_a_write_waits_for_a_stock_write_in_progress(tmp_path: Path) -> None:
+    """Both write under prometheus_client's lock: neither can lose the other's count, whatever
+    the interpreter's thread switches."""
+    with multiprocess_mode(tmp_path):
+        items = Counter("items", "", ["surface"], registry=None)
+        searched, browsed = items.labels("search"), items.labels("browse")
+        inc(browsed)
+        file = slot(browsed)[1]
+        stock_writing, stock_may_end = threading.Event(), threading.Event()
+        write_value = file.write_value
+
+        def held_write(*args: Any) -> None:
+            stock_writing.set()
+            stock_may_end.wait()
+            write_value(*args)
+
+        file.write_value = held_write
+        stock = threading.Thread(target=searched.inc)
+        stock.start()
+        assert stock_writing.wait(timeout=60)
+        ours = threading.Thread(target=inc, args=(browsed,))
+        ours.start()
+        ours.join(timeout=0.5)
+        waited = ours.is_alive()
+        stock_may_end.set()
+        stock.join()
+        ours.join()
+
+        assert waited, "core.metrics wrote while a stock write held the lock"
+        scrape = scraped(tmp_path)
+        assert ("items_total", (("surface", "browse"),), 2.0) in scrape
+        assert ("items_total", (("surface", "search"),), 1.0) in scrape
 
 
 @settings_cached
