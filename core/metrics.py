@@ -349,9 +349,11 @@ def observe_rank(
 
 def observe_exposure(*, customer_id: int, surface: str, experiment_id: int, variant: str) -> None:
     """Count one shopper's request answered by an experiment's variant."""
-    labelled(
-        EXPERIMENT_EXPOSURES, customer_label(customer_id), surface, str(experiment_id), variant
-    ).inc()
+    inc(
+        labelled(
+            EXPERIMENT_EXPOSURES, customer_label(customer_id), surface, str(experiment_id), variant
+        )
+    )
 
 
 def observe_events(*, customer_id: int, accepted: int, duplicates: int, rejected: int) -> None:
