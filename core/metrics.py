@@ -206,7 +206,10 @@ def labelled(metric: MetricWrapperBase, *labels: str) -> Any:
 # every sample with the stock methods', in both modes, across growth, fork and threads.
 
 _SLOT = "_rankwell_slot"  # the attribute holding a child's slot, None outside multiprocess mode
-_sample = struct.Struct("dd").pack  # a sample in a multiprocess file: value, then timestamp 0.0
+# A sample in a multiprocess file: value, then timestamp (0.0 for a counter's or histogram's).
+# Packed, then copied in, as prometheus_client does: `pack_into` zeroes the bytes before it
+# writes them, and a scrape reading in between would see 0.
+_sample = struct.Struct("dd").pack
 _slotted: weakref.WeakSet[Any] = weakref.WeakSet()  # children holding a slot, forgotten at fork
 _fork_hook_lock = threading.Lock()
 _fork_hook_registered = False
@@ -240,10 +243,11 @@ def _find_slot(metric: Any, values: tuple[Any, ...]) -> tuple[Any, ...] | None:
     if lock is None:
         setattr(metric, _SLOT, None)
         return None
-    with _fork_hook_lock:
-        if not _fork_hook_registered:
-            os.register_at_fork(after_in_child=_forget_slots)
-            _fork_hook_registered = True
+    if not _fork_hook_registered:  # then never taken again: a fork cannot catch it held
+        with _fork_hook_lock:
+            if not _fork_hook_registered:
+                os.register_at_fork(after_in_child=_forget_slots)
+                _fork_hook_registered = True
     first.get()  # the stock pid check: after a fork, the values move to this process's files
     with lock:
         file = first._file
