@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 import threading
+import weakref
 from bisect import bisect_left
 from collections.abc import Callable
 from typing import Any
@@ -192,24 +194,128 @@ def labelled(metric: MetricWrapperBase, *labels: str) -> Any:
     return child
 
 
-# The rank path writes some thirty samples a request, each a locked write to this process's
-# metrics file in multiprocess mode. `inc` and `observe` below write the same samples as the
-# stock methods with less Python around that write: a child from `labels()` (or an unlabelled
-# metric) is always observable and the rank path's amounts are never negative, so the stock
-# methods' checks are skipped, and a histogram finds its bucket by bisection, not by a walk.
+# The rank path writes some thirty samples a request. In multiprocess mode the stock write
+# (prometheus_client's MmapedValue.inc) takes the process's metrics lock, asks the kernel for the
+# pid to notice a fork (a system call, about 0.6 us here), finds the sample's place in the file
+# by its key and packs value and timestamp there. `inc` and `observe` write the same bytes to the
+# same place under the same lock, at once, but find the place once per child (its "slot": the
+# file's mapping and the sample's offset) and learn of a fork from os.register_at_fork instead of
+# the pid. Outside multiprocess mode they call the value's own `inc`. Either way the stock
+# methods' checks are skipped: a child from `labels()` (or an unlabelled metric) is always
+# observable and the rank path's amounts are never negative. tests/test_metric_writes.py compares
+# every sample with the stock methods', in both modes, across growth, fork and threads.
+
+_SLOT = "_rankwell_slot"  # the attribute holding a child's slot, None outside multiprocess mode
+# A sample in a multiprocess file: value, then timestamp (0.0 for a counter's or histogram's).
+# Packed, then copied in, as prometheus_client does: `pack_into` zeroes the bytes before it
+# writes them, and a scrape reading in between would see 0.
+_sample = struct.Struct("dd").pack
+_slotted: weakref.WeakSet[Any] = weakref.WeakSet()  # children holding a slot, forgotten at fork
+_fork_hook_lock = threading.Lock()
+_fork_hook_registered = False
+
+
+def _values_lock(value: Any) -> threading.Lock | None:
+    """The lock every MmapedValue of the value's class writes under (a closure variable of the
+    class's methods), or None when prometheus_client's values are not made that way."""
+    method = getattr(type(value), "inc", None)
+    code, cells = getattr(method, "__code__", None), getattr(method, "__closure__", None)
+    if code is None or cells is None or "lock" not in code.co_freevars:
+        return None
+    lock = cells[code.co_freevars.index("lock")].cell_contents
+    return lock if isinstance(lock, type(_fork_hook_lock)) else None
+
+
+def _forget_slots() -> None:
+    """In a forked child the slots point into the parent's files: each child finds its own
+    slot again, after prometheus_client's pid check has moved the values to the child's files."""
+    for metric in list(_slotted):
+        metric.__dict__.pop(_SLOT, None)
+    _slotted.clear()
+
+
+def _find_slot(metric: Any, values: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """`metric`'s slot: (lock, file, mapping, (offset of each of `values`)), kept on the metric;
+    None (kept too) when its values are not multiprocess ones, so the stock write is used."""
+    global _fork_hook_registered
+    first = values[0]
+    lock = _values_lock(first) if getattr(type(first), "_multiprocess", False) else None
+    if lock is None:
+        setattr(metric, _SLOT, None)
+        return None
+    if not _fork_hook_registered:  # then never taken again: a fork cannot catch it held
+        with _fork_hook_lock:
+            if not _fork_hook_registered:
+                os.register_at_fork(after_in_child=_forget_slots)
+                _fork_hook_registered = True
+    first.get()  # the stock pid check: after a fork, the values move to this process's files
+    with lock:
+        file = first._file
+        positions = tuple(file._positions.get(value._key) for value in values)
+        if file._m is None or None in positions or any(v._file is not file for v in values):
+            return None  # a closed or unknown file: the stock write, and a new look next time
+        slot = (lock, file, file._m, positions)
+        setattr(metric, _SLOT, slot)
+        _slotted.add(metric)
+    return slot
 
 
 def inc(counter: Any, amount: float = 1) -> None:
     """`counter.inc(amount)` of a Counter's child or unlabelled Counter (amount >= 0)."""
-    counter._value.inc(amount)
+    value = counter._value
+    try:
+        slot = counter._rankwell_slot
+    except AttributeError:
+        slot = _find_slot(counter, (value,))
+    if slot is not None:
+        lock, file, mapping, (at,) = slot
+        lock.acquire()
+        try:
+            # The mapping is replaced when the file grows and closed when a fork's reset moves
+            # the values to new files: then the slot is stale, the stock write goes, and the
+            # slot is found again.
+            if file._m is mapping:
+                total = value._value = value._value + amount
+                mapping[at : at + 16] = _sample(total, 0.0)
+                return
+        finally:
+            lock.release()
+        value.inc(amount)
+        _find_slot(counter, (value,))
+        return
+    value.inc(amount)
 
 
 def observe(histogram: Any, amount: float) -> None:
     """`histogram.observe(amount)` of a Histogram's child or unlabelled Histogram."""
-    histogram._sum.inc(amount)
     bounds = histogram._upper_bounds
-    if amount <= bounds[-1]:  # as the stock walk, NaN lands in no bucket
-        histogram._buckets[bisect_left(bounds, amount)].inc(1)
+    # As the stock walk: the first bound at or above the amount; NaN lands in no bucket.
+    bucket = bisect_left(bounds, amount) if amount <= bounds[-1] else -1
+    try:
+        slot = histogram._rankwell_slot
+    except AttributeError:
+        slot = _find_slot(histogram, (histogram._sum, *histogram._buckets))
+    if slot is not None:
+        lock, file, mapping, at = slot
+        lock.acquire()
+        try:
+            if file._m is mapping:  # as in `inc`
+                total = histogram._sum
+                sum_ = total._value = total._value + amount
+                mapping[at[0] : at[0] + 16] = _sample(sum_, 0.0)
+                if bucket >= 0:  # the bucket's offset follows the sum's in the slot
+                    count = histogram._buckets[bucket]
+                    n = count._value = count._value + 1
+                    bucket_at = at[bucket + 1]
+                    mapping[bucket_at : bucket_at + 16] = _sample(n, 0.0)
+                return
+        finally:
+            lock.release()
+    histogram._sum.inc(amount)
+    if bucket >= 0:
+        histogram._buckets[bucket].inc(1)
+    if slot is not None:  # stale: the next write uses the file's new mapping
+        _find_slot(histogram, (histogram._sum, *histogram._buckets))
 
 
 def observe_stage(surface: str, stage: str, seconds: float) -> None:
@@ -247,9 +353,11 @@ def observe_rank(
 
 def observe_exposure(*, customer_id: int, surface: str, experiment_id: int, variant: str) -> None:
     """Count one shopper's request answered by an experiment's variant."""
-    labelled(
-        EXPERIMENT_EXPOSURES, customer_label(customer_id), surface, str(experiment_id), variant
-    ).inc()
+    inc(
+        labelled(
+            EXPERIMENT_EXPOSURES, customer_label(customer_id), surface, str(experiment_id), variant
+        )
+    )
 
 
 def observe_events(*, customer_id: int, accepted: int, duplicates: int, rejected: int) -> None:

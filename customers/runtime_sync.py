@@ -58,7 +58,7 @@ class GenerationCache(Generic[K, V]):
 
     def get(self, key: K) -> CacheEntry[V] | None:
         entry = self._entries.get(key)
-        (self._misses if entry is None else self._hits).inc()
+        metrics.inc(self._misses if entry is None else self._hits)  # on every request's path
         return entry
 
     def put(self, key: K, entry: CacheEntry[V]) -> None:
