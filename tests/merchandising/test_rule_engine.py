@@ -374,3 +374,32 @@ def test_members_are_found_wherever_listed_however_many(ids: list[str], members:
 
     assert mask.tolist() == [item_id in members for item_id in ids]
     assert positions == {item_id: i for i, item_id in enumerate(ids) if item_id in members}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.none() | st.sampled_from([0.0, 9.99, 10.0, 25.5, 50.0, 500.0]), max_size=30),
+    st.lists(
+        st.tuples(
+            st.none() | st.sampled_from([0.0, 10.0, 25.5, 50.0, float("inf")]),
+            st.none() | st.sampled_from([9.99, 10.0, 25.5, 50.0, 499.99]),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+)
+def test_price_bounds_stacked_agree_with_each_selector_on_the_bounds_and_without_a_price(
+    prices: list[float | None], bounds: list[tuple[float | None, float | None]]
+) -> None:
+    # Prices on the bounds themselves, bounds shared by several selectors, items without a
+    # price and items unknown to the catalog.
+    ids = tuple(f"i{n}" for n in range(len(prices)))
+    catalog = {i: ("Nike", (), price, True) for i, price in zip(ids, prices, strict=True)}
+    catalog.pop("i0", None)
+    facts = ItemFacts.from_catalog(ids, catalog)
+    drawn = [CompiledSelector(price_min=low, price_max=high) for low, high in bounds]
+
+    stacked = SelectorBank(drawn, facts.vocabulary).masks(facts)
+
+    for row, selector in enumerate(drawn):
+        assert stacked[row].tolist() == selector.mask(facts).tolist()
