@@ -158,14 +158,17 @@ Stage = Callable[[Sequence["CompiledRule"], Ranking], None]
 
 def hide(rules: Sequence[CompiledRule], ranking: Ranking) -> None:
     stacked = ranking.masks_of(rules)
-    hidden = np.asarray(stacked.any(axis=0))
+    hidden = stacked[0] if len(rules) == 1 else np.asarray(stacked.any(axis=0))
     hidden_items = np.flatnonzero(hidden)
     if not len(hidden_items):
         return
     ranking.hidden = hidden
-    first = stacked[:, hidden_items].argmax(axis=0)
-    pairs = zip(hidden_items.tolist(), first.tolist(), strict=True)
-    ranking.hidden_by = {index: rules[row] for index, row in pairs}
+    if len(rules) == 1:
+        ranking.hidden_by = dict.fromkeys(hidden_items.tolist(), rules[0])
+    else:
+        first = stacked[:, hidden_items].argmax(axis=0)
+        pairs = zip(hidden_items.tolist(), first.tolist(), strict=True)
+        ranking.hidden_by = {index: rules[row] for index, row in pairs}
     ranking.removed = tuple(
         Removal(i, rule.id, f"hidden by rule {rule.name!r}")
         for i, rule in ranking.hidden_by.items()
@@ -218,7 +221,7 @@ def _capped(cap: Cap, order: np.ndarray, facts: ItemFacts) -> tuple[np.ndarray, 
     counts: dict[int, int] = {}
     top: list[int] = []
     skipped: list[int] = []
-    seen = 0
+    seen = 0  # items of the order looked at: len(top) + len(skipped)
     top_k, max_items = cap.top_k, cap.max_items
     chunk = max(2 * top_k, 64)  # look at the head of the order only, a chunk at a time
     while len(top) < top_k and seen < len(order):
@@ -227,8 +230,7 @@ def _capped(cap: Cap, order: np.ndarray, facts: ItemFacts) -> tuple[np.ndarray, 
             keys = facts.brand_codes[window]
         else:
             keys = facts.vocabulary.top_level_codes[facts.category_codes[window, 0]]
-        for index, key in zip(window.tolist(), keys.tolist(), strict=True):
-            seen += 1
+        for index, key in zip(window.tolist(), keys.tolist(), strict=False):  # equal lengths
             if key >= 0:
                 count = counts.get(key, 0)
                 if count >= max_items:
@@ -238,6 +240,7 @@ def _capped(cap: Cap, order: np.ndarray, facts: ItemFacts) -> tuple[np.ndarray, 
             top.append(index)
             if len(top) == top_k:
                 break
+        seen = len(top) + len(skipped)
     if not skipped:
         return order, []
     rest = order[seen:]
