@@ -103,7 +103,7 @@ class Ranking:
         """The visible items by adjusted score, ties by item id (fixed once first asked for:
         after the FILTER and SCORE stages)."""
         if self._order is None:
-            visible = None if self.hidden is None else np.flatnonzero(~self.hidden)
+            visible = None if self.hidden is None else (~self.hidden).nonzero()[0]
             self._order = order_by_score(self.scores, self.facts.item_ids, visible)
         return self._order
 
@@ -112,6 +112,8 @@ class Ranking:
         self._order = order
 
     def note(self, index: int, rule: CompiledRule, effect: str) -> None:
+        """Record an effect when explaining (callers check `explain` first where the words
+        take work to make)."""
         if self.explain:
             self.effects[index].append(RuleEffect(rule.id, rule.name, rule.action, effect))
 
@@ -159,7 +161,7 @@ Stage = Callable[[Sequence["CompiledRule"], Ranking], None]
 def hide(rules: Sequence[CompiledRule], ranking: Ranking) -> None:
     stacked = ranking.masks_of(rules)
     hidden = stacked[0] if len(rules) == 1 else np.asarray(stacked.any(axis=0))
-    hidden_items = np.flatnonzero(hidden)
+    hidden_items = hidden.nonzero()[0]
     if not len(hidden_items):
         return
     ranking.hidden = hidden
@@ -257,15 +259,18 @@ def pin(rules: Sequence[CompiledRule], ranking: Ranking) -> None:
                 continue
             index = index_of[item_id]
             if index in ranking.hidden_by:
-                winner = ranking.hidden_by[index].name
-                ranking.note(index, rule, f"pin ignored: hidden by {winner!r}")
+                if ranking.explain:
+                    winner = ranking.hidden_by[index].name
+                    ranking.note(index, rule, f"pin ignored: hidden by {winner!r}")
                 continue
             if position > n or position in ranking.placed or index in ranking.placed_items:
-                ranking.note(index, rule, f"pin to {position} lost to another")
+                if ranking.explain:
+                    ranking.note(index, rule, f"pin to {position} lost to another")
                 continue
             ranking.placed[position] = index
             ranking.placed_items.add(index)
-            ranking.note(index, rule, f"pinned at position {position}")
+            if ranking.explain:
+                ranking.note(index, rule, f"pinned at position {position}")
 
 
 def slot(rules: Sequence[CompiledRule], ranking: Ranking) -> None:
@@ -283,7 +288,8 @@ def slot(rules: Sequence[CompiledRule], ranking: Ranking) -> None:
         for position, index in zip(free, fillers, strict=False):
             ranking.placed[position] = index
             ranking.placed_items.add(index)
-            ranking.note(index, rule, f"slotted at position {position}")
+            if ranking.explain:
+                ranking.note(index, rule, f"slotted at position {position}")
 
 
 P = TypeVar("P")

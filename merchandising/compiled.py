@@ -169,7 +169,7 @@ class ItemFacts:
         n = len(self.item_ids)
         index = self.index if len(members) < n else None
         if index is None:
-            return np.flatnonzero(np.fromiter(map(members.__contains__, self.item_ids), bool, n))
+            return np.fromiter(map(members.__contains__, self.item_ids), bool, n).nonzero()[0]
         return np.fromiter((index[m] for m in members if m in index), np.intp)
 
     def members_mask(self, members: frozenset[str]) -> np.ndarray:
