@@ -227,8 +227,9 @@ class ItemFacts:
             known=np.asarray(fetch.item_found, dtype=bool),
             brand_codes=records["brand"].astype(np.int64),
             category_codes=records["categories"].astype(np.int64),
-            # Stored as log1p(price), in float32: back to the price, to the cent.
-            price=np.expm1(signals[:, _PRICE].astype(np.float64)).round(2),
+            # Stored as log1p(price), in float32: back to the price, to the cent (computed in
+            # float64 from the column as read, without a float64 copy of it first).
+            price=np.expm1(signals[:, _PRICE], dtype=np.float64).round(2),
             in_stock=signals[:, _IN_STOCK] > 0.5,
             vocabulary=vocabulary_for(fetch.meta),
             attribute_masks=fetch.attribute_masks,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import numpy as np
 from hypothesis import given, settings
@@ -13,6 +14,7 @@ from merchandising.compiled import CompiledRule, CompiledSelector, ItemFacts, No
 from merchandising.engine import RuleSet, apply_rules
 from ranking.engine.records import RankInput
 from ranking.signals.idsets import IdSet
+from ranking.signals.schema import FEATURE_INDEX, ITEM_RECORD
 
 BRANDS = ["Nike", "Puma", "Asics", ""]
 CATEGORIES = ["shoes", "shoes/running", "shoes/trail", "bags", "bags/city"]
@@ -403,3 +405,23 @@ def test_price_bounds_stacked_agree_with_each_selector_on_the_bounds_and_without
 
     for row, selector in enumerate(drawn):
         assert stacked[row].tolist() == selector.mask(facts).tolist()
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(0, 1e6, width=32), min_size=1, max_size=40))
+def test_prices_read_from_the_signal_records_are_back_in_float64_to_the_cent(
+    prices: list[float],
+) -> None:
+    records = np.zeros(len(prices), dtype=ITEM_RECORD)
+    records["signals"][:, FEATURE_INDEX["price"]] = np.log1p(np.array(prices, dtype=np.float32))
+    meta = SimpleNamespace(brands=(), categories=())
+    fetch = SimpleNamespace(
+        meta=meta, item_records=records, item_found=np.ones(len(prices), bool), attribute_masks={}
+    )
+    ids = tuple(f"i{n}" for n in range(len(prices)))
+
+    facts = ItemFacts.from_fetch(ids, fetch)  # type: ignore[arg-type]
+
+    stored = records["signals"][:, FEATURE_INDEX["price"]].tolist()  # float32 values, as floats
+    assert facts.price.dtype == np.float64
+    assert facts.price.tolist() == [float(np.round(np.expm1(np.float64(v)), 2)) for v in stored]
