@@ -391,8 +391,17 @@ class SelectorBank:
             if selector.item_ids is not None
         ]
         self.attribute_rows = [
-            (self.without([i]), self.selectors[i]) for i in rows(lambda s: s.attributes)
+            (np.asarray(self.without([i])), self.selectors[i]) for i in rows(lambda s: s.attributes)
         ]
+        # The words np.where picks from, as 0-d arrays: numpy scalars cost each call a failed
+        # lookup of __array_function__ (an exception raised and cleared), arrays do not.
+        self.everyone_array = np.asarray(self.everyone)
+        self.unknown_array = np.asarray(self.unknown_word)
+        self.stock_arrays = (
+            None
+            if self.stock_words is None
+            else (np.asarray(self.stock_words[0]), np.asarray(self.stock_words[1]))
+        )
 
     def _price_words(self, rows: list[int]) -> tuple[np.ndarray, np.ndarray | None]:
         """The price bounds of `rows` sorted (+inf last), and per price code the word of the
@@ -445,18 +454,19 @@ class SelectorBank:
             code = self.price_bounds.searchsorted(facts.price, "left")
             code += self.price_bounds.searchsorted(facts.price, "right")
             words &= self.price_words[code]
-        if self.stock_words is not None:
-            words &= np.where(facts.in_stock, self.stock_words[1], self.stock_words[0])
+        if self.stock_arrays is not None:
+            out_of_stock, in_stock = self.stock_arrays
+            words &= np.where(facts.in_stock, in_stock, out_of_stock)
         if self.unknown_word != self.everyone:
-            words &= np.where(facts.known, self.everyone, self.unknown_word)
+            words &= np.where(facts.known, self.everyone_array, self.unknown_array)
         for failed, id_set in self.id_rows:
             members = facts.members_at(id_set.members)
             kept = words[members]
             words &= failed
             words[members] = kept
-        for failed, selector in self.attribute_rows:
+        for failing, selector in self.attribute_rows:
             mask = facts.attribute_mask(selector.attributes, selector.attribute_set)
-            words &= np.where(mask, self.everyone, failed)
+            words &= np.where(mask, self.everyone_array, failing)
         return (words & self.column_bits) != 0
 
 
