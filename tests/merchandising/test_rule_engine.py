@@ -10,7 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from merchandising.actions import ACTIONS, Cap, Factor, Pins, Slots
-from merchandising.compiled import CompiledRule, CompiledSelector, ItemFacts, NoParams, SelectorBank
+from merchandising.compiled import (
+    CompiledRule,
+    CompiledSelector,
+    ItemFacts,
+    NoParams,
+    SelectorBank,
+    Vocabulary,
+)
 from merchandising.engine import RuleSet, apply_rules
 from ranking.engine.records import RankInput
 from ranking.signals.idsets import IdSet
@@ -425,3 +432,31 @@ def test_prices_read_from_the_signal_records_are_back_in_float64_to_the_cent(
     stored = records["signals"][:, FEATURE_INDEX["price"]].tolist()  # float32 values, as floats
     assert facts.price.dtype == np.float64
     assert facts.price.tolist() == [float(np.round(np.expm1(np.float64(v)), 2)) for v in stored]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from([1, 3, 8, 16]), st.data())
+def test_the_used_category_columns_end_at_the_last_column_a_candidate_uses(
+    width: int, data: st.DataObject
+) -> None:
+    # Signal records have eight columns, catalog facts as many as the most categories of an
+    # item; a column may be unused between used ones.
+    k = data.draw(st.integers(0, 30))
+    codes = np.full((k, width), -1, dtype=np.int64)
+    for row, column in data.draw(st.lists(st.tuples(st.integers(0, k), st.integers(0, width - 1)))):
+        if row < k:
+            codes[row, column] = data.draw(st.integers(0, 4))
+    facts = ItemFacts(
+        tuple(f"i{n}" for n in range(k)),
+        np.ones(k, bool),
+        np.full(k, -1),
+        codes,
+        np.full(k, np.nan),
+        np.ones(k, bool),
+        Vocabulary((), tuple(CATEGORIES)),
+    )
+
+    used = facts.used_category_codes()
+
+    columns = [column for column in range(width) if (codes[:, column] >= 0).any()]
+    assert used.tolist() == codes[:, : columns[-1] + 1 if columns else 1].tolist()
