@@ -77,10 +77,10 @@ class Ranking:
 
     facts: ItemFacts
     scores: np.ndarray
-    masks: np.ndarray  # a row per rule that selects, in priority order: its selector's mask
+    masks: np.ndarray  # a row per rule that selects (RulePlan.selecting): its selector's mask
     rows: dict[int, int]  # rule id -> its row of `masks`
     explain: bool
-    hidden: np.ndarray = field(init=False)
+    hidden: np.ndarray | None = None  # None: nothing hidden
     hidden_by: dict[int, CompiledRule] = field(default_factory=dict)
     removed: tuple[Removal, ...] = ()
     placed: dict[int, int] = field(default_factory=dict)  # position (1-based) -> item index
@@ -90,22 +90,20 @@ class Ranking:
     rescored: list[tuple[CompiledRule, np.ndarray, str]] = field(default_factory=list)
     _order: np.ndarray | None = None
 
-    def __post_init__(self) -> None:
-        self.hidden = np.zeros(len(self.facts.item_ids), dtype=bool)
-
     def mask(self, rule: CompiledRule) -> np.ndarray:
         return self.masks[self.rows[rule.id]]
 
     def masks_of(self, rules: Sequence[CompiledRule]) -> np.ndarray:
-        """The masks of `rules`, a row each."""
-        return self.masks[[self.rows[rule.id] for rule in rules]]
+        """The masks of one stage's `rules`, a row each: consecutive rows (RulePlan), a view."""
+        start = self.rows[rules[0].id]
+        return self.masks[start : start + len(rules)]
 
     @property
     def order(self) -> np.ndarray:
         """The visible items by adjusted score, ties by item id (fixed once first asked for:
         after the FILTER and SCORE stages)."""
         if self._order is None:
-            visible = np.flatnonzero(~self.hidden) if self.hidden_by else None
+            visible = None if self.hidden is None else (~self.hidden).nonzero()[0]
             self._order = order_by_score(self.scores, self.facts.item_ids, visible)
         return self._order
 
@@ -114,6 +112,8 @@ class Ranking:
         self._order = order
 
     def note(self, index: int, rule: CompiledRule, effect: str) -> None:
+        """Record an effect when explaining (callers check `explain` first where the words
+        take work to make)."""
         if self.explain:
             self.effects[index].append(RuleEffect(rule.id, rule.name, rule.action, effect))
 
@@ -138,16 +138,19 @@ class Ranking:
 
 
 def _with_placed(order: np.ndarray, placed: dict[int, int], items: set[int], k: int) -> np.ndarray:
-    """The placed items at their positions, the others filling the rest in order."""
-    n = len(order)
-    final = np.empty(n, dtype=np.int64)
-    positions = np.fromiter(placed.keys(), dtype=np.int64, count=len(placed)) - 1
-    final[positions] = np.fromiter(placed.values(), dtype=np.int64, count=len(placed))
-    free_positions = np.ones(n, dtype=bool)
-    free_positions[positions] = False
+    """The placed items at their positions, the others filling the rest in order: a slice copy
+    per gap between placed positions (a few), not an array operation per candidate."""
     unplaced = np.ones(k, dtype=bool)
     unplaced[list(items)] = False
-    final[free_positions] = order[unplaced[order]]
+    rest = order[unplaced[order]]
+    final = np.empty(len(order), dtype=np.int64)
+    filled = taken = 0  # positions of `final` filled, items of `rest` taken
+    for position in sorted(placed):
+        gap = position - 1 - filled
+        final[filled : filled + gap] = rest[taken : taken + gap]
+        final[position - 1] = placed[position]
+        filled, taken = position, taken + gap
+    final[filled:] = rest[taken:]
     return final
 
 
@@ -157,13 +160,17 @@ Stage = Callable[[Sequence["CompiledRule"], Ranking], None]
 
 def hide(rules: Sequence[CompiledRule], ranking: Ranking) -> None:
     stacked = ranking.masks_of(rules)
-    ranking.hidden = np.asarray(stacked.any(axis=0))
-    hidden_items = np.flatnonzero(ranking.hidden)
+    hidden = stacked[0] if len(rules) == 1 else np.asarray(stacked.any(axis=0))
+    hidden_items = hidden.nonzero()[0]
     if not len(hidden_items):
         return
-    first = stacked[:, hidden_items].argmax(axis=0)
-    pairs = zip(hidden_items.tolist(), first.tolist(), strict=True)
-    ranking.hidden_by = {index: rules[row] for index, row in pairs}
+    ranking.hidden = hidden
+    if len(rules) == 1:
+        ranking.hidden_by = dict.fromkeys(hidden_items.tolist(), rules[0])
+    else:
+        first = stacked[:, hidden_items].argmax(axis=0)
+        pairs = zip(hidden_items.tolist(), first.tolist(), strict=True)
+        ranking.hidden_by = {index: rules[row] for index, row in pairs}
     ranking.removed = tuple(
         Removal(i, rule.id, f"hidden by rule {rule.name!r}")
         for i, rule in ranking.hidden_by.items()
@@ -175,8 +182,11 @@ def rescore(rules: Sequence[CompiledRule], ranking: Ranking) -> None:
     stacked = ranking.masks_of(rules)
     ranking.scores = ranking.scores * np.where(stacked, multipliers[:, None], 1.0).prod(axis=0)
     if ranking.explain:
+        shown = None if ranking.hidden is None else ~ranking.hidden
         for rule, mask, multiplier in zip(rules, stacked, multipliers.tolist(), strict=True):
-            ranking.rescored.append((rule, mask & ~ranking.hidden, f"score x{multiplier:g}"))
+            ranking.rescored.append(
+                (rule, mask if shown is None else mask & shown, f"score x{multiplier:g}")
+            )
 
 
 def sink(rules: Sequence[CompiledRule], ranking: Ranking) -> None:
@@ -213,7 +223,7 @@ def _capped(cap: Cap, order: np.ndarray, facts: ItemFacts) -> tuple[np.ndarray, 
     counts: dict[int, int] = {}
     top: list[int] = []
     skipped: list[int] = []
-    seen = 0
+    seen = 0  # items of the order looked at: len(top) + len(skipped)
     top_k, max_items = cap.top_k, cap.max_items
     chunk = max(2 * top_k, 64)  # look at the head of the order only, a chunk at a time
     while len(top) < top_k and seen < len(order):
@@ -222,8 +232,7 @@ def _capped(cap: Cap, order: np.ndarray, facts: ItemFacts) -> tuple[np.ndarray, 
             keys = facts.brand_codes[window]
         else:
             keys = facts.vocabulary.top_level_codes[facts.category_codes[window, 0]]
-        for index, key in zip(window.tolist(), keys.tolist(), strict=True):
-            seen += 1
+        for index, key in zip(window.tolist(), keys.tolist(), strict=False):  # equal lengths
             if key >= 0:
                 count = counts.get(key, 0)
                 if count >= max_items:
@@ -233,6 +242,7 @@ def _capped(cap: Cap, order: np.ndarray, facts: ItemFacts) -> tuple[np.ndarray, 
             top.append(index)
             if len(top) == top_k:
                 break
+        seen = len(top) + len(skipped)
     if not skipped:
         return order, []
     rest = order[seen:]
@@ -248,16 +258,19 @@ def pin(rules: Sequence[CompiledRule], ranking: Ranking) -> None:
             if item_id not in index_of:
                 continue
             index = index_of[item_id]
-            if ranking.hidden[index]:
-                winner = ranking.hidden_by[index].name
-                ranking.note(index, rule, f"pin ignored: hidden by {winner!r}")
+            if index in ranking.hidden_by:
+                if ranking.explain:
+                    winner = ranking.hidden_by[index].name
+                    ranking.note(index, rule, f"pin ignored: hidden by {winner!r}")
                 continue
             if position > n or position in ranking.placed or index in ranking.placed_items:
-                ranking.note(index, rule, f"pin to {position} lost to another")
+                if ranking.explain:
+                    ranking.note(index, rule, f"pin to {position} lost to another")
                 continue
             ranking.placed[position] = index
             ranking.placed_items.add(index)
-            ranking.note(index, rule, f"pinned at position {position}")
+            if ranking.explain:
+                ranking.note(index, rule, f"pinned at position {position}")
 
 
 def slot(rules: Sequence[CompiledRule], ranking: Ranking) -> None:
@@ -275,7 +288,8 @@ def slot(rules: Sequence[CompiledRule], ranking: Ranking) -> None:
         for position, index in zip(free, fillers, strict=False):
             ranking.placed[position] = index
             ranking.placed_items.add(index)
-            ranking.note(index, rule, f"slotted at position {position}")
+            if ranking.explain:
+                ranking.note(index, rule, f"slotted at position {position}")
 
 
 P = TypeVar("P")
@@ -345,22 +359,35 @@ STAGES: tuple[Stage, ...] = tuple(
 )
 
 
+class RulePlan:
+    """A request's matching rules grouped by stage, in the order of application (priority order
+    kept within a stage); made once per combination of matching rules and reused."""
+
+    def __init__(self, rules: Sequence[CompiledRule]) -> None:
+        by_stage: dict[Stage, list[CompiledRule]] = defaultdict(list)
+        for rule in rules:
+            by_stage[ACTIONS[rule.action].stage].append(rule)
+        self.stages = tuple(
+            (stage, tuple(by_stage[stage])) for stage in STAGES if by_stage.get(stage)
+        )
+        # The rules whose selectors need a mask, stage by stage: a stage's rules are consecutive
+        # rows of the masks, which a stage reads as one slice.
+        self.selecting = tuple(
+            rule for _, group in self.stages for rule in group if ACTIONS[rule.action].selects
+        )
+        self.rows = {rule.id: row for row, rule in enumerate(self.selecting)}
+
+
 def apply_stages(
-    rules: Sequence[CompiledRule],
+    plan: RulePlan,
     facts: ItemFacts,
     rank_scores: np.ndarray,
     masks: np.ndarray,
     explain: bool,
 ) -> RulesApplied:
-    """Run each stage on the matching rules of its action types (priority order kept). `masks`:
-    a row per rule whose action selects (SELECTOR_ACTIONS), in the order of `rules`."""
-    selecting = (rule for rule in rules if ACTIONS[rule.action].selects)
-    rows = {rule.id: row for row, rule in enumerate(selecting)}
-    ranking = Ranking(facts=facts, scores=rank_scores, masks=masks, rows=rows, explain=explain)
-    by_stage: dict[Stage, list[CompiledRule]] = defaultdict(list)
-    for rule in rules:
-        by_stage[ACTIONS[rule.action].stage].append(rule)
-    for stage in STAGES:
-        if by_stage.get(stage):
-            stage(by_stage[stage], ranking)
+    """Run each stage on the matching rules of its action types. `masks`: a row per rule of
+    `plan.selecting`, in that order."""
+    ranking = Ranking(facts=facts, scores=rank_scores, masks=masks, rows=plan.rows, explain=explain)
+    for stage, rules in plan.stages:
+        stage(rules, ranking)
     return ranking.result()

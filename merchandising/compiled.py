@@ -139,12 +139,17 @@ class ItemFacts:
     attribute_masks: Mapping[str, np.ndarray] = field(default_factory=dict)
     item_attributes: tuple[Mapping[str, object] | None, ...] | None = None
 
-    @cached_property
     def used_category_codes(self) -> np.ndarray:
         """The category codes without the trailing columns no candidate uses."""
-        used = np.flatnonzero((self.category_codes >= 0).any(axis=0))
-        width = int(used[-1]) + 1 if len(used) else 1
-        return self.category_codes[:, :width]
+        used = self.category_codes >= 0
+        if used.shape[1] % 8 == 0:
+            # A row's flags read as words of eight columns: OR-ing the rows' words leaves a byte
+            # per column, nonzero where a candidate uses it (one reduction, not one per row).
+            flags = np.bitwise_or.reduce(used.view(np.uint64), axis=0).tobytes()
+        else:
+            flags = used.any(axis=0).tobytes()
+        columns = [column for column, flag in enumerate(flags) if flag]
+        return self.category_codes[:, : columns[-1] + 1 if columns else 1]
 
     def ids_mask(self, ids: IdSet) -> np.ndarray:
         """Candidates in the set."""
@@ -158,16 +163,21 @@ class ItemFacts:
         index = dict(zip(self.item_ids, range(len(self.item_ids)), strict=True))
         return index if len(index) == len(self.item_ids) else None
 
-    def members_mask(self, members: frozenset[str]) -> np.ndarray:
-        """Candidates in `members`, from whichever side is smaller: each member looked up among
-        the candidates (the request's index, shared by every rule), or each candidate in the
-        members. A rule set with many id rules (hide lists, pins) pays for the index once."""
+    def members_at(self, members: frozenset[str]) -> np.ndarray:
+        """The indexes of the candidates in `members`, from whichever side is smaller: each
+        member looked up among the candidates (the request's index, shared by every rule), or
+        each candidate in the members. A rule set with many id rules (hide lists, pins) pays for
+        the index once."""
         n = len(self.item_ids)
         index = self.index if len(members) < n else None
         if index is None:
-            return np.fromiter(map(members.__contains__, self.item_ids), bool, n)
-        mask = np.zeros(n, dtype=bool)
-        mask[np.fromiter((index[m] for m in members if m in index), np.intp)] = True
+            return np.fromiter(map(members.__contains__, self.item_ids), bool, n).nonzero()[0]
+        return np.fromiter((index[m] for m in members if m in index), np.intp)
+
+    def members_mask(self, members: frozenset[str]) -> np.ndarray:
+        """Candidates in `members`."""
+        mask = np.zeros(len(self.item_ids), dtype=bool)
+        mask[self.members_at(members)] = True
         return mask
 
     def positions(self, members: frozenset[str]) -> dict[str, int]:
@@ -175,7 +185,7 @@ class ItemFacts:
         index = self.index
         if index is not None and len(members) < len(self.item_ids):
             return {m: index[m] for m in members if m in index}
-        return {self.item_ids[i]: i for i in np.flatnonzero(self.members_mask(members)).tolist()}
+        return {self.item_ids[i]: i for i in self.members_at(members).tolist()}
 
     def attribute_mask(self, attributes: Attributes, set_name: str) -> np.ndarray:
         """Candidates whose attributes match every clause. Without the set (not published, or
@@ -219,8 +229,9 @@ class ItemFacts:
             known=np.asarray(fetch.item_found, dtype=bool),
             brand_codes=records["brand"].astype(np.int64),
             category_codes=records["categories"].astype(np.int64),
-            # Stored as log1p(price), in float32: back to the price, to the cent.
-            price=np.expm1(signals[:, _PRICE].astype(np.float64)).round(2),
+            # Stored as log1p(price), in float32: back to the price, to the cent (computed in
+            # float64 from the column as read, without a float64 copy of it first).
+            price=np.expm1(signals[:, _PRICE], dtype=np.float64).round(2),
             in_stock=signals[:, _IN_STOCK] > 0.5,
             vocabulary=vocabulary_for(fetch.meta),
             attribute_masks=fetch.attribute_masks,
@@ -346,6 +357,7 @@ class SelectorBank:
             return
         self.bits = np.left_shift(np.uint64(1), np.arange(self.size, dtype=np.uint64))
         self.everyone = np.bitwise_or.reduce(self.bits)
+        self.column_bits = self.bits[:, None]
 
         def rows(has: Callable[[CompiledSelector], object]) -> list[int]:
             return [row for row, selector in enumerate(self.selectors) if has(selector)]
@@ -374,23 +386,53 @@ class SelectorBank:
         )
         self.unknown_word = self.without(rows(lambda s: s.needs_catalog_facts))
         price_rows = rows(lambda s: s.price_min is not None or s.price_max is not None)
-        self.price_bits = self.bits[price_rows][:, None]
-        self.price_min = np.array(
-            [self.selectors[i].price_min for i in price_rows], dtype=np.float64
-        )[:, None]  # None -> nan
-        self.price_max = np.array(
-            [self.selectors[i].price_max for i in price_rows], dtype=np.float64
-        )[:, None]
-        self.price_min[np.isnan(self.price_min)] = -np.inf
-        self.price_max[np.isnan(self.price_max)] = np.inf
+        self.price_bounds, self.price_words = self._price_words(price_rows)
         self.id_rows = [
             (self.without([row]), selector.item_ids)
             for row, selector in enumerate(self.selectors)
             if selector.item_ids is not None
         ]
         self.attribute_rows = [
-            (self.without([i]), self.selectors[i]) for i in rows(lambda s: s.attributes)
+            (np.asarray(self.without([i])), self.selectors[i]) for i in rows(lambda s: s.attributes)
         ]
+        # The words np.where picks from, as 0-d arrays: numpy scalars cost each call a failed
+        # lookup of __array_function__ (an exception raised and cleared), arrays do not.
+        self.everyone_array = np.asarray(self.everyone)
+        self.unknown_array = np.asarray(self.unknown_word)
+        self.stock_arrays = (
+            None
+            if self.stock_words is None
+            else (np.asarray(self.stock_words[0]), np.asarray(self.stock_words[1]))
+        )
+
+    def _price_words(self, rows: list[int]) -> tuple[np.ndarray, np.ndarray | None]:
+        """The price bounds of `rows` sorted (+inf last), and per price code the word of the
+        selectors passing. A price's code is the number of bounds below it plus the number of
+        bounds up to it: even between two bounds, odd on one, the last code for no price (NaN
+        sorts after +inf). So one lookup answers every selector's minimum and maximum."""
+        if not rows:
+            return np.zeros(0), None
+
+        def bound(value: float | None) -> float | None:
+            return None if value is None or np.isnan(value) else float(value)
+
+        limits = [
+            (bound(self.selectors[r].price_min), bound(self.selectors[r].price_max)) for r in rows
+        ]
+        bounds = sorted({b for pair in limits for b in pair if b is not None} | {np.inf})
+        place = {b: i for i, b in enumerate(bounds)}
+        words = []
+        for code in range(2 * len(bounds) + 1):
+            below, up_to = code // 2, (code + 1) // 2  # bounds < price, bounds <= price
+            failing = [
+                row
+                for row, (low, high) in zip(rows, limits, strict=True)
+                if code == 2 * len(bounds)
+                or (low is not None and place[low] >= up_to)
+                or (high is not None and place[high] < below)
+            ]
+            words.append(self.without(failing))
+        return np.array(bounds), np.array(words, dtype=np.uint64)
 
     def without(self, rows: list[int]) -> np.uint64:
         """The word of every selector but those of `rows`."""
@@ -405,26 +447,29 @@ class SelectorBank:
         else:
             words = self.brand_words[facts.brand_codes]
         if self.category_words is not None:
-            codes = facts.used_category_codes
+            codes = facts.used_category_codes()
             found = self.category_words[codes[:, 0]]
             for column in range(1, codes.shape[1]):
                 found |= self.category_words[codes[:, column]]
             words &= found
-        if len(self.price_bits):
-            with np.errstate(invalid="ignore"):
-                inside = (facts.price >= self.price_min) & (facts.price <= self.price_max)
-            words &= ~np.bitwise_or.reduce(np.where(inside, np.uint64(0), self.price_bits), axis=0)
-        if self.stock_words is not None:
-            words &= np.where(facts.in_stock, self.stock_words[1], self.stock_words[0])
+        if self.price_words is not None:
+            code = self.price_bounds.searchsorted(facts.price, "left")
+            code += self.price_bounds.searchsorted(facts.price, "right")
+            words &= self.price_words[code]
+        if self.stock_arrays is not None:
+            out_of_stock, in_stock = self.stock_arrays
+            words &= np.where(facts.in_stock, in_stock, out_of_stock)
         if self.unknown_word != self.everyone:
-            words &= np.where(facts.known, self.everyone, self.unknown_word)
+            words &= np.where(facts.known, self.everyone_array, self.unknown_array)
         for failed, id_set in self.id_rows:
-            mask = facts.ids_mask(id_set)
-            words &= np.where(mask, self.everyone, failed) if mask.any() else failed
-        for failed, selector in self.attribute_rows:
+            members = facts.members_at(id_set.members)
+            kept = words[members]
+            words &= failed
+            words[members] = kept
+        for failing, selector in self.attribute_rows:
             mask = facts.attribute_mask(selector.attributes, selector.attribute_set)
-            words &= np.where(mask, self.everyone, failed)
-        return (words & self.bits[:, None]) != 0
+            words &= np.where(mask, self.everyone_array, failing)
+        return (words & self.column_bits) != 0
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from merchandising.actions import SELECTOR_ACTIONS, apply_stages
-from merchandising.compiled import CompiledRule, ItemFacts, SelectorBank
+from merchandising.actions import SELECTOR_ACTIONS, RulePlan, apply_stages
+from merchandising.compiled import CompiledRule, ItemFacts, SelectorBank, Vocabulary
 from ranking.engine.ordering import order_by_score
 from ranking.engine.records import RulesApplied
 
@@ -37,21 +37,34 @@ if TYPE_CHECKING:
     from ranking.signals.store import SignalFetch
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What applying one combination of matching rules needs besides the request: the rules by
+    stage and their selectors stacked, for one vocabulary."""
+
+    plan: RulePlan
+    bank: SelectorBank
+
+    @classmethod
+    def of(cls, rules: Sequence[CompiledRule], vocabulary: Vocabulary) -> Prepared:
+        plan = RulePlan(rules)
+        return cls(plan, SelectorBank([rule.selector for rule in plan.selecting], vocabulary))
+
+
 def apply_rules(
     rules: Sequence[CompiledRule],
     facts: ItemFacts,
     rank_scores: np.ndarray,
     explain: bool = False,
-    bank: SelectorBank | None = None,
+    prepared: Prepared | None = None,
 ) -> RulesApplied:
     """Apply matching rules (already selected for the request, in priority order): their
     selectors' masks in one stacked computation, then each action's stage
-    (merchandising/actions.py). `bank` stacks the selectors of `rules` with SELECTOR_ACTIONS, in
-    order (built here if not given)."""
-    if bank is None:
-        with_selector = [rule for rule in rules if rule.action in SELECTOR_ACTIONS]
-        bank = SelectorBank([rule.selector for rule in with_selector], facts.vocabulary)
-    return apply_stages(rules, facts, rank_scores, bank.masks(facts), explain)
+    (merchandising/actions.py). `prepared`: `Prepared.of(rules, facts.vocabulary)`, made here
+    if not given."""
+    if prepared is None:
+        prepared = Prepared.of(rules, facts.vocabulary)
+    return apply_stages(prepared.plan, facts, rank_scores, prepared.bank.masks(facts), explain)
 
 
 # A rule holdout's two groups, as the rank log records them (docs/experiments.md, "Rule holdouts").
@@ -63,8 +76,9 @@ class RuleSet:
     """A customer's enabled rules, compiled; the rank engine's rule stage."""
 
     rules: tuple[CompiledRule, ...] = ()
-    # Selector banks per (active rules, vocabulary): requests repeat the same few combinations.
-    _banks: dict[tuple[tuple[int, ...], int], SelectorBank] = field(
+    # Plans and selector banks per (active rules, vocabulary): requests repeat the same few
+    # combinations.
+    _prepared: dict[tuple[tuple[int, ...], int], Prepared] = field(
         default_factory=dict, compare=False, repr=False
     )
 
@@ -122,15 +136,13 @@ class RuleSet:
                 order=order_by_score(rank_scores, request.item_ids), scores=rank_scores
             )
         facts = ItemFacts.from_fetch(request.item_ids, fetch)
-        with_selector = [rule for rule in active if rule.action in SELECTOR_ACTIONS]
-        key = (tuple(rule.id for rule in with_selector), id(facts.vocabulary))
-        bank = self._banks.get(key)
-        if bank is None or bank.vocabulary is not facts.vocabulary:
-            if len(self._banks) >= 256:
-                self._banks.clear()
-            bank = SelectorBank([rule.selector for rule in with_selector], facts.vocabulary)
-            self._banks[key] = bank
-        return apply_rules(active, facts, rank_scores, explain=request.explain, bank=bank)
+        key = (tuple(rule.id for rule in active), id(facts.vocabulary))
+        prepared = self._prepared.get(key)
+        if prepared is None or prepared.bank.vocabulary is not facts.vocabulary:
+            if len(self._prepared) >= 256:
+                self._prepared.clear()
+            prepared = self._prepared[key] = Prepared.of(active, facts.vocabulary)
+        return apply_rules(active, facts, rank_scores, request.explain, prepared)
 
 
 EMPTY_RULES = RuleSet()

@@ -17,8 +17,8 @@ def order_by_score(
     subset = scores if candidates is None else scores[candidates]
     # Equal scores are put in id order below, so the sort need not be stable (a stable sort of
     # 1000 floats costs three times as much), except among NaN scores, which never compare equal
-    # and keep their input order.
-    order = np.argsort(-subset, kind="stable" if np.isnan(subset).any() else "quicksort")
+    # and keep their input order. The method, not np.argsort: no dispatch through numpy's wrapper.
+    order = (-subset).argsort(kind="stable" if np.isnan(subset).any() else "quicksort")
     ranked = subset[order]
     if candidates is not None:
         order = candidates[order]

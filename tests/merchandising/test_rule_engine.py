@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from merchandising.actions import ACTIONS, Cap, Factor, Pins, Slots
-from merchandising.compiled import CompiledRule, CompiledSelector, ItemFacts, NoParams, SelectorBank
+from merchandising.compiled import (
+    CompiledRule,
+    CompiledSelector,
+    ItemFacts,
+    NoParams,
+    SelectorBank,
+    Vocabulary,
+)
 from merchandising.engine import RuleSet, apply_rules
 from ranking.engine.records import RankInput
 from ranking.signals.idsets import IdSet
+from ranking.signals.schema import FEATURE_INDEX, ITEM_RECORD
 
 BRANDS = ["Nike", "Puma", "Asics", ""]
 CATEGORIES = ["shoes", "shoes/running", "shoes/trail", "bags", "bags/city"]
@@ -374,3 +383,80 @@ def test_members_are_found_wherever_listed_however_many(ids: list[str], members:
 
     assert mask.tolist() == [item_id in members for item_id in ids]
     assert positions == {item_id: i for i, item_id in enumerate(ids) if item_id in members}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.none() | st.sampled_from([0.0, 9.99, 10.0, 25.5, 50.0, 500.0]), max_size=30),
+    st.lists(
+        st.tuples(
+            st.none() | st.sampled_from([0.0, 10.0, 25.5, 50.0, float("inf")]),
+            st.none() | st.sampled_from([9.99, 10.0, 25.5, 50.0, 499.99]),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+)
+def test_price_bounds_stacked_agree_with_each_selector_on_the_bounds_and_without_a_price(
+    prices: list[float | None], bounds: list[tuple[float | None, float | None]]
+) -> None:
+    # Prices on the bounds themselves, bounds shared by several selectors, items without a
+    # price and items unknown to the catalog.
+    ids = tuple(f"i{n}" for n in range(len(prices)))
+    catalog = {i: ("Nike", (), price, True) for i, price in zip(ids, prices, strict=True)}
+    catalog.pop("i0", None)
+    facts = ItemFacts.from_catalog(ids, catalog)
+    drawn = [CompiledSelector(price_min=low, price_max=high) for low, high in bounds]
+
+    stacked = SelectorBank(drawn, facts.vocabulary).masks(facts)
+
+    for row, selector in enumerate(drawn):
+        assert stacked[row].tolist() == selector.mask(facts).tolist()
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(0, 1e6, width=32), min_size=1, max_size=40))
+def test_prices_read_from_the_signal_records_are_back_in_float64_to_the_cent(
+    prices: list[float],
+) -> None:
+    records = np.zeros(len(prices), dtype=ITEM_RECORD)
+    records["signals"][:, FEATURE_INDEX["price"]] = np.log1p(np.array(prices, dtype=np.float32))
+    meta = SimpleNamespace(brands=(), categories=())
+    fetch = SimpleNamespace(
+        meta=meta, item_records=records, item_found=np.ones(len(prices), bool), attribute_masks={}
+    )
+    ids = tuple(f"i{n}" for n in range(len(prices)))
+
+    facts = ItemFacts.from_fetch(ids, fetch)  # type: ignore[arg-type]
+
+    stored = records["signals"][:, FEATURE_INDEX["price"]].tolist()  # float32 values, as floats
+    assert facts.price.dtype == np.float64
+    assert facts.price.tolist() == [float(np.round(np.expm1(np.float64(v)), 2)) for v in stored]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from([1, 3, 8, 16]), st.data())
+def test_the_used_category_columns_end_at_the_last_column_a_candidate_uses(
+    width: int, data: st.DataObject
+) -> None:
+    # Signal records have eight columns, catalog facts as many as the most categories of an
+    # item; a column may be unused between used ones.
+    k = data.draw(st.integers(0, 30))
+    codes = np.full((k, width), -1, dtype=np.int64)
+    for row, column in data.draw(st.lists(st.tuples(st.integers(0, k), st.integers(0, width - 1)))):
+        if row < k:
+            codes[row, column] = data.draw(st.integers(0, 4))
+    facts = ItemFacts(
+        tuple(f"i{n}" for n in range(k)),
+        np.ones(k, bool),
+        np.full(k, -1),
+        codes,
+        np.full(k, np.nan),
+        np.ones(k, bool),
+        Vocabulary((), tuple(CATEGORIES)),
+    )
+
+    used = facts.used_category_codes()
+
+    columns = [column for column in range(width) if (codes[:, column] >= 0).any()]
+    assert used.tolist() == codes[:, : columns[-1] + 1 if columns else 1].tolist()
