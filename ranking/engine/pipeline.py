@@ -212,7 +212,6 @@ def _team_draft(
 
 
 EXPLORE_TOP = 10
-_FIXED_BY_RULES = frozenset({"pin", "slot"})
 _exploration = random.Random()
 
 
@@ -226,12 +225,9 @@ def explore(applied: RulesApplied, share: float) -> tuple[RulesApplied, int | No
     order = applied.order
     if len(order) <= k:
         return applied, None
-    pair = (int(order[k - 1]), int(order[k]))
-    if any(
-        effect.action in _FIXED_BY_RULES
-        for index in pair
-        for effect in applied.effects.get(index, ())
-    ):
+    # `placed`, not the rules' effects: those are recorded only when explaining, and exploration
+    # runs only when not.
+    if int(order[k - 1]) in applied.placed or int(order[k]) in applied.placed:
         return applied, None
     swapped = order.copy()
     swapped[k - 1], swapped[k] = order[k], order[k - 1]

@@ -118,3 +118,44 @@ def test_exploration_swaps_one_adjacent_pair_of_the_top_ten_and_logs_it(
     for row in logged:
         k = row.swapped_at
         assert (row.item_ids[k - 1], row.item_ids[k]) == (natural[k], natural[k - 1])
+
+
+@pytest.mark.django_db
+def test_exploration_never_moves_an_item_a_pin_or_slot_placed(
+    api: ApiCaller, settings: Any
+) -> None:
+    put_items(api, [{"id": f"sku-{n}", "title": f"Item {n}"} for n in range(12)])
+    ranking_config_save(
+        customer=api.customer,
+        surface="browse",
+        name="exploring",
+        weights={"relevance": 1.0},
+        personalization_weight=1.0,
+        exploration_percent=20.0,
+    )
+    for rule in (
+        {
+            "name": "pin",
+            "enabled": True,
+            "action": {"type": "pin", "pins": [{"item_id": "sku-7", "position": 2}]},
+        },
+        {
+            "name": "slot",
+            "enabled": True,
+            "selector": {"item_ids": ["sku-9"]},
+            "action": {"type": "slot", "positions": [5]},
+        },
+    ):
+        assert api.post("/v1/rules", rule).status_code == 201, rule
+    body = {"surface": "browse", "items": [{"id": f"sku-{n}", "relevance": -n} for n in range(12)]}
+
+    natural = [item["id"] for item in rank(api, {**body, "explain": True})["items"]]  # no exploring
+    assert (natural[1], natural[4]) == ("sku-7", "sku-9")
+
+    moved = 0
+    for _ in range(300):
+        shown = [item["id"] for item in rank(api, body)["items"]]
+        assert (shown[1], shown[4]) == ("sku-7", "sku-9")  # the pin's position 2, the slot's 5
+        moved += shown != natural
+    # A fifth of the requests explore; the draws that touch neither placed item swap a pair.
+    assert moved >= 15
