@@ -83,10 +83,9 @@ def test_randomised_swaps_recover_the_simulators_curve_under_a_personalised_rank
     assert abs(from_the_log_alone.eta - POSITION_BIAS_ETA) > 0.05
 
 
-@pytest.mark.django_db
-def test_exploration_swaps_one_adjacent_pair_of_the_top_ten_and_logs_it(
-    api: ApiCaller, settings: Any
-) -> None:
+def exploring_shop(api: ApiCaller) -> dict[str, Any]:
+    """Twelve items, a browse config exploring a fifth of its requests, and a body whose natural
+    order is sku-0 to sku-11 (relevance falling)."""
     put_items(api, [{"id": f"sku-{n}", "title": f"Item {n}"} for n in range(12)])
     ranking_config_save(
         customer=api.customer,
@@ -96,7 +95,14 @@ def test_exploration_swaps_one_adjacent_pair_of_the_top_ten_and_logs_it(
         personalization_weight=1.0,
         exploration_percent=20.0,
     )
-    body = {"surface": "browse", "items": [{"id": f"sku-{n}", "relevance": -n} for n in range(12)]}
+    return {"surface": "browse", "items": [{"id": f"sku-{n}", "relevance": -n} for n in range(12)]}
+
+
+@pytest.mark.django_db
+def test_exploration_swaps_one_adjacent_pair_of_the_top_ten_and_logs_it(
+    api: ApiCaller, settings: Any
+) -> None:
+    body = exploring_shop(api)
     natural = [f"sku-{n}" for n in range(12)]
 
     swapped = 0
@@ -121,18 +127,8 @@ def test_exploration_swaps_one_adjacent_pair_of_the_top_ten_and_logs_it(
 
 
 @pytest.mark.django_db
-def test_exploration_never_moves_an_item_a_pin_or_slot_placed(
-    api: ApiCaller, settings: Any
-) -> None:
-    put_items(api, [{"id": f"sku-{n}", "title": f"Item {n}"} for n in range(12)])
-    ranking_config_save(
-        customer=api.customer,
-        surface="browse",
-        name="exploring",
-        weights={"relevance": 1.0},
-        personalization_weight=1.0,
-        exploration_percent=20.0,
-    )
+def test_exploration_never_moves_an_item_a_pin_or_slot_placed(api: ApiCaller) -> None:
+    body = exploring_shop(api)
     for rule in (
         {
             "name": "pin",
@@ -147,7 +143,6 @@ def test_exploration_never_moves_an_item_a_pin_or_slot_placed(
         },
     ):
         assert api.post("/v1/rules", rule).status_code == 201, rule
-    body = {"surface": "browse", "items": [{"id": f"sku-{n}", "relevance": -n} for n in range(12)]}
 
     natural = [item["id"] for item in rank(api, {**body, "explain": True})["items"]]  # no exploring
     assert (natural[1], natural[4]) == ("sku-7", "sku-9")
