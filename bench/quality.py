@@ -56,11 +56,15 @@ VAR = ROOT / "var" / "quality"
 PYTHON = sys.executable
 
 
-def configure(quick: bool, in_process: bool) -> dict[str, str]:
+def configure(quick: bool, in_process: bool, scenarios: list[str]) -> dict[str, str]:
     redis_url = os.environ.get("REDIS_URL", "")
     if not redis_url:
         raise SystemExit("REDIS_URL must name the Redis to run against")
     suffix = "_quick" if quick else ""
+    if set(scenarios) != set(SCENARIOS):
+        # A run of some scenarios has a database and namespace of its own, so runs of the others
+        # can go on beside it (tests/test_quality.py runs the quick mode in two processes).
+        suffix += "_" + "_".join(sorted(set(scenarios)))
     database = f"rankwell_quality{suffix}{'_inproc' if in_process else ''}"
     host = os.environ.get("QUALITY_POSTGRES", "postgres://postgres@127.0.0.1:5432")
     env = {
@@ -71,7 +75,7 @@ def configure(quick: bool, in_process: bool) -> dict[str, str]:
         "DATABASE_URL": f"{host}/{database}",
         "REDIS_URL": redis_url,
         "SIGNAL_STORE_NAMESPACE": f"rwquality{suffix}{'i' if in_process else ''}",
-        "MEDIA_ROOT": str(VAR / "media"),
+        "MEDIA_ROOT": str(VAR / f"media{suffix}"),
         "LOG_LEVEL": "WARNING",
         "RUNTIME_REFRESH_SECONDS": "0.5",
         # Toy sizes have toy holdouts: the guard's minimum is lowered for them only.
@@ -344,7 +348,7 @@ def main() -> None:
     parser.add_argument("--no-doc", action="store_true", help="do not rewrite docs/quality.md")
     args = parser.parse_args()
     sizes = QUICK if args.quick else Sizes()
-    env = configure(args.quick, args.in_process)
+    env = configure(args.quick, args.in_process, args.scenarios)
     import django
 
     django.setup()

@@ -12,6 +12,7 @@ The truth, known only here:
 
 from __future__ import annotations
 
+import functools
 import math
 import uuid
 from collections.abc import Callable, Iterator
@@ -111,15 +112,47 @@ class ShopWorld:
 
     def utility(self, shopper: int, items: np.ndarray) -> np.ndarray:
         """The true utility of items for a shopper: what a perfect ranker would sort by."""
-        price_z = (np.log(self.item_price[items]) - np.log(self.item_price).mean()) / np.log(
-            self.item_price
-        ).std()
+        log_price, mean, std = self._log_prices
+        price_z = (log_price[items] - mean) / std
         return (
             self.item_quality[items]
             + 1.5 * self.pref_category[shopper, self.item_category[items]]
             + 1.0 * self.pref_brand[shopper, self.item_brand[items]]
             - self.price_sensitivity[shopper] * price_z
         )
+
+    # What every session and utility reads of the catalog, worked out once per world (the world
+    # is not changed after build_world): the same arrays each call worked out anew, so the
+    # draws and utilities are the same numbers, in a fraction of the time.
+    @functools.cached_property
+    def _log_prices(self) -> tuple[np.ndarray, float, float]:
+        log_price = np.log(self.item_price)
+        return log_price, log_price.mean(), log_price.std()
+
+    @functools.cached_property
+    def _activity_cdf(self) -> np.ndarray:
+        return _cdf(self.shopper_activity)
+
+    def _category_cdf(self, shopper: int) -> np.ndarray:
+        """Which category the shopper browses or searches: by taste, every category possible."""
+        cdfs = self.__dict__.setdefault("_category_cdfs", {})
+        cdf = cdfs.get(shopper)
+        if cdf is None:
+            taste = self.pref_category[shopper] + 0.05
+            cdf = cdfs[shopper] = _cdf(taste / taste.sum())
+        return cdf
+
+    @functools.cached_property
+    def _category_items(self) -> list[np.ndarray]:
+        return [np.flatnonzero(self.item_category == n) for n in range(len(self.categories))]
+
+    @functools.cached_property
+    def _department_items(self) -> dict[str, np.ndarray]:
+        item_department = np.array([c.department for c in self.categories])[self.item_category]
+        return {
+            department: np.flatnonzero(item_department == department)
+            for department in {c.department for c in self.categories}
+        }
 
     def catalog(self) -> list[dict[str, Any]]:
         """The catalog as the catalog API takes it."""
@@ -214,10 +247,22 @@ class Session:
 
 def draw_session(world: ShopWorld, rng: np.random.Generator, at: datetime) -> Session:
     """A shopper (by activity) searching or browsing a category they like (by taste)."""
-    shopper = int(rng.choice(len(world.shopper_ids), p=world.shopper_activity))
-    taste = world.pref_category[shopper] + 0.05
-    category = int(rng.choice(len(world.categories), p=taste / taste.sum()))
+    shopper = _pick(world._activity_cdf, rng)
+    category = _pick(world._category_cdf(shopper), rng)
     return _session(world, rng, shopper, category, at)
+
+
+def _pick(cdf: np.ndarray, rng: np.random.Generator) -> int:
+    """`rng.choice(len(p), p=p)` for the `p` whose `_cdf` this is: the same draw, the same
+    numbers taken from `rng`, without checking and summing `p` again on every call."""
+    return int(cdf.searchsorted(rng.random(), side="right"))
+
+
+def _cdf(p: np.ndarray) -> np.ndarray:
+    """As numpy's `Generator.choice` makes it of `p`."""
+    cdf = p.cumsum()
+    cdf /= cdf[-1]
+    return cdf
 
 
 def follow_up(world: ShopWorld, session: Session, rng: np.random.Generator) -> Session:
@@ -230,11 +275,8 @@ def follow_up(world: ShopWorld, session: Session, rng: np.random.Generator) -> S
 def _session(
     world: ShopWorld, rng: np.random.Generator, shopper: int, category: int, at: datetime
 ) -> Session:
-    in_category = np.flatnonzero(world.item_category == category)
-    same_department = np.flatnonzero(
-        np.array([c.department for c in world.categories])[world.item_category]
-        == world.categories[category].department
-    )
+    in_category = world._category_items[category]
+    same_department = world._department_items[world.categories[category].department]
     pool = np.union1d(in_category, rng.choice(same_department, size=min(8, len(same_department))))
     candidates = rng.choice(pool, size=min(CANDIDATES_PER_SESSION, len(pool)), replace=False)
     # The retriever's text relevance: higher for the asked category, noisy, blind to taste.
