@@ -352,6 +352,9 @@ def served(
     sides = ["floor", "service"] + (["against"] if args.against else [])
     found: dict[str, list[float]] = {side: [] for side in sides}
     rates: dict[str, list[float]] = {side: [] for side in sides}
+    tails: dict[str, list[tuple[float, float]]] = {side: [] for side in sides}
+    # The busier worker's share of the workers' CPU in a round: 0.5 when both carried the load.
+    shares: dict[str, list[float]] = {side: [] for side in sides}
     with contextlib.ExitStack() as stack:
         servers = {
             "floor": stack.enter_context(
@@ -369,15 +372,21 @@ def served(
             for side in sides[shift:] + sides[:shift]:
                 port, master = servers[side]
                 workers = rank.worker_pids(master.pid)
-                before = sum(rank.cpu_seconds(pid) for pid in workers)
+                before = [rank.cpu_seconds(pid) for pid in workers]
                 result = rank.loadgen("closed", port, duration=seconds, **common)
-                spent = sum(rank.cpu_seconds(pid) for pid in workers) - before
+                each = [rank.cpu_seconds(pid) - b for pid, b in zip(workers, before, strict=True)]
+                spent = sum(each)
+                shares[side].append(round(max(each) / spent, 2))
                 answered = result["statuses"].get("200", 0)
                 found[side].append(spent / answered * 1000)
                 rates[side].append(result["achieved_rps"])
+                tails[side].append((result["p50_ms"], result["p99_ms"]))
     out = summary(found, "cpu_ms", 3)
     for side, values in rates.items():
         out[side]["req_s"] = [round(v) for v in values]
+        out[side]["p50_ms"] = [round(p50, 2) for p50, _ in tails[side]]
+        out[side]["p99_ms"] = [round(p99, 2) for _, p99 in tails[side]]
+        out[side]["busier_worker_share"] = shares[side]
     if args.against:
         out["against_ratio"] = round(out["against"]["cpu_ms"] / out["floor"]["cpu_ms"], 3)
     return out

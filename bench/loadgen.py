@@ -78,18 +78,22 @@ def build_requests(
     ]
 
 
-async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    """Read one HTTP/1.1 response with a Content-Length; return its status code and body."""
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
+    """Read one HTTP/1.1 response with a Content-Length: its status code, its body and whether
+    the server closes the connection after it (`Connection: close`)."""
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head[9:12])
     length = 0
+    closes = False
     for line in head.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
+        name = name.strip().lower()
+        if name == b"content-length":
             length = int(value)
-            break
+        elif name == b"connection":
+            closes = value.strip().lower() == b"close"
     body = await reader.readexactly(length) if length else b""
-    return status, body
+    return status, body, closes
 
 
 class Connection:
@@ -103,10 +107,13 @@ class Connection:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         try:
             self.writer.write(request)
-            return await read_response(self.reader)
+            status, body, closes = await read_response(self.reader)
         except (OSError, asyncio.IncompleteReadError, ValueError):
             self.close()
             raise
+        if closes:  # as any HTTP/1.1 client: the next request opens a new connection
+            self.close()
+        return status, body
 
     def close(self) -> None:
         if self.writer is not None:

@@ -5,6 +5,7 @@ prometheus_client's multiprocess mode: the master clears PROMETHEUS_MULTIPROC_DI
 worker writes its samples there, and a dead worker's live gauges are dropped.
 """
 
+import mmap
 import multiprocessing
 import os
 import shutil
@@ -40,6 +41,12 @@ _body_read_seconds = float(_env("GUNICORN_BODY_READ_SECONDS", "30"))
 # across them. With one shared socket the first worker awake accepted them: keep-alive then tied
 # a client's every connection to that worker, and the other sat idle (docs/performance.md).
 reuse_port = _env("GUNICORN_REUSE_PORT", "true").lower() == "true"
+# The kernel spreads connections by a hash of their addresses, not by load: with a few kept-alive
+# connections one worker often got three of four, or all of them, and carried the load on one core
+# while the other sat idle (half the throughput in one round of `make bench` in three). So each
+# worker publishes how many connections it holds, and one holding more than its fair share of the
+# host's answers a request with `Connection: close`: the client's next connection lands anew.
+_balance_connections = _env("GUNICORN_BALANCE_CONNECTIONS", "true").lower() == "true"
 # Above the load balancer's idle timeout (60 s), so the ALB never reuses a connection we closed.
 # An idle kept-alive connection waits in the worker's poller, not on a thread.
 keepalive = int(_env("GUNICORN_KEEPALIVE", "75"))
@@ -83,6 +90,62 @@ def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+    _free_slot(worker)
+
+
+# Per worker slot: its pid (0: free, -1: forked, not started yet) and the connections it holds.
+# An anonymous shared mapping made in the master, so every worker forked from it sees the same
+# pages; each slot is written by its own worker (the counts) or by the master (the pids).
+_SLOTS = 256
+_slots = memoryview(mmap.mmap(-1, _SLOTS * 16)).cast("q")
+# In a worker: the connections it has served, and those of them it is closing.
+_served: set[Any] = set()
+_closing: set[Any] = set()
+_balance_lock = threading.Lock()
+
+
+def pre_fork(server: Any, worker: Any) -> None:
+    """Give the worker about to be forked a free slot (the master runs this, one at a time)."""
+    for slot in range(_SLOTS):
+        if _slots[2 * slot] == 0:
+            _slots[2 * slot], _slots[2 * slot + 1] = -1, 0
+            worker.balance_slot = slot
+            return
+
+
+def _free_slot(worker: Any) -> None:
+    slot = getattr(worker, "balance_slot", None)
+    if slot is not None:
+        _slots[2 * slot], _slots[2 * slot + 1] = 0, 0
+
+
+def _fair_share_exceeded(worker: Any, sock: Any) -> bool:
+    """Whether this worker holds more than its share of the host's connections (a quarter over
+    the even share, at least one); if so `sock`, this request's connection, is to close. Each
+    call publishes the worker's count: the connections it has served that are still open, less
+    those it has answered with `Connection: close` (gunicorn's own count, `nr_conns`, lagged
+    behind the closes and left a worker holding three of four)."""
+    slot = getattr(worker, "balance_slot", None)
+    if slot is None or sock is None or not worker.cfg.keepalive:
+        return False
+    with _balance_lock:
+        _served.add(sock)
+        for gone in [s for s in _served if s.fileno() == -1]:
+            _served.discard(gone)
+            _closing.discard(gone)
+        held = len(_served) - len(_closing)
+        _slots[2 * slot + 1] = held
+        total = live = 0
+        for other in range(_SLOTS):
+            if _slots[2 * other] != 0:
+                live += 1
+                total += _slots[2 * other + 1]
+        even = -(-total // max(live, 1))
+        if held <= even + even // 4:
+            return False
+        _closing.add(sock)
+        _slots[2 * slot + 1] = held - 1
+        return True
 
 
 def post_worker_init(worker: Any) -> None:
@@ -101,6 +164,11 @@ def post_worker_init(worker: Any) -> None:
     gc.collect()
     gc.freeze()
     _bound_request_reads(worker)
+    slot = getattr(worker, "balance_slot", None)
+    if slot is not None and _balance_connections:
+        _slots[2 * slot], _slots[2 * slot + 1] = os.getpid(), 0
+    else:
+        worker.balance_slot = None
     if _switch_interval:
         sys.setswitchinterval(float(_switch_interval))
 
@@ -170,7 +238,10 @@ def _bound_request_reads(worker: Any) -> None:
 
 
 def pre_request(worker: Any, req: Any) -> None:
-    """The head is in: the body's own deadline starts."""
+    """The head is in: the body's own deadline starts. A worker over its share of the host's
+    connections closes this one after answering."""
     sock = getattr(_reading, "sock", None)
     if sock is not None:
         sock.head_read()
+    if _fair_share_exceeded(worker, sock):
+        req.must_close = True

@@ -5,12 +5,24 @@ A missing tool fails its test with the command that installs it; nothing is skip
 
 from __future__ import annotations
 
+import http.client
 import os
+import secrets
 import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+
+from customers.services import api_key_create
+from tests.conftest import NAMESPACE
+from tests.factories import CustomerFactory
+from tests.processes import free_port, subprocess_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,3 +57,83 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     """The sum of the samples of `name` whose labels include `labels` (0 when none)."""
     wanted = set(labels.items())
     return sum(v for (n, ls), v in samples.items() if n == name and wanted <= ls)
+
+
+@dataclass
+class Server:
+    port: int
+    pid: int  # gunicorn's master
+    key: str
+    log: Path
+
+    def ask(self, method: str, path: str, body: bytes | None = None) -> tuple[int, float]:
+        """Status and seconds of one request on a new connection (as a new client would)."""
+        started = time.monotonic()
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            headers = {"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"}
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            return response.status, time.monotonic() - started
+        finally:
+            connection.close()
+
+
+@pytest.fixture
+def server(transactional_db: None, tmp_path: Path) -> Iterator[Server]:
+    """gunicorn as production runs it (two workers, the config's threads), on the test
+    database; its output goes to a file."""
+    _, key = api_key_create(customer=CustomerFactory(), name="probe", scopes=["rank"])
+    port = free_port()
+    env = {
+        **os.environ,
+        "RANKWELL_ENV": "production",
+        "DEBUG": "false",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "DATABASE_URL": subprocess_database_url(),
+        "SIGNAL_STORE_NAMESPACE": NAMESPACE,
+        "RUNTIME_REFRESH_SECONDS": "1",
+        "MEDIA_ROOT": str(tmp_path / "media"),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
+        "GUNICORN_WORKERS": "2",
+        "GUNICORN_ACCESS_LOG": "",
+        "LOG_LEVEL": "WARNING",
+    }
+    env.pop("CELERY_BROKER_URL", None)
+    log = tmp_path / "gunicorn.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--config",
+                "platform/gunicorn.conf.py",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "config.wsgi",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(port, process.pid, key, log)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if server.ask("GET", "/healthz")[0] == 200:
+                break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"gunicorn did not start:\n{log.read_text()}")
+        time.sleep(0.2)
+    try:
+        yield server
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

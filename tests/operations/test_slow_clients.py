@@ -7,28 +7,16 @@ time, not for as long as they like (docs/operations.md, "Rate limits and slow cl
 
 from __future__ import annotations
 
-import http.client
 import logging
-import os
-import secrets
 import select
 import socket
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import orjson
-import pytest
 
-from customers.services import api_key_create
-from tests.conftest import NAMESPACE
-from tests.factories import CustomerFactory
-from tests.operations.conftest import ROOT
-from tests.processes import free_port, subprocess_database_url
+from tests.operations.conftest import Server
 
 logger = logging.getLogger(__name__)
 
@@ -43,85 +31,6 @@ HEAD_DEADLINE = 5.0
 DROPPED_WITHIN = HEAD_DEADLINE + LINE_EVERY + 3.0
 
 RANK_BODY = orjson.dumps({"surface": "browse", "items": [{"id": "sku-1"}, {"id": "sku-2"}]})
-
-
-@dataclass
-class Server:
-    port: int
-    key: str
-    log: Path
-
-    def ask(self, method: str, path: str, body: bytes | None = None) -> tuple[int, float]:
-        """Status and seconds of one request on a new connection (as a new client would)."""
-        started = time.monotonic()
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            headers = {"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"}
-            connection.request(method, path, body=body, headers=headers)
-            response = connection.getresponse()
-            response.read()
-            return response.status, time.monotonic() - started
-        finally:
-            connection.close()
-
-
-@pytest.fixture
-def server(transactional_db: None, tmp_path: Path) -> Iterator[Server]:
-    """gunicorn as production runs it (two workers, the config's threads), on the test
-    database; its output goes to a file."""
-    _, key = api_key_create(customer=CustomerFactory(), name="probe", scopes=["rank"])
-    port = free_port()
-    env = {
-        **os.environ,
-        "RANKWELL_ENV": "production",
-        "DEBUG": "false",
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "DATABASE_URL": subprocess_database_url(),
-        "SIGNAL_STORE_NAMESPACE": NAMESPACE,
-        "RUNTIME_REFRESH_SECONDS": "1",
-        "MEDIA_ROOT": str(tmp_path / "media"),
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
-        "GUNICORN_WORKERS": "2",
-        "GUNICORN_ACCESS_LOG": "",
-        "LOG_LEVEL": "WARNING",
-    }
-    env.pop("CELERY_BROKER_URL", None)
-    log = tmp_path / "gunicorn.log"
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--config",
-                "platform/gunicorn.conf.py",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "config.wsgi",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(port, key, log)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if server.ask("GET", "/healthz")[0] == 200:
-                break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"gunicorn did not start:\n{log.read_text()}")
-        time.sleep(0.2)
-    try:
-        yield server
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 SLOW_HEAD = (b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n", b"X-Slow: another line\r\n")
