@@ -95,9 +95,10 @@ def child_exit(server: Any, worker: Any) -> None:
 
 # Per worker slot: its pid (0: free, -1: forked, not started yet) and the connections it holds.
 # An anonymous shared mapping made in the master, so every worker forked from it sees the same
-# pages; each slot is written by its own worker (the counts) or by the master (the pids).
+# pages; each slot is written by its own worker (the counts) or by the master (the pids). The
+# first slot's pid field holds how many slots were ever used (a request reads only those).
 _SLOTS = 256
-_slots = memoryview(mmap.mmap(-1, _SLOTS * 16)).cast("q")
+_slots = memoryview(mmap.mmap(-1, (_SLOTS + 1) * 16)).cast("q")
 # In a worker: the connections it has served, and those of them it is closing.
 _served: set[Any] = set()
 _closing: set[Any] = set()
@@ -106,9 +107,10 @@ _balance_lock = threading.Lock()
 
 def pre_fork(server: Any, worker: Any) -> None:
     """Give the worker about to be forked a free slot (the master runs this, one at a time)."""
-    for slot in range(_SLOTS):
+    for slot in range(1, _SLOTS + 1):
         if _slots[2 * slot] == 0:
             _slots[2 * slot], _slots[2 * slot + 1] = -1, 0
+            _slots[0] = max(_slots[0], slot)
             worker.balance_slot = slot
             return
 
@@ -128,22 +130,23 @@ def _fair_share_exceeded(worker: Any, sock: Any) -> bool:
     slot = getattr(worker, "balance_slot", None)
     if slot is None or sock is None or not worker.cfg.keepalive:
         return False
+    raw = sock._sock  # the socket itself: its fileno() is -1 once gunicorn has closed it
     with _balance_lock:
-        _served.add(sock)
-        for gone in [s for s in _served if s.fileno() == -1]:
-            _served.discard(gone)
-            _closing.discard(gone)
+        _served.add(raw)
+        closed = [s for s in _served if s.fileno() == -1]  # some 40 ns a connection
+        _served.difference_update(closed)
+        _closing.difference_update(closed)
         held = len(_served) - len(_closing)
         _slots[2 * slot + 1] = held
         total = live = 0
-        for other in range(_SLOTS):
+        for other in range(1, _slots[0] + 1):
             if _slots[2 * other] != 0:
                 live += 1
                 total += _slots[2 * other + 1]
         even = -(-total // max(live, 1))
         if held <= even + even // 4:
             return False
-        _closing.add(sock)
+        _closing.add(raw)
         _slots[2 * slot + 1] = held - 1
         return True
 
