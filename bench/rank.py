@@ -507,11 +507,18 @@ def floor_setup(prefix: str) -> dict[str, str]:
 
 
 def side_by_side(
-    service: int, floor: int, key: str, bodies: Path, rounds: int, seconds: float
+    service: int,
+    floor: int,
+    key: str,
+    bodies: Path,
+    rounds: int,
+    seconds: float,
+    workers: dict[str, list[int]] | None = None,
 ) -> dict[str, Any]:
     """Closed-loop rounds of `seconds` at 4 connections, alternating the floor and /v1/rank
     (floor first in odd rounds, the service first in even ones); medians over the rounds and
-    the service's ratios to the floor."""
+    the service's ratios to the floor. With each side's worker pids, each round also says the
+    busier worker's share of the workers' CPU (0.5: both carried the load)."""
     import statistics
 
     common = {"path": "/v1/rank", "bodies": bodies, "header": [f"Authorization: Bearer {key}"]}
@@ -522,10 +529,15 @@ def side_by_side(
     for round_ in range(rounds):
         order = ("floor", "service") if round_ % 2 == 0 else ("service", "floor")
         for name in order:
+            pids = (workers or {}).get(name, [])
+            before = [cpu_seconds(pid) for pid in pids]
             run = loadgen("closed", ports[name], duration=seconds, connections=4, **common)
             runs[name].append(
                 {k: run[k] for k in ("achieved_rps", "p50_ms", "p99_ms", "statuses", "errors")}
             )
+            each = [cpu_seconds(pid) - b for pid, b in zip(pids, before, strict=True)]
+            if sum(each) > 0:
+                runs[name][-1]["busier_worker_share"] = round(max(each) / sum(each), 2)
     medians = {
         name: {
             measure: round(statistics.median(run[measure] for run in found), 3)
@@ -1189,7 +1201,7 @@ def main() -> None:
                 floor_env = {**env, **floor_setup(f"{NAMESPACE}:floor:")}
                 with gunicorn(floor_env, args.workers, "prometheus-floor", "floor:app") as (
                     floor,
-                    _,
+                    floor_master,
                 ):
                     for candidates in size["candidates"]:
                         result[f"floor_{candidates}"] = side_by_side(
@@ -1199,6 +1211,7 @@ def main() -> None:
                             Path(tmp) / f"rank-{candidates}.jsonl",
                             size["floor_rounds"],
                             size["floor_seconds"],
+                            {"service": pids, "floor": worker_pids(floor_master.pid)},
                         )
                 result["worker_memory_mb"] = [memory_mb(pid) for pid in pids]
                 result["worker_snapshot_pages_mb"] = [snapshot_pages_mb(pid) for pid in pids]
@@ -1220,7 +1233,10 @@ def main() -> None:
                     pids,
                 )
             floor_env = {**env, **floor_setup(f"{NAMESPACE}:floor:")}
-            with gunicorn(floor_env, args.workers, "prometheus-floor", "floor:app") as (floor, _):
+            with gunicorn(floor_env, args.workers, "prometheus-floor", "floor:app") as (
+                floor,
+                floor_master,
+            ):
                 for candidates in size["candidates"]:
                     result[f"floor_{candidates}"] = side_by_side(
                         port,
@@ -1229,6 +1245,7 @@ def main() -> None:
                         Path(tmp) / f"rank-{candidates}.jsonl",
                         size["floor_rounds"],
                         size["floor_seconds"],
+                        {"service": pids, "floor": worker_pids(floor_master.pid)},
                     )
                 result["floor_ingest"] = side_by_side_ingest(
                     port,
