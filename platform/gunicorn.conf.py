@@ -116,8 +116,10 @@ def pre_fork(server: Any, worker: Any) -> None:
 
 
 def _free_slot(worker: Any) -> None:
+    """The exited worker's slot, if it is still its own (after a reload, whose new config maps a
+    new page, an old worker's slot number may be a new worker's)."""
     slot = getattr(worker, "balance_slot", None)
-    if slot is not None:
+    if slot is not None and _slots[2 * slot] in (worker.pid, -1):
         _slots[2 * slot], _slots[2 * slot + 1] = 0, 0
 
 
