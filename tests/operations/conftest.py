@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +60,50 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return sum(v for (n, ls), v in samples.items() if n == name and wanted <= ls)
 
 
+@contextmanager
+def gunicorn_serving(
+    port: int, env: dict[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """gunicorn with platform/gunicorn.conf.py serving config.wsgi on 127.0.0.1:`port`, its output
+    in `log`, from its first answer to /healthz (any status) until the block ends."""
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--config",
+                "platform/gunicorn.conf.py",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "config.wsgi",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 60
+    while True:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            connection.request("GET", "/healthz")
+            connection.getresponse().read()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"gunicorn did not start:\n{log.read_text()}")
+            time.sleep(0.2)
+        finally:
+            connection.close()
+    try:
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 @dataclass
 class Server:
     port: int
@@ -103,37 +148,5 @@ def server(transactional_db: None, tmp_path: Path) -> Iterator[Server]:
     }
     env.pop("CELERY_BROKER_URL", None)
     log = tmp_path / "gunicorn.log"
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--config",
-                "platform/gunicorn.conf.py",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "config.wsgi",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(port, process.pid, key, log)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if server.ask("GET", "/healthz")[0] == 200:
-                break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"gunicorn did not start:\n{log.read_text()}")
-        time.sleep(0.2)
-    try:
-        yield server
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with gunicorn_serving(port, env, log) as process:
+        yield Server(port, process.pid, key, log)

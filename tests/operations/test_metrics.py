@@ -5,8 +5,6 @@ workers, one scrape sums what every worker counted (multiprocess mode)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -25,7 +23,7 @@ from ranking import services, tasks
 from ranking.signals.backend import reset_signal_store
 from ranking.signals.store import SignalStoreUnavailable
 from tests.conftest import ApiCaller
-from tests.operations.conftest import ROOT, Samples, parse, value
+from tests.operations.conftest import Samples, gunicorn_serving, parse, value
 from tests.processes import free_port, subprocess_database_url
 from tests.ranking.helpers import put_items
 
@@ -161,37 +159,8 @@ def gunicorn(transactional_db: None, tmp_path: Path) -> Iterator[Gunicorn]:
         "DATABASE_URL": subprocess_database_url(),
     }
     log = tmp_path / "gunicorn.log"
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--config",
-                "platform/gunicorn.conf.py",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "config.wsgi",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    server = Gunicorn(f"http://127.0.0.1:{port}", log)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            server.get("/healthz")
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"gunicorn did not start:\n{log.read_text()}")
-            time.sleep(0.2)
-    yield server
-    process.terminate()
-    process.wait(timeout=30)
+    with gunicorn_serving(port, env, log):
+        yield Gunicorn(f"http://127.0.0.1:{port}", log)
 
 
 def test_gunicorn_workers_are_scraped_as_one(gunicorn: Gunicorn) -> None:
