@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
+import redis
 from django.core import signals
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
@@ -329,6 +330,14 @@ def test_rate_limited_answers_as_django_does(shop: ApiCaller, settings: Any) -> 
     while 429 not in statuses and len(statuses) < 50:
         statuses.append(call(Django(), rank_body(), headers)[0])
     assert statuses[-1] == 429  # the key's burst spent, its limits read again
+    # A token comes back every second; on a slow machine one could come back between the two
+    # answers compared. Both must meet the same spent bucket: it is held empty for a minute (its
+    # refill counted from a minute ahead of Redis's clock), so each waits the same one token.
+    client = redis.Redis.from_url(settings.SIGNAL_STORE["URL"])
+    buckets = list(client.scan_iter(f"{ratelimit.limiter().prefix}:k*:rank"))
+    assert len(buckets) == 1
+    seconds, _ = client.time()
+    client.set(buckets[0], f"0.000000 {seconds + 60}.000000", px=60_000)
     django = Django()
     limited_direct, direct_counts = counted(DirectRank(django), rank_body(), headers)
     limited_django, django_counts = counted(Django(), rank_body(), headers)
@@ -343,6 +352,7 @@ def test_rate_limited_answers_as_django_does(shop: ApiCaller, settings: Any) -> 
         == 1
     )
     assert limited_direct[1]["Retry-After"] == "1"
+    client.delete(buckets[0])
     ratelimit.reset_for_tests()
 
 
