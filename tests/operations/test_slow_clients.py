@@ -23,7 +23,8 @@ logger = logging.getLogger(__name__)
 SLOW_CLIENTS = 10
 LINE_EVERY = 2.0
 PROBE_EVERY = 0.5
-PROBE_SECONDS = 15.0
+# Long enough for every slow head to be dropped once (HEAD_DEADLINE) and its client to come back.
+PROBE_SECONDS = 10.0
 ANSWER_WITHIN = 2.0
 # The config's head deadline (GUNICORN_HEADER_READ_SECONDS), plus a line's interval (the client
 # notices the drop when it next writes) and slack for a busy machine.
