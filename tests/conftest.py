@@ -20,11 +20,12 @@ from typing import Any
 
 import orjson
 import pytest
+import redis
 from django.conf import settings
 from django.test import Client
 
-from customers import auth, runtime_sync
-from customers.models import Customer, Scope
+from customers import auth, ratelimit, runtime_sync
+from customers.models import ApiKey, Customer, Scope
 from ranking.learning import rank_log
 from ranking.signals import backend as store_backend
 from ranking.signals import store as store_module
@@ -203,6 +204,19 @@ def redis_url() -> str:
     url = settings.SIGNAL_STORE["URL"]
     assert url, "the suite needs REDIS_URL (make test sets it)"
     return url
+
+
+def hold_bucket_empty(key: str, group: str, seconds: int = 60) -> str:
+    """Hold an API key's token bucket of `group` empty for `seconds` (its refill counted from that
+    far ahead of Redis's clock), so the key's next requests are refused however slowly the machine
+    runs: with a rate of 1 a second a token comes back while a slow test is still asking. The
+    bucket's Redis key is returned, for the test to delete."""
+    key_id = ApiKey.objects.get(key_hash=auth.hash_key(key)).pk
+    bucket = f"{ratelimit.limiter().prefix}:k{key_id}:{group}"
+    client = redis.Redis.from_url(settings.SIGNAL_STORE["URL"])
+    now, _ = client.time()
+    client.set(bucket, f"0.000000 {now + seconds}.000000", px=seconds * 1000)
+    return bucket
 
 
 @dataclass

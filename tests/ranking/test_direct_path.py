@@ -26,7 +26,7 @@ from customers.wire import PROTOBUF
 from ranking import direct
 from ranking.direct import DirectRank
 from ranking.services import signals_refresh
-from tests.conftest import ApiCaller
+from tests.conftest import ApiCaller, hold_bucket_empty
 from tests.ranking.helpers import put_items, send_events
 from wire.rankwell.v1 import rank_pb2
 
@@ -331,13 +331,8 @@ def test_rate_limited_answers_as_django_does(shop: ApiCaller, settings: Any) -> 
         statuses.append(call(Django(), rank_body(), headers)[0])
     assert statuses[-1] == 429  # the key's burst spent, its limits read again
     # A token comes back every second; on a slow machine one could come back between the two
-    # answers compared. Both must meet the same spent bucket: it is held empty for a minute (its
-    # refill counted from a minute ahead of Redis's clock), so each waits the same one token.
-    client = redis.Redis.from_url(settings.SIGNAL_STORE["URL"])
-    buckets = list(client.scan_iter(f"{ratelimit.limiter().prefix}:k*:rank"))
-    assert len(buckets) == 1
-    seconds, _ = client.time()
-    client.set(buckets[0], f"0.000000 {seconds + 60}.000000", px=60_000)
+    # answers compared. Both must meet the same spent bucket.
+    bucket = hold_bucket_empty(shop.key, "rank")
     django = Django()
     limited_direct, direct_counts = counted(DirectRank(django), rank_body(), headers)
     limited_django, django_counts = counted(Django(), rank_body(), headers)
@@ -352,7 +347,7 @@ def test_rate_limited_answers_as_django_does(shop: ApiCaller, settings: Any) -> 
         == 1
     )
     assert limited_direct[1]["Retry-After"] == "1"
-    client.delete(buckets[0])
+    redis.Redis.from_url(settings.SIGNAL_STORE["URL"]).delete(bucket)
     ratelimit.reset_for_tests()
 
 
