@@ -3,8 +3,9 @@
 `BENCH_DATABASE` and `BENCH_NAMESPACE`), 2,000 requests of 100 candidates go through the
 service's WSGI app in process; their rank-log entries are then written (new request ids each
 time, batches of 330: a second's worth for one worker at 660 requests a second) into the rank
-log's table, into a copy of it without the foreign key to the customer, and into a copy whose
-features column is stored uncompressed, three rounds in turn. PostgreSQL's CPU is read from its
+log's table, into a copy of it without the foreign key to the customer, into a copy whose
+features column is stored uncompressed, and into one that keeps a row whole in its heap page
+(toast_tuple_target 8160), three rounds in turn. PostgreSQL's CPU is read from its
 backend's /proc entry (clock ticks: read the means, not one round). The rows written are deleted.
 
     BENCH_DATABASE=rankwell_bench_shared BENCH_NAMESPACE=rwbenchshared \\
@@ -32,6 +33,7 @@ BATCH = 330
 COPIES = {
     "without the foreign key": "scratch_rank_log_no_fk",
     "features uncompressed": "scratch_rank_log_external",
+    "rows kept whole (toast_tuple_target 8160)": "scratch_rank_log_inline",
 }
 
 
@@ -72,6 +74,10 @@ def main() -> None:
             f"ALTER TABLE {COPIES['features uncompressed']} "
             "ALTER COLUMN features SET STORAGE EXTERNAL"
         )
+        cursor.execute(
+            f"ALTER TABLE {COPIES['rows kept whole (toast_tuple_target 8160)']} "
+            "SET (toast_tuple_target = 8160)"
+        )
     tick = os.sysconf("SC_CLK_TCK")
 
     def backend_cpu() -> float:
@@ -108,7 +114,7 @@ def main() -> None:
     for name, sides in found.items():
         worker = statistics.mean(sides["worker"]) * 1e6
         postgres = statistics.mean(sides["postgres"]) * 1e6
-        print(f"  {name:26s} worker {worker:5.1f} us an entry, PostgreSQL {postgres:5.1f} us")
+        print(f"  {name:42s} worker {worker:5.1f} us an entry, PostgreSQL {postgres:5.1f} us")
 
 
 if __name__ == "__main__":
