@@ -27,34 +27,25 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from demo.quality import _ndcg10
+from bench.experiments.simulated import Ranker, pages, report, score, standard
 from demo.simulation import (
     BUY_RATE,
     CART_RATE,
-    PAGE_SIZE,
     Session,
     _sigmoid,
     build_world,
-    click_probability,
-    expected_outcomes,
-    expected_revenue_per_look,
     item_revenue_per_look,
-    shopper_events,
-    simulated_sessions,
 )
 
 SERVED_PRIOR = 20.0  # looks of prior for the rate that orders the traffic
 PRIOR = 5.0  # looks of prior for the scored click-rate orders
 LIFT_PRIOR = 5.0  # clicks of prior for the price lift
-Ranker = Callable[[Session], np.ndarray]
 
 
 def main(seed: int, explore: float) -> None:
@@ -71,28 +62,17 @@ def main(seed: int, explore: float) -> None:
         shop = clicks.sum() / max(looks.sum(), 1.0) if prior is None else prior
         return (clicks + shop * prior_looks) / (looks + prior_looks)
 
-    start = datetime(2026, 11, 1, tzinfo=UTC)
-    stream = simulated_sessions(
-        world,
-        sessions=20_000,
-        start=start,
-        end=start + timedelta(days=5),
-        seed=seed + 10,
-        follow_ups=0.3,
-    )
-    for number, (request_id, session, rng) in enumerate(stream):
-        if number % 2000 == 0:
-            served = smoothed(SERVED_PRIOR)
-            served = served + explore * np.sqrt(served / (looks + 1.0))
-        candidates = session.candidates
-        shown = candidates[np.lexsort((candidates, -served[candidates]))][:PAGE_SIZE]
-        look = 1.0 / np.arange(1, len(shown) + 1)
-        looks[shown] += look
-        expected = look * served[shown]
-        shopper = session.shopper
+    def served() -> np.ndarray:
+        rate = smoothed(SERVED_PRIOR)
+        return rate + explore * np.sqrt(rate / (looks + 1.0))
+
+    for page in pages(world, seed, served):
+        shown, shopper = page.shown, page.session.shopper
+        looks[shown] += page.look
+        expected = page.look * page.served[shown]
         expected_price[shopper] += (expected * price_z[shown]).sum()
         shopper_expected[shopper] += expected.sum()
-        for event in shopper_events(world, session, shown, rng, request_id):
+        for event in page.events:
             kind = event["type"]
             if kind not in ("click", "add_to_cart", "purchase"):
                 continue
@@ -102,9 +82,6 @@ def main(seed: int, explore: float) -> None:
                 clicks[item] += 1
                 clicked_price[shopper] += price_z[item]
                 shopper_clicks[shopper] += 1
-
-    def standard(values: np.ndarray) -> np.ndarray:
-        return (values - values.mean()) / (values.std() + 1e-12)
 
     rate, price = standard(smoothed(SERVED_PRIOR)), standard(np.log1p(world.item_price))
     popularity = standard(np.log1p(engagement))
@@ -162,34 +139,13 @@ def main(seed: int, explore: float) -> None:
     item_value = item_revenue_per_look(world)
     rankers["item revenue oracle"] = lambda session: item_value
 
-    revenue: dict[str, list[float]] = {name: [] for name in [*rankers, "revenue oracle"]}
-    ndcg: dict[str, list[float]] = {name: [] for name in revenue}
-    later = datetime(2026, 12, 1, tzinfo=UTC)
-    fresh = simulated_sessions(
-        world, sessions=2000, start=later, end=later + timedelta(seconds=1), seed=seed + 999
-    )
-    for _, session, _ in fresh:
-        candidates = session.candidates
-        gains = click_probability(world, session, candidates)
-        gain_of = dict(zip(candidates.tolist(), gains.tolist(), strict=True))
-        orders = {
-            name: candidates[np.lexsort((candidates, -ranker(session)[candidates]))]
-            for name, ranker in rankers.items()
-        }
-        best = expected_revenue_per_look(world, session, candidates)
-        orders["revenue oracle"] = candidates[np.argsort(-best, kind="stable")]
-        for name, order in orders.items():
-            revenue[name].append(expected_outcomes(world, session, order[:PAGE_SIZE])["revenue"])
-            ndcg[name].append(_ndcg10(gains, np.array([gain_of[i] for i in order])))
-    base_revenue, base_ndcg = np.mean(revenue["popularity"]), np.mean(ndcg["popularity"])
+    scored = score(world, seed, rankers)
     print(
         f"seed {seed}, explore {explore}: the price lift against the true sensitivity, "
         f"correlation {agreement:.2f} (median clicks a shopper {np.median(shopper_clicks):.0f})"
     )
     print("  revenue per session and NDCG@10, and their ratio to popularity")
-    for name in revenue:
-        r, g = np.mean(revenue[name]), np.mean(ndcg[name])
-        print(f"  {name:40s} {r:7.3f} {r / base_revenue:.3f}x   {g:.3f} {g / base_ndcg:.3f}x")
+    report(scored)
 
 
 if __name__ == "__main__":

@@ -17,24 +17,14 @@ conversion it implies x price), which the simulator's purchase model makes exact
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from demo.quality import _ndcg10
-from demo.simulation import (
-    PAGE_SIZE,
-    build_world,
-    click_probability,
-    expected_outcomes,
-    expected_revenue_per_look,
-    item_revenue_per_look,
-    shopper_events,
-    simulated_sessions,
-)
+from bench.experiments.simulated import pages, report, score, standard
+from demo.simulation import build_world, item_revenue_per_look
 
 WEIGHT = {"click": 1, "add_to_cart": 3, "purchase": 10}  # the refresh's engagement weights
 
@@ -49,29 +39,13 @@ def main(seed: int) -> None:
         shop = clicks.sum() / max(looks.sum(), 1.0)
         return (clicks + shop * prior) / (looks + prior)
 
-    start = datetime(2026, 11, 1, tzinfo=UTC)
-    stream = simulated_sessions(
-        world,
-        sessions=20_000,
-        start=start,
-        end=start + timedelta(days=5),
-        seed=seed + 10,
-        follow_ups=0.3,
-    )
-    for number, (request_id, session, rng) in enumerate(stream):
-        if number % 2000 == 0:
-            served = click_rate(20.0)
-        candidates = session.candidates
-        shown = candidates[np.lexsort((candidates, -served[candidates]))][:PAGE_SIZE]
-        looks[shown] += 1.0 / np.arange(1, len(shown) + 1)
-        for event in shopper_events(world, session, shown, rng, request_id):
+    for page in pages(world, seed, lambda: click_rate(20.0)):
+        looks[page.shown] += page.look
+        for event in page.events:
             if event["type"] in WEIGHT:
                 item = code[event["item_id"]]
                 engagement[item] += WEIGHT[event["type"]]
                 clicks[item] += event["type"] == "click"
-
-    def standard(values: np.ndarray) -> np.ndarray:
-        return (values - values.mean()) / (values.std() + 1e-12)
 
     price, in_stock = world.item_price, world.item_in_stock.astype(float)
 
@@ -88,34 +62,13 @@ def main(seed: int) -> None:
         converts = 1.0 / (1.0 + np.exp(-(np.log(rate / (1 - rate)) + 1.0)))
         return rate * converts * price * (0.02 + in_stock)
 
-    rankers = {"popularity": engagement}
-    rankers |= {f"blend, prior {prior:g}": blend(prior) for prior in (1, 3, 5, 10, 20, 50)}
-    rankers |= {f"revenue per look, prior {p:g}": revenue_per_look(p) for p in (5, 20, 50)}
-    rankers["item revenue oracle"] = item_revenue_per_look(world)
-    revenue: dict[str, list[float]] = {name: [] for name in [*rankers, "revenue oracle"]}
-    ndcg: dict[str, list[float]] = {name: [] for name in revenue}
-    later = datetime(2026, 12, 1, tzinfo=UTC)
-    fresh = simulated_sessions(
-        world, sessions=2000, start=later, end=later + timedelta(seconds=1), seed=seed + 999
-    )
-    for _, session, _ in fresh:
-        candidates = session.candidates
-        gains = click_probability(world, session, candidates)
-        gain_of = dict(zip(candidates.tolist(), gains.tolist(), strict=True))
-        orders = {
-            name: candidates[np.lexsort((candidates, -score[candidates]))]
-            for name, score in rankers.items()
-        }
-        best = expected_revenue_per_look(world, session, candidates)
-        orders["revenue oracle"] = candidates[np.argsort(-best, kind="stable")]
-        for name, order in orders.items():
-            revenue[name].append(expected_outcomes(world, session, order[:PAGE_SIZE])["revenue"])
-            ndcg[name].append(_ndcg10(gains, np.array([gain_of[i] for i in order])))
-    base_revenue, base_ndcg = np.mean(revenue["popularity"]), np.mean(ndcg["popularity"])
-    print(f"seed {seed}: revenue per session and NDCG@10 against the popularity order")
-    for name in revenue:
-        r, g = np.mean(revenue[name]) / base_revenue, np.mean(ndcg[name]) / base_ndcg
-        print(f"  {name:30s} revenue {r:.3f}x  NDCG@10 {g:.3f}x")
+    orders = {"popularity": engagement}
+    orders |= {f"blend, prior {prior:g}": blend(prior) for prior in (1, 3, 5, 10, 20, 50)}
+    orders |= {f"revenue per look, prior {p:g}": revenue_per_look(p) for p in (5, 20, 50)}
+    orders["item revenue oracle"] = item_revenue_per_look(world)
+    rankers = {name: (lambda session, by=by: by) for name, by in orders.items()}
+    print(f"seed {seed}: revenue per session and NDCG@10, and their ratio to popularity")
+    report(score(world, seed, rankers), width=30)
 
 
 if __name__ == "__main__":
