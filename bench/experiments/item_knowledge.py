@@ -92,11 +92,11 @@ def main(seed: int, explore: float) -> None:
     agreement = np.corrcoef(lift[has_clicks], -world.price_sensitivity[has_clicks])[0, 1]
 
     def blend(personal: np.ndarray | None = None, weight: float = 0.0) -> Ranker:
-        def score(session: Session) -> np.ndarray:
+        def scores(session: Session) -> np.ndarray:
             base = 4.0 * rate + 2.0 * price + 1.0 * popularity
             return base if personal is None else base + weight * personal[session.shopper] * price_z
 
-        return score
+        return scores
 
     def per_look(utility: np.ndarray) -> np.ndarray:
         bought = _sigmoid(utility - 2.0) * CART_RATE * _sigmoid(utility - 1.0) * BUY_RATE
