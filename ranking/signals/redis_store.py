@@ -499,17 +499,37 @@ class RedisSignalStore(SignalStore):
     def _write_hash(
         self, key: str, fields: Sequence[str | bytes], records: Any, itemsize: int
     ) -> None:
-        raw = memoryview(records.tobytes()) if len(fields) else memoryview(b"")
+        """HSET the records under their fields, WRITE_BATCH at a time, each batch renewing the
+        key's expiry. To one Redis every batch is sent before any reply is read, so Redis stores
+        a batch while this process packs the next (2.0M query-item records: 4.2 s to 2.1 s,
+        docs/performance.md); a Redis Cluster's pipeline routes by slot, a round trip a batch."""
+        raw = records.tobytes() if len(fields) else b""
+        values = [raw[offset : offset + itemsize] for offset in range(0, len(raw), itemsize)]
+        batches = []
         for start in range(0, len(fields), WRITE_BATCH):
             stop = min(start + WRITE_BATCH, len(fields))
-            mapping = {
-                fields[row]: bytes(raw[row * itemsize : (row + 1) * itemsize])
-                for row in range(start, stop)
-            }
-            pipe = self._writer.pipeline(transaction=False)
-            pipe.hset(key, mapping=mapping)
-            pipe.expire(key, UNPUBLISHED_TTL_SECONDS)
-            pipe.execute()
+            pairs: list[str | bytes] = [b""] * (2 * (stop - start))
+            pairs[0::2] = fields[start:stop]
+            pairs[1::2] = values[start:stop]
+            batches.append(pairs)
+        if not isinstance(self._writer, redis.Redis):
+            for pairs in batches:
+                pipe = self._writer.pipeline(transaction=False)
+                pipe.execute_command("HSET", key, *pairs)
+                pipe.expire(key, UNPUBLISHED_TTL_SECONDS)
+                pipe.execute()
+            return
+        pool = self._writer.connection_pool
+        connection = pool.get_connection()
+        try:
+            connection.retry.call_with_retry(
+                lambda: _send_batches(connection, key, batches), lambda _: connection.disconnect()
+            )
+        except BaseException:
+            connection.disconnect()  # replies may be left unread: never hand it back in that state
+            raise
+        finally:
+            pool.release(connection)
 
     def attribute_set_replace(self, customer_id: int, name: str, item_ids: Sequence[str]) -> None:
         key = self._attribute_key(customer_id, name)
@@ -692,6 +712,25 @@ def _exchange(connection: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
     if error is not None:
         raise error
     return replies
+
+
+def _send_batches(connection: Any, key: str, batches: list[list[str | bytes]]) -> None:
+    """HSET each batch of (field, value) pairs into `key` with the unpublished version's expiry,
+    every batch sent before any reply is read (all read after; the first error raised)."""
+    expire: tuple[Any, ...] = ("EXPIRE", key, UNPUBLISHED_TTL_SECONDS)
+    for pairs in batches:
+        command: tuple[Any, ...] = ("HSET", key, *pairs)
+        connection.send_packed_command(
+            [hiredis.pack_command(command), hiredis.pack_command(expire)]
+        )
+    error: redis.ResponseError | None = None
+    for _ in range(2 * len(batches)):
+        try:
+            connection.read_response()
+        except redis.ResponseError as exc:
+            error = error or exc
+    if error is not None:
+        raise error
 
 
 def _as_dict(reply: Any) -> dict[bytes, bytes]:

@@ -163,6 +163,36 @@ def test_a_reader_during_a_refresh_sees_the_old_or_the_new_version_never_a_mix(
         assert any(started <= at <= finished and version == old for at, version, _ in seen)
 
 
+def test_a_write_redis_refuses_fails_the_publish_and_the_next_publish_works(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The version's records go out batch after batch before any reply is read: a refused batch
+    # must fail the publish (nothing swapped in), and the pooled connection, every reply read,
+    # must serve the next publish.
+    monkeypatch.setattr(redis_store, "WRITE_BATCH", 100)
+    store = build_store(store_config(settings, "redis"))
+    try:
+        good = publish(store, 500, ctr=0.1)
+        version = next(_versions)
+        items_key = store._version_keys(CUSTOMER, version)[1]  # type: ignore[attr-defined]
+        store._writer.set(items_key, "not a hash")  # type: ignore[attr-defined]
+        with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+            store.publish(CUSTOMER, snapshot(version, 500, ctr=0.5))
+        assert store.fetch(CUSTOMER, ["i1"], "", "").meta.version == good  # type: ignore[union-attr]
+
+        newer = publish(store, 500, ctr=0.9, queries=250)
+        fetch = build_store(store_config(settings, "redis")).fetch(
+            CUSTOMER, ["i1", "i499"], "shoes", ""
+        )
+        assert fetch.meta is not None
+        assert fetch.meta.version == newer
+        assert fetch.item_records["signals"][:, CTR] == pytest.approx([0.9, 0.9])
+        assert fetch.query_found is not None
+        assert fetch.query_found.tolist() == [True, False]
+    finally:
+        store.drop_customer(CUSTOMER)
+
+
 def test_a_reader_holding_the_old_pointer_still_reads_it_whole(settings: Any) -> None:
     writer = build_store(store_config(settings, "redis"))
     reader = build_store(store_config(settings, "redis"))
