@@ -70,7 +70,7 @@ class RankIn(BaseModel):
 _Text = Annotated[str, msgspec.Meta(max_length=256)]
 
 
-class _Candidate(msgspec.Struct, forbid_unknown_fields=True):
+class _Candidate(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     id: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
     relevance: float | None = None  # msgspec refuses a number beyond a double
 
