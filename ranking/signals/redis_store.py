@@ -33,7 +33,7 @@ import secrets
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -504,16 +504,8 @@ class RedisSignalStore(SignalStore):
         a batch while this process packs the next (2.0M query-item records: 4.2 s to 2.1 s,
         docs/performance.md); a Redis Cluster's pipeline routes by slot, a round trip a batch."""
         raw = records.tobytes() if len(fields) else b""
-        values = [raw[offset : offset + itemsize] for offset in range(0, len(raw), itemsize)]
-        batches = []
-        for start in range(0, len(fields), WRITE_BATCH):
-            stop = min(start + WRITE_BATCH, len(fields))
-            pairs: list[str | bytes] = [b""] * (2 * (stop - start))
-            pairs[0::2] = fields[start:stop]
-            pairs[1::2] = values[start:stop]
-            batches.append(pairs)
         if not isinstance(self._writer, redis.Redis):
-            for pairs in batches:
+            for pairs in _hset_batches(fields, raw, itemsize):
                 pipe = self._writer.pipeline(transaction=False)
                 pipe.execute_command("HSET", key, *pairs)
                 pipe.expire(key, UNPUBLISHED_TTL_SECONDS)
@@ -523,8 +515,11 @@ class RedisSignalStore(SignalStore):
         connection = pool.get_connection()
         try:
             connection.retry.call_with_retry(
-                lambda: _send_batches(connection, key, batches), lambda _: connection.disconnect()
+                lambda: _send_batches(connection, key, _hset_batches(fields, raw, itemsize)),
+                lambda _: connection.disconnect(),
             )
+        except redis.ResponseError:
+            raise  # every reply was read: the connection is in step
         except BaseException:
             connection.disconnect()  # replies may be left unread: never hand it back in that state
             raise
@@ -714,17 +709,35 @@ def _exchange(connection: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
     return replies
 
 
-def _send_batches(connection: Any, key: str, batches: list[list[str | bytes]]) -> None:
+def _hset_batches(
+    fields: Sequence[str | bytes], raw: bytes, itemsize: int
+) -> Iterator[list[str | bytes]]:
+    """The fields and their records (`itemsize` bytes each in `raw`) as HSET's alternating
+    arguments, WRITE_BATCH pairs at a time (made as they are sent: memory for one batch)."""
+    for start in range(0, len(fields), WRITE_BATCH):
+        stop = min(start + WRITE_BATCH, len(fields))
+        pairs: list[str | bytes] = [b""] * (2 * (stop - start))
+        pairs[0::2] = fields[start:stop]
+        pairs[1::2] = [
+            raw[offset : offset + itemsize]
+            for offset in range(start * itemsize, stop * itemsize, itemsize)
+        ]
+        yield pairs
+
+
+def _send_batches(connection: Any, key: str, batches: Iterable[list[str | bytes]]) -> None:
     """HSET each batch of (field, value) pairs into `key` with the unpublished version's expiry,
     every batch sent before any reply is read (all read after; the first error raised)."""
     expire: tuple[Any, ...] = ("EXPIRE", key, UNPUBLISHED_TTL_SECONDS)
+    sent = 0
     for pairs in batches:
         command: tuple[Any, ...] = ("HSET", key, *pairs)
         connection.send_packed_command(
             [hiredis.pack_command(command), hiredis.pack_command(expire)]
         )
+        sent += 2
     error: redis.ResponseError | None = None
-    for _ in range(2 * len(batches)):
+    for _ in range(sent):
         try:
             connection.read_response()
         except redis.ResponseError as exc:
