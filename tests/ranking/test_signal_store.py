@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import hiredis
 import numpy as np
 import pytest
 import redis
@@ -508,3 +509,28 @@ def test_ids_with_a_nul_byte_or_no_utf8_have_no_keys() -> None:
     assert item_keys(["sku-1", "sku\x002"]) is None
     assert item_keys(["\x00"]) is None
     assert item_keys(["sku-1", "\ud800"]) is None
+
+
+def test_commands_of_many_ids_are_written_as_hiredis_writes_them() -> None:
+    # The candidates' ids are packed without hiredis (its per-argument formatting is slow): the
+    # bytes on the wire must be the same, whatever the ids hold.
+    ids = ["sku-1", "é", "日本語の商品", "a b", "x" * 256, "ü" * 300, "\x1f"]
+    keys = item_keys(ids)
+    assert keys is not None
+    for name in ("SMISMEMBER", "HMGET"):
+        command = redis_store._ids_command(name, "rw:{c4242}:as:red", ids, keys)
+        assert type(command) is redis_store._IdsCommand
+        assert redis_store._packed(command) == hiredis.pack_command(
+            (name, "rw:{c4242}:as:red", *ids)
+        )
+    # No ids as bytes (an id with a NUL byte) or none at all: an ordinary command.
+    for plain in (
+        redis_store._ids_command("HMGET", "k", ["a\x00b"], None),
+        redis_store._ids_command("SMISMEMBER", "k", [], []),
+    ):
+        assert type(plain) is tuple
+        assert redis_store._packed(plain) == hiredis.pack_command(plain)
+    # An argument longer than the length table (1024 bytes) is left to hiredis.
+    huge = [b"y" * 2000, b"z"]
+    command = redis_store._ids_command("HMGET", "k", huge, huge)
+    assert redis_store._packed(command) == hiredis.pack_command(("HMGET", "k", *huge))
