@@ -33,7 +33,7 @@ import secrets
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -395,15 +395,10 @@ class RedisSignalStore(SignalStore):
             for command in commands:
                 pipe.execute_command(*command)
             return list(pipe.execute())
-        pool = client.connection_pool
-        connection = pool.get_connection()
-        try:
-            replies: list[Any] = connection.retry.call_with_retry(
-                lambda: _exchange(connection, commands), lambda _: connection.disconnect()
-            )
-            return replies
-        finally:
-            pool.release(connection)
+        replies: list[Any] = _on_pooled_connection(
+            client, lambda connection: _exchange(connection, commands)
+        )
+        return replies
 
     def _snapshot(
         self, customer_id: int, meta: SignalMeta | None, ids: list[str]
@@ -515,20 +510,10 @@ class RedisSignalStore(SignalStore):
                 pipe.expire(key, UNPUBLISHED_TTL_SECONDS)
                 pipe.execute()
             return
-        pool = self._writer.connection_pool
-        connection = pool.get_connection()
-        try:
-            connection.retry.call_with_retry(
-                lambda: _send_batches(connection, key, _hset_batches(fields, raw, itemsize)),
-                lambda _: connection.disconnect(),
-            )
-        except redis.ResponseError:
-            raise  # every reply was read: the connection is in step
-        except BaseException:
-            connection.disconnect()  # replies may be left unread: never hand it back in that state
-            raise
-        finally:
-            pool.release(connection)
+        _on_pooled_connection(
+            self._writer,
+            lambda connection: _send_batches(connection, key, _hset_batches(fields, raw, itemsize)),
+        )
 
     def attribute_set_replace(self, customer_id: int, name: str, item_ids: Sequence[str]) -> None:
         key = self._attribute_key(customer_id, name)
@@ -733,22 +718,49 @@ def _packed(command: tuple[Any, ...]) -> bytes:
     return b"*%d" % len(command) + head[2:] + b"\r\n".join(parts) + b"\r\n"
 
 
-def _exchange(connection: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
-    connection.send_packed_command([b"".join(map(_packed, commands))])
+def _on_pooled_connection(client: redis.Redis, work: Callable[[Any], Any]) -> Any:
+    """`work(connection)` on a connection of the client's pool, with the connection's own retry
+    (a connection error disconnects it and tries again). Handed back to the pool in step: after
+    an error reply every reply was read (`_replies`); after anything else, replies may be left
+    unread, so it is disconnected first."""
+    pool = client.connection_pool
+    connection = pool.get_connection()
+    try:
+        return connection.retry.call_with_retry(
+            lambda: work(connection), lambda _: connection.disconnect()
+        )
+    except redis.ResponseError:
+        raise
+    except BaseException:
+        connection.disconnect()
+        raise
+    finally:
+        pool.release(connection)
+
+
+def _replies(connection: Any, names: Sequence[str]) -> list[Any]:
+    """A reply for each command sent (`names`: theirs, in order). Every reply is read, so the
+    connection stays in step; the first error reply is raised then, naming its command as
+    redis-py's pipeline does."""
     replies: list[Any] = []
     error: redis.ResponseError | None = None
-    for command in commands:  # every reply is read, so the pooled connection stays in step
+    for name in names:
         try:
             replies.append(connection.read_response())
         except redis.ResponseError as exc:
             if error is None:
                 error = exc
                 number = len(replies) + 1
-                exc.args = (f"Command # {number} ({command[0]}) of pipeline caused error: {exc}",)
+                exc.args = (f"Command # {number} ({name}) of pipeline caused error: {exc}",)
             replies.append(exc)
     if error is not None:
         raise error
     return replies
+
+
+def _exchange(connection: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+    connection.send_packed_command([b"".join(map(_packed, commands))])
+    return _replies(connection, [command[0] for command in commands])
 
 
 def _hset_batches(
@@ -769,23 +781,16 @@ def _hset_batches(
 
 def _send_batches(connection: Any, key: str, batches: Iterable[list[str | bytes]]) -> None:
     """HSET each batch of (field, value) pairs into `key` with the unpublished version's expiry,
-    every batch sent before any reply is read (all read after; the first error raised)."""
+    every batch sent before any reply is read."""
     expire: tuple[Any, ...] = ("EXPIRE", key, UNPUBLISHED_TTL_SECONDS)
-    sent = 0
+    names: list[str] = []
     for pairs in batches:
         command: tuple[Any, ...] = ("HSET", key, *pairs)
         connection.send_packed_command(
             [hiredis.pack_command(command), hiredis.pack_command(expire)]
         )
-        sent += 2
-    error: redis.ResponseError | None = None
-    for _ in range(sent):
-        try:
-            connection.read_response()
-        except redis.ResponseError as exc:
-            error = error or exc
-    if error is not None:
-        raise error
+        names += ("HSET", "EXPIRE")
+    _replies(connection, names)
 
 
 def _as_dict(reply: Any) -> dict[bytes, bytes]:

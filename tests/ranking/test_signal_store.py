@@ -179,6 +179,14 @@ def test_a_write_redis_refuses_fails_the_publish_and_the_next_publish_works(
         store._writer.set(items_key, "not a hash")  # type: ignore[attr-defined]
         with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
             store.publish(CUSTOMER, snapshot(version, 500, ctr=0.5))
+        # The writer's pooled connection (the one just handed back) has no reply left unread.
+        pool = store._writer.connection_pool  # type: ignore[attr-defined]
+        connection = pool.get_connection()
+        try:
+            assert connection.is_connected
+            assert not connection.can_read(timeout=0.2)
+        finally:
+            pool.release(connection)
         assert store.fetch(CUSTOMER, ["i1"], "", "").meta.version == good  # type: ignore[union-attr]
 
         newer = publish(store, 500, ctr=0.9, queries=250)
