@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 
 from ranking.signals.memory_store import MemorySignalStore
-from ranking.signals.redis_store import RedisSignalStore
+from ranking.signals.redis_store import WRITER_TIMEOUT_SECONDS, RedisSignalStore
 from ranking.signals.store import SignalStore
 
 _store: SignalStore | None = None
@@ -47,6 +47,11 @@ def build_store(config: dict[str, Any]) -> SignalStore:
 
 
 def reset_signal_store() -> None:
-    """Forget the process's store (tests switch settings between backends)."""
+    """Forget the process's store (tests switch settings between backends), once the builds of
+    its host copies under way have ended: one left running reads keys a test has since dropped,
+    and its failure would be logged into the next test (a fresh-clone `make test` saw it)."""
     global _store
+    snapshots = getattr(_store, "snapshots", None)
+    if snapshots is not None:
+        snapshots.wait(WRITER_TIMEOUT_SECONDS)
     _store = None
