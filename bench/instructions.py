@@ -66,6 +66,7 @@ def main() -> None:
     parser.add_argument("--served", action="store_true")
     parser.add_argument("--seconds", type=float, default=5.0, help="--served: a round's length")
     parser.add_argument("--connections", type=int, default=4, help="--served")
+    parser.add_argument("--workers", type=int, default=2, help="--served: gunicorn workers")
     parser.add_argument(
         "--against", type=Path, help="--served: also serve the service from this checkout"
     )
@@ -339,7 +340,7 @@ def served(
     seconds: float,
     args: argparse.Namespace,
 ) -> dict[str, Any]:
-    """Both under gunicorn (2 workers, the service's config), closed loops alternating; the
+    """Both under gunicorn (`--workers`, the service's config), closed loops alternating; the
     workers' CPU time per answered request."""
     import contextlib
 
@@ -358,12 +359,14 @@ def served(
     with contextlib.ExitStack() as stack:
         servers = {
             "floor": stack.enter_context(
-                rank.gunicorn({**env, **floor_env}, 2, "prometheus-floor", "floor:app")
+                rank.gunicorn({**env, **floor_env}, args.workers, "prometheus-floor", "floor:app")
             ),
-            "service": stack.enter_context(rank.gunicorn(env, 2)),
+            "service": stack.enter_context(rank.gunicorn(env, args.workers)),
         }
         if args.against:
-            against = rank.gunicorn(env, 2, "prometheus-against", root=args.against.resolve())
+            against = rank.gunicorn(
+                env, args.workers, "prometheus-against", root=args.against.resolve()
+            )
             servers["against"] = stack.enter_context(against)
         for port, _ in servers.values():
             rank.loadgen("closed", port, duration=3.0, **common)

@@ -314,18 +314,28 @@ def markdown(summary: dict[str, Any], runs: list[ScenarioResult], meta: dict[str
             "each family, and one with every feature, each served with a recorded override and "
             "evaluated on the same fresh sessions)",
             "",
-            "| trained without | surface | NDCG@10 | revenue / session |",
-            "|---|---|---|---|",
+            "| trained without | surface | NDCG@10 | revenue / session | against every feature "
+            "(NDCG@10, revenue) |",
+            "|---|---|---|---|---|",
         ]
         run = ablated[0]
         families = run.ablation or {}
+        full = families.get("nothing (every feature)", {})
         for surface in ("search", "browse"):
             for family, by_surface in families.items():
                 row = by_surface.get(surface)
                 if row is None:
                     continue
+                base = full.get(surface)
+                change = (
+                    f"{row['ndcg@10'] / base['ndcg@10'] - 1:+.2%}, "
+                    f"{row['revenue'] / base['revenue'] - 1:+.2%}"
+                    if base and base["ndcg@10"] > 0 and base["revenue"] > 0
+                    else "-"
+                )
                 lines.append(
-                    f"| {family} | {surface} | {row['ndcg@10']:.4f} | {row['revenue']:.2f} |"
+                    f"| {family} | {surface} | {row['ndcg@10']:.4f} | {row['revenue']:.2f} "
+                    f"| {change} |"
                 )
         lines.append("")
     return "\n".join(lines)
