@@ -101,3 +101,21 @@ def test_every_run_says_what_each_surface_served(quick_run: dict[str, object]) -
         assert set(run["served"]) == {"search", "browse"}
         for words in run["served"].values():
             assert "now serves" in words or words.startswith("kept the live ranker: ")
+
+
+def test_the_ablation_removes_every_personal_feature_the_registry_has() -> None:
+    """The ablation's families name features the model has, and its "every personal feature"
+    row is the registry's shopper and session features, all of them: a personal feature added to
+    the registry is in it without anyone remembering to add it here."""
+    from demo.quality import FAMILIES
+    from ranking.signals.features import REGISTRY, SHOPPER_FAMILIES
+    from ranking.signals.schema import FEATURES
+
+    named = {feature for features in FAMILIES.values() for feature in features}
+    assert named <= set(FEATURES), sorted(named - set(FEATURES))
+    personal = {feature.name for feature in REGISTRY if feature.family in SHOPPER_FAMILIES}
+    assert set(FAMILIES["every personal feature"]) == personal
+    # The shopper's and the session's tastes are equal in the benchmark's traffic: one row
+    # removes both (docs/quality.md).
+    together = set(FAMILIES["shopper and session affinities"])
+    assert together == set(FAMILIES["shopper affinities"]) | set(FAMILIES["session"])
