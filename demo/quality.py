@@ -41,6 +41,7 @@ from demo.simulation import (
     shopper_events,
     simulated_sessions,
 )
+from ranking.signals.features import REGISTRY, SHOPPER_FAMILIES
 
 SURFACES = ("search", "browse")
 SCENARIOS = ("compressed", "steady", "history")
@@ -69,25 +70,14 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "session": ("session_category_affinity", "session_brand_affinity"),
     "recent items": ("user_recently_viewed", "user_purchased"),
     "query-item": ("query_ctr", "query_conversion_rate"),
-    # The benchmark's shoppers never pause long enough to start a second session, so the session
-    # affinities equal the shopper's over the whole history and a model trained without one
-    # family puts its weight on the other (docs/quality.md): this row removes both.
-    "shopper and session affinities": (
-        "user_category_affinity",
-        "user_brand_affinity",
-        "session_category_affinity",
-        "session_brand_affinity",
-    ),
-    "every personal feature": (
-        "user_category_affinity",
-        "user_brand_affinity",
-        "user_price_gap",
-        "session_category_affinity",
-        "session_brand_affinity",
-        "user_recently_viewed",
-        "user_purchased",
-    ),
 }
+# The benchmark's shoppers never pause long enough to start a second session, so the session
+# affinities equal the shopper's over the whole history and a model trained without one family
+# puts its weight on the other (docs/quality.md): this row removes both.
+FAMILIES["shopper and session affinities"] = FAMILIES["shopper affinities"] + FAMILIES["session"]
+FAMILIES["every personal feature"] = tuple(
+    feature.name for feature in REGISTRY if feature.family in SHOPPER_FAMILIES
+)
 
 
 class Shop(Protocol):
