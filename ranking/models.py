@@ -130,6 +130,10 @@ class RankLog(models.Model):
     # Answered without signals (the signal store was unavailable): the order was the retriever's
     # and only the relevance column of `features` is real.
     degraded = models.BooleanField(default=False)
+    # The item columns (the item and catalog families, features.py) are not in `features` but
+    # in RankLogItemSignals, once per (signal version, item): they are a function of the two. A
+    # row with `features` whole (False) is one written before, degraded, or without a version.
+    items_by_reference = models.BooleanField(default=False, db_default=False)
     # Position k when the pair at k and k + 1 was swapped at random (exploration), else null.
     swapped_at = models.PositiveSmallIntegerField(null=True, blank=True)
     # The experiment whose variant ranked the request, and that variant ("A", "B"); null and ""
@@ -190,6 +194,37 @@ class RankLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.surface} {self.request_id}"
+
+
+class RankLogItemSignals(models.Model):
+    """The item columns of the rank log's features, once per signal version and item.
+
+    A signal version is immutable and its number is never reused (refresh.py,
+    `allocate_signal_version`), so an item's item-family features are the same in every request
+    served from the version: the rank log stores them here once, and each of its rows refers to
+    them by `signals_version` and item id (`RankLog.items_by_reference`). `signals` holds the
+    item columns of the rank-log row's schema, little-endian float32, the bytes the request was
+    scored on. Rows of versions no rank-log row refers to any more are purged with the log.
+    """
+
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    signals_version = models.PositiveIntegerField()
+    item_id = models.TextField()
+    signals = models.BinaryField()
+
+    objects = TenantQuerySet["RankLogItemSignals"].as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "signals_version", "item_id"], name="ranklogitems_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"v{self.signals_version} {self.item_id}"
 
 
 class ModelStatus(models.TextChoices):

@@ -38,10 +38,10 @@ from ranking.engine.records import (
     RuleEffect,
 )
 from ranking.learning.artifacts import ArtifactRefused, scorer_load
-from ranking.learning.rank_log import feature_matrix
+from ranking.learning.rank_log import logged_relevance
 from ranking.runtime import customer_runtime
 from ranking.signals.backend import signal_store
-from ranking.signals.schema import FEATURE_INDEX, RELEVANCE_COLUMN
+from ranking.signals.schema import FEATURE_INDEX
 from ranking.signals.store import SignalMeta, SignalStoreUnavailable
 
 MAX_CANDIDATES = 500
@@ -254,7 +254,7 @@ def candidates_resolve(params: ExplainParams) -> Candidates:
         logged = selectors.rank_log_of(customer_id=params.customer_id, request_id=params.request_id)
         if logged is None:
             raise ExplainError("request_id", "No logged request of this customer has this id.")
-        relevance = feature_matrix(bytes(logged.features))[:, RELEVANCE_COLUMN]
+        relevance = logged_relevance(bytes(logged.features), len(logged.item_ids))
         note = (
             f"Replaying logged request {logged.request_id} of {logged.created_at:%Y-%m-%d %H:%M} "
             f"(served by {logged.model}): its surface, query, shopper and items, with the "

@@ -33,8 +33,8 @@ from merchandising.actions import ACTIONS, Phase
 from merchandising.contracts import BOOST_STRENGTHS
 from merchandising.preview import preview_candidates
 from merchandising.selectors import rule_name
-from ranking.learning.rank_log import feature_matrix
-from ranking.signals.schema import FEATURE_INDEX, RELEVANCE_COLUMN
+from ranking.learning.rank_log import logged_relevance
+from ranking.signals.schema import FEATURE_INDEX
 
 # How many of the latest logged requests for the query are looked at.
 LOG_SCAN = 500
@@ -143,7 +143,7 @@ def _candidates(
         else None
     )
     if chosen is not None and logged is not None:  # (None: purged since it was listed)
-        relevance = feature_matrix(bytes(logged.features))[:, RELEVANCE_COLUMN]
+        relevance = logged_relevance(bytes(logged.features), len(logged.item_ids))
         ids = [
             (item_id, None if np.isnan(value) else float(value))
             for item_id, value in zip(logged.item_ids, relevance.tolist(), strict=False)

@@ -42,8 +42,7 @@ from merchandising.selectors import (
     rules_serving_newest_first,
 )
 from ranking.engine.records import RankInput, RuleEffect
-from ranking.learning.rank_log import feature_matrix
-from ranking.signals.schema import RELEVANCE_COLUMN
+from ranking.learning.rank_log import logged_relevance
 
 # How far back the rank log is searched for the query's latest request, and the queries' traffic.
 LOG_DAYS = 28
@@ -201,7 +200,7 @@ def _logged_candidates(
     )
     if logged is None:
         return None
-    relevance = feature_matrix(bytes(logged.features))[:, RELEVANCE_COLUMN]
+    relevance = logged_relevance(bytes(logged.features), len(logged.item_ids))
     ids = tuple(
         (item_id, None if np.isnan(value) else float(value))
         for item_id, value in zip(logged.item_ids, relevance.tolist(), strict=False)

@@ -28,10 +28,10 @@ from django.conf import settings
 from events.models import Event, EventType
 from events.queries import shopper_key
 from ranking.engine.features import standardised_relevance
-from ranking.learning.rank_log import feature_matrix
+from ranking.learning.rank_log import logged_matrix, logged_relevance, version_items
 from ranking.learning.replay import PastRequest, features_as_of
 from ranking.models import RankLog
-from ranking.signals.schema import FEATURE_INDEX, FEATURES, RELEVANCE_COLUMN, SCHEMA_HASH
+from ranking.signals.schema import FEATURE_INDEX, FEATURES, SCHEMA_HASH
 
 POPULARITY = FEATURE_INDEX["popularity"]
 
@@ -47,6 +47,7 @@ class Source(StrEnum):
     NO_SIGNALS = "rebuilt: served before any signal refresh"
     STALE = "rebuilt: served on stale signals"
     OTHER_SCHEMA = "rebuilt: logged with another feature schema"
+    ITEMS_GONE = "rebuilt: the item columns it referred to are gone"
     HISTORY = "rebuilt: impressions without a rank log"
 
 
@@ -223,8 +224,11 @@ def logged_requests(
             "signals_at",
             "degraded",
             "swapped_at",
+            "signals_version",
+            "items_by_reference",
         )
     )
+    items = _VersionItems(customer_id)
     for (
         request_id,
         created_at,
@@ -236,6 +240,8 @@ def logged_requests(
         signals_at,
         degraded,
         swapped_at,
+        version,
+        by_reference,
     ) in rows.iterator(chunk_size=2000):
         if degraded:
             if skipped is not None:
@@ -245,7 +251,6 @@ def logged_requests(
             continue
         if schema != SCHEMA_HASH:
             # Another schema has other columns; relevance is the last column in every schema.
-            values = np.frombuffer(bytes(blob), dtype="<f4").reshape(len(item_ids), -1)
             yield LoggedRequest(
                 request_id,
                 created_at,
@@ -254,19 +259,22 @@ def logged_requests(
                 query,
                 shopper,
                 Source.OTHER_SCHEMA,
-                relevance=values[:, -1].copy(),
+                relevance=logged_relevance(bytes(blob), len(item_ids)),
                 surface=surface,
                 swapped_at=swapped_at or 0,
             )
             continue
-        features = feature_matrix(bytes(blob))
-        relevance = features[:, RELEVANCE_COLUMN].copy()
+        blob = bytes(blob)
+        relevance = logged_relevance(blob, len(item_ids))
         if signals_at is None:
             source, keep = Source.NO_SIGNALS, None
         elif created_at - signals_at > stale_after:
             source, keep = Source.STALE, None
         else:
-            source, keep = Source.LOGGED, features
+            keep = logged_matrix(
+                blob, item_ids, items.of(version) if by_reference and version else None
+            )
+            source = Source.LOGGED if keep is not None else Source.ITEMS_GONE
         yield LoggedRequest(
             request_id,
             created_at,
@@ -280,6 +288,27 @@ def logged_requests(
             surface,
             swapped_at or 0,
         )
+
+
+class _VersionItems:
+    """The item columns the rank log stored per signal version of a customer, read a version at
+    a time as the time-ordered rows reach it; the last few versions kept (two workers may serve
+    the old and the new version for a moment after a refresh)."""
+
+    KEPT = 4
+
+    def __init__(self, customer_id: int) -> None:
+        self.customer_id = customer_id
+        self.versions: dict[int, dict[str, bytes]] = {}
+
+    def of(self, version: int) -> dict[str, bytes]:
+        rows = self.versions.pop(version, None)
+        if rows is None:
+            rows = version_items(self.customer_id, version)
+        self.versions[version] = rows  # the newest last
+        while len(self.versions) > self.KEPT:
+            del self.versions[next(iter(self.versions))]
+        return rows
 
 
 def impression_requests(

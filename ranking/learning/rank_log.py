@@ -4,6 +4,13 @@ A request appends one entry to a bounded in-process buffer (no database, no Redi
 runtime-sync thread drains it every second and hands batches to the `flush_rank_log` Celery task,
 which bulk-inserts `RankLog` rows. When the buffer is full the oldest entries are dropped and
 counted: losing some training rows is better than growing without bound or slowing the shopper.
+
+The item columns of a request read from a signal version (18 of its 28 features: the item and
+catalog families) are a function of the version and the item, so they are stored once per
+(version, item) in `RankLogItemSignals` and the row keeps the rest (`items_by_reference`): a
+row of 100 positions stores 4 KB of features instead of 11 KB, and PostgreSQL keeps it in its
+heap page instead of compressing it out of line (docs/performance.md, "The rank log's item
+columns by reference"). `logged_features` puts a row's matrix back together, bit for bit.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import json
 import logging
 import threading
 from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,8 +41,8 @@ from core.settings_cache import settings_cached
 from customers.models import Customer
 from ranking.engine.features import standardised_relevance
 from ranking.engine.records import RankInput, RankOutcome
-from ranking.models import RankLog
-from ranking.signals.schema import FEATURES, RELEVANCE_COLUMN, SCHEMA_HASH
+from ranking.models import RankLog, RankLogItemSignals, SignalVersion
+from ranking.signals.schema import FEATURES, N_ITEM, RELEVANCE_COLUMN, SCHEMA_HASH
 
 logger = logging.getLogger(__name__)
 
@@ -122,8 +130,58 @@ class RankLogEntry:
 
 
 def feature_matrix(features: bytes) -> np.ndarray:
-    """A logged feature blob back as a positions x features float32 matrix."""
+    """A whole logged feature blob back as a positions x features float32 matrix."""
     return np.frombuffer(features, dtype=FEATURE_DTYPE).reshape(-1, len(FEATURES))
+
+
+ITEM_BYTES = N_ITEM * FEATURE_DTYPE.itemsize
+
+
+def logged_relevance(features: bytes, positions: int) -> np.ndarray:
+    """The standardised relevance column of a logged blob, of any layout or schema: the
+    request's block is the last column in every schema (schema.py), whole or by reference."""
+    return np.frombuffer(features, dtype=FEATURE_DTYPE).reshape(positions, -1)[:, -1].copy()
+
+
+def logged_matrix(
+    features: bytes, item_ids: Sequence[str], item_rows: Mapping[str, bytes] | None
+) -> np.ndarray | None:
+    """A logged row's positions x features matrix. `item_rows` (item id to its item columns, of
+    the row's signal version) for a row stored by reference, None for a whole one. None when an
+    item's columns are not there (purged, or never written: training then rebuilds the row)."""
+    if item_rows is None:
+        return feature_matrix(features)
+    parts = []
+    for item_id in item_ids:
+        part = item_rows.get(item_id)
+        if part is None or len(part) != ITEM_BYTES:
+            return None
+        parts.append(part)
+    matrix = np.empty((len(item_ids), len(FEATURES)), dtype=FEATURE_DTYPE)
+    items = np.frombuffer(b"".join(parts), dtype=FEATURE_DTYPE)
+    matrix[:, :N_ITEM] = items.reshape(len(item_ids), N_ITEM)
+    matrix[:, N_ITEM:] = np.frombuffer(features, dtype=FEATURE_DTYPE).reshape(len(item_ids), -1)
+    return matrix
+
+
+def version_items(
+    customer_id: int, version: int, item_ids: Sequence[str] | None = None
+) -> dict[str, bytes]:
+    """The item columns stored for a customer's signal version (of `item_ids` only, if given)."""
+    rows = RankLogItemSignals.objects.for_customer(customer_id).filter(signals_version=version)
+    if item_ids is not None:
+        rows = rows.filter(item_id__in=sorted(set(item_ids)))
+    return {item_id: bytes(signals) for item_id, signals in rows.values_list("item_id", "signals")}
+
+
+def logged_features(log: RankLog) -> np.ndarray | None:
+    """One logged row's features, whole: None when its item columns are gone."""
+    items = (
+        version_items(log.customer_id, log.signals_version, log.item_ids)
+        if log.items_by_reference and log.signals_version is not None
+        else None
+    )
+    return logged_matrix(bytes(log.features), log.item_ids, items)
 
 
 class RankLogBuffer:
@@ -273,6 +331,7 @@ _COPY_COLUMNS = (
     "teams",
     "rule_holdouts",
     "layer_variants",
+    "items_by_reference",
 )
 
 
@@ -332,73 +391,181 @@ def _json_bytes(value: Any) -> bytes | str:
         return json.dumps(value)
 
 
+# Per process: the item ids whose columns this process has stored, per (customer, signal
+# version), so that a batch sends only the items new to the version. Only the two newest versions
+# of a customer are kept (the workers switch within seconds of a refresh), and a customer's ids are
+# forgotten past `_REMEMBERED_LIMIT` (the insert skips rows stored already; the set only saves
+# sending them). A row the set wrongly counts as stored (purged since) is found missing when
+# training reads it, and that request is rebuilt: never a wrong feature.
+_stored_items: dict[tuple[int, int], set[str]] = {}
+_REMEMBERED_LIMIT = 200_000
+
+_ITEMS_INSERT = (
+    "INSERT INTO ranking_ranklogitemsignals (customer_id, signals_version, item_id, signals)"
+    " SELECT * FROM unnest(%s::bigint[], %s::integer[], %s::text[], %s::bytea[])"
+    " ON CONFLICT (customer_id, signals_version, item_id) DO NOTHING"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    entry: RankLogEntry
+    features: bytes  # whole, or without the item columns when `by_reference`
+    by_reference: bool
+
+
+def _by_reference(entry: RankLogEntry) -> bool:
+    """Whether the entry's item columns can be stored by reference: read from a signal version,
+    not degraded, and a whole matrix of this schema."""
+    return (
+        entry.signals_version is not None
+        and not entry.degraded
+        and len(entry.features) == len(entry.item_ids) * len(FEATURES) * FEATURE_DTYPE.itemsize
+    )
+
+
+def _split(entries: list[RankLogEntry]) -> tuple[list[_Row], dict[tuple[int, int, str], bytes]]:
+    """The rows to copy, and the item columns not stored yet by this process."""
+    rows: list[_Row] = []
+    items: dict[tuple[int, int, str], bytes] = {}
+    for entry in entries:
+        if not _by_reference(entry):
+            rows.append(_Row(entry, entry.features, False))
+            continue
+        assert entry.signals_version is not None
+        matrix = feature_matrix(entry.features)
+        stored = _stored_items.get((entry.customer_id, entry.signals_version), set())
+        for position, item_id in enumerate(entry.item_ids):
+            if item_id not in stored:
+                key = (entry.customer_id, entry.signals_version, item_id)
+                if key not in items:
+                    items[key] = matrix[position, :N_ITEM].tobytes()
+        rows.append(_Row(entry, np.ascontiguousarray(matrix[:, N_ITEM:]).tobytes(), True))
+    return rows, items
+
+
+def _remember(items: dict[tuple[int, int, str], bytes]) -> None:
+    """Count the items as stored, once their transaction committed."""
+    for customer_id, version, item_id in items:
+        stored = _stored_items.get((customer_id, version))
+        if stored is None:
+            older = sorted(key for key in _stored_items if key[0] == customer_id)
+            for key in older[:-1]:
+                del _stored_items[key]
+            stored = _stored_items[(customer_id, version)] = set()
+        elif len(stored) >= _REMEMBERED_LIMIT:
+            stored.clear()
+        stored.add(item_id)
+
+
+def _store_items(items: dict[tuple[int, int, str], bytes]) -> None:
+    """Insert the item columns; one already stored (by another process) is left as it is."""
+    if not items:
+        return
+    if connection.vendor == "postgresql":
+        columns: tuple[list[int], list[int], list[str], list[bytes]] = ([], [], [], [])
+        for (customer_id, version, item_id), signals in items.items():
+            columns[0].append(customer_id)
+            columns[1].append(version)
+            columns[2].append(item_id)
+            columns[3].append(signals)
+        with connection.cursor() as cursor:
+            cursor.execute(_ITEMS_INSERT, columns)
+        return
+    RankLogItemSignals.objects.bulk_create(
+        [
+            RankLogItemSignals(
+                customer_id=customer_id, signals_version=version, item_id=item_id, signals=signals
+            )
+            for (customer_id, version, item_id), signals in items.items()
+        ],
+        batch_size=500,
+        ignore_conflicts=True,
+    )
+
+
 def _write(entries: list[RankLogEntry]) -> int:
-    """Insert a batch of entries; a request id already logged for the customer is skipped.
+    """Insert a batch of entries, and the item columns they refer to, in one transaction; a
+    request id already logged for the customer is skipped."""
+    rows, items = _split(entries)
+    with transaction.atomic():
+        _store_items(items)
+        _write_rows(rows)
+    _remember(items)
+    return len(entries)
+
+
+def _write_rows(rows: list[_Row]) -> None:
+    """Insert the rows; a request id already logged for the customer is skipped.
 
     On PostgreSQL a binary COPY: an API process without a broker writes here, on a thread beside
     the requests, and the ORM's bulk insert took about 0.2 ms of CPU per entry (150 entries a
     second per worker at 300 req/s: the p99 of /v1/rank, docs/performance.md). A request id
-    logged already (a retried flush) fails the COPY whole; the batch then goes through the ORM,
-    which skips it."""
+    logged already (a retried flush) fails the COPY whole (its savepoint rolled back); the batch
+    then goes through the ORM, which skips it."""
     if connection.vendor == "postgresql":
         try:
             copied = (
                 (
-                    entry.customer_id,
-                    entry.request_id,
-                    entry.surface,
-                    entry.query[:256],
-                    entry.shopper_key[:260],
-                    entry.model[:64],
+                    row.entry.customer_id,
+                    row.entry.request_id,
+                    row.entry.surface,
+                    row.entry.query[:256],
+                    row.entry.shopper_key[:260],
+                    row.entry.model[:64],
                     SCHEMA_HASH,
-                    Jsonb(entry.item_ids, dumps=_json_bytes),
-                    entry.features,
-                    entry.created_at,
-                    entry.category[:256],
-                    entry.signals_version,
-                    entry.signals_time,
-                    entry.degraded,
-                    entry.swapped_at,
-                    entry.experiment_id,
-                    entry.variant[:16],
-                    entry.teams,
-                    None if entry.rule_holdouts is None else Jsonb(entry.rule_holdouts),
-                    None if entry.layer_variants is None else Jsonb(entry.layer_variants),
+                    Jsonb(row.entry.item_ids, dumps=_json_bytes),
+                    row.features,
+                    row.entry.created_at,
+                    row.entry.category[:256],
+                    row.entry.signals_version,
+                    row.entry.signals_time,
+                    row.entry.degraded,
+                    row.entry.swapped_at,
+                    row.entry.experiment_id,
+                    row.entry.variant[:16],
+                    row.entry.teams,
+                    None if row.entry.rule_holdouts is None else Jsonb(row.entry.rule_holdouts),
+                    None if row.entry.layer_variants is None else Jsonb(row.entry.layer_variants),
+                    row.by_reference,
                 )
-                for entry in entries
+                for row in rows
             )
             with transaction.atomic(), connection.cursor() as wrapper:
                 copy_rows(wrapper.cursor, RankLog._meta.db_table, _COPY_COLUMNS, copied)
-            return len(entries)
+            return
         except UniqueViolation:
             pass
-    rows = [
-        RankLog(
-            customer_id=entry.customer_id,
-            request_id=entry.request_id,
-            surface=entry.surface,
-            query=entry.query[:256],
-            shopper_key=entry.shopper_key[:260],
-            model=entry.model[:64],
-            schema_hash=SCHEMA_HASH,
-            item_ids=list(entry.item_ids),
-            features=entry.features,
-            created_at=entry.created_at,
-            category=entry.category[:256],
-            signals_version=entry.signals_version,
-            signals_at=entry.signals_time,
-            degraded=entry.degraded,
-            swapped_at=entry.swapped_at,
-            experiment_id=entry.experiment_id,
-            variant=entry.variant[:16],
-            teams=entry.teams,
-            rule_holdouts=entry.rule_holdouts,
-            layer_variants=entry.layer_variants,
-        )
-        for entry in entries
-    ]
-    RankLog.objects.bulk_create(rows, batch_size=500, ignore_conflicts=True)
-    return len(rows)
+    RankLog.objects.bulk_create(
+        [
+            RankLog(
+                customer_id=row.entry.customer_id,
+                request_id=row.entry.request_id,
+                surface=row.entry.surface,
+                query=row.entry.query[:256],
+                shopper_key=row.entry.shopper_key[:260],
+                model=row.entry.model[:64],
+                schema_hash=SCHEMA_HASH,
+                item_ids=list(row.entry.item_ids),
+                features=row.features,
+                created_at=row.entry.created_at,
+                category=row.entry.category[:256],
+                signals_version=row.entry.signals_version,
+                signals_at=row.entry.signals_time,
+                degraded=row.entry.degraded,
+                swapped_at=row.entry.swapped_at,
+                experiment_id=row.entry.experiment_id,
+                variant=row.entry.variant[:16],
+                teams=row.entry.teams,
+                rule_holdouts=row.entry.rule_holdouts,
+                layer_variants=row.entry.layer_variants,
+                items_by_reference=row.by_reference,
+            )
+            for row in rows
+        ],
+        batch_size=500,
+        ignore_conflicts=True,
+    )
 
 
 def flush(*, limit: int | None = None) -> int:
@@ -449,10 +616,43 @@ def rank_log_purge(*, now: datetime | None = None) -> int:
         old = RankLog.objects.for_customer(customer_id).filter(created_at__lt=cutoff)
         while ids := list(old.values_list("id", flat=True)[:5000]):
             deleted += RankLog.objects.filter(id__in=ids).delete()[0]
+        _purge_items(customer_id)
     return deleted
 
 
+# How long after a refresh a process may still log the version before it (it follows the new one
+# within a second; this is the margin).
+_VERSION_OVERLAP = timedelta(hours=1)
+
+
+def _purge_items(customer_id: int) -> None:
+    """Delete the item columns of the signal versions no rank-log row left can refer to: the
+    versions replaced more than `_VERSION_OVERLAP` before the oldest row was logged. (A row
+    referring to one all the same, say from a process an hour late, is rebuilt by training.)"""
+    oldest = (
+        RankLog.objects.for_customer(customer_id)
+        .order_by("created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    items = RankLogItemSignals.objects.for_customer(customer_id)
+    if oldest is not None:
+        current = (
+            SignalVersion.objects.for_customer(customer_id)
+            .filter(created_at__lte=oldest - _VERSION_OVERLAP)
+            .order_by("-created_at")
+            .values_list("version", flat=True)
+            .first()
+        )
+        if current is None:
+            return
+        items = items.filter(signals_version__lt=current)
+    while ids := list(items.values_list("id", flat=True)[:5000]):
+        RankLogItemSignals.objects.filter(id__in=ids).delete()
+
+
 def reset() -> None:
-    """Drop what this process buffered (tests start each case empty)."""
+    """Drop what this process buffered and remembered (tests start each case empty)."""
     buffer.entries.clear()
     buffer.dropped = 0
+    _stored_items.clear()

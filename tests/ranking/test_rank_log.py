@@ -16,12 +16,19 @@ from django.utils import timezone
 
 from core.metrics import RANK_LOG_DROPPED
 from ranking.learning import rank_log
-from ranking.learning.dataset import LoggedRequest, Outcome, training_set_build
-from ranking.models import RankLog
+from ranking.learning.dataset import (
+    LoggedRequest,
+    Outcome,
+    Source,
+    logged_requests,
+    training_set_build,
+)
+from ranking.models import RankLog, RankLogItemSignals
 from ranking.services import signals_refresh
-from ranking.signals.schema import FEATURES, SCHEMA_HASH
+from ranking.signals.schema import FEATURES, N_ITEM, SCHEMA_HASH
 from ranking.tasks import flush_rank_log, purge_rank_log
 from tests.conftest import ApiCaller
+from tests.factories import CustomerFactory, SignalVersionFactory
 from tests.ranking.helpers import put_items, rank
 
 pytestmark = pytest.mark.django_db
@@ -62,10 +69,12 @@ def test_a_ranked_request_is_logged_with_its_features_after_the_request(
     assert logged.model == "config:default"
     assert logged.schema_hash == SCHEMA_HASH
     assert logged.item_ids == [item["id"] for item in response["items"]]
-    features = rank_log.feature_matrix(bytes(logged.features))
+    assert logged.items_by_reference  # read from a signal version
+    features = rank_log.logged_features(logged)
     served = np.array(
         [[c["value"] for c in item["explanation"]["contributions"]] for item in response["items"]]
     )
+    assert features is not None
     assert features.shape == (3, len(FEATURES))
     np.testing.assert_array_equal(features, served.astype(np.float32))
 
@@ -195,3 +204,128 @@ def test_a_full_page_of_features_is_stored_compressed_with_lz4_and_reads_back_ex
     assert stored < length
     logged = RankLog.objects.get(request_id="full")
     np.testing.assert_array_equal(rank_log.feature_matrix(bytes(logged.features)), matrix)
+
+
+class Version:
+    """A signal version's item columns: the same for an item in every request served from it."""
+
+    def __init__(self, number: int, seed: int) -> None:
+        self.number = number
+        self.rng = np.random.default_rng(seed)
+        self.items: dict[str, np.ndarray] = {}
+
+    def page(self, request_id: str, customer_id: int, item_ids: str) -> rank_log.RankLogEntry:
+        """A logged request of these items (one letter each), read from this version."""
+        matrix = self.rng.random((len(item_ids), len(FEATURES))).astype(np.float32)
+        for position, item_id in enumerate(item_ids):
+            columns = self.items.setdefault(item_id, self.rng.random(N_ITEM).astype(np.float32))
+            matrix[position, :N_ITEM] = columns
+        return replace(
+            entry(request_id, customer_id),
+            item_ids=tuple(item_ids),
+            features=matrix.tobytes(),
+            signals_version=self.number,
+            signals_at=timezone.now().isoformat(),
+        )
+
+
+def test_item_columns_are_stored_once_per_signal_version_and_item_and_read_back_exact(
+    api: ApiCaller,
+) -> None:
+    """A request's item columns are a function of its signal version and the item: they are
+    stored once per pair (in one transaction with the rows), and each row puts its matrix back
+    together bit for bit, whichever process stored the pair and whatever other tenants store."""
+    shop = api.customer.pk
+    other = CustomerFactory().pk
+    v1, v2, other_v1 = Version(1, seed=1), Version(2, seed=2), Version(1, seed=3)
+    pages = [
+        v1.page("r1", shop, "abc"),
+        v1.page("r2", shop, "bcd"),
+        other_v1.page("o1", other, "ab"),
+    ]
+
+    assert rank_log.rank_log_write(pages) == 3
+    stored = RankLogItemSignals.objects.for_customer(shop)
+    assert sorted(stored.values_list("signals_version", "item_id")) == [(1, i) for i in "abcd"]
+    rows = {row.request_id: row for row in RankLog.objects.all()}
+    assert all(row.items_by_reference for row in rows.values())
+    # 10 of the 28 columns stay in the row; 18 are stored once a version and item.
+    assert len(rows["r1"].features) == 3 * (len(FEATURES) - N_ITEM) * 4
+    for page in pages:
+        logged = rank_log.logged_features(rows[page.request_id])
+        assert logged is not None
+        np.testing.assert_array_equal(logged, rank_log.feature_matrix(page.features))
+
+    rank_log.reset()  # another process, which has stored nothing yet: the pairs are kept once
+    later = [v1.page("r3", shop, "ad"), v2.page("r4", shop, "a")]
+    assert rank_log.rank_log_write(later) == 2
+    assert stored.count() == 5
+    for page in later:
+        logged = rank_log.logged_features(RankLog.objects.get(request_id=page.request_id))
+        np.testing.assert_array_equal(logged, rank_log.feature_matrix(page.features))  # type: ignore[arg-type]
+
+    # Without a version (no refresh yet) or degraded, the row keeps its features whole.
+    whole = [entry("r5", shop), replace(v2.page("r6", shop, "b"), degraded=True)]
+    assert rank_log.rank_log_write(whole) == 2
+    for page in whole:
+        row = RankLog.objects.get(request_id=page.request_id)
+        assert not row.items_by_reference
+        assert bytes(row.features) == page.features
+    assert stored.count() == 5
+
+
+def test_a_request_whose_item_columns_are_gone_is_rebuilt_for_training(api: ApiCaller) -> None:
+    """A row can refer to item columns that are gone (purged while a process still counted them
+    stored): training never reads it with a wrong feature; it rebuilds it and says so."""
+    shop = api.customer.pk
+    version = Version(1, seed=1)
+    pages = [version.page("r1", shop, "abc"), version.page("r2", shop, "de")]
+    assert rank_log.rank_log_write(pages) == 2
+    RankLogItemSignals.objects.filter(item_id="b").delete()
+
+    requests = {
+        request.request_id: request
+        for request in logged_requests(
+            customer_id=shop,
+            surface="browse",
+            start=timezone.now() - timedelta(hours=1),
+            end=timezone.now() + timedelta(hours=1),
+        )
+    }
+
+    assert requests["r1"].source == Source.ITEMS_GONE
+    assert requests["r1"].features is None  # rebuilt from the events before training
+    np.testing.assert_array_equal(
+        requests["r1"].relevance, rank_log.feature_matrix(pages[0].features)[:, -1]
+    )
+    assert requests["r2"].source == Source.LOGGED
+    np.testing.assert_array_equal(
+        requests["r2"].features,  # type: ignore[arg-type]
+        rank_log.feature_matrix(pages[1].features),
+    )
+
+
+def test_the_purge_keeps_the_item_columns_of_every_version_a_kept_row_can_refer_to(
+    api: ApiCaller, settings: Any
+) -> None:
+    settings.RANK_LOG_RETENTION_DAYS = 30
+    shop = api.customer.pk
+    now = timezone.now()
+    for number, days_ago in [(1, 50), (2, 35), (3, 20)]:
+        SignalVersionFactory(
+            customer=api.customer, version=number, created_at=now - timedelta(days=days_ago)
+        )
+    pages = [
+        replace(Version(1, seed=1).page("r1", shop, "ab"), created_at=now - timedelta(days=40)),
+        replace(Version(2, seed=2).page("r2", shop, "ab"), created_at=now - timedelta(days=25)),
+        replace(Version(3, seed=3).page("r3", shop, "ab"), created_at=now - timedelta(days=1)),
+    ]
+    assert rank_log.rank_log_write(pages) == 3
+
+    assert purge_rank_log.delay().get() == 1  # r1
+
+    stored = RankLogItemSignals.objects.for_customer(shop)
+    assert sorted(set(stored.values_list("signals_version", flat=True))) == [2, 3]
+    for page in pages[1:]:
+        logged = rank_log.logged_features(RankLog.objects.get(request_id=page.request_id))
+        np.testing.assert_array_equal(logged, rank_log.feature_matrix(page.features))  # type: ignore[arg-type]

@@ -12,12 +12,12 @@ from django.utils import timezone
 
 from events.models import Event
 from ranking.learning import rank_log
-from ranking.learning.rank_log import feature_matrix
+from ranking.learning.rank_log import logged_features, logged_relevance
 from ranking.learning.replay import PastRequest, features_as_of
 from ranking.models import RankLog
 from ranking.services import signals_refresh
 from ranking.signals import refresh
-from ranking.signals.schema import FEATURE_INDEX, FEATURES, N_ITEM, QUERY_SLICE, RELEVANCE_COLUMN
+from ranking.signals.schema import FEATURE_INDEX, FEATURES, N_ITEM, QUERY_SLICE
 from tests.conftest import ApiCaller
 from tests.factories import CustomerFactory, ItemFactory
 from tests.ranking.helpers import put_items, rank, send_events
@@ -130,14 +130,15 @@ def test_rebuilt_features_equal_the_logged_ones_when_signals_were_fresh(api: Api
                 query=row.query,
                 shopper_key=row.shopper_key,
                 item_ids=tuple(row.item_ids),
-                relevance=feature_matrix(bytes(row.features))[:, RELEVANCE_COLUMN],
+                relevance=logged_relevance(bytes(row.features), len(row.item_ids)),
                 signals_at=row.signals_at,
             )
             for row in logged
         ],
     )
 
-    logged_features = np.concatenate([feature_matrix(bytes(row.features)) for row in logged])
+    assert all(row.items_by_reference for row in logged)  # the item columns stored once a version
+    logged_features = np.concatenate([features_of(row) for row in logged])
     rebuilt_features = np.concatenate(rebuilt)
     # Every family of features is exercised, not left at its default.
     column = FEATURE_INDEX
@@ -155,6 +156,12 @@ def test_rebuilt_features_equal_the_logged_ones_when_signals_were_fresh(api: Api
     # Equal, up to the order in which sums of floats were added (the database's or numpy's).
     np.testing.assert_allclose(rebuilt_features, logged_features, rtol=2e-6, atol=1e-6)
     assert (rebuilt_features == logged_features).mean() > 0.97
+
+
+def features_of(row: RankLog) -> np.ndarray:
+    features = logged_features(row)
+    assert features is not None
+    return features
 
 
 def test_a_rebuilt_moment_never_counts_later_events() -> None:
