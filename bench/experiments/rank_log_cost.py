@@ -1,12 +1,14 @@
 """What a rank-log entry costs to write, in the API worker and in PostgreSQL: docs/performance.md,
-"The rank log's share". On a bench shop a `bench/compare.py --keep` run left (its
-`BENCH_DATABASE` and `BENCH_NAMESPACE`), 2,000 requests of 100 candidates go through the
+"The rank log's item columns by reference". On a bench shop a `bench/compare.py --keep` run left
+(its `BENCH_DATABASE` and `BENCH_NAMESPACE`), 2,000 requests of 100 candidates go through the
 service's WSGI app in process; their rank-log entries are then written (new request ids each
-time, batches of 330: a second's worth for one worker at 660 requests a second) into the rank
-log's table, into a copy of it without the foreign key to the customer, into a copy whose
-features column is stored uncompressed, and into one that keeps a row whole in its heap page
-(toast_tuple_target 8160), three rounds in turn. PostgreSQL's CPU is read from its
-backend's /proc entry (clock ticks: read the means, not one round). The rows written are deleted.
+time, batches of 330: a second's worth for one worker at 660 requests a second) three ways, three
+rounds in turn: whole (the features of every column in the row, as rows without a signal version
+are, and as every row was before the item columns went by reference); by reference with the
+items' columns stored already (a process serving a version it has logged for a while); and by
+reference under a signal version new to the process and the database (every item's columns
+inserted once: the first seconds after a refresh). PostgreSQL's CPU is read from its backend's
+/proc entry (clock ticks: read the means, not one round). The rows written are deleted.
 
     BENCH_DATABASE=rankwell_bench_shared BENCH_NAMESPACE=rwbenchshared \\
         REDIS_URL=redis://127.0.0.1:6379/14 .venv/bin/python bench/experiments/rank_log_cost.py
@@ -30,11 +32,8 @@ import rank  # bench/rank.py
 
 REQUESTS = 2000
 BATCH = 330
-COPIES = {
-    "without the foreign key": "scratch_rank_log_no_fk",
-    "features uncompressed": "scratch_rank_log_external",
-    "rows kept whole (toast_tuple_target 8160)": "scratch_rank_log_inline",
-}
+# Signal versions no refresh will reach, for the rounds under a new version (deleted after).
+SCRATCH_VERSION = 2_000_000_000
 
 
 def main() -> None:
@@ -64,57 +63,55 @@ def main() -> None:
     entries = rank_log.buffer.drain(10**6)
     assert len(entries) == REQUESTS, len(entries)
     table = RankLog._meta.db_table
+    assert all(entry.signals_version is not None for entry in entries), "a refreshed shop"
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         backend = cursor.fetchone()[0]
-        for copy in COPIES.values():  # LIKE copies the indexes, not the foreign key
-            cursor.execute(f"DROP TABLE IF EXISTS {copy}")
-            cursor.execute(f"CREATE TABLE {copy} (LIKE {table} INCLUDING ALL)")
-        cursor.execute(
-            f"ALTER TABLE {COPIES['features uncompressed']} "
-            "ALTER COLUMN features SET STORAGE EXTERNAL"
-        )
-        cursor.execute(
-            f"ALTER TABLE {COPIES['rows kept whole (toast_tuple_target 8160)']} "
-            "SET (toast_tuple_target = 8160)"
-        )
     tick = os.sysconf("SC_CLK_TCK")
 
     def backend_cpu() -> float:
         fields = Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / tick
 
-    targets = {"the rank log": table, **COPIES}
-    found: dict[str, dict[str, list[float]]] = {
-        name: {"worker": [], "postgres": []} for name in targets
-    }
+    ways = ["whole", "by reference, items stored already", "by reference, a new signal version"]
+    found: dict[str, dict[str, list[float]]] = {way: {"worker": [], "postgres": []} for way in ways}
+    rank_log.rank_log_write(entries[:BATCH])  # the served version's items, stored once
     try:
-        for _ in range(3):
-            for name, target in targets.items():
-                RankLog._meta.db_table = target
+        for round_ in range(3):
+            for way in ways:
                 fresh = [replace(entry, request_id=uuid.uuid4().hex) for entry in entries]
+                if way == "whole":
+                    fresh = [replace(entry, signals_version=None) for entry in fresh]
+                elif way.endswith("new signal version"):
+                    version = SCRATCH_VERSION + round_
+                    fresh = [replace(entry, signals_version=version) for entry in fresh]
+                remembered = {key: set(ids) for key, ids in rank_log._stored_items.items()}
                 worker, postgres = time.process_time(), backend_cpu()
                 for start in range(0, len(fresh), BATCH):
                     rank_log.rank_log_write(fresh[start : start + BATCH])
-                found[name]["worker"].append((time.process_time() - worker) / len(fresh))
-                found[name]["postgres"].append((backend_cpu() - postgres) / len(fresh))
+                found[way]["worker"].append((time.process_time() - worker) / len(fresh))
+                found[way]["postgres"].append((backend_cpu() - postgres) / len(fresh))
+                # The process goes on serving the shop's version: it remembers its items still.
+                rank_log._stored_items.clear()
+                rank_log._stored_items.update(remembered)
     finally:
-        RankLog._meta.db_table = table
         with connection.cursor() as cursor:
-            for copy in COPIES.values():
-                cursor.execute(f"DROP TABLE IF EXISTS {copy}")
-            # Every row this run wrote into the rank log itself.
+            # Every row this run wrote into the rank log itself, and the scratch versions' items.
             cursor.execute(
                 sql.SQL("DELETE FROM {} WHERE created_at >= to_timestamp(%s)").format(
                     sql.Identifier(table)
                 ),
                 [started],
             )
+            cursor.execute(
+                "DELETE FROM ranking_ranklogitemsignals WHERE signals_version >= %s",
+                [SCRATCH_VERSION],
+            )
     print(f"{len(entries)} entries, {len(entries[0].features)} bytes of features each")
-    for name, sides in found.items():
+    for way, sides in found.items():
         worker = statistics.mean(sides["worker"]) * 1e6
         postgres = statistics.mean(sides["postgres"]) * 1e6
-        print(f"  {name:42s} worker {worker:5.1f} us an entry, PostgreSQL {postgres:5.1f} us")
+        print(f"  {way:40s} worker {worker:5.1f} us an entry, PostgreSQL {postgres:5.1f} us")
 
 
 if __name__ == "__main__":
