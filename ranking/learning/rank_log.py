@@ -401,9 +401,14 @@ _stored_items: dict[tuple[int, int], set[str]] = {}
 _REMEMBERED_LIMIT = 200_000
 _NOTHING: frozenset[str] = frozenset()
 
+# In the order given (sorted): two processes storing the same new items wait for one another
+# instead of deadlocking, as they did in unsorted batches.
 _ITEMS_INSERT = (
     "INSERT INTO ranking_ranklogitemsignals (customer_id, signals_version, item_id, signals)"
-    " SELECT * FROM unnest(%s::bigint[], %s::integer[], %s::text[], %s::bytea[])"
+    " SELECT customer_id, signals_version, item_id, signals"
+    " FROM unnest(%s::bigint[], %s::integer[], %s::text[], %s::bytea[])"
+    " WITH ORDINALITY AS given (customer_id, signals_version, item_id, signals, position)"
+    " ORDER BY position"
     " ON CONFLICT (customer_id, signals_version, item_id) DO NOTHING"
 )
 
@@ -451,7 +456,7 @@ def _remember(items: dict[tuple[int, int, str], bytes]) -> None:
     for customer_id, version, item_id in items:
         stored = _stored_items.get((customer_id, version))
         if stored is None:
-            older = sorted(key for key in _stored_items if key[0] == customer_id)
+            older = sorted(key for key in list(_stored_items) if key[0] == customer_id)
             for key in older[:-1]:
                 del _stored_items[key]
             stored = _stored_items[(customer_id, version)] = set()
@@ -466,7 +471,7 @@ def _store_items(items: dict[tuple[int, int, str], bytes]) -> None:
         return
     if connection.vendor == "postgresql":
         columns: tuple[list[int], list[int], list[str], list[bytes]] = ([], [], [], [])
-        for (customer_id, version, item_id), signals in items.items():
+        for (customer_id, version, item_id), signals in sorted(items.items()):
             columns[0].append(customer_id)
             columns[1].append(version)
             columns[2].append(item_id)
@@ -479,7 +484,7 @@ def _store_items(items: dict[tuple[int, int, str], bytes]) -> None:
             RankLogItemSignals(
                 customer_id=customer_id, signals_version=version, item_id=item_id, signals=signals
             )
-            for (customer_id, version, item_id), signals in items.items()
+            for (customer_id, version, item_id), signals in sorted(items.items())
         ],
         batch_size=500,
         ignore_conflicts=True,

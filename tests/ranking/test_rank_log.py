@@ -4,6 +4,7 @@ training set joins it with what shoppers did."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -329,3 +330,49 @@ def test_the_purge_keeps_the_item_columns_of_every_version_a_kept_row_can_refer_
     for page in pages[1:]:
         logged = rank_log.logged_features(RankLog.objects.get(request_id=page.request_id))
         np.testing.assert_array_equal(logged, rank_log.feature_matrix(page.features))  # type: ignore[arg-type]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_processes_storing_the_same_new_items_at_once_never_deadlock() -> None:
+    """Right after a refresh every writing process stores the new version's items; two that
+    stored overlapping pages in different orders deadlocked (one batch lost). Sorted, one waits."""
+    shop = CustomerFactory().pk
+    items = "".join(chr(0x4E00 + n) for n in range(3000))  # 3,000 one-letter item ids
+    versions = [Version(number, seed=number) for number in (7, 8, 9)]  # three refreshes
+    pages = [
+        [version.page(f"p{n}", shop, items[n * 100 : n * 100 + 100]) for n in range(30)]
+        for version in versions
+    ]
+    start = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def write(tag: str, backwards: bool) -> None:
+        try:
+            start.wait()
+            for round_, version_pages in enumerate(pages):
+                own = version_pages[::-1] if backwards else version_pages
+                rank_log.rank_log_write(
+                    [replace(page, request_id=f"{tag}{round_}{page.request_id}") for page in own]
+                )
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=write, args=("a", False)),
+        threading.Thread(target=write, args=("b", True)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert failures == []
+    assert RankLog.objects.filter(customer_id=shop).count() == 2 * 3 * 30
+    assert RankLogItemSignals.objects.filter(customer_id=shop).count() == 3 * 3000
+    row = RankLog.objects.get(request_id="b2p3")
+    np.testing.assert_array_equal(
+        rank_log.logged_features(row),  # type: ignore[arg-type]
+        rank_log.feature_matrix(pages[2][3].features),
+    )
