@@ -398,7 +398,7 @@ def _json_bytes(value: Any) -> bytes | str:
 # sending them). A row the set wrongly counts as stored (purged since) is found missing when
 # training reads it, and that request is rebuilt: never a wrong feature.
 _stored_items: dict[tuple[int, int], set[str]] = {}
-_REMEMBERED_LIMIT = 200_000
+_REMEMBERED_LIMIT = 50_000
 _NOTHING: frozenset[str] = frozenset()
 
 # In the order given (sorted): two processes storing the same new items wait for one another
