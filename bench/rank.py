@@ -463,7 +463,7 @@ def floor_setup(prefix: str) -> dict[str, str]:
 
     from ranking.learning.artifacts import artifact_read
     from ranking.learning.compiled import compile_model
-    from ranking.learning.rank_log import logged_matrix, version_items
+    from ranking.learning.rank_log import VersionItems, logged_matrix
     from ranking.models import RankingModel, RankLog
     from ranking.signals.schema import FEATURES
 
@@ -473,15 +473,11 @@ def floor_setup(prefix: str) -> dict[str, str]:
     assert compiled.width == width, (compiled.width, width)
     features: dict[str, bytes] = {}
     logged = RankLog.objects.filter(customer=model.customer).order_by("id")
-    versions: dict[int, dict[str, bytes]] = {}  # the item columns stored by reference
+    versions = VersionItems(model.customer_id)  # the item columns stored by reference
     for item_ids, blob, version, by_reference in logged.values_list(
         "item_ids", "features", "signals_version", "items_by_reference"
     ).iterator(chunk_size=500):
-        items = None
-        if by_reference:
-            if version not in versions:
-                versions[version] = version_items(model.customer_id, version)
-            items = versions[version]
+        items = versions.of(version) if by_reference else None
         rows = logged_matrix(bytes(blob), item_ids, items)
         for item_id, row in zip(item_ids, rows if rows is not None else (), strict=False):
             features[item_id] = row.tobytes()

@@ -28,7 +28,7 @@ from django.conf import settings
 from events.models import Event, EventType
 from events.queries import shopper_key
 from ranking.engine.features import standardised_relevance
-from ranking.learning.rank_log import logged_matrix, logged_relevance, version_items
+from ranking.learning.rank_log import VersionItems, logged_matrix, logged_relevance
 from ranking.learning.replay import PastRequest, features_as_of
 from ranking.models import RankLog
 from ranking.signals.schema import FEATURE_INDEX, FEATURES, SCHEMA_HASH
@@ -228,7 +228,7 @@ def logged_requests(
             "items_by_reference",
         )
     )
-    items = _VersionItems(customer_id)
+    items = VersionItems(customer_id)
     for (
         request_id,
         created_at,
@@ -291,28 +291,6 @@ def logged_requests(
             surface,
             swapped_at or 0,
         )
-
-
-class _VersionItems:
-    """The item columns the rank log stored per signal version of a customer, read a version at
-    a time as the time-ordered rows reach it; the last two versions kept (workers may serve the
-    old and the new version for a moment after a refresh), some 25 MB a version of 100,000
-    items served."""
-
-    KEPT = 2
-
-    def __init__(self, customer_id: int) -> None:
-        self.customer_id = customer_id
-        self.versions: dict[int, dict[str, bytes]] = {}
-
-    def of(self, version: int) -> dict[str, bytes]:
-        rows = self.versions.pop(version, None)
-        if rows is None:
-            rows = version_items(self.customer_id, version)
-        self.versions[version] = rows  # the newest last
-        while len(self.versions) > self.KEPT:
-            del self.versions[next(iter(self.versions))]
-        return rows
 
 
 def impression_requests(

@@ -174,6 +174,28 @@ def version_items(
     return {item_id: bytes(signals) for item_id, signals in rows.values_list("item_id", "signals")}
 
 
+class VersionItems:
+    """The item columns the rank log stored per signal version of a customer, read a version at
+    a time as the time-ordered rows reach it; the last two versions kept (workers may serve the
+    old and the new version for a moment after a refresh), some 25 MB a version of 100,000
+    items served."""
+
+    KEPT = 2
+
+    def __init__(self, customer_id: int) -> None:
+        self.customer_id = customer_id
+        self.versions: dict[int, dict[str, bytes]] = {}
+
+    def of(self, version: int) -> dict[str, bytes]:
+        rows = self.versions.pop(version, None)
+        if rows is None:
+            rows = version_items(self.customer_id, version)
+        self.versions[version] = rows  # the newest last
+        while len(self.versions) > self.KEPT:
+            del self.versions[next(iter(self.versions))]
+        return rows
+
+
 def logged_features(log: RankLog) -> np.ndarray | None:
     """One logged row's features, whole: None when its item columns are gone."""
     items = (
