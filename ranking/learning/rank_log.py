@@ -75,6 +75,9 @@ class RankLogEntry:
     teams: str | None = None  # interleaved requests: the team per position
     # {"<experiment id>": variant} of the shopper's experiments in other layers; None for none.
     layer_variants: dict[str, str] | None = None
+    # `features` holds only the columns after the item ones (N_ITEM on): the item columns of
+    # every position are stored already for (customer, signals_version), found so at record time.
+    items_by_reference: bool = False
 
     def to_payload(self) -> dict[str, Any]:
         """JSON-safe, for the Celery message."""
@@ -98,6 +101,7 @@ class RankLogEntry:
             "rule_holdouts": self.rule_holdouts,
             "teams": self.teams,
             "layer_variants": self.layer_variants,
+            "items_by_reference": self.items_by_reference,
         }
 
     @classmethod
@@ -122,6 +126,7 @@ class RankLogEntry:
             rule_holdouts=payload.get("rule_holdouts"),
             teams=payload.get("teams"),
             layer_variants=payload.get("layer_variants"),
+            items_by_reference=bool(payload.get("items_by_reference", False)),
         )
 
     @property
@@ -260,8 +265,24 @@ def record(
     layer_variants: dict[str, str] | None = None,
 ) -> None:
     """Remember one served request: the shown items in order and their feature rows (the first
-    RANK_LOG_MAX_POSITIONS positions). An in-memory append; never touches the database."""
+    RANK_LOG_MAX_POSITIONS positions). An in-memory append; never touches the database.
+
+    When this process has stored the item columns of every shown item for the signal version
+    already (the usual case a second after a version is first served), the entry keeps only the
+    other columns: the split is done here, a few microseconds a request, instead of in the flush,
+    where it held the GIL for milliseconds at a time once a second against the requests of the
+    process (the p99 of /v1/rank, docs/performance.md)."""
     keep = _max_positions()
+    shown = item_ids[:keep]
+    matrix = features[:keep]
+    split = (
+        signals_version is not None
+        and not degraded
+        and matrix.shape[1] == len(FEATURES)
+        and _stored_items.get((customer_id, signals_version), _NOTHING).issuperset(shown)
+    )
+    if split:
+        matrix = matrix[:, N_ITEM:]
     buffer.append(
         RankLogEntry(
             customer_id=customer_id,
@@ -270,8 +291,8 @@ def record(
             query=query,
             shopper_key=shopper_key,
             model=model,
-            item_ids=item_ids[:keep],
-            features=np.ascontiguousarray(features[:keep], dtype=FEATURE_DTYPE).tobytes(),
+            item_ids=shown,
+            features=np.ascontiguousarray(matrix, dtype=FEATURE_DTYPE).tobytes(),
             created_at=at or timezone.now(),
             category=category,
             signals_version=signals_version,
@@ -283,6 +304,7 @@ def record(
             rule_holdouts=rule_holdouts,
             teams=None if teams is None else teams[:keep],
             layer_variants=layer_variants,
+            items_by_reference=split,
         )
     )
 
@@ -457,6 +479,9 @@ def _split(entries: list[RankLogEntry]) -> tuple[list[_Row], dict[tuple[int, int
     rows: list[_Row] = []
     items: dict[tuple[int, int, str], bytes] = {}
     for entry in entries:
+        if entry.items_by_reference:  # split when recorded
+            rows.append(_Row(entry, entry.features, True))
+            continue
         if not _by_reference(entry):
             rows.append(_Row(entry, entry.features, False))
             continue
@@ -602,12 +627,16 @@ def flush(*, limit: int | None = None) -> int:
 
     Called by the runtime-sync thread every second, at exit, and explicitly by the simulator and
     tests. With eager Celery (embedded default, tests) the batches are written right here, as the
-    task would.
+    task would. Only what was buffered when the flush began is sent: the requests that arrive
+    meanwhile wait for the next flush, instead of each costing a transaction of a few rows (the
+    flush chased them in batches of one to five, about a millisecond of the process's CPU each).
     """
     batch_size = settings.RANK_LOG_FLUSH_BATCH
+    pending = len(buffer)
+    limit = pending if limit is None else min(limit, pending)
     sent = 0
-    while len(buffer) and (limit is None or sent < limit):
-        batch = buffer.drain(batch_size if limit is None else min(batch_size, limit - sent))
+    while sent < limit:
+        batch = buffer.drain(min(batch_size, limit - sent))
         if not batch:
             break
         if settings.CELERY_TASK_ALWAYS_EAGER:
