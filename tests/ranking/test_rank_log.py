@@ -376,3 +376,83 @@ def test_processes_storing_the_same_new_items_at_once_never_deadlock() -> None:
         rank_log.logged_features(row),  # type: ignore[arg-type]
         rank_log.feature_matrix(pages[2][3].features),
     )
+
+
+def record_page(page: rank_log.RankLogEntry) -> rank_log.RankLogEntry:
+    """Record `page` as a served request would, and return the entry buffered for it."""
+    rank_log.record(
+        customer_id=page.customer_id,
+        request_id=page.request_id,
+        surface=page.surface,
+        query=page.query,
+        shopper_key=page.shopper_key,
+        model=page.model,
+        item_ids=page.item_ids,
+        features=rank_log.feature_matrix(page.features),
+        signals_version=page.signals_version,
+        signals_at=page.signals_at,
+        degraded=page.degraded,
+    )
+    return rank_log.buffer.entries[-1]
+
+
+def test_a_page_whose_item_columns_are_stored_is_split_when_recorded_and_reads_back_exact(
+    api: ApiCaller, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once this process has stored a version's item columns, a request showing only those items
+    keeps just its other columns from the moment it is recorded (the flush then only copies it);
+    a page with an item not stored yet, or a degraded one, is kept whole. Every row reads back
+    bit for bit, written here or by a Celery worker."""
+    shop = api.customer.pk
+    version = Version(1, seed=4)
+    assert rank_log.rank_log_write([version.page("r0", shop, "abcd")]) == 1
+
+    known = version.page("r1", shop, "dba")
+    new_item = version.page("r2", shop, "abe")
+    degraded = replace(version.page("r3", shop, "ab"), degraded=True)
+    other_version = Version(2, seed=5).page("r4", shop, "ab")
+    buffered = [record_page(page) for page in (known, new_item, degraded, other_version)]
+
+    assert [entry.items_by_reference for entry in buffered] == [True, False, False, False]
+    assert len(buffered[0].features) == 3 * (len(FEATURES) - N_ITEM) * 4
+    assert buffered[1].features == new_item.features
+
+    # The broker's message carries the split entry as it is.
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    sent: list[dict[str, Any]] = []
+    monkeypatch.setattr(current_app, "send_task", lambda name, **options: sent.append(options))
+    assert rank_log.flush() == 4
+    rank_log.reset()  # the Celery worker: another process, which has stored nothing
+    assert sum(flush_rank_log(*message["args"]) for message in sent) == 4
+
+    for page in (known, new_item, degraded, other_version):
+        row = RankLog.objects.get(request_id=page.request_id)
+        assert row.items_by_reference == (not page.degraded)
+        np.testing.assert_array_equal(
+            rank_log.logged_features(row),  # type: ignore[arg-type]
+            rank_log.feature_matrix(page.features),
+        )
+    assert RankLogItemSignals.objects.filter(customer_id=shop, signals_version=1).count() == 5
+
+
+def test_a_flush_sends_what_was_buffered_when_it_began(
+    api: ApiCaller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Requests keep arriving while a flush writes: they wait for the next flush instead of
+    keeping this one going a few rows at a time."""
+    shop = api.customer.pk
+    for n in range(3):
+        rank_log.buffer.append(entry(f"r{n}", shop))
+    write = rank_log.rank_log_write
+    arrivals = iter(range(100))
+
+    def write_while_requests_arrive(entries: list[rank_log.RankLogEntry]) -> int:
+        rank_log.buffer.append(entry(f"late{next(arrivals)}", shop))
+        return write(entries)
+
+    monkeypatch.setattr(rank_log, "rank_log_write", write_while_requests_arrive)
+
+    assert rank_log.flush() == 3
+    assert [e.request_id for e in rank_log.buffer.entries] == ["late0"]
+    assert rank_log.flush() == 1
+    assert RankLog.objects.filter(customer_id=shop).count() == 4
