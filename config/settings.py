@@ -211,6 +211,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "ranking.tasks.train_model": {"queue": "training"},
     "ranking.tasks.flush_rank_log": {"queue": "ranklog"},
+    "ranking.tasks.flush_rank_log_split": {"queue": "ranklog"},
     "ranking.tasks.*": {"queue": "signals"},
 }
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

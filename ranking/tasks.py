@@ -72,7 +72,23 @@ class RankLogFlushTask(Task):
     time_limit=60,
 )
 def flush_rank_log(entries: list[dict[str, Any]]) -> int:
-    """Write one batch of rank-log entries. Idempotent: a request id already logged is skipped."""
+    """Write one batch of rank-log entries. Idempotent: a request id already logged is skipped.
+    (Sent by API processes from before `flush_rank_log_split`.)"""
+    return rank_log.rank_log_write([rank_log.RankLogEntry.from_payload(e) for e in entries])
+
+
+@shared_task(
+    base=RankLogFlushTask,
+    autoretry_for=(OperationalError,),
+    retry_backoff=2,
+    max_retries=5,
+    acks_late=True,
+    soft_time_limit=50,
+    time_limit=60,
+)
+def flush_rank_log_split(entries: list[dict[str, Any]]) -> int:
+    """Write one batch of rank-log entries, some of them split when recorded (`rank_log._send`).
+    Idempotent, as `flush_rank_log`."""
     return rank_log.rank_log_write([rank_log.RankLogEntry.from_payload(e) for e in entries])
 
 

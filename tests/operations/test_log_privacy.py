@@ -27,7 +27,7 @@ from tests.operations.conftest import ROOT
 from tests.processes import celery_worker_command, free_port
 
 QUEUE = f"ops-privacy-{NAMESPACE}"
-TASK = "ranking.tasks.flush_rank_log"
+TASK = "ranking.tasks.flush_rank_log_split"
 SHOPPER = "u:shopper-7f3a9c-private"
 QUERY = "pregnancy test discreet"
 

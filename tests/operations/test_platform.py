@@ -167,6 +167,7 @@ def test_every_queue_has_workers_and_training_has_its_own() -> None:
     routed = {
         "ranking.tasks.train_model": "training",
         "ranking.tasks.flush_rank_log": "ranklog",
+        "ranking.tasks.flush_rank_log_split": "ranklog",
         "ranking.tasks.refresh_signals": "signals",
         "ranking.tasks.schedule_model_training": "signals",
         "events.tasks.replay_pending_profile_updates": "default",

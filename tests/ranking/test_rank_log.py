@@ -4,6 +4,7 @@ training set joins it with what shoppers did."""
 
 from __future__ import annotations
 
+import base64
 import threading
 from dataclasses import replace
 from datetime import timedelta
@@ -27,7 +28,7 @@ from ranking.learning.dataset import (
 from ranking.models import RankLog, RankLogItemSignals
 from ranking.services import signals_refresh
 from ranking.signals.schema import FEATURES, N_ITEM, SCHEMA_HASH
-from ranking.tasks import flush_rank_log, purge_rank_log
+from ranking.tasks import flush_rank_log, flush_rank_log_split, purge_rank_log
 from tests.conftest import ApiCaller
 from tests.factories import CustomerFactory, SignalVersionFactory
 from tests.ranking.helpers import put_items, rank
@@ -158,13 +159,18 @@ def test_with_a_broker_batches_go_to_the_flush_task_which_writes_them(
     assert rank_log.flush() == 2
     assert RankLog.objects.count() == 0
     ((task, message),) = sent
-    assert task == flush_rank_log.name
-    assert message["argsrepr"] == "[<2 rank-log entries>]"  # no features or shoppers in logs
+    assert task == flush_rank_log_split.name
+    # No features or shoppers in logs.
+    assert message["argsrepr"] == "[<2 rank-log entries>]"
 
-    assert flush_rank_log(*message["args"]) == 2  # what the worker runs
+    assert flush_rank_log_split(*message["args"]) == 2  # what the worker runs
     logged = RankLog.objects.get(request_id="r2")
     assert logged.item_ids == ["a", "b"]
     assert rank_log.feature_matrix(bytes(logged.features)).shape == (2, len(FEATURES))
+
+    # A message of a process from before the split, to the task it was sent to.
+    assert flush_rank_log([entry("r3", api.customer.pk).to_payload()]) == 1
+    assert RankLog.objects.filter(request_id="r3").exists()
 
 
 def test_item_ids_are_written_as_the_json_they_were_and_an_unwritable_one_costs_only_its_entry(
@@ -423,7 +429,7 @@ def test_a_page_whose_item_columns_are_stored_is_split_when_recorded_and_reads_b
     monkeypatch.setattr(current_app, "send_task", lambda name, **options: sent.append(options))
     assert rank_log.flush() == 4
     rank_log.reset()  # the Celery worker: another process, which has stored nothing
-    assert sum(flush_rank_log(*message["args"]) for message in sent) == 4
+    assert sum(flush_rank_log_split(*message["args"]) for message in sent) == 4
 
     for page in (known, new_item, degraded, other_version):
         row = RankLog.objects.get(request_id=page.request_id)
@@ -456,3 +462,47 @@ def test_a_flush_sends_what_was_buffered_when_it_began(
     assert [e.request_id for e in rank_log.buffer.entries] == ["late0"]
     assert rank_log.flush() == 1
     assert RankLog.objects.filter(customer_id=shop).count() == 4
+
+
+def test_with_a_broker_requests_showing_items_sent_before_go_split(
+    api: ApiCaller, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An API process that hands its batches to Celery counts the items of the rows it sent
+    whole as stored: later requests showing only those items are split when recorded and go
+    with their 10 columns. What the worker writes reads back bit for bit."""
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    sent: list[dict[str, Any]] = []
+    monkeypatch.setattr(current_app, "send_task", lambda name, **options: sent.append(options))
+    shop = api.customer.pk
+    version = Version(1, seed=6)
+    pages = [
+        version.page("r1", shop, "abc"),
+        version.page("r2", shop, "bcd"),
+        version.page("r3", shop, "db"),
+        version.page("r4", shop, "ae"),
+    ]
+    for page in pages[:2]:
+        assert not record_page(page).items_by_reference
+    assert rank_log.flush() == 2
+    assert [record_page(page).items_by_reference for page in pages[2:]] == [True, False]
+    assert rank_log.flush() == 2
+
+    (first,), (later,) = [message["args"] for message in sent]
+    whole = len(FEATURES) * 4
+    assert [len(base64.b64decode(entry["features"])) for entry in first + later] == [
+        3 * whole,
+        3 * whole,
+        2 * (len(FEATURES) - N_ITEM) * 4,
+        2 * whole,
+    ]
+
+    rank_log.reset()  # the Celery worker: another process
+    assert flush_rank_log_split(first) == 2
+    assert flush_rank_log_split(later) == 2
+    for page in pages:
+        row = RankLog.objects.get(request_id=page.request_id)
+        np.testing.assert_array_equal(
+            rank_log.logged_features(row),  # type: ignore[arg-type]
+            rank_log.feature_matrix(page.features),
+        )
+    assert RankLogItemSignals.objects.filter(customer_id=shop).count() == 5
