@@ -51,8 +51,8 @@ FEATURE_DTYPE = np.dtype("<f4")
 # Sent by name: ranking/tasks.py, where the task lives, imports this module. A batch may hold
 # entries split when recorded (`items_by_reference`): it goes to `FLUSH_SPLIT_TASK`, which a
 # worker from before the split does not know and discards, instead of storing a split row as if
-# it were whole. `FLUSH_TASK` stays for the messages of API processes from before.
-FLUSH_TASK = "ranking.tasks.flush_rank_log"
+# it were whole. `ranking.tasks.flush_rank_log` stays for the messages of API processes from
+# before.
 FLUSH_SPLIT_TASK = "ranking.tasks.flush_rank_log_split"
 
 
