@@ -62,33 +62,34 @@ class RankLogFlushTask(Task):
         return super().apply_async(args, kwargs, *more, **options)
 
 
-@shared_task(
-    base=RankLogFlushTask,
-    autoretry_for=(OperationalError,),
-    retry_backoff=2,
-    max_retries=5,
-    acks_late=True,
-    soft_time_limit=50,
-    time_limit=60,
-)
+# Both flush tasks: retried while the database is away, taken back by the broker from a killed
+# worker (acks_late), and kept short (a batch is a second's entries).
+_FLUSH_TASK_OPTIONS: dict[str, Any] = {
+    "base": RankLogFlushTask,
+    "autoretry_for": (OperationalError,),
+    "retry_backoff": 2,
+    "max_retries": 5,
+    "acks_late": True,
+    "soft_time_limit": 50,
+    "time_limit": 60,
+}
+
+
+@shared_task(**_FLUSH_TASK_OPTIONS)
 def flush_rank_log(entries: list[dict[str, Any]]) -> int:
     """Write one batch of rank-log entries. Idempotent: a request id already logged is skipped.
     (Sent by API processes from before `flush_rank_log_split`.)"""
-    return rank_log.rank_log_write([rank_log.RankLogEntry.from_payload(e) for e in entries])
+    return _write_payloads(entries)
 
 
-@shared_task(
-    base=RankLogFlushTask,
-    autoretry_for=(OperationalError,),
-    retry_backoff=2,
-    max_retries=5,
-    acks_late=True,
-    soft_time_limit=50,
-    time_limit=60,
-)
+@shared_task(**_FLUSH_TASK_OPTIONS)
 def flush_rank_log_split(entries: list[dict[str, Any]]) -> int:
     """Write one batch of rank-log entries, some of them split when recorded (`rank_log._send`).
     Idempotent, as `flush_rank_log`."""
+    return _write_payloads(entries)
+
+
+def _write_payloads(entries: list[dict[str, Any]]) -> int:
     return rank_log.rank_log_write([rank_log.RankLogEntry.from_payload(e) for e in entries])
 
 
